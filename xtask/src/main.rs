@@ -1,0 +1,214 @@
+//! Chores of the workspace, run as `cargo xtask <task>`.
+//!
+//! Tasks:
+//! - `test`: everything CI checks (formatting, lints, every test, the
+//!   dependency invariants, the fuzz targets' smoke run).
+//! - `fuzz [--smoke | --minutes N] [TARGET...]`: run the cargo-fuzz targets.
+//! - `bench [--quick]`: run the benchmarks, ours and the competitors side by side.
+//! - `invariants`: check that the protocol crates depend on no async runtime
+//!   and no HTTP stack.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+mod invariants;
+
+type Result<T> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    let result = match task {
+        "test" => test(rest),
+        "fuzz" => fuzz(rest),
+        "bench" => bench(rest),
+        "invariants" => invariants::check(&root()),
+        "help" | "--help" | "-h" => {
+            print_help();
+            Ok(())
+        }
+        other => Err(format!("unknown task `{other}`; run `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    println!(
+        "cargo xtask <task>\n\n\
+         tasks:\n  \
+         test                          formatting, lints, all tests, invariants, fuzz smoke run\n  \
+         fuzz --smoke [TARGET...]      run each fuzz target briefly\n  \
+         fuzz --minutes N [TARGET...]  run each fuzz target for N minutes\n  \
+         fuzz --build                  build every fuzz target\n  \
+         bench [--quick]               benchmarks, ours beside the competitors\n  \
+         invariants                    check the protocol crates' dependency invariants"
+    );
+}
+
+/// The workspace root (the parent of this crate's directory).
+fn root() -> PathBuf {
+    let manifest = env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let dir = Path::new(&manifest);
+    dir.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf())
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Runs a command, echoing it first, and fails if it fails.
+fn run(step: &str, cmd: &mut Command) -> Result<()> {
+    println!("\n==> {step}");
+    let start = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{step}: could not start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        println!("==> {step}: ok ({:.1}s)", start.elapsed().as_secs_f64());
+        Ok(())
+    } else {
+        Err(format!("{step}: failed ({status})"))
+    }
+}
+
+fn test(args: &[String]) -> Result<()> {
+    let skip_fuzz = args.iter().any(|a| a == "--no-fuzz");
+    run(
+        "formatting (cargo fmt --check)",
+        cargo().args(["fmt", "--all", "--check"]),
+    )?;
+    run(
+        "lints (cargo clippy)",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run(
+        "tests (cargo test)",
+        cargo().args(["test", "--workspace", "--all-features"]),
+    )?;
+    run(
+        "doc tests and rustdoc warnings",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps", "--all-features"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    println!("\n==> dependency invariants");
+    invariants::check(&root())?;
+    run(
+        "benchmarks compile",
+        cargo().args(["bench", "--workspace", "--no-run"]),
+    )?;
+    if skip_fuzz {
+        println!("\n==> fuzz smoke run skipped (--no-fuzz)");
+    } else {
+        fuzz(&["--smoke".to_string()])?;
+    }
+    println!("\nxtask test: all checks passed");
+    Ok(())
+}
+
+fn fuzz_targets() -> Result<Vec<String>> {
+    let dir = root().join("fuzz").join("fuzz_targets");
+    let mut targets = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            if let Some(stem) = path.file_stem() {
+                targets.push(stem.to_string_lossy().into_owned());
+            }
+        }
+    }
+    targets.sort();
+    Ok(targets)
+}
+
+fn fuzz(args: &[String]) -> Result<()> {
+    let mut seconds = None;
+    let mut build_only = false;
+    let mut chosen = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--smoke" => seconds = Some(15),
+            "--build" => build_only = true,
+            "--minutes" => {
+                let n: u64 = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or("--minutes takes a whole number")?;
+                seconds = Some(n * 60);
+            }
+            other if other.starts_with('-') => return Err(format!("unknown fuzz flag `{other}`")),
+            target => chosen.push(target.to_string()),
+        }
+    }
+    if seconds.is_none() && !build_only {
+        return Err("fuzz needs --smoke, --minutes N or --build".into());
+    }
+    if !cargo()
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Err("cargo-fuzz is not installed: run `cargo install cargo-fuzz --locked`".into());
+    }
+    let targets = if chosen.is_empty() { fuzz_targets()? } else { chosen };
+    let fuzz_dir = root().join("fuzz");
+    // cargo-fuzz needs nightly flags; the stable toolchain accepts them with RUSTC_BOOTSTRAP.
+    run(
+        "fuzz targets build",
+        cargo()
+            .current_dir(&fuzz_dir)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args(["fuzz", "build", "--fuzz-dir", "."]),
+    )?;
+    let Some(seconds) = seconds else {
+        return Ok(());
+    };
+    for target in &targets {
+        let corpus = fuzz_dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
+        let seeds = fuzz_dir.join("seeds").join(target);
+        let mut cmd = cargo();
+        cmd.current_dir(&fuzz_dir)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args(["fuzz", "run", "--fuzz-dir", ".", target])
+            .arg(&corpus);
+        if seeds.is_dir() {
+            cmd.arg(&seeds);
+        }
+        cmd.args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=2048"]);
+        run(&format!("fuzz {target} for {seconds}s"), &mut cmd)?;
+    }
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut cmd = cargo();
+    cmd.args(["bench", "--workspace"]);
+    if quick {
+        cmd.args(["--", "--warm-up-time", "0.5", "--measurement-time", "1"]);
+    }
+    run("parser benchmarks (criterion)", &mut cmd)
+}
