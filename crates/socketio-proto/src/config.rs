@@ -1,0 +1,157 @@
+//! Server configuration, with the reference server's defaults.
+
+use std::time::Duration;
+
+/// The transports a session may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transports {
+    /// HTTP long-polling.
+    pub polling: bool,
+    /// WebSocket.
+    pub websocket: bool,
+}
+
+impl Default for Transports {
+    fn default() -> Self {
+        Transports {
+            polling: true,
+            websocket: true,
+        }
+    }
+}
+
+/// Configuration of a server: Engine.IO and Socket.IO options together.
+///
+/// Every default is the reference server's (`engine.io` 6 and `socket.io` 4).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The path of the endpoint, with a trailing slash (`/socket.io/`).
+    pub path: String,
+    /// How often the server pings (v4) or expects a ping (v3). Default 25 s.
+    pub ping_interval: Duration,
+    /// How long the server waits for a pong. Default 20 s.
+    pub ping_timeout: Duration,
+    /// How long a WebSocket upgrade may take. Default 10 s.
+    pub upgrade_timeout: Duration,
+    /// The largest HTTP body and WebSocket message accepted, in bytes. Default 1,000,000.
+    pub max_payload: usize,
+    /// How long a new connection has to join a namespace. Default 45 s.
+    pub connect_timeout: Duration,
+    /// The enabled transports.
+    pub transports: Transports,
+    /// Whether a polling session may upgrade to WebSocket. Default true.
+    pub allow_upgrades: bool,
+    /// Whether Engine.IO v3 (`EIO=3`, Socket.IO v2 clients) is served. Default false.
+    pub allow_eio3: bool,
+    /// The most binary attachments one packet may declare. Default 10.
+    pub max_attachments: usize,
+    /// The most bytes a connection may hold waiting to be sent. When a
+    /// connection goes over it, volatile packets are dropped and other
+    /// packets close the connection ("transport error"). Default 1 MiB.
+    pub max_buffer_size: usize,
+    /// The most packets one polling POST may carry. Default 10,000.
+    pub max_packets_per_payload: usize,
+    /// Serve bare Engine.IO: messages are not decoded as Socket.IO packets
+    /// but reach the application as [`Event::EngineMessage`](crate::Event::EngineMessage),
+    /// and [`Connection::send_message`](crate::Connection::send_message)
+    /// sends them. There is no connect timeout. Default false.
+    pub engine_only: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: "/socket.io/".to_owned(),
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            max_payload: 1_000_000,
+            connect_timeout: Duration::from_millis(45_000),
+            transports: Transports::default(),
+            allow_upgrades: true,
+            allow_eio3: false,
+            max_attachments: 10,
+            max_buffer_size: 1 << 20,
+            max_packets_per_payload: 10_000,
+            engine_only: false,
+        }
+    }
+}
+
+impl Config {
+    /// Sets [`Config::path`], adding the trailing slash if missing.
+    pub fn with_path(mut self, path: &str) -> Self {
+        let mut p = path.to_owned();
+        if !p.ends_with('/') {
+            p.push('/');
+        }
+        self.path = p;
+        self
+    }
+
+    /// Sets [`Config::ping_interval`] and [`Config::ping_timeout`].
+    pub fn with_heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.ping_interval = interval;
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::connect_timeout`].
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::upgrade_timeout`].
+    pub fn with_upgrade_timeout(mut self, timeout: Duration) -> Self {
+        self.upgrade_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::max_payload`].
+    pub fn with_max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// Sets [`Config::transports`].
+    pub fn with_transports(mut self, transports: Transports) -> Self {
+        self.transports = transports;
+        self
+    }
+
+    /// Sets [`Config::allow_upgrades`].
+    pub fn with_allow_upgrades(mut self, allow: bool) -> Self {
+        self.allow_upgrades = allow;
+        self
+    }
+
+    /// Sets [`Config::allow_eio3`].
+    pub fn with_eio3(mut self, allow: bool) -> Self {
+        self.allow_eio3 = allow;
+        self
+    }
+
+    /// Sets [`Config::max_attachments`].
+    pub fn with_max_attachments(mut self, max: usize) -> Self {
+        self.max_attachments = max;
+        self
+    }
+
+    /// Sets [`Config::engine_only`] (and the path to `/engine.io/` when on,
+    /// as the reference Engine.IO server).
+    pub fn with_engine_only(mut self, on: bool) -> Self {
+        self.engine_only = on;
+        if on {
+            self.path = "/engine.io/".to_owned();
+        }
+        self
+    }
+
+    /// Sets [`Config::max_buffer_size`].
+    pub fn with_max_buffer_size(mut self, bytes: usize) -> Self {
+        self.max_buffer_size = bytes;
+        self
+    }
+}

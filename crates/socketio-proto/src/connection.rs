@@ -1,0 +1,1188 @@
+//! One Engine.IO session and the Socket.IO sockets it carries.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use engineio_packet::{Data, Handshake, Packet as EioPacket, ProtocolVersion as EioVersion, Str};
+use socketio_packet::{Decoder, Packet, PacketKind, Payload, ProtocolVersion};
+
+use crate::config::Config;
+use crate::http::{ContentType, HttpError, Method, Request, Response};
+use crate::ids::IdGenerator;
+use crate::types::{
+    DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, RequestId, SendError,
+    Transmit, TransportKind,
+};
+
+/// How long a closing polling session waits for the GET that takes its
+/// last packets (the reference's `closeTimeout`).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One packet waiting in the send buffer.
+#[derive(Debug, Clone)]
+enum Out {
+    /// A control packet (ping, pong, noop, close, open).
+    Control(EioPacket),
+    /// A text message, with its leading `4`.
+    Text(Str),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+impl Out {
+    fn size(&self) -> usize {
+        match self {
+            Out::Control(_) => 1,
+            Out::Text(s) => s.len(),
+            Out::Binary(b) => b.len(),
+        }
+    }
+
+    fn into_packet(self) -> EioPacket {
+        match self {
+            Out::Control(p) => p,
+            Out::Text(s) => EioPacket::Message(Data::Text(s.slice_ref(&s[1..]))),
+            Out::Binary(b) => EioPacket::Message(Data::Binary(b)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Draining the buffer before closing ("forced close" and friends).
+    Closing(DisconnectReason),
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upgrade {
+    None,
+    /// A WebSocket opened for this session; waiting for `2probe`.
+    Opened { ws: RequestId },
+    /// `3probe` sent; waiting for `5`.
+    Probed { ws: RequestId },
+}
+
+#[derive(Debug)]
+struct Socket {
+    nsp: Str,
+    sid: Str,
+    /// Acks this server waits for: id and deadline.
+    acks: Vec<(u64, Instant)>,
+    next_ack_id: u64,
+}
+
+#[derive(Debug)]
+enum Transport {
+    Polling {
+        /// The GET held until there is something to send.
+        pending_get: Option<RequestId>,
+        /// Engine.IO v3 only: the client reads binary payloads.
+        binary: bool,
+    },
+    WebSocket(RequestId),
+}
+
+/// One Engine.IO session and its Socket.IO sockets: the per-connection half
+/// of the server.
+///
+/// Methods come in four kinds:
+/// - getters (`&self`);
+/// - `handle_*`: input from the network and the clock, `now` first;
+/// - commands from the application: [`accept`](Connection::accept),
+///   [`reject`](Connection::reject), [`emit`](Connection::emit),
+///   [`emit_with_ack`](Connection::emit_with_ack), [`ack`](Connection::ack),
+///   [`send_encoded`](Connection::send_encoded),
+///   [`disconnect`](Connection::disconnect), [`close`](Connection::close);
+/// - `poll_*`: output. After any input or command, drain
+///   [`poll_response`](Connection::poll_response),
+///   [`poll_transmit`](Connection::poll_transmit),
+///   [`poll_endpoint_event`](Connection::poll_endpoint_event) and
+///   [`poll_event`](Connection::poll_event), then arm a timer for
+///   [`poll_timeout`](Connection::poll_timeout).
+#[derive(Debug)]
+pub struct Connection {
+    config: Arc<Config>,
+    sid: Str,
+    eio: EioVersion,
+    sio: ProtocolVersion,
+    state: State,
+    transport: Transport,
+    upgrade: Upgrade,
+    upgrade_deadline: Option<Instant>,
+    buffer: VecDeque<Out>,
+    buffered_bytes: usize,
+    /// Frames for a WebSocket other than the session's transport (the probe).
+    side: VecDeque<Transmit>,
+    responses: VecDeque<(RequestId, Response)>,
+    events: VecDeque<Event>,
+    endpoint_events: VecDeque<EndpointEvent>,
+    next_ping: Option<Instant>,
+    pong_deadline: Option<Instant>,
+    close_deadline: Option<Instant>,
+    connect_deadline: Option<Instant>,
+    decoder: Decoder,
+    sockets: Vec<Socket>,
+    /// Namespaces whose connect request awaits the application's answer.
+    pending_connects: Vec<Str>,
+    ids: IdGenerator,
+}
+
+/// What opened the session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Opening {
+    Polling { request: RequestId, binary: bool },
+    WebSocket { ws: RequestId },
+}
+
+impl Connection {
+    pub(crate) fn new(
+        now: Instant,
+        config: Arc<Config>,
+        sid: Str,
+        eio: EioVersion,
+        opening: Opening,
+        ids: IdGenerator,
+    ) -> Connection {
+        let sio = match eio {
+            EioVersion::V3 => ProtocolVersion::V4,
+            EioVersion::V4 => ProtocolVersion::V5,
+        };
+        let transport = match opening {
+            Opening::Polling { binary, .. } => Transport::Polling {
+                pending_get: None,
+                binary,
+            },
+            Opening::WebSocket { ws } => Transport::WebSocket(ws),
+        };
+        let mut conn = Connection {
+            decoder: Decoder::new(sio, config.max_attachments),
+            sid,
+            eio,
+            sio,
+            state: State::Open,
+            transport,
+            upgrade: Upgrade::None,
+            upgrade_deadline: None,
+            buffer: VecDeque::new(),
+            buffered_bytes: 0,
+            side: VecDeque::new(),
+            responses: VecDeque::new(),
+            events: VecDeque::new(),
+            endpoint_events: VecDeque::new(),
+            next_ping: None,
+            pong_deadline: None,
+            close_deadline: None,
+            connect_deadline: (!config.engine_only).then(|| now + config.connect_timeout),
+            sockets: Vec::new(),
+            pending_connects: Vec::new(),
+            ids,
+            config,
+        };
+        let upgrades = match opening {
+            Opening::Polling { .. } if conn.config.allow_upgrades && conn.config.transports.websocket => {
+                vec!["websocket".to_owned()]
+            }
+            _ => Vec::new(),
+        };
+        let handshake = Handshake {
+            sid: conn.sid.to_string(),
+            upgrades,
+            ping_interval: conn.config.ping_interval.as_millis() as u64,
+            ping_timeout: conn.config.ping_timeout.as_millis() as u64,
+            max_payload: conn.config.max_payload as u64,
+        };
+        conn.buffer.push_back(Out::Control(EioPacket::Open(handshake)));
+        match eio {
+            // v4: the server pings, first one interval after the handshake.
+            EioVersion::V4 => conn.next_ping = Some(now + conn.config.ping_interval),
+            // v3: the client pings; the server waits interval + timeout.
+            EioVersion::V3 => {
+                conn.pong_deadline = Some(now + conn.config.ping_interval + conn.config.ping_timeout)
+            }
+        }
+        if let Opening::Polling { request, .. } = opening {
+            // The handshake GET is answered at once with the open packet.
+            conn.set_pending_get(request);
+            conn.flush_polling();
+        }
+        if eio == EioVersion::V3 && !conn.config.engine_only {
+            // Socket.IO v4: the server connects the client to `/` at once.
+            conn.pending_connects.push(Str::from_static("/"));
+            conn.events.push_back(Event::ConnectRequest {
+                nsp: Str::from_static("/"),
+                auth: None,
+                query: None,
+            });
+        }
+        conn
+    }
+
+    // ----- getters -----
+
+    /// The Engine.IO session id.
+    pub fn sid(&self) -> &Str {
+        &self.sid
+    }
+
+    /// The Engine.IO protocol version the client speaks.
+    pub fn engine_version(&self) -> EioVersion {
+        self.eio
+    }
+
+    /// The Socket.IO protocol version the client speaks.
+    pub fn socket_version(&self) -> ProtocolVersion {
+        self.sio
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> TransportKind {
+        match self.transport {
+            Transport::Polling { .. } => TransportKind::Polling,
+            Transport::WebSocket(_) => TransportKind::WebSocket,
+        }
+    }
+
+    /// Whether the session is closed (nothing more will come out but what
+    /// is already queued).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The socket id on `nsp`, if a socket is connected there.
+    pub fn socket_id(&self, nsp: &str) -> Option<&Str> {
+        self.sockets.iter().find(|s| &*s.nsp == nsp).map(|s| &s.sid)
+    }
+
+    /// The connected sockets: namespace and socket id.
+    pub fn sockets(&self) -> impl Iterator<Item = (&Str, &Str)> {
+        self.sockets.iter().map(|s| (&s.nsp, &s.sid))
+    }
+
+    /// Bytes waiting in the send buffer.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    // ----- input -----
+
+    /// Handles an HTTP request (or WebSocket upgrade request) routed to this
+    /// session by [`Endpoint::handle_request`](crate::Endpoint::handle_request).
+    ///
+    /// The answer comes out of [`poll_response`](Connection::poll_response),
+    /// at once or, for a long-polling GET, when there is something to send.
+    /// For a WebSocket request, the socket keeps `id`: frames for it come out
+    /// of [`poll_transmit`](Connection::poll_transmit).
+    pub fn handle_request(&mut self, now: Instant, id: RequestId, req: Request) {
+        if req.websocket {
+            self.handle_ws_open(now, id);
+            return;
+        }
+        if self.state == State::Closed {
+            self.responses.push_back((id, Response::error(HttpError::UnknownSid)));
+            return;
+        }
+        let Transport::Polling { pending_get, .. } = &self.transport else {
+            // Upgraded: polling requests no longer belong to this session.
+            self.responses.push_back((id, Response::error(HttpError::BadRequest)));
+            return;
+        };
+        match req.method {
+            Method::Get => {
+                if pending_get.is_some() {
+                    // Overlapping polls: the pending one gets a close
+                    // packet, this one a 400, and the session ends.
+                    self.responses.push_back((id, Response::bad_request()));
+                    self.close_now(DisconnectReason::TransportError, true);
+                    return;
+                }
+                self.set_pending_get(id);
+                if self.upgrade != Upgrade::None && self.buffer.is_empty() {
+                    // An upgrade is under way: let the poll return.
+                    self.buffer.push_back(Out::Control(EioPacket::Noop));
+                }
+                self.flush_polling();
+            }
+            Method::Post => self.handle_post(now, id, req),
+            _ => self
+                .responses
+                .push_back((id, Response::error(HttpError::BadRequest))),
+        }
+    }
+
+    fn handle_post(&mut self, now: Instant, id: RequestId, req: Request) {
+        if req.body.len() > self.config.max_payload {
+            self.responses.push_back((id, Response::payload_too_large()));
+            self.close_now(DisconnectReason::TransportError, true);
+            return;
+        }
+        let binary_body = req
+            .content_type
+            .as_deref()
+            .is_some_and(|ct| ct.starts_with("application/octet-stream"));
+        let max = self.config.max_packets_per_payload;
+        let decoded = match (self.eio, binary_body) {
+            (EioVersion::V4, true) => {
+                self.responses.push_back((id, Response::bad_request()));
+                self.close_now(DisconnectReason::TransportError, true);
+                return;
+            }
+            (EioVersion::V4, false) => engineio_packet::payload::v4::decode(req.body, max),
+            (EioVersion::V3, false) => engineio_packet::payload::v3::decode_text(req.body, max),
+            (EioVersion::V3, true) => engineio_packet::payload::v3::decode_binary(req.body, max),
+        };
+        // The reference answers `ok` even when the payload was bad.
+        self.responses.push_back((id, Response::ok()));
+        match decoded {
+            Ok(packets) => {
+                for packet in packets {
+                    if self.state != State::Open {
+                        break;
+                    }
+                    self.on_engine_packet(now, packet, None);
+                }
+            }
+            Err(_) => self.close_now(DisconnectReason::ParseError, true),
+        }
+    }
+
+    fn handle_ws_open(&mut self, now: Instant, ws: RequestId) {
+        let refuse = self.state != State::Open
+            || self.upgrade != Upgrade::None
+            || !matches!(self.transport, Transport::Polling { .. })
+            || !self.config.allow_upgrades;
+        if refuse {
+            self.side.push_back(Transmit::Close { transport: ws });
+            return;
+        }
+        self.upgrade = Upgrade::Opened { ws };
+        self.upgrade_deadline = Some(now + self.config.upgrade_timeout);
+    }
+
+    /// Handles a frame received on a WebSocket of this session.
+    pub fn handle_frame(&mut self, now: Instant, ws: RequestId, frame: Data) {
+        if self.state == State::Closed {
+            return;
+        }
+        let len = match &frame {
+            Data::Text(s) => s.len(),
+            Data::Binary(b) => b.len(),
+        };
+        let decoded = match frame {
+            Data::Text(s) => EioPacket::decode_text(s, self.eio),
+            Data::Binary(b) => EioPacket::decode_binary(b, self.eio),
+        };
+        match self.upgrade {
+            Upgrade::Opened { ws: probe } | Upgrade::Probed { ws: probe } if probe == ws => {
+                self.on_probe_packet(now, ws, decoded.ok());
+                return;
+            }
+            _ => {}
+        }
+        if !matches!(self.transport, Transport::WebSocket(t) if t == ws) {
+            // A frame from a WebSocket this session no longer uses.
+            return;
+        }
+        if len > self.config.max_payload {
+            self.close_now(DisconnectReason::TransportError, true);
+            return;
+        }
+        match decoded {
+            Ok(packet) => self.on_engine_packet(now, packet, Some(ws)),
+            Err(_) => self.close_now(DisconnectReason::ParseError, true),
+        }
+    }
+
+    fn on_probe_packet(&mut self, now: Instant, ws: RequestId, packet: Option<EioPacket>) {
+        match (self.upgrade, packet) {
+            (Upgrade::Opened { .. }, Some(EioPacket::Ping(data))) if &*data == "probe" => {
+                let pong = EioPacket::Pong(Str::from_static("probe"));
+                self.side.push_back(Transmit::Frame {
+                    transport: ws,
+                    frame: pong.to_ws_frame(self.eio),
+                });
+                self.upgrade = Upgrade::Probed { ws };
+                // Let a pending poll return so that the client can go on.
+                if let Transport::Polling {
+                    pending_get: Some(_),
+                    ..
+                } = self.transport
+                {
+                    if self.buffer.is_empty() {
+                        self.buffer.push_back(Out::Control(EioPacket::Noop));
+                    }
+                    self.flush_polling();
+                }
+            }
+            (Upgrade::Probed { .. }, Some(EioPacket::Upgrade)) => {
+                // Switch: the pending poll gets a noop, the buffer moves to
+                // the WebSocket.
+                if let Transport::Polling {
+                    pending_get: Some(get),
+                    ..
+                } = self.transport
+                {
+                    let body = self.encode_payload(vec![Out::Control(EioPacket::Noop)]);
+                    self.responses.push_back((get, body));
+                }
+                self.transport = Transport::WebSocket(ws);
+                self.upgrade = Upgrade::None;
+                self.upgrade_deadline = None;
+                let _ = now;
+            }
+            _ => {
+                // Anything else during the probe closes the new transport.
+                self.side.push_back(Transmit::Close { transport: ws });
+                self.upgrade = Upgrade::None;
+                self.upgrade_deadline = None;
+            }
+        }
+    }
+
+    /// Handles the end of a WebSocket or of a held request: the peer went
+    /// away, or the binding's I/O failed (`error` true).
+    pub fn handle_transport_closed(&mut self, _now: Instant, id: RequestId, error: bool) {
+        match self.upgrade {
+            Upgrade::Opened { ws } | Upgrade::Probed { ws } if ws == id => {
+                self.upgrade = Upgrade::None;
+                self.upgrade_deadline = None;
+                return;
+            }
+            _ => {}
+        }
+        if self.state == State::Closed {
+            return;
+        }
+        match self.transport {
+            Transport::WebSocket(ws) if ws == id => {
+                let reason = if error {
+                    DisconnectReason::TransportError
+                } else {
+                    DisconnectReason::TransportClose
+                };
+                self.close_now(reason, false);
+            }
+            Transport::Polling {
+                ref mut pending_get,
+                ..
+            } if *pending_get == Some(id) => {
+                // The client gave up its poll: the reference treats the
+                // request's `close` as a transport error.
+                *pending_get = None;
+                self.close_now(DisconnectReason::TransportClose, false);
+            }
+            _ => {}
+        }
+    }
+
+    /// Handles the passing of time: heartbeats, the upgrade, connect and ack
+    /// timeouts. Calling it early or twice does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.close_deadline.is_some_and(|d| d <= now) {
+            let reason = match self.state {
+                State::Closing(r) => r,
+                _ => DisconnectReason::ForcedClose,
+            };
+            self.finish_close(reason, false);
+            return;
+        }
+        if self.pong_deadline.is_some_and(|d| d <= now) {
+            self.close_now(DisconnectReason::PingTimeout, true);
+            return;
+        }
+        if self.next_ping.is_some_and(|d| d <= now) && self.state == State::Open {
+            self.next_ping = None;
+            self.pong_deadline = Some(now + self.config.ping_timeout);
+            self.push_out(Out::Control(EioPacket::Ping(Str::default())));
+        }
+        if self.upgrade_deadline.is_some_and(|d| d <= now) {
+            if let Upgrade::Opened { ws } | Upgrade::Probed { ws } = self.upgrade {
+                self.side.push_back(Transmit::Close { transport: ws });
+            }
+            self.upgrade = Upgrade::None;
+            self.upgrade_deadline = None;
+        }
+        if self.connect_deadline.is_some_and(|d| d <= now) {
+            self.connect_deadline = None;
+            if self.sockets.is_empty() {
+                self.close(now, DisconnectReason::ForcedClose);
+                return;
+            }
+        }
+        for i in 0..self.sockets.len() {
+            let socket = &mut self.sockets[i];
+            let mut expired = Vec::new();
+            socket.acks.retain(|&(id, deadline)| {
+                let keep = deadline > now;
+                if !keep {
+                    expired.push(id);
+                }
+                keep
+            });
+            for id in expired {
+                self.events.push_back(Event::AckTimedOut {
+                    nsp: socket.nsp.clone(),
+                    sid: socket.sid.clone(),
+                    id,
+                });
+            }
+        }
+    }
+
+    // ----- engine.io -----
+
+    fn on_engine_packet(&mut self, now: Instant, packet: EioPacket, _ws: Option<RequestId>) {
+        match packet {
+            EioPacket::Ping(data) => {
+                if self.eio == EioVersion::V4 {
+                    // In v4 only the server pings.
+                    self.close_now(DisconnectReason::TransportError, true);
+                    return;
+                }
+                self.pong_deadline =
+                    Some(now + self.config.ping_interval + self.config.ping_timeout);
+                self.push_out(Out::Control(EioPacket::Pong(data)));
+            }
+            EioPacket::Pong(_) => {
+                if self.eio == EioVersion::V3 {
+                    self.close_now(DisconnectReason::TransportError, true);
+                    return;
+                }
+                if self.pong_deadline.take().is_some() {
+                    self.next_ping = Some(now + self.config.ping_interval);
+                }
+            }
+            EioPacket::Message(data) => self.on_message(now, data),
+            EioPacket::Close => {
+                // The client closes: a pending poll returns with a noop.
+                self.close_now(DisconnectReason::TransportClose, false);
+            }
+            EioPacket::Noop => {}
+            EioPacket::Open(_) | EioPacket::Upgrade => {
+                // A client never sends these outside of a probe.
+                self.close_now(DisconnectReason::ParseError, true);
+            }
+        }
+    }
+
+    fn push_out(&mut self, out: Out) {
+        self.buffered_bytes += out.size();
+        self.buffer.push_back(out);
+        self.flush_polling();
+    }
+
+    fn set_pending_get(&mut self, id: RequestId) {
+        if let Transport::Polling { pending_get, .. } = &mut self.transport {
+            *pending_get = Some(id);
+        }
+    }
+
+    /// Answers the pending GET with the whole buffer, if both are there.
+    fn flush_polling(&mut self) {
+        let Transport::Polling {
+            pending_get: pending @ Some(_),
+            ..
+        } = &mut self.transport
+        else {
+            return;
+        };
+        if self.buffer.is_empty() {
+            return;
+        }
+        let Some(get) = pending.take() else { return };
+        let outs: Vec<Out> = self.buffer.drain(..).collect();
+        self.buffered_bytes = 0;
+        let closes = outs
+            .iter()
+            .any(|o| matches!(o, Out::Control(EioPacket::Close)));
+        let response = self.encode_payload(outs);
+        self.responses.push_back((get, response));
+        if closes {
+            let reason = match self.state {
+                State::Closing(r) => r,
+                _ => DisconnectReason::ForcedClose,
+            };
+            self.finish_close(reason, false);
+        }
+    }
+
+    fn encode_payload(&self, outs: Vec<Out>) -> Response {
+        let mut body = Vec::with_capacity(outs.iter().map(Out::size).sum::<usize>() + outs.len() * 4);
+        match self.eio {
+            EioVersion::V4 => {
+                for (i, out) in outs.into_iter().enumerate() {
+                    if i > 0 {
+                        body.push(0x1e);
+                    }
+                    match out {
+                        Out::Text(s) => body.extend_from_slice(s.as_bytes()),
+                        Out::Binary(b) => {
+                            body.push(b'b');
+                            let start = body.len();
+                            let n = base64::encoded_len(b.len(), true).unwrap_or(0);
+                            body.resize(start + n, 0);
+                            let written = base64::engine::general_purpose::STANDARD
+                                .encode_slice(&b, &mut body[start..])
+                                .unwrap_or(0);
+                            body.truncate(start + written);
+                        }
+                        Out::Control(p) => p.encode_text_into(EioVersion::V4, &mut body),
+                    }
+                }
+                Response::text(Bytes::from(body))
+            }
+            EioVersion::V3 => {
+                let binary = matches!(self.transport, Transport::Polling { binary: true, .. });
+                let packets: Vec<EioPacket> = outs.into_iter().map(Out::into_packet).collect();
+                if binary && engineio_packet::payload::v3::has_binary(&packets) {
+                    engineio_packet::payload::v3::encode_binary(&packets, &mut body);
+                    Response {
+                        status: 200,
+                        content_type: ContentType::Binary,
+                        body: Bytes::from(body),
+                    }
+                } else {
+                    engineio_packet::payload::v3::encode_text(&packets, &mut body);
+                    Response::text(Bytes::from(body))
+                }
+            }
+        }
+    }
+
+    /// Closes the session without draining the buffer. `server_side`: the
+    /// server decided (a pending poll gets a close packet) rather than the
+    /// client or its transport (a pending poll gets a noop).
+    fn close_now(&mut self, reason: DisconnectReason, server_side: bool) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.buffer.clear();
+        self.buffered_bytes = 0;
+        self.finish_close(reason, server_side);
+    }
+
+    fn finish_close(&mut self, reason: DisconnectReason, server_side: bool) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        match &mut self.transport {
+            Transport::Polling { pending_get, .. } => {
+                if let Some(get) = pending_get.take() {
+                    let answer = if server_side {
+                        EioPacket::Close
+                    } else {
+                        EioPacket::Noop
+                    };
+                    let body = self.encode_payload(vec![Out::Control(answer)]);
+                    self.responses.push_back((get, body));
+                }
+            }
+            Transport::WebSocket(ws) => {
+                let ws = *ws;
+                // Whatever is still buffered goes out before the close.
+                while let Some(out) = self.buffer.pop_front() {
+                    let frame = self.ws_frame(out);
+                    self.side.push_back(Transmit::Frame {
+                        transport: ws,
+                        frame,
+                    });
+                }
+                self.side.push_back(Transmit::Close { transport: ws });
+            }
+        }
+        if let Upgrade::Opened { ws } | Upgrade::Probed { ws } = self.upgrade {
+            self.side.push_back(Transmit::Close { transport: ws });
+        }
+        self.upgrade = Upgrade::None;
+        self.buffer.clear();
+        self.buffered_bytes = 0;
+        self.next_ping = None;
+        self.pong_deadline = None;
+        self.upgrade_deadline = None;
+        self.close_deadline = None;
+        self.connect_deadline = None;
+        self.pending_connects.clear();
+        for socket in std::mem::take(&mut self.sockets) {
+            self.endpoint_events.push_back(EndpointEvent::SocketDisconnected {
+                nsp: socket.nsp.clone(),
+                sid: socket.sid.clone(),
+            });
+            self.events.push_back(Event::Disconnected {
+                nsp: socket.nsp,
+                sid: socket.sid,
+                reason,
+            });
+        }
+        self.events.push_back(Event::Closed { reason });
+        self.endpoint_events.push_back(EndpointEvent::Closed);
+    }
+
+    fn ws_frame(&self, out: Out) -> Data {
+        match out {
+            Out::Text(s) => Data::Text(s),
+            Out::Binary(b) => match self.eio {
+                EioVersion::V4 => Data::Binary(b),
+                EioVersion::V3 => {
+                    let mut v = Vec::with_capacity(b.len() + 1);
+                    v.push(4);
+                    v.extend_from_slice(&b);
+                    Data::Binary(Bytes::from(v))
+                }
+            },
+            Out::Control(p) => p.to_ws_frame(self.eio),
+        }
+    }
+
+    // ----- socket.io -----
+
+    fn on_message(&mut self, now: Instant, data: Data) {
+        if self.config.engine_only {
+            self.events.push_back(Event::EngineMessage(data));
+            return;
+        }
+        let decoded = match data {
+            Data::Text(s) => self.decoder.decode_text(s),
+            Data::Binary(b) => self.decoder.decode_binary(b),
+        };
+        match decoded {
+            Ok(Some(packet)) => self.on_packet(now, packet),
+            Ok(None) => {}
+            Err(e) => {
+                self.events.push_back(Event::ProtocolError {
+                    error: e.to_string(),
+                });
+                self.close(now, DisconnectReason::ForcedClose);
+            }
+        }
+    }
+
+    fn invalid_state(&mut self, now: Instant, what: &str) {
+        self.events.push_back(Event::ProtocolError {
+            error: what.to_owned(),
+        });
+        self.close(now, DisconnectReason::ForcedClose);
+    }
+
+    fn on_packet(&mut self, now: Instant, packet: Packet) {
+        let (nsp, query) = match self.sio {
+            ProtocolVersion::V4 => match packet.nsp.find('?') {
+                Some(i) => (
+                    packet.nsp.slice_ref(&packet.nsp[..i]),
+                    Some(packet.nsp.slice_ref(&packet.nsp[i + 1..])),
+                ),
+                None => (packet.nsp.clone(), None),
+            },
+            _ => (packet.nsp.clone(), None),
+        };
+        let index = self.sockets.iter().position(|s| s.nsp == nsp);
+        match (packet.kind, index) {
+            (PacketKind::Connect(auth), None) => {
+                if self.pending_connects.contains(&nsp) {
+                    if self.sio == ProtocolVersion::V4 {
+                        return;
+                    }
+                    self.invalid_state(now, "duplicate connect");
+                    return;
+                }
+                self.pending_connects.push(nsp.clone());
+                self.events.push_back(Event::ConnectRequest { nsp, auth, query });
+            }
+            (PacketKind::Connect(_), Some(_)) => {
+                if self.sio == ProtocolVersion::V4 {
+                    // Old clients send `40` for `/` that the server joined already.
+                    return;
+                }
+                self.invalid_state(now, "duplicate connect");
+            }
+            (PacketKind::ConnectError(_), _) => self.invalid_state(now, "connect error from a client"),
+            (_, None) => self.invalid_state(now, "packet for a namespace not joined"),
+            (PacketKind::Disconnect, Some(i)) => {
+                let socket = self.sockets.remove(i);
+                self.socket_gone(socket, DisconnectReason::ClientNamespaceDisconnect);
+            }
+            (PacketKind::Event { name, data, id }, Some(i)) => {
+                let socket = &self.sockets[i];
+                let packet = Packet {
+                    nsp: socket.nsp.clone(),
+                    kind: PacketKind::Event {
+                        name: name.clone(),
+                        data: data.clone(),
+                        id,
+                    },
+                };
+                self.events.push_back(Event::Message(EventMessage {
+                    nsp: socket.nsp.clone(),
+                    sid: socket.sid.clone(),
+                    name,
+                    data,
+                    ack_id: id,
+                    packet,
+                }));
+            }
+            (PacketKind::Ack { data, id }, Some(i)) => {
+                let socket = &mut self.sockets[i];
+                // Unknown ids are ignored; an ack fires at most once.
+                if let Some(pos) = socket.acks.iter().position(|&(a, _)| a == id) {
+                    socket.acks.swap_remove(pos);
+                    self.events.push_back(Event::Ack {
+                        nsp: socket.nsp.clone(),
+                        sid: socket.sid.clone(),
+                        id,
+                        data,
+                    });
+                }
+            }
+        }
+    }
+
+    fn socket_gone(&mut self, socket: Socket, reason: DisconnectReason) {
+        self.endpoint_events.push_back(EndpointEvent::SocketDisconnected {
+            nsp: socket.nsp.clone(),
+            sid: socket.sid.clone(),
+        });
+        self.events.push_back(Event::Disconnected {
+            nsp: socket.nsp,
+            sid: socket.sid,
+            reason,
+        });
+    }
+
+    // ----- commands -----
+
+    /// Accepts the client's pending connect request on `nsp`: the socket is
+    /// created and the client told its id. Returns the socket id.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NoConnectRequest`] when no request waits on `nsp`;
+    /// [`SendError::Closed`] when the connection is closed.
+    pub fn accept(&mut self, nsp: &str) -> Result<Str, SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        let Some(pos) = self.pending_connects.iter().position(|n| &**n == nsp) else {
+            return Err(SendError::NoConnectRequest);
+        };
+        let nsp = self.pending_connects.swap_remove(pos);
+        let sid = self.ids.next_id();
+        let reply = match self.sio {
+            ProtocolVersion::V4 => Packet::connect(nsp.clone(), None),
+            _ => {
+                let payload = Payload::from_value(&serde_json::json!({ "sid": sid.as_str() })).ok();
+                Packet::connect(nsp.clone(), payload)
+            }
+        };
+        self.push_packet(&reply);
+        self.sockets.push(Socket {
+            nsp: nsp.clone(),
+            sid: sid.clone(),
+            acks: Vec::new(),
+            next_ack_id: 0,
+        });
+        self.endpoint_events.push_back(EndpointEvent::SocketConnected {
+            nsp: nsp.clone(),
+            sid: sid.clone(),
+        });
+        self.events.push_back(Event::Connected {
+            nsp,
+            sid: sid.clone(),
+        });
+        Ok(sid)
+    }
+
+    /// Refuses the client's pending connect request on `nsp`: the client gets
+    /// a CONNECT_ERROR with `message` and `data`.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NoConnectRequest`] when no request waits on `nsp`.
+    pub fn reject(
+        &mut self,
+        nsp: &str,
+        message: &str,
+        data: Option<&serde_json::Value>,
+    ) -> Result<(), SendError> {
+        let Some(pos) = self.pending_connects.iter().position(|n| &**n == nsp) else {
+            return Err(SendError::NoConnectRequest);
+        };
+        let nsp = self.pending_connects.swap_remove(pos);
+        let packet = match self.sio {
+            ProtocolVersion::V4 => {
+                let value = data.cloned().unwrap_or_else(|| serde_json::Value::from(message));
+                Packet {
+                    nsp,
+                    kind: PacketKind::ConnectError(
+                        Payload::from_value(&value).unwrap_or_else(|_| Payload::default()),
+                    ),
+                }
+            }
+            _ => Packet::connect_error(nsp, message, data),
+        };
+        self.push_packet(&packet);
+        Ok(())
+    }
+
+    /// Sends `packet` (built with [`Packet::event`]) to the socket on
+    /// `packet.nsp`. A `volatile` packet is dropped when the transport cannot
+    /// take it now.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NotConnected`], [`SendError::Closed`], or, when the send
+    /// buffer is full, [`SendError::Dropped`] (volatile) or
+    /// [`SendError::BufferFull`] (the connection then closes).
+    pub fn emit(&mut self, packet: &Packet, volatile: bool) -> Result<(), SendError> {
+        let encoded = Encoded::new(packet, self.sio);
+        self.send_encoded(&packet.nsp, &encoded, volatile)
+    }
+
+    /// Sends an event (built with [`Packet::event`]) asking for an
+    /// acknowledgement, and waits for it until `now + timeout`. Returns the
+    /// ack id: [`Event::Ack`] or [`Event::AckTimedOut`] follows with it.
+    ///
+    /// # Errors
+    ///
+    /// As [`emit`](Connection::emit); [`SendError::NotAnEvent`] when the
+    /// packet is not an event.
+    pub fn emit_with_ack(
+        &mut self,
+        now: Instant,
+        mut packet: Packet,
+        timeout: Duration,
+    ) -> Result<u64, SendError> {
+        self.check_open()?;
+        let socket = self
+            .sockets
+            .iter_mut()
+            .find(|s| s.nsp == packet.nsp)
+            .ok_or(SendError::NotConnected)?;
+        let PacketKind::Event { id: ack_id, .. } = &mut packet.kind else {
+            return Err(SendError::NotAnEvent);
+        };
+        let id = socket.next_ack_id;
+        socket.next_ack_id += 1;
+        *ack_id = Some(id);
+        self.emit(&packet, false)?;
+        if let Some(socket) = self.sockets.iter_mut().find(|s| s.nsp == packet.nsp) {
+            socket.acks.push((id, now + timeout));
+        }
+        Ok(id)
+    }
+
+    /// Answers the client's event that carried ack id `id` on `nsp`.
+    ///
+    /// # Errors
+    ///
+    /// As [`emit`](Connection::emit).
+    pub fn ack(&mut self, nsp: &str, id: u64, args: Payload) -> Result<(), SendError> {
+        self.check_open()?;
+        let socket = self
+            .sockets
+            .iter()
+            .find(|s| &*s.nsp == nsp)
+            .ok_or(SendError::NotConnected)?;
+        let packet = Packet {
+            nsp: socket.nsp.clone(),
+            kind: PacketKind::Ack { data: args, id },
+        };
+        self.emit(&packet, false)
+    }
+
+    /// Sends a packet encoded once for many connections (a broadcast).
+    ///
+    /// # Errors
+    ///
+    /// As [`emit`](Connection::emit).
+    pub fn send_encoded(
+        &mut self,
+        nsp: &str,
+        encoded: &Encoded,
+        volatile: bool,
+    ) -> Result<(), SendError> {
+        self.check_open()?;
+        if !self.sockets.iter().any(|s| &*s.nsp == nsp) {
+            return Err(SendError::NotConnected);
+        }
+        if volatile && !self.writable() {
+            return Err(SendError::Dropped);
+        }
+        if self.buffered_bytes + encoded.size() > self.config.max_buffer_size {
+            if volatile {
+                return Err(SendError::Dropped);
+            }
+            self.close_now(DisconnectReason::TransportError, true);
+            return Err(SendError::BufferFull);
+        }
+        self.buffered_bytes += encoded.size();
+        self.buffer.push_back(Out::Text(encoded.text.clone()));
+        for a in &encoded.attachments {
+            self.buffer.push_back(Out::Binary(a.clone()));
+        }
+        self.flush_polling();
+        Ok(())
+    }
+
+    /// Sends a bare Engine.IO message (for an endpoint serving bare
+    /// Engine.IO; on a Socket.IO endpoint the client would not understand it).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`], or [`SendError::BufferFull`] when the send
+    /// buffer goes over its bound (the connection then closes).
+    pub fn send_message(&mut self, data: Data) -> Result<(), SendError> {
+        self.check_open()?;
+        let out = match data {
+            Data::Text(s) => {
+                let mut v = Vec::with_capacity(s.len() + 1);
+                v.push(b'4');
+                v.extend_from_slice(s.as_bytes());
+                Out::Text(Str::try_from(Bytes::from(v)).unwrap_or_default())
+            }
+            Data::Binary(b) => Out::Binary(b),
+        };
+        if self.buffered_bytes + out.size() > self.config.max_buffer_size {
+            self.close_now(DisconnectReason::TransportError, true);
+            return Err(SendError::BufferFull);
+        }
+        self.push_out(out);
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<(), SendError> {
+        if self.state == State::Open {
+            Ok(())
+        } else {
+            Err(SendError::Closed)
+        }
+    }
+
+    /// Whether the transport can take a packet now (volatile packets are
+    /// dropped otherwise): a poll is waiting, or the WebSocket's queue is empty.
+    pub fn writable(&self) -> bool {
+        match self.transport {
+            Transport::Polling { pending_get, .. } => pending_get.is_some(),
+            Transport::WebSocket(_) => self.buffer.is_empty(),
+        }
+    }
+
+    fn push_packet(&mut self, packet: &Packet) {
+        let encoded = Encoded::new(packet, self.sio);
+        self.buffered_bytes += encoded.size();
+        self.buffer.push_back(Out::Text(encoded.text));
+        for a in encoded.attachments {
+            self.buffer.push_back(Out::Binary(a));
+        }
+        self.flush_polling();
+    }
+
+    /// Makes the socket on `nsp` leave its namespace ("server namespace
+    /// disconnect"); the client is told. The connection stays open.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NotConnected`] when no socket is on `nsp`.
+    pub fn disconnect(&mut self, nsp: &str) -> Result<(), SendError> {
+        self.check_open()?;
+        let pos = self
+            .sockets
+            .iter()
+            .position(|s| &*s.nsp == nsp)
+            .ok_or(SendError::NotConnected)?;
+        let socket = self.sockets.remove(pos);
+        self.push_packet(&Packet::disconnect(socket.nsp.clone()));
+        self.socket_gone(socket, DisconnectReason::ServerNamespaceDisconnect);
+        Ok(())
+    }
+
+    /// Closes the whole connection: every socket is told it leaves its
+    /// namespace, the buffer is sent, then the transport closes. Sockets see
+    /// `reason` (usually [`DisconnectReason::ForcedServerClose`] or
+    /// [`DisconnectReason::ServerShuttingDown`]).
+    pub fn close(&mut self, now: Instant, reason: DisconnectReason) {
+        if self.state != State::Open {
+            return;
+        }
+        for socket in std::mem::take(&mut self.sockets) {
+            if reason != DisconnectReason::ForcedClose {
+                self.push_packet(&Packet::disconnect(socket.nsp.clone()));
+            }
+            self.socket_gone(socket, reason);
+        }
+        self.state = State::Closing(reason);
+        match self.transport {
+            Transport::Polling { .. } => {
+                self.close_deadline = Some(now + CLOSE_TIMEOUT);
+                self.buffer.push_back(Out::Control(EioPacket::Close));
+                self.flush_polling();
+            }
+            Transport::WebSocket(_) => self.finish_close(reason, true),
+        }
+    }
+
+    // ----- output -----
+
+    /// The next HTTP response to write, with the request it answers.
+    pub fn poll_response(&mut self) -> Option<(RequestId, Response)> {
+        self.responses.pop_front()
+    }
+
+    /// The next WebSocket frame to send, or WebSocket to close.
+    ///
+    /// On a WebSocket transport this also drains the send buffer: call it
+    /// when the socket can take more, and the buffer holds the rest.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(t) = self.side.pop_front() {
+            return Some(t);
+        }
+        if let Transport::WebSocket(ws) = self.transport {
+            if self.state == State::Closed {
+                return None;
+            }
+            let out = self.buffer.pop_front()?;
+            self.buffered_bytes = self.buffered_bytes.saturating_sub(out.size());
+            return Some(Transmit::Frame {
+                transport: ws,
+                frame: self.ws_frame(out),
+            });
+        }
+        None
+    }
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next event for the [`Endpoint`](crate::Endpoint).
+    pub fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
+        self.endpoint_events.pop_front()
+    }
+
+    /// The earliest deadline at which [`handle_timeout`](Connection::handle_timeout)
+    /// must be called, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        let acks = self.sockets.iter().flat_map(|s| s.acks.iter().map(|a| a.1));
+        [
+            self.next_ping,
+            self.pong_deadline,
+            self.upgrade_deadline,
+            self.close_deadline,
+            self.connect_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(acks)
+        .min()
+    }
+}

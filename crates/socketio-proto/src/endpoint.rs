@@ -1,0 +1,403 @@
+//! The shared half of the server: session routing, namespaces, rooms.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use engineio_packet::{ProtocolVersion as EioVersion, Str};
+use socketio_packet::{Packet, ProtocolVersion};
+
+use crate::config::Config;
+use crate::connection::{Connection, Opening};
+use crate::http::{HttpError, Method, Request, Response};
+use crate::ids::IdGenerator;
+use crate::types::{ConnectionHandle, Encoded, EndpointEvent, RequestId};
+
+/// Where a request goes.
+#[derive(Debug)]
+pub enum Route {
+    /// Answer it with this response (an error). For a WebSocket request,
+    /// refuse the upgrade with a plain `400 Bad Request`.
+    Respond(Response),
+    /// A new session: keep the connection. It has already answered the
+    /// handshake: drain its output as after any input.
+    New(ConnectionHandle, Box<Connection>),
+    /// An existing session: hand the request to that connection.
+    Existing(ConnectionHandle),
+}
+
+/// Who receives a broadcast.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BroadcastOptions {
+    /// Only sockets in one of these rooms; every socket when empty.
+    pub rooms: Vec<Str>,
+    /// Not the sockets in any of these rooms (a socket id is a room).
+    pub except: Vec<Str>,
+}
+
+impl BroadcastOptions {
+    /// Every socket of the namespace.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Adds a room to send to.
+    pub fn to(mut self, room: impl Into<Str>) -> Self {
+        self.rooms.push(room.into());
+        self
+    }
+
+    /// Adds a room (or socket id) to leave out.
+    pub fn except(mut self, room: impl Into<Str>) -> Self {
+        self.except.push(room.into());
+        self
+    }
+}
+
+#[derive(Debug, Default)]
+struct SocketEntry {
+    conn: Option<ConnectionHandle>,
+    rooms: HashSet<Str>,
+}
+
+#[derive(Debug, Default)]
+struct NamespaceIndex {
+    sockets: HashMap<Str, SocketEntry>,
+    rooms: HashMap<Str, HashSet<Str>>,
+}
+
+impl NamespaceIndex {
+    fn join(&mut self, sid: &Str, room: Str) {
+        let Some(entry) = self.sockets.get_mut(sid) else {
+            return;
+        };
+        if entry.rooms.insert(room.clone()) {
+            self.rooms.entry(room).or_default().insert(sid.clone());
+        }
+    }
+
+    fn leave(&mut self, sid: &Str, room: &str) {
+        let Some(entry) = self.sockets.get_mut(sid) else {
+            return;
+        };
+        if entry.rooms.remove(room) {
+            if let Some(members) = self.rooms.get_mut(room) {
+                members.remove(sid);
+                if members.is_empty() {
+                    self.rooms.remove(room);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, sid: &Str) {
+        if let Some(entry) = self.sockets.remove(sid) {
+            for room in entry.rooms {
+                if let Some(members) = self.rooms.get_mut(&room) {
+                    members.remove(sid);
+                    if members.is_empty() {
+                        self.rooms.remove(&room);
+                    }
+                }
+            }
+        }
+    }
+
+    fn targets(&self, opts: &BroadcastOptions) -> Vec<(Str, ConnectionHandle)> {
+        let excluded = |sid: &Str| {
+            opts.except.iter().any(|room| {
+                self.rooms
+                    .get(room)
+                    .is_some_and(|members| members.contains(sid))
+            })
+        };
+        let mut out = Vec::new();
+        if opts.rooms.is_empty() {
+            for (sid, entry) in &self.sockets {
+                if let Some(conn) = entry.conn {
+                    if !excluded(sid) {
+                        out.push((sid.clone(), conn));
+                    }
+                }
+            }
+        } else {
+            let mut seen = HashSet::new();
+            for room in &opts.rooms {
+                for sid in self.rooms.get(room).into_iter().flatten() {
+                    if seen.insert(sid) && !excluded(sid) {
+                        if let Some(conn) = self.sockets.get(sid).and_then(|e| e.conn) {
+                            out.push((sid.clone(), conn));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A namespace matcher for dynamic namespaces.
+pub type NamespaceMatcher = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// The shared half of a server: it routes requests to sessions, creates new
+/// ones, and keeps the namespaces and the rooms index.
+///
+/// One endpoint serves many [`Connection`]s. A binding may run each
+/// connection on its own task and share the endpoint; connections report
+/// what the endpoint must know through
+/// [`Connection::poll_endpoint_event`], which the binding passes to
+/// [`Endpoint::handle_event`].
+pub struct Endpoint {
+    config: Arc<Config>,
+    ids: IdGenerator,
+    sessions: HashMap<Str, ConnectionHandle>,
+    handles: HashMap<ConnectionHandle, Str>,
+    next_handle: u64,
+    static_namespaces: HashSet<Str>,
+    matcher: Option<NamespaceMatcher>,
+    index: HashMap<Str, NamespaceIndex>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("sessions", &self.sessions.len())
+            .field("namespaces", &self.static_namespaces)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint with ids from the operating system's random source.
+    ///
+    /// # Errors
+    ///
+    /// When the operating system gives no randomness.
+    pub fn new(config: Config) -> Result<Endpoint, getrandom::Error> {
+        Ok(Endpoint::with_ids(config, IdGenerator::from_os()?))
+    }
+
+    /// An endpoint drawing its ids from `ids` (seed it for reproducible tests).
+    pub fn with_ids(config: Config, ids: IdGenerator) -> Endpoint {
+        let mut static_namespaces = HashSet::new();
+        static_namespaces.insert(Str::from_static("/"));
+        Endpoint {
+            config: Arc::new(config),
+            ids,
+            sessions: HashMap::new(),
+            handles: HashMap::new(),
+            next_handle: 0,
+            static_namespaces,
+            matcher: None,
+            index: HashMap::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The number of connected sockets on `nsp`.
+    pub fn socket_count(&self, nsp: &str) -> usize {
+        self.index.get(nsp).map_or(0, |i| i.sockets.len())
+    }
+
+    /// Whether `path` is served by this endpoint.
+    pub fn matches_path(&self, path: &str) -> bool {
+        let base = self.config.path.trim_end_matches('/');
+        path == base || path.starts_with(&self.config.path)
+    }
+
+    // ----- namespaces -----
+
+    /// Declares a namespace (`/` always exists).
+    pub fn add_namespace(&mut self, nsp: impl Into<Str>) {
+        self.static_namespaces.insert(nsp.into());
+    }
+
+    /// Accepts, beyond the declared namespaces, every name `matcher` accepts.
+    pub fn set_namespace_matcher(&mut self, matcher: NamespaceMatcher) {
+        self.matcher = Some(matcher);
+    }
+
+    /// Whether a client may connect to `nsp`.
+    pub fn has_namespace(&self, nsp: &str) -> bool {
+        self.static_namespaces.contains(nsp) || self.matcher.as_ref().is_some_and(|m| m(nsp))
+    }
+
+    // ----- requests -----
+
+    /// Routes a request: an error to answer, a new session, or an existing one.
+    pub fn handle_request(&mut self, now: Instant, id: RequestId, req: &Request) -> Route {
+        if !self.matches_path(&req.path) {
+            return Route::Respond(Response {
+                status: 404,
+                ..Response::bad_request()
+            });
+        }
+        let transport = req.query_param("transport");
+        let enabled = match transport.as_deref() {
+            Some("polling") => self.config.transports.polling,
+            Some("websocket") => self.config.transports.websocket,
+            _ => false,
+        };
+        if !enabled {
+            return Route::Respond(Response::error(HttpError::UnknownTransport));
+        }
+        if let Some(sid) = req.query_param("sid") {
+            return match self.sessions.get(sid.as_str()) {
+                Some(&handle) => Route::Existing(handle),
+                None => Route::Respond(Response::error(HttpError::UnknownSid)),
+            };
+        }
+        if req.method != Method::Get {
+            return Route::Respond(Response::error(HttpError::BadHandshakeMethod));
+        }
+        let websocket = transport.as_deref() == Some("websocket");
+        if websocket != req.websocket {
+            return Route::Respond(Response::error(HttpError::BadRequest));
+        }
+        let eio = match req.query_param("EIO").as_deref() {
+            Some("4") => EioVersion::V4,
+            _ if self.config.allow_eio3 => EioVersion::V3,
+            _ => return Route::Respond(Response::error(HttpError::UnsupportedProtocolVersion)),
+        };
+        if eio == EioVersion::V3 && req.query_param("j").is_some() {
+            // JSONP polling is not served.
+            return Route::Respond(Response::error(HttpError::BadRequest));
+        }
+        let opening = if websocket {
+            Opening::WebSocket { ws: id }
+        } else {
+            let b64 = req
+                .query_param("b64")
+                .is_some_and(|v| !v.is_empty() && v != "0" && v != "false");
+            Opening::Polling {
+                request: id,
+                binary: !b64,
+            }
+        };
+        let sid = self.ids.next_id();
+        let handle = ConnectionHandle(self.next_handle);
+        self.next_handle += 1;
+        let conn = Connection::new(
+            now,
+            self.config.clone(),
+            sid.clone(),
+            eio,
+            opening,
+            self.ids.fork(),
+        );
+        self.sessions.insert(sid.clone(), handle);
+        self.handles.insert(handle, sid);
+        Route::New(handle, Box::new(conn))
+    }
+
+    /// Takes in what a connection reported.
+    pub fn handle_event(&mut self, handle: ConnectionHandle, event: EndpointEvent) {
+        match event {
+            EndpointEvent::SocketConnected { nsp, sid } => {
+                let index = self.index.entry(nsp).or_default();
+                index.sockets.insert(
+                    sid.clone(),
+                    SocketEntry {
+                        conn: Some(handle),
+                        rooms: HashSet::new(),
+                    },
+                );
+                // Every socket is in the room named by its id.
+                index.join(&sid, sid.clone());
+            }
+            EndpointEvent::SocketDisconnected { nsp, sid } => {
+                if let Some(index) = self.index.get_mut(&nsp) {
+                    index.remove(&sid);
+                    if index.sockets.is_empty() {
+                        self.index.remove(&nsp);
+                    }
+                }
+            }
+            EndpointEvent::Closed => {
+                if let Some(sid) = self.handles.remove(&handle) {
+                    self.sessions.remove(&sid);
+                }
+            }
+        }
+    }
+
+    // ----- rooms -----
+
+    /// Puts socket `sid` of `nsp` in `room`.
+    pub fn join(&mut self, nsp: &str, sid: &Str, room: impl Into<Str>) {
+        if let Some(index) = self.index.get_mut(nsp) {
+            index.join(sid, room.into());
+        }
+    }
+
+    /// Takes socket `sid` of `nsp` out of `room`.
+    pub fn leave(&mut self, nsp: &str, sid: &Str, room: &str) {
+        if let Some(index) = self.index.get_mut(nsp) {
+            index.leave(sid, room);
+        }
+    }
+
+    /// The rooms socket `sid` of `nsp` is in (its own id among them).
+    pub fn rooms_of(&self, nsp: &str, sid: &str) -> Vec<Str> {
+        let mut rooms: Vec<Str> = self
+            .index
+            .get(nsp)
+            .and_then(|i| i.sockets.get(sid))
+            .map(|e| e.rooms.iter().cloned().collect())
+            .unwrap_or_default();
+        rooms.sort();
+        rooms
+    }
+
+    /// Every room of `nsp` that has a member.
+    pub fn rooms(&self, nsp: &str) -> Vec<Str> {
+        let mut rooms: Vec<Str> = self
+            .index
+            .get(nsp)
+            .map(|i| i.rooms.keys().cloned().collect())
+            .unwrap_or_default();
+        rooms.sort();
+        rooms
+    }
+
+    /// The sockets of `nsp` that `opts` selects, with their connections.
+    pub fn sockets(&self, nsp: &str, opts: &BroadcastOptions) -> Vec<(Str, ConnectionHandle)> {
+        self.index
+            .get(nsp)
+            .map(|i| i.targets(opts))
+            .unwrap_or_default()
+    }
+
+    /// Plans a broadcast: encodes `packet` once and lists the connections to
+    /// hand it to with [`Connection::send_encoded`].
+    pub fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
+        let targets = self
+            .sockets(&packet.nsp, opts)
+            .into_iter()
+            .map(|(_, handle)| handle)
+            .collect();
+        Broadcast {
+            encoded: Encoded::new(packet, ProtocolVersion::V5),
+            targets,
+        }
+    }
+}
+
+/// A broadcast, planned: the packet encoded once and where it goes.
+#[derive(Debug, Clone)]
+pub struct Broadcast {
+    /// The packet's bytes, shared by every recipient.
+    pub encoded: Encoded,
+    /// The connections to send it to (one per recipient socket).
+    pub targets: Vec<ConnectionHandle>,
+}

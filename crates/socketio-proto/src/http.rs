@@ -1,0 +1,303 @@
+//! The HTTP side of Engine.IO, reduced to what the protocol reads and writes.
+//!
+//! A binding turns its HTTP library's request into a [`Request`] (method,
+//! path and query, the few headers that matter, the whole body) and writes
+//! a [`Response`] back. No HTTP library type crosses this boundary.
+
+use bytes::Bytes;
+
+/// An HTTP method, as far as Engine.IO tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GET`: a handshake, a long-polling read, or a WebSocket upgrade.
+    Get,
+    /// `POST`: a long-polling write.
+    Post,
+    /// `OPTIONS`: a CORS preflight, answered by the binding.
+    Options,
+    /// Any other method.
+    Other,
+}
+
+impl Method {
+    /// Maps a method name (`"GET"`, `"POST"`, ...) to a [`Method`].
+    pub fn from_name(name: &str) -> Method {
+        match name {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// An HTTP request addressed to the Engine.IO endpoint.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The path, without the query (`/socket.io/`).
+    pub path: String,
+    /// The raw query string without the `?` (`EIO=4&transport=polling&t=x`).
+    pub query: String,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// Whether the request asks for a WebSocket upgrade (`Upgrade: websocket`).
+    pub websocket: bool,
+    /// The whole body (empty for a GET).
+    pub body: Bytes,
+}
+
+impl Request {
+    /// A `GET` for `path_and_query` (`/socket.io/?EIO=4&transport=polling`).
+    pub fn get(path_and_query: &str) -> Request {
+        Request::new(Method::Get, path_and_query, Bytes::new())
+    }
+
+    /// A `POST` of `body` to `path_and_query`.
+    pub fn post(path_and_query: &str, body: impl Into<Bytes>) -> Request {
+        Request::new(Method::Post, path_and_query, body.into())
+    }
+
+    /// A WebSocket upgrade request for `path_and_query`.
+    pub fn websocket(path_and_query: &str) -> Request {
+        let mut req = Request::get(path_and_query);
+        req.websocket = true;
+        req
+    }
+
+    /// A request with the given method, path and query, and body.
+    pub fn new(method: Method, path_and_query: &str, body: Bytes) -> Request {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (path_and_query, ""),
+        };
+        Request {
+            method,
+            path: path.to_owned(),
+            query: query.to_owned(),
+            content_type: None,
+            websocket: false,
+            body,
+        }
+    }
+
+    /// The first value of the query parameter `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        query_param(&self.query, name)
+    }
+}
+
+/// The first value of `name` in a raw query string, percent-decoded.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == name).then(|| percent_decode(v))
+    })
+}
+
+/// Decodes `%XX` escapes and `+` as in `application/x-www-form-urlencoded`.
+/// Invalid escapes are kept as they are; invalid UTF-8 is replaced.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                    }
+                    _ => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The content type of long-polling responses and errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentType {
+    /// `text/plain; charset=UTF-8`: polling payloads and `ok`.
+    Text,
+    /// `application/octet-stream`: Engine.IO v3 binary payloads.
+    Binary,
+    /// `application/json`: error bodies.
+    Json,
+    /// `text/javascript; charset=UTF-8`: Engine.IO v3 JSONP payloads.
+    Javascript,
+}
+
+impl ContentType {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Text => "text/plain; charset=UTF-8",
+            ContentType::Binary => "application/octet-stream",
+            ContentType::Json => "application/json",
+            ContentType::Javascript => "text/javascript; charset=UTF-8",
+        }
+    }
+}
+
+/// An HTTP response to write back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: ContentType,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Response {
+    /// `200` with a text body.
+    pub fn text(body: impl Into<Bytes>) -> Response {
+        Response {
+            status: 200,
+            content_type: ContentType::Text,
+            body: body.into(),
+        }
+    }
+
+    /// `200` with `ok`: the answer to a polling POST.
+    pub fn ok() -> Response {
+        Response::text(Bytes::from_static(b"ok"))
+    }
+
+    /// The reference's JSON error for `error`.
+    pub fn error(error: HttpError) -> Response {
+        let body = format!(
+            "{{\"code\":{},\"message\":\"{}\"}}",
+            error.code(),
+            error.message()
+        );
+        Response {
+            status: error.status(),
+            content_type: ContentType::Json,
+            body: Bytes::from(body),
+        }
+    }
+
+    /// A `413 Payload Too Large` with an empty body, as the reference answers
+    /// a polling body over `maxPayload`.
+    pub fn payload_too_large() -> Response {
+        Response {
+            status: 413,
+            content_type: ContentType::Text,
+            body: Bytes::new(),
+        }
+    }
+
+    /// A `400 Bad Request` with an empty body.
+    pub fn bad_request() -> Response {
+        Response {
+            status: 400,
+            content_type: ContentType::Text,
+            body: Bytes::new(),
+        }
+    }
+
+    /// The body as text (lossy), for tests and logs.
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// The Engine.IO HTTP errors, with the reference's codes and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum HttpError {
+    /// Code 0: the `transport` parameter names no enabled transport.
+    #[error("transport unknown")]
+    UnknownTransport,
+    /// Code 1: the `sid` names no live session (or the wrong transport).
+    #[error("session id unknown")]
+    UnknownSid,
+    /// Code 2: a handshake with a method other than `GET`.
+    #[error("bad handshake method")]
+    BadHandshakeMethod,
+    /// Code 3: a request the session cannot take now.
+    #[error("bad request")]
+    BadRequest,
+    /// Code 4: refused by the application's `allow_request` hook.
+    #[error("forbidden")]
+    Forbidden,
+    /// Code 5: an `EIO` version this server does not speak.
+    #[error("unsupported protocol version")]
+    UnsupportedProtocolVersion,
+}
+
+impl HttpError {
+    /// The JSON `code`.
+    pub fn code(self) -> u8 {
+        match self {
+            HttpError::UnknownTransport => 0,
+            HttpError::UnknownSid => 1,
+            HttpError::BadHandshakeMethod => 2,
+            HttpError::BadRequest => 3,
+            HttpError::Forbidden => 4,
+            HttpError::UnsupportedProtocolVersion => 5,
+        }
+    }
+
+    /// The JSON `message`, as the reference writes it.
+    pub fn message(self) -> &'static str {
+        match self {
+            HttpError::UnknownTransport => "Transport unknown",
+            HttpError::UnknownSid => "Session ID unknown",
+            HttpError::BadHandshakeMethod => "Bad handshake method",
+            HttpError::BadRequest => "Bad request",
+            HttpError::Forbidden => "Forbidden",
+            HttpError::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+
+    /// The status: 403 for [`HttpError::Forbidden`], 400 otherwise.
+    pub fn status(self) -> u16 {
+        match self {
+            HttpError::Forbidden => 403,
+            _ => 400,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_are_found_and_decoded() {
+        let req = Request::get("/socket.io/?EIO=4&transport=polling&sid=a%2Bb&x");
+        assert_eq!(req.path, "/socket.io/");
+        assert_eq!(req.query_param("EIO").as_deref(), Some("4"));
+        assert_eq!(req.query_param("sid").as_deref(), Some("a+b"));
+        assert_eq!(req.query_param("x").as_deref(), Some(""));
+        assert_eq!(req.query_param("t"), None);
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("a+b%20c"), "a b c");
+    }
+
+    #[test]
+    fn errors_have_the_reference_shape() {
+        let r = Response::error(HttpError::UnknownSid);
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body_text(), r#"{"code":1,"message":"Session ID unknown"}"#);
+        assert_eq!(Response::error(HttpError::Forbidden).status, 403);
+    }
+}

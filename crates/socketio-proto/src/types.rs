@@ -1,0 +1,265 @@
+//! Small types shared by the endpoint and the connections.
+
+use bytes::Bytes;
+use engineio_packet::{Data, Str};
+use socketio_packet::{Packet, Payload, ProtocolVersion};
+
+/// Identifies one HTTP request or WebSocket, chosen by the binding.
+///
+/// A WebSocket keeps the id of the request that opened it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// Identifies one connection (one Engine.IO session) within an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionHandle(pub u64);
+
+/// Which transport a session currently uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl TransportKind {
+    /// The name used on the wire (`polling`, `websocket`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Polling => "polling",
+            TransportKind::WebSocket => "websocket",
+        }
+    }
+}
+
+/// Something for the binding to do with a WebSocket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// Send this frame on that WebSocket.
+    Frame {
+        /// The WebSocket.
+        transport: RequestId,
+        /// The frame: text or binary.
+        frame: Data,
+    },
+    /// Close that WebSocket (after every frame returned before for it).
+    Close {
+        /// The WebSocket.
+        transport: RequestId,
+    },
+}
+
+/// Why a socket or a connection went away, with the reference's exact wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// The connection broke (a transport or protocol failure).
+    TransportError,
+    /// The client closed the connection, or its transport closed.
+    TransportClose,
+    /// The server closed the connection.
+    ForcedClose,
+    /// The client answered no ping in time.
+    PingTimeout,
+    /// The client sent a packet that could not be decoded.
+    ParseError,
+    /// The server is shutting down.
+    ServerShuttingDown,
+    /// The server closed the connection through the socket.
+    ForcedServerClose,
+    /// The client left the namespace.
+    ClientNamespaceDisconnect,
+    /// The server made the socket leave the namespace.
+    ServerNamespaceDisconnect,
+}
+
+impl DisconnectReason {
+    /// The reason as the reference names it (`"ping timeout"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::ForcedClose => "forced close",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::ParseError => "parse error",
+            DisconnectReason::ServerShuttingDown => "server shutting down",
+            DisconnectReason::ForcedServerClose => "forced server close",
+            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+        }
+    }
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Socket.IO packet encoded once, ready to be written to any number of
+/// connections: the text message (with its Engine.IO `4` prefix) and the
+/// binary attachments that follow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// `4` followed by the Socket.IO packet's text form.
+    pub(crate) text: Str,
+    /// The attachments, in order.
+    pub(crate) attachments: Vec<Bytes>,
+}
+
+impl Encoded {
+    /// Encodes `packet` for clients speaking `version`.
+    pub fn new(packet: &Packet, version: ProtocolVersion) -> Encoded {
+        let mut out = Vec::with_capacity(64);
+        out.push(b'4');
+        packet.encode_into(version, &mut out);
+        Encoded {
+            // The packet encoder writes UTF-8 text.
+            text: Str::try_from(Bytes::from(out)).unwrap_or_default(),
+            attachments: packet.attachments().to_vec(),
+        }
+    }
+
+    /// The Engine.IO message text (`42["event",1]`).
+    pub fn text(&self) -> &Str {
+        &self.text
+    }
+
+    /// The binary attachments.
+    pub fn attachments(&self) -> &[Bytes] {
+        &self.attachments
+    }
+
+    /// Bytes this packet takes in a send buffer.
+    pub fn size(&self) -> usize {
+        self.text.len() + self.attachments.iter().map(Bytes::len).sum::<usize>()
+    }
+}
+
+/// An event received from a client.
+#[derive(Debug, Clone)]
+pub struct EventMessage {
+    /// The namespace.
+    pub nsp: Str,
+    /// The socket's id.
+    pub sid: Str,
+    /// The event name.
+    pub name: Str,
+    /// The whole payload: the JSON array (event name first) and the attachments.
+    pub data: Payload,
+    /// The id to answer with an ack, when the client asked for one.
+    pub ack_id: Option<u64>,
+    /// The decoded packet, for typed access to the arguments.
+    pub packet: Packet,
+}
+
+/// What the application learns from a connection.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The client asks to join a namespace. Answer with
+    /// [`Connection::accept`](crate::Connection::accept) or
+    /// [`Connection::reject`](crate::Connection::reject).
+    ConnectRequest {
+        /// The namespace, without any query.
+        nsp: Str,
+        /// The auth payload (v5), if any.
+        auth: Option<Payload>,
+        /// The query of the namespace (Socket.IO v4 clients send their auth there).
+        query: Option<Str>,
+    },
+    /// A socket joined a namespace (after an accept).
+    Connected {
+        /// The namespace.
+        nsp: Str,
+        /// The new socket's id.
+        sid: Str,
+    },
+    /// An event from the client.
+    Message(EventMessage),
+    /// The client acknowledged an emit.
+    Ack {
+        /// The namespace.
+        nsp: Str,
+        /// The socket's id.
+        sid: Str,
+        /// The id returned by the emit.
+        id: u64,
+        /// The acknowledgement's arguments (a JSON array) and attachments.
+        data: Payload,
+    },
+    /// No acknowledgement came before the emit's timeout.
+    AckTimedOut {
+        /// The namespace.
+        nsp: Str,
+        /// The socket's id.
+        sid: Str,
+        /// The id returned by the emit.
+        id: u64,
+    },
+    /// A socket left its namespace.
+    Disconnected {
+        /// The namespace.
+        nsp: Str,
+        /// The socket's id.
+        sid: Str,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// A message, in an endpoint serving bare Engine.IO
+    /// ([`Config::engine_only`](crate::Config::engine_only)).
+    EngineMessage(Data),
+    /// The client broke the protocol; the connection is closing.
+    ProtocolError {
+        /// What was wrong.
+        error: String,
+    },
+    /// The connection (the Engine.IO session) is closed. Last event.
+    Closed {
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+/// What the endpoint must learn from a connection, to keep its indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// A socket joined a namespace.
+    SocketConnected {
+        /// The namespace.
+        nsp: Str,
+        /// The socket's id.
+        sid: Str,
+    },
+    /// A socket left its namespace.
+    SocketDisconnected {
+        /// The namespace.
+        nsp: Str,
+        /// The socket's id.
+        sid: Str,
+    },
+    /// The session is closed: forget it.
+    Closed,
+}
+
+/// Why a command could not be carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// No connected socket on that namespace.
+    #[error("no socket connected on that namespace")]
+    NotConnected,
+    /// The connection is closed or closing.
+    #[error("the connection is closed")]
+    Closed,
+    /// The send buffer was full: a volatile packet was dropped.
+    #[error("the send buffer is full; the volatile packet was dropped")]
+    Dropped,
+    /// The send buffer went over its bound: the connection is closing.
+    #[error("the send buffer is over its bound; the connection is closing")]
+    BufferFull,
+    /// Only an event can ask for an acknowledgement.
+    #[error("only an event can ask for an acknowledgement")]
+    NotAnEvent,
+    /// No connect request is waiting for an answer on that namespace.
+    #[error("no connect request is waiting on that namespace")]
+    NoConnectRequest,
+}
