@@ -17,11 +17,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socketio_proto::{
-    Config, Connection, ConnectionHandle, Data, Endpoint, Event, Method, Payload, Request,
-    RequestId, Response, Route, Str, Transmit,
+    Config, Connection, ConnectionHandle, Data, Endpoint, Event, Method, Packet, PacketKind,
+    Payload, Request, RequestId, Response, Route, Str, Transmit,
 };
-use tungstenite::protocol::{Role, WebSocket};
 use tungstenite::Message;
+use tungstenite::protocol::{Role, WebSocket};
 
 /// Everything shared between the threads, behind one lock.
 struct Server {
@@ -99,14 +99,28 @@ fn app(endpoint: &Endpoint, conn: &mut Connection, ev: Event) {
             }
         }
         Event::Message(m) => {
+            // The arguments after the event name, as raw JSON: placeholders
+            // stay as they are and the attachments go back with them.
+            let Some(args) = raw_args(m.data.json()) else {
+                return;
+            };
+            let attachments = m.data.attachments().to_vec();
             if let Some(id) = m.ack_id {
-                let args: Vec<serde_json::Value> = m.packet.event_args().unwrap_or_default();
-                let _ = conn.ack(&m.nsp, id, with_attachments(&args, &m.data));
+                if let Ok(data) = Payload::from_json(Str::from(format!("[{args}]")), attachments) {
+                    let _ = conn.ack(&m.nsp, id, data);
+                }
             } else if &*m.name == "message" {
-                // Same arguments back, attachments included.
-                let args = Payload::from_parts(m.data.json().clone(), m.data.attachments().to_vec());
-                let back = socketio_proto::Packet::event_from_payload(m.nsp.clone(), "message-back", &args);
-                if let Ok(back) = back {
+                let comma = if args.is_empty() { "" } else { "," };
+                let json = format!("[\"message-back\"{comma}{args}]");
+                if let Ok(data) = Payload::from_json(Str::from(json), attachments) {
+                    let back = Packet {
+                        nsp: m.nsp.clone(),
+                        kind: PacketKind::Event {
+                            name: Str::from_static("message-back"),
+                            data,
+                            id: None,
+                        },
+                    };
                     let _ = conn.emit(&back, false);
                 }
             }
@@ -115,22 +129,23 @@ fn app(endpoint: &Endpoint, conn: &mut Connection, ev: Event) {
     }
 }
 
-fn with_attachments(args: &[serde_json::Value], original: &Payload) -> Payload {
-    if original.attachments().is_empty() {
-        Payload::from_value(args).unwrap_or_default()
-    } else {
-        // Keep the placeholders and the buffers as they came.
-        let json = original.json();
-        let inner = json
-            .find(',')
-            .map(|i| format!("[{}", &json[i + 1..]))
-            .unwrap_or_else(|| "[]".to_owned());
-        Payload::from_parts(Str::from(inner), original.attachments().to_vec())
-    }
+/// `a,b,...` for an event array `["name",a,b,...]`.
+fn raw_args(json: &str) -> Option<String> {
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(json).ok()?;
+    Some(
+        items
+            .iter()
+            .skip(1)
+            .map(|v| v.get())
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:3000".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:3000".into());
     let listener = TcpListener::bind(&addr)?;
     println!("listening on {}", listener.local_addr()?);
     let mut endpoint = Endpoint::new(Config::default()).map_err(io::Error::other)?;
@@ -148,20 +163,22 @@ fn main() -> io::Result<()> {
     });
     // The clock: fire due timers.
     let clock = shared.clone();
-    thread::spawn(move || loop {
-        thread::sleep(Duration::from_millis(10));
-        let now = Instant::now();
-        let mut server = clock.lock();
-        let mut fired = false;
-        for conn in server.conns.values_mut() {
-            if conn.poll_timeout().is_some_and(|t| t <= now) {
-                conn.handle_timeout(now);
-                fired = true;
+    thread::spawn(move || {
+        loop {
+            thread::sleep(Duration::from_millis(10));
+            let now = Instant::now();
+            let mut server = clock.lock();
+            let mut fired = false;
+            for conn in server.conns.values_mut() {
+                if conn.poll_timeout().is_some_and(|t| t <= now) {
+                    conn.handle_timeout(now);
+                    fired = true;
+                }
             }
-        }
-        if fired {
-            server.pump();
-            clock.changed.notify_all();
+            if fired {
+                server.pump();
+                clock.changed.notify_all();
+            }
         }
     });
     for stream in listener.incoming() {
@@ -193,7 +210,8 @@ fn serve(shared: Arc<Shared>, stream: TcpStream) -> io::Result<()> {
             Route::Respond(r) => {
                 drop(server);
                 if websocket {
-                    (&stream).write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")?;
+                    (&stream)
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")?;
                     return Ok(());
                 }
                 write_response(&stream, &r)?;
@@ -278,7 +296,10 @@ fn serve_websocket(
             Ok(Message::Binary(b)) => Some(Data::Binary(b)),
             Ok(_) => None,
             Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
             {
                 None
             }
@@ -303,7 +324,9 @@ fn serve_websocket(
 }
 
 /// Reads one HTTP/1.1 request: head, then a body of `Content-Length` bytes.
-fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<(Request, Option<String>)>> {
+fn read_request(
+    reader: &mut BufReader<TcpStream>,
+) -> io::Result<Option<(Request, Option<String>)>> {
     let mut head = Vec::new();
     loop {
         let n = reader.read_until(b'\n', &mut head)?;

@@ -13,8 +13,8 @@ use crate::config::Config;
 use crate::http::{ContentType, HttpError, Method, Request, Response};
 use crate::ids::IdGenerator;
 use crate::types::{
-    DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, RequestId, SendError,
-    Transmit, TransportKind,
+    DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, RequestId, SendError, Transmit,
+    TransportKind,
 };
 
 /// How long a closing polling session waits for the GET that takes its
@@ -62,9 +62,13 @@ enum State {
 enum Upgrade {
     None,
     /// A WebSocket opened for this session; waiting for `2probe`.
-    Opened { ws: RequestId },
+    Opened {
+        ws: RequestId,
+    },
     /// `3probe` sent; waiting for `5`.
-    Probed { ws: RequestId },
+    Probed {
+        ws: RequestId,
+    },
 }
 
 #[derive(Debug)]
@@ -184,7 +188,9 @@ impl Connection {
             config,
         };
         let upgrades = match opening {
-            Opening::Polling { .. } if conn.config.allow_upgrades && conn.config.transports.websocket => {
+            Opening::Polling { .. }
+                if conn.config.allow_upgrades && conn.config.transports.websocket =>
+            {
                 vec!["websocket".to_owned()]
             }
             _ => Vec::new(),
@@ -196,13 +202,15 @@ impl Connection {
             ping_timeout: conn.config.ping_timeout.as_millis() as u64,
             max_payload: conn.config.max_payload as u64,
         };
-        conn.buffer.push_back(Out::Control(EioPacket::Open(handshake)));
+        conn.buffer
+            .push_back(Out::Control(EioPacket::Open(handshake)));
         match eio {
             // v4: the server pings, first one interval after the handshake.
             EioVersion::V4 => conn.next_ping = Some(now + conn.config.ping_interval),
             // v3: the client pings; the server waits interval + timeout.
             EioVersion::V3 => {
-                conn.pong_deadline = Some(now + conn.config.ping_interval + conn.config.ping_timeout)
+                conn.pong_deadline =
+                    Some(now + conn.config.ping_interval + conn.config.ping_timeout)
             }
         }
         if let Opening::Polling { request, .. } = opening {
@@ -283,12 +291,14 @@ impl Connection {
             return;
         }
         if self.state == State::Closed {
-            self.responses.push_back((id, Response::error(HttpError::UnknownSid)));
+            self.responses
+                .push_back((id, Response::error(HttpError::UnknownSid)));
             return;
         }
         let Transport::Polling { pending_get, .. } = &self.transport else {
             // Upgraded: polling requests no longer belong to this session.
-            self.responses.push_back((id, Response::error(HttpError::BadRequest)));
+            self.responses
+                .push_back((id, Response::error(HttpError::BadRequest)));
             return;
         };
         match req.method {
@@ -316,7 +326,8 @@ impl Connection {
 
     fn handle_post(&mut self, now: Instant, id: RequestId, req: Request) {
         if req.body.len() > self.config.max_payload {
-            self.responses.push_back((id, Response::payload_too_large()));
+            self.responses
+                .push_back((id, Response::payload_too_large()));
             self.close_now(DisconnectReason::TransportError, true);
             return;
         }
@@ -614,7 +625,8 @@ impl Connection {
     }
 
     fn encode_payload(&self, outs: Vec<Out>) -> Response {
-        let mut body = Vec::with_capacity(outs.iter().map(Out::size).sum::<usize>() + outs.len() * 4);
+        let mut body =
+            Vec::with_capacity(outs.iter().map(Out::size).sum::<usize>() + outs.len() * 4);
         match self.eio {
             EioVersion::V4 => {
                 for (i, out) in outs.into_iter().enumerate() {
@@ -711,10 +723,11 @@ impl Connection {
         self.connect_deadline = None;
         self.pending_connects.clear();
         for socket in std::mem::take(&mut self.sockets) {
-            self.endpoint_events.push_back(EndpointEvent::SocketDisconnected {
-                nsp: socket.nsp.clone(),
-                sid: socket.sid.clone(),
-            });
+            self.endpoint_events
+                .push_back(EndpointEvent::SocketDisconnected {
+                    nsp: socket.nsp.clone(),
+                    sid: socket.sid.clone(),
+                });
             self.events.push_back(Event::Disconnected {
                 nsp: socket.nsp,
                 sid: socket.sid,
@@ -793,7 +806,8 @@ impl Connection {
                     return;
                 }
                 self.pending_connects.push(nsp.clone());
-                self.events.push_back(Event::ConnectRequest { nsp, auth, query });
+                self.events
+                    .push_back(Event::ConnectRequest { nsp, auth, query });
             }
             (PacketKind::Connect(_), Some(_)) => {
                 if self.sio == ProtocolVersion::V4 {
@@ -802,7 +816,9 @@ impl Connection {
                 }
                 self.invalid_state(now, "duplicate connect");
             }
-            (PacketKind::ConnectError(_), _) => self.invalid_state(now, "connect error from a client"),
+            (PacketKind::ConnectError(_), _) => {
+                self.invalid_state(now, "connect error from a client")
+            }
             (_, None) => self.invalid_state(now, "packet for a namespace not joined"),
             (PacketKind::Disconnect, Some(i)) => {
                 let socket = self.sockets.remove(i);
@@ -844,10 +860,11 @@ impl Connection {
     }
 
     fn socket_gone(&mut self, socket: Socket, reason: DisconnectReason) {
-        self.endpoint_events.push_back(EndpointEvent::SocketDisconnected {
-            nsp: socket.nsp.clone(),
-            sid: socket.sid.clone(),
-        });
+        self.endpoint_events
+            .push_back(EndpointEvent::SocketDisconnected {
+                nsp: socket.nsp.clone(),
+                sid: socket.sid.clone(),
+            });
         self.events.push_back(Event::Disconnected {
             nsp: socket.nsp,
             sid: socket.sid,
@@ -887,10 +904,11 @@ impl Connection {
             acks: Vec::new(),
             next_ack_id: 0,
         });
-        self.endpoint_events.push_back(EndpointEvent::SocketConnected {
-            nsp: nsp.clone(),
-            sid: sid.clone(),
-        });
+        self.endpoint_events
+            .push_back(EndpointEvent::SocketConnected {
+                nsp: nsp.clone(),
+                sid: sid.clone(),
+            });
         self.events.push_back(Event::Connected {
             nsp,
             sid: sid.clone(),
@@ -916,7 +934,9 @@ impl Connection {
         let nsp = self.pending_connects.swap_remove(pos);
         let packet = match self.sio {
             ProtocolVersion::V4 => {
-                let value = data.cloned().unwrap_or_else(|| serde_json::Value::from(message));
+                let value = data
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::Value::from(message));
                 Packet {
                     nsp,
                     kind: PacketKind::ConnectError(

@@ -297,7 +297,10 @@ mod tests {
     fn errors_have_the_reference_shape() {
         let r = Response::error(HttpError::UnknownSid);
         assert_eq!(r.status, 400);
-        assert_eq!(r.body_text(), r#"{"code":1,"message":"Session ID unknown"}"#);
+        assert_eq!(
+            r.body_text(),
+            r#"{"code":1,"message":"Session ID unknown"}"#
+        );
         assert_eq!(Response::error(HttpError::Forbidden).status, 403);
     }
 }

@@ -24,7 +24,7 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The example binary, which `cargo test` builds beside the tests.
+/// The example binary, built by cargo beside the tests.
 fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
@@ -32,11 +32,17 @@ fn example_binary() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
     let bin = dir.join("examples").join("blocking");
-    assert!(
-        bin.exists(),
-        "{} is missing: run the tests with `cargo test` (which builds examples)",
-        bin.display()
-    );
+    if !bin.exists() {
+        // `cargo test --test embedding` does not build examples: build it.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["build", "-p", "socketio-proto", "--example", "blocking"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "the example builds");
+    }
+    assert!(bin.exists(), "{} is missing", bin.display());
     bin
 }
 

@@ -45,7 +45,12 @@ fn websocket_handshake_has_no_upgrades() {
 fn http_errors_have_the_reference_codes() {
     let mut h = Harness::new(Config::default());
     let cases = [
-        ("/socket.io/?EIO=4&transport=foo", 400, 0, "Transport unknown"),
+        (
+            "/socket.io/?EIO=4&transport=foo",
+            400,
+            0,
+            "Transport unknown",
+        ),
         ("/socket.io/?EIO=4", 400, 0, "Transport unknown"),
         (
             "/socket.io/?EIO=4&transport=polling&sid=nope",
@@ -72,7 +77,12 @@ fn http_errors_have_the_reference_codes() {
             "Unsupported protocol version",
         ),
         // A WebSocket handshake without the upgrade header.
-        ("/socket.io/?EIO=4&transport=websocket", 400, 3, "Bad request"),
+        (
+            "/socket.io/?EIO=4&transport=websocket",
+            400,
+            3,
+            "Bad request",
+        ),
     ];
     for (uri, status, code, message) in cases {
         let id = h.request(Request::get(uri));
@@ -85,10 +95,7 @@ fn http_errors_have_the_reference_codes() {
         );
     }
     let id = h.request(Request::post("/socket.io/?EIO=4&transport=polling", "x"));
-    assert_eq!(
-        h.body(id),
-        r#"{"code":2,"message":"Bad handshake method"}"#
-    );
+    assert_eq!(h.body(id), r#"{"code":2,"message":"Bad handshake method"}"#);
     assert_eq!(h.endpoint.session_count(), 0);
 }
 
@@ -170,7 +177,8 @@ fn a_body_over_max_payload_gets_413() {
     let r = h.post(&sid, &big);
     assert_eq!(r.status, 413);
     assert!(
-        h.event_names().contains(&"closed transport error".to_owned())
+        h.event_names()
+            .contains(&"closed transport error".to_owned())
     );
 }
 
@@ -234,8 +242,8 @@ fn upgrade_with_a_pending_poll() {
     let get = h.get(&sid);
     assert_eq!(h.body(get), "6");
     // Messages sent before the switch wait in the buffer.
-    let packet = socketio_proto::Packet::event(Str::from("/"), "hello", &("world",), None)
-        .expect("encodes");
+    let packet =
+        socketio_proto::Packet::event(Str::from("/"), "hello", &("world",), None).expect("encodes");
     h.conn(&sid).emit(&packet, false).expect("sent");
     let get = h.get(&sid);
     assert_eq!(h.body(get), "42[\"hello\",\"world\"]");
@@ -353,7 +361,10 @@ fn binary_messages_over_polling_are_base64() {
         panic!("{events:?}")
     };
     assert_eq!(&*m.name, "file");
-    assert_eq!(m.data.attachments(), &[bytes::Bytes::from_static(&[1, 2, 3])]);
+    assert_eq!(
+        m.data.attachments(),
+        &[bytes::Bytes::from_static(&[1, 2, 3])]
+    );
     // And back.
     let packet = socketio_proto::Packet::event(
         Str::from("/"),
@@ -408,7 +419,10 @@ fn a_websocket_frame_over_max_payload_closes_the_session() {
     let mut h = Harness::new(config().with_max_payload(10));
     let (sid, ws) = h.open_websocket();
     h.ws_text(&sid, ws, "4aaaaaaaaaaaaaaaaaaaaaaaaa");
-    assert!(h.event_names().contains(&"closed transport error".to_owned()));
+    assert!(
+        h.event_names()
+            .contains(&"closed transport error".to_owned())
+    );
     assert!(h.closed_ws.contains(&ws));
 }
 

@@ -91,7 +91,10 @@ fn acks_to_the_server_fire_once_and_time_out() {
     h.pump();
     assert_eq!(
         h.text_frames(ws),
-        [format!("42{first}[\"q\",1]"), format!("42{second}[\"q\",2]")]
+        [
+            format!("42{first}[\"q\",1]"),
+            format!("42{second}[\"q\",2]")
+        ]
     );
     h.ws_text(&sid, ws, &format!("43{first}[\"a\"]"));
     // The same ack again, and an unknown one: ignored.
@@ -135,7 +138,10 @@ fn a_middleware_refusal_carries_message_and_data() {
     let Event::ConnectRequest { nsp, auth, .. } = &events[0] else {
         panic!("{events:?}")
     };
-    assert_eq!(auth.as_ref().map(|a| a.json().to_string()).as_deref(), Some("{\"token\":\"bad\"}"));
+    assert_eq!(
+        auth.as_ref().map(|a| a.json().to_string()).as_deref(),
+        Some("{\"token\":\"bad\"}")
+    );
     let data = serde_json::json!({"retry": false});
     h.conn(&sid)
         .reject(nsp, "not authorized", Some(&data))
@@ -155,11 +161,11 @@ fn a_middleware_refusal_carries_message_and_data() {
 #[test]
 fn protocol_violations_close_the_connection() {
     for bad in [
-        "42[\"x\"]",        // `/` not joined yet... after joining below
-        "40",               // duplicate connect
+        "42[\"x\"]",         // `/` not joined yet... after joining below
+        "40",                // duplicate connect
         "44{\"message\":1}", // connect_error from a client
-        "42/other,[\"x\"]", // namespace not joined
-        "42[\"connect\"]",  // reserved event name
+        "42/other,[\"x\"]",  // namespace not joined
+        "42[\"connect\"]",   // reserved event name
         "42{\"not\":\"an array\"}",
         "47",
         "42[\"x\"",
@@ -262,7 +268,8 @@ fn closing_the_connection_tells_every_socket() {
     h.text_frames(ws);
     h.take_events();
     let now = h.now;
-    h.conn(&sid).close(now, DisconnectReason::ServerShuttingDown);
+    h.conn(&sid)
+        .close(now, DisconnectReason::ServerShuttingDown);
     h.pump();
     assert_eq!(h.text_frames(ws), ["41", "41/admin,"]);
     assert!(h.closed_ws.contains(&ws));
@@ -340,7 +347,10 @@ fn broadcasts_reach_rooms_and_skip_exceptions() {
         (true, true, true)
     );
     assert_eq!(
-        deliver(&mut h, BroadcastOptions::all().to("room1").except(a.2.clone())),
+        deliver(
+            &mut h,
+            BroadcastOptions::all().to("room1").except(a.2.clone())
+        ),
         (false, true, false)
     );
     assert_eq!(
@@ -359,7 +369,12 @@ fn broadcasts_reach_rooms_and_skip_exceptions() {
         (false, false, false)
     );
     assert_eq!(h.endpoint.socket_count("/"), 2);
-    assert_eq!(h.endpoint.rooms("/").len(), 3, "{:?}", h.endpoint.rooms("/"));
+    assert_eq!(
+        h.endpoint.rooms("/").len(),
+        3,
+        "{:?}",
+        h.endpoint.rooms("/")
+    );
 }
 
 #[test]
@@ -400,7 +415,10 @@ fn a_connection_over_its_buffer_bound_is_closed() {
     assert!(sent >= 8, "{sent}");
     assert!(h.conn(&sid).buffered_bytes() <= 1000);
     h.pump();
-    assert!(h.event_names().contains(&"closed transport error".to_owned()));
+    assert!(
+        h.event_names()
+            .contains(&"closed transport error".to_owned())
+    );
     assert!(h.closed_ws.contains(&ws));
 }
 
@@ -420,7 +438,10 @@ fn eio3_clients_speak_socketio_v4() {
     h.ws_text(&sid, ws, "40/admin?token=abc,");
     assert_eq!(h.text_frames(ws), ["40/admin,"]);
     let names = h.event_names();
-    assert!(names.contains(&"connect-request /admin".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"connect-request /admin".to_owned()),
+        "{names:?}"
+    );
     // The client pings over the WebSocket; the server answers.
     h.ws_text(&sid, ws, "2");
     assert_eq!(h.text_frames(ws), ["3"]);
