@@ -481,10 +481,10 @@ impl Connection {
                 ref mut pending_get,
                 ..
             } if *pending_get == Some(id) => {
-                // The client gave up its poll: the reference treats the
-                // request's `close` as a transport error.
+                // The poll's connection closed before its answer: the
+                // reference calls that a transport error.
                 *pending_get = None;
-                self.close_now(DisconnectReason::TransportClose, false);
+                self.close_now(DisconnectReason::TransportError, false);
             }
             _ => {}
         }

@@ -1,6 +1,6 @@
 //! The shared half of the server: session routing, namespaces, rooms.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,13 +27,78 @@ pub enum Route {
     Existing(ConnectionHandle),
 }
 
-/// Who receives a broadcast.
+/// Who receives a broadcast, or whom a socket operation applies to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BroadcastOptions {
     /// Only sockets in one of these rooms; every socket when empty.
     pub rooms: Vec<Str>,
     /// Not the sockets in any of these rooms (a socket id is a room).
     pub except: Vec<Str>,
+    /// This node only: nothing goes to the rest of the cluster.
+    pub local: bool,
+    /// Drop the packet for recipients whose transport cannot take it now.
+    pub volatile: bool,
+}
+
+/// An operation the other nodes of a cluster must carry out too.
+///
+/// The endpoint queues one for every operation that is not
+/// [`local`](BroadcastOptions::local); an adapter takes them with
+/// [`Endpoint::poll_cluster_op`], sends them to the other nodes, and each
+/// node hands what it receives to [`Endpoint::handle_cluster_op`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterOp {
+    /// Send a packet to the sockets `opts` selects.
+    Broadcast {
+        /// The packet (its namespace says where).
+        packet: Packet,
+        /// Who receives it.
+        opts: BroadcastOptions,
+    },
+    /// Make the sockets `opts` selects join `rooms`.
+    AddSockets {
+        /// The namespace.
+        nsp: Str,
+        /// Which sockets.
+        opts: BroadcastOptions,
+        /// The rooms to join.
+        rooms: Vec<Str>,
+    },
+    /// Make the sockets `opts` selects leave `rooms`.
+    DelSockets {
+        /// The namespace.
+        nsp: Str,
+        /// Which sockets.
+        opts: BroadcastOptions,
+        /// The rooms to leave.
+        rooms: Vec<Str>,
+    },
+    /// Disconnect the sockets `opts` selects.
+    DisconnectSockets {
+        /// The namespace.
+        nsp: Str,
+        /// Which sockets.
+        opts: BroadcastOptions,
+        /// Close their whole connections, not only the namespace.
+        close: bool,
+    },
+}
+
+/// What a node must do for a [`ClusterOp`] it received.
+#[derive(Debug, Clone)]
+pub enum ClusterAction {
+    /// Deliver this broadcast to local connections.
+    Broadcast(Broadcast),
+    /// Disconnect these local sockets (namespace, socket id, connection);
+    /// `close`: their whole connections.
+    Disconnect {
+        /// The sockets.
+        targets: Vec<(Str, ConnectionHandle)>,
+        /// Close the whole connections.
+        close: bool,
+    },
+    /// Nothing left to do (room changes are already applied).
+    Done,
 }
 
 impl BroadcastOptions {
@@ -51,6 +116,18 @@ impl BroadcastOptions {
     /// Adds a room (or socket id) to leave out.
     pub fn except(mut self, room: impl Into<Str>) -> Self {
         self.except.push(room.into());
+        self
+    }
+
+    /// This node only.
+    pub fn local(mut self) -> Self {
+        self.local = true;
+        self
+    }
+
+    /// Volatile: dropped where the transport cannot take it now.
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
         self
     }
 }
@@ -81,8 +158,10 @@ impl NamespaceIndex {
         let Some(entry) = self.sockets.get_mut(sid) else {
             return;
         };
-        if entry.rooms.remove(room) {
-            if let Some(members) = self.rooms.get_mut(room) {
+        if entry.rooms.remove(room)
+            && let Some(members) = self.rooms.get_mut(room)
+        {
+            {
                 members.remove(sid);
                 if members.is_empty() {
                     self.rooms.remove(room);
@@ -115,20 +194,21 @@ impl NamespaceIndex {
         let mut out = Vec::new();
         if opts.rooms.is_empty() {
             for (sid, entry) in &self.sockets {
-                if let Some(conn) = entry.conn {
-                    if !excluded(sid) {
-                        out.push((sid.clone(), conn));
-                    }
+                if let Some(conn) = entry.conn
+                    && !excluded(sid)
+                {
+                    out.push((sid.clone(), conn));
                 }
             }
         } else {
             let mut seen = HashSet::new();
             for room in &opts.rooms {
                 for sid in self.rooms.get(room).into_iter().flatten() {
-                    if seen.insert(sid) && !excluded(sid) {
-                        if let Some(conn) = self.sockets.get(sid).and_then(|e| e.conn) {
-                            out.push((sid.clone(), conn));
-                        }
+                    if seen.insert(sid)
+                        && !excluded(sid)
+                        && let Some(conn) = self.sockets.get(sid).and_then(|e| e.conn)
+                    {
+                        out.push((sid.clone(), conn));
                     }
                 }
             }
@@ -157,6 +237,7 @@ pub struct Endpoint {
     static_namespaces: HashSet<Str>,
     matcher: Option<NamespaceMatcher>,
     index: HashMap<Str, NamespaceIndex>,
+    cluster_out: VecDeque<ClusterOp>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -191,6 +272,7 @@ impl Endpoint {
             static_namespaces,
             matcher: None,
             index: HashMap::new(),
+            cluster_out: VecDeque::new(),
         }
     }
 
@@ -378,9 +460,20 @@ impl Endpoint {
             .unwrap_or_default()
     }
 
-    /// Plans a broadcast: encodes `packet` once and lists the connections to
-    /// hand it to with [`Connection::send_encoded`].
-    pub fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
+    /// Plans a broadcast: encodes `packet` once and lists the local
+    /// connections to hand it to with [`Connection::send_encoded`]. Unless
+    /// `opts` is local, the other nodes get it too (see [`ClusterOp`]).
+    pub fn broadcast(&mut self, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
+        if !opts.local {
+            self.cluster_out.push_back(ClusterOp::Broadcast {
+                packet: packet.clone(),
+                opts: opts.clone(),
+            });
+        }
+        self.plan(packet, opts)
+    }
+
+    fn plan(&self, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
         let targets = self
             .sockets(&packet.nsp, opts)
             .into_iter()
@@ -389,6 +482,96 @@ impl Endpoint {
         Broadcast {
             encoded: Encoded::new(packet, ProtocolVersion::V5),
             targets,
+            volatile: opts.volatile,
+        }
+    }
+
+    /// Makes the sockets of `nsp` that `opts` selects join `rooms`, here
+    /// and, unless local, on the other nodes.
+    pub fn add_sockets(&mut self, nsp: &str, opts: &BroadcastOptions, rooms: &[Str]) {
+        if !opts.local {
+            self.cluster_out.push_back(ClusterOp::AddSockets {
+                nsp: Str::from(nsp),
+                opts: opts.clone(),
+                rooms: rooms.to_vec(),
+            });
+        }
+        self.apply_rooms(nsp, opts, rooms, true);
+    }
+
+    /// Makes the sockets of `nsp` that `opts` selects leave `rooms`, here
+    /// and, unless local, on the other nodes.
+    pub fn del_sockets(&mut self, nsp: &str, opts: &BroadcastOptions, rooms: &[Str]) {
+        if !opts.local {
+            self.cluster_out.push_back(ClusterOp::DelSockets {
+                nsp: Str::from(nsp),
+                opts: opts.clone(),
+                rooms: rooms.to_vec(),
+            });
+        }
+        self.apply_rooms(nsp, opts, rooms, false);
+    }
+
+    fn apply_rooms(&mut self, nsp: &str, opts: &BroadcastOptions, rooms: &[Str], join: bool) {
+        let Some(index) = self.index.get_mut(nsp) else {
+            return;
+        };
+        for (sid, _) in index.targets(opts) {
+            for room in rooms {
+                if join {
+                    index.join(&sid, room.clone());
+                } else {
+                    index.leave(&sid, room);
+                }
+            }
+        }
+    }
+
+    /// The local sockets of `nsp` that `opts` selects, to disconnect (the
+    /// binding calls [`Connection::disconnect`] or [`Connection::close`]);
+    /// unless local, the other nodes disconnect theirs.
+    pub fn disconnect_sockets(
+        &mut self,
+        nsp: &str,
+        opts: &BroadcastOptions,
+        close: bool,
+    ) -> Vec<(Str, ConnectionHandle)> {
+        if !opts.local {
+            self.cluster_out.push_back(ClusterOp::DisconnectSockets {
+                nsp: Str::from(nsp),
+                opts: opts.clone(),
+                close,
+            });
+        }
+        self.sockets(nsp, opts)
+    }
+
+    /// The next operation for the other nodes of the cluster. A single-node
+    /// server may ignore them; they are bounded by nothing else, so a
+    /// clustered binding drains them after each operation.
+    pub fn poll_cluster_op(&mut self) -> Option<ClusterOp> {
+        self.cluster_out.pop_front()
+    }
+
+    /// Carries out an operation another node published. Nothing is
+    /// published again.
+    pub fn handle_cluster_op(&mut self, op: ClusterOp) -> ClusterAction {
+        match op {
+            ClusterOp::Broadcast { packet, opts } => {
+                ClusterAction::Broadcast(self.plan(&packet, &opts))
+            }
+            ClusterOp::AddSockets { nsp, opts, rooms } => {
+                self.apply_rooms(&nsp, &opts, &rooms, true);
+                ClusterAction::Done
+            }
+            ClusterOp::DelSockets { nsp, opts, rooms } => {
+                self.apply_rooms(&nsp, &opts, &rooms, false);
+                ClusterAction::Done
+            }
+            ClusterOp::DisconnectSockets { nsp, opts, close } => ClusterAction::Disconnect {
+                targets: self.sockets(&nsp, &opts),
+                close,
+            },
         }
     }
 }
@@ -400,4 +583,6 @@ pub struct Broadcast {
     pub encoded: Encoded,
     /// The connections to send it to (one per recipient socket).
     pub targets: Vec<ConnectionHandle>,
+    /// Whether the packet is volatile (pass it to [`Connection::send_encoded`]).
+    pub volatile: bool,
 }

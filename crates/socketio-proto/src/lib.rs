@@ -66,7 +66,9 @@ mod types;
 
 pub use config::{Config, Transports};
 pub use connection::Connection;
-pub use endpoint::{Broadcast, BroadcastOptions, Endpoint, NamespaceMatcher, Route};
+pub use endpoint::{
+    Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Endpoint, NamespaceMatcher, Route,
+};
 pub use http::{ContentType, HttpError, Method, Request, Response};
 pub use ids::IdGenerator;
 pub use types::{

@@ -28,8 +28,14 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(config: Config) -> Harness {
+        Harness::seeded(config, 42)
+    }
+
+    /// A harness whose ids come from seed `seed` (nodes of one cluster
+    /// need different seeds).
+    pub fn seeded(config: Config, seed: u8) -> Harness {
         Harness {
-            endpoint: Endpoint::with_ids(config, IdGenerator::from_seed([42; 32])),
+            endpoint: Endpoint::with_ids(config, IdGenerator::from_seed([seed; 32])),
             conns: HashMap::new(),
             now: Instant::now(),
             next_id: 1,
@@ -76,13 +82,13 @@ impl Harness {
                 }
                 while let Some(ev) = conn.poll_event() {
                     progress = true;
-                    if let Event::ConnectRequest { nsp, .. } = &ev {
-                        if self.auto_accept {
-                            if self.endpoint.has_namespace(nsp) {
-                                conn.accept(nsp).expect("accept");
-                            } else {
-                                conn.reject(nsp, "Invalid namespace", None).expect("reject");
-                            }
+                    if let Event::ConnectRequest { nsp, .. } = &ev
+                        && self.auto_accept
+                    {
+                        if self.endpoint.has_namespace(nsp) {
+                            conn.accept(nsp).expect("accept");
+                        } else {
+                            conn.reject(nsp, "Invalid namespace", None).expect("reject");
                         }
                     }
                     self.events.push(ev);
