@@ -134,6 +134,7 @@ pub struct Connection {
     /// Namespaces whose connect request awaits the application's answer.
     pending_connects: Vec<Str>,
     ids: IdGenerator,
+    handshake_query: String,
 }
 
 /// What opened the session.
@@ -151,6 +152,7 @@ impl Connection {
         eio: EioVersion,
         opening: Opening,
         ids: IdGenerator,
+        handshake_query: String,
     ) -> Connection {
         let sio = match eio {
             EioVersion::V3 => ProtocolVersion::V4,
@@ -186,6 +188,7 @@ impl Connection {
             pending_connects: Vec::new(),
             ids,
             config,
+            handshake_query,
         };
         let upgrades = match opening {
             Opening::Polling { .. }
@@ -235,6 +238,12 @@ impl Connection {
     /// The Engine.IO session id.
     pub fn sid(&self) -> &Str {
         &self.sid
+    }
+
+    /// The query string of the request that opened the session (what the
+    /// reference calls `handshake.query`).
+    pub fn handshake_query(&self) -> &str {
+        &self.handshake_query
     }
 
     /// The Engine.IO protocol version the client speaks.
@@ -383,6 +392,17 @@ impl Connection {
             Data::Text(s) => s.len(),
             Data::Binary(b) => b.len(),
         };
+        if len > self.config.max_payload {
+            if matches!(self.upgrade, Upgrade::Opened { ws: p } | Upgrade::Probed { ws: p } if p == ws)
+            {
+                self.side.push_back(Transmit::Close { transport: ws });
+                self.upgrade = Upgrade::None;
+                self.upgrade_deadline = None;
+            } else if matches!(self.transport, Transport::WebSocket(t) if t == ws) {
+                self.close_now(DisconnectReason::TransportError, true);
+            }
+            return;
+        }
         let decoded = match frame {
             Data::Text(s) => EioPacket::decode_text(s, self.eio),
             Data::Binary(b) => EioPacket::decode_binary(b, self.eio),
@@ -396,10 +416,6 @@ impl Connection {
         }
         if !matches!(self.transport, Transport::WebSocket(t) if t == ws) {
             // A frame from a WebSocket this session no longer uses.
-            return;
-        }
-        if len > self.config.max_payload {
-            self.close_now(DisconnectReason::TransportError, true);
             return;
         }
         match decoded {
@@ -584,6 +600,12 @@ impl Connection {
     }
 
     fn push_out(&mut self, out: Out) {
+        if self.buffered_bytes + out.size() > self.config.max_buffer_size {
+            // A peer that makes the server answer (v3 pings) but never
+            // reads gets no unbounded buffer.
+            self.close_now(DisconnectReason::TransportError, true);
+            return;
+        }
         self.buffered_bytes += out.size();
         self.buffer.push_back(out);
         self.flush_polling();

@@ -376,6 +376,7 @@ impl Endpoint {
             eio,
             opening,
             self.ids.fork(),
+            req.query.clone(),
         );
         self.sessions.insert(sid.clone(), handle);
         self.handles.insert(handle, sid);
