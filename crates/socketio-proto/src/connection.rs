@@ -1153,7 +1153,10 @@ impl Connection {
             return;
         }
         for socket in std::mem::take(&mut self.sockets) {
-            if reason != DisconnectReason::ForcedClose {
+            // Only a server closing the connection through a socket tells
+            // the client (which then does not reconnect); on shutdown the
+            // client sees the transport close and reconnects elsewhere.
+            if reason == DisconnectReason::ForcedServerClose {
                 self.push_packet(&Packet::disconnect(socket.nsp.clone()));
             }
             self.socket_gone(socket, reason);

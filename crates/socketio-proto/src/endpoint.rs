@@ -238,6 +238,7 @@ pub struct Endpoint {
     matcher: Option<NamespaceMatcher>,
     index: HashMap<Str, NamespaceIndex>,
     cluster_out: VecDeque<ClusterOp>,
+    clustered: bool,
 }
 
 impl fmt::Debug for Endpoint {
@@ -273,6 +274,7 @@ impl Endpoint {
             matcher: None,
             index: HashMap::new(),
             cluster_out: VecDeque::new(),
+            clustered: false,
         }
     }
 
@@ -466,7 +468,7 @@ impl Endpoint {
     /// `opts` is local, the other nodes get it too (see [`ClusterOp`]).
     pub fn broadcast(&mut self, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
         if !opts.local {
-            self.cluster_out.push_back(ClusterOp::Broadcast {
+            self.publish(ClusterOp::Broadcast {
                 packet: packet.clone(),
                 opts: opts.clone(),
             });
@@ -491,7 +493,7 @@ impl Endpoint {
     /// and, unless local, on the other nodes.
     pub fn add_sockets(&mut self, nsp: &str, opts: &BroadcastOptions, rooms: &[Str]) {
         if !opts.local {
-            self.cluster_out.push_back(ClusterOp::AddSockets {
+            self.publish(ClusterOp::AddSockets {
                 nsp: Str::from(nsp),
                 opts: opts.clone(),
                 rooms: rooms.to_vec(),
@@ -504,7 +506,7 @@ impl Endpoint {
     /// and, unless local, on the other nodes.
     pub fn del_sockets(&mut self, nsp: &str, opts: &BroadcastOptions, rooms: &[Str]) {
         if !opts.local {
-            self.cluster_out.push_back(ClusterOp::DelSockets {
+            self.publish(ClusterOp::DelSockets {
                 nsp: Str::from(nsp),
                 opts: opts.clone(),
                 rooms: rooms.to_vec(),
@@ -538,7 +540,7 @@ impl Endpoint {
         close: bool,
     ) -> Vec<(Str, ConnectionHandle)> {
         if !opts.local {
-            self.cluster_out.push_back(ClusterOp::DisconnectSockets {
+            self.publish(ClusterOp::DisconnectSockets {
                 nsp: Str::from(nsp),
                 opts: opts.clone(),
                 close,
@@ -547,9 +549,26 @@ impl Endpoint {
         self.sockets(nsp, opts)
     }
 
-    /// The next operation for the other nodes of the cluster. A single-node
-    /// server may ignore them; they are bounded by nothing else, so a
-    /// clustered binding drains them after each operation.
+    /// Makes this endpoint one node of a cluster: from now on every
+    /// operation that is not local is also queued for
+    /// [`poll_cluster_op`](Endpoint::poll_cluster_op). A single node queues
+    /// nothing.
+    pub fn set_clustered(&mut self, clustered: bool) {
+        self.clustered = clustered;
+        if !clustered {
+            self.cluster_out.clear();
+        }
+    }
+
+    fn publish(&mut self, op: ClusterOp) {
+        if self.clustered {
+            self.cluster_out.push_back(op);
+        }
+    }
+
+    /// The next operation for the other nodes of the cluster (only when
+    /// [`set_clustered`](Endpoint::set_clustered) is on). Drain them after
+    /// each operation.
     pub fn poll_cluster_op(&mut self) -> Option<ClusterOp> {
         self.cluster_out.pop_front()
     }

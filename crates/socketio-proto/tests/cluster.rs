@@ -55,6 +55,8 @@ fn news() -> Packet {
 fn broadcasts_and_room_changes_reach_the_other_node() {
     let mut a = Harness::new(config());
     let mut b = Harness::seeded(config(), 7);
+    a.endpoint.set_clustered(true);
+    b.endpoint.set_clustered(true);
     let a1 = joined(&mut a);
     let b1 = joined(&mut b);
     let b2 = joined(&mut b);
