@@ -1,0 +1,351 @@
+//! Server options: the core's [`Config`] plus what the binding adds (CORS,
+//! the `allow_request` hook, acknowledgement timeouts, WebSocket buffers).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, header};
+use socketio_proto::{Config, Transports};
+
+use crate::error::BuildError;
+use crate::io::SocketIo;
+
+/// Cross-origin resource sharing, as the reference's `cors` option.
+///
+/// Without it, responses carry no CORS header and `OPTIONS` requests are
+/// answered by the protocol (with an error).
+///
+/// ```
+/// use socketio_tokio::Cors;
+///
+/// let any = Cors::any();
+/// let some = Cors::origins(["https://example.com"]).credentials(true);
+/// # let _ = (any, some);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Cors {
+    origins: Option<Vec<HeaderValue>>,
+    credentials: bool,
+    max_age: Option<Duration>,
+}
+
+impl Cors {
+    /// Any origin may call the server (`Access-Control-Allow-Origin: *`, or
+    /// the request's origin when credentials are allowed).
+    pub fn any() -> Cors {
+        Cors {
+            origins: None,
+            credentials: false,
+            max_age: None,
+        }
+    }
+
+    /// Only these origins (`https://example.com`) may call the server.
+    /// Values that are not valid header values are ignored.
+    pub fn origins<I, S>(origins: I) -> Cors
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Cors {
+            origins: Some(
+                origins
+                    .into_iter()
+                    .filter_map(|o| HeaderValue::from_str(o.as_ref()).ok())
+                    .collect(),
+            ),
+            credentials: false,
+            max_age: None,
+        }
+    }
+
+    /// Whether requests may carry credentials (cookies): sets
+    /// `Access-Control-Allow-Credentials: true`.
+    pub fn credentials(mut self, allow: bool) -> Cors {
+        self.credentials = allow;
+        self
+    }
+
+    /// How long a browser may cache a preflight answer.
+    pub fn max_age(mut self, max_age: Duration) -> Cors {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// Adds the CORS headers of an ordinary response to `headers`.
+    pub(crate) fn apply(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        match (&self.origins, origin) {
+            (None, Some(origin)) if self.credentials => {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+                headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+            }
+            (None, _) => {
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                );
+            }
+            (Some(list), Some(origin)) => {
+                if list.iter().any(|o| o == origin) {
+                    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+                }
+                headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+            }
+            (Some(_), None) => {
+                headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+            }
+        }
+        if self.credentials {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+    }
+
+    /// Adds the headers of a preflight answer to `headers`.
+    pub(crate) fn apply_preflight(&self, request: &HeaderMap, headers: &mut HeaderMap) {
+        self.apply(request.get(header::ORIGIN), headers);
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET,HEAD,PUT,PATCH,POST,DELETE"),
+        );
+        if let Some(asked) = request.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+            headers.append(
+                header::VARY,
+                HeaderValue::from_static("Access-Control-Request-Headers"),
+            );
+        }
+        if let Some(age) = self.max_age {
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, age.as_secs().into());
+        }
+    }
+}
+
+/// The `allow_request` hook: sees a handshake's request head, returns
+/// whether the handshake may go on.
+pub(crate) type AllowRequest = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
+
+/// Everything the binding needs besides the core's [`Config`].
+#[derive(Clone)]
+pub(crate) struct Options {
+    pub(crate) cors: Option<Cors>,
+    pub(crate) allow_request: Option<AllowRequest>,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) ws_read_buffer: usize,
+    pub(crate) ws_write_buffer: usize,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("cors", &self.cors)
+            .field("allow_request", &self.allow_request.is_some())
+            .field("ack_timeout", &self.ack_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`SocketIo`]: protocol options with the reference server's
+/// defaults, plus CORS, the `allow_request` hook and the acknowledgement timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use socketio_tokio::{Cors, SocketIo};
+///
+/// let io = SocketIo::builder()
+///     .ping_interval(Duration::from_secs(10))
+///     .max_payload(100_000)
+///     .cors(Cors::any())
+///     .allow_request(|req| req.headers.contains_key("x-token"))
+///     .build()?;
+/// # Ok::<(), socketio_tokio::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SocketIoBuilder {
+    pub(crate) config: Config,
+    pub(crate) options: Options,
+}
+
+impl Default for SocketIoBuilder {
+    fn default() -> Self {
+        SocketIoBuilder {
+            config: Config::default(),
+            options: Options {
+                cors: None,
+                allow_request: None,
+                ack_timeout: Duration::from_secs(5),
+                ws_read_buffer: 4 * 1024,
+                ws_write_buffer: 4 * 1024,
+                shutdown_timeout: Duration::from_secs(10),
+            },
+        }
+    }
+}
+
+impl SocketIoBuilder {
+    /// A builder with the reference server's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The path served (default `/socket.io/`); a trailing slash is added.
+    pub fn path(mut self, path: &str) -> Self {
+        self.config = self.config.with_path(path);
+        self
+    }
+
+    /// How often the server pings (default 25 s).
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.config.ping_interval = interval;
+        self
+    }
+
+    /// How long the server waits for a pong (default 20 s).
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.config.ping_timeout = timeout;
+        self
+    }
+
+    /// How long a new connection has to join a namespace (default 45 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a WebSocket upgrade may take (default 10 s).
+    pub fn upgrade_timeout(mut self, timeout: Duration) -> Self {
+        self.config.upgrade_timeout = timeout;
+        self
+    }
+
+    /// The largest HTTP body or WebSocket message accepted (default 1,000,000 bytes).
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.config.max_payload = bytes;
+        self
+    }
+
+    /// The most bytes a connection may hold waiting to be sent (default 1 MiB).
+    pub fn max_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.max_buffer_size = bytes;
+        self
+    }
+
+    /// The transports a session may use (default both).
+    pub fn transports(mut self, polling: bool, websocket: bool) -> Self {
+        self.config.transports = Transports { polling, websocket };
+        self
+    }
+
+    /// Whether a polling session may upgrade to WebSocket (default true).
+    pub fn allow_upgrades(mut self, allow: bool) -> Self {
+        self.config.allow_upgrades = allow;
+        self
+    }
+
+    /// Whether Engine.IO v3 clients (Socket.IO 2) are served (default false).
+    pub fn allow_eio3(mut self, allow: bool) -> Self {
+        self.config.allow_eio3 = allow;
+        self
+    }
+
+    /// The default timeout of `emit_with_ack` (default 5 s).
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.options.ack_timeout = timeout;
+        self
+    }
+
+    /// Answers CORS preflights and adds CORS headers to the responses.
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.options.cors = Some(cors);
+        self
+    }
+
+    /// A hook that sees every handshake's request head (method, URI,
+    /// headers, extensions) and refuses it by returning false: the client
+    /// gets `403 {"code":4,"message":"Forbidden"}` (a plain 400 for a WebSocket).
+    pub fn allow_request<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> bool + Send + Sync + 'static,
+    {
+        self.options.allow_request = Some(Arc::new(hook));
+        self
+    }
+
+    /// The WebSocket read buffer per connection (default 4 KiB).
+    pub fn ws_read_buffer_size(mut self, bytes: usize) -> Self {
+        self.options.ws_read_buffer = bytes;
+        self
+    }
+
+    /// How many bytes the WebSocket writer gathers before writing to the
+    /// socket (default 4 KiB).
+    pub fn ws_write_buffer_size(mut self, bytes: usize) -> Self {
+        self.options.ws_write_buffer = bytes;
+        self
+    }
+
+    /// How long [`SocketIo::shutdown`] waits for connections to close (default 10 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.options.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Replaces the protocol configuration as a whole.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Builds the server.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Random`] when the operating system gives no randomness.
+    pub fn build(self) -> Result<SocketIo, BuildError> {
+        SocketIo::from_builder(self, None)
+    }
+
+    /// Builds a bare Engine.IO server: every connection is handed to
+    /// `handler` as an [`EngineSocket`](crate::EngineSocket), and Socket.IO
+    /// namespaces are not served. The path is `/engine.io/` unless
+    /// [`path`](SocketIoBuilder::path) chose another.
+    ///
+    /// ```no_run
+    /// use socketio_tokio::{EngineSocket, SocketIo};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = SocketIo::builder().build_engine(|mut socket: EngineSocket| async move {
+    ///     // Echo every message.
+    ///     while let Some(message) = socket.recv().await {
+    ///         let _ = socket.send(message);
+    ///     }
+    /// })?;
+    /// io.serve(tokio::net::TcpListener::bind("127.0.0.1:3000").await?).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Random`] when the operating system gives no randomness.
+    pub fn build_engine<F, Fut>(mut self, handler: F) -> Result<SocketIo, BuildError>
+    where
+        F: Fn(crate::EngineSocket) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let path = if self.config.path == Config::default().path {
+            "/engine.io/".to_owned()
+        } else {
+            self.config.path.clone()
+        };
+        self.config = self.config.with_engine_only(true);
+        self.config.path = path;
+        let handler: crate::engine::EngineHandler =
+            Arc::new(move |socket| Box::pin(handler(socket)));
+        SocketIo::from_builder(self, Some(handler))
+    }
+}

@@ -1,0 +1,888 @@
+//! The task that runs one connection: it owns the core's [`Connection`], its
+//! WebSockets and timer, takes commands from the HTTP side and from the
+//! application's handles over a channel, and runs the application's
+//! handlers as futures of its own (no task per message).
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, Sink, Stream, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use socketio_proto::socketio_packet::Packet;
+use socketio_proto::{
+    Connection, ConnectionHandle, Data, DisconnectReason, Encoded, EndpointEvent, Event,
+    EventMessage, Payload, Request, RequestId, Response, SendError, Str, Transmit,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Sleep;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::engine::EngineSocket;
+use crate::error::AckError;
+use crate::handler::EventContext;
+use crate::io::Shared;
+use crate::ns::{ConnectError, ConnectRequest, NsInner};
+use crate::socket::{EventInfo, Extensions, Handshake, HttpInfo, Listeners, Socket, SocketInner};
+
+/// An upgraded WebSocket.
+pub(crate) type WsStream = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Where commands for one connection go.
+pub(crate) type CmdTx = mpsc::UnboundedSender<Cmd>;
+
+/// An event encoded once, with the packet it came from (for the outgoing
+/// listeners).
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) packet: Packet,
+    pub(crate) encoded: Encoded,
+}
+
+/// What a connection's task is asked to do.
+pub(crate) enum Cmd {
+    /// A polling request for this session; answer on `reply`.
+    Http {
+        id: RequestId,
+        req: Request,
+        reply: oneshot::Sender<Response>,
+    },
+    /// A WebSocket is up: the session's own (`req` None) or an upgrade's.
+    WsOpen {
+        id: RequestId,
+        req: Option<Request>,
+        ws: Box<WsStream>,
+    },
+    /// The WebSocket upgrade of request `id` failed.
+    WsFailed { id: RequestId },
+    /// Send an encoded packet to the socket on its namespace.
+    Send {
+        msg: Arc<Outgoing>,
+        volatile: bool,
+        /// Call the socket's outgoing listeners (a broadcast).
+        notify: bool,
+    },
+    /// Emit an event and report its acknowledgement.
+    EmitWithAck {
+        packet: Packet,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<Payload, AckError>>,
+    },
+    /// Acknowledge the client's event `id`.
+    Ack { nsp: Str, id: u64, data: Payload },
+    /// Make the socket on `nsp` leave.
+    Disconnect { nsp: Str },
+    /// Close the whole connection.
+    Close { reason: DisconnectReason },
+    /// Send a bare Engine.IO message.
+    EngineSend(Data),
+}
+
+/// Where the acknowledgement of an emit goes.
+type AckReply = oneshot::Sender<Result<Payload, AckError>>;
+
+/// What a handler future gives back to the task.
+enum TaskOutput {
+    Nothing,
+    /// The connect middlewares of `nsp` finished.
+    Connect {
+        nsp: Str,
+        ns: Arc<NsInner>,
+        handshake: Handshake,
+        extensions: Extensions,
+        result: Result<(), ConnectError>,
+    },
+}
+
+struct WsEntry {
+    id: RequestId,
+    ws: Box<WsStream>,
+    flush: bool,
+    closing: bool,
+    done: bool,
+}
+
+/// How long a closed connection may take to flush its last frames.
+const LINGER: Duration = Duration::from_secs(5);
+/// How much work one wake-up does before yielding to other tasks.
+const BUDGET: usize = 64;
+
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    handle: ConnectionHandle,
+    conn: Box<Connection>,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+    tx: CmdTx,
+    http: Arc<HttpInfo>,
+    replies: Vec<(RequestId, oneshot::Sender<Response>)>,
+    /// WebSockets whose upgrade is under way: their frames wait.
+    awaited_ws: Vec<RequestId>,
+    streams: Vec<WsEntry>,
+    pending_tx: Option<Transmit>,
+    sleep: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    sockets: Vec<Arc<SocketInner>>,
+    acks: Vec<(Str, u64, AckReply)>,
+    tasks: FuturesUnordered<BoxFuture<'static, TaskOutput>>,
+    engine_tx: Option<mpsc::UnboundedSender<Data>>,
+    closed_at: Option<Instant>,
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        handle: ConnectionHandle,
+        conn: Box<Connection>,
+        rx: mpsc::UnboundedReceiver<Cmd>,
+        tx: CmdTx,
+        http: Arc<HttpInfo>,
+        reply: Option<(RequestId, oneshot::Sender<Response>)>,
+        awaited_ws: Option<RequestId>,
+    ) -> Driver {
+        shared.live.send_modify(|n| *n += 1);
+        let mut driver = Driver {
+            handle,
+            conn,
+            rx,
+            tx,
+            http,
+            replies: reply.into_iter().collect(),
+            awaited_ws: awaited_ws.into_iter().collect(),
+            streams: Vec::new(),
+            pending_tx: None,
+            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            armed: None,
+            sockets: Vec::new(),
+            acks: Vec::new(),
+            tasks: FuturesUnordered::new(),
+            engine_tx: None,
+            closed_at: None,
+            shared,
+        };
+        if let Some(handler) = driver.shared.engine.clone() {
+            let (data_tx, data_rx) = mpsc::unbounded_channel();
+            driver.engine_tx = Some(data_tx);
+            let socket = EngineSocket {
+                id: driver.conn.sid().clone(),
+                tx: driver.tx.clone(),
+                rx: data_rx,
+                handshake: Handshake {
+                    http: driver.http.clone(),
+                    auth: None,
+                    nsp_query: None,
+                },
+            };
+            let fut = catch(handler(socket), "engine handler");
+            driver
+                .tasks
+                .push(Box::pin(fut.map(|()| TaskOutput::Nothing)));
+        }
+        driver
+    }
+
+    // ----- inputs -----
+
+    fn on_cmd(&mut self, now: Instant, cmd: Cmd) {
+        match cmd {
+            Cmd::Http { id, req, reply } => {
+                self.replies.push((id, reply));
+                self.conn.handle_request(now, id, req);
+            }
+            Cmd::WsOpen { id, req, ws } => {
+                self.awaited_ws.retain(|w| *w != id);
+                self.streams.push(WsEntry {
+                    id,
+                    ws,
+                    flush: false,
+                    closing: false,
+                    done: false,
+                });
+                if let Some(req) = req {
+                    self.conn.handle_request(now, id, req);
+                }
+            }
+            Cmd::WsFailed { id } => {
+                self.awaited_ws.retain(|w| *w != id);
+                self.conn.handle_transport_closed(now, id, true);
+            }
+            Cmd::Send {
+                msg,
+                volatile,
+                notify,
+            } => {
+                let nsp = &msg.packet.nsp;
+                match self.conn.send_encoded(nsp, &msg.encoded, volatile) {
+                    Ok(()) => {
+                        if notify {
+                            self.notify_outgoing(&msg.packet);
+                        }
+                    }
+                    Err(e) => log_send_error(e),
+                }
+            }
+            Cmd::EmitWithAck {
+                packet,
+                timeout,
+                reply,
+            } => {
+                let nsp = packet.nsp.clone();
+                match self.conn.emit_with_ack(now, packet, timeout) {
+                    Ok(id) => self.acks.push((nsp, id, reply)),
+                    Err(e) => {
+                        log_send_error(e);
+                        let _ = reply.send(Err(AckError::Disconnected));
+                    }
+                }
+            }
+            Cmd::Ack { nsp, id, data } => {
+                if let Err(e) = self.conn.ack(&nsp, id, data) {
+                    log_send_error(e);
+                }
+            }
+            Cmd::Disconnect { nsp } => {
+                let _ = self.conn.disconnect(&nsp);
+            }
+            Cmd::Close { reason } => self.conn.close(now, reason),
+            Cmd::EngineSend(data) => {
+                if let Err(e) = self.conn.send_message(data) {
+                    log_send_error(e);
+                }
+            }
+        }
+    }
+
+    fn notify_outgoing(&self, packet: &Packet) {
+        let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind else {
+            return;
+        };
+        if let Some(s) = self.sockets.iter().find(|s| s.nsp == packet.nsp) {
+            let socket = Socket(s.clone());
+            socket.notify_outgoing(name, data);
+        }
+    }
+
+    fn poll_commands(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        for _ in 0..BUDGET {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(cmd)) => {
+                    self.on_cmd(now, cmd);
+                    progress = true;
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    fn poll_reads(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        for entry in &mut self.streams {
+            if entry.done {
+                continue;
+            }
+            for _ in 0..BUDGET {
+                match Pin::new(&mut *entry.ws).poll_next(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(Some(Ok(msg))) => {
+                        progress = true;
+                        match msg {
+                            Message::Text(text) => {
+                                if let Ok(s) = Str::try_from(Bytes::from(text)) {
+                                    self.conn.handle_frame(now, entry.id, Data::Text(s));
+                                }
+                            }
+                            Message::Binary(b) => {
+                                self.conn.handle_frame(now, entry.id, Data::Binary(b));
+                            }
+                            Message::Close(_) => {
+                                // The reply goes out with the next flush.
+                                entry.flush = true;
+                                self.conn.handle_transport_closed(now, entry.id, false);
+                            }
+                            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
+                                entry.flush = true;
+                            }
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        progress = true;
+                        entry.done = true;
+                        let error = !matches!(
+                            e,
+                            tungstenite::Error::ConnectionClosed
+                                | tungstenite::Error::AlreadyClosed
+                        );
+                        tracing::debug!(error = %e, "websocket read failed");
+                        self.conn.handle_transport_closed(now, entry.id, error);
+                        break;
+                    }
+                    Poll::Ready(None) => {
+                        progress = true;
+                        entry.done = true;
+                        self.conn.handle_transport_closed(now, entry.id, false);
+                        break;
+                    }
+                }
+            }
+        }
+        progress
+    }
+
+    /// Notices held requests whose client went away.
+    fn poll_held(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut gone = Vec::new();
+        self.replies.retain_mut(|(id, tx)| {
+            if tx.poll_closed(cx).is_ready() {
+                gone.push(*id);
+                false
+            } else {
+                true
+            }
+        });
+        for id in &gone {
+            self.conn.handle_transport_closed(now, *id, false);
+        }
+        !gone.is_empty()
+    }
+
+    // ----- outputs -----
+
+    /// Drains responses, endpoint events and application events.
+    fn drain(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        loop {
+            while let Some((id, response)) = self.conn.poll_response() {
+                progress = true;
+                if let Some(pos) = self.replies.iter().position(|(r, _)| *r == id) {
+                    let (_, tx) = self.replies.swap_remove(pos);
+                    let _ = tx.send(response);
+                }
+            }
+            self.apply_endpoint_events();
+            match self.conn.poll_event() {
+                Some(event) => {
+                    progress = true;
+                    self.on_event(cx, now, event);
+                }
+                None => break,
+            }
+        }
+        progress
+    }
+
+    fn apply_endpoint_events(&mut self) {
+        let Some(first) = self.conn.poll_endpoint_event() else {
+            return;
+        };
+        let mut state = self.shared.lock();
+        let mut next = Some(first);
+        while let Some(event) = next {
+            match &event {
+                EndpointEvent::SocketConnected { sid, .. } => {
+                    if let Some(s) = self.sockets.iter().find(|s| s.id == *sid) {
+                        state.sockets.insert(sid.clone(), s.clone());
+                    }
+                }
+                EndpointEvent::SocketDisconnected { sid, .. } => {
+                    state.sockets.remove(sid);
+                }
+                EndpointEvent::Closed => {
+                    state.conns.remove(&self.handle);
+                }
+            }
+            state.endpoint.handle_event(self.handle, event);
+            next = self.conn.poll_endpoint_event();
+        }
+    }
+
+    fn on_event(&mut self, cx: &mut Context<'_>, now: Instant, event: Event) {
+        match event {
+            Event::ConnectRequest { nsp, auth, query } => {
+                self.on_connect_request(cx, nsp, auth, query)
+            }
+            Event::Connected { nsp, sid } => {
+                tracing::debug!(%nsp, %sid, "socket connected");
+                if let Some(s) = self.sockets.iter().find(|s| s.id == sid) {
+                    let socket = Socket(s.clone());
+                    let fut = (s.ns.handler)(socket);
+                    self.spawn(
+                        cx,
+                        catch(fut, "connect handler").map(|()| TaskOutput::Nothing),
+                    );
+                }
+            }
+            Event::Message(m) => self.on_message(cx, m),
+            Event::Ack { nsp, id, data, .. } => {
+                if let Some(pos) = self.acks.iter().position(|(n, i, _)| *n == nsp && *i == id) {
+                    let (_, _, tx) = self.acks.swap_remove(pos);
+                    let _ = tx.send(Ok(data));
+                }
+            }
+            Event::AckTimedOut { nsp, id, .. } => {
+                if let Some(pos) = self.acks.iter().position(|(n, i, _)| *n == nsp && *i == id) {
+                    let (_, _, tx) = self.acks.swap_remove(pos);
+                    let _ = tx.send(Err(AckError::Timeout));
+                }
+            }
+            Event::Disconnected { nsp, sid, reason } => {
+                tracing::debug!(%nsp, %sid, %reason, "socket disconnected");
+                let mut i = 0;
+                while i < self.acks.len() {
+                    if self.acks[i].0 == nsp {
+                        let (_, _, tx) = self.acks.swap_remove(i);
+                        let _ = tx.send(Err(AckError::Disconnected));
+                    } else {
+                        i += 1;
+                    }
+                }
+                if let Some(pos) = self.sockets.iter().position(|s| s.id == sid) {
+                    let s = self.sockets.swap_remove(pos);
+                    s.connected.store(false, Ordering::Release);
+                    // Dropping the handlers breaks the cycles through their captures.
+                    let listeners = std::mem::take(&mut *s.listeners());
+                    if let Some(handler) = listeners.disconnect {
+                        let fut = handler(Socket(s.clone()), reason);
+                        self.spawn(
+                            cx,
+                            catch(fut, "disconnect handler").map(|()| TaskOutput::Nothing),
+                        );
+                    }
+                }
+            }
+            Event::EngineMessage(data) => {
+                if let Some(tx) = &self.engine_tx {
+                    let _ = tx.send(data);
+                }
+            }
+            Event::ProtocolError { error } => {
+                tracing::debug!(%error, "protocol error");
+            }
+            Event::Closed { reason } => {
+                tracing::debug!(%reason, "connection closed");
+                self.engine_tx = None;
+                self.closed_at = Some(now);
+                for (_, _, tx) in self.acks.drain(..) {
+                    let _ = tx.send(Err(AckError::Disconnected));
+                }
+            }
+        }
+    }
+
+    fn on_connect_request(
+        &mut self,
+        cx: &mut Context<'_>,
+        nsp: Str,
+        auth: Option<Payload>,
+        query: Option<Str>,
+    ) {
+        if self.shared.engine.is_some() {
+            return;
+        }
+        let ns = self.shared.namespaces().find(&nsp);
+        let Some(ns) = ns else {
+            tracing::debug!(%nsp, "connect to an unknown namespace");
+            let _ = self.conn.reject(&nsp, "Invalid namespace", None);
+            return;
+        };
+        let handshake = Handshake {
+            http: self.http.clone(),
+            auth,
+            nsp_query: query,
+        };
+        let extensions = Extensions::default();
+        let middlewares = ns.middlewares();
+        if middlewares.is_empty() {
+            self.accept(nsp, ns, handshake, extensions);
+            return;
+        }
+        let req = ConnectRequest {
+            nsp: nsp.clone(),
+            handshake: handshake.clone(),
+            extensions: extensions.clone(),
+        };
+        let fut = async move {
+            for mw in middlewares {
+                mw(req.clone()).await?;
+            }
+            Ok(())
+        };
+        let fut = AssertUnwindSafe(fut).catch_unwind().map(move |r| {
+            let result = match r {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::error!("connect middleware panicked");
+                    Err(ConnectError::new("server error"))
+                }
+            };
+            TaskOutput::Connect {
+                nsp,
+                ns,
+                handshake,
+                extensions,
+                result,
+            }
+        });
+        self.spawn(cx, fut);
+    }
+
+    fn accept(&mut self, nsp: Str, ns: Arc<NsInner>, handshake: Handshake, extensions: Extensions) {
+        match self.conn.accept(&nsp) {
+            Ok(sid) => {
+                self.sockets.push(Arc::new(SocketInner {
+                    id: sid,
+                    nsp,
+                    version: self.conn.socket_version(),
+                    tx: self.tx.clone(),
+                    shared: Arc::downgrade(&self.shared),
+                    ns,
+                    handshake,
+                    extensions,
+                    connected: true.into(),
+                    listeners: std::sync::Mutex::new(Listeners::default()),
+                }));
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot accept"),
+        }
+    }
+
+    fn on_task_output(&mut self, out: TaskOutput) {
+        if let TaskOutput::Connect {
+            nsp,
+            ns,
+            handshake,
+            extensions,
+            result,
+        } = out
+        {
+            match result {
+                Ok(()) => self.accept(nsp, ns, handshake, extensions),
+                Err(e) => {
+                    tracing::debug!(%nsp, error = %e.message, "connect refused");
+                    let _ = self.conn.reject(&nsp, &e.message, e.data.as_ref());
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, cx: &mut Context<'_>, m: EventMessage) {
+        let Some(inner) = self.sockets.iter().find(|s| s.nsp == m.nsp).cloned() else {
+            return;
+        };
+        let socket = Socket(inner.clone());
+        let (handler, middlewares, any) = {
+            let l = inner.listeners();
+            let handler = l
+                .events
+                .get(m.name.as_str())
+                .cloned()
+                .or_else(|| l.fallback.clone());
+            (handler, l.middlewares.clone(), l.any.clone())
+        };
+        let ctx = EventContext {
+            socket: socket.clone(),
+            name: m.name,
+            data: m.data,
+            ack_id: m.ack_id,
+        };
+        let run = move |ctx: EventContext| -> Option<BoxFuture<'static, ()>> {
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                for l in &any {
+                    l(&ctx.socket, &ctx.name, &ctx.data);
+                }
+                handler.map(|h| h.call(ctx.clone()))
+            }));
+            match r {
+                Ok(Some(Ok(fut))) => Some(fut),
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(event = %ctx.name, error = %e, "event handler not called");
+                    None
+                }
+                Ok(None) => {
+                    tracing::trace!(event = %ctx.name, "no handler");
+                    None
+                }
+                Err(_) => {
+                    tracing::error!(event = %ctx.name, "event handler panicked");
+                    None
+                }
+            }
+        };
+        if middlewares.is_empty() {
+            if let Some(fut) = run(ctx) {
+                self.spawn(
+                    cx,
+                    catch(fut, "event handler").map(|()| TaskOutput::Nothing),
+                );
+            }
+            return;
+        }
+        let fut = async move {
+            let info = EventInfo {
+                name: ctx.name.clone(),
+                data: ctx.data.clone(),
+                has_ack: ctx.ack_id.is_some(),
+            };
+            for mw in middlewares {
+                if let Err(error) = mw(socket.clone(), info.clone()).await {
+                    tracing::debug!(event = %info.name, %error, "event refused by a middleware");
+                    return;
+                }
+            }
+            if let Some(fut) = run(ctx) {
+                fut.await;
+            }
+        };
+        self.spawn(
+            cx,
+            catch(fut, "event handler").map(|()| TaskOutput::Nothing),
+        );
+    }
+
+    /// Runs a handler future on this task: polled once now (so that its
+    /// synchronous start, such as registering handlers, happens in order),
+    /// then with the others.
+    fn spawn(
+        &mut self,
+        cx: &mut Context<'_>,
+        fut: impl Future<Output = TaskOutput> + Send + 'static,
+    ) {
+        let mut fut: BoxFuture<'static, TaskOutput> = Box::pin(fut);
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(out) => self.on_task_output(out),
+            Poll::Pending => self.tasks.push(fut),
+        }
+    }
+
+    fn poll_tasks(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        for _ in 0..BUDGET {
+            match self.tasks.poll_next_unpin(cx) {
+                Poll::Ready(Some(out)) => {
+                    progress = true;
+                    self.on_task_output(out);
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    /// Writes frames while the WebSockets take them.
+    fn poll_writes(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        loop {
+            let t = match self.pending_tx.take() {
+                Some(t) => t,
+                None => match self.conn.poll_transmit() {
+                    Some(t) => t,
+                    None => break,
+                },
+            };
+            let target = match &t {
+                Transmit::Frame { transport, .. } | Transmit::Close { transport } => *transport,
+            };
+            if self.awaited_ws.contains(&target) {
+                self.pending_tx = Some(t);
+                break;
+            }
+            let Some(entry) = self.streams.iter_mut().find(|e| e.id == target && !e.done) else {
+                // A WebSocket that is gone: drop what was meant for it.
+                continue;
+            };
+            match t {
+                Transmit::Close { .. } => {
+                    entry.closing = true;
+                    progress = true;
+                }
+                Transmit::Frame { frame, transport } => {
+                    if entry.closing {
+                        continue;
+                    }
+                    match Pin::new(&mut *entry.ws).poll_ready(cx) {
+                        Poll::Pending => {
+                            self.pending_tx = Some(Transmit::Frame { transport, frame });
+                            break;
+                        }
+                        Poll::Ready(Err(e)) => {
+                            tracing::debug!(error = %e, "websocket write failed");
+                            entry.done = true;
+                            self.conn.handle_transport_closed(now, target, true);
+                        }
+                        Poll::Ready(Ok(())) => {
+                            progress = true;
+                            let msg = match frame {
+                                Data::Text(s) => {
+                                    match tungstenite::Utf8Bytes::try_from(s.into_bytes()) {
+                                        Ok(t) => Message::Text(t),
+                                        Err(_) => continue,
+                                    }
+                                }
+                                Data::Binary(b) => Message::Binary(b),
+                            };
+                            if let Err(e) = Pin::new(&mut *entry.ws).start_send(msg) {
+                                tracing::debug!(error = %e, "websocket write failed");
+                                entry.done = true;
+                                self.conn.handle_transport_closed(now, target, true);
+                            } else {
+                                entry.flush = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for entry in &mut self.streams {
+            if entry.done {
+                continue;
+            }
+            if entry.flush {
+                match Pin::new(&mut *entry.ws).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => entry.flush = false,
+                    Poll::Ready(Err(_)) => {
+                        entry.done = true;
+                        self.conn.handle_transport_closed(now, entry.id, true);
+                        progress = true;
+                        continue;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if entry.closing && Pin::new(&mut *entry.ws).poll_close(cx).is_ready() {
+                entry.done = true;
+                self.conn.handle_transport_closed(now, entry.id, false);
+                progress = true;
+            }
+        }
+        let before = self.streams.len();
+        self.streams.retain(|e| !e.done);
+        progress || before != self.streams.len()
+    }
+
+    fn finished(&mut self, now: Instant) -> bool {
+        let Some(closed_at) = self.closed_at else {
+            return false;
+        };
+        let lingered = now >= closed_at + LINGER;
+        if lingered {
+            self.streams.clear();
+            self.replies.clear();
+            self.pending_tx = None;
+        }
+        self.conn.is_closed()
+            && self.pending_tx.is_none()
+            && self.streams.is_empty()
+            && self.replies.is_empty()
+            && self.tasks.is_empty()
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let linger = self.closed_at.map(|c| c + LINGER);
+        match (self.conn.poll_timeout(), linger) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        for _ in 0..BUDGET {
+            let now = Instant::now();
+            let mut progress = this.poll_commands(cx, now);
+            progress |= this.poll_reads(cx, now);
+            progress |= this.poll_held(cx, now);
+            if this.conn.poll_timeout().is_some_and(|t| t <= now) {
+                this.conn.handle_timeout(now);
+                progress = true;
+            }
+            progress |= this.drain(cx, now);
+            progress |= this.poll_tasks(cx);
+            progress |= this.drain(cx, now);
+            progress |= this.poll_writes(cx, now);
+            if this.finished(now) {
+                return Poll::Ready(());
+            }
+            if progress {
+                continue;
+            }
+            let Some(deadline) = this.deadline() else {
+                return Poll::Pending;
+            };
+            if this.armed != Some(deadline) {
+                this.sleep
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(deadline));
+                this.armed = Some(deadline);
+            }
+            match this.sleep.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    // The timer says the deadline passed, whatever the clock reads.
+                    this.armed = None;
+                    this.conn.handle_timeout(Instant::now().max(deadline));
+                }
+            }
+        }
+        // Yield to the other tasks; come back at once.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        {
+            let mut state = self.shared.lock();
+            for s in self.sockets.drain(..) {
+                s.connected.store(false, Ordering::Release);
+                state.sockets.remove(&s.id);
+                state.endpoint.handle_event(
+                    self.handle,
+                    EndpointEvent::SocketDisconnected {
+                        nsp: s.nsp.clone(),
+                        sid: s.id.clone(),
+                    },
+                );
+                std::mem::take(&mut *s.listeners());
+            }
+            state
+                .endpoint
+                .handle_event(self.handle, EndpointEvent::Closed);
+            state.conns.remove(&self.handle);
+        }
+        self.shared.live.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Runs `fut`, turning a panic into a log line.
+fn catch<F: Future<Output = ()> + Send + 'static>(
+    fut: F,
+    what: &'static str,
+) -> impl Future<Output = ()> + Send + 'static {
+    AssertUnwindSafe(fut).catch_unwind().map(move |r| {
+        if r.is_err() {
+            tracing::error!("{what} panicked");
+        }
+    })
+}
+
+fn log_send_error(e: SendError) {
+    match e {
+        SendError::Dropped => tracing::trace!("volatile packet dropped"),
+        e => tracing::debug!(error = %e, "cannot send"),
+    }
+}

@@ -1,0 +1,67 @@
+//! Bare Engine.IO: one [`EngineSocket`] per connection, messages in and out.
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use socketio_proto::{Data, DisconnectReason, Str};
+use tokio::sync::mpsc;
+
+use crate::driver::{Cmd, CmdTx};
+use crate::error::EmitError;
+use crate::socket::Handshake;
+
+pub(crate) type EngineHandler = Arc<dyn Fn(EngineSocket) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// One Engine.IO connection of a server built with
+/// [`SocketIoBuilder::build_engine`](crate::SocketIoBuilder::build_engine):
+/// text and binary messages, without Socket.IO's namespaces and events.
+pub struct EngineSocket {
+    pub(crate) id: Str,
+    pub(crate) tx: CmdTx,
+    pub(crate) rx: mpsc::UnboundedReceiver<Data>,
+    pub(crate) handshake: Handshake,
+}
+
+impl fmt::Debug for EngineSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineSocket")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineSocket {
+    /// The session id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The opening request's headers, query, address and time.
+    pub fn handshake(&self) -> &Handshake {
+        &self.handshake
+    }
+
+    /// The next message from the client, or `None` once the connection is closed.
+    pub async fn recv(&mut self) -> Option<Data> {
+        self.rx.recv().await
+    }
+
+    /// Sends a message: [`Data::Text`] or [`Data::Binary`].
+    ///
+    /// # Errors
+    ///
+    /// [`EmitError::Disconnected`] when the connection is gone.
+    pub fn send(&self, message: Data) -> Result<(), EmitError> {
+        self.tx
+            .send(Cmd::EngineSend(message))
+            .map_err(|_| EmitError::Disconnected)
+    }
+
+    /// Closes the connection.
+    pub fn close(&self) {
+        let _ = self.tx.send(Cmd::Close {
+            reason: DisconnectReason::ForcedClose,
+        });
+    }
+}

@@ -1,0 +1,51 @@
+//! Error types: one per failure domain.
+
+use socketio_proto::socketio_packet::{DataError, EncodeError};
+
+/// Why an emit could not be queued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The arguments could not be serialized.
+    #[error("cannot encode the arguments: {0}")]
+    Encode(#[from] EncodeError),
+    /// The socket is disconnected (or its connection is closed).
+    #[error("the socket is disconnected")]
+    Disconnected,
+}
+
+/// Why an acknowledgement did not come back as expected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// No acknowledgement came in time.
+    #[error("the acknowledgement timed out")]
+    Timeout,
+    /// The acknowledgement's arguments do not match the requested type.
+    #[error("cannot decode the acknowledgement: {0}")]
+    Decode(#[from] DataError),
+    /// The socket disconnected before acknowledging.
+    #[error("the socket disconnected before acknowledging")]
+    Disconnected,
+    /// The event could not be sent.
+    #[error("cannot send the event: {0}")]
+    Emit(#[from] EmitError),
+}
+
+/// Why a server could not be started or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Binding or accepting on the listener failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a [`SocketIo`](crate::SocketIo) could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The operating system gave no randomness for the session ids.
+    #[error("no randomness for the session ids: {0}")]
+    Random(String),
+}

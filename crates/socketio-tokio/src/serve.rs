@@ -1,0 +1,134 @@
+//! A standalone server, for applications without a web framework.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tower_service::Service;
+
+use crate::error::ServeError;
+use crate::io::SocketIo;
+use crate::socket::RemoteAddr;
+
+/// Binds `addr` and serves `io` there until [`SocketIo::shutdown`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let io = socketio_tokio::SocketIo::new()?;
+/// socketio_tokio::serve("127.0.0.1:3000", io).await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`ServeError::Io`] when binding fails.
+pub async fn serve(addr: impl ToSocketAddrs, io: SocketIo) -> Result<(), ServeError> {
+    let listener = TcpListener::bind(addr).await?;
+    io.serve(listener).await
+}
+
+impl SocketIo {
+    /// Serves on `listener` (HTTP/1.1 and HTTP/2, WebSocket upgrades) until
+    /// [`shutdown`](SocketIo::shutdown): then it stops accepting, lets the
+    /// requests in flight finish, and returns. Other paths get 404.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = socketio_tokio::SocketIo::new()?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// println!("listening on {}", listener.local_addr()?);
+    /// io.serve(listener).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Io`] when accepting fails for good.
+    pub async fn serve(&self, listener: TcpListener) -> Result<(), ServeError> {
+        let graceful = GracefulShutdown::new();
+        let mut stop = self.shared.shutdown_signal.subscribe();
+        let mut live = self.shared.live.subscribe();
+        let timeout = self.shared.options.shutdown_timeout;
+        // Once shutting down, the sessions still need requests to say
+        // goodbye (a polling client's next GET gets the close packet): keep
+        // accepting until they are gone (new handshakes are refused).
+        let drained = async move {
+            let _ = stop.wait_for(|s| *s).await;
+            let _ = tokio::time::timeout(timeout, live.wait_for(|n| *n == 0)).await;
+        };
+        tokio::pin!(drained);
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, path = %self.shared.config.path, "serving");
+        }
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut drained => break,
+            };
+            let (stream, remote) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: wait, then go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let service = WithRemoteAddr {
+                inner: self.service(),
+                remote,
+            };
+            let conn = Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                )
+                .into_owned();
+            let watched = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = watched.await {
+                    tracing::trace!(error = %e, "http connection ended");
+                }
+            });
+        }
+        drop(listener);
+        // Let the connections answer their last requests.
+        let _ = tokio::time::timeout(timeout, graceful.shutdown()).await;
+        Ok(())
+    }
+}
+
+/// Puts the client's address in every request's extensions.
+#[derive(Clone)]
+struct WithRemoteAddr<S> {
+    inner: S,
+    remote: SocketAddr,
+}
+
+impl<S, B> Service<http::Request<B>> for WithRemoteAddr<S>
+where
+    S: Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(RemoteAddr(self.remote));
+        self.inner.call(req)
+    }
+}

@@ -1,0 +1,513 @@
+//! The HTTP side: a tower [`Service`] and [`Layer`] that serve Engine.IO
+//! requests (polling and WebSocket upgrades) and pass the others on.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use pin_project_lite::pin_project;
+use socketio_proto::{HttpError, Method, Request, RequestId, Response, Route};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::Instrument;
+
+use crate::driver::{Cmd, Driver};
+use crate::io::{Shared, SocketIo};
+use crate::socket::{HttpInfo, RemoteAddr};
+
+/// A boxed error, as bodies report them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A tower layer serving Socket.IO at the configured path, in front of an
+/// inner service that gets every other request. From [`SocketIo::layer`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use tower_layer::Layer;
+/// let io = socketio_tokio::SocketIo::new()?;
+/// let service = io.layer().layer(io.service());
+/// # let _ = service;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SocketIoLayer {
+    io: SocketIo,
+}
+
+impl SocketIoLayer {
+    pub(crate) fn new(io: SocketIo) -> Self {
+        SocketIoLayer { io }
+    }
+}
+
+impl<S> Layer<S> for SocketIoLayer {
+    type Service = SocketIoService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SocketIoService::new(self.io.clone(), inner)
+    }
+}
+
+/// A tower service serving Socket.IO at the configured path; other requests
+/// go to the inner service `S`. From [`SocketIo::service`] or [`SocketIoLayer`].
+#[derive(Debug, Clone)]
+pub struct SocketIoService<S> {
+    io: SocketIo,
+    inner: S,
+}
+
+impl<S> SocketIoService<S> {
+    /// Serves `io` in front of `inner`.
+    pub fn new(io: SocketIo, inner: S) -> Self {
+        SocketIoService { io, inner }
+    }
+}
+
+/// The inner service of [`SocketIo::service`]: 404 for everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotFound;
+
+impl<B> Service<http::Request<B>> for NotFound {
+    type Response = http::Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: http::Request<B>) -> Self::Future {
+        let mut res = http::Response::new(Full::new(Bytes::new()));
+        *res.status_mut() = StatusCode::NOT_FOUND;
+        std::future::ready(Ok(res))
+    }
+}
+
+pin_project! {
+    /// The body of a response: ours, or the inner service's.
+    pub struct SocketIoBody<B> {
+        #[pin]
+        inner: BodyInner<B>,
+    }
+}
+
+pin_project! {
+    #[project = BodyProj]
+    enum BodyInner<B> {
+        Ours { #[pin] body: Full<Bytes> },
+        Inner { #[pin] body: B },
+    }
+}
+
+impl<B> SocketIoBody<B> {
+    fn ours(body: Full<Bytes>) -> Self {
+        SocketIoBody {
+            inner: BodyInner::Ours { body },
+        }
+    }
+
+    fn inner(body: B) -> Self {
+        SocketIoBody {
+            inner: BodyInner::Inner { body },
+        }
+    }
+}
+
+impl<B> Body for SocketIoBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project().inner.project() {
+            BodyProj::Ours { body } => body.poll_frame(cx).map_err(|e| match e {}),
+            BodyProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            BodyInner::Ours { body } => body.is_end_stream(),
+            BodyInner::Inner { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            BodyInner::Ours { body } => body.size_hint(),
+            BodyInner::Inner { body } => body.size_hint(),
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`SocketIoService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: FutInner<F>,
+    }
+}
+
+pin_project! {
+    #[project = FutProj]
+    enum FutInner<F> {
+        Ours { fut: BoxFuture<'static, http::Response<Full<Bytes>>> },
+        Inner { #[pin] fut: F },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<SocketIoBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.project() {
+            FutProj::Ours { fut } => fut.as_mut().poll(cx).map(|r| Ok(r.map(SocketIoBody::ours))),
+            FutProj::Inner { fut } => fut
+                .poll(cx)
+                .map(|r| r.map(|res| res.map(SocketIoBody::inner))),
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for SocketIoService<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    ReqBody: Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = http::Response<SocketIoBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        if self.io.shared.matches_path(req.uri().path()) {
+            let shared = self.io.shared.clone();
+            ResponseFuture {
+                inner: FutInner::Ours {
+                    fut: Box::pin(handle(shared, req)),
+                },
+            }
+        } else {
+            ResponseFuture {
+                inner: FutInner::Inner {
+                    fut: self.inner.call(req),
+                },
+            }
+        }
+    }
+}
+
+/// Answers one Engine.IO request.
+async fn handle<B>(shared: Arc<Shared>, req: http::Request<B>) -> http::Response<Full<Bytes>>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let (mut parts, body) = req.into_parts();
+    let origin = parts.headers.get(header::ORIGIN).cloned();
+    let cors = shared.options.cors.clone();
+    if parts.method == http::Method::OPTIONS
+        && let Some(cors) = &cors
+    {
+        let mut res = http::Response::new(Full::new(Bytes::new()));
+        *res.status_mut() = StatusCode::NO_CONTENT;
+        cors.apply_preflight(&parts.headers, res.headers_mut());
+        return res;
+    }
+    let websocket = is_websocket(&parts.headers);
+    let method = Method::from_name(parts.method.as_str());
+    let body = if method == Method::Post {
+        match Limited::new(body, shared.config.max_payload)
+            .collect()
+            .await
+        {
+            Ok(c) => c.to_bytes(),
+            Err(e) => {
+                let status = if e.is::<http_body_util::LengthLimitError>() {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                tracing::debug!(error = %e, "cannot read a polling body");
+                return with_cors(plain(status), cors.as_ref(), origin.as_ref());
+            }
+        }
+    } else {
+        drop(body);
+        Bytes::new()
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let mut request = Request::new(method, &path_and_query, body);
+    request.content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    request.websocket = websocket;
+    let handshake = request.query_param("sid").is_none();
+    if handshake {
+        if shared.shutting_down.load(Ordering::Relaxed) {
+            return with_cors(
+                plain(StatusCode::SERVICE_UNAVAILABLE),
+                cors.as_ref(),
+                origin.as_ref(),
+            );
+        }
+        if let Some(allow) = &shared.options.allow_request
+            && !allow(&parts)
+        {
+            tracing::debug!("handshake refused by allow_request");
+            if websocket {
+                return plain(StatusCode::BAD_REQUEST);
+            }
+            return with_cors(
+                to_http(Response::error(HttpError::Forbidden)),
+                cors.as_ref(),
+                origin.as_ref(),
+            );
+        }
+    }
+    let ws_key = parts.headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let on_upgrade = if websocket {
+        match (
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+            &ws_key,
+        ) {
+            (Some(u), Some(_)) => Some(u),
+            _ => return plain(StatusCode::BAD_REQUEST),
+        }
+    } else {
+        None
+    };
+    let id = RequestId(shared.next_request.fetch_add(1, Ordering::Relaxed));
+    let now = Instant::now();
+    let (route, tx) = {
+        let mut state = shared.lock();
+        let route = state.endpoint.handle_request(now, id, &request);
+        let tx = match &route {
+            Route::Existing(h) => state.conns.get(h).cloned(),
+            _ => None,
+        };
+        if let Route::New(h, _) = &route {
+            // Registered under the same lock, so that a broadcast planned
+            // right after finds the connection.
+            let (tx, rx) = mpsc::unbounded_channel();
+            state.conns.insert(*h, tx.clone());
+            (route, Some((tx, Some(rx))))
+        } else {
+            (route, tx.map(|tx| (tx, None)))
+        }
+    };
+    let response = match route {
+        Route::Respond(r) => {
+            if websocket {
+                return plain(StatusCode::BAD_REQUEST);
+            }
+            to_http(r)
+        }
+        Route::New(handle, conn) => {
+            let Some((tx, Some(rx))) = tx else {
+                return plain(StatusCode::INTERNAL_SERVER_ERROR);
+            };
+            let remote_addr = parts
+                .extensions
+                .get::<RemoteAddr>()
+                .map(|r| r.0)
+                .or_else(|| parts.extensions.get::<SocketAddr>().copied());
+            let http = Arc::new(HttpInfo {
+                headers: std::mem::take(&mut parts.headers),
+                uri: parts.uri.clone(),
+                remote_addr,
+                time: SystemTime::now(),
+            });
+            let span = tracing::info_span!("connection", sid = %conn.sid());
+            tracing::debug!(parent: &span, transport = ?conn.transport(), "connection opened");
+            if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
+                let driver = Driver::new(
+                    shared.clone(),
+                    handle,
+                    conn,
+                    rx,
+                    tx.clone(),
+                    http,
+                    None,
+                    Some(id),
+                );
+                tokio::spawn(driver.instrument(span));
+                upgrade(&shared, id, None, on_upgrade, tx);
+                return switching_protocols(&key);
+            }
+            let (reply, answer) = oneshot::channel();
+            let driver = Driver::new(
+                shared.clone(),
+                handle,
+                conn,
+                rx,
+                tx,
+                http,
+                Some((id, reply)),
+                None,
+            );
+            tokio::spawn(driver.instrument(span));
+            match answer.await {
+                Ok(r) => to_http(r),
+                Err(_) => to_http(Response::error(HttpError::UnknownSid)),
+            }
+        }
+        Route::Existing(_) => {
+            let Some((tx, _)) = tx else {
+                if websocket {
+                    return plain(StatusCode::BAD_REQUEST);
+                }
+                return with_cors(
+                    to_http(Response::error(HttpError::UnknownSid)),
+                    cors.as_ref(),
+                    origin.as_ref(),
+                );
+            };
+            if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
+                upgrade(&shared, id, Some(request), on_upgrade, tx);
+                return switching_protocols(&key);
+            }
+            let (reply, answer) = oneshot::channel();
+            let sent = tx.send(Cmd::Http {
+                id,
+                req: request,
+                reply,
+            });
+            match (sent, answer.await) {
+                (Ok(()), Ok(r)) => to_http(r),
+                _ => to_http(Response::error(HttpError::UnknownSid)),
+            }
+        }
+    };
+    with_cors(response, cors.as_ref(), origin.as_ref())
+}
+
+/// Waits for the upgrade on a task of its own, then hands the WebSocket to
+/// the connection.
+fn upgrade(
+    shared: &Shared,
+    id: RequestId,
+    req: Option<Request>,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    tx: crate::driver::CmdTx,
+) {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(shared.options.ws_read_buffer)
+        .write_buffer_size(shared.options.ws_write_buffer)
+        .max_message_size(Some(shared.config.max_payload.saturating_add(64)))
+        .max_frame_size(Some(shared.config.max_payload.saturating_add(64)));
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                let _ = tx.send(Cmd::WsOpen {
+                    id,
+                    req,
+                    ws: Box::new(ws),
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                let _ = tx.send(Cmd::WsFailed { id });
+            }
+        }
+    });
+}
+
+/// Whether the request asks for a WebSocket.
+fn is_websocket(headers: &HeaderMap) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    has(header::UPGRADE, "websocket")
+}
+
+fn switching_protocols(key: &HeaderValue) -> http::Response<Full<Bytes>> {
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut res = http::Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    res
+}
+
+fn plain(status: StatusCode) -> http::Response<Full<Bytes>> {
+    let mut res = http::Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = status;
+    res
+}
+
+fn to_http(r: Response) -> http::Response<Full<Bytes>> {
+    let mut res = http::Response::new(Full::new(r.body));
+    *res.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(r.content_type.as_str()),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn with_cors(
+    mut res: http::Response<Full<Bytes>>,
+    cors: Option<&crate::Cors>,
+    origin: Option<&HeaderValue>,
+) -> http::Response<Full<Bytes>> {
+    if let Some(cors) = cors {
+        cors.apply(origin, res.headers_mut());
+    }
+    res
+}

@@ -1,0 +1,813 @@
+//! [`Socket`]: one client on one namespace, and what the application does with it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::BoxFuture;
+use http::{HeaderMap, Uri};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use socketio_proto::socketio_packet::{DataError, Packet, ProtocolVersion};
+use socketio_proto::{DisconnectReason, Encoded, PacketKind, Payload, Str};
+use tokio::sync::oneshot;
+
+use crate::driver::{Cmd, CmdTx, Outgoing};
+use crate::error::{AckError, EmitError};
+use crate::handler::{Erased, ErasedHandler, EventHandler, HandlerResult, with_event_name};
+use crate::io::Shared;
+use crate::ns::NsInner;
+use crate::operators::{BroadcastOperator, RoomParam};
+
+/// What the HTTP request that opened a connection told.
+#[derive(Debug)]
+pub(crate) struct HttpInfo {
+    pub(crate) headers: HeaderMap,
+    pub(crate) uri: Uri,
+    pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) time: SystemTime,
+}
+
+/// The handshake of a socket: the opening HTTP request's headers and query,
+/// the client's address, the time, and the auth object sent with the
+/// namespace's CONNECT.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    pub(crate) http: Arc<HttpInfo>,
+    pub(crate) auth: Option<Payload>,
+    pub(crate) nsp_query: Option<Str>,
+}
+
+impl Handshake {
+    /// The headers of the request that opened the connection.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.http.headers
+    }
+
+    /// The URI of that request.
+    pub fn uri(&self) -> &Uri {
+        &self.http.uri
+    }
+
+    /// Its query string (without `?`).
+    pub fn query(&self) -> &str {
+        self.http.uri.query().unwrap_or("")
+    }
+
+    /// A query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        socketio_proto::http::query_param(self.query(), name)
+    }
+
+    /// The client's address, when the server knows it: [`SocketIo::serve`]
+    /// records it; under another server, put a [`RemoteAddr`] (or a
+    /// [`SocketAddr`]) in the request's extensions.
+    ///
+    /// [`SocketIo::serve`]: crate::SocketIo::serve
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.http.remote_addr
+    }
+
+    /// When the connection opened.
+    pub fn time(&self) -> SystemTime {
+        self.http.time
+    }
+
+    /// When the connection opened, in milliseconds since the Unix epoch
+    /// (the reference's `issued`).
+    pub fn issued(&self) -> u64 {
+        self.http
+            .time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// The auth object, deserialized.
+    ///
+    /// # Errors
+    ///
+    /// [`DataError`] when the client sent none or it does not match `T`.
+    pub fn auth<T: DeserializeOwned>(&self) -> Result<T, DataError> {
+        match &self.auth {
+            Some(p) => p.deserialize(),
+            None => Err(DataError::NoArguments),
+        }
+    }
+
+    /// The auth object as sent, if any.
+    pub fn auth_payload(&self) -> Option<&Payload> {
+        self.auth.as_ref()
+    }
+
+    /// The query of the namespace (`/admin?token=x`), sent by old
+    /// (Socket.IO 2) clients in place of an auth object.
+    pub fn nsp_query(&self) -> Option<&str> {
+        self.nsp_query.as_deref()
+    }
+}
+
+/// The client's address, for servers other than [`SocketIo::serve`]: put it
+/// in each request's extensions and the handshake reports it.
+///
+/// [`SocketIo::serve`]: crate::SocketIo::serve
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteAddr(pub SocketAddr);
+
+/// Typed data attached to a socket, shared by its clones.
+///
+/// ```
+/// # fn f(socket: socketio_tokio::Socket) {
+/// #[derive(Clone)]
+/// struct User { name: String }
+/// socket.extensions().insert(User { name: "ana".into() });
+/// let user: Option<User> = socket.extensions().get();
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct Extensions(Arc<RwLock<http::Extensions>>);
+
+impl fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Extensions").finish_non_exhaustive()
+    }
+}
+
+impl Extensions {
+    /// Stores `value`, returning the value of that type stored before.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(value)
+    }
+
+    /// A clone of the stored value of type `T`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get::<T>()
+            .cloned()
+    }
+
+    /// Removes and returns the stored value of type `T`.
+    pub fn remove<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove::<T>()
+    }
+
+    /// Whether a value of type `T` is stored.
+    pub fn contains<T: Send + Sync + 'static>(&self) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get::<T>()
+            .is_some()
+    }
+}
+
+pub(crate) type AnyListener = Arc<dyn Fn(&Socket, &str, &Payload) + Send + Sync>;
+pub(crate) type EventMiddleware =
+    Arc<dyn Fn(Socket, EventInfo) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+pub(crate) type DisconnectHandler =
+    Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// An incoming event, as a per-event middleware sees it.
+#[derive(Debug, Clone)]
+pub struct EventInfo {
+    /// The event name.
+    pub name: Str,
+    /// The whole payload (event name first).
+    pub data: Payload,
+    /// Whether the client awaits an acknowledgement.
+    pub has_ack: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Listeners {
+    pub(crate) events: HashMap<String, Arc<dyn ErasedHandler>>,
+    pub(crate) fallback: Option<Arc<dyn ErasedHandler>>,
+    pub(crate) any: Vec<AnyListener>,
+    pub(crate) any_outgoing: Vec<AnyListener>,
+    pub(crate) middlewares: Vec<EventMiddleware>,
+    pub(crate) disconnect: Option<DisconnectHandler>,
+}
+
+pub(crate) struct SocketInner {
+    pub(crate) id: Str,
+    pub(crate) nsp: Str,
+    pub(crate) version: ProtocolVersion,
+    pub(crate) tx: CmdTx,
+    pub(crate) shared: Weak<Shared>,
+    pub(crate) ns: Arc<NsInner>,
+    pub(crate) handshake: Handshake,
+    pub(crate) extensions: Extensions,
+    pub(crate) connected: AtomicBool,
+    pub(crate) listeners: Mutex<Listeners>,
+}
+
+impl SocketInner {
+    pub(crate) fn listeners(&self) -> MutexGuard<'_, Listeners> {
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One client connected to one namespace: register event handlers, emit,
+/// join rooms, broadcast to others.
+///
+/// A cheap handle: clone it into tasks. Once the socket is disconnected,
+/// emits fail with [`EmitError::Disconnected`].
+///
+/// ```
+/// use socketio_tokio::{AckSender, Data, SocketIo, Socket};
+///
+/// let io = SocketIo::new()?;
+/// io.ns("/", |socket: Socket| async move {
+///     socket.join("lobby");
+///     socket.on("say", |socket: Socket, Data(text): Data<String>, ack: AckSender| async move {
+///         let _ = socket.to("lobby").emit("said", &(socket.id(), &text));
+///         let _ = ack.send(&"ok");
+///     });
+///     socket.on_disconnect(|socket: Socket, reason| async move {
+///         println!("{} left: {reason}", socket.id());
+///     });
+/// });
+/// # Ok::<(), socketio_tokio::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct Socket(pub(crate) Arc<SocketInner>);
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.0.id)
+            .field("nsp", &self.0.nsp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Socket {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Socket {
+    // ----- getters -----
+
+    /// The socket id (also the name of its own room).
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    /// The namespace.
+    pub fn ns(&self) -> &str {
+        &self.0.nsp
+    }
+
+    pub(crate) fn ns_str(&self) -> &Str {
+        &self.0.nsp
+    }
+
+    /// The handshake: headers, query, auth, address, time.
+    pub fn handshake(&self) -> &Handshake {
+        &self.0.handshake
+    }
+
+    /// The auth object the client sent when joining the namespace.
+    ///
+    /// # Errors
+    ///
+    /// [`DataError`] when there is none or it does not match `T`.
+    pub fn auth<T: DeserializeOwned>(&self) -> Result<T, DataError> {
+        self.0.handshake.auth()
+    }
+
+    /// Typed data attached to this socket.
+    pub fn extensions(&self) -> &Extensions {
+        &self.0.extensions
+    }
+
+    /// Whether the socket is still connected.
+    pub fn connected(&self) -> bool {
+        self.0.connected.load(Ordering::Acquire)
+    }
+
+    // ----- handlers -----
+
+    /// Handles event `event` (replacing an earlier handler for it).
+    ///
+    /// The handler is an async closure whose arguments are extractors:
+    /// [`Socket`], [`Data`](crate::Data), [`TryData`](crate::TryData),
+    /// [`RawArgs`](crate::RawArgs), [`Bin`](crate::Bin),
+    /// [`EventName`](crate::EventName), [`AckSender`](crate::AckSender).
+    /// A handler that panics or returns an error is logged; the socket goes on.
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// use socketio_tokio::{AckSender, Data};
+    /// socket.on("ping", |ack: AckSender| async move { let _ = ack.send(&"pong"); });
+    /// socket.on("sum", |Data(v): Data<Vec<i64>>, ack: AckSender| async move {
+    ///     let _ = ack.send(&v.iter().sum::<i64>());
+    /// });
+    /// # }
+    /// ```
+    pub fn on<H, Args>(&self, event: impl Into<String>, handler: H)
+    where
+        H: EventHandler<Args>,
+        Args: 'static,
+    {
+        let erased: Arc<dyn ErasedHandler> = Arc::new(Erased {
+            handler,
+            _args: PhantomData,
+        });
+        self.0.listeners().events.insert(event.into(), erased);
+    }
+
+    /// Removes the handler of `event`.
+    pub fn off(&self, event: &str) {
+        self.0.listeners().events.remove(event);
+    }
+
+    /// Handles every event that has no handler of its own.
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// use socketio_tokio::{EventName, RawArgs};
+    /// socket.on_fallback(|EventName(name): EventName, RawArgs(args): RawArgs| async move {
+    ///     println!("unhandled {name}: {}", args.json());
+    /// });
+    /// # }
+    /// ```
+    pub fn on_fallback<H, Args>(&self, handler: H)
+    where
+        H: EventHandler<Args>,
+        Args: 'static,
+    {
+        let erased: Arc<dyn ErasedHandler> = Arc::new(Erased {
+            handler,
+            _args: PhantomData,
+        });
+        self.0.listeners().fallback = Some(erased);
+    }
+
+    /// Calls `listener` with every incoming event (after the per-event
+    /// middlewares let it through, before its handler), as the reference's
+    /// `socket.onAny`.
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// socket.on_any(|socket, event, payload| {
+    ///     println!("{} got {event}: {}", socket.id(), payload.json());
+    /// });
+    /// # }
+    /// ```
+    pub fn on_any<F>(&self, listener: F)
+    where
+        F: Fn(&Socket, &str, &Payload) + Send + Sync + 'static,
+    {
+        self.0.listeners().any.push(Arc::new(listener));
+    }
+
+    /// Calls `listener` with every event sent to this socket (emits and
+    /// broadcasts), as the reference's `socket.onAnyOutgoing`.
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// socket.on_any_outgoing(|_socket, event, _payload| println!("sending {event}"));
+    /// # }
+    /// ```
+    pub fn on_any_outgoing<F>(&self, listener: F)
+    where
+        F: Fn(&Socket, &str, &Payload) + Send + Sync + 'static,
+    {
+        self.0.listeners().any_outgoing.push(Arc::new(listener));
+    }
+
+    /// Adds a per-event middleware (the reference's `socket.use`): it runs
+    /// for every incoming event, in the order added, before the handler. An
+    /// `Err` drops the event (and is logged).
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// socket.use_middleware(|_socket, event| async move {
+    ///     if event.name.starts_with("admin:") {
+    ///         return Err("not allowed");
+    ///     }
+    ///     Ok(())
+    /// });
+    /// # }
+    /// ```
+    pub fn use_middleware<F, Fut, E>(&self, middleware: F)
+    where
+        F: Fn(Socket, EventInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: fmt::Display,
+    {
+        let mw: EventMiddleware = Arc::new(move |socket, info| {
+            let fut = middleware(socket, info);
+            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+        });
+        self.0.listeners().middlewares.push(mw);
+    }
+
+    /// Runs `handler` when the socket disconnects, with the reason.
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// socket.on_disconnect(|socket: socketio_tokio::Socket, reason| async move {
+    ///     println!("{} disconnected: {reason}", socket.id());
+    /// });
+    /// # }
+    /// ```
+    pub fn on_disconnect<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerResult,
+    {
+        let h: DisconnectHandler = Arc::new(move |socket, reason| {
+            let fut = handler(socket, reason);
+            Box::pin(async move { fut.await.report("disconnect handler") })
+        });
+        self.0.listeners().disconnect = Some(h);
+    }
+
+    // ----- emitting -----
+
+    /// Emits `event` to this client. `args`: a tuple, `Vec` or array gives
+    /// one argument per element, `()` none, any other value one argument;
+    /// byte buffers (`bytes::Bytes`, `serde_bytes`) travel as binary.
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) -> Result<(), socketio_tokio::EmitError> {
+    /// socket.emit("hello", &"world")?;              // one argument
+    /// socket.emit("point", &(1, 2))?;               // two arguments
+    /// socket.emit("file", &bytes::Bytes::from_static(b"\x00\x01"))?; // binary
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`EmitError::Encode`] when `args` cannot be serialized;
+    /// [`EmitError::Disconnected`] when the socket is gone.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        self.emitter().emit(event, args)
+    }
+
+    /// Emits `event` with raw arguments (a JSON array and its attachments,
+    /// as [`RawArgs`](crate::RawArgs) gives them).
+    ///
+    /// # Errors
+    ///
+    /// As [`emit`](Socket::emit).
+    pub fn emit_raw(&self, event: &str, args: Payload) -> Result<(), EmitError> {
+        self.emitter().emit_raw(event, args)
+    }
+
+    /// Emits `event` and waits for the client's acknowledgement, for the
+    /// server's ack timeout (see [`timeout`](Socket::timeout)).
+    /// The acknowledgement's arguments are deserialized as `V` (a tuple or
+    /// `Vec`, one element per argument).
+    ///
+    /// ```
+    /// # async fn f(socket: socketio_tokio::Socket) -> Result<(), socketio_tokio::AckError> {
+    /// let (answer,): (String,) = socket.emit_with_ack("question", &"why?")?.await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`emit`](Socket::emit); the future fails with [`AckError`].
+    pub fn emit_with_ack<V, T>(&self, event: &str, args: &T) -> Result<AckFuture<V>, EmitError>
+    where
+        V: DeserializeOwned,
+        T: Serialize + ?Sized,
+    {
+        self.emitter().emit_with_ack(event, args)
+    }
+
+    /// Emits with a given acknowledgement timeout.
+    ///
+    /// ```
+    /// # async fn f(socket: socketio_tokio::Socket) {
+    /// use std::time::Duration;
+    /// match socket.timeout(Duration::from_secs(1)).emit_with_ack::<(u32,), _>("count", &()) {
+    ///     Ok(ack) => println!("{:?}", ack.await),
+    ///     Err(e) => println!("{e}"),
+    /// }
+    /// # }
+    /// ```
+    pub fn timeout(&self, timeout: Duration) -> Emitter<'_> {
+        Emitter {
+            timeout: Some(timeout),
+            ..self.emitter()
+        }
+    }
+
+    /// Emits as volatile: the packet is dropped if the client cannot take it now.
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// let _ = socket.volatile().emit("position", &(10, 20));
+    /// # }
+    /// ```
+    pub fn volatile(&self) -> Emitter<'_> {
+        Emitter {
+            volatile: true,
+            ..self.emitter()
+        }
+    }
+
+    fn emitter(&self) -> Emitter<'_> {
+        Emitter {
+            socket: self,
+            volatile: false,
+            timeout: None,
+        }
+    }
+
+    pub(crate) fn send_cmd(&self, cmd: Cmd) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        self.0.tx.send(cmd).map_err(|_| EmitError::Disconnected)
+    }
+
+    pub(crate) fn notify_outgoing(&self, event: &str, data: &Payload) {
+        let listeners = self.0.listeners().any_outgoing.clone();
+        for l in listeners {
+            l(self, event, data);
+        }
+    }
+
+    // ----- broadcasting -----
+
+    /// Every other socket of the namespace in `rooms`.
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// let _ = socket.to("room1").emit("news", &"hi");
+    /// # }
+    /// ```
+    pub fn to(&self, rooms: impl RoomParam) -> BroadcastOperator {
+        self.broadcast().to(rooms)
+    }
+
+    /// An alias of [`to`](Socket::to).
+    pub fn within(&self, rooms: impl RoomParam) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// Every other socket of the namespace not in `rooms`.
+    pub fn except(&self, rooms: impl RoomParam) -> BroadcastOperator {
+        self.broadcast().except(rooms)
+    }
+
+    /// Every other socket of the namespace.
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// let _ = socket.broadcast().emit("joined", &socket.id());
+    /// # }
+    /// ```
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(
+            self.0.shared.clone(),
+            self.0.nsp.clone(),
+            Some(self.0.id.clone()),
+        )
+    }
+
+    /// Every other socket of the namespace on this node.
+    pub fn local(&self) -> BroadcastOperator {
+        self.broadcast().local()
+    }
+
+    // ----- rooms -----
+
+    /// Joins `rooms`.
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// socket.join("news");
+    /// socket.join(["a", "b"]);
+    /// # }
+    /// ```
+    pub fn join(&self, rooms: impl RoomParam) {
+        let Some(shared) = self.0.shared.upgrade() else {
+            return;
+        };
+        let mut state = shared.lock();
+        for room in rooms.into_rooms() {
+            state.endpoint.join(&self.0.nsp, &self.0.id, room);
+        }
+    }
+
+    /// Leaves `rooms`.
+    pub fn leave(&self, rooms: impl RoomParam) {
+        let Some(shared) = self.0.shared.upgrade() else {
+            return;
+        };
+        let mut state = shared.lock();
+        for room in rooms.into_rooms() {
+            state.endpoint.leave(&self.0.nsp, &self.0.id, &room);
+        }
+    }
+
+    /// Leaves every room but its own.
+    pub fn leave_all(&self) {
+        let Some(shared) = self.0.shared.upgrade() else {
+            return;
+        };
+        let mut state = shared.lock();
+        for room in state.endpoint.rooms_of(&self.0.nsp, &self.0.id) {
+            if room != self.0.id {
+                state.endpoint.leave(&self.0.nsp, &self.0.id, &room);
+            }
+        }
+    }
+
+    /// The rooms this socket is in (its own id among them).
+    pub fn rooms(&self) -> Vec<Str> {
+        match self.0.shared.upgrade() {
+            Some(shared) => shared.lock().endpoint.rooms_of(&self.0.nsp, &self.0.id),
+            None => Vec::new(),
+        }
+    }
+
+    // ----- disconnecting -----
+
+    /// Makes the socket leave its namespace ("server namespace disconnect");
+    /// the connection stays for the client's other namespaces.
+    ///
+    /// # Errors
+    ///
+    /// [`EmitError::Disconnected`] when the socket is gone already.
+    pub fn disconnect(&self) -> Result<(), EmitError> {
+        self.send_cmd(Cmd::Disconnect {
+            nsp: self.0.nsp.clone(),
+        })
+    }
+
+    /// Closes the client's whole connection: every socket of it disconnects
+    /// ("forced server close").
+    ///
+    /// # Errors
+    ///
+    /// [`EmitError::Disconnected`] when the socket is gone already.
+    pub fn close(&self) -> Result<(), EmitError> {
+        self.send_cmd(Cmd::Close {
+            reason: DisconnectReason::ForcedServerClose,
+        })
+    }
+}
+
+/// An emit with options: from [`Socket::timeout`] or [`Socket::volatile`].
+#[derive(Debug, Clone)]
+pub struct Emitter<'a> {
+    socket: &'a Socket,
+    volatile: bool,
+    timeout: Option<Duration>,
+}
+
+impl Emitter<'_> {
+    /// Makes the emit volatile.
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
+        self
+    }
+
+    /// Sets the acknowledgement timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Emits `event` (see [`Socket::emit`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::emit`].
+    pub fn emit<T: Serialize + ?Sized>(self, event: &str, args: &T) -> Result<(), EmitError> {
+        let packet = Packet::event(self.socket.0.nsp.clone(), event, args, None)?;
+        self.send(packet)
+    }
+
+    /// Emits `event` with raw arguments (see [`Socket::emit_raw`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::emit`].
+    pub fn emit_raw(self, event: &str, args: Payload) -> Result<(), EmitError> {
+        let data = with_event_name(event, &args).map_err(|e| {
+            EmitError::Encode(socketio_proto::socketio_packet::EncodeError::Custom(
+                e.to_string(),
+            ))
+        })?;
+        let packet = Packet {
+            nsp: self.socket.0.nsp.clone(),
+            kind: PacketKind::Event {
+                name: Str::from(event),
+                data,
+                id: None,
+            },
+        };
+        self.send(packet)
+    }
+
+    fn send(self, packet: Packet) -> Result<(), EmitError> {
+        let socket = self.socket;
+        if !socket.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        if let PacketKind::Event { name, data, .. } = &packet.kind {
+            socket.notify_outgoing(name, data);
+        }
+        let encoded = Encoded::new(&packet, socket.0.version);
+        socket.send_cmd(Cmd::Send {
+            msg: Arc::new(Outgoing { packet, encoded }),
+            volatile: self.volatile,
+            notify: false,
+        })
+    }
+
+    /// Emits `event` and waits for the acknowledgement (see [`Socket::emit_with_ack`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::emit`].
+    pub fn emit_with_ack<V, T>(self, event: &str, args: &T) -> Result<AckFuture<V>, EmitError>
+    where
+        V: DeserializeOwned,
+        T: Serialize + ?Sized,
+    {
+        let socket = self.socket;
+        let packet = Packet::event(socket.0.nsp.clone(), event, args, None)?;
+        if let PacketKind::Event { name, data, .. } = &packet.kind {
+            socket.notify_outgoing(name, data);
+        }
+        let timeout = match self.timeout {
+            Some(t) => t,
+            None => socket
+                .0
+                .shared
+                .upgrade()
+                .map_or(Duration::from_secs(5), |s| s.options.ack_timeout),
+        };
+        let (reply, rx) = oneshot::channel();
+        socket.send_cmd(Cmd::EmitWithAck {
+            packet,
+            timeout,
+            reply,
+        })?;
+        Ok(AckFuture {
+            rx,
+            _v: PhantomData,
+        })
+    }
+}
+
+/// The client's acknowledgement of an emit: resolves to its arguments,
+/// deserialized, or to an [`AckError`] (timeout, disconnection, mismatch).
+#[derive(Debug)]
+#[must_use = "an acknowledgement does nothing unless awaited"]
+pub struct AckFuture<V> {
+    pub(crate) rx: oneshot::Receiver<Result<Payload, AckError>>,
+    pub(crate) _v: PhantomData<fn() -> V>,
+}
+
+impl<V: DeserializeOwned> AckFuture<V> {
+    /// Waits for the raw acknowledgement: its JSON array and attachments.
+    ///
+    /// # Errors
+    ///
+    /// [`AckError::Timeout`] or [`AckError::Disconnected`].
+    pub async fn raw(self) -> Result<Payload, AckError> {
+        self.rx.await.unwrap_or(Err(AckError::Disconnected))
+    }
+}
+
+impl<V: DeserializeOwned> Future for AckFuture<V> {
+    type Output = Result<V, AckError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.rx).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Ok(payload))) => Poll::Ready(payload.args(0).map_err(AckError::from)),
+            Poll::Ready(Ok(Err(e))) => Poll::Ready(Err(e)),
+            Poll::Ready(Err(_)) => Poll::Ready(Err(AckError::Disconnected)),
+        }
+    }
+}
