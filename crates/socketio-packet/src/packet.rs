@@ -1,0 +1,433 @@
+//! [`Packet`], its kinds, the builders and the text encoder.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ser::{ArgsSer, JsonSer, serialize_with, write_str};
+use crate::{DataError, EncodeError, Payload, Str};
+
+/// The Socket.IO protocol revision spoken on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum ProtocolVersion {
+    /// Revision 4, spoken by Socket.IO 2 clients over Engine.IO 3: no CONNECT payload
+    /// (the client's query rides in the namespace, `/nsp?x=y`), and an ERROR packet (type 4)
+    /// whose payload is the error's data or message.
+    V4 = 4,
+    /// Revision 5, the current one.
+    #[default]
+    V5 = 5,
+}
+
+/// The type of a packet, as written on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PacketType {
+    /// `0`: connection to a namespace.
+    Connect = 0,
+    /// `1`: disconnection from a namespace.
+    Disconnect = 1,
+    /// `2`: an event.
+    Event = 2,
+    /// `3`: an acknowledgement.
+    Ack = 3,
+    /// `4`: a refused connection (revision 4: an error).
+    ConnectError = 4,
+    /// `5`: an event with binary attachments.
+    BinaryEvent = 5,
+    /// `6`: an acknowledgement with binary attachments.
+    BinaryAck = 6,
+}
+
+impl PacketType {
+    /// The type for a wire digit (`b'0'` to `b'6'`).
+    pub fn from_digit(digit: u8) -> Option<PacketType> {
+        Some(match digit {
+            b'0' => PacketType::Connect,
+            b'1' => PacketType::Disconnect,
+            b'2' => PacketType::Event,
+            b'3' => PacketType::Ack,
+            b'4' => PacketType::ConnectError,
+            b'5' => PacketType::BinaryEvent,
+            b'6' => PacketType::BinaryAck,
+            _ => return None,
+        })
+    }
+
+    /// The wire digit (`b'0'` to `b'6'`).
+    pub fn digit(self) -> u8 {
+        b'0' + self as u8
+    }
+
+    /// Whether binary attachments follow a packet of this type.
+    pub fn is_binary(self) -> bool {
+        matches!(self, PacketType::BinaryEvent | PacketType::BinaryAck)
+    }
+
+    /// The reference's name of the type, such as `BINARY_EVENT`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PacketType::Connect => "CONNECT",
+            PacketType::Disconnect => "DISCONNECT",
+            PacketType::Event => "EVENT",
+            PacketType::Ack => "ACK",
+            PacketType::ConnectError => "CONNECT_ERROR",
+            PacketType::BinaryEvent => "BINARY_EVENT",
+            PacketType::BinaryAck => "BINARY_ACK",
+        }
+    }
+}
+
+impl fmt::Display for PacketType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A Socket.IO packet: a namespace and what is sent to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    /// The namespace, such as `/` or `/admin`. A revision 4 CONNECT may carry a query after it
+    /// (`/admin?token=x`): see [`Packet::nsp_path`] and [`Packet::nsp_query`].
+    pub nsp: Str,
+    /// What the packet carries.
+    pub kind: PacketKind,
+}
+
+/// What a packet carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PacketKind {
+    /// Connection to the namespace, with the client's auth object (revision 5), or from the server
+    /// with `{"sid":..}`; revision 4 has no payload.
+    Connect(Option<Payload>),
+    /// Disconnection from the namespace.
+    Disconnect,
+    /// An event. Travels as BINARY_EVENT when the data has attachments.
+    Event {
+        /// The event name: the first element of the array, or its text when it is a number.
+        name: Str,
+        /// The whole array, event name included: `["chat","hi"]`.
+        data: Payload,
+        /// The ack id, when the sender awaits an acknowledgement.
+        id: Option<u64>,
+    },
+    /// An acknowledgement. Travels as BINARY_ACK when the data has attachments.
+    Ack {
+        /// The array of arguments: `["ok"]`.
+        data: Payload,
+        /// The id of the acknowledged event.
+        id: u64,
+    },
+    /// A refused connection: `{"message":..,"data":..}` or a string (revision 4: any value).
+    ConnectError(Payload),
+}
+
+/// Whether `nsp` can be written and read back: `/`, or `/` followed by anything but a comma.
+pub fn is_valid_namespace(nsp: &str) -> bool {
+    nsp.starts_with('/') && memchr::memchr(b',', nsp.as_bytes()).is_none()
+}
+
+fn check_namespace(nsp: &Str) -> Result<(), EncodeError> {
+    let b = nsp.as_bytes();
+    if b == b"/" || (b.first() == Some(&b'/') && memchr::memchr(b',', b).is_none()) {
+        Ok(())
+    } else {
+        Err(EncodeError::InvalidNamespace(nsp.to_string()))
+    }
+}
+
+/// JavaScript truthiness of a JSON value.
+fn truthy(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+impl Packet {
+    /// An event: `["name", ...args]`, written in one serializer pass.
+    ///
+    /// `args` that serialize as a sequence (a tuple, a `Vec`, an array) give one argument per
+    /// element; `()` gives none; any other value is one argument. Binary values become
+    /// attachments (see [`Payload::from_value`]), and the packet then travels as BINARY_EVENT.
+    ///
+    /// # Errors
+    /// [`EncodeError`] when `nsp` is not a valid namespace (see [`is_valid_namespace`]) or the
+    /// arguments cannot be serialized.
+    pub fn event<T: Serialize + ?Sized>(
+        nsp: Str,
+        name: &str,
+        args: &T,
+        id: Option<u64>,
+    ) -> Result<Packet, EncodeError> {
+        check_namespace(&nsp)?;
+        let mut bins = Vec::new();
+        let out = serialize_with(|out| {
+            out.push('[');
+            write_str(out, name);
+            args.serialize(ArgsSer {
+                out,
+                bins: &mut bins,
+                has_prev: true,
+            })
+        })?;
+        // The name gets its own small buffer: cheaper than sharing the JSON's, whose reference
+        // count would then be updated on every clone and drop.
+        let json = Str::from(out);
+        let name = Str::from(name);
+        Ok(Packet {
+            nsp,
+            kind: PacketKind::Event {
+                name,
+                data: Payload::from_parts(json, bins),
+                id,
+            },
+        })
+    }
+
+    /// An acknowledgement of event `id`, with `args` as in [`Packet::event`].
+    ///
+    /// # Errors
+    /// [`EncodeError`] when `nsp` is not a valid namespace or the arguments cannot be serialized.
+    pub fn ack<T: Serialize + ?Sized>(nsp: Str, id: u64, args: &T) -> Result<Packet, EncodeError> {
+        check_namespace(&nsp)?;
+        let mut bins = Vec::new();
+        let out = serialize_with(|out| {
+            out.push('[');
+            args.serialize(ArgsSer {
+                out,
+                bins: &mut bins,
+                has_prev: false,
+            })
+        })?;
+        let data = Payload::from_parts(Str::from(out), bins);
+        Ok(Packet {
+            nsp,
+            kind: PacketKind::Ack { data, id },
+        })
+    }
+
+    /// A CONNECT packet, with an optional payload (for the server's answer, `{"sid":..}`).
+    ///
+    /// Only events and acks carry attachments: a payload with attachments here would lose them.
+    pub fn connect(nsp: Str, data: Option<Payload>) -> Packet {
+        Packet {
+            nsp,
+            kind: PacketKind::Connect(data),
+        }
+    }
+
+    /// A DISCONNECT packet.
+    pub fn disconnect(nsp: Str) -> Packet {
+        Packet {
+            nsp,
+            kind: PacketKind::Disconnect,
+        }
+    }
+
+    /// A revision 5 CONNECT_ERROR packet: `{"message":..,"data":..}`, without `data` when `None`.
+    pub fn connect_error(nsp: Str, message: &str, data: Option<&serde_json::Value>) -> Packet {
+        Packet::connect_error_for(ProtocolVersion::V5, nsp, message, data)
+    }
+
+    /// A CONNECT_ERROR packet for `version`: revision 5 as [`Packet::connect_error`]; revision 4
+    /// sends `data` when it is truthy (in the JavaScript sense), else the message as a string,
+    /// as the reference does for those clients.
+    pub fn connect_error_for(
+        version: ProtocolVersion,
+        nsp: Str,
+        message: &str,
+        data: Option<&serde_json::Value>,
+    ) -> Packet {
+        let mut out = String::with_capacity(32 + message.len());
+        let mut bins = Vec::new();
+        match (version, data) {
+            (ProtocolVersion::V4, Some(data)) if truthy(data) => {
+                let _ = data.serialize(JsonSer::new(&mut out, &mut bins));
+            }
+            (ProtocolVersion::V4, _) => write_str(&mut out, message),
+            (ProtocolVersion::V5, data) => {
+                out.push_str("{\"message\":");
+                write_str(&mut out, message);
+                if let Some(data) = data {
+                    out.push_str(",\"data\":");
+                    let _ = data.serialize(JsonSer::new(&mut out, &mut bins));
+                }
+                out.push('}');
+            }
+        }
+        let json = Str::from(out);
+        Packet {
+            nsp,
+            kind: PacketKind::ConnectError(Payload::from_parts(json, Vec::new())),
+        }
+    }
+
+    /// The type this packet is written as: BINARY_EVENT or BINARY_ACK when an event's or an ack's
+    /// payload has attachments.
+    pub fn packet_type(&self) -> PacketType {
+        match &self.kind {
+            PacketKind::Connect(_) => PacketType::Connect,
+            PacketKind::Disconnect => PacketType::Disconnect,
+            PacketKind::Event { data, .. } if data.is_binary() => PacketType::BinaryEvent,
+            PacketKind::Event { .. } => PacketType::Event,
+            PacketKind::Ack { data, .. } if data.is_binary() => PacketType::BinaryAck,
+            PacketKind::Ack { .. } => PacketType::Ack,
+            PacketKind::ConnectError(_) => PacketType::ConnectError,
+        }
+    }
+
+    /// The payload, if the packet has one.
+    pub fn payload(&self) -> Option<&Payload> {
+        match &self.kind {
+            PacketKind::Connect(p) => p.as_ref(),
+            PacketKind::Disconnect => None,
+            PacketKind::Event { data, .. }
+            | PacketKind::Ack { data, .. }
+            | PacketKind::ConnectError(data) => Some(data),
+        }
+    }
+
+    /// The ack id: an event's (when it awaits an ack) or an ack's.
+    pub fn id(&self) -> Option<u64> {
+        match &self.kind {
+            PacketKind::Event { id, .. } => *id,
+            PacketKind::Ack { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// The event name, for an event.
+    pub fn event_name(&self) -> Option<&Str> {
+        match &self.kind {
+            PacketKind::Event { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The binary attachments that follow the packet, in placeholder order
+    /// (only events and acks have any).
+    pub fn attachments(&self) -> &[Bytes] {
+        match &self.kind {
+            PacketKind::Event { data, .. } | PacketKind::Ack { data, .. } => data.attachments(),
+            _ => &[],
+        }
+    }
+
+    /// The namespace without its query: `/admin` for `/admin?token=x`.
+    pub fn nsp_path(&self) -> &str {
+        let nsp = self.nsp.as_str();
+        nsp.split_once('?').map_or(nsp, |(path, _)| path)
+    }
+
+    /// The query that a revision 4 client appends to the namespace of its CONNECT:
+    /// `token=x` for `/admin?token=x`.
+    pub fn nsp_query(&self) -> Option<&str> {
+        self.nsp.as_str().split_once('?').map(|(_, query)| query)
+    }
+
+    /// Typed arguments: for an event, the elements after the event name; for an ack, all the
+    /// elements; deserialized as a sequence (`T` is a tuple, a `Vec`, or a type that deserializes
+    /// from a sequence), with attachments in place of their placeholders.
+    ///
+    /// # Errors
+    /// [`DataError::NoArguments`] for other packets; [`DataError`] when the arguments do not match `T`.
+    pub fn event_args<T: DeserializeOwned>(&self) -> Result<T, DataError> {
+        match &self.kind {
+            PacketKind::Event { data, .. } => data.args(1),
+            PacketKind::Ack { data, .. } => data.args(0),
+            _ => Err(DataError::NoArguments),
+        }
+    }
+
+    /// Appends the text form, `<type>[<n>-][<nsp>,][<id>][<json>]`, to `out`.
+    ///
+    /// The namespace is omitted when it is `/` (or empty). `out` may already hold something,
+    /// such as an Engine.IO `4` prefix, so that a broadcast is encoded once and shared.
+    /// The attachments ([`Packet::attachments`]) are sent after it, one binary message each.
+    /// For revision 4, a CONNECT is written without payload.
+    pub fn encode_into(&self, version: ProtocolVersion, out: &mut Vec<u8>) {
+        out.reserve(self.encoded_len(version));
+        self.write_into(version, out);
+    }
+
+    /// Writes the text form to `out`, which has room for it.
+    fn write_into(&self, version: ProtocolVersion, out: &mut Vec<u8>) {
+        let ty = self.packet_type();
+        let (payload, id) = match &self.kind {
+            PacketKind::Connect(p) if version == ProtocolVersion::V5 => (p.as_ref(), None),
+            PacketKind::Connect(_) | PacketKind::Disconnect => (None, None),
+            PacketKind::Event { data, id, .. } => (Some(data), *id),
+            PacketKind::Ack { data, id } => (Some(data), Some(*id)),
+            PacketKind::ConnectError(data) => (Some(data), None),
+        };
+        let nsp = self.nsp.as_bytes();
+        let json = payload.map_or(&[][..], |p| p.json().as_bytes());
+        out.push(ty.digit());
+        let mut buf = itoa::Buffer::new();
+        if ty.is_binary() {
+            out.extend_from_slice(buf.format(self.attachments().len()).as_bytes());
+            out.push(b'-');
+        }
+        if !nsp.is_empty() && nsp != b"/" {
+            out.extend_from_slice(nsp);
+            out.push(b',');
+        }
+        if let Some(id) = id {
+            out.extend_from_slice(buf.format(id).as_bytes());
+        }
+        #[cfg(feature = "msgpack")]
+        if let Some(m) = payload.and_then(Payload::msgpack_data) {
+            crate::msgpack::write_json(&m.data, out);
+            return;
+        }
+        out.extend_from_slice(json);
+    }
+
+    /// The text form (see [`Packet::encode_into`]).
+    pub fn encode(&self, version: ProtocolVersion) -> Str {
+        // The exact length, so that the buffer becomes a `Str` without reallocating.
+        let len = self.encoded_len(version);
+        let mut out = Vec::with_capacity(len);
+        self.write_into(version, &mut out);
+        debug_assert!(out.len() == len || self.payload().is_some_and(Payload::is_msgpack));
+        Str::from_utf8(Bytes::from(out)).unwrap_or_default()
+    }
+
+    /// The length of the text form (exact for JSON payloads).
+    fn encoded_len(&self, version: ProtocolVersion) -> usize {
+        fn digits(n: u64) -> usize {
+            n.checked_ilog10().map_or(1, |d| d as usize + 1)
+        }
+        let ty = self.packet_type();
+        let mut len = 1;
+        if ty.is_binary() {
+            len += digits(self.attachments().len() as u64) + 1;
+        }
+        let nsp = self.nsp.as_bytes();
+        if !nsp.is_empty() && nsp != b"/" {
+            len += nsp.len() + 1;
+        }
+        if let Some(id) = self.id() {
+            len += digits(id);
+        }
+        let payload = match &self.kind {
+            PacketKind::Connect(_) if version == ProtocolVersion::V4 => None,
+            _ => self.payload(),
+        };
+        if let Some(p) = payload {
+            len += p.json().len();
+            #[cfg(feature = "msgpack")]
+            if let Some(m) = p.msgpack_data() {
+                len += m.data.len() * 2 + 16;
+            }
+        }
+        len
+    }
+}

@@ -1,0 +1,888 @@
+//! A compact JSON serializer that takes binary values out.
+//!
+//! Every `serialize_bytes` call (from `bytes::Bytes`, `serde_bytes::ByteBuf`, ...) writes a
+//! placeholder `{"_placeholder":true,"num":N}` and pushes the bytes to the attachment list, in
+//! depth-first order, in the same single pass that writes the JSON. Scalars are written by
+//! serde_json, so the text is exactly what `serde_json::to_string` would give.
+//!
+//! [`ArgsSer`] writes the arguments of an event or an ack into an array that is already open:
+//! a sequence (tuple, `Vec`, array) contributes its elements, `()` contributes nothing, and any
+//! other value is one argument.
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+use serde::ser::{self, Impossible, Serialize};
+
+use crate::EncodeError;
+use crate::scan::{MAX_DEPTH, is_special, special_mask};
+
+type Result<T, E = EncodeError> = std::result::Result<T, E>;
+
+/// The largest scratch buffer kept between serializations.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    /// A buffer reused by serializations on this thread, so that the JSON is written without
+    /// growing a fresh buffer and then copied once into an exactly sized one.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Runs `write` on an empty buffer and returns what it wrote, in an exactly sized `String`
+/// (which becomes a `Str` without another allocation).
+pub(crate) fn serialize_with(write: impl FnOnce(&mut String) -> Result<()>) -> Result<String> {
+    let mut write = Some(write);
+    let pooled = SCRATCH.try_with(|cell| {
+        let mut buf = cell.try_borrow_mut().ok()?;
+        buf.clear();
+        let result = write.take().map(|w| w(&mut buf))?;
+        let out = result.map(|()| String::from(buf.as_str()));
+        if buf.capacity() > SCRATCH_KEEP {
+            *buf = String::new();
+        }
+        Some(out)
+    });
+    match (pooled, write) {
+        (Ok(Some(out)), _) => out,
+        // Re-entered from a `Serialize` implementation, or during thread teardown.
+        (_, Some(w)) => {
+            let mut out = String::with_capacity(128);
+            w(&mut out)?;
+            Ok(out)
+        }
+        (_, None) => Err(EncodeError::Custom("serializer state lost".to_owned())),
+    }
+}
+
+/// The index of the first byte at or after `i` that a JSON string must escape (a quote, a
+/// backslash or a control character), or the length.
+#[inline(always)]
+fn next_escape(b: &[u8], mut i: usize) -> usize {
+    loop {
+        match b.get(i..i + 8).map(<[u8; 8]>::try_from) {
+            Some(Ok(chunk)) => {
+                let mask = special_mask(u64::from_le_bytes(chunk));
+                if mask != 0 {
+                    return i + (mask.trailing_zeros() / 8) as usize;
+                }
+                i += 8;
+            }
+            _ => {
+                while b.get(i).is_some_and(|&c| !is_special(c)) {
+                    i += 1;
+                }
+                return i;
+            }
+        }
+    }
+}
+
+/// Writes `s` as a JSON string, escaped as serde_json and `JSON.stringify` do.
+#[inline]
+pub(crate) fn write_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push('"');
+    let mut i = next_escape(b, 0);
+    if i == b.len() {
+        // Nothing to escape: the common case.
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    let mut start = 0;
+    loop {
+        // `start` and `i` are next to ASCII bytes, so on character boundaries.
+        out.push_str(s.get(start..i).unwrap_or_default());
+        let Some(&c) = b.get(i) else {
+            break;
+        };
+        match c {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            _ => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(c >> 4)]));
+                out.push(char::from(HEX[usize::from(c & 0xf)]));
+            }
+        }
+        start = i + 1;
+        i = next_escape(b, start);
+    }
+    out.push('"');
+}
+
+/// Writes `s` as a JSON string into bytes.
+#[cfg(feature = "msgpack")]
+#[inline]
+pub(crate) fn write_str_bytes(out: &mut Vec<u8>, s: &str) {
+    let mut ser = serde_json::Serializer::new(out);
+    // Writing to a `Vec` cannot fail.
+    let _ = ser::Serializer::serialize_str(&mut ser, s);
+}
+
+/// Writes a float as serde_json does (`null` when not finite, as `JSON.stringify`).
+#[inline]
+fn write_float(
+    out: &mut String,
+    f: impl FnOnce(&mut serde_json::Serializer<&mut &mut [u8]>) -> serde_json::Result<()>,
+) {
+    let mut buf = [0u8; 40];
+    let mut w = &mut buf[..];
+    let mut ser = serde_json::Serializer::new(&mut w);
+    if f(&mut ser).is_ok() {
+        let len = 40 - w.len();
+        // The text is ASCII: each byte is its own character.
+        out.extend(buf[..len].iter().map(|&b| char::from(b)));
+    } else {
+        out.push_str("null");
+    }
+}
+
+#[inline]
+fn write_f64(out: &mut String, v: f64) {
+    write_float(out, |s| ser::Serializer::serialize_f64(s, v));
+}
+
+#[inline]
+fn write_f32(out: &mut String, v: f32) {
+    write_float(out, |s| ser::Serializer::serialize_f32(s, v));
+}
+
+#[inline]
+fn write_int(out: &mut String, v: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(v));
+}
+
+/// Writes a placeholder for attachment `num`.
+#[inline]
+pub(crate) fn write_placeholder(out: &mut String, num: usize) {
+    out.push_str("{\"_placeholder\":true,\"num\":");
+    write_int(out, num);
+    out.push('}');
+}
+
+/// Writes a placeholder for attachment `num` into bytes.
+#[cfg(feature = "msgpack")]
+#[inline]
+pub(crate) fn write_placeholder_bytes(out: &mut Vec<u8>, num: usize) {
+    out.extend_from_slice(b"{\"_placeholder\":true,\"num\":");
+    out.extend_from_slice(itoa::Buffer::new().format(num).as_bytes());
+    out.push(b'}');
+}
+
+/// Serializes a value as JSON into `out`, taking binary values out into `bins`.
+pub(crate) struct JsonSer<'a> {
+    pub(crate) out: &'a mut String,
+    pub(crate) bins: &'a mut Vec<Bytes>,
+    /// Containers still allowed.
+    pub(crate) depth: usize,
+}
+
+impl<'a> JsonSer<'a> {
+    pub(crate) fn new(out: &'a mut String, bins: &'a mut Vec<Bytes>) -> Self {
+        JsonSer {
+            out,
+            bins,
+            depth: MAX_DEPTH,
+        }
+    }
+
+    #[inline]
+    fn open(self, open: &str, close: &'static str) -> Result<Compound<'a>> {
+        if self.depth == 0 {
+            return Err(EncodeError::TooDeep);
+        }
+        self.out.push_str(open);
+        Ok(Compound {
+            out: self.out,
+            bins: self.bins,
+            depth: self.depth - 1,
+            first: true,
+            close,
+        })
+    }
+
+    /// `{"variant":` then a container.
+    fn open_variant(self, variant: &str, open: char, close: &'static str) -> Result<Compound<'a>> {
+        if self.depth < 2 {
+            return Err(EncodeError::TooDeep);
+        }
+        self.out.push('{');
+        write_str(self.out, variant);
+        self.out.push(':');
+        self.out.push(open);
+        Ok(Compound {
+            out: self.out,
+            bins: self.bins,
+            depth: self.depth - 2,
+            first: true,
+            close,
+        })
+    }
+}
+
+/// A sequence, map or struct being written.
+pub(crate) struct Compound<'a> {
+    out: &'a mut String,
+    bins: &'a mut Vec<Bytes>,
+    depth: usize,
+    first: bool,
+    /// What `end` writes.
+    close: &'static str,
+}
+
+impl Compound<'_> {
+    #[inline]
+    fn sep(&mut self) {
+        if self.first {
+            self.first = false;
+        } else {
+            self.out.push(',');
+        }
+    }
+
+    #[inline]
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.sep();
+        value.serialize(JsonSer {
+            out: self.out,
+            bins: self.bins,
+            depth: self.depth,
+        })
+    }
+
+    #[inline]
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
+        self.sep();
+        write_str(self.out, key);
+        self.out.push(':');
+        value.serialize(JsonSer {
+            out: self.out,
+            bins: self.bins,
+            depth: self.depth,
+        })
+    }
+
+    #[inline]
+    fn close(self) -> Result<()> {
+        self.out.push_str(self.close);
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.element(value)
+    }
+    fn end(self) -> Result<()> {
+        self.close()
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.element(value)
+    }
+    fn end(self) -> Result<()> {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.element(value)
+    }
+    fn end(self) -> Result<()> {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleVariant for Compound<'_> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.element(value)
+    }
+    fn end(self) -> Result<()> {
+        self.close()
+    }
+}
+
+impl ser::SerializeMap for Compound<'_> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<()> {
+        self.sep();
+        key.serialize(KeySer { out: self.out })?;
+        self.out.push(':');
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        value.serialize(JsonSer {
+            out: self.out,
+            bins: self.bins,
+            depth: self.depth,
+        })
+    }
+    fn end(self) -> Result<()> {
+        self.close()
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        self.field(key, value)
+    }
+    fn end(self) -> Result<()> {
+        self.close()
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        self.field(key, value)
+    }
+    fn end(self) -> Result<()> {
+        self.close()
+    }
+}
+
+impl<'a> ser::Serializer for JsonSer<'a> {
+    type Ok = ();
+    type Error = EncodeError;
+    type SerializeSeq = Compound<'a>;
+    type SerializeTuple = Compound<'a>;
+    type SerializeTupleStruct = Compound<'a>;
+    type SerializeTupleVariant = Compound<'a>;
+    type SerializeMap = Compound<'a>;
+    type SerializeStruct = Compound<'a>;
+    type SerializeStructVariant = Compound<'a>;
+
+    fn serialize_bool(self, v: bool) -> Result<()> {
+        self.out.push_str(if v { "true" } else { "false" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<()> {
+        write_int(self.out, v);
+        Ok(())
+    }
+    fn serialize_i16(self, v: i16) -> Result<()> {
+        write_int(self.out, v);
+        Ok(())
+    }
+    fn serialize_i32(self, v: i32) -> Result<()> {
+        write_int(self.out, v);
+        Ok(())
+    }
+    fn serialize_i64(self, v: i64) -> Result<()> {
+        write_int(self.out, v);
+        Ok(())
+    }
+    fn serialize_i128(self, v: i128) -> Result<()> {
+        write_int(self.out, v);
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result<()> {
+        write_int(self.out, v);
+        Ok(())
+    }
+    fn serialize_u16(self, v: u16) -> Result<()> {
+        write_int(self.out, v);
+        Ok(())
+    }
+    fn serialize_u32(self, v: u32) -> Result<()> {
+        write_int(self.out, v);
+        Ok(())
+    }
+    fn serialize_u64(self, v: u64) -> Result<()> {
+        write_int(self.out, v);
+        Ok(())
+    }
+    fn serialize_u128(self, v: u128) -> Result<()> {
+        write_int(self.out, v);
+        Ok(())
+    }
+    fn serialize_f32(self, v: f32) -> Result<()> {
+        write_f32(self.out, v);
+        Ok(())
+    }
+    fn serialize_f64(self, v: f64) -> Result<()> {
+        write_f64(self.out, v);
+        Ok(())
+    }
+    fn serialize_char(self, v: char) -> Result<()> {
+        write_str(self.out, v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> Result<()> {
+        write_str(self.out, v);
+        Ok(())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<()> {
+        write_placeholder(self.out, self.bins.len());
+        self.bins.push(Bytes::copy_from_slice(v));
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<()> {
+        self.serialize_unit()
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<()> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<()> {
+        self.out.push_str("null");
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
+        self.serialize_unit()
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<()> {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        if self.depth == 0 {
+            return Err(EncodeError::TooDeep);
+        }
+        self.out.push('{');
+        write_str(self.out, variant);
+        self.out.push(':');
+        value.serialize(JsonSer {
+            out: &mut *self.out,
+            bins: self.bins,
+            depth: self.depth - 1,
+        })?;
+        self.out.push('}');
+        Ok(())
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>> {
+        self.open("[", "]")
+    }
+    fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>> {
+        self.open("[", "]")
+    }
+    fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
+        self.open("[", "]")
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Compound<'a>> {
+        self.open_variant(variant, '[', "]}")
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>> {
+        self.open("{", "}")
+    }
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
+        self.open("{", "}")
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Compound<'a>> {
+        self.open_variant(variant, '{', "}}")
+    }
+}
+
+/// Writes a map key: strings as they are, characters, booleans and integers quoted.
+struct KeySer<'a> {
+    out: &'a mut String,
+}
+
+impl KeySer<'_> {
+    #[inline]
+    fn quoted_int(self, v: impl itoa::Integer) -> Result<()> {
+        self.out.push('"');
+        write_int(self.out, v);
+        self.out.push('"');
+        Ok(())
+    }
+}
+
+impl ser::Serializer for KeySer<'_> {
+    type Ok = ();
+    type Error = EncodeError;
+    type SerializeSeq = Impossible<(), EncodeError>;
+    type SerializeTuple = Impossible<(), EncodeError>;
+    type SerializeTupleStruct = Impossible<(), EncodeError>;
+    type SerializeTupleVariant = Impossible<(), EncodeError>;
+    type SerializeMap = Impossible<(), EncodeError>;
+    type SerializeStruct = Impossible<(), EncodeError>;
+    type SerializeStructVariant = Impossible<(), EncodeError>;
+
+    fn serialize_bool(self, v: bool) -> Result<()> {
+        self.out.push_str(if v { "\"true\"" } else { "\"false\"" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<()> {
+        self.quoted_int(v)
+    }
+    fn serialize_i16(self, v: i16) -> Result<()> {
+        self.quoted_int(v)
+    }
+    fn serialize_i32(self, v: i32) -> Result<()> {
+        self.quoted_int(v)
+    }
+    fn serialize_i64(self, v: i64) -> Result<()> {
+        self.quoted_int(v)
+    }
+    fn serialize_i128(self, v: i128) -> Result<()> {
+        self.quoted_int(v)
+    }
+    fn serialize_u8(self, v: u8) -> Result<()> {
+        self.quoted_int(v)
+    }
+    fn serialize_u16(self, v: u16) -> Result<()> {
+        self.quoted_int(v)
+    }
+    fn serialize_u32(self, v: u32) -> Result<()> {
+        self.quoted_int(v)
+    }
+    fn serialize_u64(self, v: u64) -> Result<()> {
+        self.quoted_int(v)
+    }
+    fn serialize_u128(self, v: u128) -> Result<()> {
+        self.quoted_int(v)
+    }
+    fn serialize_f32(self, _v: f32) -> Result<()> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_f64(self, _v: f64) -> Result<()> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_char(self, v: char) -> Result<()> {
+        write_str(self.out, v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> Result<()> {
+        write_str(self.out, v);
+        Ok(())
+    }
+    fn serialize_bytes(self, _v: &[u8]) -> Result<()> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_none(self) -> Result<()> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<()> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_unit(self) -> Result<()> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<()> {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<()> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleStruct> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self::SerializeStruct> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant> {
+        Err(EncodeError::KeyMustBeAString)
+    }
+}
+
+/// Writes event or ack arguments into an array whose `[` (and event name) are already written,
+/// and closes it.
+pub(crate) struct ArgsSer<'a> {
+    pub(crate) out: &'a mut String,
+    pub(crate) bins: &'a mut Vec<Bytes>,
+    /// Whether the array already holds an element (the event name).
+    pub(crate) has_prev: bool,
+}
+
+impl<'a> ArgsSer<'a> {
+    /// The serializer for a single argument, after its separator.
+    #[inline]
+    fn single(self) -> JsonSer<'a> {
+        if self.has_prev {
+            self.out.push(',');
+        }
+        JsonSer {
+            out: self.out,
+            bins: self.bins,
+            depth: MAX_DEPTH - 1,
+        }
+    }
+
+    #[inline]
+    fn close(out: &mut String) -> Result<()> {
+        out.push(']');
+        Ok(())
+    }
+
+    /// The elements of a sequence become the arguments.
+    #[inline]
+    fn spread(self) -> Compound<'a> {
+        Compound {
+            out: self.out,
+            bins: self.bins,
+            depth: MAX_DEPTH - 1,
+            first: !self.has_prev,
+            close: "]",
+        }
+    }
+
+    /// A container that is one argument: closes it, then the arguments' array.
+    fn one(self, open: &str, close: &'static str) -> Result<Compound<'a>> {
+        let ser = self.single();
+        ser.out.push_str(open);
+        Ok(Compound {
+            out: ser.out,
+            bins: ser.bins,
+            depth: ser.depth - 1,
+            first: true,
+            close,
+        })
+    }
+}
+
+macro_rules! one_scalar {
+    ($($method:ident($ty:ty)),* $(,)?) => {
+        $(
+            fn $method(self, v: $ty) -> Result<()> {
+                ser_then_close(self.single(), |s| ser::Serializer::$method(s, v))
+            }
+        )*
+    };
+}
+
+/// Runs `f` on the single-argument serializer, then closes the arguments' array.
+#[inline]
+fn ser_then_close(ser: JsonSer<'_>, f: impl FnOnce(JsonSer<'_>) -> Result<()>) -> Result<()> {
+    let JsonSer { out, bins, depth } = ser;
+    f(JsonSer {
+        out: &mut *out,
+        bins,
+        depth,
+    })?;
+    ArgsSer::close(out)
+}
+
+impl<'a> ser::Serializer for ArgsSer<'a> {
+    type Ok = ();
+    type Error = EncodeError;
+    type SerializeSeq = Compound<'a>;
+    type SerializeTuple = Compound<'a>;
+    type SerializeTupleStruct = Compound<'a>;
+    type SerializeTupleVariant = Compound<'a>;
+    type SerializeMap = Compound<'a>;
+    type SerializeStruct = Compound<'a>;
+    type SerializeStructVariant = Compound<'a>;
+
+    one_scalar!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_i128(i128),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_u128(u128),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+    );
+
+    fn serialize_none(self) -> Result<()> {
+        ser_then_close(self.single(), |s| ser::Serializer::serialize_none(s))
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<()> {
+        ser_then_close(self.single(), |s| value.serialize(s))
+    }
+    /// `()`: no arguments.
+    fn serialize_unit(self) -> Result<()> {
+        ArgsSer::close(self.out)
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
+        ser_then_close(self.single(), |s| ser::Serializer::serialize_unit(s))
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<()> {
+        ser_then_close(self.single(), |s| {
+            ser::Serializer::serialize_str(s, variant)
+        })
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        ser_then_close(self.single(), |s| {
+            ser::Serializer::serialize_newtype_variant(s, name, index, variant, value)
+        })
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>> {
+        Ok(self.spread())
+    }
+    fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>> {
+        Ok(self.spread())
+    }
+    fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
+        Ok(self.spread())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Compound<'a>> {
+        let ser = self.single();
+        ser.out.push('{');
+        write_str(ser.out, variant);
+        ser.out.push_str(":[");
+        Ok(Compound {
+            out: ser.out,
+            bins: ser.bins,
+            depth: ser.depth - 2,
+            first: true,
+            close: "]}]",
+        })
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>> {
+        self.one("{", "}]")
+    }
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
+        self.one("{", "}]")
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Compound<'a>> {
+        let ser = self.single();
+        ser.out.push('{');
+        write_str(ser.out, variant);
+        ser.out.push_str(":{");
+        Ok(Compound {
+            out: ser.out,
+            bins: ser.bins,
+            depth: ser.depth - 2,
+            first: true,
+            close: "}}]",
+        })
+    }
+}
