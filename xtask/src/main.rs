@@ -60,7 +60,9 @@ fn print_help() {
 fn root() -> PathBuf {
     let manifest = env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
     let dir = Path::new(&manifest);
-    dir.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf())
+    dir.parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.to_path_buf())
 }
 
 fn cargo() -> Command {
@@ -132,10 +134,10 @@ fn fuzz_targets() -> Result<Vec<String>> {
     let mut targets = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
         let path = entry.map_err(|e| e.to_string())?.path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            if let Some(stem) = path.file_stem() {
-                targets.push(stem.to_string_lossy().into_owned());
-            }
+        if path.extension().is_some_and(|e| e == "rs")
+            && let Some(stem) = path.file_stem()
+        {
+            targets.push(stem.to_string_lossy().into_owned());
         }
     }
     targets.sort();
@@ -172,7 +174,11 @@ fn fuzz(args: &[String]) -> Result<()> {
     {
         return Err("cargo-fuzz is not installed: run `cargo install cargo-fuzz --locked`".into());
     }
-    let targets = if chosen.is_empty() { fuzz_targets()? } else { chosen };
+    let targets = if chosen.is_empty() {
+        fuzz_targets()?
+    } else {
+        chosen
+    };
     let fuzz_dir = root().join("fuzz");
     // cargo-fuzz needs nightly flags; the stable toolchain accepts them with RUSTC_BOOTSTRAP.
     run(
@@ -197,7 +203,11 @@ fn fuzz(args: &[String]) -> Result<()> {
         if seeds.is_dir() {
             cmd.arg(&seeds);
         }
-        cmd.args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=2048"]);
+        cmd.args([
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-rss_limit_mb=2048",
+        ]);
         run(&format!("fuzz {target} for {seconds}s"), &mut cmd)?;
     }
     Ok(())

@@ -1,0 +1,192 @@
+//! Drives the whole server state machine with arbitrary sequences of
+//! requests, frames, transport closings, commands and clock moves.
+#![no_main]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use socketio_proto::{
+    Config, Connection, ConnectionHandle, Data, DisconnectReason, Endpoint, Event, IdGenerator,
+    Method, Request, RequestId, Route, Str, Transmit,
+};
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn bytes(&mut self) -> Option<&[u8]> {
+        let n = usize::from(self.byte()?).min(self.0.len());
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn text(&mut self) -> Option<String> {
+        Some(String::from_utf8_lossy(self.bytes()?).into_owned())
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let config = Config::default()
+        .with_heartbeat(Duration::from_millis(300), Duration::from_millis(200))
+        .with_connect_timeout(Duration::from_millis(1000))
+        .with_eio3(data.first().is_some_and(|b| b & 1 == 1))
+        .with_max_buffer_size(4096)
+        .with_max_payload(4096);
+    let mut endpoint = Endpoint::with_ids(config, IdGenerator::from_seed([3; 32]));
+    endpoint.add_namespace("/admin");
+    let mut conns: HashMap<ConnectionHandle, Box<Connection>> = HashMap::new();
+    let mut sids: Vec<String> = Vec::new();
+    let mut websockets: Vec<RequestId> = Vec::new();
+    let mut now = Instant::now();
+    let mut next = 0u64;
+    let mut r = Reader(data);
+    while let Some(op) = r.byte() {
+        next += 1;
+        let id = RequestId(next);
+        let sid = sids
+            .get(usize::from(op >> 4) % sids.len().max(1))
+            .cloned()
+            .unwrap_or_default();
+        let eio = if op & 8 == 0 { "4" } else { "3" };
+        let route = |req: Request, endpoint: &mut Endpoint| endpoint.handle_request(now, id, &req);
+        let req = match op % 8 {
+            0 => Some(Request::get(&format!(
+                "/socket.io/?EIO={eio}&transport=polling"
+            ))),
+            1 => Some(Request::websocket(&format!(
+                "/socket.io/?EIO={eio}&transport=websocket"
+            ))),
+            2 => Some(Request::get(&format!(
+                "/socket.io/?EIO={eio}&transport=polling&sid={sid}"
+            ))),
+            3 => {
+                let body = Bytes::copy_from_slice(r.bytes().unwrap_or_default());
+                let mut req = Request::new(
+                    Method::Post,
+                    &format!("/socket.io/?EIO={eio}&transport=polling&sid={sid}"),
+                    body,
+                );
+                if op & 16 != 0 {
+                    req.content_type = Some("application/octet-stream".into());
+                }
+                Some(req)
+            }
+            4 => Some(Request::websocket(&format!(
+                "/socket.io/?EIO={eio}&transport=websocket&sid={sid}"
+            ))),
+            _ => None,
+        };
+        if let Some(req) = req {
+            let websocket = req.websocket;
+            match route(req.clone(), &mut endpoint) {
+                Route::Respond(_) => {}
+                Route::New(h, conn) => {
+                    sids.push(conn.sid().to_string());
+                    conns.insert(h, conn);
+                    if websocket {
+                        websockets.push(id);
+                    }
+                }
+                Route::Existing(h) => {
+                    if let Some(c) = conns.get_mut(&h) {
+                        c.handle_request(now, id, req);
+                        if websocket {
+                            websockets.push(id);
+                        }
+                    }
+                }
+            }
+        } else {
+            let ws = websockets
+                .get(usize::from(op >> 3) % websockets.len().max(1))
+                .copied();
+            for c in conns.values_mut() {
+                if &**c.sid() != sid {
+                    continue;
+                }
+                match (op % 8, ws) {
+                    (5, Some(ws)) => {
+                        let frame = if op & 64 == 0 {
+                            Data::Text(Str::from(r.text().unwrap_or_default()))
+                        } else {
+                            Data::Binary(Bytes::copy_from_slice(r.bytes().unwrap_or_default()))
+                        };
+                        c.handle_frame(now, ws, frame);
+                    }
+                    (6, _) => {
+                        let arg = r.byte().unwrap_or(0);
+                        match arg % 6 {
+                            0 => {
+                                if let Some(ws) = ws {
+                                    c.handle_transport_closed(now, ws, arg & 8 != 0);
+                                }
+                            }
+                            1 => {
+                                if let Ok(p) = socketio_proto::Packet::event(
+                                    Str::from("/"),
+                                    "ev",
+                                    &(Bytes::from_static(b"x"), "y"),
+                                    None,
+                                ) {
+                                    let _ = c.emit(&p, arg & 8 != 0);
+                                }
+                            }
+                            2 => {
+                                if let Ok(p) = socketio_proto::Packet::event(
+                                    Str::from("/admin"),
+                                    "ev",
+                                    &(1,),
+                                    None,
+                                ) {
+                                    let _ = c.emit_with_ack(now, p, Duration::from_millis(100));
+                                }
+                            }
+                            3 => {
+                                let _ = c.disconnect(if arg & 8 == 0 { "/" } else { "/admin" });
+                            }
+                            4 => c.close(now, DisconnectReason::ForcedServerClose),
+                            _ => {
+                                let _ = c.ack("/", u64::from(arg), Default::default());
+                            }
+                        }
+                    }
+                    _ => {
+                        now += Duration::from_millis(u64::from(r.byte().unwrap_or(0)) * 5);
+                        if c.poll_timeout().is_some_and(|t| t <= now) {
+                            c.handle_timeout(now);
+                        }
+                    }
+                }
+            }
+        }
+        // Drain every output, as a binding would.
+        for (h, c) in conns.iter_mut() {
+            while c.poll_response().is_some() {}
+            while let Some(t) = c.poll_transmit() {
+                if let Transmit::Close { .. } = t {}
+            }
+            while let Some(ev) = c.poll_endpoint_event() {
+                endpoint.handle_event(*h, ev);
+            }
+            while let Some(ev) = c.poll_event() {
+                if let Event::ConnectRequest { nsp, .. } = ev {
+                    if endpoint.has_namespace(&nsp) {
+                        let _ = c.accept(&nsp);
+                    } else {
+                        let _ = c.reject(&nsp, "Invalid namespace", None);
+                    }
+                }
+            }
+        }
+        conns.retain(|_, c| !c.is_closed());
+    }
+    // Closed sessions leave nothing behind in the endpoint.
+    let live: usize = conns.values().filter(|c| !c.is_closed()).count();
+    assert_eq!(endpoint.session_count(), live);
+});
