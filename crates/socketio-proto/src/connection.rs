@@ -355,10 +355,9 @@ impl Connection {
             (EioVersion::V3, false) => engineio_packet::payload::v3::decode_text(req.body, max),
             (EioVersion::V3, true) => engineio_packet::payload::v3::decode_binary(req.body, max),
         };
-        // The reference answers `ok` even when the payload was bad.
-        self.responses.push_back((id, Response::ok()));
         match decoded {
             Ok(packets) => {
+                self.responses.push_back((id, Response::ok()));
                 for packet in packets {
                     if self.state != State::Open {
                         break;
@@ -366,7 +365,14 @@ impl Connection {
                     self.on_engine_packet(now, packet, None);
                 }
             }
-            Err(_) => self.close_now(DisconnectReason::ParseError, true),
+            Err(_) => {
+                // The reference never answers `ok` to a bad payload: closing
+                // the session destroys the POST's connection. A 400 tells the
+                // client the same thing without cutting a keep-alive
+                // connection other requests may share.
+                self.responses.push_back((id, Response::bad_request()));
+                self.close_now(DisconnectReason::ParseError, true);
+            }
         }
     }
 
@@ -524,10 +530,17 @@ impl Connection {
             self.close_now(DisconnectReason::PingTimeout, true);
             return;
         }
-        if self.next_ping.is_some_and(|d| d <= now) && self.state == State::Open {
+        if let Some(due) = self.next_ping.filter(|&d| d <= now) {
             self.next_ping = None;
-            self.pong_deadline = Some(now + self.config.ping_timeout);
-            self.push_out(Out::Control(EioPacket::Ping(Str::default())));
+            // A closing session pings no more.
+            if self.state == State::Open {
+                // The pong is due pingTimeout after the ping was due, however
+                // late this call comes: the session ends pingInterval +
+                // pingTimeout after the last pong (or the handshake), which
+                // is also when the client gives up waiting for a ping.
+                self.pong_deadline = Some(due + self.config.ping_timeout);
+                self.push_out(Out::Control(EioPacket::Ping(Str::default())));
+            }
         }
         if self.upgrade_deadline.is_some_and(|d| d <= now) {
             if let Upgrade::Opened { ws } | Upgrade::Probed { ws } = self.upgrade {
@@ -630,8 +643,20 @@ impl Connection {
             return;
         }
         let Some(get) = pending.take() else { return };
-        let outs: Vec<Out> = self.buffer.drain(..).collect();
-        self.buffered_bytes = 0;
+        // The close packet goes alone, in the poll after the packets
+        // buffered before it, as the reference's drain-then-close does: the
+        // client handles those packets (a DISCONNECT, say) before it learns
+        // that the transport closed.
+        let end = match self
+            .buffer
+            .iter()
+            .position(|o| matches!(o, Out::Control(EioPacket::Close)))
+        {
+            Some(0) | None => self.buffer.len(),
+            Some(close) => close,
+        };
+        let outs: Vec<Out> = self.buffer.drain(..end).collect();
+        self.buffered_bytes = self.buffer.iter().map(Out::size).sum();
         let closes = outs
             .iter()
             .any(|o| matches!(o, Out::Control(EioPacket::Close)));

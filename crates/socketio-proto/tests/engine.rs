@@ -143,6 +143,46 @@ fn pongs_keep_the_session_and_silence_times_it_out() {
 }
 
 #[test]
+fn a_late_ping_does_not_move_the_pong_deadline() {
+    // The official suites poll pingInterval + pingTimeout after the
+    // handshake and expect the session gone, however late the ping timer
+    // fired.
+    let mut h = Harness::new(config());
+    let sid = h.open_polling();
+    let t0 = h.now;
+    h.now = t0 + Duration::from_millis(350);
+    let now = h.now;
+    h.conn(&sid).handle_timeout(now);
+    let get = h.get(&sid);
+    assert_eq!(h.body(get), "2");
+    assert_eq!(
+        h.conn(&sid).poll_timeout(),
+        Some(t0 + Duration::from_millis(500))
+    );
+    h.advance(Duration::from_millis(149));
+    assert!(h.event_names().is_empty());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.event_names(), ["closed ping timeout"]);
+    let get = h.get(&sid);
+    assert_eq!(h.answer(get).expect("answered at once").status, 400);
+}
+
+#[test]
+fn a_ping_later_than_the_pong_deadline_times_out_on_the_next_call() {
+    let mut h = Harness::new(config());
+    let sid = h.open_polling();
+    let t0 = h.now;
+    h.now = t0 + Duration::from_millis(600);
+    let now = h.now;
+    h.conn(&sid).handle_timeout(now);
+    assert!(h.conn(&sid).poll_timeout().is_some_and(|t| t <= now));
+    h.conn(&sid).handle_timeout(now);
+    assert_eq!(h.event_names(), ["closed ping timeout"]);
+    let get = h.get(&sid);
+    assert_eq!(h.answer(get).expect("answered at once").status, 400);
+}
+
+#[test]
 fn overlapping_gets_close_the_session() {
     let mut h = Harness::new(config());
     let sid = h.open_polling();
@@ -220,7 +260,24 @@ fn an_undecodable_packet_is_a_parse_error() {
     let mut h = Harness::new(config());
     let sid = h.open_polling();
     let r = h.post(&sid, "9");
-    assert_eq!(r.body_text(), "ok");
+    assert_eq!(r.status, 400);
+    assert_eq!(h.event_names(), ["closed parse error"]);
+}
+
+#[test]
+fn a_post_with_an_invalid_payload_gets_a_400_and_the_session_closes() {
+    // The official suite's "closes the session upon invalid packet format":
+    // the POST fails (the reference destroys its connection) and the
+    // session is gone.
+    let mut h = Harness::new(config());
+    let sid = h.open_polling();
+    let get = h.get(&sid);
+    let r = h.post(&sid, "abc");
+    assert_eq!(r.status, 400);
+    assert_ne!(r.body_text(), "ok");
+    assert_eq!(h.body(get), "1");
+    let again = h.get(&sid);
+    assert_eq!(h.answer(again).expect("answered at once").status, 400);
     assert_eq!(h.event_names(), ["closed parse error"]);
 }
 

@@ -296,8 +296,12 @@ fn closing_a_polling_connection_drains_then_sends_close() {
     let now = h.now;
     h.conn(&sid).close(now, DisconnectReason::ForcedServerClose);
     h.pump();
+    // The DISCONNECT first, then the close packet in a poll of its own.
     let get = h.get(&sid);
-    assert_eq!(h.body(get), "41\x1e1");
+    assert_eq!(h.body(get), "41");
+    assert_eq!(h.endpoint.session_count(), 1);
+    let get = h.get(&sid);
+    assert_eq!(h.body(get), "1");
     assert_eq!(
         h.event_names(),
         [
@@ -306,6 +310,62 @@ fn closing_a_polling_connection_drains_then_sends_close() {
         ]
     );
     assert_eq!(h.endpoint.session_count(), 0);
+}
+
+#[test]
+fn a_closing_polling_connection_has_no_overdue_timer() {
+    // Waiting for the poll that takes the close packet, the connection
+    // sends no ping, and no deadline stays in the past (a binding would
+    // call `handle_timeout` again and again).
+    let mut h = Harness::new(
+        config().with_heartbeat(Duration::from_millis(300), Duration::from_millis(200)),
+    );
+    let sid = h.open_polling();
+    h.post(&sid, "40");
+    let get = h.get(&sid);
+    h.body(get);
+    h.take_events();
+    let now = h.now;
+    h.conn(&sid).close(now, DisconnectReason::ForcedServerClose);
+    h.pump();
+    h.now += Duration::from_millis(400);
+    let now = h.now;
+    h.conn(&sid).handle_timeout(now);
+    assert!(h.conn(&sid).poll_timeout().is_some_and(|t| t > now));
+    let get = h.get(&sid);
+    assert_eq!(h.body(get), "41");
+    let get = h.get(&sid);
+    assert_eq!(h.body(get), "1");
+}
+
+#[test]
+fn closing_with_a_pending_poll_sends_the_disconnect_before_the_close() {
+    // Were they in one payload, the official client would handle the close
+    // packet first and report "transport close" instead of
+    // "io server disconnect".
+    let mut h = Harness::new(config());
+    let sid = h.open_polling();
+    h.post(&sid, "40");
+    let get = h.get(&sid);
+    h.body(get);
+    let pending = h.get(&sid);
+    assert!(h.answer(pending).is_none());
+    h.take_events();
+    let now = h.now;
+    h.conn(&sid).close(now, DisconnectReason::ForcedServerClose);
+    h.pump();
+    assert_eq!(h.body(pending), "41");
+    let get = h.get(&sid);
+    assert_eq!(h.body(get), "1");
+    assert_eq!(
+        h.event_names(),
+        [
+            "disconnected / forced server close",
+            "closed forced server close"
+        ]
+    );
+    let get = h.get(&sid);
+    assert_eq!(h.answer(get).expect("answered at once").status, 400);
 }
 
 #[test]

@@ -1,19 +1,28 @@
-//! The server the official protocol test suites expect
-//! (`socket.io-protocol/test-suite` and `engine.io-protocol/test-suite`).
+//! The server the official test suites of the protocol specs expect
+//! (Socket.IO v5, Engine.IO v4).
 //!
 //! ```text
 //! cargo run --release -p socketio-tokio --example conformance -- socketio
 //! cargo run --release -p socketio-tokio --example conformance -- engineio
 //! ```
 //!
-//! Flags: `--port N` (default 3000), `--ping-interval MS` (300),
-//! `--ping-timeout MS` (200). It listens on 127.0.0.1.
+//! Flags: `--port N` (default 3000; 0 for any free port), `--ping-interval MS`
+//! (300), `--ping-timeout MS` (200). It listens on 127.0.0.1 and prints
+//! `<mode> conformance server on <address>`.
 //!
 //! - `socketio`: namespaces `/` and `/custom` emit `auth` with the
 //!   handshake's auth object at once; on `/`, `message` is answered with
 //!   `message-back` (same arguments, binary included) and
 //!   `message-with-ack` is acknowledged with its arguments.
 //! - `engineio`: bare Engine.IO at `/engine.io/`, echoing every message.
+//!
+//! The suites, ported to node's test runner, are `interop/suites/*.mjs`;
+//! `tests/protocol_suites.rs` runs them against this server, or by hand:
+//!
+//! ```text
+//! SERVER_URL=http://127.0.0.1:3000 node --test interop/suites/socketio.mjs
+//! SERVER_URL=http://127.0.0.1:3000 node --test interop/suites/engineio.mjs
+//! ```
 
 use std::time::Duration;
 
@@ -39,7 +48,12 @@ fn emit_auth(socket: &Socket) {
     }
 }
 
-#[tokio::main]
+// One thread, like the reference server: the suites send some requests at
+// the same instant on two connections (a poll and a POST that closes the
+// session) and expect them handled in the order they were sent. A
+// multi-thread runtime may run the second one first (a task woken last runs
+// first on its worker).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

@@ -802,13 +802,25 @@ impl Future for Driver {
         let this = self.get_mut();
         for _ in 0..BUDGET {
             let now = Instant::now();
-            let mut progress = this.poll_commands(cx, now);
-            progress |= this.poll_reads(cx, now);
-            progress |= this.poll_held(cx, now);
-            if this.conn.poll_timeout().is_some_and(|t| t <= now) {
+            // Due timers first, as Node's event loop runs them before I/O:
+            // a poll that arrives after the ping timeout finds the session
+            // closed, even if its timer has not fired yet.
+            let mut progress = false;
+            for _ in 0..4 {
+                if this.conn.poll_timeout().is_none_or(|t| t > now) {
+                    break;
+                }
+                // A late ping may make its pong already overdue: go again.
                 this.conn.handle_timeout(now);
                 progress = true;
             }
+            // Then the frames already received, before the requests that
+            // other connections handed over meanwhile: a client that sends
+            // the upgrade packet and then polls is upgraded when its poll
+            // is handled.
+            progress |= this.poll_reads(cx, now);
+            progress |= this.poll_commands(cx, now);
+            progress |= this.poll_held(cx, now);
             progress |= this.drain(cx, now);
             progress |= this.poll_tasks(cx);
             progress |= this.drain(cx, now);
