@@ -1,0 +1,128 @@
+//! A chat in the browser: names, rooms with their members, messages
+//! acknowledged by the server, typing indicators, the last 50 messages of a
+//! room on joining, and automatic reconnection. Everything is in memory.
+//!
+//! ```text
+//! npm ci --prefix interop      # once: the official browser client
+//! cargo run --release -p socketio-tokio --example chat
+//! ```
+//!
+//! Then open <http://127.0.0.1:3000>. Flags: `--addr <ip>` (default
+//! 127.0.0.1), `--port <port>` (default 3000), `--client <path>` (the
+//! `socket.io.min.js` to serve). The event contract is in `README.md`.
+
+mod server;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: chat [--addr <ip>] [--port <port>] [--client <path to socket.io.min.js>]
+
+Serves the chat page and its Socket.IO endpoint on http://<addr>:<port>
+(default http://127.0.0.1:3000).";
+
+struct Args {
+    addr: SocketAddr,
+    client: PathBuf,
+}
+
+/// The arguments, or `None` when help was asked for.
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut port: Option<u16> = None;
+    let mut addr: Option<SocketAddr> = None;
+    let mut client = server::default_client_path();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            return Ok(None);
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--addr" => {
+                let v = value()?;
+                // An address with its port (`0.0.0.0:8080`) or an IP alone.
+                if let Ok(a) = v.parse::<SocketAddr>() {
+                    addr = Some(a);
+                } else {
+                    ip = v
+                        .parse()
+                        .map_err(|_| format!("--addr: `{v}` is not an IP address"))?;
+                }
+            }
+            "--port" => {
+                let v = value()?;
+                port = Some(
+                    v.parse()
+                        .map_err(|_| format!("--port: `{v}` is not a port number"))?,
+                );
+            }
+            "--client" => client = PathBuf::from(value()?),
+            _ => return Err(format!("unknown argument `{arg}`\n\n{USAGE}")),
+        }
+    }
+    let addr = match (addr, port) {
+        (Some(a), Some(p)) => SocketAddr::new(a.ip(), p),
+        (Some(a), None) => a,
+        (None, p) => SocketAddr::new(ip, p.unwrap_or(3000)),
+    };
+    Ok(Some(Args { addr, client }))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let client_js = match server::load_client(&args.client) {
+        Ok(js) => js,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(args.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => println!("chat on http://{addr}"),
+        Err(_) => println!("chat on http://{}", args.addr),
+    }
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match server::serve(listener, client_js, stop).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

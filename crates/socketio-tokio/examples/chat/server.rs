@@ -1,0 +1,538 @@
+//! The chat server: the page and its assets, the Socket.IO endpoint, and the
+//! rooms (members and the last messages), all in memory.
+//!
+//! The event contract is described in `README.md` beside this file.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use socketio_tokio::{AckSender, Socket, SocketIo, TryData};
+use tokio::net::TcpListener;
+
+/// The longest name or room, in characters.
+pub(crate) const MAX_NAME: usize = 64;
+/// The longest message text, in characters.
+pub(crate) const MAX_TEXT: usize = 2000;
+/// How many messages a room keeps and a joiner gets.
+pub(crate) const HISTORY: usize = 50;
+/// How many rooms one socket may be in at once.
+pub(crate) const MAX_ROOMS_PER_SOCKET: usize = 32;
+/// The shortest time between two `typing` events a socket sends to a room;
+/// quicker ones are dropped.
+pub(crate) const TYPING_EVERY: Duration = Duration::from_secs(1);
+/// How many rooms the server remembers; past that, the empty room that was
+/// quiet the longest is forgotten (with its history).
+pub(crate) const MAX_ROOMS: usize = 1000;
+
+const INDEX_HTML: &str = include_str!("static/index.html");
+const APP_JS: &str = include_str!("static/app.js");
+const STYLE_CSS: &str = include_str!("static/style.css");
+
+/// Where the official browser client is, in the workspace's `interop`
+/// folder (installed by `npm ci --prefix interop`).
+pub(crate) fn default_client_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../interop/node_modules/socket.io-client/dist/socket.io.min.js")
+}
+
+/// Reads the browser client, or says how to install it.
+pub(crate) fn load_client(path: &Path) -> Result<Bytes, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Bytes::from(bytes)),
+        Err(e) => Err(format!(
+            "cannot read the Socket.IO browser client at {}: {e}\n\
+             Install it with `npm ci --prefix interop` at the workspace root \
+             (or pass its path with --client).",
+            path.display()
+        )),
+    }
+}
+
+/// A message as it is broadcast and kept in a room's history.
+#[derive(Debug, Clone, Serialize)]
+struct ChatMessage {
+    id: String,
+    room: String,
+    name: String,
+    text: String,
+    ts: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct JoinRequest {
+    room: String,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RoomRequest {
+    room: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageRequest {
+    room: String,
+    text: String,
+}
+
+#[derive(Debug)]
+struct Member {
+    sid: String,
+    /// The socket's name in this room.
+    name: String,
+    last_typing: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    /// In joining order.
+    members: Vec<Member>,
+    history: VecDeque<ChatMessage>,
+    /// When the room last saw a join or a message (a logical clock).
+    last_active: u64,
+}
+
+impl Room {
+    fn member(&mut self, sid: &str) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.sid == sid)
+    }
+
+    /// Removes a member; returns its name.
+    fn remove(&mut self, sid: &str) -> Option<String> {
+        let pos = self.members.iter().position(|m| m.sid == sid)?;
+        Some(self.members.remove(pos).name)
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.members.iter().map(|m| m.name.as_str()).collect()
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rooms: HashMap<String, Room>,
+    /// The rooms each socket is in.
+    sockets: HashMap<String, Vec<String>>,
+    next_id: u64,
+    clock: u64,
+}
+
+impl State {
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// The room, created if needed (forgetting the quietest empty room when
+    /// the server remembers too many).
+    fn room_mut(&mut self, name: &str) -> Result<&mut Room, &'static str> {
+        if !self.rooms.contains_key(name) {
+            if self.rooms.len() >= MAX_ROOMS {
+                let quietest = self
+                    .rooms
+                    .iter()
+                    .filter(|(_, r)| r.members.is_empty())
+                    .min_by_key(|(_, r)| r.last_active)
+                    .map(|(n, _)| n.clone());
+                match quietest {
+                    Some(n) => {
+                        self.rooms.remove(&n);
+                    }
+                    None => return Err("too many rooms on this server"),
+                }
+            }
+            self.rooms.insert(name.to_owned(), Room::default());
+        }
+        self.rooms.get_mut(name).ok_or("no such room")
+    }
+}
+
+/// The chat: its rooms, shared by every socket's handlers.
+#[derive(Clone)]
+pub(crate) struct Chat {
+    state: Arc<Mutex<State>>,
+    /// Makes message ids unique across restarts of the server.
+    boot: String,
+}
+
+/// The Socket.IO room of a chat room (prefixed, so that a chat room never
+/// shares a name with a socket's own room).
+fn io_room(room: &str) -> String {
+    format!("room:{room}")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Checks a name or a room: trimmed, not empty, at most [`MAX_NAME`]
+/// characters, no control characters.
+fn check_label(what: &str, value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    if value.chars().count() > MAX_NAME {
+        return Err(format!("{what} is longer than {MAX_NAME} characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{what} must not contain control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+/// Checks a message text: not blank, at most [`MAX_TEXT`] characters.
+fn check_text(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("text must not be empty".to_owned());
+    }
+    if text.chars().count() > MAX_TEXT {
+        return Err(format!("text is longer than {MAX_TEXT} characters"));
+    }
+    Ok(text.to_owned())
+}
+
+fn refuse(ack: AckSender, error: impl Into<String>) {
+    let error: String = error.into();
+    let _ = ack.send(&json!({ "ok": false, "error": error }));
+}
+
+impl Chat {
+    pub(crate) fn new() -> Chat {
+        Chat {
+            state: Arc::default(),
+            boot: format!("{:x}", now_ms()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Declares the chat's events on namespace `/` of `io`.
+    pub(crate) fn attach(&self, io: &SocketIo) {
+        let chat = self.clone();
+        io.ns("/", move |socket: Socket| {
+            let chat = chat.clone();
+            async move { chat.on_connect(&socket) }
+        });
+    }
+
+    fn on_connect(&self, socket: &Socket) {
+        let chat = self.clone();
+        socket.on(
+            "join",
+            move |socket: Socket, TryData(req): TryData<JoinRequest>, ack: AckSender| {
+                let chat = chat.clone();
+                async move {
+                    match req {
+                        Ok(req) => chat.join(&socket, &req, ack),
+                        Err(_) => refuse(ack, "invalid payload: expected {room, name}"),
+                    }
+                }
+            },
+        );
+        let chat = self.clone();
+        socket.on(
+            "leave",
+            move |socket: Socket, TryData(req): TryData<RoomRequest>, ack: AckSender| {
+                let chat = chat.clone();
+                async move {
+                    match req {
+                        Ok(req) => chat.leave(&socket, &req.room, ack),
+                        Err(_) => refuse(ack, "invalid payload: expected {room}"),
+                    }
+                }
+            },
+        );
+        let chat = self.clone();
+        socket.on(
+            "message",
+            move |socket: Socket, TryData(req): TryData<MessageRequest>, ack: AckSender| {
+                let chat = chat.clone();
+                async move {
+                    match req {
+                        Ok(req) => chat.message(&socket, &req, ack),
+                        Err(_) => refuse(ack, "invalid payload: expected {room, text}"),
+                    }
+                }
+            },
+        );
+        let chat = self.clone();
+        socket.on(
+            "typing",
+            move |socket: Socket, TryData(req): TryData<RoomRequest>| {
+                let chat = chat.clone();
+                async move {
+                    if let Ok(req) = req {
+                        chat.typing(&socket, &req.room);
+                    }
+                }
+            },
+        );
+        let chat = self.clone();
+        socket.on_disconnect(move |socket: Socket, _reason| {
+            let chat = chat.clone();
+            async move { chat.disconnected(&socket) }
+        });
+    }
+
+    // The broadcasts below are made while the chat's lock is held, so that
+    // every member sees a room's events in the order the room saw them.
+
+    fn join(&self, socket: &Socket, req: &JoinRequest, ack: AckSender) {
+        let (room_name, name) = match (
+            check_label("room", &req.room),
+            check_label("name", &req.name),
+        ) {
+            (Ok(r), Ok(n)) => (r, n),
+            (Err(e), _) | (_, Err(e)) => return refuse(ack, e),
+        };
+        let sid = socket.id().to_owned();
+        let mut state = self.lock();
+        // A socket is marked disconnected before its disconnect handler
+        // takes this lock: a join that comes after it must not stay.
+        if !socket.connected() {
+            return;
+        }
+        let already = state
+            .sockets
+            .get(&sid)
+            .is_some_and(|rooms| rooms.contains(&room_name));
+        if !already
+            && state
+                .sockets
+                .get(&sid)
+                .is_some_and(|rooms| rooms.len() >= MAX_ROOMS_PER_SOCKET)
+        {
+            drop(state);
+            return refuse(
+                ack,
+                format!("too many rooms: leave one first (at most {MAX_ROOMS_PER_SOCKET})"),
+            );
+        }
+        let tick = state.tick();
+        let room = match state.room_mut(&room_name) {
+            Ok(room) => room,
+            Err(e) => {
+                drop(state);
+                return refuse(ack, e);
+            }
+        };
+        room.last_active = tick;
+        let target = io_room(&room_name);
+        if already {
+            // Joining again: a new name renames the socket in this room.
+            let old = room
+                .member(&sid)
+                .map(|m| std::mem::replace(&mut m.name, name.clone()));
+            if let Some(old) = old.filter(|old| *old != name) {
+                let _ = socket
+                    .to(target.as_str())
+                    .emit("left", &json!({ "room": room_name, "name": old }));
+                let _ = socket
+                    .to(target.as_str())
+                    .emit("joined", &json!({ "room": room_name, "name": name }));
+            }
+        } else {
+            room.members.push(Member {
+                sid: sid.clone(),
+                name: name.clone(),
+                last_typing: None,
+            });
+            socket.join(target.as_str());
+            let _ = socket
+                .to(target.as_str())
+                .emit("joined", &json!({ "room": room_name, "name": name }));
+        }
+        let answer = json!({
+            "ok": true,
+            "room": room_name,
+            "name": name,
+            "members": room.names(),
+            "history": room.history,
+        });
+        if !already {
+            state.sockets.entry(sid).or_default().push(room_name);
+        }
+        drop(state);
+        let _ = ack.send(&answer);
+    }
+
+    fn leave(&self, socket: &Socket, room: &str, ack: AckSender) {
+        let room_name = room.trim();
+        let sid = socket.id();
+        let mut state = self.lock();
+        let name = state
+            .rooms
+            .get_mut(room_name)
+            .and_then(|room| room.remove(sid));
+        let Some(name) = name else {
+            drop(state);
+            return refuse(ack, "not in room");
+        };
+        if let Some(rooms) = state.sockets.get_mut(sid) {
+            rooms.retain(|r| r != room_name);
+            if rooms.is_empty() {
+                state.sockets.remove(sid);
+            }
+        }
+        let target = io_room(room_name);
+        socket.leave(target.as_str());
+        let _ = socket
+            .to(target.as_str())
+            .emit("left", &json!({ "room": room_name, "name": name }));
+        drop(state);
+        let _ = ack.send(&json!({ "ok": true }));
+    }
+
+    fn message(&self, socket: &Socket, req: &MessageRequest, ack: AckSender) {
+        let text = match check_text(&req.text) {
+            Ok(t) => t,
+            Err(e) => return refuse(ack, e),
+        };
+        let room_name = req.room.trim();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let member = state
+            .rooms
+            .get_mut(room_name)
+            .and_then(|room| Some((room.member(socket.id())?.name.clone(), room)));
+        let Some((name, room)) = member else {
+            drop(guard);
+            return refuse(ack, "not in room");
+        };
+        state.next_id += 1;
+        state.clock += 1;
+        let msg = ChatMessage {
+            id: format!("{}-{}", self.boot, state.next_id),
+            room: room_name.to_owned(),
+            name,
+            text,
+            ts: now_ms(),
+        };
+        let answer = json!({ "ok": true, "id": msg.id, "ts": msg.ts });
+        room.last_active = state.clock;
+        if room.history.len() == HISTORY {
+            room.history.pop_front();
+        }
+        let _ = socket.to(io_room(room_name)).emit("message", &msg);
+        room.history.push_back(msg);
+        drop(guard);
+        let _ = ack.send(&answer);
+    }
+
+    fn typing(&self, socket: &Socket, room: &str) {
+        let room_name = room.trim();
+        let mut state = self.lock();
+        let Some(member) = state
+            .rooms
+            .get_mut(room_name)
+            .and_then(|r| r.member(socket.id()))
+        else {
+            return;
+        };
+        let now = Instant::now();
+        if member
+            .last_typing
+            .is_some_and(|t| now.duration_since(t) < TYPING_EVERY)
+        {
+            return;
+        }
+        member.last_typing = Some(now);
+        let _ = socket
+            .to(io_room(room_name))
+            .emit("typing", &json!({ "room": room_name, "name": member.name }));
+    }
+
+    /// A socket that disconnects leaves its rooms: each gets `left`.
+    fn disconnected(&self, socket: &Socket) {
+        let sid = socket.id();
+        let mut state = self.lock();
+        let Some(rooms) = state.sockets.remove(sid) else {
+            return;
+        };
+        for room_name in rooms {
+            let Some(room) = state.rooms.get_mut(&room_name) else {
+                continue;
+            };
+            let Some(name) = room.remove(sid) else {
+                continue;
+            };
+            let _ = socket
+                .to(io_room(&room_name))
+                .emit("left", &json!({ "room": room_name, "name": name }));
+        }
+    }
+}
+
+fn asset(content_type: &'static str, body: impl Into<Bytes>) -> Response {
+    let mut res = body.into().into_response();
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+/// The application: the page, its assets, the browser client at
+/// `/socket.io/socket.io.min.js` (where the reference server's
+/// `serveClient` puts it), and everything else to Socket.IO.
+pub(crate) fn router(io: &SocketIo, client_js: Bytes) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
+        )
+        .route(
+            "/socket.io/socket.io.min.js",
+            get(move || {
+                let js = client_js.clone();
+                async move { asset("text/javascript; charset=utf-8", js) }
+            }),
+        )
+        .fallback_service(io.service())
+}
+
+/// Serves the chat on `listener` until `stop` completes; then the sockets
+/// are closed ("server shutting down") and the server returns.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    client_js: Bytes,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let io = SocketIo::new()?;
+    Chat::new().attach(&io);
+    let app = router(&io, client_js);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            stop.await;
+            io.shutdown().await;
+        })
+        .await?;
+    Ok(())
+}
