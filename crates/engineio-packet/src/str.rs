@@ -7,6 +7,7 @@ use std::ops::Deref;
 use std::str::Utf8Error;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 /// A UTF-8 string backed by [`Bytes`]: cheap to clone, and a zero-copy slice of the input it was decoded from.
 ///
@@ -14,7 +15,7 @@ use bytes::Bytes;
 /// Comparisons, hashing and ordering work on the bytes and agree with those of [`str`],
 /// so a `HashMap<Str, _>` can be looked up with a `&str`.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Str(Bytes);
+pub struct Str(ByteString);
 
 impl Str {
     /// The empty string.
@@ -22,7 +23,7 @@ impl Str {
 
     /// Wraps a static string, without copying it.
     pub const fn from_static(s: &'static str) -> Str {
-        Str(Bytes::from_static(s.as_bytes()))
+        Str(ByteString::from_static(s))
     }
 
     /// Checks that `bytes` are UTF-8 and wraps them, without copying.
@@ -30,28 +31,22 @@ impl Str {
     /// # Errors
     /// Returns the [`Utf8Error`] when the bytes are not UTF-8.
     pub fn from_utf8(bytes: Bytes) -> Result<Str, Utf8Error> {
-        std::str::from_utf8(&bytes)?;
-        Ok(Str(bytes))
+        ByteString::try_from(bytes).map(Str)
     }
 
-    /// The string.
-    ///
-    /// Safe code cannot view bytes as a `str` without looking at them, so this runs the
-    /// standard library's UTF-8 check (a fast scan, vectorised for ASCII); call it once and keep the `&str`
-    /// when reading a long string several times.
+    /// The string (free: the bytes were checked when the `Str` was built).
     pub fn as_str(&self) -> &str {
-        // Every constructor checks UTF-8, so this never falls back to "".
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        &self.0
     }
 
     /// The string's bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// The underlying buffer, without copying.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.0.into_bytes()
     }
 
     /// Length in bytes.
@@ -72,12 +67,12 @@ impl Str {
         if sub.is_empty() {
             return Str::EMPTY;
         }
-        let base = self.0.as_ptr() as usize;
+        let base = self.0.as_bytes().as_ptr() as usize;
         let start = sub.as_ptr() as usize;
         match start.checked_sub(base) {
             Some(offset) if offset <= self.0.len() && sub.len() <= self.0.len() - offset => {
                 // A non-empty `str` starts and ends on character boundaries of any UTF-8 text it lies in.
-                Str(self.0.slice(offset..offset + sub.len()))
+                Str(self.0.slice_ref(sub))
             }
             _ => Str::from(sub),
         }
@@ -85,12 +80,12 @@ impl Str {
 
     /// The tail of the string from byte `start`, which the caller knows is a character boundary.
     pub(crate) fn tail(&self, start: usize) -> Str {
-        Str(self.0.slice(start..))
+        self.0.get(start..).map_or(Str::EMPTY, |s| self.slice_ref(s))
     }
 
     /// A sub-string by byte range, which the caller knows is on character boundaries.
     pub(crate) fn sub(&self, start: usize, end: usize) -> Str {
-        Str(self.0.slice(start..end))
+        self.0.get(start..end).map_or(Str::EMPTY, |s| self.slice_ref(s))
     }
 }
 
@@ -109,7 +104,7 @@ impl AsRef<str> for Str {
 
 impl AsRef<[u8]> for Str {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.0.as_bytes()
     }
 }
 
@@ -122,7 +117,7 @@ impl Borrow<str> for Str {
 impl Hash for Str {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // The same bytes that `str`'s `Hash` feeds, so that `Borrow<str>` lookups work.
-        state.write(&self.0);
+        state.write(self.0.as_bytes());
         state.write_u8(0xff);
     }
 }
@@ -148,14 +143,14 @@ impl TryFrom<Bytes> for Str {
 
 impl From<String> for Str {
     fn from(s: String) -> Str {
-        Str(Bytes::from(s))
+        Str(ByteString::from(s))
     }
 }
 
 impl From<&str> for Str {
     /// Copies the string.
     fn from(s: &str) -> Str {
-        Str(Bytes::copy_from_slice(s.as_bytes()))
+        Str(ByteString::from(s))
     }
 }
 
@@ -167,14 +162,14 @@ impl From<Box<str>> for Str {
 
 impl From<Str> for Bytes {
     fn from(s: Str) -> Bytes {
-        s.0
+        s.0.into_bytes()
     }
 }
 
 impl From<Str> for String {
     fn from(s: Str) -> String {
         // `Vec::from(Bytes)` reuses the allocation when the buffer is not shared.
-        String::from_utf8(Vec::from(s.0)).unwrap_or_default()
+        String::from_utf8(Vec::from(s.0.into_bytes())).unwrap_or_default()
     }
 }
 
