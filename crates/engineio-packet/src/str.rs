@@ -80,12 +80,16 @@ impl Str {
 
     /// The tail of the string from byte `start`, which the caller knows is a character boundary.
     pub(crate) fn tail(&self, start: usize) -> Str {
-        self.0.get(start..).map_or(Str::EMPTY, |s| self.slice_ref(s))
+        self.0
+            .get(start..)
+            .map_or(Str::EMPTY, |s| self.slice_ref(s))
     }
 
     /// A sub-string by byte range, which the caller knows is on character boundaries.
     pub(crate) fn sub(&self, start: usize, end: usize) -> Str {
-        self.0.get(start..end).map_or(Str::EMPTY, |s| self.slice_ref(s))
+        self.0
+            .get(start..end)
+            .map_or(Str::EMPTY, |s| self.slice_ref(s))
     }
 }
 
