@@ -358,7 +358,10 @@ impl Packet {
     }
 
     /// Writes the text form to `out`, which has room for it.
-    fn write_into(&self, version: ProtocolVersion, out: &mut Vec<u8>) {
+    /// Writes everything before the payload (type, attachment count,
+    /// namespace, ack id); returns the payload to write after it.
+    fn write_head<S: Sink>(&self, version: ProtocolVersion, out: &mut S) -> Option<&Payload> {
+        const DIGITS: [&str; 7] = ["0", "1", "2", "3", "4", "5", "6"];
         let ty = self.packet_type();
         let (payload, id) = match &self.kind {
             PacketKind::Connect(p) if version == ProtocolVersion::V5 => (p.as_ref(), None),
@@ -367,37 +370,52 @@ impl Packet {
             PacketKind::Ack { data, id } => (Some(data), Some(*id)),
             PacketKind::ConnectError(data) => (Some(data), None),
         };
-        let nsp = self.nsp.as_bytes();
-        let json = payload.map_or(&[][..], |p| p.json().as_bytes());
-        out.push(ty.digit());
+        let nsp = self.nsp.as_str();
+        out.put(DIGITS[usize::from(ty.digit() - b'0')]);
         let mut buf = itoa::Buffer::new();
         if ty.is_binary() {
-            out.extend_from_slice(buf.format(self.attachments().len()).as_bytes());
-            out.push(b'-');
+            out.put(buf.format(self.attachments().len()));
+            out.put("-");
         }
-        if !nsp.is_empty() && nsp != b"/" {
-            out.extend_from_slice(nsp);
-            out.push(b',');
+        if !nsp.is_empty() && nsp != "/" {
+            out.put(nsp);
+            out.put(",");
         }
         if let Some(id) = id {
-            out.extend_from_slice(buf.format(id).as_bytes());
+            out.put(buf.format(id));
         }
+        payload
+    }
+
+    fn write_into(&self, version: ProtocolVersion, out: &mut Vec<u8>) {
+        let payload = self.write_head(version, out);
         #[cfg(feature = "msgpack")]
         if let Some(m) = payload.and_then(Payload::msgpack_data) {
             crate::msgpack::write_json(&m.data, out);
             return;
         }
-        out.extend_from_slice(json);
+        if let Some(p) = payload {
+            out.extend_from_slice(p.json().as_bytes());
+        }
     }
 
     /// The text form (see [`Packet::encode_into`]).
     pub fn encode(&self, version: ProtocolVersion) -> Str {
         // The exact length, so that the buffer becomes a `Str` without reallocating.
         let len = self.encoded_len(version);
-        let mut out = Vec::with_capacity(len);
-        self.write_into(version, &mut out);
-        debug_assert!(out.len() == len || self.payload().is_some_and(Payload::is_msgpack));
-        Str::from_utf8(Bytes::from(out)).unwrap_or_default()
+        #[cfg(feature = "msgpack")]
+        if self.payload().is_some_and(Payload::is_msgpack) {
+            let mut out = Vec::with_capacity(len);
+            self.write_into(version, &mut out);
+            return Str::from_utf8(Bytes::from(out)).unwrap_or_default();
+        }
+        // Written as a `String` from `str` pieces: no UTF-8 check afterwards.
+        let mut out = String::with_capacity(len);
+        if let Some(p) = self.write_head(version, &mut out) {
+            out.push_str(p.json());
+        }
+        debug_assert_eq!(out.len(), len);
+        Str::from(out)
     }
 
     /// The length of the text form (exact for JSON payloads).
@@ -429,5 +447,23 @@ impl Packet {
             }
         }
         len
+    }
+}
+
+/// Where the text form is written: bytes (after an Engine.IO prefix) or a
+/// `String` (which then needs no UTF-8 check).
+trait Sink {
+    fn put(&mut self, s: &str);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+}
+
+impl Sink for String {
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
     }
 }
