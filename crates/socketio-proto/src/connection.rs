@@ -362,7 +362,7 @@ impl Connection {
                     if self.state != State::Open {
                         break;
                     }
-                    self.on_engine_packet(now, packet, None);
+                    self.on_engine_packet(now, packet);
                 }
             }
             Err(_) => {
@@ -415,7 +415,7 @@ impl Connection {
         };
         match self.upgrade {
             Upgrade::Opened { ws: probe } | Upgrade::Probed { ws: probe } if probe == ws => {
-                self.on_probe_packet(now, ws, decoded.ok());
+                self.on_probe_packet(ws, decoded.ok());
                 return;
             }
             _ => {}
@@ -425,12 +425,12 @@ impl Connection {
             return;
         }
         match decoded {
-            Ok(packet) => self.on_engine_packet(now, packet, Some(ws)),
+            Ok(packet) => self.on_engine_packet(now, packet),
             Err(_) => self.close_now(DisconnectReason::ParseError, true),
         }
     }
 
-    fn on_probe_packet(&mut self, now: Instant, ws: RequestId, packet: Option<EioPacket>) {
+    fn on_probe_packet(&mut self, ws: RequestId, packet: Option<EioPacket>) {
         match (self.upgrade, packet) {
             (Upgrade::Opened { .. }, Some(EioPacket::Ping(data))) if &*data == "probe" => {
                 let pong = EioPacket::Pong(Str::from_static("probe"));
@@ -465,7 +465,6 @@ impl Connection {
                 self.transport = Transport::WebSocket(ws);
                 self.upgrade = Upgrade::None;
                 self.upgrade_deadline = None;
-                let _ = now;
             }
             _ => {
                 // Anything else during the probe closes the new transport.
@@ -578,7 +577,7 @@ impl Connection {
 
     // ----- engine.io -----
 
-    fn on_engine_packet(&mut self, now: Instant, packet: EioPacket, _ws: Option<RequestId>) {
+    fn on_engine_packet(&mut self, now: Instant, packet: EioPacket) {
         match packet {
             EioPacket::Ping(data) => {
                 if self.eio == EioVersion::V4 {

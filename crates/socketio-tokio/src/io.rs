@@ -28,14 +28,6 @@ pub(crate) struct State {
     pub(crate) sockets: HashMap<Str, Arc<SocketInner>>,
 }
 
-impl State {
-    /// Drops the operations queued for the other nodes of a cluster: this
-    /// server runs alone.
-    pub(crate) fn drain_cluster_ops(&mut self) {
-        while self.endpoint.poll_cluster_op().is_some() {}
-    }
-}
-
 /// The declared namespaces.
 #[derive(Default)]
 pub(crate) struct Namespaces {

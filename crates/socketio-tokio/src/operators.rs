@@ -170,7 +170,6 @@ impl BroadcastOperator {
         let (msg, targets, volatile) = {
             let mut state = shared.lock();
             let plan = state.endpoint.broadcast(&packet, &self.opts);
-            state.drain_cluster_ops();
             let targets: Vec<_> = plan
                 .targets
                 .iter()
@@ -283,7 +282,6 @@ impl BroadcastOperator {
         };
         let mut state = shared.lock();
         state.endpoint.add_sockets(&self.nsp, &self.opts, &rooms);
-        state.drain_cluster_ops();
     }
 
     /// Makes the selected sockets leave `rooms`.
@@ -294,7 +292,6 @@ impl BroadcastOperator {
         };
         let mut state = shared.lock();
         state.endpoint.del_sockets(&self.nsp, &self.opts, &rooms);
-        state.drain_cluster_ops();
     }
 
     /// Disconnects the selected sockets ("server namespace disconnect").
@@ -311,7 +308,6 @@ impl BroadcastOperator {
             let selected = state
                 .endpoint
                 .disconnect_sockets(&self.nsp, &self.opts, false);
-            state.drain_cluster_ops();
             selected
                 .into_iter()
                 .filter_map(|(_, h)| state.conns.get(&h).cloned())
@@ -335,7 +331,6 @@ impl BroadcastOperator {
             let selected = state
                 .endpoint
                 .disconnect_sockets(&self.nsp, &self.opts, true);
-            state.drain_cluster_ops();
             selected
                 .into_iter()
                 .filter_map(|(_, h)| state.conns.get(&h).cloned())
