@@ -334,7 +334,7 @@ impl Connection {
     }
 
     fn handle_post(&mut self, now: Instant, id: RequestId, req: Request) {
-        if req.body.len() > self.config.max_payload {
+        if req.body_too_large || req.body.len() > self.config.max_payload {
             self.responses
                 .push_back((id, Response::payload_too_large()));
             self.close_now(DisconnectReason::TransportError, true);

@@ -46,6 +46,9 @@ pub struct Request {
     pub websocket: bool,
     /// The whole body (empty for a GET).
     pub body: Bytes,
+    /// The body went over `max_payload` and the binding stopped reading it
+    /// (`body` then holds nothing): the session answers 413 and closes.
+    pub body_too_large: bool,
 }
 
 impl Request {
@@ -79,6 +82,7 @@ impl Request {
             content_type: None,
             websocket: false,
             body,
+            body_too_large: false,
         }
     }
 

@@ -37,8 +37,7 @@ use crate::socket::{EventInfo, Extensions, Handshake, HttpInfo, Listeners, Socke
 /// An upgraded WebSocket.
 pub(crate) type WsStream = WebSocketStream<TokioIo<Upgraded>>;
 
-/// Where commands for one connection go.
-pub(crate) type CmdTx = mpsc::UnboundedSender<Cmd>;
+pub(crate) use crate::queue::{CmdRx, CmdTx};
 
 /// An event encoded once, with the packet it came from (for the outgoing
 /// listeners).
@@ -120,7 +119,7 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     handle: ConnectionHandle,
     conn: Box<Connection>,
-    rx: mpsc::UnboundedReceiver<Cmd>,
+    rx: CmdRx,
     tx: CmdTx,
     http: Arc<HttpInfo>,
     replies: Vec<(RequestId, oneshot::Sender<Response>)>,
@@ -143,7 +142,7 @@ impl Driver {
         shared: Arc<Shared>,
         handle: ConnectionHandle,
         conn: Box<Connection>,
-        rx: mpsc::UnboundedReceiver<Cmd>,
+        rx: CmdRx,
         tx: CmdTx,
         http: Arc<HttpInfo>,
         reply: Option<(RequestId, oneshot::Sender<Response>)>,
@@ -825,6 +824,7 @@ impl Future for Driver {
             progress |= this.poll_tasks(cx);
             progress |= this.drain(cx, now);
             progress |= this.poll_writes(cx, now);
+            this.rx.publish(this.conn.buffered_bytes());
             if this.finished(now) {
                 return Poll::Ready(());
             }

@@ -12,6 +12,11 @@ pub enum EmitError {
     /// The socket is disconnected (or its connection is closed).
     #[error("the socket is disconnected")]
     Disconnected,
+    /// The client does not read fast enough: its connection holds more
+    /// than `max_buffer_size` bytes waiting to be sent. It is being closed
+    /// ("transport error").
+    #[error("the connection's send buffer is full; the connection is closing")]
+    BufferFull,
 }
 
 /// Why an acknowledgement did not come back as expected.

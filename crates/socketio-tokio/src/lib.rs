@@ -53,6 +53,7 @@ mod handler;
 mod io;
 mod ns;
 mod operators;
+mod queue;
 mod serve;
 mod service;
 mod socket;

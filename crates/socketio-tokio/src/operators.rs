@@ -185,11 +185,9 @@ impl BroadcastOperator {
             )
         };
         for tx in targets {
-            let _ = tx.send(Cmd::Send {
-                msg: msg.clone(),
-                volatile,
-                notify: true,
-            });
+            // A recipient over its bound is closed ("transport error") or,
+            // for a volatile packet, skipped; the others still get it.
+            let _ = tx.offer(msg.clone(), volatile, true);
         }
         Ok(())
     }

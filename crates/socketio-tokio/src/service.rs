@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
 use socketio_proto::{HttpError, Method, Request, RequestId, Response, Route};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tower_layer::Layer;
@@ -248,6 +248,12 @@ where
     }
     let websocket = is_websocket(&parts.headers);
     let method = Method::from_name(parts.method.as_str());
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let mut too_large = false;
     let body = if method == Method::Post {
         match Limited::new(body, shared.config.max_payload)
             .collect()
@@ -255,25 +261,31 @@ where
         {
             Ok(c) => c.to_bytes(),
             Err(e) => {
-                let status = if e.is::<http_body_util::LengthLimitError>() {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                } else {
-                    StatusCode::BAD_REQUEST
-                };
                 tracing::debug!(error = %e, "cannot read a polling body");
-                return with_cors(plain(status), cors.as_ref(), origin.as_ref());
+                let has_sid = socketio_proto::http::query_param(
+                    path_and_query.split_once('?').map_or("", |(_, q)| q),
+                    "sid",
+                )
+                .is_some();
+                if !e.is::<http_body_util::LengthLimitError>() || !has_sid {
+                    let status = if e.is::<http_body_util::LengthLimitError>() {
+                        StatusCode::PAYLOAD_TOO_LARGE
+                    } else {
+                        StatusCode::BAD_REQUEST
+                    };
+                    return with_cors(plain(status), cors.as_ref(), origin.as_ref());
+                }
+                // The session answers (413) and closes, as the reference's.
+                too_large = true;
+                Bytes::new()
             }
         }
     } else {
         drop(body);
         Bytes::new()
     };
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
     let mut request = Request::new(method, &path_and_query, body);
+    request.body_too_large = too_large;
     request.content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -327,7 +339,7 @@ where
         if let Route::New(h, _) = &route {
             // Registered under the same lock, so that a broadcast planned
             // right after finds the connection.
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = crate::queue::channel(shared.config.max_buffer_size);
             state.conns.insert(*h, tx.clone());
             (route, Some((tx, Some(rx))))
         } else {
@@ -432,6 +444,13 @@ fn upgrade(
     let config = WebSocketConfig::default()
         .read_buffer_size(shared.options.ws_read_buffer)
         .write_buffer_size(shared.options.ws_write_buffer)
+        .max_write_buffer_size(
+            shared
+                .options
+                .ws_write_buffer
+                .saturating_add(shared.config.max_buffer_size)
+                .saturating_add(64 * 1024),
+        )
         .max_message_size(Some(shared.config.max_payload.saturating_add(64)))
         .max_frame_size(Some(shared.config.max_payload.saturating_add(64)));
     tokio::spawn(async move {

@@ -20,6 +20,7 @@ use socketio_proto::{DisconnectReason, Encoded, PacketKind, Payload, Str};
 use tokio::sync::oneshot;
 
 use crate::driver::{Cmd, CmdTx, Outgoing};
+use crate::queue::Offer;
 use crate::error::{AckError, EmitError};
 use crate::handler::{Erased, ErasedHandler, EventHandler, HandlerResult, with_event_name};
 use crate::io::Shared;
@@ -460,7 +461,10 @@ impl Socket {
     /// # Errors
     ///
     /// [`EmitError::Encode`] when `args` cannot be serialized;
-    /// [`EmitError::Disconnected`] when the socket is gone.
+    /// [`EmitError::Disconnected`] when the socket is gone;
+    /// [`EmitError::BufferFull`] when the client does not read fast enough
+    /// and its connection went over `max_buffer_size` (it is being closed
+    /// with "transport error"; a volatile emit is dropped instead).
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
         self.emitter().emit(event, args)
     }
@@ -736,11 +740,12 @@ impl Emitter<'_> {
             socket.notify_outgoing(name, data);
         }
         let encoded = Encoded::new(&packet, socket.0.version);
-        socket.send_cmd(Cmd::Send {
-            msg: Arc::new(Outgoing { packet, encoded }),
-            volatile: self.volatile,
-            notify: false,
-        })
+        let msg = Arc::new(Outgoing { packet, encoded });
+        match socket.0.tx.offer(msg, self.volatile, false) {
+            Offer::Queued | Offer::Dropped => Ok(()),
+            Offer::Full => Err(EmitError::BufferFull),
+            Offer::Closed => Err(EmitError::Disconnected),
+        }
     }
 
     /// Emits `event` and waits for the acknowledgement (see [`Socket::emit_with_ack`]).
