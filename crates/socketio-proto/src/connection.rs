@@ -327,9 +327,15 @@ impl Connection {
                 self.flush_polling();
             }
             Method::Post => self.handle_post(now, id, req),
-            _ => self
-                .responses
-                .push_back((id, Response::error(HttpError::BadRequest))),
+            // The reference's polling transport answers other methods with
+            // a bare 500 and keeps the session.
+            _ => self.responses.push_back((
+                id,
+                Response {
+                    status: 500,
+                    ..Response::bad_request()
+                },
+            )),
         }
     }
 
@@ -450,6 +456,14 @@ impl Connection {
                     }
                     self.flush_polling();
                 }
+            }
+            (Upgrade::Probed { .. }, Some(EioPacket::Ping(data))) if &*data == "probe" => {
+                // The reference answers every probe.
+                let pong = EioPacket::Pong(Str::from_static("probe"));
+                self.side.push_back(Transmit::Frame {
+                    transport: ws,
+                    frame: pong.to_ws_frame(self.eio),
+                });
             }
             (Upgrade::Probed { .. }, Some(EioPacket::Upgrade)) => {
                 // Switch: the pending poll gets a noop, the buffer moves to

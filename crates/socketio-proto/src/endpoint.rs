@@ -233,6 +233,8 @@ pub struct Endpoint {
     ids: IdGenerator,
     sessions: HashMap<Str, ConnectionHandle>,
     handles: HashMap<ConnectionHandle, Str>,
+    /// Each session's Engine.IO version, to check upgrades against.
+    versions: HashMap<ConnectionHandle, EioVersion>,
     next_handle: u64,
     static_namespaces: HashSet<Str>,
     matcher: Option<NamespaceMatcher>,
@@ -269,6 +271,7 @@ impl Endpoint {
             ids,
             sessions: HashMap::new(),
             handles: HashMap::new(),
+            versions: HashMap::new(),
             next_handle: 0,
             static_namespaces,
             matcher: None,
@@ -336,10 +339,27 @@ impl Endpoint {
             return Route::Respond(Response::error(HttpError::UnknownTransport));
         }
         if let Some(sid) = req.query_param("sid") {
-            return match self.sessions.get(sid.as_str()) {
-                Some(&handle) => Route::Existing(handle),
-                None => Route::Respond(Response::error(HttpError::UnknownSid)),
+            let Some(&handle) = self.sessions.get(sid.as_str()) else {
+                return Route::Respond(Response::error(HttpError::UnknownSid));
             };
+            let websocket = transport.as_deref() == Some("websocket");
+            if websocket && !req.websocket {
+                // A request naming the WebSocket transport that is not an
+                // upgrade: the reference's transport mismatch.
+                return Route::Respond(Response::error(HttpError::BadRequest));
+            }
+            if req.websocket {
+                // An upgrade speaks the session's protocol version.
+                let asked = match req.query_param("EIO").as_deref() {
+                    Some("4") => Some(EioVersion::V4),
+                    Some("3") => Some(EioVersion::V3),
+                    _ => None,
+                };
+                if asked != self.versions.get(&handle).copied() {
+                    return Route::Respond(Response::error(HttpError::BadRequest));
+                }
+            }
+            return Route::Existing(handle);
         }
         if req.method != Method::Get {
             return Route::Respond(Response::error(HttpError::BadHandshakeMethod));
@@ -382,6 +402,7 @@ impl Endpoint {
         );
         self.sessions.insert(sid.clone(), handle);
         self.handles.insert(handle, sid);
+        self.versions.insert(handle, eio);
         Route::New(handle, Box::new(conn))
     }
 
@@ -409,6 +430,7 @@ impl Endpoint {
                 }
             }
             EndpointEvent::Closed => {
+                self.versions.remove(&handle);
                 if let Some(sid) = self.handles.remove(&handle) {
                     self.sessions.remove(&sid);
                 }

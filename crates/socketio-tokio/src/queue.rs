@@ -94,8 +94,8 @@ impl CmdTx {
             return Offer::Closed;
         }
         let size = msg.encoded.size();
-        let load = self.load.queued.load(Ordering::Relaxed)
-            + self.load.buffered.load(Ordering::Relaxed);
+        let load =
+            self.load.queued.load(Ordering::Relaxed) + self.load.buffered.load(Ordering::Relaxed);
         if load.saturating_add(size) > self.load.limit {
             if volatile {
                 return Offer::Dropped;

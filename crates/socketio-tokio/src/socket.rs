@@ -20,12 +20,12 @@ use socketio_proto::{DisconnectReason, Encoded, PacketKind, Payload, Str};
 use tokio::sync::oneshot;
 
 use crate::driver::{Cmd, CmdTx, Outgoing};
-use crate::queue::Offer;
 use crate::error::{AckError, EmitError};
 use crate::handler::{Erased, ErasedHandler, EventHandler, HandlerResult, with_event_name};
 use crate::io::Shared;
 use crate::ns::NsInner;
 use crate::operators::{BroadcastOperator, RoomParam};
+use crate::queue::Offer;
 
 /// What the HTTP request that opened a connection told.
 #[derive(Debug)]
