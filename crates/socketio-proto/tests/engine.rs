@@ -364,14 +364,46 @@ fn an_upgrade_that_does_not_finish_in_time_is_dropped() {
 }
 
 #[test]
-fn a_second_probe_is_a_protocol_violation_of_the_probe() {
+fn a_second_probe_is_answered_again() {
+    // The reference's upgrade answers every `2probe` with `3probe`.
     let mut h = Harness::new(config());
     let sid = h.open_polling();
     let ws = h.upgrade_ws(&sid);
     h.ws_text(&sid, ws, "2probe");
     h.ws_text(&sid, ws, "2probe");
-    assert!(h.closed_ws.contains(&ws));
-    assert_eq!(h.conn(&sid).transport(), TransportKind::Polling);
+    assert_eq!(h.text_frames(ws), ["3probe", "3probe"]);
+    assert!(!h.closed_ws.contains(&ws));
+    h.ws_text(&sid, ws, "5");
+    assert_eq!(h.conn(&sid).transport(), TransportKind::WebSocket);
+}
+
+#[test]
+fn an_upgrade_must_speak_the_sessions_engine_io_version() {
+    let mut h = Harness::new(config());
+    let sid = h.open_polling();
+    let route = h.endpoint.handle_request(
+        h.now,
+        socketio_proto::RequestId(9_999),
+        &Request::websocket(&format!("/socket.io/?EIO=3&transport=websocket&sid={sid}")),
+    );
+    let socketio_proto::Route::Respond(r) = route else {
+        panic!("routed: {route:?}");
+    };
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn other_methods_on_a_session_get_500_and_keep_it() {
+    let mut h = Harness::new(config());
+    let sid = h.open_polling();
+    let q = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let id = h.request(Request::new(
+        socketio_proto::Method::Other,
+        &q,
+        bytes::Bytes::new(),
+    ));
+    assert_eq!(h.answer(id).map(|r| r.status), Some(500));
+    assert!(!h.conn(&sid).is_closed());
 }
 
 #[test]
