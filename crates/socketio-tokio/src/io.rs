@@ -399,6 +399,12 @@ impl SocketIo {
         self.shared.lock().endpoint.session_count()
     }
 
+    /// The number of connection tasks still running: live connections, and
+    /// closed ones flushing their last frames (for at most 5 s).
+    pub fn task_count(&self) -> usize {
+        *self.shared.live.borrow()
+    }
+
     /// The number of sockets connected to `nsp`.
     pub fn socket_count(&self, nsp: &str) -> usize {
         self.shared.lock().endpoint.socket_count(nsp)
