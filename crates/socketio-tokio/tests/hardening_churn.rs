@@ -1,7 +1,7 @@
 //! Churn: many connect/disconnect cycles, with peers that vanish at the
 //! worst moments (TCP resets mid-handshake, mid-upgrade, mid-poll) and
 //! peers that never answer pings. Afterwards no session, socket or task is
-//! left. `CHURN_CYCLES` sets the number of cycles (default 10000; the
+//! left. `CHURN_CYCLES` sets the number of cycles (default 5000; the
 //! target for a long run is 100000), `CHURN_CONCURRENCY` how many run at
 //! once (default 16).
 
@@ -124,7 +124,7 @@ async fn cycle(server: &Server, kind: usize, silent: &Arc<Semaphore>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_leaves_no_session_socket_or_task_behind() {
-    let cycles = env("CHURN_CYCLES", 10_000);
+    let cycles = env("CHURN_CYCLES", 5_000);
     let concurrency = env("CHURN_CONCURRENCY", 16).max(1);
     let server = start_with(
         SocketIo::builder()
