@@ -137,6 +137,10 @@ pub(crate) struct Options {
     pub(crate) ws_read_buffer: usize,
     pub(crate) ws_write_buffer: usize,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) admission: crate::limits::Admission,
+    pub(crate) max_header_size: usize,
+    pub(crate) max_headers: usize,
+    pub(crate) header_read_timeout: Duration,
 }
 
 impl fmt::Debug for Options {
@@ -181,6 +185,10 @@ impl Default for SocketIoBuilder {
                 ws_read_buffer: 4 * 1024,
                 ws_write_buffer: 4 * 1024,
                 shutdown_timeout: Duration::from_secs(10),
+                admission: crate::limits::Admission::default(),
+                max_header_size: 16 * 1024,
+                max_headers: 100,
+                header_read_timeout: Duration::from_secs(30),
             },
         }
     }
@@ -272,6 +280,72 @@ impl SocketIoBuilder {
         F: Fn(&http::request::Parts) -> bool + Send + Sync + 'static,
     {
         self.options.allow_request = Some(Arc::new(hook));
+        self
+    }
+
+    /// Only requests from these origins (`https://example.com`, as browsers
+    /// send them in the `Origin` header) are served, against cross-site
+    /// WebSocket hijacking; requests without an `Origin` header (non-browser
+    /// clients) are served. A refused polling request gets
+    /// `403 {"code":4,"message":"Forbidden"}`, a refused WebSocket upgrade a
+    /// plain 400, as `allow_request` refusals. Default: any origin.
+    ///
+    /// ```
+    /// let io = socketio_tokio::SocketIo::builder()
+    ///     .allowed_origins(["https://example.com", "https://www.example.com"])
+    ///     .build()?;
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.options.admission.origins = Some(
+            origins
+                .into_iter()
+                .filter_map(|o| HeaderValue::from_str(o.as_ref()).ok())
+                .collect(),
+        );
+        self
+    }
+
+    /// The most sessions at once; further handshakes are refused as
+    /// `allow_request` refusals are (`403 {"code":4,"message":"Forbidden"}`,
+    /// a plain 400 for a WebSocket). Default: no limit.
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.options.admission.max_sessions = Some(max);
+        self
+    }
+
+    /// The most sessions at once from one IP address (as
+    /// [`RemoteAddr`](crate::RemoteAddr) gives it; behind a proxy, that is
+    /// the proxy's); refused as [`max_sessions`](SocketIoBuilder::max_sessions).
+    /// Default: no limit.
+    pub fn max_sessions_per_ip(mut self, max: usize) -> Self {
+        self.options.admission.max_sessions_per_ip = Some(max);
+        self
+    }
+
+    /// The largest HTTP/1 request head [`SocketIo::serve`] reads, in bytes
+    /// (default 16 KiB, as Node's; at least 8 KiB), and the largest HTTP/2
+    /// header list. Larger heads get `431`.
+    pub fn max_header_size(mut self, bytes: usize) -> Self {
+        self.options.max_header_size = bytes;
+        self
+    }
+
+    /// The most HTTP/1 request headers [`SocketIo::serve`] reads (default
+    /// 100); more get `431`.
+    pub fn max_headers(mut self, count: usize) -> Self {
+        self.options.max_headers = count;
+        self
+    }
+
+    /// How long [`SocketIo::serve`] waits for a request head once its first
+    /// byte arrived (default 30 s); a slower client is disconnected.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.options.header_read_timeout = timeout;
         self
     }
 

@@ -134,6 +134,8 @@ pub(crate) struct Driver {
     tasks: FuturesUnordered<BoxFuture<'static, TaskOutput>>,
     engine_tx: Option<mpsc::UnboundedSender<Data>>,
     closed_at: Option<Instant>,
+    /// The session's place under the session limits.
+    pub(crate) slot: Option<crate::limits::Slot>,
 }
 
 impl Driver {
@@ -166,6 +168,7 @@ impl Driver {
             tasks: FuturesUnordered::new(),
             engine_tx: None,
             closed_at: None,
+            slot: None,
             shared,
         };
         if let Some(handler) = driver.shared.engine.clone() {

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown_signal: watch::Sender<bool>,
     /// The number of live connection tasks.
     pub(crate) live: watch::Sender<usize>,
+    /// The sessions counted against the limits.
+    pub(crate) sessions: crate::limits::Sessions,
 }
 
 impl Shared {
@@ -170,6 +172,7 @@ impl SocketIo {
             shutting_down: AtomicBool::new(false),
             shutdown_signal: watch::Sender::new(false),
             live: watch::Sender::new(0),
+            sessions: crate::limits::Sessions::default(),
         };
         Ok(SocketIo {
             shared: Arc::new(shared),

@@ -51,6 +51,7 @@ mod engine;
 mod error;
 mod handler;
 mod io;
+mod limits;
 mod ns;
 mod operators;
 mod queue;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -63,6 +63,18 @@ impl SocketIo {
             let _ = tokio::time::timeout(timeout, live.wait_for(|n| *n == 0)).await;
         };
         tokio::pin!(drained);
+        let options = &self.shared.options;
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout)
+            .max_buf_size(options.max_header_size.max(8192))
+            .max_headers(options.max_headers);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(options.max_header_size).unwrap_or(u32::MAX));
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, path = %self.shared.config.path, "serving");
         }
@@ -85,7 +97,7 @@ impl SocketIo {
                 inner: self.service(),
                 remote,
             };
-            let conn = Builder::new(TokioExecutor::new())
+            let conn = builder
                 .serve_connection_with_upgrades(
                     TokioIo::new(stream),
                     TowerToHyperService::new(service),

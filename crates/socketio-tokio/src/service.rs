@@ -247,6 +247,10 @@ where
         return res;
     }
     let websocket = is_websocket(&parts.headers);
+    if !shared.options.admission.origin_allowed(origin.as_ref()) {
+        tracing::debug!(?origin, "origin not allowed");
+        return refuse(websocket, cors.as_ref(), origin.as_ref());
+    }
     let method = Method::from_name(parts.method.as_str());
     let path_and_query = parts
         .uri
@@ -293,6 +297,7 @@ where
         .map(str::to_owned);
     request.websocket = websocket;
     let handshake = request.query_param("sid").is_none();
+    let mut slot = None;
     if handshake {
         if shared.shutting_down.load(Ordering::Relaxed) {
             return with_cors(
@@ -305,14 +310,17 @@ where
             && !allow(&parts)
         {
             tracing::debug!("handshake refused by allow_request");
-            if websocket {
-                return plain(StatusCode::BAD_REQUEST);
-            }
-            return with_cors(
-                to_http(Response::error(HttpError::Forbidden)),
-                cors.as_ref(),
-                origin.as_ref(),
-            );
+            return refuse(websocket, cors.as_ref(), origin.as_ref());
+        }
+        let ip = parts
+            .extensions
+            .get::<RemoteAddr>()
+            .map(|r| r.0)
+            .or_else(|| parts.extensions.get::<SocketAddr>().copied())
+            .map(|a| a.ip());
+        slot = shared.sessions.admit(&shared.options.admission, ip);
+        if slot.is_none() {
+            return refuse(websocket, cors.as_ref(), origin.as_ref());
         }
     }
     let ws_key = parts.headers.get(header::SEC_WEBSOCKET_KEY).cloned();
@@ -371,7 +379,7 @@ where
             let span = tracing::info_span!("connection", sid = %conn.sid());
             tracing::debug!(parent: &span, transport = ?conn.transport(), "connection opened");
             if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
-                let driver = Driver::new(
+                let mut driver = Driver::new(
                     shared.clone(),
                     handle,
                     conn,
@@ -381,12 +389,13 @@ where
                     None,
                     Some(id),
                 );
+                driver.slot = slot;
                 tokio::spawn(driver.instrument(span));
                 upgrade(&shared, id, None, on_upgrade, tx);
                 return switching_protocols(&key);
             }
             let (reply, answer) = oneshot::channel();
-            let driver = Driver::new(
+            let mut driver = Driver::new(
                 shared.clone(),
                 handle,
                 conn,
@@ -396,6 +405,7 @@ where
                 Some((id, reply)),
                 None,
             );
+            driver.slot = slot;
             tokio::spawn(driver.instrument(span));
             match answer.await {
                 Ok(r) => to_http(r),
@@ -500,6 +510,19 @@ fn switching_protocols(key: &HeaderValue) -> http::Response<Full<Bytes>> {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     res
+}
+
+/// A refused request: `403 {"code":4,"message":"Forbidden"}`, or a plain
+/// 400 for a WebSocket upgrade, as the reference refuses them.
+fn refuse(
+    websocket: bool,
+    cors: Option<&crate::Cors>,
+    origin: Option<&HeaderValue>,
+) -> http::Response<Full<Bytes>> {
+    if websocket {
+        return plain(StatusCode::BAD_REQUEST);
+    }
+    with_cors(to_http(Response::error(HttpError::Forbidden)), cors, origin)
 }
 
 fn plain(status: StatusCode) -> http::Response<Full<Bytes>> {
