@@ -45,6 +45,10 @@ pub(crate) struct CmdRx {
     load: Arc<Load>,
 }
 
+/// The connection's task is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gone;
+
 /// What became of an offered packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Offer {
@@ -79,13 +83,13 @@ pub(crate) fn channel(limit: usize) -> (CmdTx, CmdRx) {
 impl CmdTx {
     /// Sends a command that carries no packet of the application's (or
     /// one already checked with [`offer`](CmdTx::offer)).
-    pub(crate) fn send(&self, cmd: Cmd) -> Result<(), mpsc::error::SendError<Cmd>> {
+    pub(crate) fn send(&self, cmd: Cmd) -> Result<(), Gone> {
         if let Cmd::Send { msg, .. } = &cmd {
             self.load
                 .queued
                 .fetch_add(msg.encoded.size(), Ordering::Relaxed);
         }
-        self.tx.send(cmd)
+        self.tx.send(cmd).map_err(|_| Gone)
     }
 
     /// Sends a packet if the connection can hold it.

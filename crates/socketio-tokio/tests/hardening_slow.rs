@@ -132,7 +132,7 @@ async fn emit_reports_a_full_buffer_and_volatile_emits_are_dropped() {
             Ok(()) => sent += 1,
             Err(e) => break e,
         }
-        if sent % 64 == 0 {
+        if sent.is_multiple_of(64) {
             // Let the connection's task move what it can to the socket.
             tokio::task::yield_now().await;
         }

@@ -201,10 +201,7 @@ pub async fn read_reply(stream: &mut TcpStream) -> Reply {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
-        let n = match stream.read(&mut chunk).await {
-            Ok(n) => n,
-            Err(_) => 0,
-        };
+        let n: usize = stream.read(&mut chunk).await.unwrap_or_default();
         if n == 0 {
             break;
         }
