@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) live: watch::Sender<usize>,
     /// The sessions counted against the limits.
     pub(crate) sessions: crate::limits::Sessions,
+    /// The sessions with a polling POST being read.
+    pub(crate) posts: crate::limits::Posts,
 }
 
 impl Shared {
@@ -173,6 +175,7 @@ impl SocketIo {
             shutdown_signal: watch::Sender::new(false),
             live: watch::Sender::new(0),
             sessions: crate::limits::Sessions::default(),
+            posts: crate::limits::Posts::default(),
         };
         Ok(SocketIo {
             shared: Arc::new(shared),

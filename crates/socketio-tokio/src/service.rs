@@ -259,6 +259,24 @@ where
         .to_owned();
     let mut too_large = false;
     let body = if method == Method::Post {
+        let sid = socketio_proto::http::query_param(
+            path_and_query.split_once('?').map_or("", |(_, q)| q),
+            "sid",
+        );
+        let _posting = match &sid {
+            Some(sid) => match shared.posts.start(sid) {
+                Some(p) => Some(p),
+                None => {
+                    overlapping_post(&shared, &path_and_query);
+                    return with_cors(
+                        to_http(Response::bad_request()),
+                        cors.as_ref(),
+                        origin.as_ref(),
+                    );
+                }
+            },
+            None => None,
+        };
         match Limited::new(body, shared.config.max_payload)
             .collect()
             .await
@@ -266,11 +284,7 @@ where
             Ok(c) => c.to_bytes(),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot read a polling body");
-                let has_sid = socketio_proto::http::query_param(
-                    path_and_query.split_once('?').map_or("", |(_, q)| q),
-                    "sid",
-                )
-                .is_some();
+                let has_sid = sid.is_some();
                 if !e.is::<http_body_util::LengthLimitError>() || !has_sid {
                     let status = if e.is::<http_body_util::LengthLimitError>() {
                         StatusCode::PAYLOAD_TOO_LARGE
@@ -440,6 +454,26 @@ where
         }
     };
     with_cors(response, cors.as_ref(), origin.as_ref())
+}
+
+/// A second POST while one is being read for the same session: the
+/// session closes ("transport error"), as the reference's.
+fn overlapping_post(shared: &Shared, path_and_query: &str) {
+    tracing::debug!("overlapping polling POSTs");
+    let probe = Request::new(Method::Post, path_and_query, Bytes::new());
+    let tx = {
+        let mut state = shared.lock();
+        let id = RequestId(shared.next_request.fetch_add(1, Ordering::Relaxed));
+        match state.endpoint.handle_request(Instant::now(), id, &probe) {
+            Route::Existing(h) => state.conns.get(&h).cloned(),
+            _ => None,
+        }
+    };
+    if let Some(tx) = tx {
+        let _ = tx.send(Cmd::Close {
+            reason: socketio_proto::DisconnectReason::TransportError,
+        });
+    }
 }
 
 /// Waits for the upgrade on a task of its own, then hands the WebSocket to

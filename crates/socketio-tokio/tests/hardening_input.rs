@@ -180,6 +180,54 @@ async fn overlapping_polling_gets() {
     healthy_after(&mut healthy).await;
 }
 
+#[tokio::test]
+async fn overlapping_polling_posts() {
+    use tokio::io::AsyncWriteExt;
+    let (server, mut healthy) = setup().await;
+    let sid = polling_connect(server.addr).await;
+    let q = format!("EIO=4&transport=polling&sid={sid}");
+    // A POST whose body is slow to come.
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let body = b"42[\"echo\",\"slow\"]";
+    slow.write_all(
+        format!(
+            "POST /socket.io/?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    slow.write_all(&body[..4]).await.unwrap();
+    // Wait until the server is reading it: a second POST then overlaps.
+    let mut second = post(server.addr, &q, b"42[\"echo\",2]").await;
+    for _ in 0..100 {
+        if second.status == 400 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        second = post(server.addr, &q, b"42[\"echo\",2]").await;
+    }
+    assert_eq!(second.status, 400, "{second:?}");
+    server.log.wait_for("disconnect / transport error").await;
+    // The slow POST ends on a closing session: as the reference's, its
+    // packets are dropped, whatever the answer.
+    slow.write_all(&body[4..]).await.unwrap();
+    let first = tokio::time::timeout(WAIT, read_reply(&mut slow))
+        .await
+        .unwrap();
+    assert!(matches!(first.status, 200 | 400), "{first:?}");
+    // The next poll gets the close packet, and the session is gone.
+    let r = get(server.addr, &q).await;
+    assert!(r.body == "1" || r.status == 400, "{r:?}");
+    assert!(!r.body.contains("slow"), "{r:?}");
+    get(server.addr, &q)
+        .await
+        .assert_error(400, 1, "Session ID unknown");
+    healthy_after(&mut healthy).await;
+}
+
 // ----- WebSocket frames -----
 
 #[tokio::test]
