@@ -132,7 +132,7 @@ pub(crate) struct Driver {
     sockets: Vec<Arc<SocketInner>>,
     acks: Vec<(Str, u64, AckReply)>,
     tasks: FuturesUnordered<BoxFuture<'static, TaskOutput>>,
-    engine_tx: Option<mpsc::UnboundedSender<Data>>,
+    engine_tx: Option<(mpsc::UnboundedSender<Data>, crate::queue::Inbox)>,
     closed_at: Option<Instant>,
     /// The session's place under the session limits.
     pub(crate) slot: Option<crate::limits::Slot>,
@@ -173,11 +173,13 @@ impl Driver {
         };
         if let Some(handler) = driver.shared.engine.clone() {
             let (data_tx, data_rx) = mpsc::unbounded_channel();
-            driver.engine_tx = Some(data_tx);
+            let inbox = crate::queue::Inbox::new(driver.shared.config.max_buffer_size);
+            driver.engine_tx = Some((data_tx, inbox.clone()));
             let socket = EngineSocket {
                 id: driver.conn.sid().clone(),
                 tx: driver.tx.clone(),
                 rx: data_rx,
+                inbox,
                 handshake: Handshake {
                     http: driver.http.clone(),
                     auth: None,
@@ -229,7 +231,7 @@ impl Driver {
                             self.notify_outgoing(&msg.packet);
                         }
                     }
-                    Err(e) => log_send_error(e),
+                    Err(e) => self.send_failed(e),
                 }
             }
             Cmd::EmitWithAck {
@@ -241,14 +243,14 @@ impl Driver {
                 match self.conn.emit_with_ack(now, packet, timeout) {
                     Ok(id) => self.acks.push((nsp, id, reply)),
                     Err(e) => {
-                        log_send_error(e);
+                        self.send_failed(e);
                         let _ = reply.send(Err(AckError::Disconnected));
                     }
                 }
             }
             Cmd::Ack { nsp, id, data } => {
                 if let Err(e) = self.conn.ack(&nsp, id, data) {
-                    log_send_error(e);
+                    self.send_failed(e);
                 }
             }
             Cmd::Disconnect { nsp } => {
@@ -257,10 +259,17 @@ impl Driver {
             Cmd::Close { reason } => self.conn.close(now, reason),
             Cmd::EngineSend(data) => {
                 if let Err(e) = self.conn.send_message(data) {
-                    log_send_error(e);
+                    self.send_failed(e);
                 }
             }
         }
+    }
+
+    fn send_failed(&self, e: SendError) {
+        if e == SendError::BufferFull {
+            self.rx.overloaded();
+        }
+        log_send_error(e);
     }
 
     fn notify_outgoing(&self, packet: &Packet) {
@@ -463,8 +472,15 @@ impl Driver {
                 }
             }
             Event::EngineMessage(data) => {
-                if let Some(tx) = &self.engine_tx {
-                    let _ = tx.send(data);
+                if let Some((tx, inbox)) = &self.engine_tx {
+                    if inbox.admit(&data) {
+                        let _ = tx.send(data);
+                    } else {
+                        // The application does not read: a bounded inbox.
+                        tracing::debug!("engine messages left unread over the bound: closing");
+                        self.engine_tx = None;
+                        self.conn.close(now, DisconnectReason::TransportError);
+                    }
                 }
             }
             Event::ProtocolError { error } => {
@@ -472,6 +488,7 @@ impl Driver {
             }
             Event::Closed { reason } => {
                 tracing::debug!(%reason, "connection closed");
+                self.rx.closed();
                 self.engine_tx = None;
                 self.closed_at = Some(now);
                 for (_, _, tx) in self.acks.drain(..) {
@@ -898,6 +915,7 @@ fn catch<F: Future<Output = ()> + Send + 'static>(
 fn log_send_error(e: SendError) {
     match e {
         SendError::Dropped => tracing::trace!("volatile packet dropped"),
+        SendError::Closed => tracing::trace!("not sent: the connection is closed"),
         e => tracing::debug!(error = %e, "cannot send"),
     }
 }

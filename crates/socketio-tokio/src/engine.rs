@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::driver::{Cmd, CmdTx};
 use crate::error::EmitError;
+use crate::queue::Offer;
 use crate::socket::Handshake;
 
 pub(crate) type EngineHandler = Arc<dyn Fn(EngineSocket) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -20,6 +21,7 @@ pub struct EngineSocket {
     pub(crate) id: Str,
     pub(crate) tx: CmdTx,
     pub(crate) rx: mpsc::UnboundedReceiver<Data>,
+    pub(crate) inbox: crate::queue::Inbox,
     pub(crate) handshake: Handshake,
 }
 
@@ -43,19 +45,30 @@ impl EngineSocket {
     }
 
     /// The next message from the client, or `None` once the connection is closed.
+    ///
+    /// Messages wait here until read, up to `max_buffer_size` bytes: a
+    /// connection whose messages are left unread beyond that is closed
+    /// ("transport error").
     pub async fn recv(&mut self) -> Option<Data> {
-        self.rx.recv().await
+        let data = self.rx.recv().await?;
+        self.inbox.read(&data);
+        Some(data)
     }
 
     /// Sends a message: [`Data::Text`] or [`Data::Binary`].
     ///
     /// # Errors
     ///
-    /// [`EmitError::Disconnected`] when the connection is gone.
+    /// [`EmitError::Disconnected`] when the connection is gone;
+    /// [`EmitError::BufferFull`] when the client does not read fast enough
+    /// and more than `max_buffer_size` bytes wait for it (the connection is
+    /// being closed, "transport error").
     pub fn send(&self, message: Data) -> Result<(), EmitError> {
-        self.tx
-            .send(Cmd::EngineSend(message))
-            .map_err(|_| EmitError::Disconnected)
+        match self.tx.offer_engine(message) {
+            Offer::Queued | Offer::Dropped => Ok(()),
+            Offer::Full => Err(EmitError::BufferFull),
+            Offer::Closed => Err(EmitError::Disconnected),
+        }
     }
 
     /// Closes the connection.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use socketio_proto::DisconnectReason;
+use socketio_proto::{Data, DisconnectReason};
 use tokio::sync::mpsc;
 
 use crate::driver::{Cmd, Outgoing};
@@ -29,6 +29,8 @@ struct Load {
     limit: usize,
     /// Set once an emit went over the bound (the close is on its way).
     overloaded: AtomicBool,
+    /// Set once the connection is closed (its task may linger a while).
+    closed: AtomicBool,
 }
 
 /// Where commands for one connection go.
@@ -70,6 +72,7 @@ pub(crate) fn channel(limit: usize) -> (CmdTx, CmdRx) {
         buffered: AtomicUsize::new(0),
         limit,
         overloaded: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
     });
     (
         CmdTx {
@@ -84,37 +87,70 @@ impl CmdTx {
     /// Sends a command that carries no packet of the application's (or
     /// one already checked with [`offer`](CmdTx::offer)).
     pub(crate) fn send(&self, cmd: Cmd) -> Result<(), Gone> {
-        if let Cmd::Send { msg, .. } = &cmd {
-            self.load
-                .queued
-                .fetch_add(msg.encoded.size(), Ordering::Relaxed);
+        if let Some(size) = queued_size(&cmd) {
+            self.load.queued.fetch_add(size, Ordering::Relaxed);
         }
         self.tx.send(cmd).map_err(|_| Gone)
     }
 
-    /// Sends a packet if the connection can hold it.
-    pub(crate) fn offer(&self, msg: Arc<Outgoing>, volatile: bool, notify: bool) -> Offer {
-        if self.tx.is_closed() {
-            return Offer::Closed;
+    /// Why nothing more can be sent, if so: the connection went over its
+    /// bound, or it is closed.
+    fn gone(&self) -> Option<Offer> {
+        if self.load.overloaded.load(Ordering::Acquire) {
+            Some(Offer::Full)
+        } else if self.load.closed.load(Ordering::Acquire) || self.tx.is_closed() {
+            Some(Offer::Closed)
+        } else {
+            None
         }
-        let size = msg.encoded.size();
+    }
+
+    /// Whether `size` more bytes would take the connection over its bound;
+    /// if so (and not `volatile`), the connection is told to close, once.
+    fn over(&self, size: usize, volatile: bool) -> bool {
         let load =
             self.load.queued.load(Ordering::Relaxed) + self.load.buffered.load(Ordering::Relaxed);
-        if load.saturating_add(size) > self.load.limit {
-            if volatile {
-                return Offer::Dropped;
-            }
-            if !self.load.overloaded.swap(true, Ordering::AcqRel) {
-                tracing::debug!(
-                    load,
-                    limit = self.load.limit,
-                    "send buffer over its bound: closing"
-                );
-                let _ = self.tx.send(Cmd::Close {
-                    reason: DisconnectReason::TransportError,
-                });
-            }
+        if load.saturating_add(size) <= self.load.limit {
+            return false;
+        }
+        if !volatile && !self.load.overloaded.swap(true, Ordering::AcqRel) {
+            tracing::debug!(
+                load,
+                limit = self.load.limit,
+                "send buffer over its bound: closing"
+            );
+            let _ = self.tx.send(Cmd::Close {
+                reason: DisconnectReason::TransportError,
+            });
+        }
+        true
+    }
+
+    /// Sends a bare Engine.IO message if the connection can hold it.
+    pub(crate) fn offer_engine(&self, data: Data) -> Offer {
+        if let Some(gone) = self.gone() {
+            return gone;
+        }
+        if self.over(data_size(&data), false) {
             return Offer::Full;
+        }
+        match self.send(Cmd::EngineSend(data)) {
+            Ok(()) => Offer::Queued,
+            Err(_) => Offer::Closed,
+        }
+    }
+
+    /// Sends a packet if the connection can hold it.
+    pub(crate) fn offer(&self, msg: Arc<Outgoing>, volatile: bool, notify: bool) -> Offer {
+        if let Some(gone) = self.gone() {
+            return gone;
+        }
+        if self.over(msg.encoded.size(), volatile) {
+            return if volatile {
+                Offer::Dropped
+            } else {
+                Offer::Full
+            };
         }
         match self.send(Cmd::Send {
             msg,
@@ -131,8 +167,9 @@ impl CmdRx {
     /// The next command.
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Cmd>> {
         let polled = self.rx.poll_recv(cx);
-        if let Poll::Ready(Some(Cmd::Send { msg, .. })) = &polled {
-            let size = msg.encoded.size();
+        if let Poll::Ready(Some(cmd)) = &polled
+            && let Some(size) = queued_size(cmd)
+        {
             // Never below zero, whatever the interleaving with `offer`.
             let _ = self
                 .load
@@ -147,5 +184,71 @@ impl CmdRx {
     /// Publishes how many bytes the core's send buffer holds.
     pub(crate) fn publish(&self, buffered: usize) {
         self.load.buffered.store(buffered, Ordering::Relaxed);
+    }
+
+    /// Notes that the core found the connection over its bound.
+    pub(crate) fn overloaded(&self) {
+        self.load.overloaded.store(true, Ordering::Release);
+    }
+
+    /// Notes that the connection is closed: sends fail from now on.
+    pub(crate) fn closed(&self) {
+        self.load.closed.store(true, Ordering::Release);
+    }
+}
+
+/// The bytes a command queues for the client, if any.
+fn queued_size(cmd: &Cmd) -> Option<usize> {
+    match cmd {
+        Cmd::Send { msg, .. } => Some(msg.encoded.size()),
+        Cmd::EngineSend(data) => Some(data_size(data)),
+        _ => None,
+    }
+}
+
+/// The size of a message's data.
+fn data_size(data: &Data) -> usize {
+    match data {
+        Data::Text(s) => s.len(),
+        Data::Binary(b) => b.len(),
+    }
+}
+
+/// Messages received for a bare Engine.IO application, bounded in bytes:
+/// the connection closes ("transport error") when the application leaves
+/// more than `max_buffer_size` unread.
+#[derive(Debug, Clone)]
+pub(crate) struct Inbox {
+    unread: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl Inbox {
+    pub(crate) fn new(limit: usize) -> Inbox {
+        Inbox {
+            unread: Arc::new(AtomicUsize::new(0)),
+            limit,
+        }
+    }
+
+    /// Counts a message in; false when it would go over the bound.
+    pub(crate) fn admit(&self, data: &Data) -> bool {
+        let size = data_size(data);
+        let unread = self.unread.load(Ordering::Relaxed);
+        if unread.saturating_add(size) > self.limit {
+            return false;
+        }
+        self.unread.fetch_add(size, Ordering::Relaxed);
+        true
+    }
+
+    /// Counts a message out, as the application reads it.
+    pub(crate) fn read(&self, data: &Data) {
+        let size = data_size(data);
+        let _ = self
+            .unread
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(size))
+            });
     }
 }

@@ -158,3 +158,97 @@ async fn emit_reports_a_full_buffer_and_volatile_emits_are_dropped() {
     drop(slow);
     assert_eq!(panics(), 0);
 }
+
+/// A bare Engine.IO server whose application never reads, or whose
+/// client never reads: both directions are bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_engine_io_is_bounded_both_ways() {
+    init();
+    let results = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let r = results.clone();
+    let io = SocketIo::builder()
+        .max_buffer_size(64 * 1024)
+        .build_engine(move |socket: socketio_tokio::EngineSocket| {
+            let r = r.clone();
+            async move {
+                if socket.handshake().query_param("mode").as_deref() == Some("flood-me") {
+                    // Send to a client that does not read, until refused.
+                    let chunk = socketio_tokio::Message::Text("z".repeat(1024).into());
+                    let mut sent = 0usize;
+                    let error = loop {
+                        match socket.send(chunk.clone()) {
+                            Ok(()) => sent += 1,
+                            Err(e) => break e,
+                        }
+                        if sent.is_multiple_of(64) {
+                            tokio::task::yield_now().await;
+                        }
+                    };
+                    r.lock().unwrap().push(format!("send: {error:?}"));
+                    // Stay alive until the connection is gone.
+                    std::future::pending::<()>().await;
+                } else {
+                    // Never read: hold the socket.
+                    let _socket = socket;
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let io2 = io.clone();
+    tokio::spawn(async move { io2.serve(listener).await });
+
+    // Inbound: the application never reads; the client floods.
+    let mut ws = ws_open(&format!("ws://{addr}/engine.io/?EIO=4&transport=websocket"))
+        .await
+        .unwrap();
+    let _open = recv_text(&mut ws).await;
+    let msg = format!("4{}", "m".repeat(1024));
+    let mut flooded = 0usize;
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            if ws.send(Message::text(msg.clone())).await.is_err() {
+                return;
+            }
+            flooded += 1;
+            assert!(flooded < 100_000, "never closed");
+            if flooded.is_multiple_of(16) {
+                // Notice the close.
+                if let Ok(Some(m)) =
+                    tokio::time::timeout(std::time::Duration::from_millis(1), ws.next()).await
+                {
+                    if m.map(|m| m.is_close()).unwrap_or(true) {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the flooding client was not closed");
+    println!("inbound: closed after {flooded} unread messages of 1 KiB");
+
+    // Outbound: the client never reads.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let ws2 = ws_open_on(
+        &format!("ws://{addr}/engine.io/?EIO=4&transport=websocket&mode=flood-me"),
+        stream,
+    )
+    .await
+    .unwrap();
+    eventually("send reports a full buffer", || {
+        results
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l == "send: BufferFull")
+    })
+    .await;
+    eventually("no connection left", || io.connection_count() == 0).await;
+    drop(ws2);
+    assert_eq!(panics(), 0);
+}
