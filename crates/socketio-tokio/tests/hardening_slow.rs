@@ -218,10 +218,9 @@ async fn bare_engine_io_is_bounded_both_ways() {
                 // Notice the close.
                 if let Ok(Some(m)) =
                     tokio::time::timeout(std::time::Duration::from_millis(1), ws.next()).await
+                    && m.map(|m| m.is_close()).unwrap_or(true)
                 {
-                    if m.map(|m| m.is_close()).unwrap_or(true) {
-                        return;
-                    }
+                    return;
                 }
             }
         }
