@@ -530,3 +530,22 @@ async fn a_websocket_with_the_sid_of_a_websocket_session() {
     assert_eq!(refused.err(), Some(400));
     healthy_after(&mut healthy).await;
 }
+
+#[tokio::test]
+async fn a_second_websocket_while_an_upgrade_is_under_way() {
+    let (server, mut healthy) = setup().await;
+    let sid = polling_connect(server.addr).await;
+    let url = server.ws_url(&format!("EIO=4&transport=websocket&sid={sid}"));
+    let mut first = ws_open(&url).await.unwrap();
+    first.send(text("2probe")).await.unwrap();
+    assert_eq!(recv_text(&mut first).await, "3probe");
+    // The session is upgrading: another WebSocket is closed at once.
+    let mut second = ws_open(&url).await.unwrap();
+    second.send(text("2probe")).await.unwrap();
+    let texts = expect_closed(&mut second).await;
+    assert!(texts.is_empty(), "{texts:?}");
+    // The first upgrade completes.
+    first.send(text("5")).await.unwrap();
+    assert_echo(&mut first, "upgraded").await;
+    healthy_after(&mut healthy).await;
+}
