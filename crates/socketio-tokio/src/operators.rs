@@ -241,13 +241,13 @@ impl BroadcastOperator {
                 socket.notify_outgoing(name, data);
             }
             let (reply, rx) = oneshot::channel();
-            if socket
-                .send_cmd(Cmd::EmitWithAck {
+            // A socket over its bound is being closed: no ack to wait for.
+            if socket.connected()
+                && socket.0.tx.offer_with_ack(Cmd::EmitWithAck {
                     packet: packet.clone(),
                     timeout,
                     reply,
-                })
-                .is_ok()
+                }) == crate::queue::Offer::Queued
             {
                 pending.push(AckWait { sid, rx });
             }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use socketio_proto::{Data, DisconnectReason};
+use socketio_proto::{Data, DisconnectReason, Packet, PacketKind};
 use tokio::sync::mpsc;
 
 use crate::driver::{Cmd, Outgoing};
@@ -126,6 +126,23 @@ impl CmdTx {
         true
     }
 
+    /// Sends an event awaiting an acknowledgement if the connection can
+    /// hold it; `reply` hears of the failure otherwise.
+    pub(crate) fn offer_with_ack(&self, cmd: Cmd) -> Offer {
+        if let Some(gone) = self.gone() {
+            return gone;
+        }
+        if let Some(size) = queued_size(&cmd)
+            && self.over(size, false)
+        {
+            return Offer::Full;
+        }
+        match self.send(cmd) {
+            Ok(()) => Offer::Queued,
+            Err(_) => Offer::Closed,
+        }
+    }
+
     /// Sends a bare Engine.IO message if the connection can hold it.
     pub(crate) fn offer_engine(&self, data: Data) -> Offer {
         if let Some(gone) = self.gone() {
@@ -202,8 +219,23 @@ fn queued_size(cmd: &Cmd) -> Option<usize> {
     match cmd {
         Cmd::Send { msg, .. } => Some(msg.encoded.size()),
         Cmd::EngineSend(data) => Some(data_size(data)),
+        Cmd::EmitWithAck { packet, .. } => Some(packet_size(packet)),
         _ => None,
     }
+}
+
+/// About the encoded size of a packet not encoded yet: its data, its event
+/// name and namespace.
+fn packet_size(packet: &Packet) -> usize {
+    let data = match &packet.kind {
+        PacketKind::Event { name, data, .. } => {
+            name.len()
+                + data.json().len()
+                + data.attachments().iter().map(|a| a.len()).sum::<usize>()
+        }
+        _ => 0,
+    };
+    packet.nsp.len() + data + 8
 }
 
 /// The size of a message's data.

@@ -772,11 +772,18 @@ impl Emitter<'_> {
                 .map_or(Duration::from_secs(5), |s| s.options.ack_timeout),
         };
         let (reply, rx) = oneshot::channel();
-        socket.send_cmd(Cmd::EmitWithAck {
+        if !socket.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        match socket.0.tx.offer_with_ack(Cmd::EmitWithAck {
             packet,
             timeout,
             reply,
-        })?;
+        }) {
+            Offer::Queued => {}
+            Offer::Full | Offer::Dropped => return Err(EmitError::BufferFull),
+            Offer::Closed => return Err(EmitError::Disconnected),
+        }
         Ok(AckFuture {
             rx,
             _v: PhantomData,

@@ -251,3 +251,31 @@ async fn bare_engine_io_is_bounded_both_ways() {
     drop(ws2);
     assert_eq!(panics(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_with_ack_reports_a_full_buffer() {
+    let server = start_with(SocketIo::builder().max_buffer_size(64 * 1024)).await;
+    let (slow, _) = joined(&server, "slow", true).await;
+    let socket = server.io.of("/").to("slow").sockets().pop().unwrap();
+    let filler = "q".repeat(1024);
+    let mut pending = Vec::new();
+    let error = loop {
+        match socket.emit_with_ack::<(), _>("question", &filler) {
+            Ok(ack) => pending.push(ack),
+            Err(e) => break e,
+        }
+        if pending.len().is_multiple_of(64) {
+            tokio::task::yield_now().await;
+        }
+        assert!(pending.len() < 1_000_000, "the buffer never filled");
+    };
+    assert!(matches!(error, EmitError::BufferFull), "{error:?}");
+    server.log.wait_for("disconnect / transport error").await;
+    // The acknowledgements awaited fail, none hangs.
+    for ack in pending {
+        let r = tokio::time::timeout(WAIT, ack).await.expect("settled");
+        assert!(r.is_err(), "{r:?}");
+    }
+    drop(slow);
+    assert_eq!(panics(), 0);
+}
