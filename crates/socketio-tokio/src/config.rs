@@ -342,8 +342,9 @@ impl SocketIoBuilder {
         self
     }
 
-    /// How long [`SocketIo::serve`] waits for a request head once its first
-    /// byte arrived (default 30 s); a slower client is disconnected.
+    /// How long [`SocketIo::serve`] waits for a whole HTTP/1 request head
+    /// (default 30 s), on a new or a kept-alive connection; then the TCP
+    /// connection is closed. A held long-poll or a WebSocket is not affected.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.options.header_read_timeout = timeout;
         self
