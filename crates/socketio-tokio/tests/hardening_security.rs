@@ -219,3 +219,38 @@ async fn header_limits() {
     assert_echo(&mut healthy, "after").await;
     assert_eq!(panics(), 0);
 }
+
+#[tokio::test]
+async fn the_header_read_timeout_spares_held_polls_and_websockets() {
+    use std::time::Duration;
+    let server = start_with(
+        SocketIo::builder()
+            .header_read_timeout(Duration::from_millis(300))
+            .ping_interval(Duration::from_millis(1200))
+            .ping_timeout(Duration::from_secs(5)),
+    )
+    .await;
+    let (mut ws, _, _) = ws_connect(&server).await;
+    let sid = polling_connect(server.addr).await;
+    // Held longer than the header timeout, answered by the ping.
+    let r = get(server.addr, &format!("{HANDSHAKE}&sid={sid}")).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "2"), "{r:?}");
+    // The WebSocket, idle as long, still works.
+    assert_echo(&mut ws, "after").await;
+    // A client that never finishes its request head is disconnected.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(b"GET /socket.io/?EIO=4").await.unwrap();
+    let cut = tokio::time::timeout(WAIT, async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 512];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(cut.is_ok(), "the slow client was not disconnected");
+    assert_eq!(panics(), 0);
+}
