@@ -159,8 +159,11 @@ impl CmdTx {
 
     /// Sends a packet if the connection can hold it.
     pub(crate) fn offer(&self, msg: Arc<Outgoing>, volatile: bool, notify: bool) -> Offer {
-        if let Some(gone) = self.gone() {
-            return gone;
+        match self.gone() {
+            // A volatile packet is dropped, never an error.
+            Some(Offer::Full) if volatile => return Offer::Dropped,
+            Some(gone) => return gone,
+            None => {}
         }
         if self.over(msg.encoded.size(), volatile) {
             return if volatile {
