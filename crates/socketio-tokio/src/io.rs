@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown_signal: watch::Sender<bool>,
     /// The number of live connection tasks.
     pub(crate) live: watch::Sender<usize>,
+    /// The cluster adapter, once attached.
+    pub(crate) adapter: OnceLock<Arc<dyn crate::adapter::Adapter>>,
 }
 
 impl Shared {
@@ -170,6 +172,7 @@ impl SocketIo {
             shutting_down: AtomicBool::new(false),
             shutdown_signal: watch::Sender::new(false),
             live: watch::Sender::new(0),
+            adapter: OnceLock::new(),
         };
         Ok(SocketIo {
             shared: Arc::new(shared),
@@ -239,6 +242,7 @@ impl SocketIo {
             .namespaces_mut()
             .fixed
             .insert(path.clone(), inner.clone());
+        crate::adapter::namespace_added(&self.shared, &path);
         Namespace {
             io: self.clone(),
             name: Some(Str::from(path)),

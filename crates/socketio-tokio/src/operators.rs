@@ -89,9 +89,9 @@ impl<T: RoomParam, const N: usize> RoomParam for [T; N] {
 /// ```
 #[derive(Clone)]
 pub struct BroadcastOperator {
-    shared: Weak<Shared>,
-    nsp: Str,
-    opts: BroadcastOptions,
+    pub(crate) shared: Weak<Shared>,
+    pub(crate) nsp: Str,
+    pub(crate) opts: BroadcastOptions,
     timeout: Option<Duration>,
 }
 
@@ -170,6 +170,7 @@ impl BroadcastOperator {
         let (msg, targets, volatile) = {
             let mut state = shared.lock();
             let plan = state.endpoint.broadcast(&packet, &self.opts);
+            crate::adapter::flush(&shared, &mut state);
             let targets: Vec<_> = plan
                 .targets
                 .iter()
@@ -282,6 +283,7 @@ impl BroadcastOperator {
         };
         let mut state = shared.lock();
         state.endpoint.add_sockets(&self.nsp, &self.opts, &rooms);
+        crate::adapter::flush(&shared, &mut state);
     }
 
     /// Makes the selected sockets leave `rooms`.
@@ -292,6 +294,7 @@ impl BroadcastOperator {
         };
         let mut state = shared.lock();
         state.endpoint.del_sockets(&self.nsp, &self.opts, &rooms);
+        crate::adapter::flush(&shared, &mut state);
     }
 
     /// Disconnects the selected sockets ("server namespace disconnect").
@@ -308,6 +311,7 @@ impl BroadcastOperator {
             let selected = state
                 .endpoint
                 .disconnect_sockets(&self.nsp, &self.opts, false);
+            crate::adapter::flush(&shared, &mut state);
             selected
                 .into_iter()
                 .filter_map(|(_, h)| state.conns.get(&h).cloned())
@@ -331,6 +335,7 @@ impl BroadcastOperator {
             let selected = state
                 .endpoint
                 .disconnect_sockets(&self.nsp, &self.opts, true);
+            crate::adapter::flush(&shared, &mut state);
             selected
                 .into_iter()
                 .filter_map(|(_, h)| state.conns.get(&h).cloned())

@@ -1,0 +1,409 @@
+//! Cluster adapters: the hook through which several servers share
+//! broadcasts, rooms and socket queries.
+//!
+//! The core queues a [`ClusterOp`] for every operation that is not local
+//! (a broadcast, sockets joining or leaving rooms, a disconnection); the
+//! binding hands each one to the attached [`Adapter`] right after the
+//! operation, in order. What the adapter receives from the other nodes goes
+//! back through [`LocalNode::apply`], and is delivered exactly as a local
+//! broadcast or disconnection is. Queries that need the other nodes'
+//! answers ([`BroadcastOperator::fetch_sockets`], [`SocketIo::all_rooms`],
+//! [`SocketIo::server_count`]) are asked of the adapter, and the adapter
+//! answers the other nodes' queries with [`LocalNode`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use socketio_proto::{BroadcastOptions, ClusterAction, ClusterOp, DisconnectReason, Str};
+
+use crate::driver::{Cmd, Outgoing};
+use crate::io::{Shared, SocketIo, State};
+use crate::operators::BroadcastOperator;
+use crate::socket::SocketInner;
+
+/// The transport between the nodes of a cluster (Redis pub/sub, ...).
+///
+/// Every method is called without the server's lock held, except
+/// [`publish`](Adapter::publish), which must not block: queue the operation
+/// (in a bounded queue) and send it from a task of your own.
+pub trait Adapter: Send + Sync + 'static {
+    /// Namespace `nsp` is served here: take part in the cluster's requests
+    /// about it. Called once per namespace, for those declared before and
+    /// after the adapter was attached.
+    fn add_namespace(&self, nsp: &str);
+
+    /// Sends an operation to the other nodes. Must not block.
+    fn publish(&self, op: ClusterOp);
+
+    /// The sockets of `nsp` that `opts` selects on the other nodes.
+    fn fetch_sockets(
+        &self,
+        nsp: Str,
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'static, Result<Vec<RemoteSocket>, AdapterError>>;
+
+    /// The rooms of `nsp` that have members on the other nodes.
+    fn all_rooms(&self, nsp: Str) -> BoxFuture<'static, Result<Vec<Str>, AdapterError>>;
+
+    /// How many nodes (this one included) serve `nsp`.
+    fn server_count(&self, nsp: Str) -> BoxFuture<'static, Result<usize, AdapterError>>;
+}
+
+/// A cluster query failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterError {
+    /// Not every node answered in time.
+    #[error("timeout reached while waiting for {0} response")]
+    Timeout(&'static str),
+    /// The transport between the nodes failed.
+    #[error("cluster transport: {0}")]
+    Transport(String),
+}
+
+/// A socket as the other nodes of a cluster describe it: the shape of the
+/// reference's `RemoteSocket` (`fetchSockets()`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteSocket {
+    /// The socket id.
+    pub id: String,
+    /// The handshake, as the reference serializes it (`headers`, `time`,
+    /// `address`, `xdomain`, `secure`, `issued`, `url`, `query`, `auth`).
+    pub handshake: serde_json::Value,
+    /// The rooms the socket is in (its own id among them).
+    pub rooms: Vec<String>,
+    /// The application's data about the socket (`socket.data`).
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+/// This node, as an adapter sees it: where it delivers what the other nodes
+/// send, and what it answers their queries with.
+///
+/// It holds the server weakly: once the server is dropped, every method does
+/// nothing and answers empty.
+#[derive(Clone)]
+pub struct LocalNode {
+    shared: Weak<Shared>,
+}
+
+impl fmt::Debug for LocalNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalNode").finish_non_exhaustive()
+    }
+}
+
+impl LocalNode {
+    /// Whether the server is still there.
+    pub fn is_alive(&self) -> bool {
+        self.shared.strong_count() > 0
+    }
+
+    /// Carries out an operation another node published: delivers a
+    /// broadcast to the local sockets it selects, changes their rooms, or
+    /// disconnects them. Nothing is published again.
+    pub fn apply(&self, op: ClusterOp) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let (packet, nsp) = match &op {
+            ClusterOp::Broadcast { packet, .. } => (Some(packet.clone()), packet.nsp.clone()),
+            ClusterOp::AddSockets { nsp, .. }
+            | ClusterOp::DelSockets { nsp, .. }
+            | ClusterOp::DisconnectSockets { nsp, .. } => (None, nsp.clone()),
+        };
+        let mut state = shared.lock();
+        let action = state.endpoint.handle_cluster_op(op);
+        match action {
+            ClusterAction::Broadcast(plan) => {
+                let Some(packet) = packet else { return };
+                let msg = Arc::new(Outgoing {
+                    packet,
+                    encoded: plan.encoded,
+                });
+                let targets: Vec<_> = plan
+                    .targets
+                    .iter()
+                    .filter_map(|h| state.conns.get(h).cloned())
+                    .collect();
+                drop(state);
+                for tx in targets {
+                    let _ = tx.send(Cmd::Send {
+                        msg: msg.clone(),
+                        volatile: plan.volatile,
+                        notify: true,
+                    });
+                }
+            }
+            ClusterAction::Disconnect { targets, close } => {
+                let targets: Vec<_> = targets
+                    .iter()
+                    .filter_map(|(_, h)| state.conns.get(h).cloned())
+                    .collect();
+                drop(state);
+                for tx in targets {
+                    let _ = tx.send(if close {
+                        Cmd::Close {
+                            reason: DisconnectReason::ForcedServerClose,
+                        }
+                    } else {
+                        Cmd::Disconnect { nsp: nsp.clone() }
+                    });
+                }
+            }
+            ClusterAction::Done => {}
+        }
+    }
+
+    /// The local sockets of `nsp` that `opts` selects, described for the
+    /// other nodes.
+    pub fn fetch_sockets(&self, nsp: &str, opts: &BroadcastOptions) -> Vec<RemoteSocket> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Vec::new();
+        };
+        let state = shared.lock();
+        state
+            .endpoint
+            .sockets(nsp, opts)
+            .into_iter()
+            .filter_map(|(sid, _)| {
+                let socket = state.sockets.get(&sid)?;
+                Some(describe(&state, socket))
+            })
+            .collect()
+    }
+
+    /// The ids of the local sockets of `nsp` that `opts` selects.
+    pub fn socket_ids(&self, nsp: &str, opts: &BroadcastOptions) -> Vec<Str> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Vec::new();
+        };
+        let state = shared.lock();
+        state
+            .endpoint
+            .sockets(nsp, opts)
+            .into_iter()
+            .map(|(sid, _)| sid)
+            .collect()
+    }
+
+    /// The rooms of `nsp` that have local members.
+    pub fn rooms(&self, nsp: &str) -> Vec<Str> {
+        match self.shared.upgrade() {
+            Some(shared) => shared.lock().endpoint.rooms(nsp),
+            None => Vec::new(),
+        }
+    }
+
+    /// Puts local socket `sid` of `nsp` in `room` (or takes it out); false
+    /// when there is no such socket here.
+    pub fn join_or_leave(&self, nsp: &str, sid: &str, room: &str, join: bool) -> bool {
+        let Some(shared) = self.shared.upgrade() else {
+            return false;
+        };
+        let mut state = shared.lock();
+        let sid = Str::from(sid);
+        if !state.sockets.contains_key(&sid) {
+            return false;
+        }
+        if join {
+            state.endpoint.join(nsp, &sid, Str::from(room));
+        } else {
+            state.endpoint.leave(nsp, &sid, room);
+        }
+        true
+    }
+}
+
+/// Describes a local socket the way the reference's `fetchSockets` answers.
+fn describe(state: &State, socket: &SocketInner) -> RemoteSocket {
+    let hs = &socket.handshake;
+    let mut headers = serde_json::Map::new();
+    for (name, value) in hs.headers() {
+        if let Ok(v) = value.to_str() {
+            headers.insert(name.as_str().to_owned(), v.into());
+        }
+    }
+    let mut query = BTreeMap::new();
+    for pair in hs.query().split('&').filter(|p| !p.is_empty()) {
+        let key = pair.split('=').next().unwrap_or_default();
+        if let Some(value) = hs.query_param(key) {
+            query.insert(key.to_owned(), value);
+        }
+    }
+    let auth = hs
+        .auth_payload()
+        .and_then(|p| p.deserialize::<serde_json::Value>().ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    let secure = hs
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes() == b"https");
+    let handshake = serde_json::json!({
+        "headers": headers,
+        "time": httpdate(hs.issued()),
+        "address": hs.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+        "xdomain": hs.headers().contains_key("origin"),
+        "secure": secure,
+        "issued": hs.issued(),
+        "url": hs.uri().to_string(),
+        "query": query,
+        "auth": auth,
+    });
+    RemoteSocket {
+        id: socket.id.to_string(),
+        handshake,
+        rooms: state
+            .endpoint
+            .rooms_of(&socket.nsp, &socket.id)
+            .iter()
+            .map(|r| r.to_string())
+            .collect(),
+        data: serde_json::json!({}),
+    }
+}
+
+/// Milliseconds since the epoch as an RFC 7231 date (what `new Date().toString()`
+/// gives is locale-dependent; this is the stable form of the same instant).
+fn httpdate(ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Hands the operations the core queued to the adapter, in order. Called
+/// with the lock held, right after each endpoint operation.
+pub(crate) fn flush(shared: &Shared, state: &mut State) {
+    while let Some(op) = state.endpoint.poll_cluster_op() {
+        if let Some(adapter) = shared.adapter.get() {
+            adapter.publish(op);
+        }
+    }
+}
+
+/// Tells the adapter, if any, that namespace `nsp` is served.
+pub(crate) fn namespace_added(shared: &Shared, nsp: &str) {
+    if let Some(adapter) = shared.adapter.get() {
+        adapter.add_namespace(nsp);
+    }
+}
+
+impl SocketIo {
+    /// Makes this server one node of a cluster: every broadcast and room
+    /// or disconnect operation that is not [`local`](BroadcastOperator::local)
+    /// goes to `adapter` too. An adapter crate calls this from its
+    /// constructor, with the [`LocalNode`] of [`local_node`](SocketIo::local_node).
+    ///
+    /// # Errors
+    ///
+    /// Gives the adapter back when one is already attached.
+    pub fn attach_adapter(&self, adapter: Arc<dyn Adapter>) -> Result<(), Arc<dyn Adapter>> {
+        self.shared.adapter.set(adapter.clone())?;
+        self.shared.lock().endpoint.set_clustered(true);
+        let names: Vec<String> = self.shared.namespaces().fixed.keys().cloned().collect();
+        for nsp in names {
+            adapter.add_namespace(&nsp);
+        }
+        Ok(())
+    }
+
+    /// This node, for an adapter: where it delivers the other nodes'
+    /// operations and finds the answers to their queries.
+    pub fn local_node(&self) -> LocalNode {
+        LocalNode {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+
+    /// The rooms of `nsp` that have members on any node of the cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError`] when a node did not answer in time.
+    pub async fn all_rooms(&self, nsp: &str) -> Result<Vec<Str>, AdapterError> {
+        let mut rooms = self.rooms(nsp);
+        if let Some(adapter) = self.shared.adapter.get().cloned() {
+            rooms.extend(adapter.all_rooms(Str::from(nsp)).await?);
+            rooms.sort();
+            rooms.dedup();
+        }
+        Ok(rooms)
+    }
+
+    /// How many nodes serve `nsp`: 1 without an adapter.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError`] when the transport failed.
+    pub async fn server_count(&self, nsp: &str) -> Result<usize, AdapterError> {
+        match self.shared.adapter.get().cloned() {
+            Some(adapter) => adapter.server_count(Str::from(nsp)).await,
+            None => Ok(1),
+        }
+    }
+}
+
+impl BroadcastOperator {
+    /// The selected sockets on every node of the cluster (only this node's
+    /// when [`local`](BroadcastOperator::local) or without an adapter), as
+    /// descriptions: id, handshake, rooms, data.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError`] when a node did not answer in time.
+    pub async fn fetch_sockets(self) -> Result<Vec<RemoteSocket>, AdapterError> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(Vec::new());
+        };
+        let node = LocalNode {
+            shared: self.shared.clone(),
+        };
+        let mut sockets = node.fetch_sockets(&self.nsp, &self.opts);
+        if !self.opts.local
+            && let Some(adapter) = shared.adapter.get().cloned()
+        {
+            drop(shared);
+            sockets.extend(adapter.fetch_sockets(self.nsp, self.opts).await?);
+        }
+        Ok(sockets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::httpdate;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(httpdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(httpdate(1_700_000_000_000), "Tue, 14 Nov 2023 22:13:20 GMT");
+        assert_eq!(httpdate(951_782_400_000), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+}
