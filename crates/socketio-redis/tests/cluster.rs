@@ -286,3 +286,21 @@ async fn a_second_adapter_is_refused() {
         .unwrap_err();
     assert!(matches!(err, RedisAdapterError::AlreadyAttached), "{err:?}");
 }
+
+#[tokio::test]
+async fn recorded_vectors_match_node() {
+    node_ready();
+    let redis = Redis::start();
+    let out = tokio::process::Command::new("node")
+        .arg(common::workspace().join("interop/cluster/record-vectors.mjs"))
+        .arg(redis.url())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let recorded = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        recorded.trim_end(),
+        include_str!("vectors/node-adapter-8.3.0.jsonl").trim_end()
+    );
+}
