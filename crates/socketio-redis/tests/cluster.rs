@@ -297,7 +297,11 @@ async fn recorded_vectors_match_node() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let recorded = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         recorded.trim_end(),

@@ -43,7 +43,9 @@ async fn redis_restart_mid_run() {
         {"name": "b1", "url": format!("http://{addr_b}")},
     ]);
     let clients = Node::spawn("clients.mjs", &[spec.to_string()]).await;
-    clients.wait_for("the clients", |v| v.get("ready").is_some()).await;
+    clients
+        .wait_for("the clients", |v| v.get("ready").is_some())
+        .await;
 
     a.emit("before", &()).unwrap();
     eventually("before reaches b1", || got(&clients, "b1", "before")).await;
@@ -125,15 +127,23 @@ async fn malformed_messages_are_ignored() {
     let (a, _adapter, addr_a) = rust_server(&redis.url()).await;
     let spec = json!([{"name": "a1", "url": format!("http://{addr_a}"), "room": "r1"}]);
     let clients = Node::spawn("clients.mjs", &[spec.to_string()]).await;
-    clients.wait_for("the clients", |v| v.get("ready").is_some()).await;
+    clients
+        .wait_for("the clients", |v| v.get("ready").is_some())
+        .await;
 
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let garbage: [(&str, &[u8]); 8] = [
         ("socket.io#/#", b"not msgpack"),
         ("socket.io#/#", b"\x93\xa1x\x80\x80"),
-        ("socket.io#/#r1#", b"\x93\xa1x\x83\xa4type\x02\xa4data\x90\xa3nsp\xa1/\x80"),
-        ("socket.io#/#", b"\x93\xa1x\x83\xa4type\x02\xa4data\x91\xa1e\xa3nsp\xa1/\x81\xa5rooms\xc3"),
+        (
+            "socket.io#/#r1#",
+            b"\x93\xa1x\x83\xa4type\x02\xa4data\x90\xa3nsp\xa1/\x80",
+        ),
+        (
+            "socket.io#/#",
+            b"\x93\xa1x\x83\xa4type\x02\xa4data\x91\xa1e\xa3nsp\xa1/\x81\xa5rooms\xc3",
+        ),
         ("socket.io-request#/#", b"{not json"),
         ("socket.io-request#/#", b"\x81\xa3uid\xa1x"),
         ("socket.io-request#/#", b"{\"type\":\"five\"}"),
@@ -156,7 +166,10 @@ async fn malformed_messages_are_ignored() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    eventually("the valid broadcast arrives", || got(&clients, "a1", "valid")).await;
+    eventually("the valid broadcast arrives", || {
+        got(&clients, "a1", "valid")
+    })
+    .await;
     // So does a well-formed request's answer.
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub.subscribe("socket.io-response#/#").await.unwrap();
@@ -184,9 +197,21 @@ async fn malformed_messages_are_ignored() {
         .collect();
     assert_eq!(events, ["valid"]);
     let text = logs.text();
-    assert_eq!(text.matches("ignoring a malformed broadcast").count(), 4, "{text}");
-    assert_eq!(text.matches("ignoring a malformed request").count(), 3, "{text}");
-    assert_eq!(text.matches("ignoring a malformed response").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("ignoring a malformed broadcast").count(),
+        4,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("ignoring a malformed request").count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("ignoring a malformed response").count(),
+        1,
+        "{text}"
+    );
     drop(a);
     clients.stop().await;
 }
