@@ -10,6 +10,10 @@
 //   {"op":"join","to":[..],"rooms":[..]}                          (socketsJoin)
 //   {"op":"disconnect","to":[..],"close":bool}                    (disconnectSockets)
 //   {"op":"count"}                -> {"count":n}                  (serverCount)
+//   {"op":"sse","event":e,"args":[..]}                            (serverSideEmit)
+//   {"op":"sse-ack","event":e,"args":[..]} -> {"responses":[..]}  (serverSideEmitWithAck)
+// The server answers the server-side emit "ping" with "pong-node", and
+// prints other server-side emits as {"serverSide":[event, ...args]}.
 // Each command is answered with at least {"done": op} or {"error": msg}.
 // Prints {"ready":port} once listening.
 import { createServer } from "node:http";
@@ -36,6 +40,11 @@ io.on("connection", (socket) => {
 });
 
 const out = (o) => console.log(JSON.stringify(o));
+io.of("/").on("ping", (...args) => {
+  const cb = args.pop();
+  if (typeof cb === "function") cb("pong-node");
+});
+io.of("/").on("hello", (...args) => out({ serverSide: ["hello", ...args] }));
 function select(cmd, base = io) {
   let op = base;
   if (cmd.to && cmd.to.length) op = op.to(cmd.to);
@@ -74,6 +83,12 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
         break;
       case "disconnect":
         select(cmd).disconnectSockets(!!cmd.close);
+        break;
+      case "sse":
+        io.serverSideEmit(cmd.event, ...decode(cmd.args));
+        break;
+      case "sse-ack":
+        out({ responses: await io.serverSideEmitWithAck(cmd.event, ...decode(cmd.args)) });
         break;
       case "count":
         out({ count: await io.of("/").adapter.serverCount() });

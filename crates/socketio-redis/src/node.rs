@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use redis::aio::{MultiplexedConnection, PubSub};
 use socketio_tokio::socketio_proto::{BroadcastOptions, ClusterOp};
-use socketio_tokio::{Adapter, AdapterError, LocalNode, RemoteSocket, SocketIo, Str};
+use socketio_tokio::{Adapter, AdapterError, LocalNode, RemoteSocket, ServerAck, SocketIo, Str};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -168,9 +168,16 @@ impl RedisAdapter {
 struct Pending {
     /// Responses still awaited.
     remaining: usize,
+    answer: Answer,
+    done: Option<oneshot::Sender<Answer>>,
+}
+
+/// What the other nodes answered.
+#[derive(Default)]
+struct Answer {
     sockets: Vec<RemoteSocket>,
     rooms: Vec<Str>,
-    done: Option<oneshot::Sender<(Vec<RemoteSocket>, Vec<Str>)>>,
+    responses: Vec<serde_json::Value>,
 }
 
 struct Inner {
@@ -473,6 +480,23 @@ impl Inner {
                 let sockets = self.node.fetch_sockets(nsp, &opts);
                 self.publish_response(nsp, wire::fetch_response(&id, &sockets));
             }
+            request_type::SERVER_SIDE_EMIT => {
+                let Some(serde_json::Value::Array(data)) = request.data else {
+                    tracing::warn!(%nsp, "ignoring a server-side emit without data");
+                    return;
+                };
+                let ack = id.map(|id| {
+                    let me = self.me();
+                    let nsp = nsp.to_owned();
+                    ServerAck::new(move |value| {
+                        if let Some(me) = me {
+                            let response = wire::server_side_response(&id, value);
+                            me.publish_response(&nsp, response);
+                        }
+                    })
+                });
+                self.node.server_side_emit(nsp, data, ack);
+            }
             kind => {
                 tracing::debug!(%nsp, kind, "ignoring a request this adapter does not carry");
             }
@@ -495,16 +519,24 @@ impl Inner {
             return;
         };
         entry.remaining = entry.remaining.saturating_sub(1);
+        if response.kind == Some(request_type::SERVER_SIDE_EMIT) {
+            entry
+                .answer
+                .responses
+                .push(response.data.unwrap_or(serde_json::Value::Null));
+        }
         if let Some(sockets) = response.sockets {
             match serde_json::from_value::<Vec<RemoteSocket>>(sockets) {
-                Ok(sockets) => entry.sockets.extend(sockets),
+                Ok(sockets) => entry.answer.sockets.extend(sockets),
                 Err(error) => tracing::warn!(%error, "ignoring malformed sockets in a response"),
             }
         }
         for room in response.rooms.into_iter().flatten() {
             match room {
-                serde_json::Value::String(s) => entry.rooms.push(Str::from(s)),
-                serde_json::Value::Number(n) => entry.rooms.push(Str::from(n.to_string())),
+                serde_json::Value::String(s) => entry.answer.rooms.push(Str::from(s)),
+                serde_json::Value::Number(n) => {
+                    entry.answer.rooms.push(Str::from(n.to_string()));
+                }
                 _ => {}
             }
         }
@@ -512,7 +544,7 @@ impl Inner {
             && let Some(entry) = pending.remove(&id)
             && let Some(done) = entry.done
         {
-            let _ = done.send((entry.sockets, entry.rooms));
+            let _ = done.send(entry.answer);
         }
     }
 
@@ -540,13 +572,12 @@ impl Inner {
     async fn ask(
         &self,
         nsp: &str,
-        kind: u8,
-        opts: Option<RequestOpts>,
+        mut request: Request,
         what: &'static str,
-    ) -> Result<(Vec<RemoteSocket>, Vec<Str>), AdapterError> {
+    ) -> Result<Answer, AdapterError> {
         let others = self.numsub(nsp).await?.saturating_sub(1);
         if others == 0 {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(Answer::default());
         }
         let id = format!("{}{}", self.uid, new_id());
         let (done, rx) = oneshot::channel();
@@ -554,21 +585,13 @@ impl Inner {
             id.clone(),
             Pending {
                 remaining: others,
-                sockets: Vec::new(),
-                rooms: Vec::new(),
+                answer: Answer::default(),
                 done: Some(done),
             },
         );
-        self.publish_request(
-            nsp,
-            &Request {
-                uid: Some(self.uid.clone()),
-                request_id: Some(id.clone()),
-                kind,
-                opts,
-                ..Request::default()
-            },
-        );
+        request.uid = Some(self.uid.clone());
+        request.request_id = Some(id.clone());
+        self.publish_request(nsp, &request);
         match tokio::time::timeout(self.requests_timeout, rx).await {
             Ok(Ok(answer)) => Ok(answer),
             _ => {
@@ -623,11 +646,12 @@ impl Adapter for Inner {
             let Some(this) = this else {
                 return Ok(Vec::new());
             };
-            let opts = Some(RequestOpts::from_options(&opts));
-            let (sockets, _) = this
-                .ask(&nsp, request_type::REMOTE_FETCH, opts, "fetchSockets")
-                .await?;
-            Ok(sockets)
+            let request = Request {
+                kind: request_type::REMOTE_FETCH,
+                opts: Some(RequestOpts::from_options(&opts)),
+                ..Request::default()
+            };
+            Ok(this.ask(&nsp, request, "fetchSockets").await?.sockets)
         })
     }
 
@@ -637,10 +661,11 @@ impl Adapter for Inner {
             let Some(this) = this else {
                 return Ok(Vec::new());
             };
-            let (_, rooms) = this
-                .ask(&nsp, request_type::ALL_ROOMS, None, "allRooms")
-                .await?;
-            Ok(rooms)
+            let request = Request {
+                kind: request_type::ALL_ROOMS,
+                ..Request::default()
+            };
+            Ok(this.ask(&nsp, request, "allRooms").await?.rooms)
         })
     }
 
@@ -651,6 +676,36 @@ impl Adapter for Inner {
                 Some(this) => this.numsub(&nsp).await,
                 None => Ok(1),
             }
+        })
+    }
+
+    fn server_side_emit(
+        &self,
+        nsp: Str,
+        data: Vec<serde_json::Value>,
+        with_ack: bool,
+    ) -> BoxFuture<'static, Result<Vec<serde_json::Value>, AdapterError>> {
+        let request = Request {
+            kind: request_type::SERVER_SIDE_EMIT,
+            data: Some(serde_json::Value::Array(data)),
+            ..Request::default()
+        };
+        if !with_ack {
+            self.publish_request(
+                &nsp,
+                &Request {
+                    uid: Some(self.uid.clone()),
+                    ..request
+                },
+            );
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        let this = self.me();
+        Box::pin(async move {
+            let Some(this) = this else {
+                return Ok(Vec::new());
+            };
+            Ok(this.ask(&nsp, request, "serverSideEmit").await?.responses)
         })
     }
 }

@@ -353,6 +353,27 @@ pub struct Response {
     /// Rooms (ALL_ROOMS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rooms: Option<Vec<serde_json::Value>>,
+    /// A node's answer to SERVER_SIDE_EMIT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+/// A node's answer to a server-side emit: `{"type":6,"requestId","data"}`.
+pub fn server_side_response(request_id: &str, data: serde_json::Value) -> String {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        #[serde(rename = "type")]
+        kind: u8,
+        #[serde(rename = "requestId")]
+        request_id: &'a str,
+        data: serde_json::Value,
+    }
+    serde_json::to_string(&Out {
+        kind: request_type::SERVER_SIDE_EMIT,
+        request_id,
+        data,
+    })
+    .unwrap_or_default()
 }
 
 /// The answer to SOCKETS: `{"requestId", "sockets": [ids]}`.

@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Node, Redis, events_of, got, node_ready, rust_server};
@@ -243,6 +244,55 @@ async fn rust_and_node_servers_form_one_cluster() {
     assert_eq!(
         events_of(&clients, "a1").last().unwrap().1,
         json!(["io server disconnect"])
+    );
+
+    // Server-side emits, with and without acknowledgements, both ways.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    for (io, name) in [(&a, "pong-a"), (&b, "pong-b")] {
+        let seen = seen.clone();
+        io.on_server_side_emit(move |ev| {
+            if ev.event == "ping" {
+                if let Some(ack) = ev.ack {
+                    ack.send(&name).unwrap();
+                }
+            } else {
+                seen.lock().unwrap().push((name, ev.event, ev.args));
+            }
+        });
+    }
+    let mut answers: Vec<String> = b.server_side_emit_with_ack("ping", &()).await.unwrap();
+    answers.sort();
+    assert_eq!(answers, ["pong-a", "pong-node"]);
+    let answers = n
+        .command(json!({"op": "sse-ack", "event": "ping", "args": []}))
+        .await;
+    let mut answers: Vec<String> = answers
+        .iter()
+        .find_map(|v| v.get("responses"))
+        .map(|r| serde_json::from_value(r.clone()).unwrap())
+        .unwrap();
+    answers.sort();
+    assert_eq!(answers, ["pong-a", "pong-b"]);
+    n.command(json!({"op": "sse", "event": "hello", "args": [1, "two"]}))
+        .await;
+    a.server_side_emit("hello", &("from-a",)).unwrap();
+    n.wait_for("the Node server gets hello", |v| {
+        v["serverSide"] == json!(["hello", "from-a"])
+    })
+    .await;
+    eventually("the Rust servers get hello", || {
+        seen.lock().unwrap().len() == 3
+    })
+    .await;
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+    assert_eq!(
+        seen,
+        [
+            ("pong-a", "hello".to_owned(), vec![json!(1), json!("two")]),
+            ("pong-b", "hello".to_owned(), vec![json!(1), json!("two")]),
+            ("pong-b", "hello".to_owned(), vec![json!("from-a")]),
+        ]
     );
 
     clients.stop().await;

@@ -50,6 +50,77 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// How many nodes (this one included) serve `nsp`.
     fn server_count(&self, nsp: Str) -> BoxFuture<'static, Result<usize, AdapterError>>;
+
+    /// Sends an event to the other nodes themselves: `data` is the event
+    /// name and its arguments. With `with_ack`, waits for one answer per
+    /// other node and returns them; without, returns at once, empty.
+    fn server_side_emit(
+        &self,
+        nsp: Str,
+        data: Vec<serde_json::Value>,
+        with_ack: bool,
+    ) -> BoxFuture<'static, Result<Vec<serde_json::Value>, AdapterError>>;
+}
+
+/// The handler of the server-side emits of the other nodes.
+pub(crate) type ServerSideHandler = Arc<dyn Fn(ServerSideEvent) + Send + Sync>;
+
+/// An event another node of the cluster sent to the servers themselves
+/// (the reference's `serverSideEmit`).
+#[derive(Debug)]
+pub struct ServerSideEvent {
+    /// The namespace it was sent on.
+    pub nsp: Str,
+    /// The event name.
+    pub event: String,
+    /// Its arguments.
+    pub args: Vec<serde_json::Value>,
+    /// The acknowledgement the sender awaits, if any (one answer per node).
+    pub ack: Option<ServerAck>,
+}
+
+/// The answer to a server-side emit that awaits one. Only the first
+/// [`send`](ServerAck::send) of its clones is delivered.
+#[derive(Clone)]
+pub struct ServerAck(Arc<std::sync::Mutex<Option<AckFn>>>);
+
+type AckFn = Box<dyn FnOnce(serde_json::Value) + Send>;
+
+impl fmt::Debug for ServerAck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerAck").finish_non_exhaustive()
+    }
+}
+
+impl ServerAck {
+    /// An acknowledgement that calls `f` with the answer (for adapters).
+    pub fn new(f: impl FnOnce(serde_json::Value) + Send + 'static) -> Self {
+        ServerAck(Arc::new(std::sync::Mutex::new(Some(Box::new(f)))))
+    }
+
+    /// Answers with `value` (one value, as the reference's callback takes).
+    ///
+    /// # Errors
+    ///
+    /// [`serde_json::Error`] when `value` cannot be serialized.
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), serde_json::Error> {
+        let value = serde_json::to_value(value)?;
+        let f = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(f) = f {
+            f(value);
+        }
+        Ok(())
+    }
+}
+
+/// Arguments as a list: a sequence gives one argument per element, `()`
+/// none, anything else one.
+fn arg_list<T: Serialize + ?Sized>(args: &T) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+    Ok(match serde_json::to_value(args)? {
+        serde_json::Value::Array(items) => items,
+        serde_json::Value::Null => Vec::new(),
+        other => vec![other],
+    })
 }
 
 /// A cluster query failed.
@@ -62,6 +133,9 @@ pub enum AdapterError {
     /// The transport between the nodes failed.
     #[error("cluster transport: {0}")]
     Transport(String),
+    /// Data could not be serialized or deserialized.
+    #[error("cluster data: {0}")]
+    Encode(String),
 }
 
 /// A socket as the other nodes of a cluster describe it: the shape of the
@@ -195,6 +269,39 @@ impl LocalNode {
         match self.shared.upgrade() {
             Some(shared) => shared.lock().endpoint.rooms(nsp),
             None => Vec::new(),
+        }
+    }
+
+    /// Hands a server-side emit of another node (`data`: the event name and
+    /// its arguments) to the handlers registered with
+    /// [`SocketIo::on_server_side_emit`]; ignored when `data` has no name.
+    pub fn server_side_emit(
+        &self,
+        nsp: &str,
+        data: Vec<serde_json::Value>,
+        ack: Option<ServerAck>,
+    ) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let mut data = data.into_iter();
+        let Some(serde_json::Value::String(event)) = data.next() else {
+            tracing::debug!(%nsp, "ignoring a server-side emit without an event name");
+            return;
+        };
+        let args: Vec<serde_json::Value> = data.collect();
+        let handlers: Vec<ServerSideHandler> = shared
+            .server_side
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for handler in handlers {
+            handler(ServerSideEvent {
+                nsp: Str::from(nsp),
+                event: event.clone(),
+                args: args.clone(),
+                ack: ack.clone(),
+            });
         }
     }
 
@@ -355,6 +462,76 @@ impl SocketIo {
             rooms.dedup();
         }
         Ok(rooms)
+    }
+
+    /// Handles the events the other nodes send to the servers themselves
+    /// (the reference's `io.on(event, ...)` for `serverSideEmit`). Runs on
+    /// the adapter's task: keep it short, or spawn.
+    ///
+    /// ```
+    /// # let io = socketio_tokio::SocketIo::new()?;
+    /// io.on_server_side_emit(|ev| {
+    ///     if ev.event == "ping" && let Some(ack) = ev.ack {
+    ///         let _ = ack.send(&"pong");
+    ///     }
+    /// });
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    pub fn on_server_side_emit(&self, handler: impl Fn(ServerSideEvent) + Send + Sync + 'static) {
+        self.shared
+            .server_side
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(handler));
+    }
+
+    /// Sends `event` with `args` to the other nodes of the cluster (not to
+    /// clients) on namespace `/`; nothing without an adapter.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError::Encode`] when `args` cannot be serialized.
+    pub fn server_side_emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<(), AdapterError> {
+        let mut data = vec![serde_json::Value::from(event)];
+        data.extend(arg_list(args).map_err(|e| AdapterError::Encode(e.to_string()))?);
+        if let Some(adapter) = self.shared.adapter.get().cloned() {
+            // Without an ack the future publishes at once and is ready.
+            drop(adapter.server_side_emit(Str::from("/"), data, false));
+        }
+        Ok(())
+    }
+
+    /// Sends `event` with `args` to the other nodes and waits for one
+    /// answer from each (the reference's `serverSideEmitWithAck`).
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError::Timeout`] when a node did not answer in time;
+    /// [`AdapterError::Encode`] when `args` cannot be serialized or an
+    /// answer is not a `V`.
+    pub async fn server_side_emit_with_ack<
+        V: serde::de::DeserializeOwned,
+        T: Serialize + ?Sized,
+    >(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<Vec<V>, AdapterError> {
+        let mut data = vec![serde_json::Value::from(event)];
+        data.extend(arg_list(args).map_err(|e| AdapterError::Encode(e.to_string()))?);
+        let Some(adapter) = self.shared.adapter.get().cloned() else {
+            return Ok(Vec::new());
+        };
+        adapter
+            .server_side_emit(Str::from("/"), data, true)
+            .await?
+            .into_iter()
+            .map(|v| serde_json::from_value(v).map_err(|e| AdapterError::Encode(e.to_string())))
+            .collect()
     }
 
     /// How many nodes serve `nsp`: 1 without an adapter.

@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) live: watch::Sender<usize>,
     /// The cluster adapter, once attached.
     pub(crate) adapter: OnceLock<Arc<dyn crate::adapter::Adapter>>,
+    /// The handlers of the other nodes' server-side emits.
+    pub(crate) server_side: RwLock<Vec<crate::adapter::ServerSideHandler>>,
 }
 
 impl Shared {
@@ -173,6 +175,7 @@ impl SocketIo {
             shutdown_signal: watch::Sender::new(false),
             live: watch::Sender::new(0),
             adapter: OnceLock::new(),
+            server_side: RwLock::new(Vec::new()),
         };
         Ok(SocketIo {
             shared: Arc::new(shared),

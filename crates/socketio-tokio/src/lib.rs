@@ -59,7 +59,7 @@ mod serve;
 mod service;
 mod socket;
 
-pub use adapter::{Adapter, AdapterError, LocalNode, RemoteSocket};
+pub use adapter::{Adapter, AdapterError, LocalNode, RemoteSocket, ServerAck, ServerSideEvent};
 pub use config::{Cors, SocketIoBuilder};
 pub use engine::EngineSocket;
 pub use error::{AckError, BuildError, EmitError, ServeError};
