@@ -3,7 +3,8 @@
 // where the spec is [{"name":"a1","url":"http://127.0.0.1:PORT","room":"r1"}, ...].
 // Prints {"ready":{"a1":"<socket id>",...}} once all are connected, then
 // one line per event: {"c":name,"ev":event,"args":[..]} (Buffers as {"$hex"}),
-// and {"c":name,"ev":"disconnect","args":[reason]}.
+// and {"c":name,"ev":"disconnect","args":[reason]}. An event that asks for
+// an acknowledgement is acknowledged with the client's name.
 // Reads "quit" on stdin to exit.
 import { io } from "socket.io-client";
 import { createInterface } from "node:readline";
@@ -23,7 +24,11 @@ await Promise.all(
           resolve();
         });
         socket.on("connect_error", reject);
-        socket.onAny((ev, ...args) => out({ c: c.name, ev, args: args.map(enc) }));
+        socket.onAny((ev, ...args) => {
+          // Events that ask for an acknowledgement get the client's name.
+          if (typeof args[args.length - 1] === "function") args.pop()(c.name);
+          out({ c: c.name, ev, args: args.map(enc) });
+        });
         socket.on("disconnect", (reason) => out({ c: c.name, ev: "disconnect", args: [reason] }));
       }),
   ),

@@ -9,6 +9,7 @@
 //   {"op":"rooms"}                -> {"rooms":[..]}               (adapter.allRooms())
 //   {"op":"join","to":[..],"rooms":[..]}                          (socketsJoin)
 //   {"op":"disconnect","to":[..],"close":bool}                    (disconnectSockets)
+//   {"op":"emit-ack","to":[..],"event":e,"args":[..]} -> {"acks":[..]}  (timeout(3000).emitWithAck)
 //   {"op":"count"}                -> {"count":n}                  (serverCount)
 //   {"op":"sse","event":e,"args":[..]}                            (serverSideEmit)
 //   {"op":"sse-ack","event":e,"args":[..]} -> {"responses":[..]}  (serverSideEmitWithAck)
@@ -89,6 +90,9 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
         break;
       case "sse-ack":
         out({ responses: await io.serverSideEmitWithAck(cmd.event, ...decode(cmd.args)) });
+        break;
+      case "emit-ack":
+        out({ acks: await select(cmd).timeout(3000).emitWithAck(cmd.event, ...decode(cmd.args)) });
         break;
       case "count":
         out({ count: await io.of("/").adapter.serverCount() });

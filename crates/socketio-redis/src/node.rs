@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use redis::aio::{MultiplexedConnection, PubSub};
+use socketio_packet::{Packet, Payload};
 use socketio_tokio::socketio_proto::{BroadcastOptions, ClusterOp};
 use socketio_tokio::{Adapter, AdapterError, LocalNode, RemoteSocket, ServerAck, SocketIo, Str};
 use tokio::sync::{mpsc, oneshot};
@@ -113,6 +114,7 @@ impl RedisAdapterBuilder {
             retry_at: Mutex::new(None),
             namespaces: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
+            ack_requests: Mutex::new(HashMap::new()),
             this: Mutex::new(std::sync::Weak::new()),
         });
         *lock(&inner.this) = Arc::downgrade(&inner);
@@ -172,6 +174,23 @@ struct Pending {
     done: Option<oneshot::Sender<Answer>>,
 }
 
+/// A broadcast with acknowledgements waiting for the other nodes: their
+/// client counts, then that many acknowledgements.
+struct AckRequest {
+    /// Nodes whose client count has not come yet.
+    counts: usize,
+    /// Acknowledgements announced by the counts so far.
+    expected: usize,
+    acks: Vec<Payload>,
+    done: Option<oneshot::Sender<Vec<Payload>>>,
+}
+
+impl AckRequest {
+    fn complete(&self) -> bool {
+        self.counts == 0 && self.acks.len() >= self.expected
+    }
+}
+
 /// What the other nodes answered.
 #[derive(Default)]
 struct Answer {
@@ -197,6 +216,8 @@ struct Inner {
     retry_at: Mutex<Option<(Instant, Duration)>>,
     namespaces: Mutex<HashSet<String>>,
     pending: Mutex<HashMap<String, Pending>>,
+    /// Broadcasts with acknowledgements waiting for the other nodes.
+    ack_requests: Mutex<HashMap<String, AckRequest>>,
     /// Itself, weakly.
     this: Mutex<std::sync::Weak<Inner>>,
 }
@@ -398,6 +419,10 @@ impl Inner {
     }
 
     fn on_request(&self, nsp: &str, payload: &[u8]) {
+        if payload.first() != Some(&b'{') {
+            // Only broadcasts with acknowledgements come in msgpack.
+            return self.on_broadcast_request(nsp, payload);
+        }
         let request = match wire::decode_request(payload) {
             Ok(request) => request,
             Err(error) => {
@@ -504,6 +529,19 @@ impl Inner {
     }
 
     fn on_response(&self, payload: &[u8]) {
+        if payload.first() != Some(&b'{') {
+            match wire::decode_msgpack_response(payload) {
+                Ok(response) => {
+                    if response.kind == request_type::BROADCAST_ACK
+                        && let Some(ack) = response.ack
+                    {
+                        self.on_ack(&response.request_id, None, Some(ack));
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "ignoring a malformed response"),
+            }
+            return;
+        }
         let response = match wire::decode_response(payload) {
             Ok(response) => response,
             Err(error) => {
@@ -511,6 +549,12 @@ impl Inner {
                 return;
             }
         };
+        if response.kind == Some(request_type::BROADCAST_CLIENT_COUNT) {
+            if let Some(id) = &response.request_id {
+                self.on_ack(id, Some(response.client_count.unwrap_or(0)), None);
+            }
+            return;
+        }
         let Some(id) = response.request_id else {
             return;
         };
@@ -546,6 +590,59 @@ impl Inner {
         {
             let _ = done.send(entry.answer);
         }
+    }
+
+    /// A client count or an acknowledgement for a broadcast of ours.
+    fn on_ack(&self, id: &str, count: Option<usize>, ack: Option<Payload>) {
+        let mut requests = lock(&self.ack_requests);
+        let Some(request) = requests.get_mut(id) else {
+            return;
+        };
+        if let Some(count) = count {
+            request.counts = request.counts.saturating_sub(1);
+            request.expected += count;
+        }
+        if let Some(ack) = ack {
+            request.acks.push(ack);
+        }
+        if request.complete()
+            && let Some(request) = requests.remove(id)
+            && let Some(done) = request.done
+        {
+            let _ = done.send(request.acks);
+        }
+    }
+
+    /// Another node's broadcast with acknowledgements: send it to the local
+    /// sockets, tell how many, then pass each acknowledgement on.
+    fn on_broadcast_request(&self, nsp: &str, payload: &[u8]) {
+        let request = match wire::decode_broadcast_request(&Bytes::copy_from_slice(payload)) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::warn!(%nsp, %error, "ignoring a malformed request");
+                return;
+            }
+        };
+        if request.uid == self.uid || *request.packet.nsp != *nsp {
+            return;
+        }
+        let timeout = request.timeout.unwrap_or(self.requests_timeout);
+        let (count, mut acks) =
+            self.node
+                .broadcast_with_ack(request.packet, &request.opts, timeout);
+        self.publish_response(nsp, wire::client_count_response(&request.request_id, count));
+        let Some(me) = self.me() else { return };
+        let nsp = nsp.to_owned();
+        tokio::spawn(async move {
+            while let Some(ack) = acks.next().await {
+                if let Ok(ack) = ack {
+                    me.enqueue(
+                        wire::response_channel(&me.key, &nsp),
+                        wire::ack_response(&request.request_id, &ack),
+                    );
+                }
+            }
+        });
     }
 
     // ----- queries -----
@@ -675,6 +772,47 @@ impl Adapter for Inner {
             match this {
                 Some(this) => this.numsub(&nsp).await,
                 None => Ok(1),
+            }
+        })
+    }
+
+    fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<Payload>, AdapterError>> {
+        let this = self.me();
+        Box::pin(async move {
+            let Some(this) = this else {
+                return Ok(Vec::new());
+            };
+            let nsp = packet.nsp.clone();
+            let others = this.numsub(&nsp).await?.saturating_sub(1);
+            if others == 0 {
+                return Ok(Vec::new());
+            }
+            let id = format!("{}{}", this.uid, new_id());
+            let (done, rx) = oneshot::channel();
+            lock(&this.ack_requests).insert(
+                id.clone(),
+                AckRequest {
+                    counts: others,
+                    expected: 0,
+                    acks: Vec::new(),
+                    done: Some(done),
+                },
+            );
+            this.enqueue(
+                wire::request_channel(&this.key, &nsp),
+                wire::encode_broadcast_request(&this.uid, &id, &packet, &opts, timeout),
+            );
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(acks)) => Ok(acks),
+                _ => {
+                    lock(&this.ack_requests).remove(&id);
+                    Err(AdapterError::Timeout("emitWithAck"))
+                }
             }
         })
     }

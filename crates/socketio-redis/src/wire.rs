@@ -12,9 +12,12 @@
 //!   and responses of broadcasts with acknowledgements, which are msgpack
 //!   maps. A message that starts with `{` is JSON.
 
+use std::ops::Range;
+use std::time::Duration;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use socketio_packet::{Packet, msgpack};
+use socketio_packet::{Packet, PacketKind, Payload, msgpack};
 use socketio_tokio::socketio_proto::BroadcastOptions;
 use socketio_tokio::{RemoteSocket, Str};
 
@@ -356,6 +359,13 @@ pub struct Response {
     /// A node's answer to SERVER_SIDE_EMIT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// How many clients a node sent a broadcast to (BROADCAST_CLIENT_COUNT).
+    #[serde(
+        rename = "clientCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_count: Option<usize>,
 }
 
 /// A node's answer to a server-side emit: `{"type":6,"requestId","data"}`.
@@ -412,5 +422,245 @@ pub fn decode_response(msg: &[u8]) -> Result<Response, WireError> {
         kind: Some(request.kind),
         request_id: request.request_id,
         ..Response::default()
+    })
+}
+
+/// A map entry: its key (when a string) and the byte range of its value.
+type Entry = (Option<String>, Range<usize>);
+
+/// The entries of a msgpack map.
+fn map_entries(msg: &[u8]) -> Result<Vec<Entry>, WireError> {
+    let mut rd = msg;
+    let n = rmp::decode::read_map_len(&mut rd).map_err(|_| WireError::Malformed("not a map"))?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let key = read_value(&mut rd)?;
+        let start = msg.len() - rd.len();
+        read_value(&mut rd)?;
+        let end = msg.len() - rd.len();
+        out.push((key.as_str().map(str::to_owned), start..end));
+    }
+    if !rd.is_empty() {
+        return Err(WireError::Malformed("trailing bytes"));
+    }
+    Ok(out)
+}
+
+/// A broadcast whose acknowledgements are collected (request type 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastRequest {
+    /// The requesting node.
+    pub uid: String,
+    /// Where the counts and acknowledgements go back to.
+    pub request_id: String,
+    /// The event.
+    pub packet: Packet,
+    /// Who receives it.
+    pub opts: BroadcastOptions,
+    /// How long acknowledgements are awaited (`flags.timeout`).
+    pub timeout: Option<Duration>,
+}
+
+/// Encodes a broadcast with acknowledgements:
+/// `{uid, requestId, type: 7, packet, opts: {rooms, except, flags: {timeout}}}`.
+pub fn encode_broadcast_request(
+    uid: &str,
+    request_id: &str,
+    packet: &Packet,
+    opts: &BroadcastOptions,
+    timeout: Duration,
+) -> Bytes {
+    let packet = msgpack::encode(packet);
+    let mut out = Vec::with_capacity(packet.len() + 96);
+    out.push(0x85);
+    write_str(&mut out, "uid");
+    write_str(&mut out, uid);
+    write_str(&mut out, "requestId");
+    write_str(&mut out, request_id);
+    write_str(&mut out, "type");
+    out.push(request_type::BROADCAST);
+    write_str(&mut out, "packet");
+    out.extend_from_slice(&packet);
+    write_str(&mut out, "opts");
+    out.push(0x83);
+    write_str(&mut out, "rooms");
+    write_strs(&mut out, &opts.rooms);
+    write_str(&mut out, "except");
+    write_strs(&mut out, &opts.except);
+    write_str(&mut out, "flags");
+    out.push(if opts.volatile { 0x82 } else { 0x81 });
+    if opts.volatile {
+        write_str(&mut out, "volatile");
+        out.push(0xc3);
+    }
+    write_str(&mut out, "timeout");
+    let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    out.push(0xce);
+    out.extend_from_slice(&ms.to_be_bytes());
+    Bytes::from(out)
+}
+
+/// Decodes a broadcast with acknowledgements.
+///
+/// # Errors
+///
+/// [`WireError`] when it is not such a map or its packet is invalid.
+pub fn decode_broadcast_request(msg: &Bytes) -> Result<BroadcastRequest, WireError> {
+    let mut uid = None;
+    let mut request_id = None;
+    let mut packet = None;
+    let mut opts = BroadcastOptions::default();
+    let mut timeout = None;
+    for (key, range) in map_entries(msg)? {
+        let mut value = &msg[range.clone()];
+        match key.as_deref() {
+            Some("uid") => uid = read_value(&mut value)?.as_str().map(str::to_owned),
+            Some("requestId") => request_id = read_value(&mut value)?.as_str().map(str::to_owned),
+            Some("packet") => packet = Some(msgpack::decode(msg.slice(range))?),
+            Some("opts") => {
+                let rmpv::Value::Map(entries) = read_value(&mut value)? else {
+                    return Err(WireError::Malformed("options are not a map"));
+                };
+                for (k, v) in entries {
+                    match k.as_str() {
+                        Some("rooms") => opts.rooms = rooms(v)?,
+                        Some("except") => opts.except = rooms(v)?,
+                        Some("flags") => {
+                            if let rmpv::Value::Map(flags) = v {
+                                for (k, v) in flags {
+                                    match k.as_str() {
+                                        Some("volatile") => {
+                                            opts.volatile = v.as_bool().unwrap_or(false);
+                                        }
+                                        Some("timeout") => {
+                                            timeout = v
+                                                .as_u64()
+                                                .or_else(|| v.as_f64().map(|f| f.max(0.0) as u64))
+                                                .map(Duration::from_millis);
+                                        }
+                                        _ => {}
+                                    }
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(BroadcastRequest {
+        uid: uid.ok_or(WireError::Malformed("no uid"))?,
+        request_id: request_id.ok_or(WireError::Malformed("no requestId"))?,
+        packet: packet.ok_or(WireError::Malformed("no packet"))?,
+        opts,
+        timeout,
+    })
+}
+
+/// How many clients a node sent a broadcast with acknowledgements to:
+/// `{"type":8,"requestId","clientCount"}`.
+pub fn client_count_response(request_id: &str, count: usize) -> String {
+    serde_json::json!({
+        "type": request_type::BROADCAST_CLIENT_COUNT,
+        "requestId": request_id,
+        "clientCount": count,
+    })
+    .to_string()
+}
+
+/// One client's acknowledgement of a broadcast: `{type: 9, requestId,
+/// packet: <its first argument>}` in msgpack (binary values as `bin`).
+pub fn ack_response(request_id: &str, ack: &Payload) -> Bytes {
+    let packet = Packet {
+        nsp: Str::from("/"),
+        kind: PacketKind::Ack {
+            data: ack.clone(),
+            id: 0,
+        },
+    };
+    let encoded = msgpack::encode(&packet);
+    let first = map_entries(&encoded).ok().and_then(|entries| {
+        let (_, range) = entries
+            .into_iter()
+            .find(|(k, _)| k.as_deref() == Some("data"))?;
+        let mut rd = &encoded[range.clone()];
+        let n = rmp::decode::read_array_len(&mut rd).ok()?;
+        if n == 0 {
+            return None;
+        }
+        let start = range.end - rd.len();
+        read_value(&mut rd).ok()?;
+        Some(start..range.end - rd.len())
+    });
+    let mut out = Vec::with_capacity(encoded.len() + 32);
+    out.push(0x83);
+    write_str(&mut out, "type");
+    out.push(request_type::BROADCAST_ACK);
+    write_str(&mut out, "requestId");
+    write_str(&mut out, request_id);
+    write_str(&mut out, "packet");
+    match first {
+        Some(range) => out.extend_from_slice(&encoded[range]),
+        None => out.push(0xc0),
+    }
+    Bytes::from(out)
+}
+
+/// A msgpack response: its type, request id, and for BROADCAST_ACK the
+/// acknowledgement as a payload of one argument.
+#[derive(Debug, Clone)]
+pub struct MsgpackResponse {
+    /// The type.
+    pub kind: u8,
+    /// The request answered.
+    pub request_id: String,
+    /// The acknowledgement (BROADCAST_ACK).
+    pub ack: Option<Payload>,
+}
+
+/// Decodes a msgpack response.
+///
+/// # Errors
+///
+/// [`WireError`] when it is not such a map.
+pub fn decode_msgpack_response(msg: &[u8]) -> Result<MsgpackResponse, WireError> {
+    let mut kind = None;
+    let mut request_id = None;
+    let mut ack = None;
+    for (key, range) in map_entries(msg)? {
+        let mut value = &msg[range.clone()];
+        match key.as_deref() {
+            Some("type") => kind = read_value(&mut value)?.as_u64(),
+            Some("requestId") => request_id = read_value(&mut value)?.as_str().map(str::to_owned),
+            Some("packet") => {
+                // `{type: 3, id: 0, data: [<value>], nsp: "/"}`: an ack packet
+                // whose payload is the one argument.
+                let mut wrapped = Vec::with_capacity(range.len() + 24);
+                wrapped.push(0x84);
+                write_str(&mut wrapped, "type");
+                wrapped.push(3);
+                write_str(&mut wrapped, "id");
+                wrapped.push(0);
+                write_str(&mut wrapped, "data");
+                wrapped.push(0x91);
+                wrapped.extend_from_slice(value);
+                write_str(&mut wrapped, "nsp");
+                write_str(&mut wrapped, "/");
+                let packet = msgpack::decode(Bytes::from(wrapped))?;
+                if let PacketKind::Ack { data, .. } = packet.kind {
+                    ack = Some(data);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(MsgpackResponse {
+        kind: kind
+            .and_then(|k| u8::try_from(k).ok())
+            .ok_or(WireError::Malformed("response without a type"))?,
+        request_id: request_id.ok_or(WireError::Malformed("response without a requestId"))?,
+        ack,
     })
 }

@@ -42,6 +42,10 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_and_node_servers_form_one_cluster() {
     node_ready();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("socketio_redis=debug,socketio_tokio=debug")
+        .with_test_writer()
+        .try_init();
     let redis = Redis::start();
     let (a, _adapter_a, addr_a) = rust_server(&redis.url()).await;
     let (b, _adapter_b, addr_b) = rust_server(&redis.url()).await;
@@ -218,6 +222,43 @@ async fn rust_and_node_servers_form_one_cluster() {
     let node_rooms = n.command(json!({"op": "rooms"})).await;
     let node_rooms = node_rooms.iter().find_map(|v| v.get("rooms")).unwrap();
     assert!(node_rooms.as_array().unwrap().contains(&json!(id("b2"))));
+
+    // Broadcasts with acknowledgements across the cluster, both ways.
+    let mut acks: Vec<String> = a
+        .timeout(Duration::from_secs(3))
+        .emit_with_ack_all("ask", &())
+        .await
+        .unwrap();
+    acks.sort();
+    assert_eq!(acks, ["a1", "a2", "b1", "b2", "n1", "n2"]);
+    let mut acks: Vec<String> = b
+        .to("r1")
+        .timeout(Duration::from_secs(3))
+        .emit_with_ack_all("ask-r1", &(1,))
+        .await
+        .unwrap();
+    acks.sort();
+    assert_eq!(acks, ["a1", "b1", "n1"]);
+    let acks = n
+        .command(json!({"op": "emit-ack", "to": ["r2"], "event": "ask-r2", "args": []}))
+        .await;
+    let mut acks: Vec<String> = acks
+        .iter()
+        .find_map(|v| v.get("acks"))
+        .map(|r| serde_json::from_value(r.clone()).unwrap())
+        .unwrap();
+    acks.sort();
+    assert_eq!(acks, ["a2", "n2"]);
+    let acks = n
+        .command(json!({"op": "emit-ack", "event": "ask-all", "args": []}))
+        .await;
+    let mut acks: Vec<String> = acks
+        .iter()
+        .find_map(|v| v.get("acks"))
+        .map(|r| serde_json::from_value(r.clone()).unwrap())
+        .unwrap();
+    acks.sort();
+    assert_eq!(acks, ["a1", "a2", "b1", "b2", "n1", "n2"]);
 
     // socketsJoin from Node moves a Rust server's socket; a Rust server's
     // join moves a Node server's socket.

@@ -188,3 +188,52 @@ fn numeric_rooms_from_node_are_strings() {
     assert_eq!(r.opts.unwrap().rooms, vec![Str::from("1")]);
     assert_eq!(r.rooms, Some(vec![Str::from("2")]));
 }
+
+#[test]
+fn broadcast_requests_and_acks_round_trip() {
+    use std::time::Duration;
+    let packet = Packet::event(
+        Str::from("/chat"),
+        "ask",
+        &(1, serde_bytes::Bytes::new(&[9, 8])),
+        None,
+    )
+    .unwrap();
+    let opts = BroadcastOptions::default().to("r1").except("r2").volatile();
+    let bytes =
+        wire::encode_broadcast_request("me", "q1", &packet, &opts, Duration::from_millis(2500));
+    let r = wire::decode_broadcast_request(&bytes).unwrap();
+    assert_eq!(r.uid, "me");
+    assert_eq!(r.request_id, "q1");
+    assert_eq!(r.opts, opts);
+    assert_eq!(r.timeout, Some(Duration::from_millis(2500)));
+    assert_eq!(&*r.packet.nsp, "/chat");
+    let (n, bin): (u32, serde_bytes::ByteBuf) = r.packet.event_args().unwrap();
+    assert_eq!((n, bin.as_ref()), (1, &[9u8, 8][..]));
+
+    // An acknowledgement's first argument, binary included, crosses intact.
+    let ack = Packet::ack(
+        Str::from("/"),
+        3,
+        &(serde_bytes::Bytes::new(&[1, 2]), "extra"),
+    )
+    .unwrap();
+    let data = ack.payload().unwrap();
+    let bytes = wire::ack_response("q1", data);
+    // {type: 9, requestId: "q1", packet: <bin 0102>}
+    assert_eq!(
+        bytes.as_ref(),
+        b"\x83\xa4type\x09\xa9requestId\xa2q1\xa6packet\xc4\x02\x01\x02"
+    );
+    let r = wire::decode_msgpack_response(&bytes).unwrap();
+    assert_eq!(
+        (r.kind, r.request_id.as_str()),
+        (request_type::BROADCAST_ACK, "q1")
+    );
+    let (bin,): (serde_bytes::ByteBuf,) = r.ack.unwrap().args(0).unwrap();
+    assert_eq!(bin.as_ref(), &[1, 2]);
+    // An acknowledgement without arguments gives nil, as `undefined` would.
+    let empty = Packet::ack(Str::from("/"), 3, &()).unwrap();
+    let bytes = wire::ack_response("q1", empty.payload().unwrap());
+    assert!(bytes.ends_with(b"\xa6packet\xc0"));
+}

@@ -17,12 +17,22 @@ use std::sync::{Arc, Weak};
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use socketio_proto::{BroadcastOptions, ClusterAction, ClusterOp, DisconnectReason, Str};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::{BoxStream, FuturesUnordered};
+use serde::de::DeserializeOwned;
+use socketio_proto::socketio_packet::Packet;
+use socketio_proto::{
+    BroadcastOptions, ClusterAction, ClusterOp, DisconnectReason, PacketKind, Payload, Str,
+};
+use tokio::sync::oneshot;
 
 use crate::driver::{Cmd, Outgoing};
+use crate::error::AckError;
 use crate::io::{Shared, SocketIo, State};
 use crate::operators::BroadcastOperator;
-use crate::socket::SocketInner;
+use crate::socket::{Socket, SocketInner};
 
 /// The transport between the nodes of a cluster (Redis pub/sub, ...).
 ///
@@ -50,6 +60,17 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// How many nodes (this one included) serve `nsp`.
     fn server_count(&self, nsp: Str) -> BoxFuture<'static, Result<usize, AdapterError>>;
+
+    /// Broadcasts `packet` (an event) to the sockets `opts` selects on the
+    /// other nodes and collects their acknowledgements (the first argument
+    /// of each) for at most `timeout`: complete once every node told how
+    /// many clients it sent to and that many answered.
+    fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<Payload>, AdapterError>>;
 
     /// Sends an event to the other nodes themselves: `data` is the event
     /// name and its arguments. With `with_ack`, waits for one answer per
@@ -303,6 +324,46 @@ impl LocalNode {
                 ack: ack.clone(),
             });
         }
+    }
+
+    /// Sends `packet` (an event) to the local sockets `opts` selects,
+    /// awaiting each one's acknowledgement for `timeout`: how many sockets
+    /// it went to, and their acknowledgements as they come (the other
+    /// nodes' `emitWithAck` across the cluster).
+    pub fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: &BroadcastOptions,
+        timeout: Duration,
+    ) -> (usize, BoxStream<'static, Result<Payload, AckError>>) {
+        let pending = FuturesUnordered::new();
+        let Some(shared) = self.shared.upgrade() else {
+            return (0, pending.boxed());
+        };
+        let targets: Vec<Socket> = {
+            let state = shared.lock();
+            state
+                .endpoint
+                .sockets(&packet.nsp, opts)
+                .into_iter()
+                .filter_map(|(sid, _)| state.sockets.get(&sid).cloned().map(Socket))
+                .collect()
+        };
+        for socket in targets {
+            if let PacketKind::Event { name, data, .. } = &packet.kind {
+                socket.notify_outgoing(name, data);
+            }
+            let (reply, rx) = oneshot::channel();
+            let cmd = Cmd::EmitWithAck {
+                packet: packet.clone(),
+                timeout,
+                reply,
+            };
+            if socket.send_cmd(cmd).is_ok() {
+                pending.push(async move { rx.await.unwrap_or(Err(AckError::Disconnected)) });
+            }
+        }
+        (pending.len(), pending.boxed())
     }
 
     /// Puts local socket `sid` of `nsp` in `room` (or takes it out); false
@@ -570,6 +631,70 @@ impl BroadcastOperator {
             sockets.extend(adapter.fetch_sockets(self.nsp, self.opts).await?);
         }
         Ok(sockets)
+    }
+
+    /// Emits `event` to the selected sockets on every node of the cluster
+    /// and collects the first argument of each acknowledgement (the
+    /// reference's `io.timeout(t).emitWithAck(...)`): complete once every
+    /// selected socket answered, an error when the timeout (set with
+    /// [`timeout`](BroadcastOperator::timeout), else the ack timeout)
+    /// passes first. Sockets that disconnect meanwhile are not waited for.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError::Timeout`] when not every socket answered in time;
+    /// [`AdapterError::Encode`] when `args` cannot be serialized or an
+    /// answer is not a `V`.
+    pub async fn emit_with_ack_all<V, T>(
+        self,
+        event: &str,
+        args: &T,
+    ) -> Result<Vec<V>, AdapterError>
+    where
+        V: DeserializeOwned,
+        T: Serialize + ?Sized,
+    {
+        let packet = Packet::event(self.nsp.clone(), event, args, None)
+            .map_err(|e| AdapterError::Encode(e.to_string()))?;
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(Vec::new());
+        };
+        let timeout = self.timeout.unwrap_or(shared.options.ack_timeout);
+        let adapter = if self.opts.local {
+            None
+        } else {
+            shared.adapter.get().cloned()
+        };
+        drop(shared);
+        let node = LocalNode {
+            shared: self.shared.clone(),
+        };
+        let (_, mut local) = node.broadcast_with_ack(packet.clone(), &self.opts, timeout);
+        let remote = adapter.map(|a| a.broadcast_with_ack(packet, self.opts.clone(), timeout));
+        let local = async {
+            let mut answers = Vec::new();
+            while let Some(answer) = local.next().await {
+                match answer {
+                    Ok(payload) => answers.push(payload),
+                    Err(AckError::Timeout) => return Err(AdapterError::Timeout("emitWithAck")),
+                    Err(_) => {}
+                }
+            }
+            Ok(answers)
+        };
+        let (local, remote) = match remote {
+            Some(remote) => futures_util::future::join(local, remote).await,
+            None => (local.await, Ok(Vec::new())),
+        };
+        local?
+            .into_iter()
+            .chain(remote?)
+            .map(|p| {
+                p.args::<(V,)>(0)
+                    .map(|(v,)| v)
+                    .map_err(|e| AdapterError::Encode(e.to_string()))
+            })
+            .collect()
     }
 }
 

@@ -92,7 +92,7 @@ pub struct BroadcastOperator {
     pub(crate) shared: Weak<Shared>,
     pub(crate) nsp: Str,
     pub(crate) opts: BroadcastOptions,
-    timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl fmt::Debug for BroadcastOperator {
