@@ -849,9 +849,17 @@ impl Adapter for Inner {
 }
 
 async fn publisher(inner: Arc<Inner>, mut rx: mpsc::Receiver<(String, Bytes)>) {
+    // One warning per outage, not one per message.
+    let mut dropping = false;
     while let Some((channel, payload)) = rx.recv().await {
         let Some(mut conn) = inner.connection().await else {
-            tracing::warn!(%channel, "Redis unreachable; message for the cluster dropped");
+            if !dropping {
+                tracing::warn!(
+                    "Redis unreachable; messages for the cluster are dropped until it is back"
+                );
+                dropping = true;
+            }
+            tracing::debug!(%channel, "message for the cluster dropped");
             continue;
         };
         let sent: Result<i64, _> = redis::cmd("PUBLISH")
@@ -859,8 +867,13 @@ async fn publisher(inner: Arc<Inner>, mut rx: mpsc::Receiver<(String, Bytes)>) {
             .arg(payload.as_ref())
             .query_async(&mut conn)
             .await;
-        if let Err(e) = sent {
-            inner.connection_failed(&e);
+        match sent {
+            Ok(_) if dropping => {
+                tracing::info!("publishing to Redis again");
+                dropping = false;
+            }
+            Ok(_) => {}
+            Err(e) => inner.connection_failed(&e),
         }
     }
 }

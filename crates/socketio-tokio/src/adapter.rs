@@ -412,7 +412,7 @@ fn describe(state: &State, socket: &SocketInner) -> RemoteSocket {
         .is_some_and(|v| v.as_bytes() == b"https");
     let handshake = serde_json::json!({
         "headers": headers,
-        "time": httpdate(hs.issued()),
+        "time": js_date(hs.issued()),
         "address": hs.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
         "xdomain": hs.headers().contains_key("origin"),
         "secure": secure,
@@ -434,9 +434,9 @@ fn describe(state: &State, socket: &SocketInner) -> RemoteSocket {
     }
 }
 
-/// Milliseconds since the epoch as an RFC 7231 date (what `new Date().toString()`
-/// gives is locale-dependent; this is the stable form of the same instant).
-fn httpdate(ms: u64) -> String {
+/// Milliseconds since the epoch as JavaScript's `new Date().toString()`
+/// writes them on a server in UTC (the reference's `handshake.time`).
+fn js_date(ms: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -455,10 +455,10 @@ fn httpdate(ms: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        "{} {} {:02} {} {:02}:{:02}:{:02} GMT+0000 (Coordinated Universal Time)",
         DAYS[(days % 7) as usize],
-        day,
         MONTHS[(month - 1) as usize],
+        day,
         year,
         rem / 3600,
         rem % 3600 / 60,
@@ -700,12 +700,19 @@ impl BroadcastOperator {
 
 #[cfg(test)]
 mod tests {
-    use super::httpdate;
+    use super::js_date;
 
     #[test]
-    fn http_dates() {
-        assert_eq!(httpdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(httpdate(1_700_000_000_000), "Tue, 14 Nov 2023 22:13:20 GMT");
-        assert_eq!(httpdate(951_782_400_000), "Tue, 29 Feb 2000 00:00:00 GMT");
+    fn dates_as_javascript_writes_them() {
+        const UTC: &str = "GMT+0000 (Coordinated Universal Time)";
+        assert_eq!(js_date(0), format!("Thu Jan 01 1970 00:00:00 {UTC}"));
+        assert_eq!(
+            js_date(1_700_000_000_000),
+            format!("Tue Nov 14 2023 22:13:20 {UTC}")
+        );
+        assert_eq!(
+            js_date(951_782_400_000),
+            format!("Tue Feb 29 2000 00:00:00 {UTC}")
+        );
     }
 }
