@@ -98,7 +98,7 @@ impl RedisAdapterBuilder {
             redis::Client::open(self.url.as_str()).map_err(RedisAdapterError::InvalidUrl)?;
         let conn = connect(&client, &self.url, self.connect_timeout).await?;
         let (pub_tx, pub_rx) = mpsc::channel(self.queue);
-        let (ns_tx, ns_rx) = mpsc::unbounded_channel();
+        let (ns_tx, mut ns_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             uid: new_id(),
             key: self.key,
@@ -118,9 +118,21 @@ impl RedisAdapterBuilder {
             this: Mutex::new(std::sync::Weak::new()),
         });
         *lock(&inner.this) = Arc::downgrade(&inner);
-        let pubsub = inner.subscribe_all().await?;
+        let mut pubsub = inner.subscribe_all().await?;
         io.attach_adapter(inner.clone())
             .map_err(|_| RedisAdapterError::AlreadyAttached)?;
+        // The namespaces declared so far: subscribed before this returns, so
+        // that the other nodes count this one at once.
+        let mut subscribed = true;
+        while let Ok(nsp) = ns_rx.try_recv() {
+            if let Err(error) = pubsub.subscribe(inner.channels(&nsp)).await {
+                // Redis went away meanwhile: the subscriber starts over.
+                tracing::warn!(%error, "cannot subscribe; retrying");
+                subscribed = false;
+                break;
+            }
+        }
+        let pubsub = subscribed.then_some(pubsub);
         let publisher = tokio::spawn(publisher(inner.clone(), pub_rx));
         let subscriber = tokio::spawn(subscriber(inner.clone(), pubsub, ns_rx));
         tracing::info!(uid = %inner.uid, url = %inner.url, "redis adapter attached");
@@ -878,8 +890,11 @@ async fn publisher(inner: Arc<Inner>, mut rx: mpsc::Receiver<(String, Bytes)>) {
     }
 }
 
-async fn subscriber(inner: Arc<Inner>, pubsub: PubSub, mut ns_rx: mpsc::UnboundedReceiver<String>) {
-    let mut pubsub = Some(pubsub);
+async fn subscriber(
+    inner: Arc<Inner>,
+    mut pubsub: Option<PubSub>,
+    mut ns_rx: mpsc::UnboundedReceiver<String>,
+) {
     let mut backoff = MIN_BACKOFF;
     let mut alive = tokio::time::interval(Duration::from_secs(1));
     loop {

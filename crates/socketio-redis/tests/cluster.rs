@@ -68,8 +68,18 @@ async fn rust_and_node_servers_form_one_cluster() {
         .await;
     let id = |name: &str| ready["ready"][name].as_str().unwrap().to_owned();
 
-    // Three nodes subscribe to the request channel.
-    assert_eq!(a.server_count("/").await.unwrap(), 3);
+    // Three nodes subscribe to the request channel (the Node adapter
+    // subscribes without waiting, so give it a moment).
+    let mut count = 0;
+    for _ in 0..100 {
+        count = a.server_count("/").await.unwrap();
+        if count == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count, 3);
+    assert_eq!(b.server_count("/").await.unwrap(), 3);
     let count = n.command(json!({"op": "count"})).await;
     assert!(count.iter().any(|v| v["count"] == 3), "{count:?}");
 
