@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -68,6 +68,10 @@ pub(crate) struct Shared {
     pub(crate) sessions: crate::limits::Sessions,
     /// The sessions with a polling POST being read.
     pub(crate) posts: crate::limits::Posts,
+    /// The cluster adapter, once attached.
+    pub(crate) adapter: OnceLock<Arc<dyn crate::adapter::Adapter>>,
+    /// The handlers of the other nodes' server-side emits.
+    pub(crate) server_side: RwLock<Vec<crate::adapter::ServerSideHandler>>,
 }
 
 impl Shared {
@@ -176,6 +180,8 @@ impl SocketIo {
             live: watch::Sender::new(0),
             sessions: crate::limits::Sessions::default(),
             posts: crate::limits::Posts::default(),
+            adapter: OnceLock::new(),
+            server_side: RwLock::new(Vec::new()),
         };
         Ok(SocketIo {
             shared: Arc::new(shared),
@@ -245,6 +251,7 @@ impl SocketIo {
             .namespaces_mut()
             .fixed
             .insert(path.clone(), inner.clone());
+        crate::adapter::namespace_added(&self.shared, &path);
         Namespace {
             io: self.clone(),
             name: Some(Str::from(path)),

@@ -21,8 +21,9 @@
 //! each recipient's task. A handler that panics or fails is logged and
 //! affects nothing else.
 //!
-//! It does not compress polling responses, speak JSONP, or share rooms
-//! across nodes (no adapter yet).
+//! Several servers share broadcasts and rooms through an [`Adapter`]
+//! (`socketio-redis` is one). It does not compress polling responses or
+//! speak JSONP.
 //!
 //! ```no_run
 //! use socketio_tokio::{AckSender, Data, SocketIo, Socket};
@@ -45,6 +46,7 @@
 //! }
 //! ```
 
+mod adapter;
 mod config;
 mod driver;
 mod engine;
@@ -59,6 +61,7 @@ mod serve;
 mod service;
 mod socket;
 
+pub use adapter::{Adapter, AdapterError, LocalNode, RemoteSocket, ServerAck, ServerSideEvent};
 pub use config::{Cors, SocketIoBuilder};
 pub use engine::EngineSocket;
 pub use error::{AckError, BuildError, EmitError, ServeError};

@@ -89,10 +89,10 @@ impl<T: RoomParam, const N: usize> RoomParam for [T; N] {
 /// ```
 #[derive(Clone)]
 pub struct BroadcastOperator {
-    shared: Weak<Shared>,
-    nsp: Str,
-    opts: BroadcastOptions,
-    timeout: Option<Duration>,
+    pub(crate) shared: Weak<Shared>,
+    pub(crate) nsp: Str,
+    pub(crate) opts: BroadcastOptions,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl fmt::Debug for BroadcastOperator {
@@ -170,6 +170,7 @@ impl BroadcastOperator {
         let (msg, targets, volatile) = {
             let mut state = shared.lock();
             let plan = state.endpoint.broadcast(&packet, &self.opts);
+            crate::adapter::flush(&shared, &mut state);
             let targets: Vec<_> = plan
                 .targets
                 .iter()
@@ -280,6 +281,7 @@ impl BroadcastOperator {
         };
         let mut state = shared.lock();
         state.endpoint.add_sockets(&self.nsp, &self.opts, &rooms);
+        crate::adapter::flush(&shared, &mut state);
     }
 
     /// Makes the selected sockets leave `rooms`.
@@ -290,6 +292,7 @@ impl BroadcastOperator {
         };
         let mut state = shared.lock();
         state.endpoint.del_sockets(&self.nsp, &self.opts, &rooms);
+        crate::adapter::flush(&shared, &mut state);
     }
 
     /// Disconnects the selected sockets ("server namespace disconnect").
@@ -306,6 +309,7 @@ impl BroadcastOperator {
             let selected = state
                 .endpoint
                 .disconnect_sockets(&self.nsp, &self.opts, false);
+            crate::adapter::flush(&shared, &mut state);
             selected
                 .into_iter()
                 .filter_map(|(_, h)| state.conns.get(&h).cloned())
@@ -329,6 +333,7 @@ impl BroadcastOperator {
             let selected = state
                 .endpoint
                 .disconnect_sockets(&self.nsp, &self.opts, true);
+            crate::adapter::flush(&shared, &mut state);
             selected
                 .into_iter()
                 .filter_map(|(_, h)| state.conns.get(&h).cloned())

@@ -9,7 +9,11 @@
 //!
 //! Then open <http://127.0.0.1:3000>. Flags: `--addr <ip>` (default
 //! 127.0.0.1), `--port <port>` (default 3000), `--client <path>` (the
-//! `socket.io.min.js` to serve). The event contract is in `README.md`.
+//! `socket.io.min.js` to serve), `--redis <url>` (join the cluster of every
+//! instance started with the same Redis: messages, typing and presence
+//! events reach the members of a room on every instance; each instance
+//! keeps its own member lists and history). The event contract is in
+//! `README.md`.
 
 mod server;
 
@@ -19,13 +23,16 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: chat [--addr <ip>] [--port <port>] [--client <path to socket.io.min.js>]
+            [--redis <redis://host:port>]
 
 Serves the chat page and its Socket.IO endpoint on http://<addr>:<port>
-(default http://127.0.0.1:3000).";
+(default http://127.0.0.1:3000). With --redis, every instance started with
+the same Redis forms one cluster.";
 
 struct Args {
     addr: SocketAddr,
     client: PathBuf,
+    redis: Option<String>,
 }
 
 /// The arguments, or `None` when help was asked for.
@@ -34,6 +41,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut port: Option<u16> = None;
     let mut addr: Option<SocketAddr> = None;
     let mut client = server::default_client_path();
+    let mut redis = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -70,6 +78,7 @@ fn parse_args() -> Result<Option<Args>, String> {
                 );
             }
             "--client" => client = PathBuf::from(value()?),
+            "--redis" => redis = Some(value()?),
             _ => return Err(format!("unknown argument `{arg}`\n\n{USAGE}")),
         }
     }
@@ -78,7 +87,11 @@ fn parse_args() -> Result<Option<Args>, String> {
         (Some(a), None) => a,
         (None, p) => SocketAddr::new(ip, p.unwrap_or(3000)),
     };
-    Ok(Some(Args { addr, client }))
+    Ok(Some(Args {
+        addr,
+        client,
+        redis,
+    }))
 }
 
 #[tokio::main]
@@ -118,7 +131,28 @@ async fn main() -> ExitCode {
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    match server::serve(listener, client_js, stop).await {
+    let io = match socketio_tokio::SocketIo::new() {
+        Ok(io) => io,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Kept alive for as long as the server runs.
+    let _adapter = match &args.redis {
+        Some(url) => match socketio_redis::RedisAdapter::builder(url).attach(&io).await {
+            Ok(adapter) => {
+                println!("in the cluster of {url}");
+                Some(adapter)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    match server::serve_on(io, listener, client_js, stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -520,12 +520,26 @@ pub(crate) fn router(io: &SocketIo, client_js: Bytes) -> Router {
 
 /// Serves the chat on `listener` until `stop` completes; then the sockets
 /// are closed ("server shutting down") and the server returns.
+#[allow(
+    dead_code,
+    reason = "the tests' entry point; the binary calls `serve_on`"
+)]
 pub(crate) async fn serve(
     listener: TcpListener,
     client_js: Bytes,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let io = SocketIo::new()?;
+    serve_on(SocketIo::new()?, listener, client_js, stop).await
+}
+
+/// Serves the chat with `io` (a server that may be one node of a cluster)
+/// on `listener` until `stop` completes, like [`serve`].
+pub(crate) async fn serve_on(
+    io: SocketIo,
+    listener: TcpListener,
+    client_js: Bytes,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     Chat::new().attach(&io);
     let app = router(&io, client_js);
     axum::serve(listener, app)

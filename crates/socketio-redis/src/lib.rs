@@ -1,0 +1,69 @@
+//! A Redis adapter for [`socketio_tokio`]: several servers share broadcasts,
+//! rooms and socket queries over Redis pub/sub, wire-compatible with the
+//! classic mode of `@socket.io/redis-adapter` 8.x, so that Node servers,
+//! `@socket.io/redis-emitter` and these servers form one cluster.
+//!
+//! ```no_run
+//! use socketio_tokio::{SocketIo, Socket};
+//! use socketio_redis::RedisAdapter;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let io = SocketIo::new()?;
+//!     io.ns("/", |socket: Socket| async move {
+//!         socket.join("lobby");
+//!     });
+//!     // Fails at once, with a typed error, when Redis cannot be reached.
+//!     let _adapter = RedisAdapter::builder("redis://127.0.0.1:6379").attach(&io).await?;
+//!     // Reaches the lobby's sockets on every server of the cluster.
+//!     io.to("lobby").emit("news", &"hello")?;
+//!     io.serve(tokio::net::TcpListener::bind("127.0.0.1:3000").await?).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! What crosses the cluster, both ways with Node servers:
+//!
+//! - broadcasts, with rooms, exceptions and the volatile flag (and those of
+//!   `@socket.io/redis-emitter`, whose uid is `"emitter"`); binary data
+//!   travels as msgpack `bin`;
+//! - sockets joining and leaving rooms and being disconnected through a
+//!   [`BroadcastOperator`](socketio_tokio::BroadcastOperator) (the
+//!   reference's `socketsJoin`, `socketsLeave`, `disconnectSockets`, and
+//!   their older one-socket forms);
+//! - queries: [`fetch_sockets`](socketio_tokio::BroadcastOperator::fetch_sockets)
+//!   (`fetchSockets()`: id, handshake, rooms, data),
+//!   [`all_rooms`](socketio_tokio::SocketIo::all_rooms),
+//!   [`server_count`](socketio_tokio::SocketIo::server_count) (`PUBSUB
+//!   NUMSUB` of the request channel), and the SOCKETS request;
+//! - server-side emits, with or without acknowledgements
+//!   ([`server_side_emit`](socketio_tokio::SocketIo::server_side_emit),
+//!   [`on_server_side_emit`](socketio_tokio::SocketIo::on_server_side_emit));
+//! - broadcasts with acknowledgements
+//!   ([`emit_with_ack_all`](socketio_tokio::BroadcastOperator::emit_with_ack_all),
+//!   the reference's `timeout(t).emitWithAck()`): every node tells how many
+//!   clients it sent to, then passes each acknowledgement on.
+//!
+//! Local operations ([`local`](socketio_tokio::BroadcastOperator::local))
+//! are never published, and a node ignores its own messages. Only the
+//! classic mode (PUBLISH, PSUBSCRIBE) is spoken, not the sharded one
+//! (SPUBLISH). Dynamic namespaces receive broadcasts (one pattern covers
+//! every namespace) but take part in requests only once declared with
+//! [`SocketIo::ns`](socketio_tokio::SocketIo::ns).
+//!
+//! The Redis client is the [`redis`] crate (tokio, async): the most used
+//! Rust client, with pub/sub on its own connection and multiplexed commands
+//! on another, which is exactly the reference's pair of `pubClient` and
+//! `subClient`. The adapter reconnects both by itself: when Redis goes away,
+//! local delivery goes on, broadcasts for the other nodes are dropped (with
+//! a warning) until it is back, and the subscriber reconnects and
+//! resubscribes with exponential backoff. Messages wait to be published in
+//! a bounded queue ([`RedisAdapterBuilder::queue_capacity`]); a malformed
+//! message on a channel is ignored with a warning. (The `redis` crate
+//! buffers received messages in a queue of its own, without a bound: this
+//! adapter takes them as fast as they come, without awaiting anything.)
+
+mod node;
+pub mod wire;
+
+pub use node::{RedisAdapter, RedisAdapterBuilder, RedisAdapterError};

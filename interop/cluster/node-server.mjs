@@ -1,0 +1,109 @@
+// A Node socket.io server in a Redis cluster, driven over stdin.
+// Usage: node node-server.mjs <redis url> <port>
+//
+// Sockets join the room named by their `room` query parameter. Commands are
+// JSON lines on stdin, answers JSON lines on stdout:
+//   {"op":"emit","to":[..],"except":[..],"local":bool,"event":e,"args":[..]}
+//   {"op":"emitter","to":[..],"nsp":"/","event":e,"args":[..]}  (@socket.io/redis-emitter)
+//   {"op":"fetch","to":[..]}      -> {"fetched":[{id, rooms, handshake, data}]}
+//   {"op":"rooms"}                -> {"rooms":[..]}               (adapter.allRooms())
+//   {"op":"join","to":[..],"rooms":[..]}                          (socketsJoin)
+//   {"op":"disconnect","to":[..],"close":bool}                    (disconnectSockets)
+//   {"op":"emit-ack","to":[..],"event":e,"args":[..]} -> {"acks":[..]}  (timeout(3000).emitWithAck)
+//   {"op":"count"}                -> {"count":n}                  (serverCount)
+//   {"op":"sse","event":e,"args":[..]}                            (serverSideEmit)
+//   {"op":"sse-ack","event":e,"args":[..]} -> {"responses":[..]}  (serverSideEmitWithAck)
+// The server answers the server-side emit "ping" with "pong-node", and
+// prints other server-side emits as {"serverSide":[event, ...args]}.
+// Each command is answered with at least {"done": op} or {"error": msg}.
+// Prints {"ready":port} once listening.
+import { createServer } from "node:http";
+import { createInterface } from "node:readline";
+import { createClient } from "redis";
+import { Server } from "socket.io";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Emitter } from "@socket.io/redis-emitter";
+
+const [url, port] = process.argv.slice(2);
+const pub = createClient({ url });
+const sub = pub.duplicate();
+pub.on("error", () => {});
+sub.on("error", () => {});
+await Promise.all([pub.connect(), sub.connect()]);
+
+const httpServer = createServer();
+const io = new Server(httpServer, { adapter: createAdapter(pub, sub, { requestsTimeout: 3000 }) });
+const emitter = new Emitter(pub);
+io.on("connection", (socket) => {
+  const room = socket.handshake.query.room;
+  if (room) socket.join(room);
+  socket.data = { who: "node" };
+});
+
+const out = (o) => console.log(JSON.stringify(o));
+io.of("/").on("ping", (...args) => {
+  const cb = args.pop();
+  if (typeof cb === "function") cb("pong-node");
+});
+io.of("/").on("hello", (...args) => out({ serverSide: ["hello", ...args] }));
+function select(cmd, base = io) {
+  let op = base;
+  if (cmd.to && cmd.to.length) op = op.to(cmd.to);
+  if (cmd.except && cmd.except.length) op = op.except(cmd.except);
+  if (cmd.local) op = op.local;
+  return op;
+}
+function decode(args) {
+  return (args || []).map((a) => (a && a.$hex !== undefined ? Buffer.from(a.$hex, "hex") : a));
+}
+
+createInterface({ input: process.stdin }).on("line", async (line) => {
+  let cmd;
+  try {
+    cmd = JSON.parse(line);
+    switch (cmd.op) {
+      case "emit":
+        select(cmd).emit(cmd.event, ...decode(cmd.args));
+        break;
+      case "emitter": {
+        let op = emitter.of(cmd.nsp || "/");
+        if (cmd.to && cmd.to.length) op = op.to(cmd.to);
+        op.emit(cmd.event, ...decode(cmd.args));
+        break;
+      }
+      case "fetch": {
+        const sockets = await select(cmd).fetchSockets();
+        out({ fetched: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms], handshake: s.handshake, data: s.data })) });
+        break;
+      }
+      case "rooms":
+        out({ rooms: [...(await io.of("/").adapter.allRooms())] });
+        break;
+      case "join":
+        select(cmd).socketsJoin(cmd.rooms);
+        break;
+      case "disconnect":
+        select(cmd).disconnectSockets(!!cmd.close);
+        break;
+      case "sse":
+        io.serverSideEmit(cmd.event, ...decode(cmd.args));
+        break;
+      case "sse-ack":
+        out({ responses: await io.serverSideEmitWithAck(cmd.event, ...decode(cmd.args)) });
+        break;
+      case "emit-ack":
+        out({ acks: await select(cmd).timeout(3000).emitWithAck(cmd.event, ...decode(cmd.args)) });
+        break;
+      case "count":
+        out({ count: await io.of("/").adapter.serverCount() });
+        break;
+      default:
+        throw new Error(`unknown op ${cmd.op}`);
+    }
+    out({ done: cmd.op });
+  } catch (err) {
+    out({ error: String(err && err.message ? err.message : err), op: cmd && cmd.op });
+  }
+});
+
+httpServer.listen(Number(port), "127.0.0.1", () => out({ ready: Number(port) }));
