@@ -75,6 +75,11 @@ fuzz_target!(|data: &[u8]| {
                 if op & 16 != 0 {
                     req.content_type = Some("application/octet-stream".into());
                 }
+                if op & 32 != 0 {
+                    // The binding stopped reading a body over max_payload.
+                    req.body = Bytes::new();
+                    req.body_too_large = true;
+                }
                 Some(req)
             }
             4 => Some(Request::websocket(&format!(
