@@ -1,0 +1,32 @@
+//! What the benchmark servers share: the command line (`--port N`, 0 for any
+//! free port) and the line that tells the runner where they listen.
+//!
+//! Every server has the same four handlers on `/`:
+//! - `echo`: emits `echo` back with the same arguments;
+//! - `echo_ack`: acknowledges with the same arguments;
+//! - `join`: joins the room named by its first argument and acknowledges;
+//! - `broadcast`: emits `bcast` with its arguments (two integers) to the room `bench`.
+
+use std::net::SocketAddr;
+
+/// The room `broadcast` emits to.
+pub const ROOM: &str = "bench";
+
+/// The port given as `--port N` (0 when absent).
+pub fn port() -> u16 {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--port" {
+            return args.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        }
+    }
+    0
+}
+
+/// Prints `listening on <addr>`, the line the runner waits for.
+pub fn announce(addr: SocketAddr) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}
