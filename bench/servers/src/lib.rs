@@ -1,7 +1,9 @@
 //! What the benchmark servers share: the command line (`--port N`, 0 for any
 //! free port) and the line that tells the runner where they listen.
 //!
-//! Every server has the same four handlers on `/`:
+//! Every server has the same four handlers on `/`, written the same way in
+//! each (the load generator's arguments are two integers, read as typed
+//! data and written back):
 //! - `echo`: emits `echo` back with the same arguments;
 //! - `echo_ack`: acknowledges with the same arguments;
 //! - `join`: joins the room named by its first argument and acknowledges;

@@ -2,7 +2,7 @@
 //! server is pinned to one core).
 
 use bench_servers::{ROOM, announce, port};
-use socketio_tokio::{AckSender, Data, RawArgs, Socket, SocketIo};
+use socketio_tokio::{AckSender, Data, Socket, SocketIo};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -10,14 +10,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     io.ns("/", |socket: Socket| async move {
         socket.on(
             "echo",
-            |socket: Socket, RawArgs(args): RawArgs| async move {
-                let _ = socket.emit_raw("echo", args);
+            |socket: Socket, Data(args): Data<(u64, u64)>| async move {
+                let _ = socket.emit("echo", &args);
             },
         );
         socket.on(
             "echo_ack",
-            |RawArgs(args): RawArgs, ack: AckSender| async move {
-                let _ = ack.send_raw(args);
+            |Data(args): Data<(u64, u64)>, ack: AckSender| async move {
+                let _ = ack.send(&args);
             },
         );
         socket.on(

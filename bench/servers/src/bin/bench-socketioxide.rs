@@ -14,13 +14,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     io.ns("/", async |socket: SocketRef| {
         socket.on(
             "echo",
-            async |socket: SocketRef, Data(args): Data<serde_json::Value>| {
+            async |socket: SocketRef, Data(args): Data<(u64, u64)>| {
                 let _ = socket.emit("echo", &args);
             },
         );
         socket.on(
             "echo_ack",
-            async |Data(args): Data<serde_json::Value>, ack: AckSender| {
+            async |Data(args): Data<(u64, u64)>, ack: AckSender| {
                 let _ = ack.send(&args);
             },
         );
