@@ -1,6 +1,7 @@
 //! The benchmark server on socketioxide (crates.io), served by hyper's HTTP/1
 //! connection with upgrades as in its own hyper example, tracing off, default
-//! buffers, on a current-thread runtime (the server is pinned to one core).
+//! buffers, TCP_NODELAY as ours and Node set it, on a current-thread runtime
+//! (the server is pinned to one core).
 
 use bench_servers::{ROOM, announce, port};
 use hyper::server::conn::http1;
@@ -42,6 +43,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     announce(listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
+        // As ours and Node do: no Nagle delay on small frames.
+        let _ = stream.set_nodelay(true);
         let svc = svc.clone();
         tokio::spawn(async move {
             let _ = http1::Builder::new()
