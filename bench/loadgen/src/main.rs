@@ -202,7 +202,8 @@ impl Stats {
         let now = self.now_us();
         self.latency
             .saturating_record(now.saturating_sub(intended_us).max(1));
-        self.service.saturating_record(now.saturating_sub(sent_us).max(1));
+        self.service
+            .saturating_record(now.saturating_sub(sent_us).max(1));
         self.received += 1;
         self.last_us = self.last_us.max(now);
     }
@@ -274,7 +275,10 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
     }
     let connect_secs = connect_start.elapsed().as_secs_f64();
     if let Some(e) = &stats.borrow().first_error {
-        eprintln!("loadgen: {} handshakes failed, the first: {e}", stats.borrow().failed);
+        eprintln!(
+            "loadgen: {} handshakes failed, the first: {e}",
+            stats.borrow().failed
+        );
     }
     // The broadcast's sender is one more client, in no room.
     let sender = if cfg.scenario == Scenario::Broadcast {
@@ -353,7 +357,10 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
     }
     let s = stats.borrow();
     let mut report = Report {
-        scenario: std::env::args().skip_while(|a| a != "--scenario").nth(1).unwrap_or_default(),
+        scenario: std::env::args()
+            .skip_while(|a| a != "--scenario")
+            .nth(1)
+            .unwrap_or_default(),
         clients: cfg.clients as u64,
         connected: s.connected,
         failed: s.failed,
@@ -646,7 +653,10 @@ async fn run_poll(cfg: Config, stats: Shared) -> Result<Report, BoxError> {
     }
     let connect_secs = connect_start.elapsed().as_secs_f64();
     if let Some(e) = &stats.borrow().first_error {
-        eprintln!("loadgen: {} handshakes failed, the first: {e}", stats.borrow().failed);
+        eprintln!(
+            "loadgen: {} handshakes failed, the first: {e}",
+            stats.borrow().failed
+        );
     }
     say("READY");
     let t0 = stats.borrow().t0;
@@ -705,7 +715,11 @@ async fn poll_open(cfg: &Config, i: usize) -> Result<PollSession, BoxError> {
     };
     session.path = format!("{}&sid={}", session.path, handshake.sid);
     let connect = sio::Packet::connect(Str::from("/"), None).encode(SioVersion::V5);
-    poll_post(&mut session, &eio::Packet::Message(eio::Data::Text(connect))).await?;
+    poll_post(
+        &mut session,
+        &eio::Packet::Message(eio::Data::Text(connect)),
+    )
+    .await?;
     loop {
         for packet in poll_get(&mut session).await? {
             if let eio::Packet::Message(eio::Data::Text(text)) = packet
@@ -775,7 +789,8 @@ async fn poll_loop(mut session: PollSession, start: Instant, end: Instant, stats
             for packet in packets {
                 match packet {
                     eio::Packet::Ping(data) => {
-                        if poll_post(&mut session, &eio::Packet::Pong(data)).await.is_err() {
+                        let pong = poll_post(&mut session, &eio::Packet::Pong(data)).await;
+                        if pong.is_err() {
                             return;
                         }
                     }

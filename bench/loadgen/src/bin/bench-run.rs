@@ -25,6 +25,9 @@ use serde_json::{Value, json};
 
 type Result<T> = std::result::Result<T, String>;
 
+/// A scenario: runs, adds its tables to the text, and gives its figures.
+type Scenario = fn(&Opts, &mut String) -> Result<Value>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Ours,
@@ -113,7 +116,9 @@ fn run() -> Result<()> {
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
-    if !opts.root.join("interop/node_modules/socket.io").is_dir() && opts.servers.contains(&Kind::Node) {
+    if !opts.root.join("interop/node_modules/socket.io").is_dir()
+        && opts.servers.contains(&Kind::Node)
+    {
         eprintln!(
             "bench-run: interop/node_modules/socket.io is missing (npm ci --prefix interop); Node is left out"
         );
@@ -144,7 +149,7 @@ fn run() -> Result<()> {
         doc["load_before"].as_str().unwrap_or("")
     );
     let mut results = serde_json::Map::new();
-    let scenarios: [(&str, fn(&Opts, &mut String) -> Result<Value>); 5] = [
+    let scenarios: [(&str, Scenario); 5] = [
         ("echo", echo_fixed),
         ("rate", echo_rate),
         ("broadcast", broadcast),
@@ -242,9 +247,7 @@ fn start(opts: &Opts, kind: Kind) -> Result<Server> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("{}: {e}", kind.name()))?;
+    let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", kind.name()))?;
     let pid = child.id().to_string();
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut line = String::new();
@@ -273,7 +276,12 @@ struct GenOut {
 /// Runs one generator process per argument list, all against `server`.
 /// With `hold`, the generators hold their clients after READY until the
 /// server's memory has been read `hold` later.
-fn generate(opts: &Opts, server: &Server, shards: &[Vec<String>], hold: Option<Duration>) -> Result<GenOut> {
+fn generate(
+    opts: &Opts,
+    server: &Server,
+    shards: &[Vec<String>],
+    hold: Option<Duration>,
+) -> Result<GenOut> {
     let (tx, rx) = mpsc::channel::<(usize, String)>();
     let mut children = Vec::new();
     for (i, args) in shards.iter().enumerate() {
@@ -290,7 +298,10 @@ fn generate(opts: &Opts, server: &Server, shards: &[Vec<String>], hold: Option<D
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let tx = tx.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
+            for line in BufReader::new(stdout)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
                 if tx.send((i, line)).is_err() {
                     break;
                 }
@@ -482,7 +493,11 @@ fn table(md: &mut String, title: &str, rows: &[Row]) {
 
 /// Echo round trip at a fixed rate: latency percentiles and server CPU per message.
 fn echo_fixed(opts: &Opts, md: &mut String) -> Result<Value> {
-    let clients: &[usize] = if opts.quick { &[100, 1000] } else { &[100, 1000, 10_000] };
+    let clients: &[usize] = if opts.quick {
+        &[100, 1000]
+    } else {
+        &[100, 1000, 10_000]
+    };
     let rate = 5000.0;
     let (warmup, duration) = if opts.quick { ("1", "3") } else { ("2", "10") };
     let mut out = Vec::new();
@@ -505,8 +520,20 @@ fn echo_fixed(opts: &Opts, md: &mut String) -> Result<Value> {
         .collect();
         for &kind in &opts.servers {
             let server = start(opts, kind)?;
-            let mut args = strs(&["--scenario", "echo", "--warmup", warmup, "--duration", duration]);
-            args.extend(strs(&["--clients", &n.to_string(), "--rate", &rate.to_string()]));
+            let mut args = strs(&[
+                "--scenario",
+                "echo",
+                "--warmup",
+                warmup,
+                "--duration",
+                duration,
+            ]);
+            args.extend(strs(&[
+                "--clients",
+                &n.to_string(),
+                "--rate",
+                &rate.to_string(),
+            ]));
             args.extend(strs(&["--sources", "4", "--source-base", "2"]));
             if kind == Kind::Raw {
                 args.push("--raw".into());
@@ -560,7 +587,10 @@ fn echo_fixed(opts: &Opts, md: &mut String) -> Result<Value> {
         );
     }
     if !plot.is_empty() {
-        let svg = latency_svg("Echo latency by percentile, 1000 clients, 5000 msg/s", &plot);
+        let svg = latency_svg(
+            "Echo latency by percentile, 1000 clients, 5000 msg/s",
+            &plot,
+        );
         std::fs::write(opts.out.join("echo-latency.svg"), svg).map_err(|e| e.to_string())?;
     }
     Ok(Value::Array(out))
@@ -580,8 +610,20 @@ fn echo_rate(opts: &Opts, md: &mut String) -> Result<Value> {
         let mut steps = Vec::new();
         let mut trial = |rate: f64| -> Result<(bool, bool)> {
             let server = start(opts, kind)?;
-            let mut args = strs(&["--scenario", "echo", "--warmup", warmup, "--duration", duration]);
-            args.extend(strs(&["--clients", &n.to_string(), "--rate", &format!("{rate:.0}")]));
+            let mut args = strs(&[
+                "--scenario",
+                "echo",
+                "--warmup",
+                warmup,
+                "--duration",
+                duration,
+            ]);
+            args.extend(strs(&[
+                "--clients",
+                &n.to_string(),
+                "--rate",
+                &format!("{rate:.0}"),
+            ]));
             args.extend(strs(&["--drain", "2"]));
             if kind == Kind::Raw {
                 args.push("--raw".into());
@@ -599,8 +641,10 @@ fn echo_rate(opts: &Opts, md: &mut String) -> Result<Value> {
                 m.window_secs,
                 if pass { "pass" } else { "fail" }
             ));
-            steps.push(json!({"rate": rate, "p99_ms": p99, "sent": m.sent, "received": m.received,
-                "generator_saturated": m.saturated(), "pass": pass}));
+            steps.push(
+                json!({"rate": rate, "p99_ms": p99, "sent": m.sent, "received": m.received,
+                "generator_saturated": m.saturated(), "pass": pass}),
+            );
             Ok((pass, m.saturated()))
         };
         let mut rate = 8000.0;
@@ -631,8 +675,10 @@ fn echo_rate(opts: &Opts, md: &mut String) -> Result<Value> {
             }
         }
         row.values.push((kind, best, best_sat));
-        out.push(json!({"server": kind.name(), "clients": n, "best_rate": best,
-            "generator_saturated_at_best": best_sat, "steps": steps}));
+        out.push(
+            json!({"server": kind.name(), "clients": n, "best_rate": best,
+            "generator_saturated_at_best": best_sat, "steps": steps}),
+        );
     }
     table(
         md,
@@ -648,7 +694,14 @@ fn broadcast(opts: &Opts, md: &mut String) -> Result<Value> {
     let plans: &[(usize, f64)] = if opts.quick {
         &[(1000, 10.0), (10_000, 10.0)]
     } else {
-        &[(1000, 1.0), (1000, 10.0), (1000, 100.0), (10_000, 1.0), (10_000, 10.0), (10_000, 100.0)]
+        &[
+            (1000, 1.0),
+            (1000, 10.0),
+            (1000, 100.0),
+            (10_000, 1.0),
+            (10_000, 10.0),
+            (10_000, 100.0),
+        ]
     };
     let (warmup, duration) = if opts.quick { ("1", "3") } else { ("2", "5") };
     let mut out = Vec::new();
@@ -670,9 +723,28 @@ fn broadcast(opts: &Opts, md: &mut String) -> Result<Value> {
         .collect();
         for &kind in opts.servers.iter().filter(|k| **k != Kind::Raw) {
             let server = start(opts, kind)?;
-            let mut args = strs(&["--scenario", "broadcast", "--warmup", warmup, "--duration", duration]);
-            args.extend(strs(&["--clients", &n.to_string(), "--rate", &rate.to_string()]));
-            args.extend(strs(&["--sources", "4", "--source-base", "2", "--drain", "15"]));
+            let mut args = strs(&[
+                "--scenario",
+                "broadcast",
+                "--warmup",
+                warmup,
+                "--duration",
+                duration,
+            ]);
+            args.extend(strs(&[
+                "--clients",
+                &n.to_string(),
+                "--rate",
+                &rate.to_string(),
+            ]));
+            args.extend(strs(&[
+                "--sources",
+                "4",
+                "--source-base",
+                "2",
+                "--drain",
+                "15",
+            ]));
             let g = generate(opts, &server, &[args], None)?;
             drop(server);
             let m = &g.merged;
@@ -688,7 +760,8 @@ fn broadcast(opts: &Opts, md: &mut String) -> Result<Value> {
                 delivered,
             ];
             for (row, v) in rows.iter_mut().zip(values) {
-                row.values.push((kind, v, sat && row.label != "delivered %"));
+                row.values
+                    .push((kind, v, sat && row.label != "delivered %"));
             }
             progress(&format!(
                 "broadcast n={n} rate={rate}/s {}: {:?} deliveries/s, p99 {:?} ms, {}/{} delivered, generator CPU {:.2} s of {:.1} s, connect {:.1} s",
@@ -751,7 +824,12 @@ fn idle(opts: &Opts, md: &mut String) -> Result<Value> {
             let args: Vec<Vec<String>> = (0..shards)
                 .map(|i| {
                     let mut a = strs(&["--scenario", "idle", "--clients", &per.to_string()]);
-                    a.extend(strs(&["--sources", "4", "--source-base", &(2 + 4 * i).to_string()]));
+                    a.extend(strs(&[
+                        "--sources",
+                        "4",
+                        "--source-base",
+                        &(2 + 4 * i).to_string(),
+                    ]));
                     a.extend(strs(&["--concurrency", "512"]));
                     if kind == Kind::Raw {
                         a.push("--raw".into());
@@ -797,8 +875,13 @@ fn idle(opts: &Opts, md: &mut String) -> Result<Value> {
         "Idle memory per WebSocket connection (VmRSS delta / N, KiB)",
         &mem_rows,
     );
-    table(md, "Connection storm (512 handshakes in flight)", &storm_rows);
-    std::fs::write(opts.out.join("idle-memory.svg"), memory_svg(&plot)).map_err(|e| e.to_string())?;
+    table(
+        md,
+        "Connection storm (512 handshakes in flight)",
+        &storm_rows,
+    );
+    std::fs::write(opts.out.join("idle-memory.svg"), memory_svg(&plot))
+        .map_err(|e| e.to_string())?;
     Ok(Value::Array(out))
 }
 
@@ -831,8 +914,22 @@ fn poll(opts: &Opts, md: &mut String) -> Result<Value> {
         .collect();
         for &kind in opts.servers.iter().filter(|k| **k != Kind::Raw) {
             let server = start(opts, kind)?;
-            let mut args = strs(&["--scenario", "poll", "--warmup", warmup, "--duration", duration]);
-            args.extend(strs(&["--clients", &n.to_string(), "--sources", "4", "--source-base", "2"]));
+            let mut args = strs(&[
+                "--scenario",
+                "poll",
+                "--warmup",
+                warmup,
+                "--duration",
+                duration,
+            ]);
+            args.extend(strs(&[
+                "--clients",
+                &n.to_string(),
+                "--sources",
+                "4",
+                "--source-base",
+                "2",
+            ]));
             let g = generate(opts, &server, &[args], None)?;
             drop(server);
             let m = &g.merged;
@@ -842,7 +939,8 @@ fn poll(opts: &Opts, md: &mut String) -> Result<Value> {
                 Some(m.requests as f64 / m.window_secs),
                 ms(&m.latency, 0.5),
                 ms(&m.latency, 0.99),
-                (m.received > 0).then(|| g.server_ticks as f64 / TICKS_PER_SEC / m.received as f64 * 1e6),
+                (m.received > 0)
+                    .then(|| g.server_ticks as f64 / TICKS_PER_SEC / m.received as f64 * 1e6),
             ];
             for (row, v) in rows.iter_mut().zip(values) {
                 row.values.push((kind, v, sat));
@@ -863,7 +961,11 @@ fn poll(opts: &Opts, md: &mut String) -> Result<Value> {
                 "generator_saturated": sat,
             }));
         }
-        table(md, &format!("Long-polling only, {n} clients (closed loop)"), &rows);
+        table(
+            md,
+            &format!("Long-polling only, {n} clients (closed loop)"),
+            &rows,
+        );
     }
     Ok(Value::Array(out))
 }
@@ -903,7 +1005,9 @@ fn svg_frame(title: &str, x_label: &str, y_label: &str) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn legend(s: &mut String, i: usize, kind: Kind) {
@@ -926,8 +1030,16 @@ fn latency_svg(title: &str, series: &[(Kind, Histogram<u64>)]) -> String {
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let x_of = |q: f64| LEFT + pw * ((1.0 / (1.0 - q.min(0.99999))).log10() / 5.0);
     let (lo, hi) = (-2.0f64, 4.0f64); // 0.01 ms to 10 s
-    let y_of = |v_ms: f64| TOP + ph * (1.0 - ((v_ms.max(0.01).log10() - lo) / (hi - lo)).clamp(0.0, 1.0));
-    for (q, label) in [(0.0, "0"), (0.9, "90"), (0.99, "99"), (0.999, "99.9"), (0.9999, "99.99"), (0.99999, "99.999")] {
+    let y_of =
+        |v_ms: f64| TOP + ph * (1.0 - ((v_ms.max(0.01).log10() - lo) / (hi - lo)).clamp(0.0, 1.0));
+    for (q, label) in [
+        (0.0, "0"),
+        (0.9, "90"),
+        (0.99, "99"),
+        (0.999, "99.9"),
+        (0.9999, "99.99"),
+        (0.99999, "99.999"),
+    ] {
         let x = x_of(q);
         let _ = writeln!(
             s,

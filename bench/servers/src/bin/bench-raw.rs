@@ -19,7 +19,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let config = WebSocketConfig::default()
                 .read_buffer_size(4 * 1024)
                 .write_buffer_size(4 * 1024);
-            let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+            let Ok(mut ws) =
+                tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
             else {
                 return;
             };
