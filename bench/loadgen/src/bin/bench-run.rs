@@ -647,6 +647,13 @@ fn echo_rate(opts: &Opts, md: &mut String) -> Result<Value> {
             );
             Ok((pass, m.saturated()))
         };
+        // The machine is shared: a step fails only if it fails twice.
+        let mut trial = |rate: f64| -> Result<(bool, bool)> {
+            match trial(rate)? {
+                (true, sat) => Ok((true, sat)),
+                (false, _) => trial(rate),
+            }
+        };
         let mut rate = 8000.0;
         let (mut best, mut best_sat, mut fail) = (None, false, None);
         for _ in 0..9 {
