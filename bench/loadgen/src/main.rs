@@ -356,6 +356,18 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
         stats.borrow_mut().gen_ticks = cpu1.saturating_sub(cpu0);
     }
     let s = stats.borrow();
+    if !s.latency.is_empty() {
+        let ms = |q: f64| s.latency.value_at_quantile(q) as f64 / 1000.0;
+        eprintln!(
+            "loadgen: {} sent, {} answered; latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            s.sent,
+            s.received,
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
+            s.latency.max() as f64 / 1000.0
+        );
+    }
     let mut report = Report {
         scenario: std::env::args()
             .skip_while(|a| a != "--scenario")
