@@ -107,6 +107,9 @@ fn parse_args() -> Config {
             cfg.raw = true;
             continue;
         }
+        if flag == "--help" || flag == "-h" {
+            usage("the load generator of the server benchmarks");
+        }
         let value = args
             .next()
             .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
