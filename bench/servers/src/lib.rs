@@ -32,3 +32,35 @@ pub fn announce(addr: SocketAddr) {
     let _ = writeln!(out, "listening on {addr}");
     let _ = out.flush();
 }
+
+/// Our handlers on `/` of `io` (shared by `bench-ours` and `bench-ours-http1`).
+pub fn ours_handlers(io: &socketio_tokio::SocketIo) {
+    use socketio_tokio::{AckSender, Data, Socket};
+    io.ns("/", |socket: Socket| async move {
+        socket.on(
+            "echo",
+            |socket: Socket, Data(args): Data<(u64, u64)>| async move {
+                let _ = socket.emit("echo", &args);
+            },
+        );
+        socket.on(
+            "echo_ack",
+            |Data(args): Data<(u64, u64)>, ack: AckSender| async move {
+                let _ = ack.send(&args);
+            },
+        );
+        socket.on(
+            "join",
+            |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+                socket.join(room);
+                let _ = ack.send(&());
+            },
+        );
+        socket.on(
+            "broadcast",
+            |socket: Socket, Data(args): Data<(u64, u64)>| async move {
+                let _ = socket.within(ROOM).emit("bcast", &args);
+            },
+        );
+    });
+}
