@@ -4,7 +4,9 @@
 //! - `test`: everything CI checks (formatting, lints, every test, the
 //!   dependency invariants, the fuzz targets' smoke run).
 //! - `fuzz [--smoke | --minutes N] [TARGET...]`: run the cargo-fuzz targets.
-//! - `bench [--quick]`: run the benchmarks, ours and the competitors side by side.
+//! - `bench [--quick] [--parsers | --servers] [--only SCENARIOS] [--with SERVERS]`:
+//!   run the benchmarks, ours and the competitors side by side: the parsers'
+//!   criterion benchmarks, then the servers under load (see `bench/`).
 //! - `invariants`: check that the protocol crates depend on no async runtime
 //!   and no HTTP stack.
 
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod bench_servers;
 mod invariants;
 
 type Result<T> = std::result::Result<T, String>;
@@ -52,6 +55,8 @@ fn print_help() {
          fuzz --minutes N [TARGET...]  run each fuzz target for N minutes\n  \
          fuzz --build                  build every fuzz target\n  \
          bench [--quick]               benchmarks, ours beside the competitors\n  \
+         bench --parsers | --servers   only the parser or only the server benchmarks\n  \
+         bench --servers --only echo,rate,broadcast,idle,poll --with ours,socketioxide,node,raw\n  \
          invariants                    check the protocol crates' dependency invariants"
     );
 }
@@ -215,10 +220,24 @@ fn fuzz(args: &[String]) -> Result<()> {
 
 fn bench(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
-    let mut cmd = cargo();
-    cmd.args(["bench", "--workspace"]);
-    if quick {
-        cmd.args(["--", "--warm-up-time", "0.5", "--measurement-time", "1"]);
+    let parsers_only = args.iter().any(|a| a == "--parsers");
+    let servers_only = args.iter().any(|a| a == "--servers");
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    };
+    if !servers_only {
+        let mut cmd = cargo();
+        cmd.args(["bench", "--workspace"]);
+        if quick {
+            cmd.args(["--", "--warm-up-time", "0.5", "--measurement-time", "1"]);
+        }
+        run("parser benchmarks (criterion)", &mut cmd)?;
     }
-    run("parser benchmarks (criterion)", &mut cmd)
+    if !parsers_only {
+        bench_servers::bench(quick, value("--only"), value("--with"))?;
+    }
+    Ok(())
 }

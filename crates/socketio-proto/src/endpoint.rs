@@ -184,6 +184,15 @@ impl NamespaceIndex {
     }
 
     fn targets(&self, opts: &BroadcastOptions) -> Vec<(Str, ConnectionHandle)> {
+        self.targets_with(opts, |sid, conn| (sid.clone(), conn))
+    }
+
+    /// What `pick` makes of each selected socket (its id and connection).
+    fn targets_with<T>(
+        &self,
+        opts: &BroadcastOptions,
+        mut pick: impl FnMut(&Str, ConnectionHandle) -> T,
+    ) -> Vec<T> {
         let excluded = |sid: &Str| {
             opts.except.iter().any(|room| {
                 self.rooms
@@ -193,11 +202,23 @@ impl NamespaceIndex {
         };
         let mut out = Vec::new();
         if opts.rooms.is_empty() {
+            out.reserve(self.sockets.len());
             for (sid, entry) in &self.sockets {
                 if let Some(conn) = entry.conn
                     && !excluded(sid)
                 {
-                    out.push((sid.clone(), conn));
+                    out.push(pick(sid, conn));
+                }
+            }
+        } else if let [room] = opts.rooms.as_slice() {
+            // One room's members are distinct: no need to remember who was seen.
+            let members = self.rooms.get(room);
+            out.reserve(members.map_or(0, HashSet::len));
+            for sid in members.into_iter().flatten() {
+                if !excluded(sid)
+                    && let Some(conn) = self.sockets.get(sid).and_then(|e| e.conn)
+                {
+                    out.push(pick(sid, conn));
                 }
             }
         } else {
@@ -208,7 +229,7 @@ impl NamespaceIndex {
                         && !excluded(sid)
                         && let Some(conn) = self.sockets.get(sid).and_then(|e| e.conn)
                     {
-                        out.push((sid.clone(), conn));
+                        out.push(pick(sid, conn));
                     }
                 }
             }
@@ -500,10 +521,10 @@ impl Endpoint {
 
     fn plan(&self, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
         let targets = self
-            .sockets(&packet.nsp, opts)
-            .into_iter()
-            .map(|(_, handle)| handle)
-            .collect();
+            .index
+            .get(packet.nsp.as_str())
+            .map(|i| i.targets_with(opts, |_, handle| handle))
+            .unwrap_or_default();
         Broadcast {
             encoded: Encoded::new(packet, ProtocolVersion::V5),
             targets,

@@ -1,0 +1,56 @@
+//! The benchmark server on socketioxide (crates.io), served by hyper's HTTP/1
+//! connection with upgrades as in its own hyper example, tracing off, default
+//! buffers, TCP_NODELAY as ours and Node set it, on a current-thread runtime
+//! (the server is pinned to one core).
+
+use bench_servers::{ROOM, announce, port};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Data, SocketRef};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (svc, io) = SocketIo::new_svc();
+    io.ns("/", async |socket: SocketRef| {
+        socket.on(
+            "echo",
+            async |socket: SocketRef, Data(args): Data<(u64, u64)>| {
+                let _ = socket.emit("echo", &args);
+            },
+        );
+        socket.on(
+            "echo_ack",
+            async |Data(args): Data<(u64, u64)>, ack: AckSender| {
+                let _ = ack.send(&args);
+            },
+        );
+        socket.on(
+            "join",
+            async |socket: SocketRef, Data(room): Data<String>, ack: AckSender| {
+                socket.join(room);
+                let _ = ack.send(&());
+            },
+        );
+        socket.on(
+            "broadcast",
+            async |socket: SocketRef, Data(args): Data<(u64, u64)>| {
+                let _ = socket.within(ROOM).emit("bcast", &args).await;
+            },
+        );
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port())).await?;
+    announce(listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        // As ours and Node do: no Nagle delay on small frames.
+        let _ = stream.set_nodelay(true);
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades()
+                .await;
+        });
+    }
+}

@@ -1,0 +1,66 @@
+//! What the benchmark servers share: the command line (`--port N`, 0 for any
+//! free port) and the line that tells the runner where they listen.
+//!
+//! Every server has the same four handlers on `/`, written the same way in
+//! each (the load generator's arguments are two integers, read as typed
+//! data and written back):
+//! - `echo`: emits `echo` back with the same arguments;
+//! - `echo_ack`: acknowledges with the same arguments;
+//! - `join`: joins the room named by its first argument and acknowledges;
+//! - `broadcast`: emits `bcast` with its arguments (two integers) to the room `bench`.
+
+use std::net::SocketAddr;
+
+/// The room `broadcast` emits to.
+pub const ROOM: &str = "bench";
+
+/// The port given as `--port N` (0 when absent).
+pub fn port() -> u16 {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--port" {
+            return args.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        }
+    }
+    0
+}
+
+/// Prints `listening on <addr>`, the line the runner waits for.
+pub fn announce(addr: SocketAddr) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}
+
+/// Our handlers on `/` of `io` (shared by `bench-ours` and `bench-ours-http1`).
+pub fn ours_handlers(io: &socketio_tokio::SocketIo) {
+    use socketio_tokio::{AckSender, Data, Socket};
+    io.ns("/", |socket: Socket| async move {
+        socket.on(
+            "echo",
+            |socket: Socket, Data(args): Data<(u64, u64)>| async move {
+                let _ = socket.emit("echo", &args);
+            },
+        );
+        socket.on(
+            "echo_ack",
+            |Data(args): Data<(u64, u64)>, ack: AckSender| async move {
+                let _ = ack.send(&args);
+            },
+        );
+        socket.on(
+            "join",
+            |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+                socket.join(room);
+                let _ = ack.send(&());
+            },
+        );
+        socket.on(
+            "broadcast",
+            |socket: Socket, Data(args): Data<(u64, u64)>| async move {
+                let _ = socket.within(ROOM).emit("bcast", &args);
+            },
+        );
+    });
+}

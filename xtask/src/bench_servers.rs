@@ -1,0 +1,45 @@
+//! The server part of `cargo xtask bench`: builds the benchmark servers and
+//! the load generator (`bench/`), then runs `bench-run`, which sets ours
+//! beside socketioxide, the Node.js reference and a raw WebSocket ceiling.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::{Result, cargo, root, run};
+
+/// Builds and runs the server scenarios; `only` picks some of them
+/// (`echo,rate,broadcast,idle,poll`), `servers` some of the servers.
+pub(crate) fn bench(quick: bool, only: Option<&str>, servers: Option<&str>) -> Result<()> {
+    if Command::new("taskset").arg("-V").output().is_err() {
+        return Err("taskset is missing (util-linux): the servers are pinned to one core".into());
+    }
+    run(
+        "build the benchmark servers and the load generator",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "bench-loadgen",
+            "-p",
+            "bench-servers",
+        ]),
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let mut cmd = Command::new(target.join("release").join("bench-run"));
+    cmd.current_dir(root()).arg("--root").arg(root());
+    if quick {
+        cmd.arg("--quick");
+    }
+    if let Some(only) = only {
+        cmd.args(["--only", only]);
+    }
+    if let Some(servers) = servers {
+        cmd.args(["--servers", servers]);
+    }
+    run(
+        "server benchmarks (ours, socketioxide, Node, raw WebSocket)",
+        &mut cmd,
+    )
+}
