@@ -9,7 +9,7 @@
 //! a sequence (tuple, `Vec`, array) contributes its elements, `()` contributes nothing, and any
 //! other value is one argument.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 
 use bytes::Bytes;
 use serde::ser::{self, Impossible, Serialize};
@@ -24,34 +24,23 @@ const SCRATCH_KEEP: usize = 64 * 1024;
 
 thread_local! {
     /// A buffer reused by serializations on this thread, so that the JSON is written without
-    /// growing a fresh buffer and then copied once into an exactly sized one.
-    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+    /// growing a fresh buffer and then copied once into an exactly sized one. A serialization
+    /// takes it out and puts it back; one nested in it (from a `Serialize` implementation)
+    /// finds it empty and grows its own.
+    static SCRATCH: Cell<String> = const { Cell::new(String::new()) };
 }
 
 /// Runs `write` on an empty buffer and returns what it wrote, in an exactly sized `String`
 /// (which becomes a `Str` without another allocation).
 pub(crate) fn serialize_with(write: impl FnOnce(&mut String) -> Result<()>) -> Result<String> {
-    let mut write = Some(write);
-    let pooled = SCRATCH.try_with(|cell| {
-        let mut buf = cell.try_borrow_mut().ok()?;
-        buf.clear();
-        let result = write.take().map(|w| w(&mut buf))?;
-        let out = result.map(|()| String::from(buf.as_str()));
-        if buf.capacity() > SCRATCH_KEEP {
-            *buf = String::new();
-        }
-        Some(out)
-    });
-    match (pooled, write) {
-        (Ok(Some(out)), _) => out,
-        // Re-entered from a `Serialize` implementation, or during thread teardown.
-        (_, Some(w)) => {
-            let mut out = String::with_capacity(128);
-            w(&mut out)?;
-            Ok(out)
-        }
-        (_, None) => Err(EncodeError::Custom("serializer state lost".to_owned())),
+    // During thread teardown the scratch buffer is gone: a fresh one serves.
+    let mut buf = SCRATCH.try_with(Cell::take).unwrap_or_default();
+    buf.clear();
+    let out = write(&mut buf).map(|()| String::from(buf.as_str()));
+    if buf.capacity() <= SCRATCH_KEEP {
+        let _ = SCRATCH.try_with(|cell| cell.set(buf));
     }
+    out
 }
 
 /// The index of the first byte at or after `i` that a JSON string must escape (a quote, a
@@ -77,6 +66,25 @@ fn next_escape(b: &[u8], mut i: usize) -> usize {
     }
 }
 
+/// Whether a JSON string needs no escape in `b`: whole words at a time, the last one
+/// overlapping the one before it, and byte by byte below 8 bytes.
+#[inline(always)]
+fn is_clean(b: &[u8]) -> bool {
+    let word = |c: &[u8]| <[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes);
+    match b.len() {
+        0..8 => b.iter().all(|&c| !is_special(c)),
+        len => {
+            let mut acc = 0;
+            for c in b.chunks_exact(8) {
+                acc |= special_mask(word(c));
+            }
+            // Without an escaped byte no borrow crosses bytes, so the masks are all zero.
+            acc |= special_mask(b.get(len - 8..).map_or(0, word));
+            acc == 0
+        }
+    }
+}
+
 /// Writes `s` as a JSON string, escaped as serde_json and `JSON.stringify` do.
 #[inline]
 pub(crate) fn write_str(out: &mut String, s: &str) {
@@ -84,13 +92,13 @@ pub(crate) fn write_str(out: &mut String, s: &str) {
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push('"');
-    let mut i = next_escape(b, 0);
-    if i == b.len() {
+    if is_clean(b) {
         // Nothing to escape: the common case.
         out.push_str(s);
         out.push('"');
         return;
     }
+    let mut i = next_escape(b, 0);
     let mut start = 0;
     loop {
         // `start` and `i` are next to ASCII bytes, so on character boundaries.
@@ -884,5 +892,28 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
             first: true,
             close: "}}]",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_str;
+
+    /// Every length around the word size, with each escaped byte at each position.
+    #[test]
+    fn write_str_escapes_as_serde_json() {
+        for len in 0..26 {
+            for special in ['"', '\\', '\n', '\u{1f}', 'é'] {
+                for at in 0..=len {
+                    let mut s: String = "abcdefghijklmnopqrstuvwxyz".chars().take(len).collect();
+                    if at < len {
+                        s.replace_range(at..=at, special.encode_utf8(&mut [0; 4]));
+                    }
+                    let mut out = String::new();
+                    write_str(&mut out, &s);
+                    assert_eq!(out, serde_json::to_string(&s).unwrap(), "{s:?}");
+                }
+            }
+        }
     }
 }
