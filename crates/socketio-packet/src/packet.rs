@@ -425,18 +425,17 @@ impl Packet {
     /// attachments, no ack id): one digit, then the JSON. `None` for other packets.
     #[inline]
     fn encode_short(&self, version: ProtocolVersion) -> Option<Str> {
-        let nsp = self.nsp.as_bytes();
-        if nsp != b"/" && !nsp.is_empty() {
+        if !matches!(self.nsp.as_bytes(), b"/" | b"") {
             return None;
         }
         let (digit, payload) = match &self.kind {
-            PacketKind::Connect(p) if version == ProtocolVersion::V5 => ('0', p.as_ref()),
-            PacketKind::Connect(_) => ('0', None),
-            PacketKind::Disconnect => ('1', None),
+            PacketKind::Connect(p) if version == ProtocolVersion::V5 => ("0", p.as_ref()),
+            PacketKind::Connect(_) => ("0", None),
+            PacketKind::Disconnect => ("1", None),
             PacketKind::Event {
                 data, id: None, ..
-            } if !data.is_binary() => ('2', Some(data)),
-            PacketKind::ConnectError(data) => ('4', Some(data)),
+            } if !data.is_binary() => ("2", Some(data)),
+            PacketKind::ConnectError(data) => ("4", Some(data)),
             _ => return None,
         };
         #[cfg(feature = "msgpack")]
@@ -445,7 +444,7 @@ impl Packet {
         }
         let json = payload.map_or("", |p| p.json().as_str());
         let mut out = String::with_capacity(1 + json.len());
-        out.push(digit);
+        out.push_str(digit);
         out.push_str(json);
         Some(Str::from(out))
     }

@@ -70,19 +70,17 @@ fn next_escape(b: &[u8], mut i: usize) -> usize {
 /// overlapping the one before it, and byte by byte below 8 bytes.
 #[inline(always)]
 fn is_clean(b: &[u8]) -> bool {
-    let word = |c: &[u8]| <[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes);
-    match b.len() {
-        0..8 => b.iter().all(|&c| !is_special(c)),
-        len => {
-            let mut acc = 0;
-            for c in b.chunks_exact(8) {
-                acc |= special_mask(word(c));
-            }
-            // Without an escaped byte no borrow crosses bytes, so the masks are all zero.
-            acc |= special_mask(b.get(len - 8..).map_or(0, word));
-            acc == 0
-        }
+    let Some(last) = b.last_chunk::<8>() else {
+        return b.iter().all(|&c| !is_special(c));
+    };
+    // Without an escaped byte no borrow crosses bytes, so the masks are all zero.
+    let mut acc = special_mask(u64::from_le_bytes(*last));
+    let mut rest = b;
+    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+        acc |= special_mask(u64::from_le_bytes(*word));
+        rest = tail;
     }
+    acc == 0
 }
 
 /// Writes `s` as a JSON string, escaped as serde_json and `JSON.stringify` do.
@@ -203,7 +201,7 @@ impl<'a> JsonSer<'a> {
     }
 
     #[inline]
-    fn open(self, open: &str, close: &'static str) -> Result<Compound<'a>> {
+    fn open(self, open: &str, close: Close) -> Result<Compound<'a>> {
         if self.depth == 0 {
             return Err(EncodeError::TooDeep);
         }
@@ -218,7 +216,7 @@ impl<'a> JsonSer<'a> {
     }
 
     /// `{"variant":` then a container.
-    fn open_variant(self, variant: &str, open: char, close: &'static str) -> Result<Compound<'a>> {
+    fn open_variant(self, variant: &str, open: char, close: Close) -> Result<Compound<'a>> {
         if self.depth < 2 {
             return Err(EncodeError::TooDeep);
         }
@@ -243,7 +241,42 @@ pub(crate) struct Compound<'a> {
     depth: usize,
     first: bool,
     /// What `end` writes.
-    close: &'static str,
+    close: Close,
+}
+
+/// What closes a container: its own bracket, then those of the containers around it that
+/// close with it.
+#[derive(Clone, Copy)]
+enum Close {
+    /// `]`
+    Array,
+    /// `}`
+    Object,
+    /// `]}`
+    ArrayVariant,
+    /// `}}`
+    ObjectVariant,
+    /// `}]`
+    ObjectArg,
+    /// `]}]`
+    ArrayVariantArg,
+    /// `}}]`
+    ObjectVariantArg,
+}
+
+impl Close {
+    #[inline]
+    fn as_str(self) -> &'static str {
+        match self {
+            Close::Array => "]",
+            Close::Object => "}",
+            Close::ArrayVariant => "]}",
+            Close::ObjectVariant => "}}",
+            Close::ObjectArg => "}]",
+            Close::ArrayVariantArg => "]}]",
+            Close::ObjectVariantArg => "}}]",
+        }
+    }
 }
 
 impl Compound<'_> {
@@ -280,7 +313,7 @@ impl Compound<'_> {
 
     #[inline]
     fn close(self) -> Result<()> {
-        self.out.push_str(self.close);
+        self.out.push_str(self.close.as_str());
         Ok(())
     }
 }
@@ -506,13 +539,13 @@ impl<'a> ser::Serializer for JsonSer<'a> {
         Ok(())
     }
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>> {
-        self.open("[", "]")
+        self.open("[", Close::Array)
     }
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>> {
-        self.open("[", "]")
+        self.open("[", Close::Array)
     }
     fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
-        self.open("[", "]")
+        self.open("[", Close::Array)
     }
     fn serialize_tuple_variant(
         self,
@@ -521,13 +554,13 @@ impl<'a> ser::Serializer for JsonSer<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a>> {
-        self.open_variant(variant, '[', "]}")
+        self.open_variant(variant, '[', Close::ArrayVariant)
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>> {
-        self.open("{", "}")
+        self.open("{", Close::Object)
     }
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
-        self.open("{", "}")
+        self.open("{", Close::Object)
     }
     fn serialize_struct_variant(
         self,
@@ -536,7 +569,7 @@ impl<'a> ser::Serializer for JsonSer<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a>> {
-        self.open_variant(variant, '{', "}}")
+        self.open_variant(variant, '{', Close::ObjectVariant)
     }
 }
 
@@ -729,12 +762,12 @@ impl<'a> ArgsSer<'a> {
             bins: self.bins,
             depth: MAX_DEPTH - 1,
             first: !self.has_prev,
-            close: "]",
+            close: Close::Array,
         }
     }
 
     /// A container that is one argument: closes it, then the arguments' array.
-    fn one(self, open: &str, close: &'static str) -> Result<Compound<'a>> {
+    fn one(self, open: &str, close: Close) -> Result<Compound<'a>> {
         let ser = self.single();
         ser.out.push_str(open);
         Ok(Compound {
@@ -865,14 +898,14 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
             bins: ser.bins,
             depth: ser.depth - 2,
             first: true,
-            close: "]}]",
+            close: Close::ArrayVariantArg,
         })
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>> {
-        self.one("{", "}]")
+        self.one("{", Close::ObjectArg)
     }
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
-        self.one("{", "}]")
+        self.one("{", Close::ObjectArg)
     }
     fn serialize_struct_variant(
         self,
@@ -890,7 +923,7 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
             bins: ser.bins,
             depth: ser.depth - 2,
             first: true,
-            close: "}}]",
+            close: Close::ObjectVariantArg,
         })
     }
 }
