@@ -10,6 +10,7 @@
 //! other value is one argument.
 
 use std::cell::Cell;
+use std::fmt;
 
 use bytes::Bytes;
 use serde::ser::{self, Impossible, Serialize};
@@ -17,7 +18,39 @@ use serde::ser::{self, Impossible, Serialize};
 use crate::EncodeError;
 use crate::scan::{MAX_DEPTH, is_special, special_mask};
 
-type Result<T, E = EncodeError> = std::result::Result<T, E>;
+type Result<T, E = SerError> = std::result::Result<T, E>;
+
+/// The error of the serializers here: an [`EncodeError`] behind one pointer, so that every
+/// result they pass up stays one word wide.
+pub(crate) struct SerError(Box<EncodeError>);
+
+impl SerError {
+    #[cold]
+    fn new(e: EncodeError) -> SerError {
+        SerError(Box::new(e))
+    }
+}
+
+impl ser::Error for SerError {
+    #[cold]
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        SerError::new(EncodeError::Custom(msg.to_string()))
+    }
+}
+
+impl fmt::Debug for SerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for SerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for SerError {}
 
 /// The largest scratch buffer kept between serializations.
 const SCRATCH_KEEP: usize = 64 * 1024;
@@ -32,11 +65,16 @@ thread_local! {
 
 /// Runs `write` on an empty buffer and returns what it wrote, in an exactly sized `String`
 /// (which becomes a `Str` without another allocation).
-pub(crate) fn serialize_with(write: impl FnOnce(&mut String) -> Result<()>) -> Result<String> {
+pub(crate) fn serialize_with(
+    write: impl FnOnce(&mut String) -> Result<()>,
+) -> Result<String, EncodeError> {
     // During thread teardown the scratch buffer is gone: a fresh one serves.
     let mut buf = SCRATCH.try_with(Cell::take).unwrap_or_default();
     buf.clear();
-    let out = write(&mut buf).map(|()| String::from(buf.as_str()));
+    let out = match write(&mut buf) {
+        Ok(()) => Ok(String::from(buf.as_str())),
+        Err(SerError(e)) => Err(*e),
+    };
     if buf.capacity() <= SCRATCH_KEEP {
         let _ = SCRATCH.try_with(|cell| cell.set(buf));
     }
@@ -86,10 +124,15 @@ fn is_clean(b: &[u8]) -> bool {
 /// Writes `s` as a JSON string, escaped as serde_json and `JSON.stringify` do.
 #[inline]
 pub(crate) fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    write_str_rest(out, s);
+}
+
+/// Writes `s` as a JSON string whose opening quote is already written.
+#[inline]
+fn write_str_rest(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
-    out.reserve(b.len() + 2);
-    out.push('"');
     if is_clean(b) {
         // Nothing to escape: the common case.
         out.push_str(s);
@@ -203,7 +246,7 @@ impl<'a> JsonSer<'a> {
     #[inline]
     fn open(self, open: &str, close: Close) -> Result<Compound<'a>> {
         if self.depth == 0 {
-            return Err(EncodeError::TooDeep);
+            return Err(SerError::new(EncodeError::TooDeep));
         }
         self.out.push_str(open);
         Ok(Compound {
@@ -218,7 +261,7 @@ impl<'a> JsonSer<'a> {
     /// `{"variant":` then a container.
     fn open_variant(self, variant: &str, open: char, close: Close) -> Result<Compound<'a>> {
         if self.depth < 2 {
-            return Err(EncodeError::TooDeep);
+            return Err(SerError::new(EncodeError::TooDeep));
         }
         self.out.push('{');
         write_str(self.out, variant);
@@ -301,9 +344,19 @@ impl Compound<'_> {
 
     #[inline]
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
-        self.sep();
-        write_str(self.out, key);
-        self.out.push(':');
+        if self.first {
+            self.first = false;
+            self.out.push('"');
+        } else {
+            self.out.push_str(",\"");
+        }
+        if is_clean(key.as_bytes()) {
+            self.out.push_str(key);
+            self.out.push_str("\":");
+        } else {
+            write_str_rest(self.out, key);
+            self.out.push(':');
+        }
         value.serialize(JsonSer {
             out: self.out,
             bins: self.bins,
@@ -313,14 +366,19 @@ impl Compound<'_> {
 
     #[inline]
     fn close(self) -> Result<()> {
-        self.out.push_str(self.close.as_str());
+        match self.close {
+            // One byte: a store, not a copy of a string whose length is unknown here.
+            Close::Array => self.out.push(']'),
+            Close::Object => self.out.push('}'),
+            close => self.out.push_str(close.as_str()),
+        }
         Ok(())
     }
 }
 
 impl ser::SerializeSeq for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
@@ -331,7 +389,7 @@ impl ser::SerializeSeq for Compound<'_> {
 
 impl ser::SerializeTuple for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
@@ -342,7 +400,7 @@ impl ser::SerializeTuple for Compound<'_> {
 
 impl ser::SerializeTupleStruct for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
@@ -353,7 +411,7 @@ impl ser::SerializeTupleStruct for Compound<'_> {
 
 impl ser::SerializeTupleVariant for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
@@ -364,7 +422,7 @@ impl ser::SerializeTupleVariant for Compound<'_> {
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<()> {
         self.sep();
         key.serialize(KeySer { out: self.out })?;
@@ -385,7 +443,7 @@ impl ser::SerializeMap for Compound<'_> {
 
 impl ser::SerializeStruct for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -400,7 +458,7 @@ impl ser::SerializeStruct for Compound<'_> {
 
 impl ser::SerializeStructVariant for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -415,7 +473,7 @@ impl ser::SerializeStructVariant for Compound<'_> {
 
 impl<'a> ser::Serializer for JsonSer<'a> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
     type SerializeSeq = Compound<'a>;
     type SerializeTuple = Compound<'a>;
     type SerializeTupleStruct = Compound<'a>;
@@ -525,7 +583,7 @@ impl<'a> ser::Serializer for JsonSer<'a> {
         value: &T,
     ) -> Result<()> {
         if self.depth == 0 {
-            return Err(EncodeError::TooDeep);
+            return Err(SerError::new(EncodeError::TooDeep));
         }
         self.out.push('{');
         write_str(self.out, variant);
@@ -590,14 +648,14 @@ impl KeySer<'_> {
 
 impl ser::Serializer for KeySer<'_> {
     type Ok = ();
-    type Error = EncodeError;
-    type SerializeSeq = Impossible<(), EncodeError>;
-    type SerializeTuple = Impossible<(), EncodeError>;
-    type SerializeTupleStruct = Impossible<(), EncodeError>;
-    type SerializeTupleVariant = Impossible<(), EncodeError>;
-    type SerializeMap = Impossible<(), EncodeError>;
-    type SerializeStruct = Impossible<(), EncodeError>;
-    type SerializeStructVariant = Impossible<(), EncodeError>;
+    type Error = SerError;
+    type SerializeSeq = Impossible<(), SerError>;
+    type SerializeTuple = Impossible<(), SerError>;
+    type SerializeTupleStruct = Impossible<(), SerError>;
+    type SerializeTupleVariant = Impossible<(), SerError>;
+    type SerializeMap = Impossible<(), SerError>;
+    type SerializeStruct = Impossible<(), SerError>;
+    type SerializeStructVariant = Impossible<(), SerError>;
 
     fn serialize_bool(self, v: bool) -> Result<()> {
         self.out.push_str(if v { "\"true\"" } else { "\"false\"" });
@@ -634,10 +692,10 @@ impl ser::Serializer for KeySer<'_> {
         self.quoted_int(v)
     }
     fn serialize_f32(self, _v: f32) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_f64(self, _v: f64) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_char(self, v: char) -> Result<()> {
         write_str(self.out, v.encode_utf8(&mut [0; 4]));
@@ -648,19 +706,19 @@ impl ser::Serializer for KeySer<'_> {
         Ok(())
     }
     fn serialize_bytes(self, _v: &[u8]) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_none(self) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_unit(self) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_unit_variant(
         self,
@@ -684,20 +742,20 @@ impl ser::Serializer for KeySer<'_> {
         _variant: &'static str,
         _value: &T,
     ) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeTupleStruct> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_tuple_variant(
         self,
@@ -706,13 +764,13 @@ impl ser::Serializer for KeySer<'_> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeTupleVariant> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self::SerializeStruct> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
     fn serialize_struct_variant(
         self,
@@ -721,7 +779,7 @@ impl ser::Serializer for KeySer<'_> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStructVariant> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
 }
 
@@ -804,7 +862,7 @@ fn ser_then_close(ser: JsonSer<'_>, f: impl FnOnce(JsonSer<'_>) -> Result<()>) -
 
 impl<'a> ser::Serializer for ArgsSer<'a> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
     type SerializeSeq = Compound<'a>;
     type SerializeTuple = Compound<'a>;
     type SerializeTupleStruct = Compound<'a>;
