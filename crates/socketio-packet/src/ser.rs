@@ -1002,7 +1002,7 @@ mod tests {
                     }
                     let mut out = String::new();
                     write_str(&mut out, &s);
-                    assert_eq!(out, serde_json::to_string(&s).unwrap(), "{s:?}");
+                    assert_eq!(out, serde_json::to_string(&s).expect("a string"), "{s:?}");
                 }
             }
         }
