@@ -432,9 +432,7 @@ impl Packet {
             PacketKind::Connect(p) if version == ProtocolVersion::V5 => ("0", p.as_ref()),
             PacketKind::Connect(_) => ("0", None),
             PacketKind::Disconnect => ("1", None),
-            PacketKind::Event {
-                data, id: None, ..
-            } if !data.is_binary() => ("2", Some(data)),
+            PacketKind::Event { data, id: None, .. } if !data.is_binary() => ("2", Some(data)),
             PacketKind::ConnectError(data) => ("4", Some(data)),
             _ => return None,
         };
