@@ -379,9 +379,11 @@ impl Compound<'_> {
 impl ser::SerializeSeq for Compound<'_> {
     type Ok = ();
     type Error = SerError;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -390,9 +392,11 @@ impl ser::SerializeSeq for Compound<'_> {
 impl ser::SerializeTuple for Compound<'_> {
     type Ok = ();
     type Error = SerError;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -401,9 +405,11 @@ impl ser::SerializeTuple for Compound<'_> {
 impl ser::SerializeTupleStruct for Compound<'_> {
     type Ok = ();
     type Error = SerError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -412,9 +418,11 @@ impl ser::SerializeTupleStruct for Compound<'_> {
 impl ser::SerializeTupleVariant for Compound<'_> {
     type Ok = ();
     type Error = SerError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -423,12 +431,14 @@ impl ser::SerializeTupleVariant for Compound<'_> {
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
     type Error = SerError;
+    #[inline]
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<()> {
         self.sep();
         key.serialize(KeySer { out: self.out })?;
         self.out.push(':');
         Ok(())
     }
+    #[inline]
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         value.serialize(JsonSer {
             out: self.out,
@@ -436,6 +446,7 @@ impl ser::SerializeMap for Compound<'_> {
             depth: self.depth,
         })
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -444,6 +455,7 @@ impl ser::SerializeMap for Compound<'_> {
 impl ser::SerializeStruct for Compound<'_> {
     type Ok = ();
     type Error = SerError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -451,6 +463,7 @@ impl ser::SerializeStruct for Compound<'_> {
     ) -> Result<()> {
         self.field(key, value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -459,6 +472,7 @@ impl ser::SerializeStruct for Compound<'_> {
 impl ser::SerializeStructVariant for Compound<'_> {
     type Ok = ();
     type Error = SerError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -466,6 +480,7 @@ impl ser::SerializeStructVariant for Compound<'_> {
     ) -> Result<()> {
         self.field(key, value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -482,84 +497,105 @@ impl<'a> ser::Serializer for JsonSer<'a> {
     type SerializeStruct = Compound<'a>;
     type SerializeStructVariant = Compound<'a>;
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> Result<()> {
         self.out.push_str(if v { "true" } else { "false" });
         Ok(())
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_i128(self, v: i128) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_u128(self, v: u128) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_f32(self, v: f32) -> Result<()> {
         write_f32(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_f64(self, v: f64) -> Result<()> {
         write_f64(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_char(self, v: char) -> Result<()> {
         write_str(self.out, v.encode_utf8(&mut [0; 4]));
         Ok(())
     }
+    #[inline]
     fn serialize_str(self, v: &str) -> Result<()> {
         write_str(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_bytes(self, v: &[u8]) -> Result<()> {
         write_placeholder(self.out, self.bins.len());
         self.bins.push(Bytes::copy_from_slice(v));
         Ok(())
     }
+    #[inline]
     fn serialize_none(self) -> Result<()> {
         self.serialize_unit()
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<()> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_unit(self) -> Result<()> {
         self.out.push_str("null");
         Ok(())
     }
+    #[inline]
     fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
         self.serialize_unit()
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         _name: &'static str,
@@ -568,6 +604,7 @@ impl<'a> ser::Serializer for JsonSer<'a> {
     ) -> Result<()> {
         self.serialize_str(variant)
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -575,6 +612,7 @@ impl<'a> ser::Serializer for JsonSer<'a> {
     ) -> Result<()> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -596,15 +634,19 @@ impl<'a> ser::Serializer for JsonSer<'a> {
         self.out.push('}');
         Ok(())
     }
+    #[inline]
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>> {
         self.open("[", Close::Array)
     }
+    #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>> {
         self.open("[", Close::Array)
     }
+    #[inline]
     fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
         self.open("[", Close::Array)
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
@@ -614,12 +656,15 @@ impl<'a> ser::Serializer for JsonSer<'a> {
     ) -> Result<Compound<'a>> {
         self.open_variant(variant, '[', Close::ArrayVariant)
     }
+    #[inline]
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>> {
         self.open("{", Close::Object)
     }
+    #[inline]
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
         self.open("{", Close::Object)
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _name: &'static str,
@@ -657,69 +702,90 @@ impl ser::Serializer for KeySer<'_> {
     type SerializeStruct = Impossible<(), SerError>;
     type SerializeStructVariant = Impossible<(), SerError>;
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> Result<()> {
         self.out.push_str(if v { "\"true\"" } else { "\"false\"" });
         Ok(())
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_i128(self, v: i128) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_u128(self, v: u128) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_f32(self, _v: f32) -> Result<()> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_f64(self, _v: f64) -> Result<()> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_char(self, v: char) -> Result<()> {
         write_str(self.out, v.encode_utf8(&mut [0; 4]));
         Ok(())
     }
+    #[inline]
     fn serialize_str(self, v: &str) -> Result<()> {
         write_str(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_bytes(self, _v: &[u8]) -> Result<()> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_none(self) -> Result<()> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<()> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_unit(self) -> Result<()> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         _name: &'static str,
@@ -728,6 +794,7 @@ impl ser::Serializer for KeySer<'_> {
     ) -> Result<()> {
         self.serialize_str(variant)
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -735,6 +802,7 @@ impl ser::Serializer for KeySer<'_> {
     ) -> Result<()> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -744,12 +812,15 @@ impl ser::Serializer for KeySer<'_> {
     ) -> Result<()> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
@@ -757,6 +828,7 @@ impl ser::Serializer for KeySer<'_> {
     ) -> Result<Self::SerializeTupleStruct> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
@@ -766,12 +838,15 @@ impl ser::Serializer for KeySer<'_> {
     ) -> Result<Self::SerializeTupleVariant> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self::SerializeStruct> {
         Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _name: &'static str,
@@ -841,6 +916,7 @@ impl<'a> ArgsSer<'a> {
 macro_rules! one_scalar {
     ($($method:ident($ty:ty)),* $(,)?) => {
         $(
+            #[inline]
             fn $method(self, v: $ty) -> Result<()> {
                 ser_then_close(self.single(), |s| ser::Serializer::$method(s, v))
             }
@@ -890,19 +966,24 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
         serialize_bytes(&[u8]),
     );
 
+    #[inline]
     fn serialize_none(self) -> Result<()> {
         ser_then_close(self.single(), |s| ser::Serializer::serialize_none(s))
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<()> {
         ser_then_close(self.single(), |s| value.serialize(s))
     }
     /// `()`: no arguments.
+    #[inline]
     fn serialize_unit(self) -> Result<()> {
         ArgsSer::close(self.out)
     }
+    #[inline]
     fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
         ser_then_close(self.single(), |s| ser::Serializer::serialize_unit(s))
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         _name: &'static str,
@@ -913,6 +994,7 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
             ser::Serializer::serialize_str(s, variant)
         })
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -920,6 +1002,7 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
     ) -> Result<()> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         name: &'static str,
@@ -931,15 +1014,19 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
             ser::Serializer::serialize_newtype_variant(s, name, index, variant, value)
         })
     }
+    #[inline]
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>> {
         Ok(self.spread())
     }
+    #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>> {
         Ok(self.spread())
     }
+    #[inline]
     fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
         Ok(self.spread())
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
@@ -959,12 +1046,15 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
             close: Close::ArrayVariantArg,
         })
     }
+    #[inline]
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>> {
         self.one("{", Close::ObjectArg)
     }
+    #[inline]
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
         self.one("{", Close::ObjectArg)
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _name: &'static str,

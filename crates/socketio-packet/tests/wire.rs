@@ -463,7 +463,11 @@ fn canonical_vectors_encode() {
         // Both encoders agree for revision 4 too (a CONNECT then has no payload).
         let mut v4 = Vec::new();
         packet.encode_into(ProtocolVersion::V4, &mut v4);
-        assert_eq!(packet.encode(ProtocolVersion::V4).as_bytes(), &v4[..], "{text}");
+        assert_eq!(
+            packet.encode(ProtocolVersion::V4).as_bytes(),
+            &v4[..],
+            "{text}"
+        );
         assert_eq!(
             packet.attachments(),
             bins.iter()
