@@ -401,6 +401,9 @@ impl Packet {
 
     /// The text form (see [`Packet::encode_into`]).
     pub fn encode(&self, version: ProtocolVersion) -> Str {
+        if let Some(text) = self.encode_short(version) {
+            return text;
+        }
         // The exact length, so that the buffer becomes a `Str` without reallocating.
         let len = self.encoded_len(version);
         #[cfg(feature = "msgpack")]
@@ -416,6 +419,32 @@ impl Packet {
         }
         debug_assert_eq!(out.len(), len);
         Str::from(out)
+    }
+
+    /// The text form of a packet whose header is its type alone (the root namespace, no
+    /// attachments, no ack id): one digit, then the JSON. `None` for other packets.
+    #[inline]
+    fn encode_short(&self, version: ProtocolVersion) -> Option<Str> {
+        if !matches!(self.nsp.as_bytes(), b"/" | b"") {
+            return None;
+        }
+        let (digit, payload) = match &self.kind {
+            PacketKind::Connect(p) if version == ProtocolVersion::V5 => ("0", p.as_ref()),
+            PacketKind::Connect(_) => ("0", None),
+            PacketKind::Disconnect => ("1", None),
+            PacketKind::Event { data, id: None, .. } if !data.is_binary() => ("2", Some(data)),
+            PacketKind::ConnectError(data) => ("4", Some(data)),
+            _ => return None,
+        };
+        #[cfg(feature = "msgpack")]
+        if payload.is_some_and(Payload::is_msgpack) {
+            return None;
+        }
+        let json = payload.map_or("", |p| p.json().as_str());
+        let mut out = String::with_capacity(1 + json.len());
+        out.push_str(digit);
+        out.push_str(json);
+        Some(Str::from(out))
     }
 
     /// The length of the text form (exact for JSON payloads).

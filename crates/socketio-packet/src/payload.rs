@@ -107,6 +107,11 @@ impl Payload {
     /// A payload from parts known to be valid.
     #[inline]
     pub(crate) fn from_parts(json: Str, attachments: Vec<Bytes>) -> Payload {
+        if attachments.capacity() == 0 {
+            // Nothing to free: skips the call that would drop it.
+            std::mem::forget(attachments);
+            return Payload { json, extra: None };
+        }
         let extra = (!attachments.is_empty()).then(|| {
             Box::new(Extra {
                 attachments,

@@ -9,7 +9,8 @@
 //! a sequence (tuple, `Vec`, array) contributes its elements, `()` contributes nothing, and any
 //! other value is one argument.
 
-use std::cell::RefCell;
+use std::cell::Cell;
+use std::fmt;
 
 use bytes::Bytes;
 use serde::ser::{self, Impossible, Serialize};
@@ -17,41 +18,67 @@ use serde::ser::{self, Impossible, Serialize};
 use crate::EncodeError;
 use crate::scan::{MAX_DEPTH, is_special, special_mask};
 
-type Result<T, E = EncodeError> = std::result::Result<T, E>;
+type Result<T, E = SerError> = std::result::Result<T, E>;
+
+/// The error of the serializers here: an [`EncodeError`] behind one pointer, so that every
+/// result they pass up stays one word wide.
+pub(crate) struct SerError(Box<EncodeError>);
+
+impl SerError {
+    #[cold]
+    fn new(e: EncodeError) -> SerError {
+        SerError(Box::new(e))
+    }
+}
+
+impl ser::Error for SerError {
+    #[cold]
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        SerError::new(EncodeError::Custom(msg.to_string()))
+    }
+}
+
+impl fmt::Debug for SerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for SerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for SerError {}
 
 /// The largest scratch buffer kept between serializations.
 const SCRATCH_KEEP: usize = 64 * 1024;
 
 thread_local! {
     /// A buffer reused by serializations on this thread, so that the JSON is written without
-    /// growing a fresh buffer and then copied once into an exactly sized one.
-    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+    /// growing a fresh buffer and then copied once into an exactly sized one. A serialization
+    /// takes it out and puts it back; one nested in it (from a `Serialize` implementation)
+    /// finds it empty and grows its own.
+    static SCRATCH: Cell<String> = const { Cell::new(String::new()) };
 }
 
 /// Runs `write` on an empty buffer and returns what it wrote, in an exactly sized `String`
 /// (which becomes a `Str` without another allocation).
-pub(crate) fn serialize_with(write: impl FnOnce(&mut String) -> Result<()>) -> Result<String> {
-    let mut write = Some(write);
-    let pooled = SCRATCH.try_with(|cell| {
-        let mut buf = cell.try_borrow_mut().ok()?;
-        buf.clear();
-        let result = write.take().map(|w| w(&mut buf))?;
-        let out = result.map(|()| String::from(buf.as_str()));
-        if buf.capacity() > SCRATCH_KEEP {
-            *buf = String::new();
-        }
-        Some(out)
-    });
-    match (pooled, write) {
-        (Ok(Some(out)), _) => out,
-        // Re-entered from a `Serialize` implementation, or during thread teardown.
-        (_, Some(w)) => {
-            let mut out = String::with_capacity(128);
-            w(&mut out)?;
-            Ok(out)
-        }
-        (_, None) => Err(EncodeError::Custom("serializer state lost".to_owned())),
+pub(crate) fn serialize_with(
+    write: impl FnOnce(&mut String) -> Result<()>,
+) -> Result<String, EncodeError> {
+    // During thread teardown the scratch buffer is gone: a fresh one serves.
+    let mut buf = SCRATCH.try_with(Cell::take).unwrap_or_default();
+    buf.clear();
+    let out = match write(&mut buf) {
+        Ok(()) => Ok(String::from(buf.as_str())),
+        Err(SerError(e)) => Err(*e),
+    };
+    if buf.capacity() <= SCRATCH_KEEP {
+        let _ = SCRATCH.try_with(|cell| cell.set(buf));
     }
+    out
 }
 
 /// The index of the first byte at or after `i` that a JSON string must escape (a quote, a
@@ -77,20 +104,42 @@ fn next_escape(b: &[u8], mut i: usize) -> usize {
     }
 }
 
+/// Whether a JSON string needs no escape in `b`: whole words at a time, the last one
+/// overlapping the one before it, and byte by byte below 8 bytes.
+#[inline(always)]
+fn is_clean(b: &[u8]) -> bool {
+    let Some(last) = b.last_chunk::<8>() else {
+        return b.iter().all(|&c| !is_special(c));
+    };
+    // Without an escaped byte no borrow crosses bytes, so the masks are all zero.
+    let mut acc = special_mask(u64::from_le_bytes(*last));
+    let mut rest = b;
+    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+        acc |= special_mask(u64::from_le_bytes(*word));
+        rest = tail;
+    }
+    acc == 0
+}
+
 /// Writes `s` as a JSON string, escaped as serde_json and `JSON.stringify` do.
 #[inline]
 pub(crate) fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    write_str_rest(out, s);
+}
+
+/// Writes `s` as a JSON string whose opening quote is already written.
+#[inline]
+fn write_str_rest(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
-    out.reserve(b.len() + 2);
-    out.push('"');
-    let mut i = next_escape(b, 0);
-    if i == b.len() {
+    if is_clean(b) {
         // Nothing to escape: the common case.
         out.push_str(s);
         out.push('"');
         return;
     }
+    let mut i = next_escape(b, 0);
     let mut start = 0;
     loop {
         // `start` and `i` are next to ASCII bytes, so on character boundaries.
@@ -195,9 +244,9 @@ impl<'a> JsonSer<'a> {
     }
 
     #[inline]
-    fn open(self, open: &str, close: &'static str) -> Result<Compound<'a>> {
+    fn open(self, open: &str, close: Close) -> Result<Compound<'a>> {
         if self.depth == 0 {
-            return Err(EncodeError::TooDeep);
+            return Err(SerError::new(EncodeError::TooDeep));
         }
         self.out.push_str(open);
         Ok(Compound {
@@ -210,9 +259,9 @@ impl<'a> JsonSer<'a> {
     }
 
     /// `{"variant":` then a container.
-    fn open_variant(self, variant: &str, open: char, close: &'static str) -> Result<Compound<'a>> {
+    fn open_variant(self, variant: &str, open: char, close: Close) -> Result<Compound<'a>> {
         if self.depth < 2 {
-            return Err(EncodeError::TooDeep);
+            return Err(SerError::new(EncodeError::TooDeep));
         }
         self.out.push('{');
         write_str(self.out, variant);
@@ -235,7 +284,42 @@ pub(crate) struct Compound<'a> {
     depth: usize,
     first: bool,
     /// What `end` writes.
-    close: &'static str,
+    close: Close,
+}
+
+/// What closes a container: its own bracket, then those of the containers around it that
+/// close with it.
+#[derive(Clone, Copy)]
+enum Close {
+    /// `]`
+    Array,
+    /// `}`
+    Object,
+    /// `]}`
+    ArrayVariant,
+    /// `}}`
+    ObjectVariant,
+    /// `}]`
+    ObjectArg,
+    /// `]}]`
+    ArrayVariantArg,
+    /// `}}]`
+    ObjectVariantArg,
+}
+
+impl Close {
+    #[inline]
+    fn as_str(self) -> &'static str {
+        match self {
+            Close::Array => "]",
+            Close::Object => "}",
+            Close::ArrayVariant => "]}",
+            Close::ObjectVariant => "}}",
+            Close::ObjectArg => "}]",
+            Close::ArrayVariantArg => "]}]",
+            Close::ObjectVariantArg => "}}]",
+        }
+    }
 }
 
 impl Compound<'_> {
@@ -260,9 +344,19 @@ impl Compound<'_> {
 
     #[inline]
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
-        self.sep();
-        write_str(self.out, key);
-        self.out.push(':');
+        if self.first {
+            self.first = false;
+            self.out.push('"');
+        } else {
+            self.out.push_str(",\"");
+        }
+        if is_clean(key.as_bytes()) {
+            self.out.push_str(key);
+            self.out.push_str("\":");
+        } else {
+            write_str_rest(self.out, key);
+            self.out.push(':');
+        }
         value.serialize(JsonSer {
             out: self.out,
             bins: self.bins,
@@ -272,17 +366,24 @@ impl Compound<'_> {
 
     #[inline]
     fn close(self) -> Result<()> {
-        self.out.push_str(self.close);
+        match self.close {
+            // One byte: a store, not a copy of a string whose length is unknown here.
+            Close::Array => self.out.push(']'),
+            Close::Object => self.out.push('}'),
+            close => self.out.push_str(close.as_str()),
+        }
         Ok(())
     }
 }
 
 impl ser::SerializeSeq for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -290,10 +391,12 @@ impl ser::SerializeSeq for Compound<'_> {
 
 impl ser::SerializeTuple for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -301,10 +404,12 @@ impl ser::SerializeTuple for Compound<'_> {
 
 impl ser::SerializeTupleStruct for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -312,10 +417,12 @@ impl ser::SerializeTupleStruct for Compound<'_> {
 
 impl ser::SerializeTupleVariant for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -323,13 +430,15 @@ impl ser::SerializeTupleVariant for Compound<'_> {
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
+    #[inline]
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<()> {
         self.sep();
         key.serialize(KeySer { out: self.out })?;
         self.out.push(':');
         Ok(())
     }
+    #[inline]
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         value.serialize(JsonSer {
             out: self.out,
@@ -337,6 +446,7 @@ impl ser::SerializeMap for Compound<'_> {
             depth: self.depth,
         })
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -344,7 +454,8 @@ impl ser::SerializeMap for Compound<'_> {
 
 impl ser::SerializeStruct for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -352,6 +463,7 @@ impl ser::SerializeStruct for Compound<'_> {
     ) -> Result<()> {
         self.field(key, value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -359,7 +471,8 @@ impl ser::SerializeStruct for Compound<'_> {
 
 impl ser::SerializeStructVariant for Compound<'_> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -367,6 +480,7 @@ impl ser::SerializeStructVariant for Compound<'_> {
     ) -> Result<()> {
         self.field(key, value)
     }
+    #[inline]
     fn end(self) -> Result<()> {
         self.close()
     }
@@ -374,7 +488,7 @@ impl ser::SerializeStructVariant for Compound<'_> {
 
 impl<'a> ser::Serializer for JsonSer<'a> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
     type SerializeSeq = Compound<'a>;
     type SerializeTuple = Compound<'a>;
     type SerializeTupleStruct = Compound<'a>;
@@ -383,84 +497,105 @@ impl<'a> ser::Serializer for JsonSer<'a> {
     type SerializeStruct = Compound<'a>;
     type SerializeStructVariant = Compound<'a>;
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> Result<()> {
         self.out.push_str(if v { "true" } else { "false" });
         Ok(())
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_i128(self, v: i128) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_u128(self, v: u128) -> Result<()> {
         write_int(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_f32(self, v: f32) -> Result<()> {
         write_f32(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_f64(self, v: f64) -> Result<()> {
         write_f64(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_char(self, v: char) -> Result<()> {
         write_str(self.out, v.encode_utf8(&mut [0; 4]));
         Ok(())
     }
+    #[inline]
     fn serialize_str(self, v: &str) -> Result<()> {
         write_str(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_bytes(self, v: &[u8]) -> Result<()> {
         write_placeholder(self.out, self.bins.len());
         self.bins.push(Bytes::copy_from_slice(v));
         Ok(())
     }
+    #[inline]
     fn serialize_none(self) -> Result<()> {
         self.serialize_unit()
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<()> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_unit(self) -> Result<()> {
         self.out.push_str("null");
         Ok(())
     }
+    #[inline]
     fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
         self.serialize_unit()
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         _name: &'static str,
@@ -469,6 +604,7 @@ impl<'a> ser::Serializer for JsonSer<'a> {
     ) -> Result<()> {
         self.serialize_str(variant)
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -476,6 +612,7 @@ impl<'a> ser::Serializer for JsonSer<'a> {
     ) -> Result<()> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -484,7 +621,7 @@ impl<'a> ser::Serializer for JsonSer<'a> {
         value: &T,
     ) -> Result<()> {
         if self.depth == 0 {
-            return Err(EncodeError::TooDeep);
+            return Err(SerError::new(EncodeError::TooDeep));
         }
         self.out.push('{');
         write_str(self.out, variant);
@@ -497,15 +634,19 @@ impl<'a> ser::Serializer for JsonSer<'a> {
         self.out.push('}');
         Ok(())
     }
+    #[inline]
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>> {
-        self.open("[", "]")
+        self.open("[", Close::Array)
     }
+    #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>> {
-        self.open("[", "]")
+        self.open("[", Close::Array)
     }
+    #[inline]
     fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
-        self.open("[", "]")
+        self.open("[", Close::Array)
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
@@ -513,14 +654,17 @@ impl<'a> ser::Serializer for JsonSer<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a>> {
-        self.open_variant(variant, '[', "]}")
+        self.open_variant(variant, '[', Close::ArrayVariant)
     }
+    #[inline]
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>> {
-        self.open("{", "}")
+        self.open("{", Close::Object)
     }
+    #[inline]
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
-        self.open("{", "}")
+        self.open("{", Close::Object)
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _name: &'static str,
@@ -528,7 +672,7 @@ impl<'a> ser::Serializer for JsonSer<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a>> {
-        self.open_variant(variant, '{', "}}")
+        self.open_variant(variant, '{', Close::ObjectVariant)
     }
 }
 
@@ -549,78 +693,99 @@ impl KeySer<'_> {
 
 impl ser::Serializer for KeySer<'_> {
     type Ok = ();
-    type Error = EncodeError;
-    type SerializeSeq = Impossible<(), EncodeError>;
-    type SerializeTuple = Impossible<(), EncodeError>;
-    type SerializeTupleStruct = Impossible<(), EncodeError>;
-    type SerializeTupleVariant = Impossible<(), EncodeError>;
-    type SerializeMap = Impossible<(), EncodeError>;
-    type SerializeStruct = Impossible<(), EncodeError>;
-    type SerializeStructVariant = Impossible<(), EncodeError>;
+    type Error = SerError;
+    type SerializeSeq = Impossible<(), SerError>;
+    type SerializeTuple = Impossible<(), SerError>;
+    type SerializeTupleStruct = Impossible<(), SerError>;
+    type SerializeTupleVariant = Impossible<(), SerError>;
+    type SerializeMap = Impossible<(), SerError>;
+    type SerializeStruct = Impossible<(), SerError>;
+    type SerializeStructVariant = Impossible<(), SerError>;
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> Result<()> {
         self.out.push_str(if v { "\"true\"" } else { "\"false\"" });
         Ok(())
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_i128(self, v: i128) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_u128(self, v: u128) -> Result<()> {
         self.quoted_int(v)
     }
+    #[inline]
     fn serialize_f32(self, _v: f32) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_f64(self, _v: f64) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_char(self, v: char) -> Result<()> {
         write_str(self.out, v.encode_utf8(&mut [0; 4]));
         Ok(())
     }
+    #[inline]
     fn serialize_str(self, v: &str) -> Result<()> {
         write_str(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_bytes(self, _v: &[u8]) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_none(self) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_unit(self) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         _name: &'static str,
@@ -629,6 +794,7 @@ impl ser::Serializer for KeySer<'_> {
     ) -> Result<()> {
         self.serialize_str(variant)
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -636,6 +802,7 @@ impl ser::Serializer for KeySer<'_> {
     ) -> Result<()> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -643,21 +810,25 @@ impl ser::Serializer for KeySer<'_> {
         _variant: &'static str,
         _value: &T,
     ) -> Result<()> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeTupleStruct> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
@@ -665,14 +836,17 @@ impl ser::Serializer for KeySer<'_> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeTupleVariant> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self::SerializeStruct> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _name: &'static str,
@@ -680,7 +854,7 @@ impl ser::Serializer for KeySer<'_> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStructVariant> {
-        Err(EncodeError::KeyMustBeAString)
+        Err(SerError::new(EncodeError::KeyMustBeAString))
     }
 }
 
@@ -721,12 +895,12 @@ impl<'a> ArgsSer<'a> {
             bins: self.bins,
             depth: MAX_DEPTH - 1,
             first: !self.has_prev,
-            close: "]",
+            close: Close::Array,
         }
     }
 
     /// A container that is one argument: closes it, then the arguments' array.
-    fn one(self, open: &str, close: &'static str) -> Result<Compound<'a>> {
+    fn one(self, open: &str, close: Close) -> Result<Compound<'a>> {
         let ser = self.single();
         ser.out.push_str(open);
         Ok(Compound {
@@ -742,6 +916,7 @@ impl<'a> ArgsSer<'a> {
 macro_rules! one_scalar {
     ($($method:ident($ty:ty)),* $(,)?) => {
         $(
+            #[inline]
             fn $method(self, v: $ty) -> Result<()> {
                 ser_then_close(self.single(), |s| ser::Serializer::$method(s, v))
             }
@@ -763,7 +938,7 @@ fn ser_then_close(ser: JsonSer<'_>, f: impl FnOnce(JsonSer<'_>) -> Result<()>) -
 
 impl<'a> ser::Serializer for ArgsSer<'a> {
     type Ok = ();
-    type Error = EncodeError;
+    type Error = SerError;
     type SerializeSeq = Compound<'a>;
     type SerializeTuple = Compound<'a>;
     type SerializeTupleStruct = Compound<'a>;
@@ -791,19 +966,24 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
         serialize_bytes(&[u8]),
     );
 
+    #[inline]
     fn serialize_none(self) -> Result<()> {
         ser_then_close(self.single(), |s| ser::Serializer::serialize_none(s))
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<()> {
         ser_then_close(self.single(), |s| value.serialize(s))
     }
     /// `()`: no arguments.
+    #[inline]
     fn serialize_unit(self) -> Result<()> {
         ArgsSer::close(self.out)
     }
+    #[inline]
     fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
         ser_then_close(self.single(), |s| ser::Serializer::serialize_unit(s))
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         _name: &'static str,
@@ -814,6 +994,7 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
             ser::Serializer::serialize_str(s, variant)
         })
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -821,6 +1002,7 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
     ) -> Result<()> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         name: &'static str,
@@ -832,15 +1014,19 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
             ser::Serializer::serialize_newtype_variant(s, name, index, variant, value)
         })
     }
+    #[inline]
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>> {
         Ok(self.spread())
     }
+    #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>> {
         Ok(self.spread())
     }
+    #[inline]
     fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
         Ok(self.spread())
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
@@ -857,15 +1043,18 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
             bins: ser.bins,
             depth: ser.depth - 2,
             first: true,
-            close: "]}]",
+            close: Close::ArrayVariantArg,
         })
     }
+    #[inline]
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>> {
-        self.one("{", "}]")
+        self.one("{", Close::ObjectArg)
     }
+    #[inline]
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a>> {
-        self.one("{", "}]")
+        self.one("{", Close::ObjectArg)
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _name: &'static str,
@@ -882,7 +1071,30 @@ impl<'a> ser::Serializer for ArgsSer<'a> {
             bins: ser.bins,
             depth: ser.depth - 2,
             first: true,
-            close: "}}]",
+            close: Close::ObjectVariantArg,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_str;
+
+    /// Every length around the word size, with each escaped byte at each position.
+    #[test]
+    fn write_str_escapes_as_serde_json() {
+        for len in 0..26 {
+            for special in ['"', '\\', '\n', '\u{1f}', 'é'] {
+                for at in 0..=len {
+                    let mut s: String = "abcdefghijklmnopqrstuvwxyz".chars().take(len).collect();
+                    if at < len {
+                        s.replace_range(at..=at, special.encode_utf8(&mut [0; 4]));
+                    }
+                    let mut out = String::new();
+                    write_str(&mut out, &s);
+                    assert_eq!(out, serde_json::to_string(&s).expect("a string"), "{s:?}");
+                }
+            }
+        }
     }
 }

@@ -460,6 +460,14 @@ fn canonical_vectors_encode() {
         let mut out = b"4".to_vec();
         packet.encode_into(ProtocolVersion::V5, &mut out);
         assert_eq!(&out[1..], text.as_bytes());
+        // Both encoders agree for revision 4 too (a CONNECT then has no payload).
+        let mut v4 = Vec::new();
+        packet.encode_into(ProtocolVersion::V4, &mut v4);
+        assert_eq!(
+            packet.encode(ProtocolVersion::V4).as_bytes(),
+            &v4[..],
+            "{text}"
+        );
         assert_eq!(
             packet.attachments(),
             bins.iter()
