@@ -239,5 +239,28 @@ fn bench(args: &[String]) -> Result<()> {
     if !parsers_only {
         bench_servers::bench(quick, value("--only"), value("--with"))?;
     }
+    if !parsers_only && !servers_only {
+        // One broadcast's fan-out on one node and across three nodes through
+        // Redis (needs redis-server), side by side in one run.
+        let mut cmd = cargo();
+        cmd.args([
+            "run",
+            "--release",
+            "-p",
+            "socketio-redis",
+            "--example",
+            "fanout",
+            "--",
+        ]);
+        if quick {
+            cmd.args(["--clients", "300", "--emits", "100", "--rate", "20"]);
+        } else {
+            cmd.args(["--clients", "3000", "--emits", "200", "--rate", "50"]);
+        }
+        run(
+            "cluster fan-out: one node against three through Redis",
+            &mut cmd,
+        )?;
+    }
     Ok(())
 }

@@ -109,6 +109,8 @@ struct Report {
     last_p50: u64,
     last_p99: u64,
     delivered: usize,
+    /// Deliveries per second, from the first intended send to the last delivery.
+    per_second: f64,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -161,7 +163,15 @@ async fn run(nodes: &[(SocketIo, SocketAddr)], args: &Args) -> Report {
         .map(|l| l.iter().copied().max().unwrap_or(0))
         .collect();
     last.sort_unstable();
+    let period_us = 1_000_000 / args.rate;
+    let span_us = per_emit
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| l.iter().max().map(|m| i as u64 * period_us + m))
+        .max()
+        .unwrap_or(0);
     Report {
+        per_second: all.len() as f64 * 1e6 / span_us.max(1) as f64,
         p50: percentile(&all, 0.5),
         p99: percentile(&all, 0.99),
         max: all.last().copied().unwrap_or(0),
@@ -173,8 +183,8 @@ async fn run(nodes: &[(SocketIo, SocketAddr)], args: &Args) -> Report {
 
 fn print(name: &str, r: &Report, expected: usize) {
     println!(
-        "{name:<28} p50 {:>6} µs  p99 {:>6} µs  max {:>6} µs  last p50 {:>6} µs  last p99 {:>6} µs  delivered {}/{}",
-        r.p50, r.p99, r.max, r.last_p50, r.last_p99, r.delivered, expected
+        "{name:<28} p50 {:>6} µs  p99 {:>6} µs  max {:>6} µs  last p50 {:>6} µs  last p99 {:>6} µs  delivered {}/{}  {:.0} deliveries/s",
+        r.p50, r.p99, r.max, r.last_p50, r.last_p99, r.delivered, expected, r.per_second
     );
 }
 
@@ -226,7 +236,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
     println!(
-        "3 nodes / 1 node: p50 {:.2}x, p99 {:.2}x, last p50 {:.2}x",
+        "3 nodes / 1 node: deliveries/s {:.2}x, p50 {:.2}x, p99 {:.2}x, last p50 {:.2}x",
+        three.per_second / one.per_second.max(1.0),
         ratio(three.p50, one.p50),
         ratio(three.p99, one.p99),
         ratio(three.last_p50, one.last_p50)

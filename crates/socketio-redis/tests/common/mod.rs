@@ -36,34 +36,51 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Redis {
-        let mut redis = Redis {
-            port: free_port(),
-            child: None,
-        };
-        redis.spawn();
-        redis
+        // A port found free can be taken again before the server binds it
+        // (another test's connection): try a few.
+        let mut last = String::new();
+        for _ in 0..5 {
+            let mut redis = Redis {
+                port: free_port(),
+                child: None,
+            };
+            match redis.spawn() {
+                Ok(()) => return redis,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}");
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn spawn(&mut self) {
-        let child = std::process::Command::new("redis-server")
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut child = std::process::Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is missing (apt-get install redis-server)");
-        self.child = Some(child);
-        for _ in 0..200 {
+        // Generous: the machine may be busy building and testing.
+        for _ in 0..1200 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+                self.child = Some(child);
+                return Ok(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "redis-server exited ({status}) instead of listening on port {}",
+                    self.port
+                ));
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("redis-server did not start on port {}", self.port);
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(format!("redis-server did not start on port {}", self.port))
     }
 
     /// Kills the server (its clients see their connections drop).
@@ -77,7 +94,9 @@ impl Redis {
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        if let Err(e) = self.spawn() {
+            panic!("{e}");
+        }
     }
 }
 
