@@ -823,6 +823,16 @@ impl Future for Driver {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        let entered = this.rx.enter();
+        let polled = this.poll_inner(cx);
+        this.rx.leave(entered, cx);
+        polled
+    }
+}
+
+impl Driver {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
         for _ in 0..BUDGET {
             let now = Instant::now();
             // Due timers first, as Node's event loop runs them before I/O:
