@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
+use futures_channel::mpsc;
+use futures_util::StreamExt;
 use socketio_proto::{Data, DisconnectReason, Packet, PacketKind};
-use tokio::sync::mpsc;
 
 use crate::driver::{Cmd, Outgoing};
 
@@ -111,7 +112,9 @@ pub(crate) enum Offer {
 
 /// A channel to a connection whose outgoing packets may take `limit` bytes.
 pub(crate) fn channel(limit: usize) -> (CmdTx, CmdRx) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    // Unlike tokio's, this channel allocates per command, not a block of
+    // 32 up front: an idle connection pays for no slots.
+    let (tx, rx) = mpsc::unbounded();
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     let load = Arc::new(Load {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -158,7 +161,7 @@ impl CmdTx {
             return Ok(());
         };
         self.load.in_channel.fetch_add(1, Ordering::AcqRel);
-        self.tx.send(cmd).map_err(|_| {
+        self.tx.unbounded_send(cmd).map_err(|_| {
             self.load.in_channel.fetch_sub(1, Ordering::AcqRel);
             Gone
         })
@@ -266,7 +269,7 @@ impl CmdRx {
         let polled = match local {
             Ok(Some(cmd)) => Poll::Ready(Some(cmd)),
             _ => {
-                let polled = self.rx.poll_recv(cx);
+                let polled = self.rx.poll_next_unpin(cx);
                 if let Poll::Ready(Some(_)) = &polled {
                     self.load.in_channel.fetch_sub(1, Ordering::AcqRel);
                 }
