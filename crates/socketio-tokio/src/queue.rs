@@ -424,17 +424,17 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         let entered = rx.enter();
         let close = |reason| Cmd::Close { reason };
-        tx.send(close(DisconnectReason::PingTimeout)).unwrap();
+        assert_eq!(tx.send(close(DisconnectReason::PingTimeout)), Ok(()));
         assert_eq!(rx.load.in_channel.load(super::Ordering::Relaxed), 0);
         // Another connection's sends still take the channel.
-        other_tx.send(close(DisconnectReason::ParseError)).unwrap();
+        assert_eq!(other_tx.send(close(DisconnectReason::ParseError)), Ok(()));
         assert_eq!(other_tx.load.in_channel.load(super::Ordering::Relaxed), 1);
         rx.leave(entered, &mut cx);
         // Sent from elsewhere: the channel, behind the local queue.
-        tx.send(close(DisconnectReason::ForcedClose)).unwrap();
+        assert_eq!(tx.send(close(DisconnectReason::ForcedClose)), Ok(()));
         let entered = rx.enter();
         // The channel is not empty: this one goes behind it.
-        tx.send(close(DisconnectReason::TransportClose)).unwrap();
+        assert_eq!(tx.send(close(DisconnectReason::TransportClose)), Ok(()));
         assert_eq!(
             reason(rx.poll_recv(&mut cx)),
             Some(DisconnectReason::PingTimeout)
