@@ -96,13 +96,27 @@ impl Request {
 pub fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k) == name).then(|| percent_decode(v))
+        // Most keys have nothing to decode: compare them as they are.
+        let matches = if has_escapes(k) {
+            percent_decode(k) == name
+        } else {
+            k == name
+        };
+        matches.then(|| percent_decode(v))
     })
+}
+
+/// Whether `s` has a `%` or a `+` to decode.
+fn has_escapes(s: &str) -> bool {
+    s.bytes().any(|b| b == b'%' || b == b'+')
 }
 
 /// Decodes `%XX` escapes and `+` as in `application/x-www-form-urlencoded`.
 /// Invalid escapes are kept as they are; invalid UTF-8 is replaced.
 pub fn percent_decode(s: &str) -> String {
+    if !has_escapes(s) {
+        return s.to_owned();
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -295,6 +309,10 @@ mod tests {
         assert_eq!(req.query_param("t"), None);
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
         assert_eq!(percent_decode("a+b%20c"), "a b c");
+        // An encoded key is decoded before the comparison.
+        let req = Request::get("/socket.io/?%73id=x&EIO=4");
+        assert_eq!(req.query_param("sid").as_deref(), Some("x"));
+        assert_eq!(req.query_param("%73id"), None);
     }
 
     #[test]

@@ -353,7 +353,7 @@ impl LocalNode {
             }
             let (reply, rx) = oneshot::channel();
             let cmd = Cmd::EmitWithAck {
-                packet: packet.clone(),
+                packet: Box::new(packet.clone()),
                 timeout,
                 reply,
             };

@@ -52,13 +52,13 @@ pub(crate) enum Cmd {
     /// A polling request for this session; answer on `reply`.
     Http {
         id: RequestId,
-        req: Request,
+        req: Box<Request>,
         reply: oneshot::Sender<Response>,
     },
     /// A WebSocket is up: the session's own (`req` None) or an upgrade's.
     WsOpen {
         id: RequestId,
-        req: Option<Request>,
+        req: Option<Box<Request>>,
         ws: Box<WsStream>,
     },
     /// The WebSocket upgrade of request `id` failed.
@@ -72,12 +72,16 @@ pub(crate) enum Cmd {
     },
     /// Emit an event and report its acknowledgement.
     EmitWithAck {
-        packet: Packet,
+        packet: Box<Packet>,
         timeout: Duration,
         reply: oneshot::Sender<Result<Payload, AckError>>,
     },
     /// Acknowledge the client's event `id`.
-    Ack { nsp: Str, id: u64, data: Payload },
+    Ack {
+        nsp: Str,
+        id: u64,
+        data: Box<Payload>,
+    },
     /// Make the socket on `nsp` leave.
     Disconnect { nsp: Str },
     /// Close the whole connection.
@@ -200,7 +204,7 @@ impl Driver {
         match cmd {
             Cmd::Http { id, req, reply } => {
                 self.replies.push((id, reply));
-                self.conn.handle_request(now, id, req);
+                self.conn.handle_request(now, id, *req);
             }
             Cmd::WsOpen { id, req, ws } => {
                 self.awaited_ws.retain(|w| *w != id);
@@ -212,7 +216,7 @@ impl Driver {
                     done: false,
                 });
                 if let Some(req) = req {
-                    self.conn.handle_request(now, id, req);
+                    self.conn.handle_request(now, id, *req);
                 }
             }
             Cmd::WsFailed { id } => {
@@ -240,7 +244,7 @@ impl Driver {
                 reply,
             } => {
                 let nsp = packet.nsp.clone();
-                match self.conn.emit_with_ack(now, packet, timeout) {
+                match self.conn.emit_with_ack(now, *packet, timeout) {
                     Ok(id) => self.acks.push((nsp, id, reply)),
                     Err(e) => {
                         self.send_failed(e);
@@ -249,7 +253,7 @@ impl Driver {
                 }
             }
             Cmd::Ack { nsp, id, data } => {
-                if let Err(e) = self.conn.ack(&nsp, id, data) {
+                if let Err(e) = self.conn.ack(&nsp, id, *data) {
                     self.send_failed(e);
                 }
             }
@@ -819,6 +823,16 @@ impl Future for Driver {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        let entered = this.rx.enter();
+        let polled = this.poll_inner(cx);
+        this.rx.leave(entered, cx);
+        polled
+    }
+}
+
+impl Driver {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
         for _ in 0..BUDGET {
             let now = Instant::now();
             // Due timers first, as Node's event loop runs them before I/O:
@@ -917,5 +931,15 @@ fn log_send_error(e: SendError) {
         SendError::Dropped => tracing::trace!("volatile packet dropped"),
         SendError::Closed => tracing::trace!("not sent: the connection is closed"),
         e => tracing::debug!(error = %e, "cannot send"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every session's command channel holds blocks of 32 commands: a
+    /// large variant makes every idle connection pay for it.
+    #[test]
+    fn commands_stay_small() {
+        assert!(std::mem::size_of::<super::Cmd>() <= 64);
     }
 }

@@ -290,7 +290,7 @@ impl AckSender {
         self.socket.send_cmd(Cmd::Ack {
             nsp: self.socket.ns_str().clone(),
             id,
-            data,
+            data: Box::new(data),
         })
     }
 }

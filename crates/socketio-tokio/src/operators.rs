@@ -245,7 +245,7 @@ impl BroadcastOperator {
             // A socket over its bound is being closed: no ack to wait for.
             if socket.connected()
                 && socket.0.tx.offer_with_ack(Cmd::EmitWithAck {
-                    packet: packet.clone(),
+                    packet: Box::new(packet.clone()),
                     timeout,
                     reply,
                 }) == crate::queue::Offer::Queued

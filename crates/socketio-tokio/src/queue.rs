@@ -8,19 +8,32 @@
 //! dropped, any other closes the connection with "transport error", so a
 //! client that stops reading costs a bounded amount of memory whatever the
 //! rate of the emits.
+//!
+//! The handlers of a connection run on its own task: what they send to
+//! that connection while the task polls them goes to a local queue that the
+//! task takes in the same wake-up, with no channel and no wake-up of its
+//! own. A command goes there only when the channel is empty, and the local
+//! queue is taken first, so the order of the commands is kept.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
+use futures_channel::mpsc;
+use futures_util::StreamExt;
 use socketio_proto::{Data, DisconnectReason, Packet, PacketKind};
-use tokio::sync::mpsc;
 
 use crate::driver::{Cmd, Outgoing};
 
 /// The connection's load, shared by its senders and its task.
 #[derive(Debug)]
 struct Load {
+    /// Which connection: the key of its local queue.
+    id: u64,
+    /// Commands in the channel.
+    in_channel: AtomicUsize,
     /// Bytes of packets in the channel.
     queued: AtomicUsize,
     /// Bytes in the core's send buffer, as last published by the task.
@@ -41,10 +54,43 @@ pub(crate) struct CmdTx {
 }
 
 /// The connection's end of the channel.
-#[derive(Debug)]
 pub(crate) struct CmdRx {
     rx: mpsc::UnboundedReceiver<Cmd>,
     load: Arc<Load>,
+    /// The local queue's storage while the task is not polling.
+    local: VecDeque<Cmd>,
+}
+
+impl std::fmt::Debug for CmdRx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CmdRx")
+            .field("load", &self.load)
+            .field("local", &self.local.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The local queue of the connection whose task is polling on this thread.
+struct Local {
+    id: u64,
+    cmds: VecDeque<Cmd>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+}
+
+/// Puts back the local queue of the task polled before, even on a panic.
+pub(crate) struct Entered {
+    prev: Option<Option<Local>>,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        if let Some(prev) = self.prev.take() {
+            let _ = LOCAL.try_with(|l| l.replace(prev));
+        }
+    }
 }
 
 /// The connection's task is gone.
@@ -66,8 +112,13 @@ pub(crate) enum Offer {
 
 /// A channel to a connection whose outgoing packets may take `limit` bytes.
 pub(crate) fn channel(limit: usize) -> (CmdTx, CmdRx) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    // Unlike tokio's, this channel allocates per command, not a block of
+    // 32 up front: an idle connection pays for no slots.
+    let (tx, rx) = mpsc::unbounded();
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     let load = Arc::new(Load {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        in_channel: AtomicUsize::new(0),
         queued: AtomicUsize::new(0),
         buffered: AtomicUsize::new(0),
         limit,
@@ -79,7 +130,11 @@ pub(crate) fn channel(limit: usize) -> (CmdTx, CmdRx) {
             tx,
             load: load.clone(),
         },
-        CmdRx { rx, load },
+        CmdRx {
+            rx,
+            load,
+            local: VecDeque::new(),
+        },
     )
 }
 
@@ -90,7 +145,26 @@ impl CmdTx {
         if let Some(size) = queued_size(&cmd) {
             self.load.queued.fetch_add(size, Ordering::Relaxed);
         }
-        self.tx.send(cmd).map_err(|_| Gone)
+        let mut cmd = Some(cmd);
+        if self.load.in_channel.load(Ordering::Acquire) == 0 {
+            let _ = LOCAL.try_with(|l| {
+                if let Ok(mut l) = l.try_borrow_mut()
+                    && let Some(local) = l.as_mut()
+                    && local.id == self.load.id
+                    && let Some(cmd) = cmd.take()
+                {
+                    local.cmds.push_back(cmd);
+                }
+            });
+        }
+        let Some(cmd) = cmd else {
+            return Ok(());
+        };
+        self.load.in_channel.fetch_add(1, Ordering::AcqRel);
+        self.tx.unbounded_send(cmd).map_err(|_| {
+            self.load.in_channel.fetch_sub(1, Ordering::AcqRel);
+            Gone
+        })
     }
 
     /// Why nothing more can be sent, if so: the connection went over its
@@ -119,7 +193,7 @@ impl CmdTx {
                 limit = self.load.limit,
                 "send buffer over its bound: closing"
             );
-            let _ = self.tx.send(Cmd::Close {
+            let _ = self.send(Cmd::Close {
                 reason: DisconnectReason::TransportError,
             });
         }
@@ -186,7 +260,22 @@ impl CmdTx {
 impl CmdRx {
     /// The next command.
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Cmd>> {
-        let polled = self.rx.poll_recv(cx);
+        let local = LOCAL.try_with(|l| {
+            l.try_borrow_mut().ok().and_then(|mut l| match l.as_mut() {
+                Some(local) if local.id == self.load.id => local.cmds.pop_front(),
+                _ => None,
+            })
+        });
+        let polled = match local {
+            Ok(Some(cmd)) => Poll::Ready(Some(cmd)),
+            _ => {
+                let polled = self.rx.poll_next_unpin(cx);
+                if let Poll::Ready(Some(_)) = &polled {
+                    self.load.in_channel.fetch_sub(1, Ordering::AcqRel);
+                }
+                polled
+            }
+        };
         if let Poll::Ready(Some(cmd)) = &polled
             && let Some(size) = queued_size(cmd)
         {
@@ -199,6 +288,31 @@ impl CmdRx {
                 });
         }
         polled
+    }
+
+    /// Makes this thread's sends to this connection go to its local queue
+    /// until [`leave`](CmdRx::leave).
+    pub(crate) fn enter(&mut self) -> Entered {
+        let local = Local {
+            id: self.load.id,
+            cmds: std::mem::take(&mut self.local),
+        };
+        let prev = LOCAL.try_with(|l| l.replace(Some(local))).ok();
+        Entered { prev }
+    }
+
+    /// Ends [`enter`](CmdRx::enter); what is left in the local queue is
+    /// taken at the next wake-up, which it asks for.
+    pub(crate) fn leave(&mut self, mut entered: Entered, cx: &mut Context<'_>) {
+        if let Some(prev) = entered.prev.take()
+            && let Ok(Some(local)) = LOCAL.try_with(|l| l.replace(prev))
+            && local.id == self.load.id
+        {
+            self.local = local.cmds;
+            if !self.local.is_empty() {
+                cx.waker().wake_by_ref();
+            }
+        }
     }
 
     /// Publishes how many bytes the core's send buffer holds.
@@ -285,5 +399,55 @@ impl Inbox {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
                 Some(u.saturating_sub(size))
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll, Waker};
+
+    use socketio_proto::DisconnectReason;
+
+    use super::{Cmd, channel};
+
+    fn reason(cmd: Poll<Option<Cmd>>) -> Option<DisconnectReason> {
+        match cmd {
+            Poll::Ready(Some(Cmd::Close { reason })) => Some(reason),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn sends_from_the_polling_task_skip_the_channel_in_order() {
+        let (tx, mut rx) = channel(1 << 20);
+        let (other_tx, _other_rx) = channel(1 << 20);
+        let mut cx = Context::from_waker(Waker::noop());
+        let entered = rx.enter();
+        let close = |reason| Cmd::Close { reason };
+        assert_eq!(tx.send(close(DisconnectReason::PingTimeout)), Ok(()));
+        assert_eq!(rx.load.in_channel.load(super::Ordering::Relaxed), 0);
+        // Another connection's sends still take the channel.
+        assert_eq!(other_tx.send(close(DisconnectReason::ParseError)), Ok(()));
+        assert_eq!(other_tx.load.in_channel.load(super::Ordering::Relaxed), 1);
+        rx.leave(entered, &mut cx);
+        // Sent from elsewhere: the channel, behind the local queue.
+        assert_eq!(tx.send(close(DisconnectReason::ForcedClose)), Ok(()));
+        let entered = rx.enter();
+        // The channel is not empty: this one goes behind it.
+        assert_eq!(tx.send(close(DisconnectReason::TransportClose)), Ok(()));
+        assert_eq!(
+            reason(rx.poll_recv(&mut cx)),
+            Some(DisconnectReason::PingTimeout)
+        );
+        assert_eq!(
+            reason(rx.poll_recv(&mut cx)),
+            Some(DisconnectReason::ForcedClose)
+        );
+        assert_eq!(
+            reason(rx.poll_recv(&mut cx)),
+            Some(DisconnectReason::TransportClose)
+        );
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        rx.leave(entered, &mut cx);
     }
 }

@@ -1,13 +1,17 @@
 //! A standalone server, for applications without a web framework.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
+
+use hyper::server::conn::http1;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::watch;
 use tower_service::Service;
 
 use crate::error::ServeError;
@@ -51,7 +55,9 @@ impl SocketIo {
     ///
     /// [`ServeError::Io`] when accepting fails for good.
     pub async fn serve(&self, listener: TcpListener) -> Result<(), ServeError> {
-        let graceful = GracefulShutdown::new();
+        // Connections watch this to finish gracefully; `closed` tells when
+        // they all did.
+        let (graceful, _) = watch::channel(());
         let mut stop = self.shared.shutdown_signal.subscribe();
         let mut live = self.shared.live.subscribe();
         let timeout = self.shared.options.shutdown_timeout;
@@ -64,6 +70,15 @@ impl SocketIo {
         };
         tokio::pin!(drained);
         let options = &self.shared.options;
+        // HTTP/1 goes straight to hyper's HTTP/1 connection; the automatic
+        // builder (which reads the first bytes to tell the version) serves
+        // the clients that open with the HTTP/2 preface.
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout)
+            .max_buf_size(options.max_header_size.max(8192))
+            .max_headers(options.max_headers);
         let mut builder = Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -75,6 +90,7 @@ impl SocketIo {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(options.max_header_size).unwrap_or(u32::MAX));
+        let first_bytes_timeout = options.header_read_timeout;
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, path = %self.shared.config.path, "serving");
         }
@@ -97,24 +113,76 @@ impl SocketIo {
                 inner: self.service(),
                 remote,
             };
-            let conn = builder
-                .serve_connection_with_upgrades(
-                    TokioIo::new(stream),
-                    TowerToHyperService::new(service),
-                )
-                .into_owned();
-            let watched = graceful.watch(conn);
+            let mut watcher = graceful.subscribe();
+            let http1 = http1.clone();
+            let builder = builder.clone();
             tokio::spawn(async move {
-                if let Err(e) = watched.await {
-                    tracing::trace!(error = %e, "http connection ended");
+                let h2 = tokio::select! {
+                    h2 = tokio::time::timeout(first_bytes_timeout, opens_with_h2_preface(&stream)) => h2,
+                    _ = watcher.changed() => return,
+                };
+                let Ok(h2) = h2 else {
+                    tracing::trace!("no request in time");
+                    return;
+                };
+                let service = TowerToHyperService::new(service);
+                let io = TokioIo::new(stream);
+                let ended = if h2 {
+                    let conn = builder.serve_connection_with_upgrades(io, service);
+                    until_done(conn, watcher, |c| c.graceful_shutdown())
+                        .await
+                        .map_err(|e| e.to_string())
+                } else {
+                    let conn = http1.serve_connection(io, service).with_upgrades();
+                    until_done(conn, watcher, |c| c.graceful_shutdown())
+                        .await
+                        .map_err(|e| e.to_string())
+                };
+                if let Err(error) = ended {
+                    tracing::trace!(%error, "http connection ended");
                 }
             });
         }
         drop(listener);
         // Let the connections answer their last requests.
-        let _ = tokio::time::timeout(timeout, graceful.shutdown()).await;
+        let _ = graceful.send(());
+        let _ = tokio::time::timeout(timeout, graceful.closed()).await;
         Ok(())
     }
+}
+
+/// The client's preface of HTTP/2 with prior knowledge.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the first bytes the client sent are (the start of) the HTTP/2
+/// preface. It peeks: the bytes stay for the connection to read.
+async fn opens_with_h2_preface(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    match stream.peek(&mut buf).await {
+        Ok(n) if n > 0 => H2_PREFACE.starts_with(&buf[..n]),
+        _ => false,
+    }
+}
+
+/// Runs `conn` to its end; once `watcher` changes, asks it to finish its
+/// requests in flight and close.
+async fn until_done<C, E>(
+    conn: C,
+    mut watcher: watch::Receiver<()>,
+    graceful: impl FnOnce(Pin<&mut C>),
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        ended = conn.as_mut() => return ended,
+        _ = watcher.changed() => {}
+    }
+    graceful(conn.as_mut());
+    let ended = conn.await;
+    drop(watcher);
+    ended
 }
 
 /// Puts the client's address in every request's extensions.

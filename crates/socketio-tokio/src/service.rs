@@ -444,7 +444,7 @@ where
             let (reply, answer) = oneshot::channel();
             let sent = tx.send(Cmd::Http {
                 id,
-                req: request,
+                req: Box::new(request),
                 reply,
             });
             match (sent, answer.await) {
@@ -508,7 +508,7 @@ fn upgrade(
                 .await;
                 let _ = tx.send(Cmd::WsOpen {
                     id,
-                    req,
+                    req: req.map(Box::new),
                     ws: Box::new(ws),
                 });
             }

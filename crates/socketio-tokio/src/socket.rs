@@ -776,7 +776,7 @@ impl Emitter<'_> {
             return Err(EmitError::Disconnected);
         }
         match socket.0.tx.offer_with_ack(Cmd::EmitWithAck {
-            packet,
+            packet: Box::new(packet),
             timeout,
             reply,
         }) {
