@@ -433,6 +433,18 @@ struct Row {
     values: Vec<(Kind, Option<f64>, bool)>,
 }
 
+/// Empty rows with these labels.
+fn rows(specs: &[(&str, Better)]) -> Vec<Row> {
+    specs
+        .iter()
+        .map(|&(label, better)| Row {
+            label: label.into(),
+            better,
+            values: Vec::new(),
+        })
+        .collect()
+}
+
 fn cell(v: Option<f64>, saturated: bool) -> String {
     match v {
         None => "n/a".into(),
@@ -503,21 +515,14 @@ fn echo_fixed(opts: &Opts, md: &mut String) -> Result<Value> {
     let mut out = Vec::new();
     let mut plot = Vec::new();
     for &n in clients {
-        let mut rows: Vec<Row> = [
+        let mut rows = rows(&[
             ("p50 ms", Better::Lower),
             ("p99 ms", Better::Lower),
             ("p99.9 ms", Better::Lower),
             ("p99 ms from the actual send", Better::Lower),
             ("server CPU s per 1M messages", Better::Lower),
             ("answered %", Better::Higher),
-        ]
-        .into_iter()
-        .map(|(label, better)| Row {
-            label: label.into(),
-            better,
-            values: Vec::new(),
-        })
-        .collect();
+        ]);
         for &kind in &opts.servers {
             let server = start(opts, kind)?;
             let mut args = strs(&[
@@ -713,21 +718,14 @@ fn broadcast(opts: &Opts, md: &mut String) -> Result<Value> {
     let (warmup, duration) = if opts.quick { ("1", "3") } else { ("2", "5") };
     let mut out = Vec::new();
     for &(n, rate) in plans {
-        let mut rows: Vec<Row> = [
+        let mut rows = rows(&[
             ("deliveries/s", Better::Higher),
             ("per-recipient p50 ms", Better::Lower),
             ("per-recipient p99 ms", Better::Lower),
             ("last recipient p50 ms", Better::Lower),
             ("last recipient max ms", Better::Lower),
             ("delivered %", Better::Higher),
-        ]
-        .into_iter()
-        .map(|(label, better)| Row {
-            label: label.into(),
-            better,
-            values: Vec::new(),
-        })
-        .collect();
+        ]);
         for &kind in opts.servers.iter().filter(|k| **k != Kind::Raw) {
             let server = start(opts, kind)?;
             let mut args = strs(&[
@@ -905,20 +903,13 @@ fn poll(opts: &Opts, md: &mut String) -> Result<Value> {
     let (warmup, duration) = if opts.quick { ("1", "3") } else { ("2", "10") };
     let mut out = Vec::new();
     for &n in counts {
-        let mut rows: Vec<Row> = [
+        let mut rows = rows(&[
             ("messages/s", Better::Higher),
             ("requests/s", Better::Higher),
             ("round trip p50 ms", Better::Lower),
             ("round trip p99 ms", Better::Lower),
             ("server CPU s per 1M messages", Better::Lower),
-        ]
-        .into_iter()
-        .map(|(label, better)| Row {
-            label: label.into(),
-            better,
-            values: Vec::new(),
-        })
-        .collect();
+        ]);
         for &kind in opts.servers.iter().filter(|k| **k != Kind::Raw) {
             let server = start(opts, kind)?;
             let mut args = strs(&[
