@@ -136,31 +136,45 @@ pub fn decode_broadcast(msg: &Bytes) -> Result<BroadcastMessage, WireError> {
         return Err(WireError::Malformed("trailing bytes"));
     }
     let packet = msgpack::decode(msg.slice(start..end))?;
-    let rmpv::Value::Map(entries) = opts else {
+    let (opts, _) = read_opts(opts)?;
+    Ok(BroadcastMessage {
+        uid: uid.to_owned(),
+        packet,
+        opts,
+    })
+}
+
+/// Broadcast options as the Node adapter writes them:
+/// `{rooms, except, flags: {volatile, timeout, ...}}`; the timeout in ms.
+fn read_opts(value: rmpv::Value) -> Result<(BroadcastOptions, Option<Duration>), WireError> {
+    let rmpv::Value::Map(entries) = value else {
         return Err(WireError::Malformed("options are not a map"));
     };
     let mut opts = BroadcastOptions::default();
+    let mut timeout = None;
     for (k, v) in entries {
         match k.as_str() {
             Some("rooms") => opts.rooms = rooms(v)?,
             Some("except") => opts.except = rooms(v)?,
             Some("flags") => {
-                if let rmpv::Value::Map(flags) = v {
-                    for (k, v) in flags {
-                        if k.as_str() == Some("volatile") {
-                            opts.volatile = v.as_bool().unwrap_or(false);
+                let rmpv::Value::Map(flags) = v else { continue };
+                for (k, v) in flags {
+                    match k.as_str() {
+                        Some("volatile") => opts.volatile = v.as_bool().unwrap_or(false),
+                        Some("timeout") => {
+                            timeout = v
+                                .as_u64()
+                                .or_else(|| v.as_f64().map(|f| f.max(0.0) as u64))
+                                .map(Duration::from_millis);
                         }
+                        _ => {}
                     }
                 }
             }
             _ => {}
         }
     }
-    Ok(BroadcastMessage {
-        uid: uid.to_owned(),
-        packet,
-        opts,
-    })
+    Ok((opts, timeout))
 }
 
 fn read_value(rd: &mut &[u8]) -> Result<rmpv::Value, WireError> {
@@ -517,36 +531,7 @@ pub fn decode_broadcast_request(msg: &Bytes) -> Result<BroadcastRequest, WireErr
             Some("uid") => uid = read_value(&mut value)?.as_str().map(str::to_owned),
             Some("requestId") => request_id = read_value(&mut value)?.as_str().map(str::to_owned),
             Some("packet") => packet = Some(msgpack::decode(msg.slice(range))?),
-            Some("opts") => {
-                let rmpv::Value::Map(entries) = read_value(&mut value)? else {
-                    return Err(WireError::Malformed("options are not a map"));
-                };
-                for (k, v) in entries {
-                    match k.as_str() {
-                        Some("rooms") => opts.rooms = rooms(v)?,
-                        Some("except") => opts.except = rooms(v)?,
-                        Some("flags") => {
-                            if let rmpv::Value::Map(flags) = v {
-                                for (k, v) in flags {
-                                    match k.as_str() {
-                                        Some("volatile") => {
-                                            opts.volatile = v.as_bool().unwrap_or(false);
-                                        }
-                                        Some("timeout") => {
-                                            timeout = v
-                                                .as_u64()
-                                                .or_else(|| v.as_f64().map(|f| f.max(0.0) as u64))
-                                                .map(Duration::from_millis);
-                                        }
-                                        _ => {}
-                                    }
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            Some("opts") => (opts, timeout) = read_opts(read_value(&mut value)?)?,
             _ => {}
         }
     }
