@@ -188,6 +188,33 @@ struct Stats {
     gen_ticks: u64,
 }
 
+/// Gathers the clients' handshakes as they finish, counting the failures
+/// (and reporting the first).
+async fn collect_connections<T>(
+    up_rx: &mut mpsc::UnboundedReceiver<Result<T, String>>,
+    stats: &RefCell<Stats>,
+) -> Vec<T> {
+    let mut connected = Vec::new();
+    while let Some(result) = up_rx.recv().await {
+        let mut s = stats.borrow_mut();
+        match result {
+            Ok(c) => {
+                s.connected += 1;
+                connected.push(c);
+            }
+            Err(e) => {
+                s.failed += 1;
+                s.first_error.get_or_insert(e);
+            }
+        }
+    }
+    let s = stats.borrow();
+    if let Some(e) = &s.first_error {
+        eprintln!("loadgen: {} handshakes failed, the first: {e}", s.failed);
+    }
+    connected
+}
+
 impl Stats {
     fn now_us(&self) -> u64 {
         self.t0.elapsed().as_micros() as u64
@@ -262,27 +289,8 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
         });
     }
     drop(up_tx);
-    let mut sockets = Vec::with_capacity(cfg.clients);
-    while let Some(result) = up_rx.recv().await {
-        let mut s = stats.borrow_mut();
-        match result {
-            Ok(ws) => {
-                s.connected += 1;
-                sockets.push(ws);
-            }
-            Err(e) => {
-                s.failed += 1;
-                s.first_error.get_or_insert(e);
-            }
-        }
-    }
+    let sockets = collect_connections(&mut up_rx, &stats).await;
     let connect_secs = connect_start.elapsed().as_secs_f64();
-    if let Some(e) = &stats.borrow().first_error {
-        eprintln!(
-            "loadgen: {} handshakes failed, the first: {e}",
-            stats.borrow().failed
-        );
-    }
     // The broadcast's sender is one more client, in no room.
     let sender = if cfg.scenario == Scenario::Broadcast {
         Some(connect(&cfg, cfg.clients, false).await?)
@@ -652,27 +660,8 @@ async fn run_poll(cfg: Config, stats: Shared) -> Result<Report, BoxError> {
         });
     }
     drop(up_tx);
-    let mut sessions = Vec::new();
-    while let Some(result) = up_rx.recv().await {
-        let mut s = stats.borrow_mut();
-        match result {
-            Ok(session) => {
-                s.connected += 1;
-                sessions.push(session);
-            }
-            Err(e) => {
-                s.failed += 1;
-                s.first_error.get_or_insert(e);
-            }
-        }
-    }
+    let sessions = collect_connections(&mut up_rx, &stats).await;
     let connect_secs = connect_start.elapsed().as_secs_f64();
-    if let Some(e) = &stats.borrow().first_error {
-        eprintln!(
-            "loadgen: {} handshakes failed, the first: {e}",
-            stats.borrow().failed
-        );
-    }
     say("READY");
     let t0 = stats.borrow().t0;
     let start = Instant::now() + Duration::from_millis(100);
