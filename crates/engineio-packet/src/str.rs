@@ -145,6 +145,13 @@ impl TryFrom<Bytes> for Str {
     }
 }
 
+impl From<ByteString> for Str {
+    /// Wraps a string already checked to be UTF-8, without copying or checking it again.
+    fn from(s: ByteString) -> Str {
+        Str(s)
+    }
+}
+
 impl From<String> for Str {
     fn from(s: String) -> Str {
         Str(ByteString::from(s))

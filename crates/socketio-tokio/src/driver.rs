@@ -11,12 +11,9 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, Sink, Stream, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
+use futures_util::{FutureExt, StreamExt};
 use socketio_proto::socketio_packet::Packet;
 use socketio_proto::{
     Connection, ConnectionHandle, Data, DisconnectReason, Encoded, EndpointEvent, Event,
@@ -24,8 +21,6 @@ use socketio_proto::{
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::engine::EngineSocket;
 use crate::error::AckError;
@@ -33,9 +28,7 @@ use crate::handler::EventContext;
 use crate::io::Shared;
 use crate::ns::{ConnectError, ConnectRequest, NsInner};
 use crate::socket::{EventInfo, Extensions, Handshake, HttpInfo, Listeners, Socket, SocketInner};
-
-/// An upgraded WebSocket.
-pub(crate) type WsStream = WebSocketStream<TokioIo<Upgraded>>;
+use crate::ws::{Incoming, WsConn, WsError};
 
 pub(crate) use crate::queue::{CmdRx, CmdTx};
 
@@ -59,7 +52,7 @@ pub(crate) enum Cmd {
     WsOpen {
         id: RequestId,
         req: Option<Box<Request>>,
-        ws: Box<WsStream>,
+        ws: Box<WsConn>,
     },
     /// The WebSocket upgrade of request `id` failed.
     WsFailed { id: RequestId },
@@ -108,9 +101,11 @@ enum TaskOutput {
 
 struct WsEntry {
     id: RequestId,
-    ws: Box<WsStream>,
+    ws: Box<WsConn>,
     flush: bool,
     closing: bool,
+    /// Nothing more is read (the stream ended, or the peer broke the protocol).
+    read_done: bool,
     done: bool,
 }
 
@@ -213,6 +208,7 @@ impl Driver {
                     ws,
                     flush: false,
                     closing: false,
+                    read_done: false,
                     done: false,
                 });
                 if let Some(req) = req {
@@ -303,43 +299,37 @@ impl Driver {
     fn poll_reads(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         for entry in &mut self.streams {
-            if entry.done {
+            if entry.done || entry.read_done {
                 continue;
             }
             for _ in 0..BUDGET {
-                match Pin::new(&mut *entry.ws).poll_next(cx) {
+                match entry.ws.poll_next(cx) {
                     Poll::Pending => break,
-                    Poll::Ready(Some(Ok(msg))) => {
+                    Poll::Ready(Some(Ok(incoming))) => {
                         progress = true;
-                        match msg {
-                            Message::Text(text) => {
-                                if let Ok(s) = Str::try_from(Bytes::from(text)) {
-                                    self.conn.handle_frame(now, entry.id, Data::Text(s));
-                                }
+                        match incoming {
+                            Incoming::Message(data) => {
+                                self.conn.handle_frame(now, entry.id, data);
                             }
-                            Message::Binary(b) => {
-                                self.conn.handle_frame(now, entry.id, Data::Binary(b));
-                            }
-                            Message::Close(_) => {
-                                // The reply goes out with the next flush.
+                            Incoming::Close => {
+                                // The answer goes out with the next flush.
                                 entry.flush = true;
                                 self.conn.handle_transport_closed(now, entry.id, false);
                             }
-                            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
-                                entry.flush = true;
-                            }
+                            Incoming::Control => entry.flush = true,
                         }
                     }
                     Poll::Ready(Some(Err(e))) => {
                         progress = true;
-                        entry.done = true;
-                        let error = !matches!(
-                            e,
-                            tungstenite::Error::ConnectionClosed
-                                | tungstenite::Error::AlreadyClosed
-                        );
                         tracing::debug!(error = %e, "websocket read failed");
-                        self.conn.handle_transport_closed(now, entry.id, error);
+                        if let WsError::Protocol(_) = e {
+                            // The close frame with the error's code goes out first.
+                            entry.read_done = true;
+                            entry.closing = true;
+                        } else {
+                            entry.done = true;
+                        }
+                        self.conn.handle_transport_closed(now, entry.id, true);
                         break;
                     }
                     Poll::Ready(None) => {
@@ -732,7 +722,7 @@ impl Driver {
                     if entry.closing {
                         continue;
                     }
-                    match Pin::new(&mut *entry.ws).poll_ready(cx) {
+                    match entry.ws.poll_ready(cx) {
                         Poll::Pending => {
                             self.pending_tx = Some(Transmit::Frame { transport, frame });
                             break;
@@ -744,16 +734,7 @@ impl Driver {
                         }
                         Poll::Ready(Ok(())) => {
                             progress = true;
-                            let msg = match frame {
-                                Data::Text(s) => {
-                                    match tungstenite::Utf8Bytes::try_from(s.into_bytes()) {
-                                        Ok(t) => Message::Text(t),
-                                        Err(_) => continue,
-                                    }
-                                }
-                                Data::Binary(b) => Message::Binary(b),
-                            };
-                            if let Err(e) = Pin::new(&mut *entry.ws).start_send(msg) {
+                            if let Err(e) = entry.ws.send(&frame) {
                                 tracing::debug!(error = %e, "websocket write failed");
                                 entry.done = true;
                                 self.conn.handle_transport_closed(now, target, true);
@@ -770,7 +751,7 @@ impl Driver {
                 continue;
             }
             if entry.flush {
-                match Pin::new(&mut *entry.ws).poll_flush(cx) {
+                match entry.ws.poll_flush(cx) {
                     Poll::Ready(Ok(())) => entry.flush = false,
                     Poll::Ready(Err(_)) => {
                         entry.done = true;
@@ -781,7 +762,7 @@ impl Driver {
                     Poll::Pending => {}
                 }
             }
-            if entry.closing && Pin::new(&mut *entry.ws).poll_close(cx).is_ready() {
+            if entry.closing && entry.ws.poll_close(cx).is_ready() {
                 entry.done = true;
                 self.conn.handle_transport_closed(now, entry.id, false);
                 progress = true;

@@ -60,6 +60,7 @@ mod queue;
 mod serve;
 mod service;
 mod socket;
+mod ws;
 
 pub use adapter::{Adapter, AdapterError, LocalNode, RemoteSocket, ServerAck, ServerSideEvent};
 pub use config::{Cors, SocketIoBuilder};

@@ -19,8 +19,6 @@ use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
 use socketio_proto::{HttpError, Method, Request, RequestId, Response, Route};
 use tokio::sync::oneshot;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
@@ -485,27 +483,20 @@ fn upgrade(
     on_upgrade: hyper::upgrade::OnUpgrade,
     tx: crate::driver::CmdTx,
 ) {
-    let config = WebSocketConfig::default()
-        .read_buffer_size(shared.options.ws_read_buffer)
-        .write_buffer_size(shared.options.ws_write_buffer)
-        .max_write_buffer_size(
-            shared
-                .options
-                .ws_write_buffer
-                .saturating_add(shared.config.max_buffer_size)
-                .saturating_add(64 * 1024),
-        )
-        .max_message_size(Some(shared.config.max_payload.saturating_add(64)))
-        .max_frame_size(Some(shared.config.max_payload.saturating_add(64)));
+    let limits = crate::ws::WsLimits {
+        max_message: shared.config.max_payload.saturating_add(64),
+        read_chunk: shared.options.ws_read_buffer.max(1),
+        write_chunk: shared.options.ws_write_buffer,
+        max_write: shared
+            .options
+            .ws_write_buffer
+            .saturating_add(shared.config.max_buffer_size)
+            .saturating_add(64 * 1024),
+    };
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
+                let ws = crate::ws::WsConn::new(TokioIo::new(upgraded), limits);
                 let _ = tx.send(Cmd::WsOpen {
                     id,
                     req: req.map(Box::new),

@@ -1,0 +1,275 @@
+//! One server WebSocket over an upgraded HTTP connection: the framing of
+//! [`websocket_frame`] on a socket, with buffers that exist only while they
+//! hold something.
+//!
+//! An idle WebSocket holds no buffer at all: the read buffer is given back
+//! when a read finds no more data and nothing is left of a frame, and the
+//! write buffer when it has all been written. A message that arrived in one
+//! frame is handed over as a slice of the read buffer, without a copy.
+//! Frames queued in one turn of the connection's task go out in one write.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::BytesMut;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use socketio_proto::{Data, Str};
+use tokio::io::AsyncWrite;
+use websocket_frame::{Decoder, Message, OpCode, ProtocolError, close_code};
+
+/// The first read of a WebSocket with no buffer: small, since most messages
+/// of a real-time application are, and cheap to allocate.
+const FIRST_READ: usize = 1024;
+/// Below this much free room, the read buffer grows before a read.
+const MIN_READ: usize = 256;
+
+/// Why a WebSocket stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WsError {
+    /// The peer broke the protocol; a close frame with its code is queued.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The socket failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// More is waiting to be written than the write buffer's bound.
+    #[error("the write buffer is full")]
+    Full,
+}
+
+/// What a read gives.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A text or binary message.
+    Message(Data),
+    /// A ping or pong: an answer may be queued, to be flushed.
+    Control,
+    /// The peer's close frame; the answer is queued.
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadState {
+    Open,
+    /// The peer's close frame arrived: the read side is done.
+    CloseReceived,
+    /// The peer ended the stream, or broke the protocol, or the socket failed.
+    Done,
+}
+
+/// Limits of one WebSocket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WsLimits {
+    /// The longest message taken from the peer.
+    pub(crate) max_message: usize,
+    /// How much a read asks for once a buffer is in use.
+    pub(crate) read_chunk: usize,
+    /// From this many bytes queued, a write goes out before more are queued.
+    pub(crate) write_chunk: usize,
+    /// The most bytes that may wait to be written.
+    pub(crate) max_write: usize,
+}
+
+/// A server WebSocket on an upgraded connection.
+pub(crate) struct WsConn {
+    io: TokioIo<Upgraded>,
+    decoder: Decoder,
+    limits: WsLimits,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    /// How much of `wbuf` is written.
+    written: usize,
+    read: ReadState,
+    close_sent: bool,
+    shut_down: bool,
+}
+
+impl WsConn {
+    pub(crate) fn new(io: TokioIo<Upgraded>, limits: WsLimits) -> WsConn {
+        WsConn {
+            io,
+            decoder: Decoder::new(limits.max_message),
+            limits,
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
+            written: 0,
+            read: ReadState::Open,
+            close_sent: false,
+            shut_down: false,
+        }
+    }
+
+    /// Reads the next message. `None` once the read side is over (after the
+    /// peer's close frame has been answered, the end of the stream, or an
+    /// error).
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Incoming, WsError>>> {
+        match self.read {
+            ReadState::Open => {}
+            ReadState::CloseReceived => {
+                // The answer to the peer's close goes out, then the socket closes.
+                return match ready!(self.poll_finish(cx)) {
+                    Ok(()) => Poll::Ready(None),
+                    Err(e) => Poll::Ready(Some(Err(e.into()))),
+                };
+            }
+            ReadState::Done => return Poll::Ready(None),
+        }
+        loop {
+            match self.decoder.decode(&mut self.rbuf) {
+                Ok(Some(message)) => return Poll::Ready(Some(Ok(self.on_message(message)))),
+                Ok(None) => {}
+                Err(e) => {
+                    self.read = ReadState::Done;
+                    self.rbuf = BytesMut::new();
+                    self.queue_close(e.close_code());
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < MIN_READ {
+                let want = if self.rbuf.capacity() == 0 {
+                    FIRST_READ.min(self.limits.read_chunk)
+                } else {
+                    self.limits.read_chunk
+                };
+                self.rbuf.reserve(want);
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+                Poll::Pending => {
+                    if self.rbuf.is_empty() {
+                        // Idle: give the buffer back.
+                        self.rbuf = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(0)) => {
+                    self.read = ReadState::Done;
+                    self.rbuf = BytesMut::new();
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    self.read = ReadState::Done;
+                    self.rbuf = BytesMut::new();
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, message: Message) -> Incoming {
+        match message {
+            Message::Text(text) => Incoming::Message(Data::Text(Str::from(text))),
+            Message::Binary(bytes) => Incoming::Message(Data::Binary(bytes)),
+            Message::Ping(data) => {
+                if !self.close_sent {
+                    self.push(OpCode::Pong, &data);
+                }
+                Incoming::Control
+            }
+            Message::Pong(_) => Incoming::Control,
+            Message::Close(frame) => {
+                self.read = ReadState::CloseReceived;
+                self.rbuf = BytesMut::new();
+                // Echo the peer's code, as RFC 6455 section 5.5.1 suggests.
+                let code = frame.map_or(close_code::NORMAL, |f| f.code);
+                self.queue_close(code);
+                Incoming::Close
+            }
+        }
+    }
+
+    /// Whether more frames may be queued now: when enough is queued, it is
+    /// written first.
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        if self.wbuf.len() - self.written >= self.limits.write_chunk {
+            ready!(self.poll_flush(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues a message. Nothing is queued after a close frame.
+    pub(crate) fn send(&mut self, data: &Data) -> Result<(), WsError> {
+        if self.close_sent {
+            return Ok(());
+        }
+        let (opcode, payload) = match data {
+            Data::Text(s) => (OpCode::Text, s.as_bytes()),
+            Data::Binary(b) => (OpCode::Binary, &b[..]),
+        };
+        if self.wbuf.len() - self.written + payload.len() > self.limits.max_write {
+            return Err(WsError::Full);
+        }
+        self.push(opcode, payload);
+        Ok(())
+    }
+
+    fn push(&mut self, opcode: OpCode, payload: &[u8]) {
+        self.compact();
+        websocket_frame::encode(opcode, payload, &mut self.wbuf);
+    }
+
+    fn queue_close(&mut self, code: u16) {
+        if !self.close_sent {
+            self.close_sent = true;
+            self.compact();
+            websocket_frame::encode_close(code, "", &mut self.wbuf);
+        }
+    }
+
+    /// Drops what is written from the front of the write buffer.
+    fn compact(&mut self) {
+        if self.written > 0 && self.written == self.wbuf.len() {
+            self.wbuf.clear();
+            self.written = 0;
+        }
+    }
+
+    /// Writes everything queued.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.wbuf.len() {
+            match ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.written..])) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => self.written += n,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        if !self.wbuf.is_empty() {
+            // All written: give the buffer back.
+            self.wbuf = Vec::new();
+            self.written = 0;
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Writes what is queued and shuts the write side down.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_flush(cx))?;
+        if !self.shut_down {
+            ready!(Pin::new(&mut self.io).poll_shutdown(cx))?;
+            self.shut_down = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// The closing handshake from this side: a close frame (1000, unless an
+    /// error queued another), then, while the peer's answer is awaited, its
+    /// messages are read and dropped; then the socket closes. The caller
+    /// bounds how long this may take.
+    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.queue_close(close_code::NORMAL);
+        ready!(self.poll_flush(cx))?;
+        while self.read == ReadState::Open {
+            match ready!(self.poll_next(cx)) {
+                None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+        ready!(self.poll_finish(cx))?;
+        Poll::Ready(Ok(()))
+    }
+}
