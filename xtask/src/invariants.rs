@@ -7,8 +7,12 @@ use std::path::Path;
 use std::process::Command;
 
 /// Crates that hold no runtime and no HTTP stack, whatever features are on.
-pub(crate) const SANS_IO_CRATES: &[&str] =
-    &["engineio-packet", "socketio-packet", "socketio-proto"];
+pub(crate) const SANS_IO_CRATES: &[&str] = &[
+    "engineio-packet",
+    "socketio-packet",
+    "socketio-proto",
+    "websocket-frame",
+];
 
 /// Dependencies that none of [`SANS_IO_CRATES`] may have, directly or not.
 pub(crate) const FORBIDDEN: &[&str] = &[
