@@ -724,6 +724,7 @@ fn broadcast(opts: &Opts, md: &mut String) -> Result<Value> {
             ("per-recipient p99 ms", Better::Lower),
             ("last recipient p50 ms", Better::Lower),
             ("last recipient max ms", Better::Lower),
+            ("server CPU s per 1M deliveries", Better::Lower),
             ("delivered %", Better::Higher),
         ]);
         for &kind in opts.servers.iter().filter(|k| **k != Kind::Raw) {
@@ -756,12 +757,17 @@ fn broadcast(opts: &Opts, md: &mut String) -> Result<Value> {
             let sat = m.saturated();
             let per_sec = (m.span_secs > 0.0).then(|| m.received as f64 / m.span_secs);
             let delivered = (m.expected > 0).then(|| m.received as f64 * 100.0 / m.expected as f64);
+            // The deliveries of the broadcasts sent in the window, against
+            // the server's CPU time over that window.
+            let cpu_per_million = (m.received > 0 && g.server_ticks > 0)
+                .then(|| g.server_ticks as f64 / TICKS_PER_SEC / m.received as f64 * 1e6);
             let values = [
                 per_sec,
                 ms(&m.latency, 0.5),
                 ms(&m.latency, 0.99),
                 ms(&m.last, 0.5),
                 ms(&m.last, 1.0),
+                cpu_per_million,
                 delivered,
             ];
             for (row, v) in rows.iter_mut().zip(values) {
@@ -769,10 +775,11 @@ fn broadcast(opts: &Opts, md: &mut String) -> Result<Value> {
                     .push((kind, v, sat && row.label != "delivered %"));
             }
             progress(&format!(
-                "broadcast n={n} rate={rate}/s {}: {:?} deliveries/s, p99 {:?} ms, {}/{} delivered, generator CPU {:.2} s of {:.1} s, connect {:.1} s",
+                "broadcast n={n} rate={rate}/s {}: {:?} deliveries/s, p99 {:?} ms, server CPU {:.2} s, {}/{} delivered, generator CPU {:.2} s of {:.1} s, connect {:.1} s",
                 kind.name(),
                 values[0].map(|v| v.round()),
                 values[2],
+                g.server_ticks as f64 / TICKS_PER_SEC,
                 m.received,
                 m.expected,
                 m.gen_cpu_secs,
@@ -783,6 +790,7 @@ fn broadcast(opts: &Opts, md: &mut String) -> Result<Value> {
                 "server": kind.name(), "recipients": n, "broadcasts_per_s": rate,
                 "deliveries_per_s": per_sec, "p50_ms": values[1], "p99_ms": values[2],
                 "last_recipient_p50_ms": values[3], "last_recipient_max_ms": values[4],
+                "server_cpu_s_per_million": values[5],
                 "delivered": m.received, "expected": m.expected,
                 "generator_cpu_s": m.gen_cpu_secs, "window_s": m.window_secs,
                 "generator_saturated": sat,
