@@ -350,14 +350,20 @@ impl SocketIoBuilder {
         self
     }
 
-    /// The WebSocket read buffer per connection (default 4 KiB).
+    /// How many bytes a WebSocket read asks for once the connection is busy
+    /// (default 4 KiB). The read buffer exists only while there is something
+    /// in it: an idle WebSocket holds none, and its first read after a pause
+    /// asks for at most 1 KiB. A frame longer than this is read whole, into
+    /// room reserved for it (never more than `max_payload` allows).
     pub fn ws_read_buffer_size(mut self, bytes: usize) -> Self {
         self.options.ws_read_buffer = bytes;
         self
     }
 
-    /// How many bytes the WebSocket writer gathers before writing to the
-    /// socket (default 4 KiB).
+    /// From how many queued bytes the WebSocket writer writes before it
+    /// queues more (default 4 KiB). Frames queued in one turn of the
+    /// connection's task go out in one write; the write buffer is given back
+    /// once all is written.
     pub fn ws_write_buffer_size(mut self, bytes: usize) -> Self {
         self.options.ws_write_buffer = bytes;
         self
