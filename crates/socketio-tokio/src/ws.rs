@@ -6,13 +6,16 @@
 //! when a read finds no more data and nothing is left of a frame, and the
 //! write buffer when it has all been written. A message that arrived in one
 //! frame is handed over as a slice of the read buffer, without a copy.
-//! Frames queued in one turn of the connection's task go out in one write.
+//! Frames queued in one turn of the connection's task go out in one write;
+//! a frame queued alone (the common case: one message per wake-up) is
+//! written from its own bytes with its header beside it, with no copy and no
+//! buffer.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use socketio_proto::{Data, Str};
@@ -72,15 +75,41 @@ pub(crate) struct WsLimits {
     pub(crate) max_write: usize,
 }
 
+/// A frame queued alone, written from its payload's own bytes.
+struct Single {
+    header: [u8; websocket_frame::MAX_SERVER_HEADER_LEN],
+    header_len: usize,
+    payload: Bytes,
+    /// How much of header and payload is written.
+    written: usize,
+}
+
+impl Single {
+    fn remaining(&self) -> usize {
+        self.header_len + self.payload.len() - self.written
+    }
+
+    /// What is left to write: of the header, of the payload.
+    fn slices(&self) -> (&[u8], &[u8]) {
+        let header = &self.header[self.written.min(self.header_len)..self.header_len];
+        let payload = &self.payload[self.written.saturating_sub(self.header_len)..];
+        (header, payload)
+    }
+}
+
 /// A server WebSocket on an upgraded connection.
 pub(crate) struct WsConn {
     io: TokioIo<Upgraded>,
     decoder: Decoder,
     limits: WsLimits,
     rbuf: BytesMut,
+    /// A frame queued alone, before anything in `wbuf`.
+    single: Option<Single>,
     wbuf: Vec<u8>,
     /// How much of `wbuf` is written.
     written: usize,
+    /// Whether the socket takes several buffers in one write.
+    vectored: bool,
     read: ReadState,
     close_sent: bool,
     shut_down: bool,
@@ -89,10 +118,12 @@ pub(crate) struct WsConn {
 impl WsConn {
     pub(crate) fn new(io: TokioIo<Upgraded>, limits: WsLimits) -> WsConn {
         WsConn {
+            vectored: io.is_write_vectored(),
             io,
             decoder: Decoder::new(limits.max_message),
             limits,
             rbuf: BytesMut::new(),
+            single: None,
             wbuf: Vec::new(),
             written: 0,
             read: ReadState::Open,
@@ -183,10 +214,15 @@ impl WsConn {
         }
     }
 
+    /// Bytes queued and not written yet.
+    fn queued(&self) -> usize {
+        self.single.as_ref().map_or(0, Single::remaining) + self.wbuf.len() - self.written
+    }
+
     /// Whether more frames may be queued now: when enough is queued, it is
     /// written first.
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        if self.wbuf.len() - self.written >= self.limits.write_chunk {
+        if self.queued() >= self.limits.write_chunk {
             ready!(self.poll_flush(cx))?;
         }
         Poll::Ready(Ok(()))
@@ -198,26 +234,49 @@ impl WsConn {
             return Ok(());
         }
         let (opcode, payload) = match data {
-            Data::Text(s) => (OpCode::Text, s.as_bytes()),
-            Data::Binary(b) => (OpCode::Binary, &b[..]),
+            Data::Text(s) => (OpCode::Text, s.clone().into_bytes()),
+            Data::Binary(b) => (OpCode::Binary, b.clone()),
         };
-        if self.wbuf.len() - self.written + payload.len() > self.limits.max_write {
+        if self.queued() + payload.len() > self.limits.max_write {
             return Err(WsError::Full);
         }
-        self.push(opcode, payload);
+        if self.vectored && self.queued() == 0 {
+            self.compact();
+            let (header, header_len) = websocket_frame::header(opcode, payload.len());
+            self.single = Some(Single {
+                header,
+                header_len,
+                payload,
+                written: 0,
+            });
+        } else {
+            self.push(opcode, &payload);
+        }
         Ok(())
     }
 
     fn push(&mut self, opcode: OpCode, payload: &[u8]) {
-        self.compact();
+        self.spill();
         websocket_frame::encode(opcode, payload, &mut self.wbuf);
     }
 
     fn queue_close(&mut self, code: u16) {
         if !self.close_sent {
             self.close_sent = true;
-            self.compact();
+            self.spill();
             websocket_frame::encode_close(code, "", &mut self.wbuf);
+        }
+    }
+
+    /// Makes room at the end of the write buffer for another frame: drops
+    /// what is written, and copies a frame queued alone in.
+    fn spill(&mut self) {
+        self.compact();
+        if let Some(single) = self.single.take() {
+            let (header, payload) = single.slices();
+            self.wbuf.reserve(header.len() + payload.len());
+            self.wbuf.extend_from_slice(header);
+            self.wbuf.extend_from_slice(payload);
         }
     }
 
@@ -231,6 +290,20 @@ impl WsConn {
 
     /// Writes everything queued.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(single) = &mut self.single {
+            let (header, payload) = single.slices();
+            let slices = [IoSlice::new(header), IoSlice::new(payload)];
+            match ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    single.written += n;
+                    if single.remaining() == 0 {
+                        self.single = None;
+                    }
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
         while self.written < self.wbuf.len() {
             match ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.written..])) {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),

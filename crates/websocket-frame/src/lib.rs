@@ -418,18 +418,32 @@ fn unmask(data: &mut [u8], mask: [u8; 4]) {
     }
 }
 
+/// The longest header of a server frame: two bytes and eight of length.
+pub const MAX_SERVER_HEADER_LEN: usize = 10;
+
+/// The header of an unmasked, final frame of `len` payload bytes, and how many of its bytes are
+/// used.
+pub fn header(opcode: OpCode, len: usize) -> ([u8; MAX_SERVER_HEADER_LEN], usize) {
+    let mut out = [0; MAX_SERVER_HEADER_LEN];
+    out[0] = 0x80 | opcode.bits();
+    if len < 126 {
+        out[1] = len as u8;
+        (out, 2)
+    } else if let Ok(len) = u16::try_from(len) {
+        out[1] = 126;
+        out[2..4].copy_from_slice(&len.to_be_bytes());
+        (out, 4)
+    } else {
+        out[1] = 127;
+        out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        (out, 10)
+    }
+}
+
 /// Writes the header of an unmasked, final frame of `len` payload bytes.
 pub fn encode_header(opcode: OpCode, len: usize, out: &mut Vec<u8>) {
-    let b0 = 0x80 | opcode.bits();
-    if len < 126 {
-        out.extend_from_slice(&[b0, len as u8]);
-    } else if let Ok(len) = u16::try_from(len) {
-        let [hi, lo] = len.to_be_bytes();
-        out.extend_from_slice(&[b0, 126, hi, lo]);
-    } else {
-        out.extend_from_slice(&[b0, 127]);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+    let (bytes, used) = header(opcode, len);
+    out.extend_from_slice(&bytes[..used]);
 }
 
 /// Writes a whole unmasked frame: a message, or a ping or pong.
