@@ -19,11 +19,11 @@ use bytes::{Bytes, BytesMut};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use socketio_proto::{Data, Str};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use websocket_frame::{Decoder, Message, OpCode, ProtocolError, close_code};
 
-/// The first read of a WebSocket with no buffer: small, since most messages
-/// of a real-time application are, and cheap to allocate.
+/// The first read of a WebSocket with no buffer, onto the stack: most
+/// messages of a real-time application fit.
 const FIRST_READ: usize = 1024;
 /// Below this much free room, the read buffer grows before a read.
 const MIN_READ: usize = 256;
@@ -161,29 +161,43 @@ impl WsConn {
                     return Poll::Ready(Some(Err(e.into())));
                 }
             }
-            if self.rbuf.capacity() - self.rbuf.len() < MIN_READ {
-                let want = if self.rbuf.capacity() == 0 {
-                    FIRST_READ.min(self.limits.read_chunk)
-                } else {
-                    self.limits.read_chunk
-                };
-                self.rbuf.reserve(want);
-            }
-            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
-                Poll::Pending => {
-                    if self.rbuf.is_empty() {
-                        // Idle: give the buffer back.
-                        self.rbuf = BytesMut::new();
+            let read = if self.rbuf.capacity() == 0 {
+                // No buffer: read onto the stack first, so that a read that
+                // finds nothing allocates nothing, and a message that comes
+                // whole gets a buffer of its exact size (which its payload
+                // then takes over, with no copy and no shared header).
+                let mut first = [0u8; FIRST_READ];
+                let mut into = ReadBuf::new(&mut first);
+                match ready!(Pin::new(&mut self.io).poll_read(cx, &mut into)) {
+                    Ok(()) => {
+                        self.rbuf = BytesMut::from(into.filled());
+                        Ok(self.rbuf.len())
                     }
-                    return Poll::Pending;
+                    Err(e) => Err(e),
                 }
-                Poll::Ready(Ok(0)) => {
+            } else {
+                if self.rbuf.capacity() - self.rbuf.len() < MIN_READ {
+                    self.rbuf.reserve(self.limits.read_chunk);
+                }
+                match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+                    Poll::Pending => {
+                        if self.rbuf.is_empty() {
+                            // Idle: give the buffer back.
+                            self.rbuf = BytesMut::new();
+                        }
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(read) => read,
+                }
+            };
+            match read {
+                Ok(0) => {
                     self.read = ReadState::Done;
                     self.rbuf = BytesMut::new();
                     return Poll::Ready(None);
                 }
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => {
+                Ok(_) => {}
+                Err(e) => {
                     self.read = ReadState::Done;
                     self.rbuf = BytesMut::new();
                     return Poll::Ready(Some(Err(e.into())));

@@ -263,7 +263,13 @@ impl Decoder {
                 return Ok(None);
             }
             buf.advance(header.header_len);
-            let mut payload = buf.split_to(header.payload_len);
+            // A frame that is all the buffer holds takes the buffer whole:
+            // splitting would make the buffer shared, which allocates.
+            let mut payload = if buf.len() == header.payload_len {
+                std::mem::take(buf)
+            } else {
+                buf.split_to(header.payload_len)
+            };
             unmask(&mut payload, header.mask);
             if let Some(message) = self.on_frame(header, payload)? {
                 return Ok(Some(message));
