@@ -72,8 +72,8 @@ pub use endpoint::{
 pub use http::{ContentType, HttpError, Method, Request, Response};
 pub use ids::IdGenerator;
 pub use types::{
-    ConnectionHandle, DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, RequestId,
-    SendError, Transmit, TransportKind,
+    ConnectionHandle, DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, HandleHasher,
+    HandleMap, RequestId, SendError, Transmit, TransportKind,
 };
 
 pub use engineio_packet::{self, Data, Str};

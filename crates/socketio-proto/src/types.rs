@@ -14,6 +14,34 @@ pub struct RequestId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionHandle(pub u64);
 
+/// A map keyed by [`ConnectionHandle`], with a hash of one multiplication.
+///
+/// Handles are numbered by the endpoint, never chosen by a peer, so they
+/// need no keyed hash against flooding; a broadcast looks one up per
+/// recipient, where SipHash would cost more than the lookup.
+pub type HandleMap<V> =
+    std::collections::HashMap<ConnectionHandle, V, std::hash::BuildHasherDefault<HandleHasher>>;
+
+/// The hasher of [`HandleMap`]: Fibonacci hashing of the handle's number.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HandleHasher(u64);
+
+impl std::hash::Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// Which transport a session currently uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
@@ -262,4 +290,27 @@ pub enum SendError {
     /// No connect request is waiting for an answer on that namespace.
     #[error("no connect request is waiting on that namespace")]
     NoConnectRequest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConnectionHandle, HandleMap};
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn handle_hashes_spread_sequential_numbers() {
+        let build = std::hash::BuildHasherDefault::<super::HandleHasher>::default();
+        // hashbrown picks buckets by the low bits and tags by the top seven.
+        let mut low = std::collections::HashSet::new();
+        let mut top = std::collections::HashSet::new();
+        for n in 0..1024u64 {
+            let h = build.hash_one(ConnectionHandle(n));
+            low.insert(h & 1023);
+            top.insert(h >> 57);
+        }
+        assert_eq!(low.len(), 1024);
+        assert_eq!(top.len(), 128);
+        let map: HandleMap<u64> = (0..100).map(|n| (ConnectionHandle(n), n * 2)).collect();
+        assert_eq!(map.get(&ConnectionHandle(42)), Some(&84));
+    }
 }

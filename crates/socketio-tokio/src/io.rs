@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
-use socketio_proto::{Config, ConnectionHandle, DisconnectReason, Endpoint, IdGenerator, Str};
+use socketio_proto::{Config, DisconnectReason, Endpoint, IdGenerator, Str};
 use tokio::sync::watch;
 
 use crate::config::{Options, SocketIoBuilder};
@@ -24,7 +24,7 @@ use crate::socket::{Socket, SocketInner};
 /// and where each connection's task listens.
 pub(crate) struct State {
     pub(crate) endpoint: Endpoint,
-    pub(crate) conns: HashMap<ConnectionHandle, CmdTx>,
+    pub(crate) conns: socketio_proto::HandleMap<CmdTx>,
     pub(crate) sockets: HashMap<Str, Arc<SocketInner>>,
 }
 
@@ -167,7 +167,7 @@ impl SocketIo {
         let shared = Shared {
             state: Mutex::new(State {
                 endpoint,
-                conns: HashMap::new(),
+                conns: socketio_proto::HandleMap::default(),
                 sockets: HashMap::new(),
             }),
             config,
