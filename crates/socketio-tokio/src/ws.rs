@@ -22,9 +22,15 @@ use socketio_proto::{Data, Str};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use websocket_frame::{Decoder, Message, OpCode, ProtocolError, close_code};
 
-/// The first read of a WebSocket with no buffer, onto the stack: most
-/// messages of a real-time application fit.
+/// The first read of a WebSocket with no buffer, into a scratch buffer of
+/// the thread: most messages of a real-time application fit.
 const FIRST_READ: usize = 1024;
+thread_local! {
+    /// Where reads with no buffer go first: one per thread, zeroed once.
+    static FIRST: std::cell::RefCell<Box<[u8; FIRST_READ]>> =
+        std::cell::RefCell::new(Box::new([0; FIRST_READ]));
+}
+
 /// Below this much free room, the read buffer grows before a read.
 const MIN_READ: usize = 256;
 
@@ -162,15 +168,18 @@ impl WsConn {
                 }
             }
             let read = if self.rbuf.capacity() == 0 {
-                // No buffer: read onto the stack first, so that a read that
+                // No buffer: read into the thread's scratch buffer first, so that a read that
                 // finds nothing allocates nothing, and a message that comes
                 // whole gets a buffer of its exact size (which its payload
                 // then takes over, with no copy and no shared header).
-                let mut first = [0u8; FIRST_READ];
-                let mut into = ReadBuf::new(&mut first);
-                match ready!(Pin::new(&mut self.io).poll_read(cx, &mut into)) {
-                    Ok(()) => {
-                        self.rbuf = BytesMut::from(into.filled());
+                let io = Pin::new(&mut self.io);
+                match ready!(FIRST.with_borrow_mut(|first| {
+                    let mut into = ReadBuf::new(&mut first[..]);
+                    io.poll_read(cx, &mut into)
+                        .map_ok(|()| BytesMut::from(into.filled()))
+                })) {
+                    Ok(read) => {
+                        self.rbuf = read;
                         Ok(self.rbuf.len())
                     }
                     Err(e) => Err(e),
