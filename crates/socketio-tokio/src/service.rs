@@ -544,7 +544,7 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 }
 
 fn switching_protocols(key: &HeaderValue) -> http::Response<Full<Bytes>> {
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let accept = crate::ws::accept_key(key.as_bytes());
     let mut res = http::Response::new(Full::new(Bytes::new()));
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();

@@ -34,6 +34,17 @@ thread_local! {
 /// Below this much free room, the read buffer grows before a read.
 const MIN_READ: usize = 256;
 
+/// The `Sec-WebSocket-Accept` answer to a client's `Sec-WebSocket-Key`
+/// (RFC 6455, section 4.2.2): the key and the protocol's GUID, SHA-1, base64.
+pub(crate) fn accept_key(key: &[u8]) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let mut sha = sha1::Sha1::new();
+    sha.update(key);
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
+}
+
 /// Why a WebSocket stopped.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum WsError {
@@ -367,5 +378,17 @@ impl WsConn {
         }
         ready!(self.poll_finish(cx))?;
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The example of RFC 6455, section 1.3.
+    #[test]
+    fn accept_key_of_the_rfc_example() {
+        assert_eq!(
+            super::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 }
