@@ -115,8 +115,11 @@ impl Single {
 }
 
 /// A server WebSocket on an upgraded connection.
-pub(crate) struct WsConn {
-    io: TokioIo<Upgraded>,
+pub(crate) type Upgrade = TokioIo<Upgraded>;
+
+/// A server WebSocket over `T` (an upgraded connection).
+pub(crate) struct WsConn<T = Upgrade> {
+    io: T,
     decoder: Decoder,
     limits: WsLimits,
     rbuf: BytesMut,
@@ -132,8 +135,8 @@ pub(crate) struct WsConn {
     shut_down: bool,
 }
 
-impl WsConn {
-    pub(crate) fn new(io: TokioIo<Upgraded>, limits: WsLimits) -> WsConn {
+impl<T: AsyncRead + AsyncWrite + Unpin> WsConn<T> {
+    pub(crate) fn new(io: T, limits: WsLimits) -> WsConn<T> {
         WsConn {
             vectored: io.is_write_vectored(),
             io,
@@ -382,7 +385,19 @@ impl WsConn {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use std::future::poll_fn;
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use socketio_proto::Data;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+
+    use super::{Incoming, WsConn, WsLimits};
+
     /// The example of RFC 6455, section 1.3.
     #[test]
     fn accept_key_of_the_rfc_example() {
@@ -390,5 +405,236 @@ mod tests {
             super::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
+    }
+
+    /// A socket that moves at most `max` bytes a call and says "not now"
+    /// every other call, taking vectored writes.
+    struct Chunky {
+        inner: DuplexStream,
+        max: usize,
+        stall: bool,
+    }
+
+    impl Chunky {
+        fn stalls(&mut self, cx: &mut Context<'_>) -> bool {
+            self.stall = !self.stall;
+            if self.stall {
+                cx.waker().wake_by_ref();
+            }
+            self.stall
+        }
+    }
+
+    impl AsyncRead for Chunky {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if self.stalls(cx) {
+                return Poll::Pending;
+            }
+            let max = self.max.min(buf.remaining());
+            let mut small = vec![0; max];
+            let mut into = ReadBuf::new(&mut small);
+            let polled = Pin::new(&mut self.inner).poll_read(cx, &mut into);
+            buf.put_slice(into.filled());
+            polled
+        }
+    }
+
+    impl AsyncWrite for Chunky {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.stalls(cx) {
+                return Poll::Pending;
+            }
+            let max = self.max.min(buf.len());
+            Pin::new(&mut self.inner).poll_write(cx, &buf[..max])
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            self.poll_write(cx, &joined)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    const LIMITS: WsLimits = WsLimits {
+        max_message: 100_000,
+        read_chunk: 16,
+        write_chunk: 64,
+        max_write: 1 << 20,
+    };
+
+    fn pair(max: usize) -> (WsConn<Chunky>, DuplexStream) {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let io = Chunky {
+            inner: a,
+            max,
+            stall: false,
+        };
+        (WsConn::new(io, LIMITS), b)
+    }
+
+    fn masked(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mask = [9u8, 200, 31, 77];
+        let mut out = vec![u8::from(fin) << 7 | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n < 65536 => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        out
+    }
+
+    /// Reads server frames off `peer` until `n` have come: (opcode, payload).
+    async fn frames(peer: &mut DuplexStream, n: usize) -> Vec<(u8, Vec<u8>)> {
+        let mut bytes = Vec::new();
+        let mut out = Vec::new();
+        while out.len() < n {
+            let mut chunk = [0u8; 4096];
+            let read = peer.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "the stream ended after {out:?}");
+            bytes.extend_from_slice(&chunk[..read]);
+            while let Some(&len7) = bytes.get(1) {
+                let (len, at) = match len7 {
+                    126 if bytes.len() >= 4 => {
+                        (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4)
+                    }
+                    127 if bytes.len() >= 10 => (
+                        u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                        10,
+                    ),
+                    126 | 127 => break,
+                    n => (usize::from(n), 2),
+                };
+                if bytes.len() < at + len {
+                    break;
+                }
+                assert_eq!(bytes[0] & 0xf0, 0x80, "a final frame, no reserved bits");
+                out.push((bytes[0] & 0x0f, bytes[at..at + len].to_vec()));
+                bytes.drain(..at + len);
+            }
+        }
+        out
+    }
+
+    async fn next(ws: &mut WsConn<Chunky>) -> Option<Incoming> {
+        poll_fn(|cx| ws.poll_next(cx)).await.map(Result::unwrap)
+    }
+
+    #[tokio::test]
+    async fn messages_cross_a_socket_that_moves_three_bytes_at_a_time() {
+        let (mut ws, mut peer) = pair(3);
+        let big = vec![7u8; 70_000];
+        let mut wire = masked(1, true, "héllo".as_bytes());
+        wire.extend(masked(2, false, &big[..30_000]));
+        wire.extend(masked(9, true, b"ping"));
+        wire.extend(masked(0, true, &big[30_000..]));
+        peer.write_all(&wire).await.unwrap();
+        let Some(Incoming::Message(Data::Text(text))) = next(&mut ws).await else {
+            panic!("a text message")
+        };
+        assert_eq!(text, "héllo");
+        assert!(matches!(next(&mut ws).await, Some(Incoming::Control)));
+        let Some(Incoming::Message(Data::Binary(bin))) = next(&mut ws).await else {
+            panic!("a binary message")
+        };
+        assert_eq!(bin, big);
+        // The pong, a frame queued alone and left half written, then more
+        // frames queued behind it: all go out whole and in order.
+        poll_fn(|cx| ws.poll_flush(cx)).await.unwrap();
+        ws.send(&Data::Binary(Bytes::from(vec![1u8; 300]))).unwrap();
+        for _ in 0..3 {
+            let _ = poll_fn(|cx| Poll::Ready(ws.poll_flush(cx))).await;
+        }
+        let written = ws.single.as_ref().map(|s| s.written);
+        assert!(matches!(written, Some(1..300)), "{written:?}");
+        ws.send(&Data::Text("second".into())).unwrap();
+        ws.send(&Data::Binary(Bytes::from(vec![2u8; 70_000])))
+            .unwrap();
+        poll_fn(|cx| ws.poll_flush(cx)).await.unwrap();
+        let got = frames(&mut peer, 4).await;
+        assert_eq!(got[0], (10, b"ping".to_vec()));
+        assert_eq!(got[1], (2, vec![1u8; 300]));
+        assert_eq!(got[2], (1, b"second".to_vec()));
+        assert_eq!(got[3], (2, vec![2u8; 70_000]));
+        // Idle, it holds no buffer.
+        assert!(matches!(
+            poll_fn(|cx| Poll::Ready(ws.poll_next(cx))).await,
+            Poll::Pending
+        ));
+        assert_eq!((ws.rbuf.capacity(), ws.wbuf.capacity()), (0, 0));
+        assert!(ws.single.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_closing_handshake_from_either_side() {
+        // The peer closes: its code comes back, then the stream ends.
+        let (mut ws, mut peer) = pair(5);
+        peer.write_all(&masked(8, true, &4001u16.to_be_bytes()))
+            .await
+            .unwrap();
+        assert!(matches!(next(&mut ws).await, Some(Incoming::Close)));
+        assert!(next(&mut ws).await.is_none());
+        assert_eq!(
+            frames(&mut peer, 1).await,
+            [(8, 4001u16.to_be_bytes().to_vec())]
+        );
+        assert_eq!(peer.read(&mut [0u8; 8]).await.unwrap(), 0);
+
+        // The server closes: 1000 goes out, and the close completes once
+        // the peer answers; what the peer sent meanwhile is dropped.
+        let (mut ws, mut peer) = pair(5);
+        let mut answer = masked(1, true, b"late");
+        answer.extend(masked(8, true, &1000u16.to_be_bytes()));
+        peer.write_all(&answer).await.unwrap();
+        poll_fn(|cx| ws.poll_close(cx)).await.unwrap();
+        assert_eq!(
+            frames(&mut peer, 1).await,
+            [(8, 1000u16.to_be_bytes().to_vec())]
+        );
+        assert_eq!(peer.read(&mut [0u8; 8]).await.unwrap(), 0);
+        // Nothing is queued after the close frame.
+        ws.send(&Data::Text("after".into())).unwrap();
+        assert_eq!(ws.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_write_bound_refuses_more() {
+        let (mut ws, _peer) = pair(1);
+        ws.limits.max_write = 1000;
+        ws.send(&Data::Binary(Bytes::from(vec![0u8; 600]))).unwrap();
+        assert!(matches!(
+            ws.send(&Data::Binary(Bytes::from(vec![0u8; 600]))),
+            Err(super::WsError::Full)
+        ));
     }
 }
