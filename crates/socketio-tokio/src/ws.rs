@@ -2,10 +2,14 @@
 //! [`websocket_frame`] on a socket, with buffers that exist only while they
 //! hold something.
 //!
-//! An idle WebSocket holds no buffer at all: the read buffer is given back
-//! when a read finds no more data and nothing is left of a frame, and the
-//! write buffer when it has all been written. A message that arrived in one
-//! frame is handed over as a slice of the read buffer, without a copy.
+//! An idle WebSocket holds no buffer at all. With no read buffer, a read goes
+//! into a scratch buffer of the thread, and what it got is copied into a
+//! buffer of its exact size (a read that finds nothing allocates nothing);
+//! the read buffer grows only for a frame longer than what is there, and is
+//! given back when a read finds no more data and nothing is left of a frame.
+//! The write buffer is given back when it has all been written. A message
+//! that arrived in one frame is handed over as a slice of the read buffer,
+//! without a copy.
 //! Frames queued in one turn of the connection's task go out in one write;
 //! a frame queued alone (the common case: one message per wake-up) is
 //! written from its own bytes with its header beside it, with no copy and no
@@ -114,7 +118,7 @@ impl Single {
     }
 }
 
-/// A server WebSocket on an upgraded connection.
+/// The socket of an upgraded HTTP connection.
 pub(crate) type Upgrade = TokioIo<Upgraded>;
 
 /// A server WebSocket over `T` (an upgraded connection).
