@@ -11,7 +11,7 @@ use socketio_packet::{Decoder, Packet, PacketKind, Payload, ProtocolVersion};
 
 use crate::config::Config;
 use crate::http::{ContentType, HttpError, Method, Request, Response};
-use crate::ids::IdGenerator;
+use crate::ids::IdStream;
 use crate::types::{
     DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, RequestId, SendError, Transmit,
     TransportKind,
@@ -129,11 +129,13 @@ pub struct Connection {
     pong_deadline: Option<Instant>,
     close_deadline: Option<Instant>,
     connect_deadline: Option<Instant>,
-    decoder: Decoder,
+    /// The decoder of a binary packet awaiting its attachments; between
+    /// packets there is none (a decoder holds no other state).
+    decoder: Option<Box<Decoder>>,
     sockets: Vec<Socket>,
     /// Namespaces whose connect request awaits the application's answer.
     pending_connects: Vec<Str>,
-    ids: IdGenerator,
+    ids: IdStream,
     handshake_query: String,
 }
 
@@ -151,7 +153,7 @@ impl Connection {
         sid: Str,
         eio: EioVersion,
         opening: Opening,
-        ids: IdGenerator,
+        ids: IdStream,
         handshake_query: String,
     ) -> Connection {
         let sio = match eio {
@@ -166,7 +168,7 @@ impl Connection {
             Opening::WebSocket { ws } => Transport::WebSocket(ws),
         };
         let mut conn = Connection {
-            decoder: Decoder::new(sio, config.max_attachments),
+            decoder: None,
             sid,
             eio,
             sio,
@@ -579,6 +581,7 @@ impl Connection {
                 }
                 keep
             });
+            release_vec_if_empty(&mut socket.acks);
             for id in expired {
                 self.events.push_back(Event::AckTimedOut {
                     nsp: socket.nsp.clone(),
@@ -669,6 +672,7 @@ impl Connection {
             Some(close) => close,
         };
         let outs: Vec<Out> = self.buffer.drain(..end).collect();
+        release_if_empty(&mut self.buffer);
         self.buffered_bytes = self.buffer.iter().map(Out::size).sum();
         let closes = outs
             .iter()
@@ -774,14 +778,14 @@ impl Connection {
             self.side.push_back(Transmit::Close { transport: ws });
         }
         self.upgrade = Upgrade::None;
-        self.buffer.clear();
+        self.buffer = VecDeque::new();
         self.buffered_bytes = 0;
         self.next_ping = None;
         self.pong_deadline = None;
         self.upgrade_deadline = None;
         self.close_deadline = None;
         self.connect_deadline = None;
-        self.pending_connects.clear();
+        self.pending_connects = Vec::new();
         for socket in std::mem::take(&mut self.sockets) {
             self.endpoint_events
                 .push_back(EndpointEvent::SocketDisconnected {
@@ -821,9 +825,26 @@ impl Connection {
             self.events.push_back(Event::EngineMessage(data));
             return;
         }
-        let decoded = match data {
-            Data::Text(s) => self.decoder.decode_text(s),
-            Data::Binary(b) => self.decoder.decode_binary(b),
+        let decode = |decoder: &mut Decoder| match data {
+            Data::Text(s) => decoder.decode_text(s),
+            Data::Binary(b) => decoder.decode_binary(b),
+        };
+        let decoded = match self.decoder.as_deref_mut() {
+            Some(pending) => {
+                let decoded = decode(pending);
+                if !pending.is_awaiting_attachments() {
+                    self.decoder = None;
+                }
+                decoded
+            }
+            None => {
+                let mut decoder = Decoder::new(self.sio, self.config.max_attachments);
+                let decoded = decode(&mut decoder);
+                if decoder.is_awaiting_attachments() {
+                    self.decoder = Some(Box::new(decoder));
+                }
+                decoded
+            }
         };
         match decoded {
             Ok(Some(packet)) => self.on_packet(now, packet),
@@ -865,6 +886,7 @@ impl Connection {
                     self.invalid_state(now, "duplicate connect");
                     return;
                 }
+                self.pending_connects.reserve_exact(1);
                 self.pending_connects.push(nsp.clone());
                 self.events
                     .push_back(Event::ConnectRequest { nsp, auth, query });
@@ -908,6 +930,7 @@ impl Connection {
                 // Unknown ids are ignored; an ack fires at most once.
                 if let Some(pos) = socket.acks.iter().position(|&(a, _)| a == id) {
                     socket.acks.swap_remove(pos);
+                    release_vec_if_empty(&mut socket.acks);
                     self.events.push_back(Event::Ack {
                         nsp: socket.nsp.clone(),
                         sid: socket.sid.clone(),
@@ -949,6 +972,7 @@ impl Connection {
             return Err(SendError::NoConnectRequest);
         };
         let nsp = self.pending_connects.swap_remove(pos);
+        release_vec_if_empty(&mut self.pending_connects);
         let sid = self.ids.next_id();
         let reply = match self.sio {
             ProtocolVersion::V4 => Packet::connect(nsp.clone(), None),
@@ -958,6 +982,8 @@ impl Connection {
             }
         };
         self.push_packet(&reply);
+        // Most connections join one namespace: room for exactly one.
+        self.sockets.reserve_exact(1);
         self.sockets.push(Socket {
             nsp: nsp.clone(),
             sid: sid.clone(),
@@ -992,6 +1018,7 @@ impl Connection {
             return Err(SendError::NoConnectRequest);
         };
         let nsp = self.pending_connects.swap_remove(pos);
+        release_vec_if_empty(&mut self.pending_connects);
         let packet = match self.sio {
             ProtocolVersion::V4 => {
                 let value = data
@@ -1214,7 +1241,7 @@ impl Connection {
 
     /// The next HTTP response to write, with the request it answers.
     pub fn poll_response(&mut self) -> Option<(RequestId, Response)> {
-        self.responses.pop_front()
+        pop_front(&mut self.responses)
     }
 
     /// The next WebSocket frame to send, or WebSocket to close.
@@ -1222,14 +1249,14 @@ impl Connection {
     /// On a WebSocket transport this also drains the send buffer: call it
     /// when the socket can take more, and the buffer holds the rest.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if let Some(t) = self.side.pop_front() {
+        if let Some(t) = pop_front(&mut self.side) {
             return Some(t);
         }
         if let Transport::WebSocket(ws) = self.transport {
             if self.state == State::Closed {
                 return None;
             }
-            let out = self.buffer.pop_front()?;
+            let out = pop_front(&mut self.buffer)?;
             self.buffered_bytes = self.buffered_bytes.saturating_sub(out.size());
             return Some(Transmit::Frame {
                 transport: ws,
@@ -1241,12 +1268,12 @@ impl Connection {
 
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        pop_front(&mut self.events)
     }
 
     /// The next event for the [`Endpoint`](crate::Endpoint).
     pub fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
-        self.endpoint_events.pop_front()
+        pop_front(&mut self.endpoint_events)
     }
 
     /// The earliest deadline at which [`handle_timeout`](Connection::handle_timeout)
@@ -1267,5 +1294,25 @@ impl Connection {
         .flatten()
         .chain(acks)
         .min()
+    }
+}
+
+/// Takes the first item of a queue. A queue left empty gives its memory
+/// back: an idle connection keeps none of the capacity of its last burst.
+fn pop_front<T>(queue: &mut VecDeque<T>) -> Option<T> {
+    let item = queue.pop_front();
+    release_if_empty(queue);
+    item
+}
+
+fn release_if_empty<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() != 0 {
+        *queue = VecDeque::new();
+    }
+}
+
+fn release_vec_if_empty<T>(list: &mut Vec<T>) {
+    if list.is_empty() && list.capacity() != 0 {
+        *list = Vec::new();
     }
 }

@@ -418,7 +418,7 @@ impl Endpoint {
             sid.clone(),
             eio,
             opening,
-            self.ids.fork(),
+            self.ids.fork_stream(),
             req.query.clone(),
         );
         self.sessions.insert(sid.clone(), handle);
