@@ -57,6 +57,7 @@ mod limits;
 mod ns;
 mod operators;
 mod queue;
+mod request_head;
 mod serve;
 mod service;
 mod socket;

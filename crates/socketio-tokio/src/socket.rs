@@ -26,12 +26,12 @@ use crate::io::Shared;
 use crate::ns::NsInner;
 use crate::operators::{BroadcastOperator, RoomParam};
 use crate::queue::Offer;
+use crate::request_head::RequestHead;
 
 /// What the HTTP request that opened a connection told.
 #[derive(Debug)]
 pub(crate) struct HttpInfo {
-    pub(crate) headers: HeaderMap,
-    pub(crate) uri: Uri,
+    pub(crate) head: RequestHead,
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) time: SystemTime,
 }
@@ -49,17 +49,17 @@ pub struct Handshake {
 impl Handshake {
     /// The headers of the request that opened the connection.
     pub fn headers(&self) -> &HeaderMap {
-        &self.http.headers
+        self.http.head.headers()
     }
 
     /// The URI of that request.
     pub fn uri(&self) -> &Uri {
-        &self.http.uri
+        self.http.head.uri()
     }
 
     /// Its query string (without `?`).
     pub fn query(&self) -> &str {
-        self.http.uri.query().unwrap_or("")
+        self.http.head.query()
     }
 
     /// A query parameter, percent-decoded.
