@@ -1316,3 +1316,58 @@ fn release_vec_if_empty<T>(list: &mut Vec<T>) {
         *list = Vec::new();
     }
 }
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    /// A connection of a WebSocket client in one namespace, once the
+    /// binding has drained its output: what it keeps while idle.
+    fn idle_websocket_connection() -> Connection {
+        let config = Arc::new(Config::default());
+        let now = Instant::now();
+        let ids = crate::ids::IdGenerator::from_seed([5; 32]).fork_stream();
+        let ws = RequestId(1);
+        let mut conn = Connection::new(
+            now,
+            config,
+            Str::from("session"),
+            EioVersion::V4,
+            Opening::WebSocket { ws },
+            ids,
+            String::new(),
+        );
+        conn.handle_frame(now, ws, Data::Text(Str::from("40")));
+        while let Some(event) = conn.poll_event() {
+            if let Event::ConnectRequest { nsp, .. } = event {
+                assert!(conn.accept(&nsp).is_ok());
+            }
+        }
+        while conn.poll_transmit().is_some() {}
+        while conn.poll_endpoint_event().is_some() {}
+        while conn.poll_response().is_some() {}
+        conn
+    }
+
+    #[test]
+    fn an_idle_connection_keeps_no_queue_capacity() {
+        let conn = idle_websocket_connection();
+        assert_eq!(conn.sockets().count(), 1);
+        assert_eq!(conn.buffer.capacity(), 0);
+        assert_eq!(conn.side.capacity(), 0);
+        assert_eq!(conn.responses.capacity(), 0);
+        assert_eq!(conn.events.capacity(), 0);
+        assert_eq!(conn.endpoint_events.capacity(), 0);
+        assert_eq!(conn.pending_connects.capacity(), 0);
+        assert_eq!(conn.sockets.capacity(), 1);
+        assert!(conn.decoder.is_none());
+    }
+
+    #[test]
+    fn the_connection_stays_small() {
+        // Boxed once per session: a guard of the layout, not a timing.
+        assert!(std::mem::size_of::<Connection>() <= 456);
+        assert!(std::mem::size_of::<Out>() <= 72);
+        assert!(std::mem::size_of::<Socket>() <= 96);
+    }
+}

@@ -135,12 +135,19 @@ impl BroadcastOptions {
 #[derive(Debug, Default)]
 struct SocketEntry {
     conn: Option<ConnectionHandle>,
+    /// The rooms it joined, but for its own.
     rooms: HashSet<Str>,
+    /// Whether it is in the room named by its id. Every socket is, until it
+    /// leaves it; that room is this flag, not an entry of
+    /// [`NamespaceIndex::rooms`] (a set of one member per socket, about
+    /// 0.4 KiB each).
+    own_room: bool,
 }
 
 #[derive(Debug, Default)]
 struct NamespaceIndex {
     sockets: HashMap<Str, SocketEntry>,
+    /// The members of each room but the sockets' own rooms.
     rooms: HashMap<Str, HashSet<Str>>,
 }
 
@@ -149,6 +156,10 @@ impl NamespaceIndex {
         let Some(entry) = self.sockets.get_mut(sid) else {
             return;
         };
+        if room == *sid {
+            entry.own_room = true;
+            return;
+        }
         if entry.rooms.insert(room.clone()) {
             self.rooms.entry(room).or_default().insert(sid.clone());
         }
@@ -158,6 +169,10 @@ impl NamespaceIndex {
         let Some(entry) = self.sockets.get_mut(sid) else {
             return;
         };
+        if room == &**sid {
+            entry.own_room = false;
+            return;
+        }
         if entry.rooms.remove(room)
             && let Some(members) = self.rooms.get_mut(room)
         {
@@ -183,6 +198,28 @@ impl NamespaceIndex {
         }
     }
 
+    /// The members of `room`: the sockets that joined it, and the socket
+    /// whose id it is while that one is in its own room.
+    fn members<'a>(&'a self, room: &str) -> impl Iterator<Item = &'a Str> + 'a {
+        let own = self
+            .sockets
+            .get_key_value(room)
+            .filter(|(_, e)| e.own_room)
+            .map(|(sid, _)| sid);
+        self.rooms.get(room).into_iter().flatten().chain(own)
+    }
+
+    /// Whether socket `sid` is in `room`.
+    fn in_room(&self, room: &str, sid: &Str) -> bool {
+        if room == &**sid {
+            self.sockets.get(sid).is_some_and(|e| e.own_room)
+        } else {
+            self.rooms
+                .get(room)
+                .is_some_and(|members| members.contains(sid))
+        }
+    }
+
     fn targets(&self, opts: &BroadcastOptions) -> Vec<(Str, ConnectionHandle)> {
         self.targets_with(opts, |sid, conn| (sid.clone(), conn))
     }
@@ -193,13 +230,7 @@ impl NamespaceIndex {
         opts: &BroadcastOptions,
         mut pick: impl FnMut(&Str, ConnectionHandle) -> T,
     ) -> Vec<T> {
-        let excluded = |sid: &Str| {
-            opts.except.iter().any(|room| {
-                self.rooms
-                    .get(room)
-                    .is_some_and(|members| members.contains(sid))
-            })
-        };
+        let excluded = |sid: &Str| opts.except.iter().any(|room| self.in_room(room, sid));
         let mut out = Vec::new();
         if opts.rooms.is_empty() {
             out.reserve(self.sockets.len());
@@ -212,9 +243,8 @@ impl NamespaceIndex {
             }
         } else if let [room] = opts.rooms.as_slice() {
             // One room's members are distinct: no need to remember who was seen.
-            let members = self.rooms.get(room);
-            out.reserve(members.map_or(0, HashSet::len));
-            for sid in members.into_iter().flatten() {
+            out.reserve(self.rooms.get(room).map_or(1, |m| m.len() + 1));
+            for sid in self.members(room) {
                 if !excluded(sid)
                     && let Some(conn) = self.sockets.get(sid).and_then(|e| e.conn)
                 {
@@ -224,7 +254,7 @@ impl NamespaceIndex {
         } else {
             let mut seen = HashSet::new();
             for room in &opts.rooms {
-                for sid in self.rooms.get(room).into_iter().flatten() {
+                for sid in self.members(room) {
                     if seen.insert(sid)
                         && !excluded(sid)
                         && let Some(conn) = self.sockets.get(sid).and_then(|e| e.conn)
@@ -437,10 +467,10 @@ impl Endpoint {
                     SocketEntry {
                         conn: Some(handle),
                         rooms: HashSet::new(),
+                        // Every socket is in the room named by its id.
+                        own_room: true,
                     },
                 );
-                // Every socket is in the room named by its id.
-                index.join(&sid, sid.clone());
             }
             EndpointEvent::SocketDisconnected { nsp, sid } => {
                 if let Some(index) = self.index.get_mut(&nsp) {
@@ -480,8 +510,11 @@ impl Endpoint {
         let mut rooms: Vec<Str> = self
             .index
             .get(nsp)
-            .and_then(|i| i.sockets.get(sid))
-            .map(|e| e.rooms.iter().cloned().collect())
+            .and_then(|i| i.sockets.get_key_value(sid))
+            .map(|(sid, e)| {
+                let own = e.own_room.then(|| sid.clone());
+                e.rooms.iter().cloned().chain(own).collect()
+            })
             .unwrap_or_default();
         rooms.sort();
         rooms
@@ -492,9 +525,18 @@ impl Endpoint {
         let mut rooms: Vec<Str> = self
             .index
             .get(nsp)
-            .map(|i| i.rooms.keys().cloned().collect())
+            .map(|i| {
+                let own = i.sockets.iter().filter(|(_, e)| e.own_room);
+                i.rooms
+                    .keys()
+                    .chain(own.map(|(sid, _)| sid))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         rooms.sort();
+        // A socket's id can also be a room others joined.
+        rooms.dedup();
         rooms
     }
 
