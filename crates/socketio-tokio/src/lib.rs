@@ -52,6 +52,7 @@ mod driver;
 mod engine;
 mod error;
 mod handler;
+mod handler_map;
 mod io;
 mod limits;
 mod ns;

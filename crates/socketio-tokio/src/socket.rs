@@ -1,6 +1,5 @@
 //! [`Socket`]: one client on one namespace, and what the application does with it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -22,6 +21,7 @@ use tokio::sync::oneshot;
 use crate::driver::{Cmd, CmdTx, Outgoing};
 use crate::error::{AckError, EmitError};
 use crate::handler::{Erased, ErasedHandler, EventHandler, HandlerResult, with_event_name};
+use crate::handler_map::HandlerMap;
 use crate::io::Shared;
 use crate::ns::NsInner;
 use crate::operators::{BroadcastOperator, RoomParam};
@@ -195,7 +195,7 @@ pub struct EventInfo {
 
 #[derive(Default)]
 pub(crate) struct Listeners {
-    pub(crate) events: HashMap<String, Arc<dyn ErasedHandler>>,
+    pub(crate) events: HandlerMap<Arc<dyn ErasedHandler>>,
     pub(crate) fallback: Option<Arc<dyn ErasedHandler>>,
     pub(crate) any: Vec<AnyListener>,
     pub(crate) any_outgoing: Vec<AnyListener>,
