@@ -135,8 +135,9 @@ impl BroadcastOptions {
 #[derive(Debug, Default)]
 struct SocketEntry {
     conn: Option<ConnectionHandle>,
-    /// The rooms it joined, but for its own.
-    rooms: HashSet<Str>,
+    /// The rooms it joined, but for its own; none while it joined none (a
+    /// `HashSet` is 48 bytes, in an entry kept for every socket).
+    rooms: Option<Box<HashSet<Str>>>,
     /// Whether it is in the room named by its id. Every socket is, until it
     /// leaves it; that room is this flag, not an entry of
     /// [`NamespaceIndex::rooms`] (a set of one member per socket, about
@@ -160,7 +161,7 @@ impl NamespaceIndex {
             entry.own_room = true;
             return;
         }
-        if entry.rooms.insert(room.clone()) {
+        if entry.rooms.get_or_insert_default().insert(room.clone()) {
             self.rooms.entry(room).or_default().insert(sid.clone());
         }
     }
@@ -173,9 +174,11 @@ impl NamespaceIndex {
             entry.own_room = false;
             return;
         }
-        if entry.rooms.remove(room)
-            && let Some(members) = self.rooms.get_mut(room)
-        {
+        let left = entry.rooms.as_mut().is_some_and(|rooms| rooms.remove(room));
+        if entry.rooms.as_ref().is_some_and(|rooms| rooms.is_empty()) {
+            entry.rooms = None;
+        }
+        if left && let Some(members) = self.rooms.get_mut(room) {
             {
                 members.remove(sid);
                 if members.is_empty() {
@@ -187,7 +190,7 @@ impl NamespaceIndex {
 
     fn remove(&mut self, sid: &Str) {
         if let Some(entry) = self.sockets.remove(sid) {
-            for room in entry.rooms {
+            for room in entry.rooms.map(|rooms| *rooms).unwrap_or_default() {
                 if let Some(members) = self.rooms.get_mut(&room) {
                     members.remove(sid);
                     if members.is_empty() {
@@ -466,7 +469,7 @@ impl Endpoint {
                     sid.clone(),
                     SocketEntry {
                         conn: Some(handle),
-                        rooms: HashSet::new(),
+                        rooms: None,
                         // Every socket is in the room named by its id.
                         own_room: true,
                     },
@@ -513,7 +516,8 @@ impl Endpoint {
             .and_then(|i| i.sockets.get_key_value(sid))
             .map(|(sid, e)| {
                 let own = e.own_room.then(|| sid.clone());
-                e.rooms.iter().cloned().chain(own).collect()
+                let joined = e.rooms.iter().flat_map(|rooms| rooms.iter());
+                joined.cloned().chain(own).collect()
             })
             .unwrap_or_default();
         rooms.sort();
@@ -690,4 +694,15 @@ pub struct Broadcast {
     pub targets: Vec<ConnectionHandle>,
     /// Whether the packet is volatile (pass it to [`Connection::send_encoded`]).
     pub volatile: bool,
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    #[test]
+    fn a_socket_entry_stays_small() {
+        // One per socket in the rooms index: a guard of the layout.
+        assert!(std::mem::size_of::<SocketEntry>() <= 32);
+    }
 }
