@@ -207,8 +207,7 @@ impl Connection {
             ping_timeout: conn.config.ping_timeout.as_millis() as u64,
             max_payload: conn.config.max_payload as u64,
         };
-        conn.buffer
-            .push_back(Out::Control(EioPacket::Open(handshake)));
+        push_back(&mut conn.buffer, Out::Control(EioPacket::Open(handshake)));
         match eio {
             // v4: the server pings, first one interval after the handshake.
             EioVersion::V4 => conn.next_ping = Some(now + conn.config.ping_interval),
@@ -226,11 +225,14 @@ impl Connection {
         if eio == EioVersion::V3 && !conn.config.engine_only {
             // Socket.IO v4: the server connects the client to `/` at once.
             conn.pending_connects.push(Str::from_static("/"));
-            conn.events.push_back(Event::ConnectRequest {
-                nsp: Str::from_static("/"),
-                auth: None,
-                query: None,
-            });
+            push_back(
+                &mut conn.events,
+                Event::ConnectRequest {
+                    nsp: Str::from_static("/"),
+                    auth: None,
+                    query: None,
+                },
+            );
         }
         conn
     }
@@ -324,7 +326,7 @@ impl Connection {
                 self.set_pending_get(id);
                 if self.upgrade != Upgrade::None && self.buffer.is_empty() {
                     // An upgrade is under way: let the poll return.
-                    self.buffer.push_back(Out::Control(EioPacket::Noop));
+                    push_back(&mut self.buffer, Out::Control(EioPacket::Noop));
                 }
                 self.flush_polling();
             }
@@ -454,7 +456,7 @@ impl Connection {
                 } = self.transport
                 {
                     if self.buffer.is_empty() {
-                        self.buffer.push_back(Out::Control(EioPacket::Noop));
+                        push_back(&mut self.buffer, Out::Control(EioPacket::Noop));
                     }
                     self.flush_polling();
                 }
@@ -583,11 +585,14 @@ impl Connection {
             });
             release_vec_if_empty(&mut socket.acks);
             for id in expired {
-                self.events.push_back(Event::AckTimedOut {
-                    nsp: socket.nsp.clone(),
-                    sid: socket.sid.clone(),
-                    id,
-                });
+                push_back(
+                    &mut self.events,
+                    Event::AckTimedOut {
+                        nsp: socket.nsp.clone(),
+                        sid: socket.sid.clone(),
+                        id,
+                    },
+                );
             }
         }
     }
@@ -636,7 +641,7 @@ impl Connection {
             return;
         }
         self.buffered_bytes += out.size();
-        self.buffer.push_back(out);
+        push_back(&mut self.buffer, out);
         self.flush_polling();
     }
 
@@ -792,13 +797,16 @@ impl Connection {
                     nsp: socket.nsp.clone(),
                     sid: socket.sid.clone(),
                 });
-            self.events.push_back(Event::Disconnected {
-                nsp: socket.nsp,
-                sid: socket.sid,
-                reason,
-            });
+            push_back(
+                &mut self.events,
+                Event::Disconnected {
+                    nsp: socket.nsp,
+                    sid: socket.sid,
+                    reason,
+                },
+            );
         }
-        self.events.push_back(Event::Closed { reason });
+        push_back(&mut self.events, Event::Closed { reason });
         self.endpoint_events.push_back(EndpointEvent::Closed);
     }
 
@@ -822,7 +830,7 @@ impl Connection {
 
     fn on_message(&mut self, now: Instant, data: Data) {
         if self.config.engine_only {
-            self.events.push_back(Event::EngineMessage(data));
+            push_back(&mut self.events, Event::EngineMessage(data));
             return;
         }
         let decode = |decoder: &mut Decoder| match data {
@@ -850,18 +858,24 @@ impl Connection {
             Ok(Some(packet)) => self.on_packet(now, packet),
             Ok(None) => {}
             Err(e) => {
-                self.events.push_back(Event::ProtocolError {
-                    error: e.to_string(),
-                });
+                push_back(
+                    &mut self.events,
+                    Event::ProtocolError {
+                        error: e.to_string(),
+                    },
+                );
                 self.close(now, DisconnectReason::ForcedClose);
             }
         }
     }
 
     fn invalid_state(&mut self, now: Instant, what: &str) {
-        self.events.push_back(Event::ProtocolError {
-            error: what.to_owned(),
-        });
+        push_back(
+            &mut self.events,
+            Event::ProtocolError {
+                error: what.to_owned(),
+            },
+        );
         self.close(now, DisconnectReason::ForcedClose);
     }
 
@@ -888,8 +902,7 @@ impl Connection {
                 }
                 self.pending_connects.reserve_exact(1);
                 self.pending_connects.push(nsp.clone());
-                self.events
-                    .push_back(Event::ConnectRequest { nsp, auth, query });
+                push_back(&mut self.events, Event::ConnectRequest { nsp, auth, query });
             }
             (PacketKind::Connect(_), Some(_)) => {
                 if self.sio == ProtocolVersion::V4 {
@@ -916,14 +929,17 @@ impl Connection {
                         id,
                     },
                 };
-                self.events.push_back(Event::Message(EventMessage {
-                    nsp: socket.nsp.clone(),
-                    sid: socket.sid.clone(),
-                    name,
-                    data,
-                    ack_id: id,
-                    packet,
-                }));
+                push_back(
+                    &mut self.events,
+                    Event::Message(EventMessage {
+                        nsp: socket.nsp.clone(),
+                        sid: socket.sid.clone(),
+                        name,
+                        data,
+                        ack_id: id,
+                        packet,
+                    }),
+                );
             }
             (PacketKind::Ack { data, id }, Some(i)) => {
                 let socket = &mut self.sockets[i];
@@ -931,12 +947,15 @@ impl Connection {
                 if let Some(pos) = socket.acks.iter().position(|&(a, _)| a == id) {
                     socket.acks.swap_remove(pos);
                     release_vec_if_empty(&mut socket.acks);
-                    self.events.push_back(Event::Ack {
-                        nsp: socket.nsp.clone(),
-                        sid: socket.sid.clone(),
-                        id,
-                        data,
-                    });
+                    push_back(
+                        &mut self.events,
+                        Event::Ack {
+                            nsp: socket.nsp.clone(),
+                            sid: socket.sid.clone(),
+                            id,
+                            data,
+                        },
+                    );
                 }
             }
         }
@@ -948,11 +967,14 @@ impl Connection {
                 nsp: socket.nsp.clone(),
                 sid: socket.sid.clone(),
             });
-        self.events.push_back(Event::Disconnected {
-            nsp: socket.nsp,
-            sid: socket.sid,
-            reason,
-        });
+        push_back(
+            &mut self.events,
+            Event::Disconnected {
+                nsp: socket.nsp,
+                sid: socket.sid,
+                reason,
+            },
+        );
     }
 
     // ----- commands -----
@@ -995,10 +1017,13 @@ impl Connection {
                 nsp: nsp.clone(),
                 sid: sid.clone(),
             });
-        self.events.push_back(Event::Connected {
-            nsp,
-            sid: sid.clone(),
-        });
+        push_back(
+            &mut self.events,
+            Event::Connected {
+                nsp,
+                sid: sid.clone(),
+            },
+        );
         Ok(sid)
     }
 
@@ -1129,9 +1154,9 @@ impl Connection {
             return Err(SendError::BufferFull);
         }
         self.buffered_bytes += encoded.size();
-        self.buffer.push_back(Out::Text(encoded.text.clone()));
+        push_back(&mut self.buffer, Out::Text(encoded.text.clone()));
         for a in &encoded.attachments {
-            self.buffer.push_back(Out::Binary(a.clone()));
+            push_back(&mut self.buffer, Out::Binary(a.clone()));
         }
         self.flush_polling();
         Ok(())
@@ -1183,9 +1208,9 @@ impl Connection {
     fn push_packet(&mut self, packet: &Packet) {
         let encoded = Encoded::new(packet, self.sio);
         self.buffered_bytes += encoded.size();
-        self.buffer.push_back(Out::Text(encoded.text));
+        push_back(&mut self.buffer, Out::Text(encoded.text));
         for a in encoded.attachments {
-            self.buffer.push_back(Out::Binary(a));
+            push_back(&mut self.buffer, Out::Binary(a));
         }
         self.flush_polling();
     }
@@ -1230,7 +1255,7 @@ impl Connection {
         match self.transport {
             Transport::Polling { .. } => {
                 self.close_deadline = Some(now + CLOSE_TIMEOUT);
-                self.buffer.push_back(Out::Control(EioPacket::Close));
+                push_back(&mut self.buffer, Out::Control(EioPacket::Close));
                 self.flush_polling();
             }
             Transport::WebSocket(_) => self.finish_close(reason, true),
@@ -1295,6 +1320,17 @@ impl Connection {
         .chain(acks)
         .min()
     }
+}
+
+/// Adds an item to a queue. An empty queue takes room for one item only:
+/// one event or packet at a time is the usual traffic, and a queue that
+/// drains gives its memory back (see [`pop_front`]), so the next item
+/// allocates again; a small allocation is the cheap one.
+fn push_back<T>(queue: &mut VecDeque<T>, item: T) {
+    if queue.capacity() == 0 {
+        queue.reserve_exact(1);
+    }
+    queue.push_back(item);
 }
 
 /// Takes the first item of a queue. A queue left empty gives its memory
