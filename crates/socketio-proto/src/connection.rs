@@ -11,7 +11,7 @@ use socketio_packet::{Decoder, Packet, PacketKind, Payload, ProtocolVersion};
 
 use crate::config::Config;
 use crate::http::{ContentType, HttpError, Method, Request, Response};
-use crate::ids::IdGenerator;
+use crate::ids::IdStream;
 use crate::types::{
     DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, RequestId, SendError, Transmit,
     TransportKind,
@@ -129,11 +129,13 @@ pub struct Connection {
     pong_deadline: Option<Instant>,
     close_deadline: Option<Instant>,
     connect_deadline: Option<Instant>,
-    decoder: Decoder,
+    /// The decoder of a binary packet awaiting its attachments; between
+    /// packets there is none (a decoder holds no other state).
+    decoder: Option<Box<Decoder>>,
     sockets: Vec<Socket>,
     /// Namespaces whose connect request awaits the application's answer.
     pending_connects: Vec<Str>,
-    ids: IdGenerator,
+    ids: IdStream,
     handshake_query: String,
 }
 
@@ -151,7 +153,7 @@ impl Connection {
         sid: Str,
         eio: EioVersion,
         opening: Opening,
-        ids: IdGenerator,
+        ids: IdStream,
         handshake_query: String,
     ) -> Connection {
         let sio = match eio {
@@ -166,7 +168,7 @@ impl Connection {
             Opening::WebSocket { ws } => Transport::WebSocket(ws),
         };
         let mut conn = Connection {
-            decoder: Decoder::new(sio, config.max_attachments),
+            decoder: None,
             sid,
             eio,
             sio,
@@ -205,8 +207,7 @@ impl Connection {
             ping_timeout: conn.config.ping_timeout.as_millis() as u64,
             max_payload: conn.config.max_payload as u64,
         };
-        conn.buffer
-            .push_back(Out::Control(EioPacket::Open(handshake)));
+        push_back(&mut conn.buffer, Out::Control(EioPacket::Open(handshake)));
         match eio {
             // v4: the server pings, first one interval after the handshake.
             EioVersion::V4 => conn.next_ping = Some(now + conn.config.ping_interval),
@@ -224,11 +225,14 @@ impl Connection {
         if eio == EioVersion::V3 && !conn.config.engine_only {
             // Socket.IO v4: the server connects the client to `/` at once.
             conn.pending_connects.push(Str::from_static("/"));
-            conn.events.push_back(Event::ConnectRequest {
-                nsp: Str::from_static("/"),
-                auth: None,
-                query: None,
-            });
+            push_back(
+                &mut conn.events,
+                Event::ConnectRequest {
+                    nsp: Str::from_static("/"),
+                    auth: None,
+                    query: None,
+                },
+            );
         }
         conn
     }
@@ -322,7 +326,7 @@ impl Connection {
                 self.set_pending_get(id);
                 if self.upgrade != Upgrade::None && self.buffer.is_empty() {
                     // An upgrade is under way: let the poll return.
-                    self.buffer.push_back(Out::Control(EioPacket::Noop));
+                    push_back(&mut self.buffer, Out::Control(EioPacket::Noop));
                 }
                 self.flush_polling();
             }
@@ -452,7 +456,7 @@ impl Connection {
                 } = self.transport
                 {
                     if self.buffer.is_empty() {
-                        self.buffer.push_back(Out::Control(EioPacket::Noop));
+                        push_back(&mut self.buffer, Out::Control(EioPacket::Noop));
                     }
                     self.flush_polling();
                 }
@@ -579,12 +583,16 @@ impl Connection {
                 }
                 keep
             });
+            release_vec_if_empty(&mut socket.acks);
             for id in expired {
-                self.events.push_back(Event::AckTimedOut {
-                    nsp: socket.nsp.clone(),
-                    sid: socket.sid.clone(),
-                    id,
-                });
+                push_back(
+                    &mut self.events,
+                    Event::AckTimedOut {
+                        nsp: socket.nsp.clone(),
+                        sid: socket.sid.clone(),
+                        id,
+                    },
+                );
             }
         }
     }
@@ -633,7 +641,7 @@ impl Connection {
             return;
         }
         self.buffered_bytes += out.size();
-        self.buffer.push_back(out);
+        push_back(&mut self.buffer, out);
         self.flush_polling();
     }
 
@@ -669,6 +677,7 @@ impl Connection {
             Some(close) => close,
         };
         let outs: Vec<Out> = self.buffer.drain(..end).collect();
+        release_if_empty(&mut self.buffer);
         self.buffered_bytes = self.buffer.iter().map(Out::size).sum();
         let closes = outs
             .iter()
@@ -774,27 +783,30 @@ impl Connection {
             self.side.push_back(Transmit::Close { transport: ws });
         }
         self.upgrade = Upgrade::None;
-        self.buffer.clear();
+        self.buffer = VecDeque::new();
         self.buffered_bytes = 0;
         self.next_ping = None;
         self.pong_deadline = None;
         self.upgrade_deadline = None;
         self.close_deadline = None;
         self.connect_deadline = None;
-        self.pending_connects.clear();
+        self.pending_connects = Vec::new();
         for socket in std::mem::take(&mut self.sockets) {
             self.endpoint_events
                 .push_back(EndpointEvent::SocketDisconnected {
                     nsp: socket.nsp.clone(),
                     sid: socket.sid.clone(),
                 });
-            self.events.push_back(Event::Disconnected {
-                nsp: socket.nsp,
-                sid: socket.sid,
-                reason,
-            });
+            push_back(
+                &mut self.events,
+                Event::Disconnected {
+                    nsp: socket.nsp,
+                    sid: socket.sid,
+                    reason,
+                },
+            );
         }
-        self.events.push_back(Event::Closed { reason });
+        push_back(&mut self.events, Event::Closed { reason });
         self.endpoint_events.push_back(EndpointEvent::Closed);
     }
 
@@ -818,29 +830,52 @@ impl Connection {
 
     fn on_message(&mut self, now: Instant, data: Data) {
         if self.config.engine_only {
-            self.events.push_back(Event::EngineMessage(data));
+            push_back(&mut self.events, Event::EngineMessage(data));
             return;
         }
-        let decoded = match data {
-            Data::Text(s) => self.decoder.decode_text(s),
-            Data::Binary(b) => self.decoder.decode_binary(b),
+        let decode = |decoder: &mut Decoder| match data {
+            Data::Text(s) => decoder.decode_text(s),
+            Data::Binary(b) => decoder.decode_binary(b),
+        };
+        let decoded = match self.decoder.as_deref_mut() {
+            Some(pending) => {
+                let decoded = decode(pending);
+                if !pending.is_awaiting_attachments() {
+                    self.decoder = None;
+                }
+                decoded
+            }
+            None => {
+                let mut decoder = Decoder::new(self.sio, self.config.max_attachments);
+                let decoded = decode(&mut decoder);
+                if decoder.is_awaiting_attachments() {
+                    self.decoder = Some(Box::new(decoder));
+                }
+                decoded
+            }
         };
         match decoded {
             Ok(Some(packet)) => self.on_packet(now, packet),
             Ok(None) => {}
             Err(e) => {
-                self.events.push_back(Event::ProtocolError {
-                    error: e.to_string(),
-                });
+                push_back(
+                    &mut self.events,
+                    Event::ProtocolError {
+                        error: e.to_string(),
+                    },
+                );
                 self.close(now, DisconnectReason::ForcedClose);
             }
         }
     }
 
     fn invalid_state(&mut self, now: Instant, what: &str) {
-        self.events.push_back(Event::ProtocolError {
-            error: what.to_owned(),
-        });
+        push_back(
+            &mut self.events,
+            Event::ProtocolError {
+                error: what.to_owned(),
+            },
+        );
         self.close(now, DisconnectReason::ForcedClose);
     }
 
@@ -865,9 +900,9 @@ impl Connection {
                     self.invalid_state(now, "duplicate connect");
                     return;
                 }
+                self.pending_connects.reserve_exact(1);
                 self.pending_connects.push(nsp.clone());
-                self.events
-                    .push_back(Event::ConnectRequest { nsp, auth, query });
+                push_back(&mut self.events, Event::ConnectRequest { nsp, auth, query });
             }
             (PacketKind::Connect(_), Some(_)) => {
                 if self.sio == ProtocolVersion::V4 {
@@ -894,26 +929,33 @@ impl Connection {
                         id,
                     },
                 };
-                self.events.push_back(Event::Message(EventMessage {
-                    nsp: socket.nsp.clone(),
-                    sid: socket.sid.clone(),
-                    name,
-                    data,
-                    ack_id: id,
-                    packet,
-                }));
+                push_back(
+                    &mut self.events,
+                    Event::Message(EventMessage {
+                        nsp: socket.nsp.clone(),
+                        sid: socket.sid.clone(),
+                        name,
+                        data,
+                        ack_id: id,
+                        packet,
+                    }),
+                );
             }
             (PacketKind::Ack { data, id }, Some(i)) => {
                 let socket = &mut self.sockets[i];
                 // Unknown ids are ignored; an ack fires at most once.
                 if let Some(pos) = socket.acks.iter().position(|&(a, _)| a == id) {
                     socket.acks.swap_remove(pos);
-                    self.events.push_back(Event::Ack {
-                        nsp: socket.nsp.clone(),
-                        sid: socket.sid.clone(),
-                        id,
-                        data,
-                    });
+                    release_vec_if_empty(&mut socket.acks);
+                    push_back(
+                        &mut self.events,
+                        Event::Ack {
+                            nsp: socket.nsp.clone(),
+                            sid: socket.sid.clone(),
+                            id,
+                            data,
+                        },
+                    );
                 }
             }
         }
@@ -925,11 +967,14 @@ impl Connection {
                 nsp: socket.nsp.clone(),
                 sid: socket.sid.clone(),
             });
-        self.events.push_back(Event::Disconnected {
-            nsp: socket.nsp,
-            sid: socket.sid,
-            reason,
-        });
+        push_back(
+            &mut self.events,
+            Event::Disconnected {
+                nsp: socket.nsp,
+                sid: socket.sid,
+                reason,
+            },
+        );
     }
 
     // ----- commands -----
@@ -949,6 +994,7 @@ impl Connection {
             return Err(SendError::NoConnectRequest);
         };
         let nsp = self.pending_connects.swap_remove(pos);
+        release_vec_if_empty(&mut self.pending_connects);
         let sid = self.ids.next_id();
         let reply = match self.sio {
             ProtocolVersion::V4 => Packet::connect(nsp.clone(), None),
@@ -958,6 +1004,8 @@ impl Connection {
             }
         };
         self.push_packet(&reply);
+        // Most connections join one namespace: room for exactly one.
+        self.sockets.reserve_exact(1);
         self.sockets.push(Socket {
             nsp: nsp.clone(),
             sid: sid.clone(),
@@ -969,10 +1017,13 @@ impl Connection {
                 nsp: nsp.clone(),
                 sid: sid.clone(),
             });
-        self.events.push_back(Event::Connected {
-            nsp,
-            sid: sid.clone(),
-        });
+        push_back(
+            &mut self.events,
+            Event::Connected {
+                nsp,
+                sid: sid.clone(),
+            },
+        );
         Ok(sid)
     }
 
@@ -992,6 +1043,7 @@ impl Connection {
             return Err(SendError::NoConnectRequest);
         };
         let nsp = self.pending_connects.swap_remove(pos);
+        release_vec_if_empty(&mut self.pending_connects);
         let packet = match self.sio {
             ProtocolVersion::V4 => {
                 let value = data
@@ -1102,9 +1154,9 @@ impl Connection {
             return Err(SendError::BufferFull);
         }
         self.buffered_bytes += encoded.size();
-        self.buffer.push_back(Out::Text(encoded.text.clone()));
+        push_back(&mut self.buffer, Out::Text(encoded.text.clone()));
         for a in &encoded.attachments {
-            self.buffer.push_back(Out::Binary(a.clone()));
+            push_back(&mut self.buffer, Out::Binary(a.clone()));
         }
         self.flush_polling();
         Ok(())
@@ -1156,9 +1208,9 @@ impl Connection {
     fn push_packet(&mut self, packet: &Packet) {
         let encoded = Encoded::new(packet, self.sio);
         self.buffered_bytes += encoded.size();
-        self.buffer.push_back(Out::Text(encoded.text));
+        push_back(&mut self.buffer, Out::Text(encoded.text));
         for a in encoded.attachments {
-            self.buffer.push_back(Out::Binary(a));
+            push_back(&mut self.buffer, Out::Binary(a));
         }
         self.flush_polling();
     }
@@ -1203,7 +1255,7 @@ impl Connection {
         match self.transport {
             Transport::Polling { .. } => {
                 self.close_deadline = Some(now + CLOSE_TIMEOUT);
-                self.buffer.push_back(Out::Control(EioPacket::Close));
+                push_back(&mut self.buffer, Out::Control(EioPacket::Close));
                 self.flush_polling();
             }
             Transport::WebSocket(_) => self.finish_close(reason, true),
@@ -1214,7 +1266,7 @@ impl Connection {
 
     /// The next HTTP response to write, with the request it answers.
     pub fn poll_response(&mut self) -> Option<(RequestId, Response)> {
-        self.responses.pop_front()
+        pop_front(&mut self.responses)
     }
 
     /// The next WebSocket frame to send, or WebSocket to close.
@@ -1222,14 +1274,14 @@ impl Connection {
     /// On a WebSocket transport this also drains the send buffer: call it
     /// when the socket can take more, and the buffer holds the rest.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if let Some(t) = self.side.pop_front() {
+        if let Some(t) = pop_front(&mut self.side) {
             return Some(t);
         }
         if let Transport::WebSocket(ws) = self.transport {
             if self.state == State::Closed {
                 return None;
             }
-            let out = self.buffer.pop_front()?;
+            let out = pop_front(&mut self.buffer)?;
             self.buffered_bytes = self.buffered_bytes.saturating_sub(out.size());
             return Some(Transmit::Frame {
                 transport: ws,
@@ -1241,12 +1293,12 @@ impl Connection {
 
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        pop_front(&mut self.events)
     }
 
     /// The next event for the [`Endpoint`](crate::Endpoint).
     pub fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
-        self.endpoint_events.pop_front()
+        pop_front(&mut self.endpoint_events)
     }
 
     /// The earliest deadline at which [`handle_timeout`](Connection::handle_timeout)
@@ -1267,5 +1319,91 @@ impl Connection {
         .flatten()
         .chain(acks)
         .min()
+    }
+}
+
+/// Adds an item to a queue. An empty queue takes room for one item only:
+/// one event or packet at a time is the usual traffic, and a queue that
+/// drains gives its memory back (see [`pop_front`]), so the next item
+/// allocates again; a small allocation is the cheap one.
+fn push_back<T>(queue: &mut VecDeque<T>, item: T) {
+    if queue.capacity() == 0 {
+        queue.reserve_exact(1);
+    }
+    queue.push_back(item);
+}
+
+/// Takes the first item of a queue. A queue left empty gives its memory
+/// back: an idle connection keeps none of the capacity of its last burst.
+fn pop_front<T>(queue: &mut VecDeque<T>) -> Option<T> {
+    let item = queue.pop_front();
+    release_if_empty(queue);
+    item
+}
+
+fn release_if_empty<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() != 0 {
+        *queue = VecDeque::new();
+    }
+}
+
+fn release_vec_if_empty<T>(list: &mut Vec<T>) {
+    if list.is_empty() && list.capacity() != 0 {
+        *list = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    /// A connection of a WebSocket client in one namespace, once the
+    /// binding has drained its output: what it keeps while idle.
+    fn idle_websocket_connection() -> Connection {
+        let config = Arc::new(Config::default());
+        let now = Instant::now();
+        let ids = crate::ids::IdGenerator::from_seed([5; 32]).fork_stream();
+        let ws = RequestId(1);
+        let mut conn = Connection::new(
+            now,
+            config,
+            Str::from("session"),
+            EioVersion::V4,
+            Opening::WebSocket { ws },
+            ids,
+            String::new(),
+        );
+        conn.handle_frame(now, ws, Data::Text(Str::from("40")));
+        while let Some(event) = conn.poll_event() {
+            if let Event::ConnectRequest { nsp, .. } = event {
+                assert!(conn.accept(&nsp).is_ok());
+            }
+        }
+        while conn.poll_transmit().is_some() {}
+        while conn.poll_endpoint_event().is_some() {}
+        while conn.poll_response().is_some() {}
+        conn
+    }
+
+    #[test]
+    fn an_idle_connection_keeps_no_queue_capacity() {
+        let conn = idle_websocket_connection();
+        assert_eq!(conn.sockets().count(), 1);
+        assert_eq!(conn.buffer.capacity(), 0);
+        assert_eq!(conn.side.capacity(), 0);
+        assert_eq!(conn.responses.capacity(), 0);
+        assert_eq!(conn.events.capacity(), 0);
+        assert_eq!(conn.endpoint_events.capacity(), 0);
+        assert_eq!(conn.pending_connects.capacity(), 0);
+        assert_eq!(conn.sockets.capacity(), 1);
+        assert!(conn.decoder.is_none());
+    }
+
+    #[test]
+    fn the_connection_stays_small() {
+        // Boxed once per session: a guard of the layout, not a timing.
+        assert!(std::mem::size_of::<Connection>() <= 456);
+        assert!(std::mem::size_of::<Out>() <= 72);
+        assert!(std::mem::size_of::<Socket>() <= 96);
     }
 }

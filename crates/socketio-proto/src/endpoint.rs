@@ -135,12 +135,21 @@ impl BroadcastOptions {
 #[derive(Debug, Default)]
 struct SocketEntry {
     conn: Option<ConnectionHandle>,
-    rooms: HashSet<Str>,
+    /// The rooms it joined, but for its own; none while it joined none (a
+    /// `HashSet` is 48 bytes, in an entry kept for every socket).
+    #[allow(clippy::box_collection)] // 8 bytes in the entry instead of 48.
+    rooms: Option<Box<HashSet<Str>>>,
+    /// Whether it is in the room named by its id. Every socket is, until it
+    /// leaves it; that room is this flag, not an entry of
+    /// [`NamespaceIndex::rooms`] (a set of one member per socket, about
+    /// 0.4 KiB each).
+    own_room: bool,
 }
 
 #[derive(Debug, Default)]
 struct NamespaceIndex {
     sockets: HashMap<Str, SocketEntry>,
+    /// The members of each room but the sockets' own rooms.
     rooms: HashMap<Str, HashSet<Str>>,
 }
 
@@ -149,7 +158,11 @@ impl NamespaceIndex {
         let Some(entry) = self.sockets.get_mut(sid) else {
             return;
         };
-        if entry.rooms.insert(room.clone()) {
+        if room == *sid {
+            entry.own_room = true;
+            return;
+        }
+        if entry.rooms.get_or_insert_default().insert(room.clone()) {
             self.rooms.entry(room).or_default().insert(sid.clone());
         }
     }
@@ -158,9 +171,15 @@ impl NamespaceIndex {
         let Some(entry) = self.sockets.get_mut(sid) else {
             return;
         };
-        if entry.rooms.remove(room)
-            && let Some(members) = self.rooms.get_mut(room)
-        {
+        if room == &**sid {
+            entry.own_room = false;
+            return;
+        }
+        let left = entry.rooms.as_mut().is_some_and(|rooms| rooms.remove(room));
+        if entry.rooms.as_ref().is_some_and(|rooms| rooms.is_empty()) {
+            entry.rooms = None;
+        }
+        if left && let Some(members) = self.rooms.get_mut(room) {
             {
                 members.remove(sid);
                 if members.is_empty() {
@@ -172,7 +191,7 @@ impl NamespaceIndex {
 
     fn remove(&mut self, sid: &Str) {
         if let Some(entry) = self.sockets.remove(sid) {
-            for room in entry.rooms {
+            for room in entry.rooms.map(|rooms| *rooms).unwrap_or_default() {
                 if let Some(members) = self.rooms.get_mut(&room) {
                     members.remove(sid);
                     if members.is_empty() {
@@ -180,6 +199,28 @@ impl NamespaceIndex {
                     }
                 }
             }
+        }
+    }
+
+    /// The members of `room`: the sockets that joined it, and the socket
+    /// whose id it is while that one is in its own room.
+    fn members<'a>(&'a self, room: &str) -> impl Iterator<Item = &'a Str> + 'a {
+        let own = self
+            .sockets
+            .get_key_value(room)
+            .filter(|(_, e)| e.own_room)
+            .map(|(sid, _)| sid);
+        self.rooms.get(room).into_iter().flatten().chain(own)
+    }
+
+    /// Whether socket `sid` is in `room`.
+    fn in_room(&self, room: &str, sid: &Str) -> bool {
+        if room == &**sid {
+            self.sockets.get(sid).is_some_and(|e| e.own_room)
+        } else {
+            self.rooms
+                .get(room)
+                .is_some_and(|members| members.contains(sid))
         }
     }
 
@@ -193,13 +234,7 @@ impl NamespaceIndex {
         opts: &BroadcastOptions,
         mut pick: impl FnMut(&Str, ConnectionHandle) -> T,
     ) -> Vec<T> {
-        let excluded = |sid: &Str| {
-            opts.except.iter().any(|room| {
-                self.rooms
-                    .get(room)
-                    .is_some_and(|members| members.contains(sid))
-            })
-        };
+        let excluded = |sid: &Str| opts.except.iter().any(|room| self.in_room(room, sid));
         let mut out = Vec::new();
         if opts.rooms.is_empty() {
             out.reserve(self.sockets.len());
@@ -212,9 +247,8 @@ impl NamespaceIndex {
             }
         } else if let [room] = opts.rooms.as_slice() {
             // One room's members are distinct: no need to remember who was seen.
-            let members = self.rooms.get(room);
-            out.reserve(members.map_or(0, HashSet::len));
-            for sid in members.into_iter().flatten() {
+            out.reserve(self.rooms.get(room).map_or(1, |m| m.len() + 1));
+            for sid in self.members(room) {
                 if !excluded(sid)
                     && let Some(conn) = self.sockets.get(sid).and_then(|e| e.conn)
                 {
@@ -224,7 +258,7 @@ impl NamespaceIndex {
         } else {
             let mut seen = HashSet::new();
             for room in &opts.rooms {
-                for sid in self.rooms.get(room).into_iter().flatten() {
+                for sid in self.members(room) {
                     if seen.insert(sid)
                         && !excluded(sid)
                         && let Some(conn) = self.sockets.get(sid).and_then(|e| e.conn)
@@ -418,7 +452,7 @@ impl Endpoint {
             sid.clone(),
             eio,
             opening,
-            self.ids.fork(),
+            self.ids.fork_stream(),
             req.query.clone(),
         );
         self.sessions.insert(sid.clone(), handle);
@@ -436,11 +470,11 @@ impl Endpoint {
                     sid.clone(),
                     SocketEntry {
                         conn: Some(handle),
-                        rooms: HashSet::new(),
+                        rooms: None,
+                        // Every socket is in the room named by its id.
+                        own_room: true,
                     },
                 );
-                // Every socket is in the room named by its id.
-                index.join(&sid, sid.clone());
             }
             EndpointEvent::SocketDisconnected { nsp, sid } => {
                 if let Some(index) = self.index.get_mut(&nsp) {
@@ -480,8 +514,12 @@ impl Endpoint {
         let mut rooms: Vec<Str> = self
             .index
             .get(nsp)
-            .and_then(|i| i.sockets.get(sid))
-            .map(|e| e.rooms.iter().cloned().collect())
+            .and_then(|i| i.sockets.get_key_value(sid))
+            .map(|(sid, e)| {
+                let own = e.own_room.then(|| sid.clone());
+                let joined = e.rooms.iter().flat_map(|rooms| rooms.iter());
+                joined.cloned().chain(own).collect()
+            })
             .unwrap_or_default();
         rooms.sort();
         rooms
@@ -492,9 +530,18 @@ impl Endpoint {
         let mut rooms: Vec<Str> = self
             .index
             .get(nsp)
-            .map(|i| i.rooms.keys().cloned().collect())
+            .map(|i| {
+                let own = i.sockets.iter().filter(|(_, e)| e.own_room);
+                i.rooms
+                    .keys()
+                    .chain(own.map(|(sid, _)| sid))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         rooms.sort();
+        // A socket's id can also be a room others joined.
+        rooms.dedup();
         rooms
     }
 
@@ -648,4 +695,15 @@ pub struct Broadcast {
     pub targets: Vec<ConnectionHandle>,
     /// Whether the packet is volatile (pass it to [`Connection::send_encoded`]).
     pub volatile: bool,
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    #[test]
+    fn a_socket_entry_stays_small() {
+        // One per socket in the rooms index: a guard of the layout.
+        assert!(std::mem::size_of::<SocketEntry>() <= 32);
+    }
 }

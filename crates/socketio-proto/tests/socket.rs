@@ -440,6 +440,82 @@ fn broadcasts_reach_rooms_and_skip_exceptions() {
 }
 
 #[test]
+fn a_socket_id_is_a_room_that_others_can_join_and_its_owner_leave() {
+    let mut h = Harness::new(config());
+    let a = joined(&mut h);
+    let b = joined(&mut h);
+    let c = joined(&mut h);
+    let (sa, sb) = (Str::from(a.2.clone()), Str::from(b.2.clone()));
+    let deliver = |h: &mut Harness, opts: BroadcastOptions| {
+        let packet = event("/", "news", &("x",));
+        let plan = h.endpoint.broadcast(&packet, &opts);
+        for handle in plan.targets {
+            let conn = h.conns.get_mut(&handle).expect("connection");
+            conn.send_encoded("/", &plan.encoded, false).expect("sent");
+        }
+        h.pump();
+        let got = |h: &mut Harness, ws| h.text_frames(ws).len();
+        (got(h, a.1), got(h, b.1), got(h, c.1))
+    };
+    // A socket's id reaches that socket, once.
+    assert_eq!(
+        deliver(&mut h, BroadcastOptions::all().to(sa.clone())),
+        (1, 0, 0)
+    );
+    // Another socket joins it: both get it, and the room is listed once.
+    h.endpoint.join("/", &sb, sa.clone());
+    assert_eq!(
+        deliver(&mut h, BroadcastOptions::all().to(sa.clone())),
+        (1, 1, 0)
+    );
+    assert_eq!(
+        deliver(
+            &mut h,
+            BroadcastOptions::all().to(sa.clone()).to(sb.clone())
+        ),
+        (1, 1, 0)
+    );
+    assert!(h.endpoint.rooms_of("/", &b.2).contains(&sa));
+    assert_eq!(
+        h.endpoint.rooms("/").len(),
+        3,
+        "{:?}",
+        h.endpoint.rooms("/")
+    );
+    // A joins its own room again: nothing changes.
+    h.endpoint.join("/", &sa, sa.clone());
+    assert_eq!(
+        deliver(&mut h, BroadcastOptions::all().to(sa.clone())),
+        (1, 1, 0)
+    );
+    // The owner leaves its own room: only the other member is left in it.
+    h.endpoint.leave("/", &sa, &a.2);
+    assert_eq!(
+        deliver(&mut h, BroadcastOptions::all().to(sa.clone())),
+        (0, 1, 0)
+    );
+    assert!(!h.endpoint.rooms_of("/", &a.2).contains(&sa));
+    assert_eq!(
+        deliver(&mut h, BroadcastOptions::all().except(sa.clone())),
+        (1, 0, 1)
+    );
+    // B leaves it too: the room is gone.
+    h.endpoint.leave("/", &sb, &a.2);
+    assert_eq!(
+        deliver(&mut h, BroadcastOptions::all().to(sa.clone())),
+        (0, 0, 0)
+    );
+    assert!(!h.endpoint.rooms("/").contains(&sa));
+    assert_eq!(h.endpoint.rooms("/").len(), 2);
+    // Its owner joins it again.
+    h.endpoint.join("/", &sa, sa.clone());
+    assert_eq!(
+        deliver(&mut h, BroadcastOptions::all().to(sa.clone())),
+        (1, 0, 0)
+    );
+}
+
+#[test]
 fn volatile_packets_are_dropped_when_the_transport_cannot_take_them() {
     let mut h = Harness::new(config());
     let sid = h.open_polling();

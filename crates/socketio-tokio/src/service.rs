@@ -25,6 +25,7 @@ use tracing::Instrument;
 
 use crate::driver::{Cmd, Driver};
 use crate::io::{Shared, SocketIo};
+use crate::request_head::RequestHead;
 use crate::socket::{HttpInfo, RemoteAddr};
 
 /// A boxed error, as bodies report them.
@@ -383,8 +384,7 @@ where
                 .map(|r| r.0)
                 .or_else(|| parts.extensions.get::<SocketAddr>().copied());
             let http = Arc::new(HttpInfo {
-                headers: detach_headers(&parts.headers),
-                uri: detach_uri(&parts.uri),
+                head: RequestHead::new(&parts.uri, &parts.headers),
                 remote_addr,
                 time: SystemTime::now(),
             });
@@ -509,25 +509,6 @@ fn upgrade(
             }
         }
     });
-}
-
-/// A copy of `headers` in allocations of its own. hyper's header values are
-/// slices of the connection's read buffer (8 to 16 KiB): kept for the
-/// session's life in its handshake, they would keep that buffer alive too.
-fn detach_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        let name = header::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or(name.clone());
-        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or(value.clone());
-        copy.set_sensitive(value.is_sensitive());
-        out.append(name, copy);
-    }
-    out
-}
-
-/// A copy of `uri` that shares no buffer with the request (see [`detach_headers`]).
-fn detach_uri(uri: &http::Uri) -> http::Uri {
-    uri.to_string().parse().unwrap_or_else(|_| uri.clone())
 }
 
 /// Whether the request asks for a WebSocket.

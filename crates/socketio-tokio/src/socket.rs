@@ -1,6 +1,5 @@
 //! [`Socket`]: one client on one namespace, and what the application does with it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -22,16 +21,17 @@ use tokio::sync::oneshot;
 use crate::driver::{Cmd, CmdTx, Outgoing};
 use crate::error::{AckError, EmitError};
 use crate::handler::{Erased, ErasedHandler, EventHandler, HandlerResult, with_event_name};
+use crate::handler_map::HandlerMap;
 use crate::io::Shared;
 use crate::ns::NsInner;
 use crate::operators::{BroadcastOperator, RoomParam};
 use crate::queue::Offer;
+use crate::request_head::RequestHead;
 
 /// What the HTTP request that opened a connection told.
 #[derive(Debug)]
 pub(crate) struct HttpInfo {
-    pub(crate) headers: HeaderMap,
-    pub(crate) uri: Uri,
+    pub(crate) head: RequestHead,
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) time: SystemTime,
 }
@@ -49,17 +49,17 @@ pub struct Handshake {
 impl Handshake {
     /// The headers of the request that opened the connection.
     pub fn headers(&self) -> &HeaderMap {
-        &self.http.headers
+        self.http.head.headers()
     }
 
     /// The URI of that request.
     pub fn uri(&self) -> &Uri {
-        &self.http.uri
+        self.http.head.uri()
     }
 
     /// Its query string (without `?`).
     pub fn query(&self) -> &str {
-        self.http.uri.query().unwrap_or("")
+        self.http.head.query()
     }
 
     /// A query parameter, percent-decoded.
@@ -195,7 +195,7 @@ pub struct EventInfo {
 
 #[derive(Default)]
 pub(crate) struct Listeners {
-    pub(crate) events: HashMap<String, Arc<dyn ErasedHandler>>,
+    pub(crate) events: HandlerMap<Arc<dyn ErasedHandler>>,
     pub(crate) fallback: Option<Arc<dyn ErasedHandler>>,
     pub(crate) any: Vec<AnyListener>,
     pub(crate) any_outgoing: Vec<AnyListener>,

@@ -1,0 +1,185 @@
+//! The URI and headers of the request that opened a connection, kept for the
+//! connection's life in one buffer.
+//!
+//! A `HeaderMap` costs about 1 KiB for the ten headers of a browser's
+//! handshake (its index, its entries of more than 100 bytes each, one
+//! allocation per value), and hyper's header values are slices of the HTTP
+//! connection's read buffer (8 to 16 KiB), which they would keep alive. Here
+//! the URI, the names and the values are copied back to back into one
+//! allocation; the `HeaderMap` and `Uri` are built from it (sharing it) the
+//! first time the application asks for them.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Uri};
+
+/// The top bit of a value's end: the value is sensitive.
+const SENSITIVE: u32 = 1 << 31;
+
+/// The request head, compact.
+#[derive(Debug)]
+pub(crate) struct RequestHead {
+    /// The URI as text, then each header's name and value.
+    buf: Bytes,
+    /// Where the URI ends in `buf`.
+    uri_end: u32,
+    /// Per header: where its name ends and where its value ends in `buf`
+    /// (the value's end may carry [`SENSITIVE`]).
+    ends: Box<[(u32, u32)]>,
+    headers: OnceLock<Box<HeaderMap>>,
+    uri: OnceLock<Box<Uri>>,
+}
+
+impl RequestHead {
+    /// Copies `uri` and `headers`: nothing of the request stays shared.
+    pub(crate) fn new(uri: &Uri, headers: &HeaderMap) -> RequestHead {
+        let uri_text = uri.to_string();
+        let size = uri_text.len()
+            + headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len())
+                .sum::<usize>();
+        let mut buf = Vec::with_capacity(size);
+        buf.extend_from_slice(uri_text.as_bytes());
+        let uri_end = offset(buf.len());
+        let mut ends = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let start = buf.len();
+            buf.extend_from_slice(name.as_str().as_bytes());
+            let name_end = buf.len();
+            buf.extend_from_slice(value.as_bytes());
+            let value_end = buf.len();
+            match (u32::try_from(name_end), u32::try_from(value_end)) {
+                (Ok(n), Ok(v)) if v < SENSITIVE => {
+                    let flag = if value.is_sensitive() { SENSITIVE } else { 0 };
+                    ends.push((n, v | flag));
+                }
+                // Beyond 2 GiB of headers (no server reads that much):
+                // the rest is not kept.
+                _ => {
+                    buf.truncate(start);
+                    break;
+                }
+            }
+        }
+        RequestHead {
+            buf: Bytes::from(buf),
+            uri_end,
+            ends: ends.into_boxed_slice(),
+            headers: OnceLock::new(),
+            uri: OnceLock::new(),
+        }
+    }
+
+    /// The URI as text.
+    fn uri_text(&self) -> &str {
+        // The buffer starts with the URI's text form, which is ASCII.
+        std::str::from_utf8(&self.buf[..self.uri_end as usize]).unwrap_or("")
+    }
+
+    /// The query string of the URI (without `?`), `""` when it has none.
+    pub(crate) fn query(&self) -> &str {
+        let uri = self.uri_text();
+        let uri = uri.split_once('#').map_or(uri, |(u, _)| u);
+        uri.split_once('?').map_or("", |(_, q)| q)
+    }
+
+    /// The URI, parsed the first time it is asked for.
+    pub(crate) fn uri(&self) -> &Uri {
+        self.uri.get_or_init(|| {
+            let text = self.buf.slice(..self.uri_end as usize);
+            Box::new(Uri::from_maybe_shared(text).unwrap_or_default())
+        })
+    }
+
+    /// The headers, built the first time they are asked for (their values
+    /// share this buffer).
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        self.headers.get_or_init(|| {
+            let mut map = HeaderMap::with_capacity(self.ends.len());
+            let mut start = self.uri_end as usize;
+            for &(name_end, value_end) in &*self.ends {
+                let (name_end, sensitive) = (name_end as usize, value_end & SENSITIVE != 0);
+                let value_end = (value_end & !SENSITIVE) as usize;
+                let name = HeaderName::from_bytes(&self.buf[start..name_end]);
+                let value = HeaderValue::from_maybe_shared(self.buf.slice(name_end..value_end));
+                start = value_end;
+                // Both were a valid name and value when they were copied.
+                if let (Ok(name), Ok(mut value)) = (name, value) {
+                    value.set_sensitive(sensitive);
+                    map.append(name, value);
+                }
+            }
+            Box::new(map)
+        })
+    }
+}
+
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (Uri, HeaderMap) {
+        let uri: Uri = "/socket.io/?EIO=4&transport=websocket&token=a%20b"
+            .parse()
+            .unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("localhost:3000"));
+        headers.append("x-custom", HeaderValue::from_static("one"));
+        headers.insert("cookie", HeaderValue::from_static("a=1"));
+        headers.append("x-custom", HeaderValue::from_static("two"));
+        let mut secret = HeaderValue::from_static("Bearer t");
+        secret.set_sensitive(true);
+        headers.insert("authorization", secret);
+        headers.insert("x-empty", HeaderValue::from_static(""));
+        headers.insert(
+            "x-bytes",
+            HeaderValue::from_bytes(b"caf\xc3\xa9")
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
+        );
+        (uri, headers)
+    }
+
+    #[test]
+    fn gives_back_the_same_headers_uri_and_query() {
+        let (uri, headers) = sample();
+        let head = RequestHead::new(&uri, &headers);
+        assert_eq!(head.headers(), &headers);
+        let got: Vec<_> = head.headers().iter().collect();
+        let want: Vec<_> = headers.iter().collect();
+        assert_eq!(got, want);
+        assert!(head.headers()["authorization"].is_sensitive());
+        assert!(!head.headers()["host"].is_sensitive());
+        assert_eq!(head.uri(), &uri);
+        assert_eq!(head.query(), uri.query().unwrap_or(""));
+    }
+
+    #[test]
+    fn an_absolute_uri_and_no_query() {
+        let uri: Uri = "https://example.com:8443/socket.io/"
+            .parse()
+            .unwrap_or_default();
+        let head = RequestHead::new(&uri, &HeaderMap::new());
+        assert_eq!(head.uri(), &uri);
+        assert_eq!(head.query(), "");
+        assert!(head.headers().is_empty());
+    }
+
+    #[test]
+    fn shares_nothing_with_the_request() {
+        let (uri, headers) = sample();
+        let head = RequestHead::new(&uri, &headers);
+        let size: usize = headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len())
+            .sum();
+        assert_eq!(head.buf.len(), uri.to_string().len() + size);
+        assert_eq!(head.ends.len(), headers.len());
+    }
+}
