@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::connection::{Connection, Opening};
 use crate::http::{HttpError, Method, Request, Response};
 use crate::ids::IdGenerator;
-use crate::types::{ConnectionHandle, Encoded, EndpointEvent, RequestId};
+use crate::types::{ConnectionHandle, Encoded, EndpointEvent, HandleMap, RequestId};
 
 /// Where a request goes.
 #[derive(Debug)]
@@ -132,9 +132,9 @@ impl BroadcastOptions {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SocketEntry {
-    conn: Option<ConnectionHandle>,
+    conn: ConnectionHandle,
     /// The rooms it joined, but for its own; none while it joined none (a
     /// `HashSet` is 48 bytes, in an entry kept for every socket).
     #[allow(clippy::box_collection)] // 8 bytes in the entry instead of 48.
@@ -149,8 +149,18 @@ struct SocketEntry {
 #[derive(Debug, Default)]
 struct NamespaceIndex {
     sockets: HashMap<Str, SocketEntry>,
-    /// The members of each room but the sockets' own rooms.
-    rooms: HashMap<Str, HashSet<Str>>,
+    /// The members of each room but the sockets' own rooms, with their
+    /// connections: planning a broadcast to a room looks nothing up per
+    /// member.
+    rooms: HashMap<Str, HashMap<Str, ConnectionHandle>>,
+}
+
+/// A room whose members a broadcast leaves out, looked up once.
+enum Except<'a> {
+    /// A socket's own room: that socket.
+    Own(&'a Str),
+    /// A room that sockets joined.
+    Members(&'a HashMap<Str, ConnectionHandle>),
 }
 
 impl NamespaceIndex {
@@ -163,7 +173,10 @@ impl NamespaceIndex {
             return;
         }
         if entry.rooms.get_or_insert_default().insert(room.clone()) {
-            self.rooms.entry(room).or_default().insert(sid.clone());
+            self.rooms
+                .entry(room)
+                .or_default()
+                .insert(sid.clone(), entry.conn);
         }
     }
 
@@ -202,26 +215,30 @@ impl NamespaceIndex {
         }
     }
 
-    /// The members of `room`: the sockets that joined it, and the socket
-    /// whose id it is while that one is in its own room.
-    fn members<'a>(&'a self, room: &str) -> impl Iterator<Item = &'a Str> + 'a {
+    /// The members of `room` and their connections: the sockets that joined
+    /// it, and the socket whose id it is while that one is in its own room.
+    fn members<'a>(&'a self, room: &str) -> impl Iterator<Item = (&'a Str, ConnectionHandle)> + 'a {
         let own = self
             .sockets
             .get_key_value(room)
             .filter(|(_, e)| e.own_room)
-            .map(|(sid, _)| sid);
-        self.rooms.get(room).into_iter().flatten().chain(own)
+            .map(|(sid, e)| (sid, e.conn));
+        let joined = self.rooms.get(room).into_iter().flatten();
+        joined.map(|(sid, conn)| (sid, *conn)).chain(own)
     }
 
-    /// Whether socket `sid` is in `room`.
-    fn in_room(&self, room: &str, sid: &Str) -> bool {
-        if room == &**sid {
-            self.sockets.get(sid).is_some_and(|e| e.own_room)
-        } else {
-            self.rooms
-                .get(room)
-                .is_some_and(|members| members.contains(sid))
+    /// The rooms of `except`, each looked up once.
+    fn except<'a>(&'a self, except: &'a [Str]) -> Vec<Except<'a>> {
+        let mut out = Vec::new();
+        for room in except {
+            if let Some((sid, _)) = self.sockets.get_key_value(room).filter(|(_, e)| e.own_room) {
+                out.push(Except::Own(sid));
+            }
+            if let Some(members) = self.rooms.get(room) {
+                out.push(Except::Members(members));
+            }
         }
+        out
     }
 
     fn targets(&self, opts: &BroadcastOptions) -> Vec<(Str, ConnectionHandle)> {
@@ -234,35 +251,34 @@ impl NamespaceIndex {
         opts: &BroadcastOptions,
         mut pick: impl FnMut(&Str, ConnectionHandle) -> T,
     ) -> Vec<T> {
-        let excluded = |sid: &Str| opts.except.iter().any(|room| self.in_room(room, sid));
+        let except = self.except(&opts.except);
+        let excluded = |sid: &Str| {
+            except.iter().any(|e| match e {
+                Except::Own(own) => *own == sid,
+                Except::Members(members) => members.contains_key(sid),
+            })
+        };
         let mut out = Vec::new();
         if opts.rooms.is_empty() {
             out.reserve(self.sockets.len());
             for (sid, entry) in &self.sockets {
-                if let Some(conn) = entry.conn
-                    && !excluded(sid)
-                {
-                    out.push(pick(sid, conn));
+                if !excluded(sid) {
+                    out.push(pick(sid, entry.conn));
                 }
             }
         } else if let [room] = opts.rooms.as_slice() {
             // One room's members are distinct: no need to remember who was seen.
             out.reserve(self.rooms.get(room).map_or(1, |m| m.len() + 1));
-            for sid in self.members(room) {
-                if !excluded(sid)
-                    && let Some(conn) = self.sockets.get(sid).and_then(|e| e.conn)
-                {
+            for (sid, conn) in self.members(room) {
+                if !excluded(sid) {
                     out.push(pick(sid, conn));
                 }
             }
         } else {
             let mut seen = HashSet::new();
             for room in &opts.rooms {
-                for sid in self.members(room) {
-                    if seen.insert(sid)
-                        && !excluded(sid)
-                        && let Some(conn) = self.sockets.get(sid).and_then(|e| e.conn)
-                    {
+                for (sid, conn) in self.members(room) {
+                    if seen.insert(sid) && !excluded(sid) {
                         out.push(pick(sid, conn));
                     }
                 }
@@ -287,9 +303,9 @@ pub struct Endpoint {
     config: Arc<Config>,
     ids: IdGenerator,
     sessions: HashMap<Str, ConnectionHandle>,
-    handles: HashMap<ConnectionHandle, Str>,
+    handles: HandleMap<Str>,
     /// Each session's Engine.IO version, to check upgrades against.
-    versions: HashMap<ConnectionHandle, EioVersion>,
+    versions: HandleMap<EioVersion>,
     next_handle: u64,
     static_namespaces: HashSet<Str>,
     matcher: Option<NamespaceMatcher>,
@@ -325,8 +341,8 @@ impl Endpoint {
             config: Arc::new(config),
             ids,
             sessions: HashMap::new(),
-            handles: HashMap::new(),
-            versions: HashMap::new(),
+            handles: HandleMap::default(),
+            versions: HandleMap::default(),
             next_handle: 0,
             static_namespaces,
             matcher: None,
@@ -469,7 +485,7 @@ impl Endpoint {
                 index.sockets.insert(
                     sid.clone(),
                     SocketEntry {
-                        conn: Some(handle),
+                        conn: handle,
                         rooms: None,
                         // Every socket is in the room named by its id.
                         own_room: true,
