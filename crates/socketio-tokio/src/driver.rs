@@ -133,6 +133,12 @@ pub(crate) struct Driver {
     tasks: FuturesUnordered<BoxFuture<'static, TaskOutput>>,
     engine_tx: Option<(mpsc::UnboundedSender<Data>, crate::queue::Inbox)>,
     closed_at: Option<Instant>,
+    /// In this wake-up, every WebSocket read ended "not now": its waker is
+    /// set, so the loop's next turns skip the reads.
+    reads_idle: bool,
+    /// In this wake-up, the command channel said "not now" (its waker is
+    /// set); the next turns look at the local queue only.
+    cmds_idle: bool,
     /// The session's place under the session limits.
     pub(crate) slot: Option<crate::limits::Slot>,
 }
@@ -167,6 +173,8 @@ impl Driver {
             tasks: FuturesUnordered::new(),
             engine_tx: None,
             closed_at: None,
+            reads_idle: false,
+            cmds_idle: false,
             slot: None,
             shared,
         };
@@ -202,6 +210,7 @@ impl Driver {
                 self.conn.handle_request(now, id, *req);
             }
             Cmd::WsOpen { id, req, ws } => {
+                self.reads_idle = false;
                 self.awaited_ws.retain(|w| *w != id);
                 self.streams.push(WsEntry {
                     id,
@@ -283,6 +292,9 @@ impl Driver {
     }
 
     fn poll_commands(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        if self.cmds_idle && !self.rx.has_local() {
+            return false;
+        }
         let mut progress = false;
         for _ in 0..BUDGET {
             match self.rx.poll_recv(cx) {
@@ -290,21 +302,33 @@ impl Driver {
                     self.on_cmd(now, cmd);
                     progress = true;
                 }
-                Poll::Ready(None) | Poll::Pending => break,
+                Poll::Ready(None) | Poll::Pending => {
+                    self.cmds_idle = true;
+                    return progress;
+                }
             }
         }
+        self.cmds_idle = false;
         progress
     }
 
     fn poll_reads(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        if self.reads_idle {
+            return false;
+        }
         let mut progress = false;
+        let mut all_idle = true;
         for entry in &mut self.streams {
             if entry.done || entry.read_done {
                 continue;
             }
+            let mut idle = false;
             for _ in 0..BUDGET {
                 match entry.ws.poll_next(cx) {
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        idle = true;
+                        break;
+                    }
                     Poll::Ready(Some(Ok(incoming))) => {
                         progress = true;
                         match incoming {
@@ -340,7 +364,10 @@ impl Driver {
                     }
                 }
             }
+            // A WebSocket that used its whole budget has more to read.
+            all_idle &= idle || entry.done || entry.read_done;
         }
+        self.reads_idle = all_idle;
         progress
     }
 
@@ -814,6 +841,9 @@ impl Future for Driver {
 impl Driver {
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let this = self;
+        // A new wake-up: anything may have become ready.
+        this.reads_idle = false;
+        this.cmds_idle = false;
         for _ in 0..BUDGET {
             let now = Instant::now();
             // Due timers first, as Node's event loop runs them before I/O:

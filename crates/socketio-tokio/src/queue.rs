@@ -290,6 +290,18 @@ impl CmdRx {
         polled
     }
 
+    /// Whether this thread's local queue holds commands for this connection.
+    pub(crate) fn has_local(&self) -> bool {
+        LOCAL
+            .try_with(|l| {
+                l.try_borrow().is_ok_and(|l| {
+                    l.as_ref()
+                        .is_some_and(|local| local.id == self.load.id && !local.cmds.is_empty())
+                })
+            })
+            .unwrap_or(false)
+    }
+
     /// Makes this thread's sends to this connection go to its local queue
     /// until [`leave`](CmdRx::leave).
     pub(crate) fn enter(&mut self) -> Entered {
