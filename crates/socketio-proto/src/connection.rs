@@ -1307,9 +1307,15 @@ impl Connection {
         if self.state == State::Closed {
             return None;
         }
-        let acks = self.sockets.iter().flat_map(|s| s.acks.iter().map(|a| a.1));
-        [
-            self.next_ping,
+        // Called several times per wake-up of a binding: a plain loop, not
+        // an iterator chain.
+        let mut earliest = self.next_ping;
+        let mut consider = |t: Instant| {
+            if earliest.is_none_or(|e| t < e) {
+                earliest = Some(t);
+            }
+        };
+        for t in [
             self.pong_deadline,
             self.upgrade_deadline,
             self.close_deadline,
@@ -1317,8 +1323,15 @@ impl Connection {
         ]
         .into_iter()
         .flatten()
-        .chain(acks)
-        .min()
+        {
+            consider(t);
+        }
+        for socket in &self.sockets {
+            for ack in &socket.acks {
+                consider(ack.1);
+            }
+        }
+        earliest
     }
 }
 
