@@ -4,6 +4,8 @@
 //! path and query, the few headers that matter, the whole body) and writes
 //! a [`Response`] back. No HTTP library type crosses this boundary.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 /// An HTTP method, as far as Engine.IO tells them apart.
@@ -90,10 +92,22 @@ impl Request {
     pub fn query_param(&self, name: &str) -> Option<String> {
         query_param(&self.query, name)
     }
+
+    /// The first value of the query parameter `name`, percent-decoded,
+    /// borrowed from the query when it has nothing to decode.
+    pub fn query_value(&self, name: &str) -> Option<Cow<'_, str>> {
+        query_value(&self.query, name)
+    }
 }
 
 /// The first value of `name` in a raw query string, percent-decoded.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query_value(query, name).map(Cow::into_owned)
+}
+
+/// The first value of `name` in a raw query string, percent-decoded: a
+/// slice of `query` when the value has nothing to decode.
+pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         // Most keys have nothing to decode: compare them as they are.
@@ -102,7 +116,10 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
         } else {
             k == name
         };
-        matches.then(|| percent_decode(v))
+        matches.then(|| match has_escapes(v) {
+            true => Cow::Owned(percent_decode(v)),
+            false => Cow::Borrowed(v),
+        })
     })
 }
 
@@ -313,6 +330,12 @@ mod tests {
         let req = Request::get("/socket.io/?%73id=x&EIO=4");
         assert_eq!(req.query_param("sid").as_deref(), Some("x"));
         assert_eq!(req.query_param("%73id"), None);
+        // Values with nothing to decode are borrowed.
+        assert!(matches!(req.query_value("sid"), Some(Cow::Borrowed("x"))));
+        assert!(matches!(
+            query_value("a=b%20c", "a"),
+            Some(Cow::Owned(v)) if v == "b c"
+        ));
     }
 
     #[test]

@@ -237,9 +237,9 @@ where
 {
     let (mut parts, body) = req.into_parts();
     let origin = parts.headers.get(header::ORIGIN).cloned();
-    let cors = shared.options.cors.clone();
+    let cors = shared.options.cors.as_ref();
     if parts.method == http::Method::OPTIONS
-        && let Some(cors) = &cors
+        && let Some(cors) = cors
     {
         let mut res = http::Response::new(Full::new(Bytes::new()));
         *res.status_mut() = StatusCode::NO_CONTENT;
@@ -249,30 +249,23 @@ where
     let websocket = is_websocket(&parts.headers);
     if !shared.options.admission.origin_allowed(origin.as_ref()) {
         tracing::debug!(?origin, "origin not allowed");
-        return refuse(websocket, cors.as_ref(), origin.as_ref());
+        return refuse(websocket, cors, origin.as_ref());
     }
     let method = Method::from_name(parts.method.as_str());
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let query = parts.uri.query().unwrap_or("");
+    // Whether the request names a session; for a POST, the session too.
+    let has_sid;
     let mut too_large = false;
     let body = if method == Method::Post {
-        let sid = socketio_proto::http::query_param(
-            path_and_query.split_once('?').map_or("", |(_, q)| q),
-            "sid",
-        );
-        let _posting = match &sid {
-            Some(sid) => match shared.posts.start(sid) {
+        let sid = socketio_proto::http::query_value(query, "sid");
+        has_sid = sid.is_some();
+        let _posting = match sid {
+            Some(sid) => match shared.posts.start(sid.into_owned()) {
                 Some(p) => Some(p),
                 None => {
-                    overlapping_post(&shared, &path_and_query);
-                    return with_cors(
-                        to_http(Response::bad_request()),
-                        cors.as_ref(),
-                        origin.as_ref(),
-                    );
+                    overlapping_post(&shared, path_and_query);
+                    return with_cors(to_http(Response::bad_request()), cors, origin.as_ref());
                 }
             },
             None => None,
@@ -284,14 +277,13 @@ where
             Ok(c) => c.to_bytes(),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot read a polling body");
-                let has_sid = sid.is_some();
                 if !e.is::<http_body_util::LengthLimitError>() || !has_sid {
                     let status = if e.is::<http_body_util::LengthLimitError>() {
                         StatusCode::PAYLOAD_TOO_LARGE
                     } else {
                         StatusCode::BAD_REQUEST
                     };
-                    return with_cors(plain(status), cors.as_ref(), origin.as_ref());
+                    return with_cors(plain(status), cors, origin.as_ref());
                 }
                 // The session answers (413) and closes, as the reference's.
                 too_large = true;
@@ -300,9 +292,10 @@ where
         }
     } else {
         drop(body);
+        has_sid = socketio_proto::http::query_value(query, "sid").is_some();
         Bytes::new()
     };
-    let mut request = Request::new(method, &path_and_query, body);
+    let mut request = Request::new(method, path_and_query, body);
     request.body_too_large = too_large;
     request.content_type = parts
         .headers
@@ -310,13 +303,13 @@ where
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     request.websocket = websocket;
-    let handshake = request.query_param("sid").is_none();
+    let handshake = !has_sid;
     let mut slot = None;
     if handshake {
         if shared.shutting_down.load(Ordering::Relaxed) {
             return with_cors(
                 plain(StatusCode::SERVICE_UNAVAILABLE),
-                cors.as_ref(),
+                cors,
                 origin.as_ref(),
             );
         }
@@ -324,7 +317,7 @@ where
             && !allow(&parts)
         {
             tracing::debug!("handshake refused by allow_request");
-            return refuse(websocket, cors.as_ref(), origin.as_ref());
+            return refuse(websocket, cors, origin.as_ref());
         }
         let ip = parts
             .extensions
@@ -334,7 +327,7 @@ where
             .map(|a| a.ip());
         slot = shared.sessions.admit(&shared.options.admission, ip);
         if slot.is_none() {
-            return refuse(websocket, cors.as_ref(), origin.as_ref());
+            return refuse(websocket, cors, origin.as_ref());
         }
     }
     let ws_key = parts.headers.get(header::SEC_WEBSOCKET_KEY).cloned();
@@ -433,7 +426,7 @@ where
                 }
                 return with_cors(
                     to_http(Response::error(HttpError::UnknownSid)),
-                    cors.as_ref(),
+                    cors,
                     origin.as_ref(),
                 );
             };
@@ -453,7 +446,7 @@ where
             }
         }
     };
-    with_cors(response, cors.as_ref(), origin.as_ref())
+    with_cors(response, cors, origin.as_ref())
 }
 
 /// A second POST while one is being read for the same session: the
