@@ -10,7 +10,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
 use tower_service::Service;
 
@@ -32,8 +32,44 @@ use crate::socket::RemoteAddr;
 ///
 /// [`ServeError::Io`] when binding fails.
 pub async fn serve(addr: impl ToSocketAddrs, io: SocketIo) -> Result<(), ServeError> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = bind(addr).await?;
     io.serve(listener).await
+}
+
+/// The listen backlog of [`serve`]: a burst of connections waits in the
+/// kernel's accept queue rather than having its SYNs dropped (and retried
+/// a second later). `TcpListener::bind` asks for 128; Node asks for 511.
+const BACKLOG: u32 = 1024;
+
+/// Binds the first address of `addr` that binds, as `TcpListener::bind`
+/// does, with [`BACKLOG`].
+async fn bind(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        // As `TcpListener::bind`: a restarted server binds its port again
+        // at once (on Windows the option means something else).
+        let reuse = match cfg!(windows) {
+            true => Ok(()),
+            false => socket.set_reuseaddr(true),
+        };
+        let bound = reuse
+            .and_then(|()| socket.bind(addr))
+            .and_then(|()| socket.listen(BACKLOG));
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        )
+    }))
 }
 
 impl SocketIo {
@@ -210,5 +246,20 @@ where
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         req.extensions_mut().insert(RemoteAddr(self.remote));
         self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bind_listens_on_the_first_address_that_binds() {
+        let listener = bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        assert!(addr.ip().is_loopback());
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (_, from) = listener.accept().await.expect("accept");
+        assert_eq!(from, client.local_addr().expect("client address"));
     }
 }
