@@ -12,11 +12,9 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
-use tower_service::Service;
 
 use crate::error::ServeError;
 use crate::io::SocketIo;
-use crate::socket::RemoteAddr;
 
 /// Binds `addr` and serves `io` there until [`SocketIo::shutdown`].
 ///
@@ -145,10 +143,7 @@ impl SocketIo {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let service = WithRemoteAddr {
-                inner: self.service(),
-                remote,
-            };
+            let service = self.service().with_remote(remote);
             let mut watcher = graceful.subscribe();
             let http1 = http1.clone();
             let builder = builder.clone();
@@ -219,34 +214,6 @@ where
     let ended = conn.await;
     drop(watcher);
     ended
-}
-
-/// Puts the client's address in every request's extensions.
-#[derive(Clone)]
-struct WithRemoteAddr<S> {
-    inner: S,
-    remote: SocketAddr,
-}
-
-impl<S, B> Service<http::Request<B>> for WithRemoteAddr<S>
-where
-    S: Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        req.extensions_mut().insert(RemoteAddr(self.remote));
-        self.inner.call(req)
-    }
 }
 
 #[cfg(test)]

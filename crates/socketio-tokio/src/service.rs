@@ -69,12 +69,26 @@ impl<S> Layer<S> for SocketIoLayer {
 pub struct SocketIoService<S> {
     io: SocketIo,
     inner: S,
+    /// The client's address, when the service serves one connection.
+    remote: Option<SocketAddr>,
 }
 
 impl<S> SocketIoService<S> {
     /// Serves `io` in front of `inner`.
     pub fn new(io: SocketIo, inner: S) -> Self {
-        SocketIoService { io, inner }
+        SocketIoService {
+            io,
+            inner,
+            remote: None,
+        }
+    }
+
+    /// The service of one connection from `remote`: its handshakes get a
+    /// [`RemoteAddr`] in their extensions (only they read it, so the other
+    /// requests do without the allocations of an extension).
+    pub(crate) fn with_remote(mut self, remote: SocketAddr) -> Self {
+        self.remote = Some(remote);
+        self
     }
 }
 
@@ -215,7 +229,7 @@ where
             let shared = self.io.shared.clone();
             ResponseFuture {
                 inner: FutInner::Ours {
-                    fut: Box::pin(handle(shared, req)),
+                    fut: Box::pin(handle(shared, req, self.remote)),
                 },
             }
         } else {
@@ -229,7 +243,11 @@ where
 }
 
 /// Answers one Engine.IO request.
-async fn handle<B>(shared: Arc<Shared>, req: http::Request<B>) -> http::Response<Full<Bytes>>
+async fn handle<B>(
+    shared: Arc<Shared>,
+    req: http::Request<B>,
+    remote: Option<SocketAddr>,
+) -> http::Response<Full<Bytes>>
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -306,6 +324,9 @@ where
     let handshake = !has_sid;
     let mut slot = None;
     if handshake {
+        if let Some(remote) = remote {
+            parts.extensions.insert(RemoteAddr(remote));
+        }
         if shared.shutting_down.load(Ordering::Relaxed) {
             return with_cors(
                 plain(StatusCode::SERVICE_UNAVAILABLE),
