@@ -227,9 +227,11 @@ where
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
         if self.io.shared.matches_path(req.uri().path()) {
             let shared = self.io.shared.clone();
+            let (parts, body) = req.into_parts();
+            let head = Head::new(parts);
             ResponseFuture {
                 inner: FutInner::Ours {
-                    fut: Box::pin(handle(shared, req, self.remote)),
+                    fut: Box::pin(handle(shared, head, body, self.remote)),
                 },
             }
         } else {
@@ -242,10 +244,55 @@ where
     }
 }
 
+/// What [`handle`] reads of a request: the request as the protocol sees
+/// it (its body still to read), its `Origin`, and the HTTP head itself when
+/// more of it is needed (a handshake, an upgrade, a preflight).
+struct Head {
+    request: Request,
+    origin: Option<HeaderValue>,
+    /// hyper's URI and header values are slices of the connection's read
+    /// buffer: while a request holds them, hyper's next read (it reads on,
+    /// watching for the client's close) takes a new buffer. A polling
+    /// request of a session lets them go before that.
+    parts: Option<http::request::Parts>,
+}
+
+impl Head {
+    fn new(parts: http::request::Parts) -> Head {
+        let method = Method::from_name(parts.method.as_str());
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut request = Request::new(method, path_and_query, Bytes::new());
+        request.websocket = is_websocket(&parts.headers);
+        request.content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let origin = parts.headers.get(header::ORIGIN);
+        let keep =
+            method == Method::Options || request.websocket || request.query_value("sid").is_none();
+        if keep {
+            Head {
+                request,
+                origin: origin.cloned(),
+                parts: Some(parts),
+            }
+        } else {
+            let origin = origin.map(|v| HeaderValue::from_bytes(v.as_bytes()).unwrap_or(v.clone()));
+            Head {
+                request,
+                origin,
+                parts: None,
+            }
+        }
+    }
+}
+
 /// Answers one Engine.IO request.
 async fn handle<B>(
     shared: Arc<Shared>,
-    req: http::Request<B>,
+    head: Head,
+    body: B,
     remote: Option<SocketAddr>,
 ) -> http::Response<Full<Bytes>>
 where
@@ -253,36 +300,36 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let (mut parts, body) = req.into_parts();
-    let origin = parts.headers.get(header::ORIGIN).cloned();
+    let Head {
+        mut request,
+        origin,
+        mut parts,
+    } = head;
     let cors = shared.options.cors.as_ref();
-    if parts.method == http::Method::OPTIONS
+    if request.method == Method::Options
         && let Some(cors) = cors
+        && let Some(parts) = &parts
     {
         let mut res = http::Response::new(Full::new(Bytes::new()));
         *res.status_mut() = StatusCode::NO_CONTENT;
         cors.apply_preflight(&parts.headers, res.headers_mut());
         return res;
     }
-    let websocket = is_websocket(&parts.headers);
+    let websocket = request.websocket;
     if !shared.options.admission.origin_allowed(origin.as_ref()) {
         tracing::debug!(?origin, "origin not allowed");
         return refuse(websocket, cors, origin.as_ref());
     }
-    let method = Method::from_name(parts.method.as_str());
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let query = parts.uri.query().unwrap_or("");
     // Whether the request names a session; for a POST, the session too.
     let has_sid;
-    let mut too_large = false;
-    let body = if method == Method::Post {
-        let sid = socketio_proto::http::query_value(query, "sid");
+    if request.method == Method::Post {
+        let sid = request.query_value("sid").map(|s| s.into_owned());
         has_sid = sid.is_some();
         let _posting = match sid {
-            Some(sid) => match shared.posts.start(sid.into_owned()) {
+            Some(sid) => match shared.posts.start(sid) {
                 Some(p) => Some(p),
                 None => {
-                    overlapping_post(&shared, path_and_query);
+                    overlapping_post(&shared, &request);
                     return with_cors(to_http(Response::bad_request()), cors, origin.as_ref());
                 }
             },
@@ -292,7 +339,7 @@ where
             .collect()
             .await
         {
-            Ok(c) => c.to_bytes(),
+            Ok(c) => request.body = c.to_bytes(),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot read a polling body");
                 if !e.is::<http_body_util::LengthLimitError>() || !has_sid {
@@ -304,27 +351,17 @@ where
                     return with_cors(plain(status), cors, origin.as_ref());
                 }
                 // The session answers (413) and closes, as the reference's.
-                too_large = true;
-                Bytes::new()
+                request.body_too_large = true;
             }
         }
     } else {
         drop(body);
-        has_sid = socketio_proto::http::query_value(query, "sid").is_some();
-        Bytes::new()
-    };
-    let mut request = Request::new(method, path_and_query, body);
-    request.body_too_large = too_large;
-    request.content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    request.websocket = websocket;
+        has_sid = request.query_value("sid").is_some();
+    }
     let handshake = !has_sid;
     let mut slot = None;
     if handshake {
-        if let Some(remote) = remote {
+        if let (Some(remote), Some(parts)) = (remote, parts.as_mut()) {
             parts.extensions.insert(RemoteAddr(remote));
         }
         if shared.shutting_down.load(Ordering::Relaxed) {
@@ -335,26 +372,25 @@ where
             );
         }
         if let Some(allow) = &shared.options.allow_request
-            && !allow(&parts)
+            && !parts.as_ref().is_some_and(|p| allow(p))
         {
             tracing::debug!("handshake refused by allow_request");
             return refuse(websocket, cors, origin.as_ref());
         }
-        let ip = parts
-            .extensions
-            .get::<RemoteAddr>()
-            .map(|r| r.0)
-            .or_else(|| parts.extensions.get::<SocketAddr>().copied())
-            .map(|a| a.ip());
+        let ip = parts.as_ref().and_then(remote_addr).map(|a| a.ip());
         slot = shared.sessions.admit(&shared.options.admission, ip);
         if slot.is_none() {
             return refuse(websocket, cors, origin.as_ref());
         }
     }
-    let ws_key = parts.headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let ws_key = parts
+        .as_ref()
+        .and_then(|p| p.headers.get(header::SEC_WEBSOCKET_KEY).cloned());
     let on_upgrade = if websocket {
         match (
-            parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+            parts
+                .as_mut()
+                .and_then(|p| p.extensions.remove::<hyper::upgrade::OnUpgrade>()),
             &ws_key,
         ) {
             (Some(u), Some(_)) => Some(u),
@@ -393,15 +429,16 @@ where
             let Some((tx, Some(rx))) = tx else {
                 return plain(StatusCode::INTERNAL_SERVER_ERROR);
             };
-            let remote_addr = parts
-                .extensions
-                .get::<RemoteAddr>()
-                .map(|r| r.0)
-                .or_else(|| parts.extensions.get::<SocketAddr>().copied());
             let http = Arc::new(HttpInfo {
-                headers: detach_headers(&parts.headers),
-                uri: detach_uri(&parts.uri),
-                remote_addr,
+                headers: parts
+                    .as_ref()
+                    .map(|p| detach_headers(&p.headers))
+                    .unwrap_or_default(),
+                uri: parts
+                    .as_ref()
+                    .map(|p| detach_uri(&p.uri))
+                    .unwrap_or_default(),
+                remote_addr: parts.as_ref().and_then(remote_addr),
                 time: SystemTime::now(),
             });
             let span = tracing::info_span!("connection", sid = %conn.sid());
@@ -472,13 +509,12 @@ where
 
 /// A second POST while one is being read for the same session: the
 /// session closes ("transport error"), as the reference's.
-fn overlapping_post(shared: &Shared, path_and_query: &str) {
+fn overlapping_post(shared: &Shared, probe: &Request) {
     tracing::debug!("overlapping polling POSTs");
-    let probe = Request::new(Method::Post, path_and_query, Bytes::new());
     let tx = {
         let mut state = shared.lock();
         let id = RequestId(shared.next_request.fetch_add(1, Ordering::Relaxed));
-        match state.endpoint.handle_request(Instant::now(), id, &probe) {
+        match state.endpoint.handle_request(Instant::now(), id, probe) {
             Route::Existing(h) => state.conns.get(&h).cloned(),
             _ => None,
         }
@@ -551,6 +587,16 @@ fn detach_headers(headers: &HeaderMap) -> HeaderMap {
 /// A copy of `uri` that shares no buffer with the request (see [`detach_headers`]).
 fn detach_uri(uri: &http::Uri) -> http::Uri {
     uri.to_string().parse().unwrap_or_else(|_| uri.clone())
+}
+
+/// The client's address: a [`RemoteAddr`] in the extensions, or a
+/// [`SocketAddr`].
+fn remote_addr(parts: &http::request::Parts) -> Option<SocketAddr> {
+    parts
+        .extensions
+        .get::<RemoteAddr>()
+        .map(|r| r.0)
+        .or_else(|| parts.extensions.get::<SocketAddr>().copied())
 }
 
 /// Whether the request asks for a WebSocket.
