@@ -1,20 +1,23 @@
 //! A standalone server, for applications without a web framework.
 
-use std::future::Future;
+use std::convert::Infallible;
+use std::future::{Future, Ready};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::server::conn::http1;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
 
 use crate::error::ServeError;
 use crate::io::SocketIo;
+use crate::service::{NotFound, ResponseFuture, SocketIoBody, SocketIoService};
 
 /// Binds `addr` and serves `io` there until [`SocketIo::shutdown`].
 ///
@@ -143,7 +146,7 @@ impl SocketIo {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let service = self.service().with_remote(remote);
+            let service = ConnService(self.service().with_remote(remote));
             let mut watcher = graceful.subscribe();
             let http1 = http1.clone();
             let builder = builder.clone();
@@ -156,7 +159,6 @@ impl SocketIo {
                     tracing::trace!("no request in time");
                     return;
                 };
-                let service = TowerToHyperService::new(service);
                 let io = TokioIo::new(stream);
                 let ended = if h2 {
                     let conn = builder.serve_connection_with_upgrades(io, service);
@@ -214,6 +216,24 @@ where
     let ended = conn.await;
     drop(watcher);
     ended
+}
+
+/// The service of one connection, as hyper calls it. It calls ours at
+/// once, where a tower `Oneshot` would hold the request until its first
+/// poll: a polling request of a session lets go of hyper's request head
+/// (slices of the read buffer) before hyper reads on.
+#[derive(Clone)]
+struct ConnService(SocketIoService<NotFound>);
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService {
+    type Response = http::Response<SocketIoBody<Full<Bytes>>>;
+    type Error = Infallible;
+    type Future = ResponseFuture<Ready<Result<http::Response<Full<Bytes>>, Infallible>>>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        // Always ready: its inner service is `NotFound`.
+        tower_service::Service::call(&mut self.0.clone(), req)
+    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,11 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
 use socketio_proto::{HttpError, Method, Request, RequestId, Response, Route};
@@ -254,7 +254,7 @@ struct Head {
     /// buffer: while a request holds them, hyper's next read (it reads on,
     /// watching for the client's close) takes a new buffer. A polling
     /// request of a session lets them go before that.
-    parts: Option<http::request::Parts>,
+    parts: Option<Box<http::request::Parts>>,
 }
 
 impl Head {
@@ -275,7 +275,7 @@ impl Head {
             Head {
                 request,
                 origin: origin.cloned(),
-                parts: Some(parts),
+                parts: Some(Box::new(parts)),
             }
         } else {
             let origin = origin.map(|v| HeaderValue::from_bytes(v.as_bytes()).unwrap_or(v.clone()));
@@ -335,23 +335,19 @@ where
             },
             None => None,
         };
-        match Limited::new(body, shared.config.max_payload)
-            .collect()
-            .await
-        {
-            Ok(c) => request.body = c.to_bytes(),
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read a polling body");
-                if !e.is::<http_body_util::LengthLimitError>() || !has_sid {
-                    let status = if e.is::<http_body_util::LengthLimitError>() {
-                        StatusCode::PAYLOAD_TOO_LARGE
-                    } else {
-                        StatusCode::BAD_REQUEST
-                    };
-                    return with_cors(plain(status), cors, origin.as_ref());
+        match read_body(body, shared.config.max_payload).await {
+            Ok(Some(body)) => request.body = body,
+            Ok(None) => {
+                tracing::debug!("a polling body over max_payload");
+                if !has_sid {
+                    return with_cors(plain(StatusCode::PAYLOAD_TOO_LARGE), cors, origin.as_ref());
                 }
                 // The session answers (413) and closes, as the reference's.
                 request.body_too_large = true;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read a polling body");
+                return with_cors(plain(StatusCode::BAD_REQUEST), cors, origin.as_ref());
             }
         }
     } else {
@@ -377,7 +373,7 @@ where
             tracing::debug!("handshake refused by allow_request");
             return refuse(websocket, cors, origin.as_ref());
         }
-        let ip = parts.as_ref().and_then(remote_addr).map(|a| a.ip());
+        let ip = parts.as_deref().and_then(remote_addr).map(|a| a.ip());
         slot = shared.sessions.admit(&shared.options.admission, ip);
         if slot.is_none() {
             return refuse(websocket, cors, origin.as_ref());
@@ -438,7 +434,7 @@ where
                     .as_ref()
                     .map(|p| detach_uri(&p.uri))
                     .unwrap_or_default(),
-                remote_addr: parts.as_ref().and_then(remote_addr),
+                remote_addr: parts.as_deref().and_then(remote_addr),
                 time: SystemTime::now(),
             });
             let span = tracing::info_span!("connection", sid = %conn.sid());
@@ -505,6 +501,40 @@ where
         }
     };
     with_cors(response, cors, origin.as_ref())
+}
+
+/// A polling POST's body, read whole; `None` once it goes over `max` bytes.
+async fn read_body<B>(body: B, max: usize) -> Result<Option<Bytes>, BoxError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut whole = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    let mut left = max;
+    while let Some(frame) = body.frame().await {
+        let Ok(mut data) = frame.map_err(Into::into)?.into_data() else {
+            continue;
+        };
+        let n = data.remaining();
+        if n > left {
+            return Ok(None);
+        }
+        left -= n;
+        let chunk = data.copy_to_bytes(n);
+        match &mut joined {
+            Some(buf) => buf.extend_from_slice(&chunk),
+            None if whole.is_empty() => whole = chunk,
+            None => {
+                let mut buf = BytesMut::with_capacity(whole.len() + chunk.len());
+                buf.extend_from_slice(&whole);
+                buf.extend_from_slice(&chunk);
+                joined = Some(buf);
+            }
+        }
+    }
+    Ok(Some(joined.map_or(whole, BytesMut::freeze)))
 }
 
 /// A second POST while one is being read for the same session: the
