@@ -108,19 +108,35 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
 /// The first value of `name` in a raw query string, percent-decoded: a
 /// slice of `query` when the value has nothing to decode.
 pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+    // A plain scan: queries are short, and a search for `&` or `=` that
+    // sets up a substring searcher costs more than the whole walk.
+    let bytes = query.as_bytes();
+    let mut start = 0;
+    while start <= bytes.len() {
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| b == b'&')
+            .map_or(bytes.len(), |i| start + i);
+        let pair = &bytes[start..end];
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&query[start..start + i], &query[start + i + 1..end]),
+            None => (&query[start..end], ""),
+        };
         // Most keys have nothing to decode: compare them as they are.
         let matches = if has_escapes(k) {
             percent_decode(k) == name
         } else {
             k == name
         };
-        matches.then(|| match has_escapes(v) {
-            true => Cow::Owned(percent_decode(v)),
-            false => Cow::Borrowed(v),
-        })
-    })
+        if matches {
+            return Some(match has_escapes(v) {
+                true => Cow::Owned(percent_decode(v)),
+                false => Cow::Borrowed(v),
+            });
+        }
+        start = end + 1;
+    }
+    None
 }
 
 /// Whether `s` has a `%` or a `+` to decode.
@@ -330,6 +346,12 @@ mod tests {
         let req = Request::get("/socket.io/?%73id=x&EIO=4");
         assert_eq!(req.query_param("sid").as_deref(), Some("x"));
         assert_eq!(req.query_param("%73id"), None);
+        // Empty pairs, a key without `=`, a value with `=` in it.
+        assert_eq!(query_param("&&a&b=1=2&", "b").as_deref(), Some("1=2"));
+        assert_eq!(query_param("&&a&b=1=2&", "a").as_deref(), Some(""));
+        assert_eq!(query_param("", ""), Some(String::new()));
+        assert_eq!(query_param("a=1&", ""), Some(String::new()));
+        assert_eq!(query_param("a=1", "b"), None);
         // Values with nothing to decode are borrowed.
         assert!(matches!(req.query_value("sid"), Some(Cow::Borrowed("x"))));
         assert!(matches!(

@@ -249,6 +249,8 @@ where
 /// more of it is needed (a handshake, an upgrade, a preflight).
 struct Head {
     request: Request,
+    /// Whether the query names a session (`sid`).
+    has_sid: bool,
     origin: Option<HeaderValue>,
     /// hyper's URI and header values are slices of the connection's read
     /// buffer: while a request holds them, hyper's next read (it reads on,
@@ -269,11 +271,11 @@ impl Head {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let origin = parts.headers.get(header::ORIGIN);
-        let keep =
-            method == Method::Options || request.websocket || request.query_value("sid").is_none();
-        if keep {
+        let has_sid = request.query_value("sid").is_some();
+        if method == Method::Options || request.websocket || !has_sid {
             Head {
                 request,
+                has_sid,
                 origin: origin.cloned(),
                 parts: Some(Box::new(parts)),
             }
@@ -281,6 +283,7 @@ impl Head {
             let origin = origin.map(|v| HeaderValue::from_bytes(v.as_bytes()).unwrap_or(v.clone()));
             Head {
                 request,
+                has_sid,
                 origin,
                 parts: None,
             }
@@ -302,6 +305,7 @@ where
 {
     let Head {
         mut request,
+        has_sid,
         origin,
         mut parts,
     } = head;
@@ -320,11 +324,11 @@ where
         tracing::debug!(?origin, "origin not allowed");
         return refuse(websocket, cors, origin.as_ref());
     }
-    // Whether the request names a session; for a POST, the session too.
-    let has_sid;
     if request.method == Method::Post {
-        let sid = request.query_value("sid").map(|s| s.into_owned());
-        has_sid = sid.is_some();
+        let sid = match has_sid {
+            true => request.query_value("sid").map(|s| s.into_owned()),
+            false => None,
+        };
         let _posting = match sid {
             Some(sid) => match shared.posts.start(sid) {
                 Some(p) => Some(p),
@@ -352,7 +356,6 @@ where
         }
     } else {
         drop(body);
-        has_sid = request.query_value("sid").is_some();
     }
     let handshake = !has_sid;
     let mut slot = None;
