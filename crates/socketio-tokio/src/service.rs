@@ -248,7 +248,9 @@ where
 /// it (its body still to read), its `Origin`, and the HTTP head itself when
 /// more of it is needed (a handshake, an upgrade, a preflight).
 struct Head {
-    request: Request,
+    /// Boxed as the session's command takes it, and so that the request's
+    /// future stays small.
+    request: Box<Request>,
     /// Whether the query names a session (`sid`).
     has_sid: bool,
     origin: Option<HeaderValue>,
@@ -263,7 +265,7 @@ impl Head {
     fn new(parts: http::request::Parts) -> Head {
         let method = Method::from_name(parts.method.as_str());
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut request = Request::new(method, path_and_query, Bytes::new());
+        let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
         request.websocket = is_websocket(&parts.headers);
         request.content_type = parts
             .headers
@@ -488,13 +490,13 @@ where
                 );
             };
             if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
-                upgrade(&shared, id, Some(request), on_upgrade, tx);
+                upgrade(&shared, id, Some(*request), on_upgrade, tx);
                 return switching_protocols(&key);
             }
             let (reply, answer) = oneshot::channel();
             let sent = tx.send(Cmd::Http {
                 id,
-                req: Box::new(request),
+                req: request,
                 reply,
             });
             match (sent, answer.await) {
