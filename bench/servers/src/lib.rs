@@ -25,6 +25,21 @@ pub fn port() -> u16 {
     0
 }
 
+/// The listen backlog of every Rust server. tokio's `TcpListener::bind`
+/// asks for 128, fewer than the generator's handshakes in flight: a burst
+/// then overflows the accept queue, the kernel drops SYNs and the clients
+/// retry a second later, and a storm measures those drops more than the
+/// server. Node's default is 511.
+pub const BACKLOG: u32 = 1024;
+
+/// Listens on 127.0.0.1 at the `--port` given, with [`BACKLOG`].
+pub fn listen() -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], port())))?;
+    socket.listen(BACKLOG)
+}
+
 /// Prints `listening on <addr>`, the line the runner waits for.
 pub fn announce(addr: SocketAddr) {
     use std::io::Write;

@@ -4,6 +4,8 @@
 //! path and query, the few headers that matter, the whole body) and writes
 //! a [`Response`] back. No HTTP library type crosses this boundary.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 /// An HTTP method, as far as Engine.IO tells them apart.
@@ -90,20 +92,51 @@ impl Request {
     pub fn query_param(&self, name: &str) -> Option<String> {
         query_param(&self.query, name)
     }
+
+    /// The first value of the query parameter `name`, percent-decoded,
+    /// borrowed from the query when it has nothing to decode.
+    pub fn query_value(&self, name: &str) -> Option<Cow<'_, str>> {
+        query_value(&self.query, name)
+    }
 }
 
 /// The first value of `name` in a raw query string, percent-decoded.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+    query_value(query, name).map(Cow::into_owned)
+}
+
+/// The first value of `name` in a raw query string, percent-decoded: a
+/// slice of `query` when the value has nothing to decode.
+pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
+    // A plain scan: queries are short, and a search for `&` or `=` that
+    // sets up a substring searcher costs more than the whole walk.
+    let bytes = query.as_bytes();
+    let mut start = 0;
+    while start <= bytes.len() {
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| b == b'&')
+            .map_or(bytes.len(), |i| start + i);
+        let pair = &bytes[start..end];
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&query[start..start + i], &query[start + i + 1..end]),
+            None => (&query[start..end], ""),
+        };
         // Most keys have nothing to decode: compare them as they are.
         let matches = if has_escapes(k) {
             percent_decode(k) == name
         } else {
             k == name
         };
-        matches.then(|| percent_decode(v))
-    })
+        if matches {
+            return Some(match has_escapes(v) {
+                true => Cow::Owned(percent_decode(v)),
+                false => Cow::Borrowed(v),
+            });
+        }
+        start = end + 1;
+    }
+    None
 }
 
 /// Whether `s` has a `%` or a `+` to decode.
@@ -313,6 +346,18 @@ mod tests {
         let req = Request::get("/socket.io/?%73id=x&EIO=4");
         assert_eq!(req.query_param("sid").as_deref(), Some("x"));
         assert_eq!(req.query_param("%73id"), None);
+        // Empty pairs, a key without `=`, a value with `=` in it.
+        assert_eq!(query_param("&&a&b=1=2&", "b").as_deref(), Some("1=2"));
+        assert_eq!(query_param("&&a&b=1=2&", "a").as_deref(), Some(""));
+        assert_eq!(query_param("", ""), Some(String::new()));
+        assert_eq!(query_param("a=1&", ""), Some(String::new()));
+        assert_eq!(query_param("a=1", "b"), None);
+        // Values with nothing to decode are borrowed.
+        assert!(matches!(req.query_value("sid"), Some(Cow::Borrowed("x"))));
+        assert!(matches!(
+            query_value("a=b%20c", "a"),
+            Some(Cow::Owned(v)) if v == "b c"
+        ));
     }
 
     #[test]

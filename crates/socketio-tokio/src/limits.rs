@@ -106,14 +106,15 @@ pub(crate) struct Posting {
 
 impl Posts {
     /// Notes a POST for `sid`; `None` when one is already being read.
-    pub(crate) fn start(&self, sid: &str) -> Option<Posting> {
+    pub(crate) fn start(&self, sid: String) -> Option<Posting> {
         let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !set.insert(sid.to_owned()) {
+        if set.contains(&sid) {
             return None;
         }
+        set.insert(sid.clone());
         Some(Posting {
             posts: self.clone(),
-            sid: sid.to_owned(),
+            sid,
         })
     }
 }

@@ -1,22 +1,23 @@
 //! A standalone server, for applications without a web framework.
 
-use std::future::Future;
+use std::convert::Infallible;
+use std::future::{Future, Ready};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::server::conn::http1;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
-use tower_service::Service;
 
 use crate::error::ServeError;
 use crate::io::SocketIo;
-use crate::socket::RemoteAddr;
+use crate::service::{NotFound, ResponseFuture, SocketIoBody, SocketIoService};
 
 /// Binds `addr` and serves `io` there until [`SocketIo::shutdown`].
 ///
@@ -32,8 +33,44 @@ use crate::socket::RemoteAddr;
 ///
 /// [`ServeError::Io`] when binding fails.
 pub async fn serve(addr: impl ToSocketAddrs, io: SocketIo) -> Result<(), ServeError> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = bind(addr).await?;
     io.serve(listener).await
+}
+
+/// The listen backlog of [`serve`]: a burst of connections waits in the
+/// kernel's accept queue rather than having its SYNs dropped (and retried
+/// a second later). `TcpListener::bind` asks for 128; Node asks for 511.
+const BACKLOG: u32 = 1024;
+
+/// Binds the first address of `addr` that binds, as `TcpListener::bind`
+/// does, with [`BACKLOG`].
+async fn bind(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        // As `TcpListener::bind`: a restarted server binds its port again
+        // at once (on Windows the option means something else).
+        let reuse = match cfg!(windows) {
+            true => Ok(()),
+            false => socket.set_reuseaddr(true),
+        };
+        let bound = reuse
+            .and_then(|()| socket.bind(addr))
+            .and_then(|()| socket.listen(BACKLOG));
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        )
+    }))
 }
 
 impl SocketIo {
@@ -109,10 +146,7 @@ impl SocketIo {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let service = WithRemoteAddr {
-                inner: self.service(),
-                remote,
-            };
+            let service = ConnService(self.service().with_remote(remote));
             let mut watcher = graceful.subscribe();
             let http1 = http1.clone();
             let builder = builder.clone();
@@ -125,7 +159,6 @@ impl SocketIo {
                     tracing::trace!("no request in time");
                     return;
                 };
-                let service = TowerToHyperService::new(service);
                 let io = TokioIo::new(stream);
                 let ended = if h2 {
                     let conn = builder.serve_connection_with_upgrades(io, service);
@@ -185,30 +218,35 @@ where
     ended
 }
 
-/// Puts the client's address in every request's extensions.
+/// The service of one connection, as hyper calls it. It calls ours at
+/// once, where a tower `Oneshot` would hold the request until its first
+/// poll: a polling request of a session lets go of hyper's request head
+/// (slices of the read buffer) before hyper reads on.
 #[derive(Clone)]
-struct WithRemoteAddr<S> {
-    inner: S,
-    remote: SocketAddr,
+struct ConnService(SocketIoService<NotFound>);
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService {
+    type Response = http::Response<SocketIoBody<Full<Bytes>>>;
+    type Error = Infallible;
+    type Future = ResponseFuture<Ready<Result<http::Response<Full<Bytes>>, Infallible>>>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        // Always ready: its inner service is `NotFound`.
+        tower_service::Service::call(&mut self.0.clone(), req)
+    }
 }
 
-impl<S, B> Service<http::Request<B>> for WithRemoteAddr<S>
-where
-    S: Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        req.extensions_mut().insert(RemoteAddr(self.remote));
-        self.inner.call(req)
+    #[tokio::test]
+    async fn bind_listens_on_the_first_address_that_binds() {
+        let listener = bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        assert!(addr.ip().is_loopback());
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (_, from) = listener.accept().await.expect("accept");
+        assert_eq!(from, client.local_addr().expect("client address"));
     }
 }

@@ -10,11 +10,11 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
 use socketio_proto::{HttpError, Method, Request, RequestId, Response, Route};
@@ -68,12 +68,26 @@ impl<S> Layer<S> for SocketIoLayer {
 pub struct SocketIoService<S> {
     io: SocketIo,
     inner: S,
+    /// The client's address, when the service serves one connection.
+    remote: Option<SocketAddr>,
 }
 
 impl<S> SocketIoService<S> {
     /// Serves `io` in front of `inner`.
     pub fn new(io: SocketIo, inner: S) -> Self {
-        SocketIoService { io, inner }
+        SocketIoService {
+            io,
+            inner,
+            remote: None,
+        }
+    }
+
+    /// The service of one connection from `remote`: its handshakes get a
+    /// [`RemoteAddr`] in their extensions (only they read it, so the other
+    /// requests do without the allocations of an extension).
+    pub(crate) fn with_remote(mut self, remote: SocketAddr) -> Self {
+        self.remote = Some(remote);
+        self
     }
 }
 
@@ -212,9 +226,11 @@ where
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
         if self.io.shared.matches_path(req.uri().path()) {
             let shared = self.io.shared.clone();
+            let (parts, body) = req.into_parts();
+            let head = Head::new(parts);
             ResponseFuture {
                 inner: FutInner::Ours {
-                    fut: Box::pin(handle(shared, req)),
+                    fut: Box::pin(handle(shared, head, body, self.remote)),
                 },
             }
         } else {
@@ -227,119 +243,154 @@ where
     }
 }
 
+/// What [`handle`] reads of a request: the request as the protocol sees
+/// it (its body still to read), its `Origin`, and the HTTP head itself when
+/// more of it is needed (a handshake, an upgrade, a preflight).
+struct Head {
+    /// Boxed as the session's command takes it, and so that the request's
+    /// future stays small.
+    request: Box<Request>,
+    /// Whether the query names a session (`sid`).
+    has_sid: bool,
+    origin: Option<HeaderValue>,
+    /// hyper's URI and header values are slices of the connection's read
+    /// buffer: while a request holds them, hyper's next read (it reads on,
+    /// watching for the client's close) takes a new buffer. A polling
+    /// request of a session lets them go before that.
+    parts: Option<Box<http::request::Parts>>,
+}
+
+impl Head {
+    fn new(parts: http::request::Parts) -> Head {
+        let method = Method::from_name(parts.method.as_str());
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
+        request.websocket = is_websocket(&parts.headers);
+        request.content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let origin = parts.headers.get(header::ORIGIN);
+        let has_sid = request.query_value("sid").is_some();
+        if method == Method::Options || request.websocket || !has_sid {
+            Head {
+                request,
+                has_sid,
+                origin: origin.cloned(),
+                parts: Some(Box::new(parts)),
+            }
+        } else {
+            let origin = origin.map(|v| HeaderValue::from_bytes(v.as_bytes()).unwrap_or(v.clone()));
+            Head {
+                request,
+                has_sid,
+                origin,
+                parts: None,
+            }
+        }
+    }
+}
+
 /// Answers one Engine.IO request.
-async fn handle<B>(shared: Arc<Shared>, req: http::Request<B>) -> http::Response<Full<Bytes>>
+async fn handle<B>(
+    shared: Arc<Shared>,
+    head: Head,
+    body: B,
+    remote: Option<SocketAddr>,
+) -> http::Response<Full<Bytes>>
 where
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let (mut parts, body) = req.into_parts();
-    let origin = parts.headers.get(header::ORIGIN).cloned();
-    let cors = shared.options.cors.clone();
-    if parts.method == http::Method::OPTIONS
-        && let Some(cors) = &cors
+    let Head {
+        mut request,
+        has_sid,
+        origin,
+        mut parts,
+    } = head;
+    let cors = shared.options.cors.as_ref();
+    if request.method == Method::Options
+        && let Some(cors) = cors
+        && let Some(parts) = &parts
     {
         let mut res = http::Response::new(Full::new(Bytes::new()));
         *res.status_mut() = StatusCode::NO_CONTENT;
         cors.apply_preflight(&parts.headers, res.headers_mut());
         return res;
     }
-    let websocket = is_websocket(&parts.headers);
+    let websocket = request.websocket;
     if !shared.options.admission.origin_allowed(origin.as_ref()) {
         tracing::debug!(?origin, "origin not allowed");
-        return refuse(websocket, cors.as_ref(), origin.as_ref());
+        return refuse(websocket, cors, origin.as_ref());
     }
-    let method = Method::from_name(parts.method.as_str());
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let mut too_large = false;
-    let body = if method == Method::Post {
-        let sid = socketio_proto::http::query_param(
-            path_and_query.split_once('?').map_or("", |(_, q)| q),
-            "sid",
-        );
-        let _posting = match &sid {
+    if request.method == Method::Post {
+        let sid = match has_sid {
+            true => request.query_value("sid").map(|s| s.into_owned()),
+            false => None,
+        };
+        let _posting = match sid {
             Some(sid) => match shared.posts.start(sid) {
                 Some(p) => Some(p),
                 None => {
-                    overlapping_post(&shared, &path_and_query);
-                    return with_cors(
-                        to_http(Response::bad_request()),
-                        cors.as_ref(),
-                        origin.as_ref(),
-                    );
+                    overlapping_post(&shared, &request);
+                    return with_cors(to_http(Response::bad_request()), cors, origin.as_ref());
                 }
             },
             None => None,
         };
-        match Limited::new(body, shared.config.max_payload)
-            .collect()
-            .await
-        {
-            Ok(c) => c.to_bytes(),
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read a polling body");
-                let has_sid = sid.is_some();
-                if !e.is::<http_body_util::LengthLimitError>() || !has_sid {
-                    let status = if e.is::<http_body_util::LengthLimitError>() {
-                        StatusCode::PAYLOAD_TOO_LARGE
-                    } else {
-                        StatusCode::BAD_REQUEST
-                    };
-                    return with_cors(plain(status), cors.as_ref(), origin.as_ref());
+        match read_body(body, shared.config.max_payload).await {
+            Ok(Some(body)) => request.body = body,
+            Ok(None) => {
+                tracing::debug!("a polling body over max_payload");
+                if !has_sid {
+                    return with_cors(plain(StatusCode::PAYLOAD_TOO_LARGE), cors, origin.as_ref());
                 }
                 // The session answers (413) and closes, as the reference's.
-                too_large = true;
-                Bytes::new()
+                request.body_too_large = true;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read a polling body");
+                return with_cors(plain(StatusCode::BAD_REQUEST), cors, origin.as_ref());
             }
         }
     } else {
         drop(body);
-        Bytes::new()
-    };
-    let mut request = Request::new(method, &path_and_query, body);
-    request.body_too_large = too_large;
-    request.content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    request.websocket = websocket;
-    let handshake = request.query_param("sid").is_none();
+    }
+    let handshake = !has_sid;
     let mut slot = None;
     if handshake {
+        if let (Some(remote), Some(parts)) = (remote, parts.as_mut()) {
+            parts.extensions.insert(RemoteAddr(remote));
+        }
         if shared.shutting_down.load(Ordering::Relaxed) {
             return with_cors(
                 plain(StatusCode::SERVICE_UNAVAILABLE),
-                cors.as_ref(),
+                cors,
                 origin.as_ref(),
             );
         }
         if let Some(allow) = &shared.options.allow_request
-            && !allow(&parts)
+            && !parts.as_ref().is_some_and(|p| allow(p))
         {
             tracing::debug!("handshake refused by allow_request");
-            return refuse(websocket, cors.as_ref(), origin.as_ref());
+            return refuse(websocket, cors, origin.as_ref());
         }
-        let ip = parts
-            .extensions
-            .get::<RemoteAddr>()
-            .map(|r| r.0)
-            .or_else(|| parts.extensions.get::<SocketAddr>().copied())
-            .map(|a| a.ip());
+        let ip = parts.as_deref().and_then(remote_addr).map(|a| a.ip());
         slot = shared.sessions.admit(&shared.options.admission, ip);
         if slot.is_none() {
-            return refuse(websocket, cors.as_ref(), origin.as_ref());
+            return refuse(websocket, cors, origin.as_ref());
         }
     }
-    let ws_key = parts.headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let ws_key = parts
+        .as_ref()
+        .and_then(|p| p.headers.get(header::SEC_WEBSOCKET_KEY).cloned());
     let on_upgrade = if websocket {
         match (
-            parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+            parts
+                .as_mut()
+                .and_then(|p| p.extensions.remove::<hyper::upgrade::OnUpgrade>()),
             &ws_key,
         ) {
             (Some(u), Some(_)) => Some(u),
@@ -378,14 +429,12 @@ where
             let Some((tx, Some(rx))) = tx else {
                 return plain(StatusCode::INTERNAL_SERVER_ERROR);
             };
-            let remote_addr = parts
-                .extensions
-                .get::<RemoteAddr>()
-                .map(|r| r.0)
-                .or_else(|| parts.extensions.get::<SocketAddr>().copied());
             let http = Arc::new(HttpInfo {
-                head: RequestHead::new(&parts.uri, &parts.headers),
-                remote_addr,
+                head: parts
+                    .as_deref()
+                    .map(|p| RequestHead::new(&p.uri, &p.headers))
+                    .unwrap_or_else(|| RequestHead::new(&http::Uri::default(), &HeaderMap::new())),
+                remote_addr: parts.as_deref().and_then(remote_addr),
                 time: SystemTime::now(),
             });
             let span = tracing::info_span!("connection", sid = %conn.sid());
@@ -431,18 +480,18 @@ where
                 }
                 return with_cors(
                     to_http(Response::error(HttpError::UnknownSid)),
-                    cors.as_ref(),
+                    cors,
                     origin.as_ref(),
                 );
             };
             if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
-                upgrade(&shared, id, Some(request), on_upgrade, tx);
+                upgrade(&shared, id, Some(*request), on_upgrade, tx);
                 return switching_protocols(&key);
             }
             let (reply, answer) = oneshot::channel();
             let sent = tx.send(Cmd::Http {
                 id,
-                req: Box::new(request),
+                req: request,
                 reply,
             });
             match (sent, answer.await) {
@@ -451,18 +500,51 @@ where
             }
         }
     };
-    with_cors(response, cors.as_ref(), origin.as_ref())
+    with_cors(response, cors, origin.as_ref())
+}
+
+/// A polling POST's body, read whole; `None` once it goes over `max` bytes.
+async fn read_body<B>(body: B, max: usize) -> Result<Option<Bytes>, BoxError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut whole = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    let mut left = max;
+    while let Some(frame) = body.frame().await {
+        let Ok(mut data) = frame.map_err(Into::into)?.into_data() else {
+            continue;
+        };
+        let n = data.remaining();
+        if n > left {
+            return Ok(None);
+        }
+        left -= n;
+        let chunk = data.copy_to_bytes(n);
+        match &mut joined {
+            Some(buf) => buf.extend_from_slice(&chunk),
+            None if whole.is_empty() => whole = chunk,
+            None => {
+                let mut buf = BytesMut::with_capacity(whole.len() + chunk.len());
+                buf.extend_from_slice(&whole);
+                buf.extend_from_slice(&chunk);
+                joined = Some(buf);
+            }
+        }
+    }
+    Ok(Some(joined.map_or(whole, BytesMut::freeze)))
 }
 
 /// A second POST while one is being read for the same session: the
 /// session closes ("transport error"), as the reference's.
-fn overlapping_post(shared: &Shared, path_and_query: &str) {
+fn overlapping_post(shared: &Shared, probe: &Request) {
     tracing::debug!("overlapping polling POSTs");
-    let probe = Request::new(Method::Post, path_and_query, Bytes::new());
     let tx = {
         let mut state = shared.lock();
         let id = RequestId(shared.next_request.fetch_add(1, Ordering::Relaxed));
-        match state.endpoint.handle_request(Instant::now(), id, &probe) {
+        match state.endpoint.handle_request(Instant::now(), id, probe) {
             Route::Existing(h) => state.conns.get(&h).cloned(),
             _ => None,
         }
@@ -509,6 +591,16 @@ fn upgrade(
             }
         }
     });
+}
+
+/// The client's address: a [`RemoteAddr`] in the extensions, or a
+/// [`SocketAddr`].
+fn remote_addr(parts: &http::request::Parts) -> Option<SocketAddr> {
+    parts
+        .extensions
+        .get::<RemoteAddr>()
+        .map(|r| r.0)
+        .or_else(|| parts.extensions.get::<SocketAddr>().copied())
 }
 
 /// Whether the request asks for a WebSocket.

@@ -834,6 +834,8 @@ fn idle(opts: &Opts, md: &mut String) -> Result<Value> {
             // beyond 9.5k clients, each shard on its own source addresses.
             let shards = n.div_ceil(9500);
             let per = n / shards;
+            // 512 handshakes in flight in all, whatever the shards.
+            let concurrency = (512 / shards).to_string();
             let args: Vec<Vec<String>> = (0..shards)
                 .map(|i| {
                     let mut a = strs(&["--scenario", "idle", "--clients", &per.to_string()]);
@@ -843,7 +845,7 @@ fn idle(opts: &Opts, md: &mut String) -> Result<Value> {
                         "--source-base",
                         &(2 + 4 * i).to_string(),
                     ]));
-                    a.extend(strs(&["--concurrency", "512"]));
+                    a.extend(strs(&["--concurrency", &concurrency]));
                     if kind == Kind::Raw {
                         a.push("--raw".into());
                     }

@@ -4,7 +4,7 @@
 //! `auto` connection, watched for graceful shutdown). It tells how much the
 //! serving path costs.
 
-use bench_servers::{announce, ours_handlers, port};
+use bench_servers::{announce, ours_handlers};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -14,7 +14,7 @@ use socketio_tokio::SocketIo;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let io = SocketIo::new()?;
     ours_handlers(&io);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port())).await?;
+    let listener = bench_servers::listen()?;
     announce(listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;

@@ -4,13 +4,13 @@
 //! read buffer is 4 KiB (tungstenite's default is 128 KiB), as ours, and it
 //! sets TCP_NODELAY as the other servers do.
 
-use bench_servers::{announce, port};
+use bench_servers::announce;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port())).await?;
+    let listener = bench_servers::listen()?;
     announce(listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;

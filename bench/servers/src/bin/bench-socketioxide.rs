@@ -3,7 +3,7 @@
 //! buffers, TCP_NODELAY as ours and Node set it, on a current-thread runtime
 //! (the server is pinned to one core).
 
-use bench_servers::{ROOM, announce, port};
+use bench_servers::{ROOM, announce};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use socketioxide::SocketIo;
@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         );
     });
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port())).await?;
+    let listener = bench_servers::listen()?;
     announce(listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
