@@ -400,7 +400,7 @@ impl Endpoint {
                 ..Response::bad_request()
             });
         }
-        let transport = req.query_param("transport");
+        let transport = req.query_value("transport");
         let enabled = match transport.as_deref() {
             Some("polling") => self.config.transports.polling,
             Some("websocket") => self.config.transports.websocket,
@@ -409,8 +409,8 @@ impl Endpoint {
         if !enabled {
             return Route::Respond(Response::error(HttpError::UnknownTransport));
         }
-        if let Some(sid) = req.query_param("sid") {
-            let Some(&handle) = self.sessions.get(sid.as_str()) else {
+        if let Some(sid) = req.query_value("sid") {
+            let Some(&handle) = self.sessions.get(&*sid) else {
                 return Route::Respond(Response::error(HttpError::UnknownSid));
             };
             let websocket = transport.as_deref() == Some("websocket");
@@ -421,7 +421,7 @@ impl Endpoint {
             }
             if req.websocket {
                 // An upgrade speaks the session's protocol version.
-                let asked = match req.query_param("EIO").as_deref() {
+                let asked = match req.query_value("EIO").as_deref() {
                     Some("4") => Some(EioVersion::V4),
                     Some("3") => Some(EioVersion::V3),
                     _ => None,
@@ -439,12 +439,12 @@ impl Endpoint {
         if websocket != req.websocket {
             return Route::Respond(Response::error(HttpError::BadRequest));
         }
-        let eio = match req.query_param("EIO").as_deref() {
+        let eio = match req.query_value("EIO").as_deref() {
             Some("4") => EioVersion::V4,
             _ if self.config.allow_eio3 => EioVersion::V3,
             _ => return Route::Respond(Response::error(HttpError::UnsupportedProtocolVersion)),
         };
-        if eio == EioVersion::V3 && req.query_param("j").is_some() {
+        if eio == EioVersion::V3 && req.query_value("j").is_some() {
             // JSONP polling is not served.
             return Route::Respond(Response::error(HttpError::BadRequest));
         }
