@@ -430,10 +430,6 @@ fn all_answered(s: &Stats, recipients: usize) -> bool {
 async fn tcp(cfg: &Config, i: usize) -> std::io::Result<TcpStream> {
     let last = (cfg.source_base + i % cfg.sources) as u8;
     let socket = TcpSocket::new_v4()?;
-    // Earlier runs leave tens of thousands of TIME_WAIT sockets on these
-    // addresses; without this, finding a free port to bind gets slow and
-    // handshakes stall. The 4-tuple is still checked at connect.
-    socket.set_reuseaddr(true)?;
     socket.bind(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, last), 0).into())?;
     let stream = socket.connect(cfg.addr).await?;
     stream.set_nodelay(true)?;
