@@ -792,19 +792,7 @@ impl Connection {
         self.connect_deadline = None;
         self.pending_connects = Vec::new();
         for socket in std::mem::take(&mut self.sockets) {
-            self.endpoint_events
-                .push_back(EndpointEvent::SocketDisconnected {
-                    nsp: socket.nsp.clone(),
-                    sid: socket.sid.clone(),
-                });
-            push_back(
-                &mut self.events,
-                Event::Disconnected {
-                    nsp: socket.nsp,
-                    sid: socket.sid,
-                    reason,
-                },
-            );
+            self.socket_gone(socket, reason);
         }
         push_back(&mut self.events, Event::Closed { reason });
         self.endpoint_events.push_back(EndpointEvent::Closed);
