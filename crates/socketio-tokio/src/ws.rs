@@ -500,21 +500,13 @@ mod tests {
     }
 
     fn masked(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-        let mask = [9u8, 200, 31, 77];
-        let mut out = vec![u8::from(fin) << 7 | opcode];
-        match payload.len() {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n < 65536 => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        let mut out = Vec::new();
+        websocket_frame::encode_client(
+            u8::from(fin) << 7 | opcode,
+            payload,
+            [9, 200, 31, 77],
+            &mut out,
+        );
         out
     }
 

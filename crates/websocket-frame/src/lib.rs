@@ -459,6 +459,21 @@ pub fn encode(opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// Writes a client frame, masked with `mask`, as a client would send it: for clients, proxies,
+/// tests and fuzzers. `first_byte` is written as given (FIN, the reserved bits and the opcode), so
+/// that malformed frames can be written too.
+pub fn encode_client(first_byte: u8, payload: &[u8], mask: [u8; 4], out: &mut Vec<u8>) {
+    let (mut bytes, used) = header(OpCode::Continuation, payload.len());
+    bytes[0] = first_byte;
+    bytes[1] |= 0x80;
+    out.reserve(used + 4 + payload.len());
+    out.extend_from_slice(&bytes[..used]);
+    out.extend_from_slice(&mask);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    unmask(&mut out[start..], mask);
+}
+
 /// Writes a close frame with `code` and `reason` (cut to the 123 bytes a control frame has room
 /// for, on a character boundary).
 pub fn encode_close(code: u16, reason: &str, out: &mut Vec<u8>) {
