@@ -816,7 +816,7 @@ fn idle(opts: &Opts, md: &mut String) -> Result<Value> {
     let mut storm_rows = Vec::new();
     let mut out = Vec::new();
     let mut plot: Vec<(Kind, Vec<(f64, f64)>)> = Vec::new();
-    for &n in counts {
+    for (step, &n) in counts.iter().enumerate() {
         let mut mem = Row {
             label: format!("KiB per connection at {n}"),
             better: Better::Lower,
@@ -827,7 +827,15 @@ fn idle(opts: &Opts, md: &mut String) -> Result<Value> {
             better: Better::Higher,
             values: Vec::new(),
         };
-        for &kind in &opts.servers {
+        // A different server goes first at each size: the first one meets
+        // the sockets that earlier runs left in TIME_WAIT on the
+        // generator's addresses.
+        let mut order = opts.servers.clone();
+        if !order.is_empty() {
+            let len = order.len();
+            order.rotate_left(step % len);
+        }
+        for &kind in &order {
             let server = start(opts, kind)?;
             let base = rss_kib(&server.pid).unwrap_or(0);
             // One generator process holds at most about 19.9k sockets: shard
