@@ -84,20 +84,25 @@ pub fn encode_broadcast(uid: &str, packet: &Packet, opts: &BroadcastOptions) -> 
     out.push(0x93);
     write_str(&mut out, uid);
     out.extend_from_slice(&packet);
-    out.push(0x83);
-    write_str(&mut out, "rooms");
-    write_strs(&mut out, &opts.rooms);
-    write_str(&mut out, "except");
-    write_strs(&mut out, &opts.except);
-    write_str(&mut out, "flags");
-    if opts.volatile {
-        out.push(0x81);
-        write_str(&mut out, "volatile");
-        out.push(0xc3);
-    } else {
-        out.push(0x80);
-    }
+    write_opts(&mut out, opts, 0);
     Bytes::from(out)
+}
+
+/// Writes broadcast options as the reference adapter does:
+/// `{rooms, except, flags}`, the flags holding `volatile` when set and then
+/// `extra_flags` more entries, which the caller writes next.
+fn write_opts(out: &mut Vec<u8>, opts: &BroadcastOptions, extra_flags: u8) {
+    out.push(0x83);
+    write_str(out, "rooms");
+    write_strs(out, &opts.rooms);
+    write_str(out, "except");
+    write_strs(out, &opts.except);
+    write_str(out, "flags");
+    out.push(0x80 | (u8::from(opts.volatile) + extra_flags));
+    if opts.volatile {
+        write_str(out, "volatile");
+        out.push(0xc3);
+    }
 }
 
 /// A broadcast another node published.
@@ -496,17 +501,7 @@ pub fn encode_broadcast_request(
     write_str(&mut out, "packet");
     out.extend_from_slice(&packet);
     write_str(&mut out, "opts");
-    out.push(0x83);
-    write_str(&mut out, "rooms");
-    write_strs(&mut out, &opts.rooms);
-    write_str(&mut out, "except");
-    write_strs(&mut out, &opts.except);
-    write_str(&mut out, "flags");
-    out.push(if opts.volatile { 0x82 } else { 0x81 });
-    if opts.volatile {
-        write_str(&mut out, "volatile");
-        out.push(0xc3);
-    }
+    write_opts(&mut out, opts, 1);
     write_str(&mut out, "timeout");
     let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
     out.push(0xce);

@@ -35,6 +35,21 @@ fn receivers(clients: &Node, event: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The sockets a Node server's `fetchSockets()` found, for `command`.
+async fn node_fetch(n: &mut Node, command: Value) -> Vec<Value> {
+    let replies = n.command(command).await;
+    let fetched = replies.iter().find_map(|v| v.get("fetched")).unwrap();
+    fetched.as_array().unwrap().clone()
+}
+
+/// The ids of fetched sockets.
+fn ids_of(fetched: &[Value]) -> BTreeSet<String> {
+    fetched
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -161,29 +176,14 @@ async fn rust_and_node_servers_form_one_cluster() {
     assert_eq!(args_of("b1", "from-emitter"), json!(["e"]));
 
     // io.fetchSockets() on the Node server sees the Rust servers' sockets.
-    let fetched = n.command(json!({"op": "fetch"})).await;
-    let fetched = fetched
-        .iter()
-        .find_map(|v| v.get("fetched"))
-        .unwrap()
-        .clone();
-    let ids: BTreeSet<String> = fetched
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let fetched = node_fetch(&mut n, json!({"op": "fetch"})).await;
+    let ids = ids_of(&fetched);
     let all: BTreeSet<String> = ["a1", "a2", "b1", "b2", "n1", "n2"]
         .iter()
         .map(|c| id(c))
         .collect();
     assert_eq!(ids, all);
-    let a1 = fetched
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id("a1"))
-        .unwrap();
+    let a1 = fetched.iter().find(|s| s["id"] == id("a1")).unwrap();
     let rooms: BTreeSet<&str> = a1["rooms"]
         .as_array()
         .unwrap()
@@ -197,19 +197,8 @@ async fn rust_and_node_servers_form_one_cluster() {
     assert!(a1["handshake"]["issued"].as_u64().unwrap() > 0);
     assert!(a1["handshake"]["headers"]["host"].is_string());
     // ... with rooms selected on the Node side.
-    let fetched = n.command(json!({"op": "fetch", "to": ["r2"]})).await;
-    let fetched = fetched
-        .iter()
-        .find_map(|v| v.get("fetched"))
-        .unwrap()
-        .clone();
-    let ids: BTreeSet<String> = fetched
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(ids, BTreeSet::from([id("a2"), id("n2")]));
+    let fetched = node_fetch(&mut n, json!({"op": "fetch", "to": ["r2"]})).await;
+    assert_eq!(ids_of(&fetched), BTreeSet::from([id("a2"), id("n2")]));
 
     // fetch_sockets on a Rust server sees the others'.
     let sockets = a.of("/").to("r1").fetch_sockets().await.unwrap();

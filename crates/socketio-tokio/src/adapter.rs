@@ -254,32 +254,32 @@ impl LocalNode {
     /// The local sockets of `nsp` that `opts` selects, described for the
     /// other nodes.
     pub fn fetch_sockets(&self, nsp: &str, opts: &BroadcastOptions) -> Vec<RemoteSocket> {
-        let Some(shared) = self.shared.upgrade() else {
-            return Vec::new();
-        };
-        let state = shared.lock();
-        state
-            .endpoint
-            .sockets(nsp, opts)
-            .into_iter()
-            .filter_map(|(sid, _)| {
-                let socket = state.sockets.get(&sid)?;
-                Some(describe(&state, socket))
-            })
-            .collect()
+        self.selected(nsp, opts, |state, sid| {
+            let socket = state.sockets.get(&sid)?;
+            Some(describe(state, socket))
+        })
     }
 
     /// The ids of the local sockets of `nsp` that `opts` selects.
     pub fn socket_ids(&self, nsp: &str, opts: &BroadcastOptions) -> Vec<Str> {
+        self.selected(nsp, opts, |_, sid| Some(sid))
+    }
+
+    /// What `f` makes of each local socket of `nsp` that `opts` selects.
+    fn selected<T>(
+        &self,
+        nsp: &str,
+        opts: &BroadcastOptions,
+        mut f: impl FnMut(&State, Str) -> Option<T>,
+    ) -> Vec<T> {
         let Some(shared) = self.shared.upgrade() else {
             return Vec::new();
         };
         let state = shared.lock();
-        state
-            .endpoint
-            .sockets(nsp, opts)
+        let selected = state.endpoint.sockets(nsp, opts);
+        selected
             .into_iter()
-            .map(|(sid, _)| sid)
+            .filter_map(|(sid, _)| f(&state, sid))
             .collect()
     }
 
