@@ -23,7 +23,7 @@ async fn roundtrip(transports: &str, expected_transport: &str) {
     assert_eq!(r["clientReason"], "io client disconnect");
     server
         .log
-        .wait_for("the client's disconnect", |l| {
+        .wait_until("the client's disconnect", |l| {
             l == "disconnect / client namespace disconnect"
         })
         .await;
@@ -84,7 +84,7 @@ async fn rooms_and_broadcasts_across_clients() {
     );
     server
         .log
-        .wait_for("the kicked sockets", |l| {
+        .wait_until("the kicked sockets", |l| {
             l == "disconnect / server namespace disconnect"
         })
         .await;
@@ -99,7 +99,7 @@ async fn disconnect_reasons_on_both_sides() {
     assert_eq!(r["serverClose"], "io server disconnect");
     assert_eq!(r["clientDisconnect"], "io client disconnect");
     let log = &server.log;
-    log.wait_for("client namespace disconnect", |l| {
+    log.wait_until("client namespace disconnect", |l| {
         l == "disconnect / client namespace disconnect"
     })
     .await;
@@ -137,7 +137,7 @@ async fn restart_then_automatic_reconnect(transports: &str) {
         .expect("a line");
     assert_eq!(first_connect["event"], "connect", "{first_connect}");
     first.stop().await;
-    log.wait_for("the shutdown", |l| l == "disconnect / server shutting down")
+    log.wait_until("the shutdown", |l| l == "disconnect / server shutting down")
         .await;
     let second = common::start_on(&addr, common::Log::default()).await;
     let out = reader.await.expect("reader");

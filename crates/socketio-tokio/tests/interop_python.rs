@@ -30,7 +30,7 @@ async fn roundtrip(transports: &str, expected: &str) {
     };
     server
         .log
-        .wait_for("the client's disconnect", |l| accepted.contains(&l))
+        .wait_until("the client's disconnect", |l| accepted.contains(&l))
         .await;
     server.stop().await;
 }
@@ -69,7 +69,7 @@ async fn python_server_disconnect_reason() {
     assert_eq!(r["serverDisconnect"], "server disconnect");
     server
         .log
-        .wait_for("the kick", |l| {
+        .wait_until("the kick", |l| {
             l == "disconnect / server namespace disconnect"
         })
         .await;

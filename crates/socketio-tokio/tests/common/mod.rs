@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,33 +20,8 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-/// What the server saw, in order (disconnect reasons, listener calls).
-#[derive(Clone, Default)]
-pub struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    pub fn push(&self, s: impl Into<String>) {
-        self.0.lock().unwrap().push(s.into());
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// Waits (bounded) until a line satisfies `f`.
-    pub async fn wait_for(&self, what: &str, f: impl Fn(&str) -> bool) {
-        let found = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if self.lines().iter().any(|l| f(l)) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-        assert!(found.is_ok(), "never saw {what}; log: {:?}", self.lines());
-    }
-}
+mod log;
+pub use log::Log;
 
 #[derive(Clone)]
 struct Token(String);

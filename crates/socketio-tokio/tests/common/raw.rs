@@ -5,8 +5,8 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
+use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -16,6 +16,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+#[path = "log.rs"]
+mod log;
+pub use log::Log;
 
 /// How long any single wait may take: generous, for a loaded machine.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -50,34 +54,6 @@ pub fn init() {
 /// test binary.
 pub fn panics() -> usize {
     PANICS.load(Ordering::SeqCst)
-}
-
-/// What the server saw: disconnect reasons and events, in order.
-#[derive(Clone, Default)]
-pub struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    pub fn push(&self, s: impl Into<String>) {
-        self.0.lock().unwrap().push(s.into());
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// Waits (bounded) until the log holds `line`.
-    pub async fn wait_for(&self, line: &str) {
-        let found = tokio::time::timeout(WAIT, async {
-            loop {
-                if self.lines().iter().any(|l| l == line) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-        assert!(found.is_ok(), "never saw {line:?}; log: {:?}", self.lines());
-    }
 }
 
 /// A server on 127.0.0.1:0 with a small application: `/` and `/admin`
