@@ -11,21 +11,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Node, Redis, events_of, got, node_ready, rust_server};
+use common::{Node, Redis, events_of, eventually, got, node_ready, rust_server};
 use serde_json::{Value, json};
 use socketio_redis::{RedisAdapter, RedisAdapterError};
 use socketio_tokio::SocketIo;
-
-/// Waits (bounded) until `f` holds.
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..1000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never: {what}");
-}
 
 fn receivers(clients: &Node, event: &str) -> BTreeSet<String> {
     ["a1", "a2", "b1", "b2", "n1", "n2"]

@@ -8,22 +8,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Node, Redis, got, node_ready, rust_server};
+use common::{Node, Redis, eventually, got, node_ready, rust_server};
 use serde_json::json;
 use socketio_packet::Packet;
 use socketio_redis::wire;
 use socketio_tokio::Str;
 use socketio_tokio::socketio_proto::BroadcastOptions;
-
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..2000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never: {what}");
-}
 
 fn count(clients: &Node, name: &str, event: &str) -> usize {
     common::events_of(clients, name)

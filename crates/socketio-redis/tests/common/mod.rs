@@ -240,3 +240,14 @@ pub fn node_ready() {
         "the Node packages are missing: run `npm ci --prefix interop` at the workspace root"
     );
 }
+
+/// Waits (bounded, 20 s) until `f` holds.
+pub async fn eventually(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..2000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never: {what}");
+}
