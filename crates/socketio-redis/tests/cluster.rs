@@ -24,11 +24,23 @@ fn receivers(clients: &Node, event: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// What the Node server answered to `command`, under `key`.
+async fn node_answer(n: &mut Node, command: Value, key: &str) -> Value {
+    let replies = n.command(command).await;
+    replies.iter().find_map(|v| v.get(key)).unwrap().clone()
+}
+
 /// The sockets a Node server's `fetchSockets()` found, for `command`.
 async fn node_fetch(n: &mut Node, command: Value) -> Vec<Value> {
-    let replies = n.command(command).await;
-    let fetched = replies.iter().find_map(|v| v.get("fetched")).unwrap();
+    let fetched = node_answer(n, command, "fetched").await;
     fetched.as_array().unwrap().clone()
+}
+
+/// A JSON array of strings, sorted.
+fn sorted(v: Value) -> Vec<String> {
+    let mut items: Vec<String> = serde_json::from_value(v).unwrap();
+    items.sort();
+    items
 }
 
 /// The ids of fetched sockets.
@@ -227,25 +239,23 @@ async fn rust_and_node_servers_form_one_cluster() {
         .unwrap();
     acks.sort();
     assert_eq!(acks, ["a1", "b1", "n1"]);
-    let acks = n
-        .command(json!({"op": "emit-ack", "to": ["r2"], "event": "ask-r2", "args": []}))
-        .await;
-    let mut acks: Vec<String> = acks
-        .iter()
-        .find_map(|v| v.get("acks"))
-        .map(|r| serde_json::from_value(r.clone()).unwrap())
-        .unwrap();
-    acks.sort();
+    let acks = sorted(
+        node_answer(
+            &mut n,
+            json!({"op": "emit-ack", "to": ["r2"], "event": "ask-r2", "args": []}),
+            "acks",
+        )
+        .await,
+    );
     assert_eq!(acks, ["a2", "n2"]);
-    let acks = n
-        .command(json!({"op": "emit-ack", "event": "ask-all", "args": []}))
-        .await;
-    let mut acks: Vec<String> = acks
-        .iter()
-        .find_map(|v| v.get("acks"))
-        .map(|r| serde_json::from_value(r.clone()).unwrap())
-        .unwrap();
-    acks.sort();
+    let acks = sorted(
+        node_answer(
+            &mut n,
+            json!({"op": "emit-ack", "event": "ask-all", "args": []}),
+            "acks",
+        )
+        .await,
+    );
     assert_eq!(acks, ["a1", "a2", "b1", "b2", "n1", "n2"]);
 
     // socketsJoin from Node moves a Rust server's socket; a Rust server's
@@ -292,15 +302,14 @@ async fn rust_and_node_servers_form_one_cluster() {
     let mut answers: Vec<String> = b.server_side_emit_with_ack("ping", &()).await.unwrap();
     answers.sort();
     assert_eq!(answers, ["pong-a", "pong-node"]);
-    let answers = n
-        .command(json!({"op": "sse-ack", "event": "ping", "args": []}))
-        .await;
-    let mut answers: Vec<String> = answers
-        .iter()
-        .find_map(|v| v.get("responses"))
-        .map(|r| serde_json::from_value(r.clone()).unwrap())
-        .unwrap();
-    answers.sort();
+    let answers = sorted(
+        node_answer(
+            &mut n,
+            json!({"op": "sse-ack", "event": "ping", "args": []}),
+            "responses",
+        )
+        .await,
+    );
     assert_eq!(answers, ["pong-a", "pong-b"]);
     n.command(json!({"op": "sse", "event": "hello", "args": [1, "two"]}))
         .await;
