@@ -108,35 +108,67 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
 /// The first value of `name` in a raw query string, percent-decoded: a
 /// slice of `query` when the value has nothing to decode.
 pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
-    // A plain scan: queries are short, and a search for `&` or `=` that
-    // sets up a substring searcher costs more than the whole walk.
+    // One walk over the query. A key equal to `name` as it is (the usual
+    // case) is recognised at the start of its pair; any other pair is
+    // skipped to its `&`, and its key decoded and compared only when it
+    // has something to decode.
     let bytes = query.as_bytes();
+    let name_bytes = name.as_bytes();
+    // A key written with escapes is compared once decoded, never as it is.
+    let literal = !has_escapes(name);
     let mut start = 0;
-    while start <= bytes.len() {
-        let end = bytes[start..]
-            .iter()
-            .position(|&b| b == b'&')
-            .map_or(bytes.len(), |i| start + i);
-        let pair = &bytes[start..end];
-        let (k, v) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&query[start..start + i], &query[start + i + 1..end]),
-            None => (&query[start..end], ""),
-        };
-        // Most keys have nothing to decode: compare them as they are.
-        let matches = if has_escapes(k) {
-            percent_decode(k) == name
-        } else {
-            k == name
-        };
-        if matches {
-            return Some(match has_escapes(v) {
-                true => Cow::Owned(percent_decode(v)),
-                false => Cow::Borrowed(v),
-            });
+    loop {
+        let rest = &bytes[start..];
+        if literal && rest.starts_with(name_bytes) {
+            match rest.get(name_bytes.len()) {
+                None | Some(b'&') => return Some(Cow::Borrowed("")),
+                Some(b'=') => return Some(query_pair_value(query, start + name_bytes.len() + 1)),
+                Some(_) => {}
+            }
         }
-        start = end + 1;
+        let mut i = start;
+        let mut key_end = None;
+        let mut key_escaped = false;
+        while i < bytes.len() && bytes[i] != b'&' {
+            if key_end.is_none() {
+                match bytes[i] {
+                    b'=' => key_end = Some(i),
+                    b'%' | b'+' => key_escaped = true,
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        if key_escaped {
+            let key_end = key_end.unwrap_or(i);
+            if percent_decode(&query[start..key_end]) == name {
+                return Some(match key_end < i {
+                    true => query_pair_value(query, key_end + 1),
+                    false => Cow::Borrowed(""),
+                });
+            }
+        }
+        if i >= bytes.len() {
+            return None;
+        }
+        start = i + 1;
     }
-    None
+}
+
+/// The value starting at `from` and running to the next `&`: a slice of
+/// `query` when it has nothing to decode.
+fn query_pair_value(query: &str, from: usize) -> Cow<'_, str> {
+    let bytes = query.as_bytes();
+    let mut end = from;
+    let mut escaped = false;
+    while end < bytes.len() && bytes[end] != b'&' {
+        escaped |= matches!(bytes[end], b'%' | b'+');
+        end += 1;
+    }
+    match escaped {
+        true => Cow::Owned(percent_decode(&query[from..end])),
+        false => Cow::Borrowed(&query[from..end]),
+    }
 }
 
 /// Whether `s` has a `%` or a `+` to decode.
@@ -358,6 +390,28 @@ mod tests {
             query_value("a=b%20c", "a"),
             Some(Cow::Owned(v)) if v == "b c"
         ));
+    }
+
+    /// The query as the URL standard splits it, one pair at a time: what
+    /// the one-walk `query_value` must agree with.
+    fn split_query_value(query: &str, name: &str) -> Option<String> {
+        query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k) == name).then(|| percent_decode(v))
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn query_value_agrees_with_splitting_the_query(
+            query in "[a-c=&%+2E]{0,24}",
+            name in "[a-c.%+2E]{0,3}",
+        ) {
+            proptest::prop_assert_eq!(
+                query_value(&query, &name).map(Cow::into_owned),
+                split_query_value(&query, &name)
+            );
+        }
     }
 
     #[test]
