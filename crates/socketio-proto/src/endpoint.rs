@@ -400,7 +400,8 @@ impl Endpoint {
                 ..Response::bad_request()
             });
         }
-        let transport = req.query_value("transport");
+        let params = req.engine_params();
+        let transport = params.transport;
         let enabled = match transport.as_deref() {
             Some("polling") => self.config.transports.polling,
             Some("websocket") => self.config.transports.websocket,
@@ -409,7 +410,7 @@ impl Endpoint {
         if !enabled {
             return Route::Respond(Response::error(HttpError::UnknownTransport));
         }
-        if let Some(sid) = req.query_value("sid") {
+        if let Some(sid) = params.sid {
             let Some(&handle) = self.sessions.get(&*sid) else {
                 return Route::Respond(Response::error(HttpError::UnknownSid));
             };
@@ -421,7 +422,7 @@ impl Endpoint {
             }
             if req.websocket {
                 // An upgrade speaks the session's protocol version.
-                let asked = match req.query_value("EIO").as_deref() {
+                let asked = match params.eio.as_deref() {
                     Some("4") => Some(EioVersion::V4),
                     Some("3") => Some(EioVersion::V3),
                     _ => None,
@@ -439,20 +440,20 @@ impl Endpoint {
         if websocket != req.websocket {
             return Route::Respond(Response::error(HttpError::BadRequest));
         }
-        let eio = match req.query_value("EIO").as_deref() {
+        let eio = match params.eio.as_deref() {
             Some("4") => EioVersion::V4,
             _ if self.config.allow_eio3 => EioVersion::V3,
             _ => return Route::Respond(Response::error(HttpError::UnsupportedProtocolVersion)),
         };
-        if eio == EioVersion::V3 && req.query_value("j").is_some() {
+        if eio == EioVersion::V3 && params.j.is_some() {
             // JSONP polling is not served.
             return Route::Respond(Response::error(HttpError::BadRequest));
         }
         let opening = if websocket {
             Opening::WebSocket { ws: id }
         } else {
-            let b64 = req
-                .query_param("b64")
+            let b64 = params
+                .b64
                 .is_some_and(|v| !v.is_empty() && v != "0" && v != "false");
             Opening::Polling {
                 request: id,

@@ -98,6 +98,11 @@ impl Request {
     pub fn query_value(&self, name: &str) -> Option<Cow<'_, str>> {
         query_value(&self.query, name)
     }
+
+    /// The query parameters Engine.IO reads, in one walk over the query.
+    pub fn engine_params(&self) -> EngineParams<'_> {
+        engine_params(&self.query)
+    }
 }
 
 /// The first value of `name` in a raw query string, percent-decoded.
@@ -108,67 +113,109 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
 /// The first value of `name` in a raw query string, percent-decoded: a
 /// slice of `query` when the value has nothing to decode.
 pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
-    // One walk over the query. A key equal to `name` as it is (the usual
-    // case) is recognised at the start of its pair; any other pair is
-    // skipped to its `&`, and its key decoded and compared only when it
-    // has something to decode.
-    let bytes = query.as_bytes();
-    let name_bytes = name.as_bytes();
-    // A key written with escapes is compared once decoded, never as it is.
-    let literal = !has_escapes(name);
-    let mut start = 0;
-    loop {
-        let rest = &bytes[start..];
-        if literal && rest.starts_with(name_bytes) {
-            match rest.get(name_bytes.len()) {
-                None | Some(b'&') => return Some(Cow::Borrowed("")),
-                Some(b'=') => return Some(query_pair_value(query, start + name_bytes.len() + 1)),
-                Some(_) => {}
-            }
+    raw_pairs(query).find_map(|pair| pair.key_is(name).then(|| pair.value()))
+}
+
+/// The query parameters Engine.IO reads, found in one walk over the query
+/// (the first value of each, percent-decoded).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EngineParams<'q> {
+    /// `EIO`: the protocol version.
+    pub eio: Option<Cow<'q, str>>,
+    /// `transport`: `polling` or `websocket`.
+    pub transport: Option<Cow<'q, str>>,
+    /// `sid`: the session, absent on a handshake.
+    pub sid: Option<Cow<'q, str>>,
+    /// `j`: a JSONP callback index (Engine.IO v3).
+    pub j: Option<Cow<'q, str>>,
+    /// `b64`: the client cannot take binary polling payloads.
+    pub b64: Option<Cow<'q, str>>,
+}
+
+/// The Engine.IO parameters of a raw query string.
+pub fn engine_params(query: &str) -> EngineParams<'_> {
+    let mut params = EngineParams::default();
+    for pair in raw_pairs(query) {
+        let key = match pair.key_escaped {
+            true => Cow::Owned(percent_decode(pair.key)),
+            false => Cow::Borrowed(pair.key),
+        };
+        let slot = match &*key {
+            "EIO" => &mut params.eio,
+            "transport" => &mut params.transport,
+            "sid" => &mut params.sid,
+            "j" => &mut params.j,
+            "b64" => &mut params.b64,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(pair.value());
         }
-        let mut i = start;
-        let mut key_end = None;
-        let mut key_escaped = false;
-        while i < bytes.len() && bytes[i] != b'&' {
-            if key_end.is_none() {
-                match bytes[i] {
-                    b'=' => key_end = Some(i),
-                    b'%' | b'+' => key_escaped = true,
-                    _ => {}
-                }
-            }
-            i += 1;
+    }
+    params
+}
+
+/// One `key=value` pair of a query, as written.
+struct RawPair<'q> {
+    key: &'q str,
+    value: &'q str,
+    key_escaped: bool,
+    value_escaped: bool,
+}
+
+impl<'q> RawPair<'q> {
+    fn key_is(&self, name: &str) -> bool {
+        match self.key_escaped {
+            true => percent_decode(self.key) == name,
+            false => self.key == name,
         }
-        if key_escaped {
-            let key_end = key_end.unwrap_or(i);
-            if percent_decode(&query[start..key_end]) == name {
-                return Some(match key_end < i {
-                    true => query_pair_value(query, key_end + 1),
-                    false => Cow::Borrowed(""),
-                });
-            }
+    }
+
+    fn value(&self) -> Cow<'q, str> {
+        match self.value_escaped {
+            true => Cow::Owned(percent_decode(self.value)),
+            false => Cow::Borrowed(self.value),
         }
-        if i >= bytes.len() {
-            return None;
-        }
-        start = i + 1;
     }
 }
 
-/// The value starting at `from` and running to the next `&`: a slice of
-/// `query` when it has nothing to decode.
-fn query_pair_value(query: &str, from: usize) -> Cow<'_, str> {
+/// The pairs of a query, split at every `&` (an empty query is one empty
+/// pair), each key at its first `=`, in one walk that also notes what has
+/// escapes to decode.
+fn raw_pairs(query: &str) -> impl Iterator<Item = RawPair<'_>> {
     let bytes = query.as_bytes();
-    let mut end = from;
-    let mut escaped = false;
-    while end < bytes.len() && bytes[end] != b'&' {
-        escaped |= matches!(bytes[end], b'%' | b'+');
-        end += 1;
-    }
-    match escaped {
-        true => Cow::Owned(percent_decode(&query[from..end])),
-        false => Cow::Borrowed(&query[from..end]),
-    }
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        let mut eq = None;
+        let (mut key_escaped, mut value_escaped) = (false, false);
+        let mut i = from;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'&' => break,
+                b'=' if eq.is_none() => eq = Some(i),
+                b'%' | b'+' if eq.is_none() => key_escaped = true,
+                b'%' | b'+' => value_escaped = true,
+                _ => {}
+            }
+            i += 1;
+        }
+        start = (i < bytes.len()).then_some(i + 1);
+        Some(match eq {
+            Some(eq) => RawPair {
+                key: &query[from..eq],
+                value: &query[eq + 1..i],
+                key_escaped,
+                value_escaped,
+            },
+            None => RawPair {
+                key: &query[from..i],
+                value: "",
+                key_escaped,
+                value_escaped: false,
+            },
+        })
+    })
 }
 
 /// Whether `s` has a `%` or a `+` to decode.
@@ -411,6 +458,19 @@ mod tests {
                 query_value(&query, &name).map(Cow::into_owned),
                 split_query_value(&query, &name)
             );
+        }
+
+        #[test]
+        fn engine_params_agree_with_query_value(
+            query in "(EIO|sid|j|b64|transport|t|%73id|EI%4F|=|&|%|\\+|[a-c2])*",
+        ) {
+            let p = engine_params(&query);
+            let get = |name| query_value(&query, name);
+            proptest::prop_assert_eq!(p.eio, get("EIO"));
+            proptest::prop_assert_eq!(p.transport, get("transport"));
+            proptest::prop_assert_eq!(p.sid, get("sid"));
+            proptest::prop_assert_eq!(p.j, get("j"));
+            proptest::prop_assert_eq!(p.b64, get("b64"));
         }
     }
 
