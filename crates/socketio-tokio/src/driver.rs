@@ -6,9 +6,9 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, TryLockError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -141,6 +141,9 @@ pub(crate) struct Driver {
     cmds_idle: bool,
     /// The session's place under the session limits.
     pub(crate) slot: Option<crate::limits::Slot>,
+    /// The waker of the task, once it ran: a step taken on another task
+    /// registers the task's interests with it.
+    waker: Option<Waker>,
 }
 
 impl Driver {
@@ -176,6 +179,7 @@ impl Driver {
             reads_idle: false,
             cmds_idle: false,
             slot: None,
+            waker: None,
             shared,
         };
         if let Some(handler) = driver.shared.engine.clone() {
@@ -838,7 +842,96 @@ impl Future for Driver {
     }
 }
 
+/// A connection's task state, shared with the requests for its session.
+///
+/// The task takes its steps under the lock. A request for the session that
+/// finds the lock free takes the step itself, on its own task, with the
+/// task's waker: its answer is ready when the step ends, with no channel,
+/// no wake-up of the task and no second poll of the request. A request that
+/// finds the task busy sends its command over the channel instead.
+pub(crate) struct DriverCell {
+    driver: Mutex<Driver>,
+    span: tracing::Span,
+}
+
+impl DriverCell {
+    /// Spawns the task of `driver`.
+    pub(crate) fn spawn(driver: Driver, span: tracing::Span) -> Arc<DriverCell> {
+        let tx = driver.tx.clone();
+        let cell = Arc::new(DriverCell {
+            driver: Mutex::new(driver),
+            span,
+        });
+        tx.set_driver(Arc::downgrade(&cell));
+        tokio::spawn(DriverTask(cell.clone()));
+        cell
+    }
+
+    /// Hands `cmd` to the connection and takes the task's step here, unless
+    /// the task is busy (then `cmd` comes back).
+    pub(crate) fn try_run(&self, cmd: Cmd) -> Result<(), Cmd> {
+        let mut driver = match self.driver.try_lock() {
+            Ok(driver) => driver,
+            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => return Err(cmd),
+        };
+        let _span = self.span.enter();
+        driver.step(Some(cmd));
+        Ok(())
+    }
+
+    /// Takes the task's step here unless the task is busy.
+    pub(crate) fn try_step(&self) {
+        if let Ok(mut driver) = self.driver.try_lock() {
+            let _span = self.span.enter();
+            driver.step(None);
+        }
+    }
+}
+
+/// The task of a connection.
+struct DriverTask(Arc<DriverCell>);
+
+impl Future for DriverTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let cell = &self.0;
+        let _span = cell.span.enter();
+        // A step that panicked left the state half done: the task ends.
+        let Ok(mut driver) = cell.driver.lock() else {
+            return Poll::Ready(());
+        };
+        if !driver
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            driver.waker = Some(cx.waker().clone());
+        }
+        Pin::new(&mut *driver).poll(cx)
+    }
+}
+
 impl Driver {
+    /// One step of the task taken on another task: `cmd` first goes where
+    /// the task's own handlers' commands go, behind those already waiting.
+    fn step(&mut self, cmd: Option<Cmd>) {
+        // Before its first poll the task is about to run anyway, and
+        // registers its interests then.
+        let waker = self.waker.clone().unwrap_or_else(|| Waker::noop().clone());
+        let mut cx = Context::from_waker(&waker);
+        let entered = self.rx.enter();
+        if let Some(cmd) = cmd {
+            let _ = self.tx.send(cmd);
+        }
+        let polled = self.poll_inner(&mut cx);
+        self.rx.leave(entered, &mut cx);
+        if polled.is_ready() {
+            // The task ends when it next polls.
+            waker.wake();
+        }
+    }
+
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let this = self;
         // A new wake-up: anything may have become ready.

@@ -17,15 +17,15 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
 
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use socketio_proto::{Data, DisconnectReason, Packet, PacketKind};
 
-use crate::driver::{Cmd, Outgoing};
+use crate::driver::{Cmd, DriverCell, Outgoing};
 
 /// The connection's load, shared by its senders and its task.
 #[derive(Debug)]
@@ -44,6 +44,8 @@ struct Load {
     overloaded: AtomicBool,
     /// Set once the connection is closed (its task may linger a while).
     closed: AtomicBool,
+    /// The task's state, for a request that runs the task's step itself.
+    cell: OnceLock<Weak<DriverCell>>,
 }
 
 /// Where commands for one connection go.
@@ -124,6 +126,7 @@ pub(crate) fn channel(limit: usize) -> (CmdTx, CmdRx) {
         limit,
         overloaded: AtomicBool::new(false),
         closed: AtomicBool::new(false),
+        cell: OnceLock::new(),
     });
     (
         CmdTx {
@@ -139,6 +142,16 @@ pub(crate) fn channel(limit: usize) -> (CmdTx, CmdRx) {
 }
 
 impl CmdTx {
+    /// The connection's task state, while the task lives.
+    pub(crate) fn driver(&self) -> Option<Arc<DriverCell>> {
+        self.load.cell.get().and_then(Weak::upgrade)
+    }
+
+    /// Tells the senders where the task's state is (once).
+    pub(crate) fn set_driver(&self, cell: Weak<DriverCell>) {
+        let _ = self.load.cell.set(cell);
+    }
+
     /// Sends a command that carries no packet of the application's (or
     /// one already checked with [`offer`](CmdTx::offer)).
     pub(crate) fn send(&self, cmd: Cmd) -> Result<(), Gone> {

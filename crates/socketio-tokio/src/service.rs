@@ -21,9 +21,8 @@ use socketio_proto::{HttpError, Method, Request, RequestId, Response, Route};
 use tokio::sync::oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
-use tracing::Instrument;
 
-use crate::driver::{Cmd, Driver};
+use crate::driver::{Cmd, Driver, DriverCell};
 use crate::io::{Shared, SocketIo};
 use crate::request_head::RequestHead;
 use crate::socket::{HttpInfo, RemoteAddr};
@@ -451,7 +450,7 @@ where
                     Some(id),
                 );
                 driver.slot = slot;
-                tokio::spawn(driver.instrument(span));
+                DriverCell::spawn(driver, span);
                 upgrade(&shared, id, None, on_upgrade, tx);
                 return switching_protocols(&key);
             }
@@ -467,7 +466,9 @@ where
                 None,
             );
             driver.slot = slot;
-            tokio::spawn(driver.instrument(span));
+            // The open packet is ready after the task's first step: take
+            // it here rather than wait for the task.
+            DriverCell::spawn(driver, span).try_step();
             match answer.await {
                 Ok(r) => to_http(r),
                 Err(_) => to_http(Response::error(HttpError::UnknownSid)),
@@ -489,11 +490,16 @@ where
                 return switching_protocols(&key);
             }
             let (reply, answer) = oneshot::channel();
-            let sent = tx.send(Cmd::Http {
+            let cmd = Cmd::Http {
                 id,
                 req: request,
                 reply,
-            });
+            };
+            // Answered on this task when the session's task is not busy.
+            let sent = match tx.driver() {
+                Some(cell) => cell.try_run(cmd).or_else(|cmd| tx.send(cmd)),
+                None => tx.send(cmd),
+            };
             match (sent, answer.await) {
                 (Ok(()), Ok(r)) => to_http(r),
                 _ => to_http(Response::error(HttpError::UnknownSid)),
