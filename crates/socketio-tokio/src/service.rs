@@ -1,6 +1,7 @@
 //! The HTTP side: a tower [`Service`] and [`Layer`] that serve Engine.IO
 //! requests (polling and WebSocket upgrades) and pass the others on.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -251,6 +252,8 @@ struct Head {
     request: Box<Request>,
     /// Whether the query names a session (`sid`).
     has_sid: bool,
+    /// The session a POST writes to.
+    post_sid: Option<String>,
     origin: Option<HeaderValue>,
     /// hyper's URI and header values are slices of the connection's read
     /// buffer: while a request holds them, hyper's next read (it reads on,
@@ -271,11 +274,17 @@ impl Head {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let origin = parts.headers.get(header::ORIGIN);
-        let has_sid = request.query_value("sid").is_some();
+        let sid = request.query_value("sid");
+        let has_sid = sid.is_some();
+        let post_sid = match method {
+            Method::Post => sid.map(Cow::into_owned),
+            _ => None,
+        };
         if method == Method::Options || request.websocket || !has_sid {
             Head {
                 request,
                 has_sid,
+                post_sid,
                 origin: origin.cloned(),
                 parts: Some(Box::new(parts)),
             }
@@ -284,6 +293,7 @@ impl Head {
             Head {
                 request,
                 has_sid,
+                post_sid,
                 origin,
                 parts: None,
             }
@@ -306,6 +316,7 @@ where
     let Head {
         mut request,
         has_sid,
+        post_sid,
         origin,
         mut parts,
     } = head;
@@ -325,11 +336,7 @@ where
         return refuse(websocket, cors, origin.as_ref());
     }
     if request.method == Method::Post {
-        let sid = match has_sid {
-            true => request.query_value("sid").map(|s| s.into_owned()),
-            false => None,
-        };
-        let _posting = match sid {
+        let _posting = match post_sid {
             Some(sid) => match shared.posts.start(sid) {
                 Some(p) => Some(p),
                 None => {
