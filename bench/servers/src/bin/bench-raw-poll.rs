@@ -138,16 +138,23 @@ async fn handle(
     if req.uri().path() != "/socket.io/" {
         return Ok(text(StatusCode::NOT_FOUND, ""));
     }
-    let query = req.uri().query().unwrap_or("");
-    let mut params = query.split('&');
-    if !params.clone().any(|p| p == "transport=polling") {
+    // One pass over the query.
+    let (mut polling, mut v4, mut sid) = (false, false, None);
+    for param in req.uri().query().unwrap_or("").split('&') {
+        match param {
+            "transport=polling" => polling = true,
+            "EIO=4" => v4 = true,
+            _ => sid = param.strip_prefix("sid=").or(sid),
+        }
+    }
+    if !polling {
         return Ok(error(StatusCode::BAD_REQUEST, 0, "Transport unknown"));
     }
-    let Some(sid) = params.find_map(|p| p.strip_prefix("sid=")) else {
+    let Some(sid) = sid else {
         if req.method() != Method::GET {
             return Ok(error(StatusCode::BAD_REQUEST, 2, "Bad handshake method"));
         }
-        if !query.split('&').any(|p| p == "EIO=4") {
+        if !v4 {
             return Ok(error(
                 StatusCode::BAD_REQUEST,
                 5,
