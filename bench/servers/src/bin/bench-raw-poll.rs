@@ -14,7 +14,8 @@
 //!   after the ping interval.
 //!
 //! Sessions live in one map on the runtime's thread until the client closes
-//! them or the process ends: no ping timeout, no upgrade, no compression.
+//! them, lets more than 4 MB queue up, or the process ends: no ping timeout,
+//! no upgrade, no compression.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use bench_servers::announce;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
@@ -39,6 +40,9 @@ const PING_INTERVAL: Duration = Duration::from_millis(25_000);
 
 /// The largest POST body read, as announced in the open packet.
 const MAX_PAYLOAD: usize = 1_000_000;
+
+/// The most a session queues for its next GET, in bytes.
+const MAX_QUEUE: usize = 4 * MAX_PAYLOAD;
 
 /// The record separator between the packets of a payload.
 const SEPARATOR: u8 = 0x1e;
@@ -222,7 +226,10 @@ async fn post(state: &State, id: u64, body: Incoming) -> Response<Full<Bytes>> {
     }
     let body = match Limited::new(body, MAX_PAYLOAD).collect().await {
         Ok(body) => body.to_bytes(),
-        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, 3, "Bad request"),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, 3, "Bad request");
+        }
+        Err(_) => return error(StatusCode::BAD_REQUEST, 3, "Bad request"),
     };
     let mut sessions = state.sessions.borrow_mut();
     let Some(session) = sessions.get_mut(&id) else {
@@ -242,6 +249,11 @@ async fn post(state: &State, id: u64, body: Incoming) -> Response<Full<Bytes>> {
                 return text(StatusCode::OK, "ok");
             }
             _ => {}
+        }
+        if session.queue.len() > MAX_QUEUE {
+            // A client that posts without polling: the session ends.
+            sessions.remove(&id);
+            return error(StatusCode::BAD_REQUEST, 3, "Bad request");
         }
     }
     session.flush();
