@@ -1,6 +1,7 @@
 //! The server part of `cargo xtask bench`: builds the benchmark servers and
 //! the load generator (`bench/`), then runs `bench-run`, which sets ours
-//! beside socketioxide, the Node.js reference and a raw WebSocket ceiling.
+//! beside socketioxide, the Node.js reference and a raw ceiling (a WebSocket
+//! echo server; for long-polling, a minimal Engine.IO polling server).
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,6 +1,7 @@
 //! Runs the server scenarios with ours, socketioxide, the Node.js reference
-//! and the raw WebSocket ceiling side by side, and prints a table per
-//! scenario with the ratios ours/theirs.
+//! and the raw ceiling (a WebSocket echo server; in the long-polling scenario
+//! a minimal Engine.IO polling server on hyper) side by side, and prints a
+//! table per scenario with the ratios ours/theirs.
 //!
 //! ```text
 //! bench-run [--quick] [--root DIR] [--only echo,rate,broadcast,idle,poll]
@@ -233,6 +234,12 @@ impl Drop for Server {
 }
 
 fn start(opts: &Opts, kind: Kind) -> Result<Server> {
+    start_binary(opts, kind, &format!("bench-{}", kind.name()))
+}
+
+/// Starts `kind` from the binary `binary` next to this one (Node from its
+/// script): a scenario whose ceiling is another raw server names it here.
+fn start_binary(opts: &Opts, kind: Kind, binary: &str) -> Result<Server> {
     let mut cmd = Command::new("taskset");
     cmd.args(["-c", "0"]);
     match kind {
@@ -240,7 +247,7 @@ fn start(opts: &Opts, kind: Kind) -> Result<Server> {
             cmd.arg("node").arg(opts.root.join("bench/node/server.mjs"));
         }
         _ => {
-            cmd.arg(opts.bins.join(format!("bench-{}", kind.name())));
+            cmd.arg(opts.bins.join(binary));
         }
     }
     cmd.args(["--port", "0"])
@@ -915,7 +922,8 @@ fn plot_slot(plot: &mut Vec<(Kind, Vec<(f64, f64)>)>, kind: Kind) -> Option<&mut
     plot.iter_mut().find(|p| p.0 == kind).map(|p| &mut p.1)
 }
 
-/// Long-polling only: messages and requests per second.
+/// Long-polling only: messages and requests per second. The raw column is
+/// `bench-raw-poll`, hyper's HTTP/1 doing the least Engine.IO this loop needs.
 fn poll(opts: &Opts, md: &mut String) -> Result<Value> {
     let counts: &[usize] = if opts.quick { &[100] } else { &[100, 1000] };
     let (warmup, duration) = if opts.quick { ("1", "3") } else { ("2", "10") };
@@ -928,8 +936,11 @@ fn poll(opts: &Opts, md: &mut String) -> Result<Value> {
             ("round trip p99 ms", Better::Lower),
             ("server CPU s per 1M messages", Better::Lower),
         ]);
-        for &kind in opts.servers.iter().filter(|k| **k != Kind::Raw) {
-            let server = start(opts, kind)?;
+        for &kind in &opts.servers {
+            let server = match kind {
+                Kind::Raw => start_binary(opts, kind, "bench-raw-poll")?,
+                _ => start(opts, kind)?,
+            };
             let mut args = strs(&[
                 "--scenario",
                 "poll",
