@@ -1284,6 +1284,24 @@ impl Connection {
         pop_front(&mut self.events)
     }
 
+    /// Whether one of [`poll_response`](Connection::poll_response),
+    /// [`poll_transmit`](Connection::poll_transmit),
+    /// [`poll_endpoint_event`](Connection::poll_endpoint_event) or
+    /// [`poll_event`](Connection::poll_event) has something to give: a
+    /// binding that drained them all can tell whether its later work made
+    /// more, without polling each again.
+    pub fn has_output(&self) -> bool {
+        let frames = match self.transport {
+            Transport::WebSocket(_) => self.state != State::Closed && !self.buffer.is_empty(),
+            _ => false,
+        };
+        frames
+            || !self.responses.is_empty()
+            || !self.side.is_empty()
+            || !self.endpoint_events.is_empty()
+            || !self.events.is_empty()
+    }
+
     /// The next event for the [`Endpoint`](crate::Endpoint).
     pub fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
         pop_front(&mut self.endpoint_events)

@@ -139,6 +139,8 @@ pub(crate) struct Driver {
     /// In this wake-up, the command channel said "not now" (its waker is
     /// set); the next turns look at the local queue only.
     cmds_idle: bool,
+    /// The handler futures used their whole budget: more may be ready.
+    tasks_busy: bool,
     /// The session's place under the session limits.
     pub(crate) slot: Option<crate::limits::Slot>,
     /// The waker of the task, once it ran: a step taken on another task
@@ -178,6 +180,7 @@ impl Driver {
             closed_at: None,
             reads_idle: false,
             cmds_idle: false,
+            tasks_busy: false,
             slot: None,
             waker: None,
             shared,
@@ -716,10 +719,30 @@ impl Driver {
                     progress = true;
                     self.on_task_output(out);
                 }
-                Poll::Ready(None) | Poll::Pending => break,
+                Poll::Ready(None) | Poll::Pending => {
+                    self.tasks_busy = false;
+                    return progress;
+                }
             }
         }
+        self.tasks_busy = true;
         progress
+    }
+
+    /// After a turn that did something, whether another may find more.
+    ///
+    /// Every source the turn found idle set the task's waker: the socket
+    /// reads, the channel, the held requests, the handler futures, the
+    /// writes that wait for room. What a turn cannot have seen is its own
+    /// making: reads or commands or handlers cut short by their budget,
+    /// commands the handlers queued locally, and outputs of the core that
+    /// came after the turn drained them (a write that failed, say).
+    fn has_more(&self) -> bool {
+        !self.reads_idle
+            || !self.cmds_idle
+            || self.tasks_busy
+            || self.rx.has_local()
+            || self.conn.has_output()
     }
 
     /// Writes frames while the WebSockets take them.
@@ -966,7 +989,7 @@ impl Driver {
             if this.finished(now) {
                 return Poll::Ready(());
             }
-            if progress {
+            if progress && this.has_more() {
                 continue;
             }
             let Some(deadline) = this.deadline() else {

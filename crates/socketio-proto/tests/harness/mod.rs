@@ -60,6 +60,9 @@ impl Harness {
             let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
             for h in handles {
                 let conn = self.conns.get_mut(&h).expect("connection");
+                let had_output = conn.has_output();
+                let before = progress;
+                progress = false;
                 while let Some((id, r)) = conn.poll_response() {
                     assert!(
                         self.responses.insert(id, r).is_none(),
@@ -93,6 +96,11 @@ impl Harness {
                     }
                     self.events.push(ev);
                 }
+                assert_eq!(
+                    had_output, progress,
+                    "has_output() disagrees with the poll_* methods"
+                );
+                progress |= before;
             }
             if !progress {
                 break;
