@@ -7,12 +7,13 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
+use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, StreamExt};
 use socketio_proto::socketio_packet::Packet;
 use socketio_proto::{
@@ -875,6 +876,9 @@ impl Future for Driver {
 pub(crate) struct DriverCell {
     driver: Mutex<Driver>,
     span: tracing::Span,
+    /// The task found the lock taken by a step elsewhere: that step wakes
+    /// it when it ends, so that no worker thread waits on the lock.
+    missed: AtomicWaker,
 }
 
 impl DriverCell {
@@ -884,6 +888,7 @@ impl DriverCell {
         let cell = Arc::new(DriverCell {
             driver: Mutex::new(driver),
             span,
+            missed: AtomicWaker::new(),
         });
         tx.set_driver(Arc::downgrade(&cell));
         tokio::spawn(DriverTask(cell.clone()));
@@ -893,21 +898,31 @@ impl DriverCell {
     /// Hands `cmd` to the connection and takes the task's step here, unless
     /// the task is busy (then `cmd` comes back).
     pub(crate) fn try_run(&self, cmd: Cmd) -> Result<(), Cmd> {
-        let mut driver = match self.driver.try_lock() {
-            Ok(driver) => driver,
-            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => return Err(cmd),
-        };
-        let _span = self.span.enter();
-        driver.step(Some(cmd));
-        Ok(())
+        match self.driver.try_lock() {
+            Ok(driver) => {
+                self.step(driver, Some(cmd));
+                Ok(())
+            }
+            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => Err(cmd),
+        }
     }
 
     /// Takes the task's step here unless the task is busy.
     pub(crate) fn try_step(&self) {
-        if let Ok(mut driver) = self.driver.try_lock() {
-            let _span = self.span.enter();
-            driver.step(None);
+        if let Ok(driver) = self.driver.try_lock() {
+            self.step(driver, None);
         }
+    }
+
+    fn step(&self, mut driver: MutexGuard<'_, Driver>, cmd: Option<Cmd>) {
+        {
+            let _span = self.span.enter();
+            driver.step(cmd);
+        }
+        drop(driver);
+        // Looked at once the lock is free: a task that missed it has
+        // registered by now, or takes the lock itself on its second try.
+        self.missed.wake();
     }
 }
 
@@ -920,9 +935,19 @@ impl Future for DriverTask {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let cell = &self.0;
         let _span = cell.span.enter();
-        // A step that panicked left the state half done: the task ends.
-        let Ok(mut driver) = cell.driver.lock() else {
-            return Poll::Ready(());
+        let mut driver = match cell.driver.try_lock() {
+            Ok(driver) => driver,
+            Err(TryLockError::WouldBlock) => {
+                // A step runs elsewhere: it wakes the task when it ends.
+                cell.missed.register(cx.waker());
+                match cell.driver.try_lock() {
+                    Ok(driver) => driver,
+                    Err(TryLockError::WouldBlock) => return Poll::Pending,
+                    Err(TryLockError::Poisoned(_)) => return Poll::Ready(()),
+                }
+            }
+            // A step that panicked left the state half done: the task ends.
+            Err(TryLockError::Poisoned(_)) => return Poll::Ready(()),
         };
         if !driver
             .waker
