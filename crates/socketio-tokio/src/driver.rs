@@ -914,15 +914,23 @@ impl DriverCell {
         }
     }
 
-    fn step(&self, mut driver: MutexGuard<'_, Driver>, cmd: Option<Cmd>) {
-        {
-            let _span = self.span.enter();
-            driver.step(cmd);
-        }
-        drop(driver);
-        // Looked at once the lock is free: a task that missed it has
-        // registered by now, or takes the lock itself on its second try.
-        self.missed.wake();
+    fn step(&self, driver: MutexGuard<'_, Driver>, cmd: Option<Cmd>) {
+        // Dropped last, after the lock (even when the step panics): a task
+        // that missed the lock has registered by then, or takes the lock
+        // itself on its second try.
+        let _wake = WakeMissed(&self.missed);
+        let mut driver = driver;
+        let _span = self.span.enter();
+        driver.step(cmd);
+    }
+}
+
+/// Wakes the task that missed a session's lock, when dropped.
+struct WakeMissed<'a>(&'a AtomicWaker);
+
+impl Drop for WakeMissed<'_> {
+    fn drop(&mut self) {
+        self.0.wake();
     }
 }
 
