@@ -854,18 +854,6 @@ impl Driver {
     }
 }
 
-impl Future for Driver {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let entered = this.rx.enter();
-        let polled = this.poll_inner(cx);
-        this.rx.leave(entered, cx);
-        polled
-    }
-}
-
 /// A connection's task state, shared with the requests for its session.
 ///
 /// The task takes its steps under the lock. A request for the session that
@@ -964,7 +952,7 @@ impl Future for DriverTask {
         {
             driver.waker = Some(cx.waker().clone());
         }
-        Pin::new(&mut *driver).poll(cx)
+        driver.run(cx, None)
     }
 }
 
@@ -975,17 +963,22 @@ impl Driver {
         // Before its first poll the task is about to run anyway, and
         // registers its interests then.
         let waker = self.waker.clone().unwrap_or_else(|| Waker::noop().clone());
-        let mut cx = Context::from_waker(&waker);
+        if self.run(&mut Context::from_waker(&waker), cmd).is_ready() {
+            // The task ends when it next polls.
+            waker.wake();
+        }
+    }
+
+    /// One wake-up's work, with the sends of this connection's handlers
+    /// going to its local queue meanwhile.
+    fn run(&mut self, cx: &mut Context<'_>, cmd: Option<Cmd>) -> Poll<()> {
         let entered = self.rx.enter();
         if let Some(cmd) = cmd {
             let _ = self.tx.send(cmd);
         }
-        let polled = self.poll_inner(&mut cx);
-        self.rx.leave(entered, &mut cx);
-        if polled.is_ready() {
-            // The task ends when it next polls.
-            waker.wake();
-        }
+        let polled = self.poll_inner(cx);
+        self.rx.leave(entered, cx);
+        polled
     }
 
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<()> {

@@ -108,10 +108,9 @@ impl Posts {
     /// Notes a POST for `sid`; `None` when one is already being read.
     pub(crate) fn start(&self, sid: String) -> Option<Posting> {
         let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if set.contains(&sid) {
+        if !set.insert(sid.clone()) {
             return None;
         }
-        set.insert(sid.clone());
         Some(Posting {
             posts: self.clone(),
             sid,

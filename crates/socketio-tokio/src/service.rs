@@ -273,30 +273,24 @@ impl Head {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let origin = parts.headers.get(header::ORIGIN);
         let sid = request.query_value("sid");
         let has_sid = sid.is_some();
         let post_sid = match method {
             Method::Post => sid.map(Cow::into_owned),
             _ => None,
         };
-        if method == Method::Options || request.websocket || !has_sid {
-            Head {
-                request,
-                has_sid,
-                post_sid,
-                origin: origin.cloned(),
-                parts: Some(Box::new(parts)),
-            }
-        } else {
-            let origin = origin.map(|v| HeaderValue::from_bytes(v.as_bytes()).unwrap_or(v.clone()));
-            Head {
-                request,
-                has_sid,
-                post_sid,
-                origin,
-                parts: None,
-            }
+        let keep = method == Method::Options || request.websocket || !has_sid;
+        let origin = parts.headers.get(header::ORIGIN).map(|v| match keep {
+            true => v.clone(),
+            // A copy of its own, not a slice of hyper's read buffer.
+            false => HeaderValue::from_bytes(v.as_bytes()).unwrap_or(v.clone()),
+        });
+        Head {
+            request,
+            has_sid,
+            post_sid,
+            origin,
+            parts: keep.then(|| Box::new(parts)),
         }
     }
 }
