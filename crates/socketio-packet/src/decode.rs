@@ -2,19 +2,9 @@
 
 use bytes::{Buf, Bytes};
 
-use crate::payload::scan_error;
-use crate::scan::{self, First, Kind};
+use crate::rules::RESERVED_EVENTS;
+use crate::scan::{self, First, Kind, scan_error};
 use crate::{DecodeError, Packet, PacketKind, PacketType, Payload, ProtocolVersion, Str};
-
-/// Event names that the reference refuses, since they have a meaning of their own.
-pub const RESERVED_EVENTS: [&str; 6] = [
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
 
 /// The attachment limit of the reference decoder.
 pub const DEFAULT_MAX_ATTACHMENTS: usize = 10;

@@ -68,12 +68,14 @@ mod error;
 pub mod msgpack;
 mod packet;
 mod payload;
+mod rules;
 mod scan;
 mod ser;
 
 pub use engineio_packet::Str;
 
-pub use crate::decode::{DEFAULT_MAX_ATTACHMENTS, Decoder, Header, RESERVED_EVENTS, decode_packet};
+pub use crate::decode::{DEFAULT_MAX_ATTACHMENTS, Decoder, Header, decode_packet};
 pub use crate::error::{DataError, DecodeError, EncodeError};
 pub use crate::packet::{Packet, PacketKind, PacketType, ProtocolVersion, is_valid_namespace};
 pub use crate::payload::Payload;
+pub use crate::rules::RESERVED_EVENTS;

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::de::Skip;
-use crate::decode::RESERVED_EVENTS;
+use crate::rules::RESERVED_EVENTS;
 use crate::scan::MAX_DEPTH;
 use crate::ser::{write_placeholder_bytes, write_str_bytes};
 use crate::{DataError, DecodeError, EncodeError, Packet, PacketKind, PacketType, Payload, Str};

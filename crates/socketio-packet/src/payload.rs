@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::de::{PlaceholderDe, Skip};
-use crate::scan::{self, ScanError};
+use crate::scan::{self, ScanError, scan_error};
 use crate::ser::{JsonSer, serialize_with};
 use crate::{DataError, DecodeError, EncodeError, Str};
 
@@ -294,11 +294,4 @@ pub(crate) fn json_from_vec(out: Vec<u8>) -> Result<Str, EncodeError> {
     String::from_utf8(out)
         .map(Str::from)
         .map_err(|_| EncodeError::Custom("serializer produced invalid utf-8".to_owned()))
-}
-
-pub(crate) fn scan_error(e: ScanError) -> DecodeError {
-    match e {
-        ScanError::Syntax(offset) => DecodeError::InvalidJson { offset },
-        ScanError::BadPlaceholder => DecodeError::BadPlaceholder,
-    }
 }

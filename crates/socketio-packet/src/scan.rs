@@ -490,6 +490,15 @@ fn scan_impl<const TRACK: bool>(b: &[u8], count: u64) -> Result<Scanned, ScanErr
     })
 }
 
+/// The decoding error that a scanning error means.
+pub(crate) fn scan_error(e: ScanError) -> crate::error::DecodeError {
+    use crate::error::DecodeError;
+    match e {
+        ScanError::Syntax(offset) => DecodeError::InvalidJson { offset },
+        ScanError::BadPlaceholder => DecodeError::BadPlaceholder,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
