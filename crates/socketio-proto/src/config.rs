@@ -80,6 +80,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Whether a request for `path` is served: the configured path, with or
+    /// without its trailing slash, and everything below it.
+    pub fn matches_path(&self, path: &str) -> bool {
+        let base = self.path.trim_end_matches('/');
+        path == base || path.starts_with(&self.path)
+    }
+
     /// Sets [`Config::path`], adding the trailing slash if missing.
     pub fn with_path(mut self, path: &str) -> Self {
         let mut p = path.to_owned();

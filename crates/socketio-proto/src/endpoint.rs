@@ -133,7 +133,7 @@ impl BroadcastOptions {
 }
 
 #[derive(Debug)]
-struct SocketEntry {
+struct SocketEntry<S> {
     conn: ConnectionHandle,
     /// The rooms it joined, but for its own; none while it joined none (a
     /// `HashSet` is 48 bytes, in an entry kept for every socket).
@@ -144,11 +144,14 @@ struct SocketEntry {
     /// [`NamespaceIndex::rooms`] (a set of one member per socket, about
     /// 0.4 KiB each).
     own_room: bool,
+    /// What the binding attached to the socket
+    /// ([`Endpoint::attach_socket`]).
+    data: Option<S>,
 }
 
-#[derive(Debug, Default)]
-struct NamespaceIndex {
-    sockets: HashMap<Str, SocketEntry>,
+#[derive(Debug)]
+struct NamespaceIndex<S> {
+    sockets: HashMap<Str, SocketEntry<S>>,
     /// The members of each room but the sockets' own rooms, with their
     /// connections: planning a broadcast to a room looks nothing up per
     /// member.
@@ -163,7 +166,16 @@ enum Except<'a> {
     Members(&'a HashMap<Str, ConnectionHandle>),
 }
 
-impl NamespaceIndex {
+impl<S> Default for NamespaceIndex<S> {
+    fn default() -> Self {
+        NamespaceIndex {
+            sockets: HashMap::new(),
+            rooms: HashMap::new(),
+        }
+    }
+}
+
+impl<S> NamespaceIndex<S> {
     fn join(&mut self, sid: &Str, room: Str) {
         let Some(entry) = self.sockets.get_mut(sid) else {
             return;
@@ -291,6 +303,16 @@ impl NamespaceIndex {
 /// A namespace matcher for dynamic namespaces.
 pub type NamespaceMatcher = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// A live session, as the endpoint keeps it.
+#[derive(Debug)]
+struct Session<C> {
+    sid: Str,
+    /// Its Engine.IO version, to check upgrades against.
+    version: EioVersion,
+    /// What the binding attached to it ([`Endpoint::attach`]).
+    data: Option<C>,
+}
+
 /// The shared half of a server: it routes requests to sessions, creates new
 /// ones, and keeps the namespaces and the rooms index.
 ///
@@ -299,22 +321,27 @@ pub type NamespaceMatcher = Box<dyn Fn(&str) -> bool + Send + Sync>;
 /// what the endpoint must know through
 /// [`Connection::poll_endpoint_event`], which the binding passes to
 /// [`Endpoint::handle_event`].
-pub struct Endpoint {
+///
+/// A binding attaches its own value to each session (`C`, say where that
+/// connection's task listens, with [`attach`](Endpoint::attach)) and to
+/// each socket (`S`, with [`attach_socket`](Endpoint::attach_socket)); the
+/// endpoint keeps them with its entries and drops them when the session
+/// closes or the socket leaves, so that the binding keeps no second index
+/// in step with this one.
+pub struct Endpoint<C = (), S = ()> {
     config: Arc<Config>,
     ids: IdGenerator,
     sessions: HashMap<Str, ConnectionHandle>,
-    handles: HandleMap<Str>,
-    /// Each session's Engine.IO version, to check upgrades against.
-    versions: HandleMap<EioVersion>,
+    conns: HandleMap<Session<C>>,
     next_handle: u64,
     static_namespaces: HashSet<Str>,
     matcher: Option<NamespaceMatcher>,
-    index: HashMap<Str, NamespaceIndex>,
+    index: HashMap<Str, NamespaceIndex<S>>,
     cluster_out: VecDeque<ClusterOp>,
     clustered: bool,
 }
 
-impl fmt::Debug for Endpoint {
+impl<C, S> fmt::Debug for Endpoint<C, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoint")
             .field("sessions", &self.sessions.len())
@@ -335,14 +362,22 @@ impl Endpoint {
 
     /// An endpoint drawing its ids from `ids` (seed it for reproducible tests).
     pub fn with_ids(config: Config, ids: IdGenerator) -> Endpoint {
+        Endpoint::carrying(config, ids)
+    }
+}
+
+impl<C, S> Endpoint<C, S> {
+    /// An endpoint whose sessions carry the binding's values of type `C`
+    /// and whose sockets carry values of type `S` (see
+    /// [`attach`](Endpoint::attach)), drawing its ids from `ids`.
+    pub fn carrying(config: Config, ids: IdGenerator) -> Endpoint<C, S> {
         let mut static_namespaces = HashSet::new();
         static_namespaces.insert(Str::from_static("/"));
         Endpoint {
             config: Arc::new(config),
             ids,
             sessions: HashMap::new(),
-            handles: HandleMap::default(),
-            versions: HandleMap::default(),
+            conns: HandleMap::default(),
             next_handle: 0,
             static_namespaces,
             matcher: None,
@@ -369,8 +404,76 @@ impl Endpoint {
 
     /// Whether `path` is served by this endpoint.
     pub fn matches_path(&self, path: &str) -> bool {
-        let base = self.config.path.trim_end_matches('/');
-        path == base || path.starts_with(&self.config.path)
+        self.config.matches_path(path)
+    }
+
+    /// The session whose id is `sid`, if it is live.
+    pub fn session(&self, sid: &str) -> Option<ConnectionHandle> {
+        self.sessions.get(sid).copied()
+    }
+
+    // ----- the binding's data -----
+
+    /// Attaches the binding's `data` to session `handle` (replacing what
+    /// was attached); false, and `data` dropped, when there is no such
+    /// session. It is dropped when the session closes.
+    pub fn attach(&mut self, handle: ConnectionHandle, data: C) -> bool {
+        match self.conns.get_mut(&handle) {
+            Some(session) => {
+                session.data = Some(data);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What the binding attached to session `handle`.
+    pub fn connection(&self, handle: ConnectionHandle) -> Option<&C> {
+        self.conns.get(&handle)?.data.as_ref()
+    }
+
+    /// What the binding attached to each live session.
+    pub fn connections(&self) -> impl Iterator<Item = &C> + '_ {
+        self.conns.values().filter_map(|s| s.data.as_ref())
+    }
+
+    /// Attaches the binding's `data` to socket `sid` of `nsp` (replacing
+    /// what was attached); false, and `data` dropped, when there is no such
+    /// socket. It is dropped when the socket leaves.
+    pub fn attach_socket(&mut self, nsp: &str, sid: &str, data: S) -> bool {
+        match self.index.get_mut(nsp).and_then(|i| i.sockets.get_mut(sid)) {
+            Some(entry) => {
+                entry.data = Some(data);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What the binding attached to socket `sid` of `nsp`.
+    pub fn socket(&self, nsp: &str, sid: &str) -> Option<&S> {
+        self.index.get(nsp)?.sockets.get(sid)?.data.as_ref()
+    }
+
+    /// What the binding attached to each socket of `nsp` that `opts`
+    /// selects, with the socket's id and connection (sockets with nothing
+    /// attached are left out).
+    pub fn sockets_with_data(
+        &self,
+        nsp: &str,
+        opts: &BroadcastOptions,
+    ) -> Vec<(&Str, ConnectionHandle, &S)> {
+        let Some(index) = self.index.get(nsp) else {
+            return Vec::new();
+        };
+        index
+            .targets_with(opts, |sid, conn| (sid.clone(), conn))
+            .into_iter()
+            .filter_map(|(sid, conn)| {
+                let (sid, entry) = index.sockets.get_key_value(&sid)?;
+                Some((sid, conn, entry.data.as_ref()?))
+            })
+            .collect()
     }
 
     // ----- namespaces -----
@@ -427,7 +530,7 @@ impl Endpoint {
                     Some("3") => Some(EioVersion::V3),
                     _ => None,
                 };
-                if asked != self.versions.get(&handle).copied() {
+                if asked != self.conns.get(&handle).map(|s| s.version) {
                     return Route::Respond(Response::error(HttpError::BadRequest));
                 }
             }
@@ -473,8 +576,14 @@ impl Endpoint {
             req.query.clone(),
         );
         self.sessions.insert(sid.clone(), handle);
-        self.handles.insert(handle, sid);
-        self.versions.insert(handle, eio);
+        self.conns.insert(
+            handle,
+            Session {
+                sid,
+                version: eio,
+                data: None,
+            },
+        );
         Route::New(handle, Box::new(conn))
     }
 
@@ -490,6 +599,7 @@ impl Endpoint {
                         rooms: None,
                         // Every socket is in the room named by its id.
                         own_room: true,
+                        data: None,
                     },
                 );
             }
@@ -502,9 +612,8 @@ impl Endpoint {
                 }
             }
             EndpointEvent::Closed => {
-                self.versions.remove(&handle);
-                if let Some(sid) = self.handles.remove(&handle) {
-                    self.sessions.remove(&sid);
+                if let Some(session) = self.conns.remove(&handle) {
+                    self.sessions.remove(&session.sid);
                 }
             }
         }
@@ -721,6 +830,8 @@ mod layout {
     #[test]
     fn a_socket_entry_stays_small() {
         // One per socket in the rooms index: a guard of the layout.
-        assert!(std::mem::size_of::<SocketEntry>() <= 32);
+        assert!(std::mem::size_of::<SocketEntry<()>>() <= 24);
+        // With a pointer attached, as the tokio binding does.
+        assert!(std::mem::size_of::<SocketEntry<std::sync::Arc<()>>>() <= 32);
     }
 }
