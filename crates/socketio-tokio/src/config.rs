@@ -8,9 +8,6 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, header};
 use socketio_proto::{Config, Transports};
 
-use crate::error::BuildError;
-use crate::io::SocketIo;
-
 /// Cross-origin resource sharing, as the reference's `cors` option.
 ///
 /// Without it, responses carry no CORS header and `OPTIONS` requests are
@@ -379,54 +376,5 @@ impl SocketIoBuilder {
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
-    }
-
-    /// Builds the server.
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::Random`] when the operating system gives no randomness.
-    pub fn build(self) -> Result<SocketIo, BuildError> {
-        SocketIo::from_builder(self, None)
-    }
-
-    /// Builds a bare Engine.IO server: every connection is handed to
-    /// `handler` as an [`EngineSocket`](crate::EngineSocket), and Socket.IO
-    /// namespaces are not served. The path is `/engine.io/` unless
-    /// [`path`](SocketIoBuilder::path) chose another.
-    ///
-    /// ```no_run
-    /// use socketio_tokio::{EngineSocket, SocketIo};
-    ///
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let io = SocketIo::builder().build_engine(|mut socket: EngineSocket| async move {
-    ///     // Echo every message.
-    ///     while let Some(message) = socket.recv().await {
-    ///         let _ = socket.send(message);
-    ///     }
-    /// })?;
-    /// io.serve(tokio::net::TcpListener::bind("127.0.0.1:3000").await?).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::Random`] when the operating system gives no randomness.
-    pub fn build_engine<F, Fut>(mut self, handler: F) -> Result<SocketIo, BuildError>
-    where
-        F: Fn(crate::EngineSocket) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let path = if self.config.path == Config::default().path {
-            "/engine.io/".to_owned()
-        } else {
-            self.config.path.clone()
-        };
-        self.config = self.config.with_engine_only(true);
-        self.config.path = path;
-        let handler: crate::engine::EngineHandler =
-            Arc::new(move |socket| Box::pin(handler(socket)));
-        SocketIo::from_builder(self, Some(handler))
     }
 }

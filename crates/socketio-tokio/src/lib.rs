@@ -46,39 +46,34 @@
 //! }
 //! ```
 
-mod adapter;
+mod api;
+mod cluster;
 mod config;
-mod driver;
-mod engine;
+mod conn;
 mod error;
-mod handler;
 mod handler_map;
-mod io;
+mod http;
 mod limits;
-mod ns;
-mod operators;
-mod queue;
+mod mailbox;
 mod request_head;
-mod serve;
-mod service;
-mod socket;
 mod ws;
 
-pub use adapter::{Adapter, AdapterError, LocalNode, RemoteSocket, ServerAck, ServerSideEvent};
-pub use config::{Cors, SocketIoBuilder};
-pub use engine::EngineSocket;
-pub use error::{AckError, BuildError, EmitError, ServeError};
-pub use handler::{
+pub use api::engine::EngineSocket;
+pub use api::extract::{
     AckSender, Bin, Data, EventContext, EventHandler, EventName, ExtractError, FromEvent,
     HandlerResult, RawArgs, TryData,
 };
-pub use io::SocketIo;
-pub use ns::{ConnectError, ConnectRequest, Namespace};
-pub use operators::{AckStream, BroadcastOperator, RoomParam};
-pub use serve::serve;
-pub use service::{
+pub use api::node::LocalNode;
+pub use api::ns::{ConnectError, ConnectRequest, Namespace};
+pub use api::operators::{AckStream, BroadcastOperator, RoomParam};
+pub use api::server::SocketIo;
+pub use api::socket::{AckFuture, Emitter, EventInfo, Extensions, Handshake, RemoteAddr, Socket};
+pub use cluster::{Adapter, AdapterError, RemoteSocket, ServerAck, ServerSideEvent};
+pub use config::{Cors, SocketIoBuilder};
+pub use error::{AckError, BuildError, EmitError, ServeError};
+pub use http::serve::serve;
+pub use http::service::{
     BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoLayer, SocketIoService,
 };
-pub use socket::{AckFuture, Emitter, EventInfo, Extensions, Handshake, RemoteAddr, Socket};
 
 pub use socketio_proto::{self, Data as Message, DisconnectReason, Payload, Str};

@@ -7,10 +7,9 @@ use futures_util::future::BoxFuture;
 use socketio_proto::{Data, DisconnectReason, Str};
 use tokio::sync::mpsc;
 
-use crate::driver::{Cmd, CmdTx};
+use crate::api::socket::Handshake;
 use crate::error::EmitError;
-use crate::queue::Offer;
-use crate::socket::Handshake;
+use crate::mailbox::{Cmd, CmdTx, Inbox, Offer};
 
 pub(crate) type EngineHandler = Arc<dyn Fn(EngineSocket) -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -21,7 +20,7 @@ pub struct EngineSocket {
     pub(crate) id: Str,
     pub(crate) tx: CmdTx,
     pub(crate) rx: mpsc::UnboundedReceiver<Data>,
-    pub(crate) inbox: crate::queue::Inbox,
+    pub(crate) inbox: Inbox,
     pub(crate) handshake: Handshake,
 }
 

@@ -16,9 +16,9 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use socketio_proto::socketio_packet::{DataError, Packet};
 use socketio_proto::{Payload, Str};
 
-use crate::driver::Cmd;
+use crate::api::socket::Socket;
 use crate::error::EmitError;
-use crate::socket::Socket;
+use crate::mailbox::Cmd;
 
 /// What a handler may return: `()`, or a `Result` whose error is logged.
 pub trait HandlerResult: Send {

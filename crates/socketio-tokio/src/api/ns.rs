@@ -9,10 +9,10 @@ use serde::de::DeserializeOwned;
 use socketio_proto::Str;
 use socketio_proto::socketio_packet::DataError;
 
-use crate::handler::HandlerResult;
-use crate::io::SocketIo;
-use crate::operators::BroadcastOperator;
-use crate::socket::{Extensions, Handshake, Socket};
+use crate::api::extract::HandlerResult;
+use crate::api::operators::BroadcastOperator;
+use crate::api::server::SocketIo;
+use crate::api::socket::{Extensions, Handshake, Socket};
 
 pub(crate) type ConnectHandler = Arc<dyn Fn(Socket) -> BoxFuture<'static, ()> + Send + Sync>;
 pub(crate) type ConnectMiddleware =

@@ -4,22 +4,23 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::Stream;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use socketio_proto::socketio_packet::Packet;
-use socketio_proto::{BroadcastOptions, DisconnectReason, PacketKind, Payload, Str};
+use socketio_proto::{BroadcastOptions, Payload, Str};
 use tokio::sync::oneshot;
 
-use crate::driver::{Cmd, Outgoing};
+use crate::api::node::LocalNode;
+use crate::api::server::Shared;
+use crate::api::socket::Socket;
+use crate::cluster::{AdapterError, RemoteSocket};
 use crate::error::{AckError, EmitError};
-use crate::io::Shared;
-use crate::socket::Socket;
 
 /// One or more room names.
 ///
@@ -164,31 +165,8 @@ impl BroadcastOperator {
     /// [`EmitError::Encode`] when `args` cannot be serialized.
     pub fn emit<T: Serialize + ?Sized>(self, event: &str, args: &T) -> Result<(), EmitError> {
         let packet = Packet::event(self.nsp.clone(), event, args, None)?;
-        let Some(shared) = self.shared.upgrade() else {
-            return Ok(());
-        };
-        let (msg, targets, volatile) = {
-            let mut state = shared.lock();
-            let plan = state.endpoint.broadcast(&packet, &self.opts);
-            crate::adapter::flush(&shared, &mut state);
-            let targets: Vec<_> = plan
-                .targets
-                .iter()
-                .filter_map(|h| state.conns.get(h).cloned())
-                .collect();
-            (
-                Arc::new(Outgoing {
-                    packet,
-                    encoded: plan.encoded,
-                }),
-                targets,
-                plan.volatile,
-            )
-        };
-        for tx in targets {
-            // A recipient over its bound is closed ("transport error") or,
-            // for a volatile packet, skipped; the others still get it.
-            let _ = tx.offer(msg.clone(), volatile, true);
+        if let Some(shared) = self.shared.upgrade() {
+            shared.broadcast(packet, &self.opts);
         }
         Ok(())
     }
@@ -218,38 +196,9 @@ impl BroadcastOperator {
     {
         let packet = Packet::event(self.nsp.clone(), event, args, None)?;
         let pending = FuturesUnordered::new();
-        let Some(shared) = self.shared.upgrade() else {
-            return Ok(AckStream {
-                pending,
-                _v: PhantomData,
-            });
-        };
-        let timeout = self.timeout.unwrap_or(shared.options.ack_timeout);
-        let targets: Vec<(Str, Socket)> = {
-            let state = shared.lock();
-            state
-                .endpoint
-                .sockets(&self.nsp, &self.opts)
-                .into_iter()
-                .filter_map(|(sid, _)| {
-                    let socket = state.sockets.get(&sid)?;
-                    Some((sid, Socket(socket.clone())))
-                })
-                .collect()
-        };
-        for (sid, socket) in targets {
-            if let PacketKind::Event { name, data, .. } = &packet.kind {
-                socket.notify_outgoing(name, data);
-            }
-            let (reply, rx) = oneshot::channel();
-            // A socket over its bound is being closed: no ack to wait for.
-            if socket.connected()
-                && socket.0.tx.offer_with_ack(Cmd::EmitWithAck {
-                    packet: Box::new(packet.clone()),
-                    timeout,
-                    reply,
-                }) == crate::queue::Offer::Queued
-            {
+        if let Some(shared) = self.shared.upgrade() {
+            let timeout = self.timeout.unwrap_or(shared.options.ack_timeout);
+            for (sid, rx) in shared.emit_with_acks(&packet, &self.opts, timeout) {
                 pending.push(AckWait { sid, rx });
             }
         }
@@ -261,38 +210,26 @@ impl BroadcastOperator {
 
     /// The selected sockets.
     pub fn sockets(self) -> Vec<Socket> {
-        let Some(shared) = self.shared.upgrade() else {
-            return Vec::new();
-        };
-        let state = shared.lock();
-        state
-            .endpoint
-            .sockets(&self.nsp, &self.opts)
-            .into_iter()
-            .filter_map(|(sid, _)| state.sockets.get(&sid).cloned().map(Socket))
-            .collect()
+        match self.shared.upgrade() {
+            Some(shared) => shared.sockets(&self.nsp, &self.opts),
+            None => Vec::new(),
+        }
     }
 
     /// Makes the selected sockets join `rooms`.
     pub fn join(self, rooms: impl RoomParam) {
         let rooms = rooms.into_rooms();
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        let mut state = shared.lock();
-        state.endpoint.add_sockets(&self.nsp, &self.opts, &rooms);
-        crate::adapter::flush(&shared, &mut state);
+        if let Some(shared) = self.shared.upgrade() {
+            shared.lock().add_sockets(&self.nsp, &self.opts, &rooms);
+        }
     }
 
     /// Makes the selected sockets leave `rooms`.
     pub fn leave(self, rooms: impl RoomParam) {
         let rooms = rooms.into_rooms();
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        let mut state = shared.lock();
-        state.endpoint.del_sockets(&self.nsp, &self.opts, &rooms);
-        crate::adapter::flush(&shared, &mut state);
+        if let Some(shared) = self.shared.upgrade() {
+            shared.lock().del_sockets(&self.nsp, &self.opts, &rooms);
+        }
     }
 
     /// Disconnects the selected sockets ("server namespace disconnect").
@@ -301,49 +238,101 @@ impl BroadcastOperator {
     ///
     /// None today; kept for adapters that may fail.
     pub fn disconnect(self) -> Result<(), EmitError> {
-        let Some(shared) = self.shared.upgrade() else {
-            return Ok(());
-        };
-        let targets: Vec<_> = {
-            let mut state = shared.lock();
-            let selected = state
-                .endpoint
-                .disconnect_sockets(&self.nsp, &self.opts, false);
-            crate::adapter::flush(&shared, &mut state);
-            selected
-                .into_iter()
-                .filter_map(|(_, h)| state.conns.get(&h).cloned())
-                .collect()
-        };
-        for tx in targets {
-            let _ = tx.send(Cmd::Disconnect {
-                nsp: self.nsp.clone(),
-            });
+        if let Some(shared) = self.shared.upgrade() {
+            shared.disconnect(&self.nsp, &self.opts, false);
         }
         Ok(())
     }
 
     /// Closes the connections of the selected sockets ("forced server close").
     pub fn close(self) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        let targets: Vec<_> = {
-            let mut state = shared.lock();
-            let selected = state
-                .endpoint
-                .disconnect_sockets(&self.nsp, &self.opts, true);
-            crate::adapter::flush(&shared, &mut state);
-            selected
-                .into_iter()
-                .filter_map(|(_, h)| state.conns.get(&h).cloned())
-                .collect()
-        };
-        for tx in targets {
-            let _ = tx.send(Cmd::Close {
-                reason: DisconnectReason::ForcedServerClose,
-            });
+        if let Some(shared) = self.shared.upgrade() {
+            shared.disconnect(&self.nsp, &self.opts, true);
         }
+    }
+
+    /// The selected sockets on every node of the cluster (only this node's
+    /// when [`local`](BroadcastOperator::local) or without an adapter), as
+    /// descriptions: id, handshake, rooms, data.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError`] when a node did not answer in time.
+    pub async fn fetch_sockets(self) -> Result<Vec<RemoteSocket>, AdapterError> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(Vec::new());
+        };
+        let node = LocalNode::new(self.shared.clone());
+        let mut sockets = node.fetch_sockets(&self.nsp, &self.opts);
+        if !self.opts.local
+            && let Some(adapter) = shared.adapter.get().cloned()
+        {
+            drop(shared);
+            sockets.extend(adapter.fetch_sockets(self.nsp, self.opts).await?);
+        }
+        Ok(sockets)
+    }
+
+    /// Emits `event` to the selected sockets on every node of the cluster
+    /// and collects the first argument of each acknowledgement (the
+    /// reference's `io.timeout(t).emitWithAck(...)`): complete once every
+    /// selected socket answered, an error when the timeout (set with
+    /// [`timeout`](BroadcastOperator::timeout), else the ack timeout)
+    /// passes first. Sockets that disconnect meanwhile are not waited for.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError::Timeout`] when not every socket answered in time;
+    /// [`AdapterError::Encode`] when `args` cannot be serialized or an
+    /// answer is not a `V`.
+    pub async fn emit_with_ack_all<V, T>(
+        self,
+        event: &str,
+        args: &T,
+    ) -> Result<Vec<V>, AdapterError>
+    where
+        V: DeserializeOwned,
+        T: Serialize + ?Sized,
+    {
+        let packet = Packet::event(self.nsp.clone(), event, args, None)
+            .map_err(|e| AdapterError::Encode(e.to_string()))?;
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(Vec::new());
+        };
+        let timeout = self.timeout.unwrap_or(shared.options.ack_timeout);
+        let adapter = if self.opts.local {
+            None
+        } else {
+            shared.adapter.get().cloned()
+        };
+        drop(shared);
+        let node = LocalNode::new(self.shared.clone());
+        let (_, mut local) = node.broadcast_with_ack(packet.clone(), &self.opts, timeout);
+        let remote = adapter.map(|a| a.broadcast_with_ack(packet, self.opts.clone(), timeout));
+        let local = async {
+            let mut answers = Vec::new();
+            while let Some(answer) = local.next().await {
+                match answer {
+                    Ok(payload) => answers.push(payload),
+                    Err(AckError::Timeout) => return Err(AdapterError::Timeout("emitWithAck")),
+                    Err(_) => {}
+                }
+            }
+            Ok(answers)
+        };
+        let (local, remote) = match remote {
+            Some(remote) => futures_util::future::join(local, remote).await,
+            None => (local.await, Ok(Vec::new())),
+        };
+        local?
+            .into_iter()
+            .chain(remote?)
+            .map(|p| {
+                p.args::<(V,)>(0)
+                    .map(|(v,)| v)
+                    .map_err(|e| AdapterError::Encode(e.to_string()))
+            })
+            .collect()
     }
 }
 

@@ -3,29 +3,67 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
-use socketio_proto::{Config, DisconnectReason, Endpoint, IdGenerator, Str};
-use tokio::sync::watch;
+use socketio_proto::socketio_packet::Packet;
+use socketio_proto::{
+    Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Config, ConnectionHandle,
+    DisconnectReason, Endpoint, IdGenerator, PacketKind, Payload, Str,
+};
+use tokio::sync::{oneshot, watch};
 
+use crate::api::engine::EngineHandler;
+use crate::api::node::LocalNode;
+use crate::api::ns::{Namespace, NsInner};
+use crate::api::operators::{AckStream, BroadcastOperator, RoomParam};
+use crate::api::socket::{Socket, SocketInner};
+use crate::cluster::{Adapter, AdapterError, ServerSideEvent, ServerSideHandler};
 use crate::config::{Options, SocketIoBuilder};
-use crate::driver::{Cmd, CmdTx};
-use crate::engine::EngineHandler;
-use crate::error::{BuildError, EmitError};
-use crate::ns::{Namespace, NsInner};
-use crate::operators::{AckStream, BroadcastOperator, RoomParam};
-use crate::service::{NotFound, SocketIoLayer, SocketIoService};
-use crate::socket::{Socket, SocketInner};
+use crate::error::{AckError, BuildError, EmitError};
+use crate::mailbox::{Cmd, CmdTx, Offer, Outgoing};
 
-/// What the endpoint lock guards: routing, namespaces' sockets and rooms,
-/// and where each connection's task listens.
-pub(crate) struct State {
-    pub(crate) endpoint: Endpoint,
-    pub(crate) conns: socketio_proto::HandleMap<CmdTx>,
-    pub(crate) sockets: HashMap<Str, Arc<SocketInner>>,
+/// The endpoint as this binding keeps it: each session carries the mailbox
+/// of its connection's task, each socket its handle. It is the one index of
+/// sessions and sockets.
+pub(crate) type State = Endpoint<CmdTx, Arc<SocketInner>>;
+
+/// The endpoint under its lock.
+///
+/// Dropping it hands the cluster operations that the endpoint queued
+/// meanwhile to the adapter, in order, before the lock is released: every
+/// change of the endpoint reaches the other nodes through this one place,
+/// right after it is made.
+pub(crate) struct Locked<'a> {
+    state: MutexGuard<'a, State>,
+    adapter: Option<&'a dyn Adapter>,
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        while let Some(op) = self.state.poll_cluster_op() {
+            if let Some(adapter) = self.adapter {
+                adapter.publish(op);
+            }
+        }
+    }
 }
 
 /// The declared namespaces.
@@ -69,21 +107,109 @@ pub(crate) struct Shared {
     /// The sessions with a polling POST being read.
     pub(crate) posts: crate::limits::Posts,
     /// The cluster adapter, once attached.
-    pub(crate) adapter: OnceLock<Arc<dyn crate::adapter::Adapter>>,
+    pub(crate) adapter: OnceLock<Arc<dyn Adapter>>,
     /// The handlers of the other nodes' server-side emits.
-    pub(crate) server_side: RwLock<Vec<crate::adapter::ServerSideHandler>>,
+    pub(crate) server_side: RwLock<Vec<ServerSideHandler>>,
 }
 
 impl Shared {
-    /// Takes the endpoint lock. Never held across an await.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// Takes the endpoint lock: never held across an await, nor while a
+    /// handler runs. It may be taken while a connection's task state is
+    /// locked, never the other way round (the lock order in
+    /// ARCHITECTURE.md).
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        Locked {
+            state: self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            adapter: self.adapter.get().map(|a| &**a),
+        }
     }
 
-    /// Whether `path` is served here.
-    pub(crate) fn matches_path(&self, path: &str) -> bool {
-        let base = self.config.path.trim_end_matches('/');
-        path == base || path.starts_with(&self.config.path)
+    /// Tells the adapter, if any, that namespace `nsp` is served.
+    pub(crate) fn namespace_added(&self, nsp: &str) {
+        if let Some(adapter) = self.adapter.get() {
+            adapter.add_namespace(nsp);
+        }
+    }
+
+    // ----- delivery -----
+
+    /// Broadcasts `packet` to the sockets `opts` selects (and, unless
+    /// local, through the adapter to the other nodes).
+    pub(crate) fn broadcast(&self, packet: Packet, opts: &BroadcastOptions) {
+        let mut state = self.lock();
+        let plan = state.broadcast(&packet, opts);
+        deliver(state, packet, plan);
+    }
+
+    /// Carries out an operation another node published: delivers a
+    /// broadcast as a local one is delivered, changes rooms, or
+    /// disconnects sockets. Nothing is published again.
+    pub(crate) fn apply_cluster_op(&self, op: ClusterOp) {
+        let (packet, nsp) = match &op {
+            ClusterOp::Broadcast { packet, .. } => (Some(packet.clone()), packet.nsp.clone()),
+            ClusterOp::AddSockets { nsp, .. }
+            | ClusterOp::DelSockets { nsp, .. }
+            | ClusterOp::DisconnectSockets { nsp, .. } => (None, nsp.clone()),
+        };
+        let mut state = self.lock();
+        match state.handle_cluster_op(op) {
+            ClusterAction::Broadcast(plan) => {
+                if let Some(packet) = packet {
+                    deliver(state, packet, plan);
+                }
+            }
+            ClusterAction::Disconnect { targets, close } => {
+                disconnect(state, &nsp, targets, close);
+            }
+            ClusterAction::Done => {}
+        }
+    }
+
+    /// Disconnects the sockets of `nsp` that `opts` selects ("server
+    /// namespace disconnect"), or closes their connections ("forced server
+    /// close"), here and, unless local, on the other nodes.
+    pub(crate) fn disconnect(&self, nsp: &Str, opts: &BroadcastOptions, close: bool) {
+        let mut state = self.lock();
+        let targets = state.disconnect_sockets(nsp, opts, close);
+        disconnect(state, nsp, targets, close);
+    }
+
+    /// The local sockets of `nsp` that `opts` selects.
+    pub(crate) fn sockets(&self, nsp: &str, opts: &BroadcastOptions) -> Vec<Socket> {
+        let state = self.lock();
+        state
+            .sockets_with_data(nsp, opts)
+            .into_iter()
+            .map(|(_, _, s)| Socket(s.clone()))
+            .collect()
+    }
+
+    /// Emits `packet` (an event) to each local socket that `opts` selects,
+    /// awaiting its acknowledgement for `timeout`: the socket ids, with
+    /// where each acknowledgement will come. A socket over its bound is
+    /// being closed, with no acknowledgement to wait for.
+    pub(crate) fn emit_with_acks(
+        &self,
+        packet: &Packet,
+        opts: &BroadcastOptions,
+        timeout: Duration,
+    ) -> Vec<(Str, oneshot::Receiver<Result<Payload, AckError>>)> {
+        let mut pending = Vec::new();
+        for socket in self.sockets(&packet.nsp, opts) {
+            if let PacketKind::Event { name, data, .. } = &packet.kind {
+                socket.notify_outgoing(name, data);
+            }
+            let (reply, rx) = oneshot::channel();
+            let cmd = Cmd::EmitWithAck {
+                packet: Box::new(packet.clone()),
+                timeout,
+                reply,
+            };
+            if socket.connected() && socket.0.tx.offer_with_ack(cmd) == Offer::Queued {
+                pending.push((socket.0.id.clone(), rx));
+            }
+        }
+        pending
     }
 
     pub(crate) fn namespaces(&self) -> std::sync::RwLockReadGuard<'_, Namespaces> {
@@ -129,6 +255,44 @@ impl fmt::Debug for SocketIo {
     }
 }
 
+/// Hands a planned broadcast to each recipient's connection: the same
+/// encoded bytes to every one, the lock released first.
+fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast) {
+    let targets: Vec<CmdTx> = plan
+        .targets
+        .iter()
+        .filter_map(|h| state.connection(*h).cloned())
+        .collect();
+    drop(state);
+    let msg = Arc::new(Outgoing {
+        packet,
+        encoded: plan.encoded,
+    });
+    for tx in targets {
+        // A recipient over its bound is closed ("transport error") or, for
+        // a volatile packet, skipped; the others still get it.
+        let _ = tx.offer(msg.clone(), plan.volatile, true);
+    }
+}
+
+/// Tells the connections of `targets` to disconnect their socket on `nsp`,
+/// or to close, the lock released first.
+fn disconnect(state: Locked<'_>, nsp: &Str, targets: Vec<(Str, ConnectionHandle)>, close: bool) {
+    let targets: Vec<CmdTx> = targets
+        .iter()
+        .filter_map(|(_, h)| state.connection(*h).cloned())
+        .collect();
+    drop(state);
+    for tx in targets {
+        let _ = tx.send(match close {
+            true => Cmd::Close {
+                reason: DisconnectReason::ForcedServerClose,
+            },
+            false => Cmd::Disconnect { nsp: nsp.clone() },
+        });
+    }
+}
+
 impl SocketIo {
     /// A server with the reference's defaults (path `/socket.io/`).
     ///
@@ -163,13 +327,8 @@ impl SocketIo {
     ) -> Result<SocketIo, BuildError> {
         let ids = IdGenerator::from_os().map_err(|e| BuildError::Random(e.to_string()))?;
         let config = builder.config;
-        let endpoint = Endpoint::with_ids(config.clone(), ids);
         let shared = Shared {
-            state: Mutex::new(State {
-                endpoint,
-                conns: socketio_proto::HandleMap::default(),
-                sockets: HashMap::new(),
-            }),
+            state: Mutex::new(Endpoint::carrying(config.clone(), ids)),
             config,
             options: builder.options,
             namespaces: RwLock::new(Namespaces::default()),
@@ -193,36 +352,6 @@ impl SocketIo {
         &self.shared.config
     }
 
-    /// A tower layer that serves Socket.IO at the configured path and hands
-    /// every other request to the inner service (an axum router, ...).
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let io = socketio_tokio::SocketIo::new()?;
-    /// let app = axum::Router::new()
-    ///     .route("/", axum::routing::get(|| async { "hello" }))
-    ///     .layer(io.layer());
-    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-    /// axum::serve(listener, app).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn layer(&self) -> SocketIoLayer {
-        SocketIoLayer::new(self.clone())
-    }
-
-    /// A tower service that serves Socket.IO and answers 404 elsewhere.
-    ///
-    /// ```
-    /// let io = socketio_tokio::SocketIo::new()?;
-    /// let service = io.service();
-    /// # let _ = service;
-    /// # Ok::<(), socketio_tokio::BuildError>(())
-    /// ```
-    pub fn service(&self) -> SocketIoService<NotFound> {
-        SocketIoService::new(self.clone(), NotFound)
-    }
-
     // ----- namespaces -----
 
     /// Serves namespace `path`: `handler` runs for every socket that joins
@@ -243,7 +372,7 @@ impl SocketIo {
     where
         F: Fn(Socket) -> Fut + Send + Sync + 'static,
         Fut: Future + Send + 'static,
-        Fut::Output: crate::handler::HandlerResult,
+        Fut::Output: crate::api::extract::HandlerResult,
     {
         let path = path.into();
         let inner = NsInner::new(handler);
@@ -251,7 +380,7 @@ impl SocketIo {
             .namespaces_mut()
             .fixed
             .insert(path.clone(), inner.clone());
-        crate::adapter::namespace_added(&self.shared, &path);
+        self.shared.namespace_added(&path);
         Namespace {
             io: self.clone(),
             name: Some(Str::from(path)),
@@ -276,7 +405,7 @@ impl SocketIo {
         M: Fn(&str) -> bool + Send + Sync + 'static,
         F: Fn(Socket) -> Fut + Send + Sync + 'static,
         Fut: Future + Send + 'static,
-        Fut::Output: crate::handler::HandlerResult,
+        Fut::Output: crate::api::extract::HandlerResult,
     {
         let inner = NsInner::new(handler);
         self.shared
@@ -373,7 +502,7 @@ impl SocketIo {
 
     /// The rooms of `nsp` that have members.
     pub fn rooms(&self, nsp: &str) -> Vec<Str> {
-        self.shared.lock().endpoint.rooms(nsp)
+        self.shared.lock().rooms(nsp)
     }
 
     // ----- lifecycle -----
@@ -392,7 +521,7 @@ impl SocketIo {
     pub async fn shutdown(&self) {
         self.shared.shutting_down.store(true, Ordering::SeqCst);
         self.shared.shutdown_signal.send_replace(true);
-        let conns: Vec<CmdTx> = self.shared.lock().conns.values().cloned().collect();
+        let conns: Vec<CmdTx> = self.shared.lock().connections().cloned().collect();
         tracing::info!(connections = conns.len(), "shutting down");
         for tx in conns {
             let _ = tx.send(Cmd::Close {
@@ -409,7 +538,7 @@ impl SocketIo {
 
     /// The number of live Engine.IO connections.
     pub fn connection_count(&self) -> usize {
-        self.shared.lock().endpoint.session_count()
+        self.shared.lock().session_count()
     }
 
     /// The number of connection tasks still running: live connections, and
@@ -420,6 +549,190 @@ impl SocketIo {
 
     /// The number of sockets connected to `nsp`.
     pub fn socket_count(&self, nsp: &str) -> usize {
-        self.shared.lock().endpoint.socket_count(nsp)
+        self.shared.lock().socket_count(nsp)
     }
+}
+
+impl SocketIoBuilder {
+    /// Builds the server.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Random`] when the operating system gives no randomness.
+    pub fn build(self) -> Result<SocketIo, BuildError> {
+        SocketIo::from_builder(self, None)
+    }
+
+    /// Builds a bare Engine.IO server: every connection is handed to
+    /// `handler` as an [`EngineSocket`](crate::EngineSocket), and Socket.IO
+    /// namespaces are not served. The path is `/engine.io/` unless
+    /// [`path`](SocketIoBuilder::path) chose another.
+    ///
+    /// ```no_run
+    /// use socketio_tokio::{EngineSocket, SocketIo};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = SocketIo::builder().build_engine(|mut socket: EngineSocket| async move {
+    ///     // Echo every message.
+    ///     while let Some(message) = socket.recv().await {
+    ///         let _ = socket.send(message);
+    ///     }
+    /// })?;
+    /// io.serve(tokio::net::TcpListener::bind("127.0.0.1:3000").await?).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Random`] when the operating system gives no randomness.
+    pub fn build_engine<F, Fut>(mut self, handler: F) -> Result<SocketIo, BuildError>
+    where
+        F: Fn(crate::EngineSocket) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let path = if self.config.path == Config::default().path {
+            "/engine.io/".to_owned()
+        } else {
+            self.config.path.clone()
+        };
+        self.config = self.config.with_engine_only(true);
+        self.config.path = path;
+        let handler: crate::api::engine::EngineHandler =
+            Arc::new(move |socket| Box::pin(handler(socket)));
+        SocketIo::from_builder(self, Some(handler))
+    }
+}
+
+impl SocketIo {
+    /// Makes this server one node of a cluster: every broadcast and room
+    /// or disconnect operation that is not [`local`](BroadcastOperator::local)
+    /// goes to `adapter` too. An adapter crate calls this from its
+    /// constructor, with the [`LocalNode`] of [`local_node`](SocketIo::local_node).
+    ///
+    /// # Errors
+    ///
+    /// Gives the adapter back when one is already attached.
+    pub fn attach_adapter(&self, adapter: Arc<dyn Adapter>) -> Result<(), Arc<dyn Adapter>> {
+        self.shared.adapter.set(adapter.clone())?;
+        self.shared.lock().set_clustered(true);
+        let names: Vec<String> = self.shared.namespaces().fixed.keys().cloned().collect();
+        for nsp in names {
+            adapter.add_namespace(&nsp);
+        }
+        Ok(())
+    }
+
+    /// This node, for an adapter: where it delivers the other nodes'
+    /// operations and finds the answers to their queries.
+    pub fn local_node(&self) -> LocalNode {
+        LocalNode::new(Arc::downgrade(&self.shared))
+    }
+
+    /// The rooms of `nsp` that have members on any node of the cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError`] when a node did not answer in time.
+    pub async fn all_rooms(&self, nsp: &str) -> Result<Vec<Str>, AdapterError> {
+        let mut rooms = self.rooms(nsp);
+        if let Some(adapter) = self.shared.adapter.get().cloned() {
+            rooms.extend(adapter.all_rooms(Str::from(nsp)).await?);
+            rooms.sort();
+            rooms.dedup();
+        }
+        Ok(rooms)
+    }
+
+    /// Handles the events the other nodes send to the servers themselves
+    /// (the reference's `io.on(event, ...)` for `serverSideEmit`). Runs on
+    /// the adapter's task: keep it short, or spawn.
+    ///
+    /// ```
+    /// # let io = socketio_tokio::SocketIo::new()?;
+    /// io.on_server_side_emit(|ev| {
+    ///     if ev.event == "ping" && let Some(ack) = ev.ack {
+    ///         let _ = ack.send(&"pong");
+    ///     }
+    /// });
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    pub fn on_server_side_emit(&self, handler: impl Fn(ServerSideEvent) + Send + Sync + 'static) {
+        self.shared
+            .server_side
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(handler));
+    }
+
+    /// Sends `event` with `args` to the other nodes of the cluster (not to
+    /// clients) on namespace `/`; nothing without an adapter.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError::Encode`] when `args` cannot be serialized.
+    pub fn server_side_emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<(), AdapterError> {
+        let mut data = vec![serde_json::Value::from(event)];
+        data.extend(arg_list(args).map_err(|e| AdapterError::Encode(e.to_string()))?);
+        if let Some(adapter) = self.shared.adapter.get().cloned() {
+            // Without an ack the future publishes at once and is ready.
+            drop(adapter.server_side_emit(Str::from("/"), data, false));
+        }
+        Ok(())
+    }
+
+    /// Sends `event` with `args` to the other nodes and waits for one
+    /// answer from each (the reference's `serverSideEmitWithAck`).
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError::Timeout`] when a node did not answer in time;
+    /// [`AdapterError::Encode`] when `args` cannot be serialized or an
+    /// answer is not a `V`.
+    pub async fn server_side_emit_with_ack<
+        V: serde::de::DeserializeOwned,
+        T: Serialize + ?Sized,
+    >(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<Vec<V>, AdapterError> {
+        let mut data = vec![serde_json::Value::from(event)];
+        data.extend(arg_list(args).map_err(|e| AdapterError::Encode(e.to_string()))?);
+        let Some(adapter) = self.shared.adapter.get().cloned() else {
+            return Ok(Vec::new());
+        };
+        adapter
+            .server_side_emit(Str::from("/"), data, true)
+            .await?
+            .into_iter()
+            .map(|v| serde_json::from_value(v).map_err(|e| AdapterError::Encode(e.to_string())))
+            .collect()
+    }
+
+    /// How many nodes serve `nsp`: 1 without an adapter.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError`] when the transport failed.
+    pub async fn server_count(&self, nsp: &str) -> Result<usize, AdapterError> {
+        match self.shared.adapter.get().cloned() {
+            Some(adapter) => adapter.server_count(Str::from(nsp)).await,
+            None => Ok(1),
+        }
+    }
+}
+
+/// Arguments as a list: a sequence gives one argument per element, `()`
+/// none, anything else one.
+fn arg_list<T: Serialize + ?Sized>(args: &T) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+    Ok(match serde_json::to_value(args)? {
+        serde_json::Value::Array(items) => items,
+        serde_json::Value::Null => Vec::new(),
+        other => vec![other],
+    })
 }

@@ -18,14 +18,13 @@ use socketio_proto::socketio_packet::{DataError, Packet, ProtocolVersion};
 use socketio_proto::{DisconnectReason, Encoded, PacketKind, Payload, Str};
 use tokio::sync::oneshot;
 
-use crate::driver::{Cmd, CmdTx, Outgoing};
+use crate::api::extract::{Erased, ErasedHandler, EventHandler, HandlerResult, with_event_name};
+use crate::api::ns::NsInner;
+use crate::api::operators::{BroadcastOperator, RoomParam};
+use crate::api::server::Shared;
 use crate::error::{AckError, EmitError};
-use crate::handler::{Erased, ErasedHandler, EventHandler, HandlerResult, with_event_name};
 use crate::handler_map::HandlerMap;
-use crate::io::Shared;
-use crate::ns::NsInner;
-use crate::operators::{BroadcastOperator, RoomParam};
-use crate::queue::Offer;
+use crate::mailbox::{Cmd, CmdTx, Offer, Outgoing};
 use crate::request_head::RequestHead;
 
 /// What the HTTP request that opened a connection told.
@@ -615,7 +614,7 @@ impl Socket {
         };
         let mut state = shared.lock();
         for room in rooms.into_rooms() {
-            state.endpoint.join(&self.0.nsp, &self.0.id, room);
+            state.join(&self.0.nsp, &self.0.id, room);
         }
     }
 
@@ -626,7 +625,7 @@ impl Socket {
         };
         let mut state = shared.lock();
         for room in rooms.into_rooms() {
-            state.endpoint.leave(&self.0.nsp, &self.0.id, &room);
+            state.leave(&self.0.nsp, &self.0.id, &room);
         }
     }
 
@@ -636,9 +635,9 @@ impl Socket {
             return;
         };
         let mut state = shared.lock();
-        for room in state.endpoint.rooms_of(&self.0.nsp, &self.0.id) {
+        for room in state.rooms_of(&self.0.nsp, &self.0.id) {
             if room != self.0.id {
-                state.endpoint.leave(&self.0.nsp, &self.0.id, &room);
+                state.leave(&self.0.nsp, &self.0.id, &room);
             }
         }
     }
@@ -646,7 +645,7 @@ impl Socket {
     /// The rooms this socket is in (its own id among them).
     pub fn rooms(&self) -> Vec<Str> {
         match self.0.shared.upgrade() {
-            Some(shared) => shared.lock().endpoint.rooms_of(&self.0.nsp, &self.0.id),
+            Some(shared) => shared.lock().rooms_of(&self.0.nsp, &self.0.id),
             None => Vec::new(),
         }
     }

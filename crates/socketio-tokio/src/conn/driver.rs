@@ -17,75 +17,22 @@ use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, StreamExt};
 use socketio_proto::socketio_packet::Packet;
 use socketio_proto::{
-    Connection, ConnectionHandle, Data, DisconnectReason, Encoded, EndpointEvent, Event,
-    EventMessage, Payload, Request, RequestId, Response, SendError, Str, Transmit,
+    Connection, ConnectionHandle, Data, DisconnectReason, EndpointEvent, Event, EventMessage,
+    Payload, RequestId, Response, SendError, Str, Transmit,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 
-use crate::engine::EngineSocket;
+use crate::api::engine::EngineSocket;
+use crate::api::extract::EventContext;
+use crate::api::ns::{ConnectError, ConnectRequest, NsInner};
+use crate::api::server::Shared;
+use crate::api::socket::{
+    EventInfo, Extensions, Handshake, HttpInfo, Listeners, Socket, SocketInner,
+};
 use crate::error::AckError;
-use crate::handler::EventContext;
-use crate::io::Shared;
-use crate::ns::{ConnectError, ConnectRequest, NsInner};
-use crate::socket::{EventInfo, Extensions, Handshake, HttpInfo, Listeners, Socket, SocketInner};
+use crate::mailbox::{AckReply, Cmd, CmdRx, CmdTx, Inbox, Step};
 use crate::ws::{Incoming, WsConn, WsError};
-
-pub(crate) use crate::queue::{CmdRx, CmdTx};
-
-/// An event encoded once, with the packet it came from (for the outgoing
-/// listeners).
-#[derive(Debug)]
-pub(crate) struct Outgoing {
-    pub(crate) packet: Packet,
-    pub(crate) encoded: Encoded,
-}
-
-/// What a connection's task is asked to do.
-pub(crate) enum Cmd {
-    /// A polling request for this session; answer on `reply`.
-    Http {
-        id: RequestId,
-        req: Box<Request>,
-        reply: oneshot::Sender<Response>,
-    },
-    /// A WebSocket is up: the session's own (`req` None) or an upgrade's.
-    WsOpen {
-        id: RequestId,
-        req: Option<Box<Request>>,
-        ws: Box<WsConn>,
-    },
-    /// The WebSocket upgrade of request `id` failed.
-    WsFailed { id: RequestId },
-    /// Send an encoded packet to the socket on its namespace.
-    Send {
-        msg: Arc<Outgoing>,
-        volatile: bool,
-        /// Call the socket's outgoing listeners (a broadcast).
-        notify: bool,
-    },
-    /// Emit an event and report its acknowledgement.
-    EmitWithAck {
-        packet: Box<Packet>,
-        timeout: Duration,
-        reply: oneshot::Sender<Result<Payload, AckError>>,
-    },
-    /// Acknowledge the client's event `id`.
-    Ack {
-        nsp: Str,
-        id: u64,
-        data: Box<Payload>,
-    },
-    /// Make the socket on `nsp` leave.
-    Disconnect { nsp: Str },
-    /// Close the whole connection.
-    Close { reason: DisconnectReason },
-    /// Send a bare Engine.IO message.
-    EngineSend(Data),
-}
-
-/// Where the acknowledgement of an emit goes.
-type AckReply = oneshot::Sender<Result<Payload, AckError>>;
 
 /// What a handler future gives back to the task.
 enum TaskOutput {
@@ -132,7 +79,7 @@ pub(crate) struct Driver {
     sockets: Vec<Arc<SocketInner>>,
     acks: Vec<(Str, u64, AckReply)>,
     tasks: FuturesUnordered<BoxFuture<'static, TaskOutput>>,
-    engine_tx: Option<(mpsc::UnboundedSender<Data>, crate::queue::Inbox)>,
+    engine_tx: Option<(mpsc::UnboundedSender<Data>, Inbox)>,
     closed_at: Option<Instant>,
     /// In this wake-up, every WebSocket read ended "not now": its waker is
     /// set, so the loop's next turns skip the reads.
@@ -188,7 +135,7 @@ impl Driver {
         };
         if let Some(handler) = driver.shared.engine.clone() {
             let (data_tx, data_rx) = mpsc::unbounded_channel();
-            let inbox = crate::queue::Inbox::new(driver.shared.config.max_buffer_size);
+            let inbox = Inbox::new(driver.shared.config.max_buffer_size);
             driver.engine_tx = Some((data_tx, inbox.clone()));
             let socket = EngineSocket {
                 id: driver.conn.sid().clone(),
@@ -428,20 +375,21 @@ impl Driver {
         let mut state = self.shared.lock();
         let mut next = Some(first);
         while let Some(event) = next {
-            match &event {
-                EndpointEvent::SocketConnected { sid, .. } => {
-                    if let Some(s) = self.sockets.iter().find(|s| s.id == *sid) {
-                        state.sockets.insert(sid.clone(), s.clone());
-                    }
-                }
-                EndpointEvent::SocketDisconnected { sid, .. } => {
-                    state.sockets.remove(sid);
-                }
-                EndpointEvent::Closed => {
-                    state.conns.remove(&self.handle);
-                }
+            // The socket's handle goes into the endpoint's entry, so that
+            // the operators find it; it leaves with the entry.
+            let connected = match &event {
+                EndpointEvent::SocketConnected { nsp, sid } => self
+                    .sockets
+                    .iter()
+                    .find(|s| s.id == *sid)
+                    .map(|s| (nsp.clone(), s.clone())),
+                _ => None,
+            };
+            state.handle_event(self.handle, event);
+            if let Some((nsp, socket)) = connected {
+                let sid = socket.id.clone();
+                state.attach_socket(&nsp, &sid, socket);
             }
-            state.endpoint.handle_event(self.handle, event);
             next = self.conn.poll_endpoint_event();
         }
     }
@@ -878,21 +826,10 @@ impl DriverCell {
             span,
             missed: AtomicWaker::new(),
         });
-        tx.set_driver(Arc::downgrade(&cell));
+        let weak: std::sync::Weak<DriverCell> = Arc::downgrade(&cell);
+        tx.set_driver(weak);
         tokio::spawn(DriverTask(cell.clone()));
         cell
-    }
-
-    /// Hands `cmd` to the connection and takes the task's step here, unless
-    /// the task is busy (then `cmd` comes back).
-    pub(crate) fn try_run(&self, cmd: Cmd) -> Result<(), Cmd> {
-        match self.driver.try_lock() {
-            Ok(driver) => {
-                self.step(driver, Some(cmd));
-                Ok(())
-            }
-            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => Err(cmd),
-        }
     }
 
     /// Takes the task's step here unless the task is busy.
@@ -910,6 +847,18 @@ impl DriverCell {
         let mut driver = driver;
         let _span = self.span.enter();
         driver.step(cmd);
+    }
+}
+
+impl Step for DriverCell {
+    fn try_run(&self, cmd: Cmd) -> Result<(), Cmd> {
+        match self.driver.try_lock() {
+            Ok(driver) => {
+                self.step(driver, Some(cmd));
+                Ok(())
+            }
+            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => Err(cmd),
+        }
     }
 }
 
@@ -1048,8 +997,7 @@ impl Drop for Driver {
             let mut state = self.shared.lock();
             for s in self.sockets.drain(..) {
                 s.connected.store(false, Ordering::Release);
-                state.sockets.remove(&s.id);
-                state.endpoint.handle_event(
+                state.handle_event(
                     self.handle,
                     EndpointEvent::SocketDisconnected {
                         nsp: s.nsp.clone(),
@@ -1058,10 +1006,7 @@ impl Drop for Driver {
                 );
                 std::mem::take(&mut *s.listeners());
             }
-            state
-                .endpoint
-                .handle_event(self.handle, EndpointEvent::Closed);
-            state.conns.remove(&self.handle);
+            state.handle_event(self.handle, EndpointEvent::Closed);
         }
         self.shared.live.send_modify(|n| *n = n.saturating_sub(1));
     }

@@ -15,9 +15,9 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
 
+use crate::api::server::SocketIo;
 use crate::error::ServeError;
-use crate::io::SocketIo;
-use crate::service::{NotFound, ResponseFuture, SocketIoBody, SocketIoService};
+use crate::http::service::{NotFound, ResponseFuture, SocketIoBody, SocketIoService};
 
 /// Binds `addr` and serves `io` there until [`SocketIo::shutdown`].
 ///

@@ -23,10 +23,13 @@ use tokio::sync::oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::driver::{Cmd, Driver, DriverCell};
-use crate::io::{Shared, SocketIo};
+use crate::api::server::{Shared, SocketIo};
+use crate::api::socket::{HttpInfo, RemoteAddr};
+use crate::config::Cors;
+use crate::conn::driver::{Driver, DriverCell};
+use crate::mailbox::{Cmd, CmdTx};
 use crate::request_head::RequestHead;
-use crate::socket::{HttpInfo, RemoteAddr};
+use crate::ws::{WsConn, WsLimits};
 
 /// A boxed error, as bodies report them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -224,7 +227,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        if self.io.shared.matches_path(req.uri().path()) {
+        if self.io.shared.config.matches_path(req.uri().path()) {
             let shared = self.io.shared.clone();
             let (parts, body) = req.into_parts();
             let head = Head::new(parts);
@@ -403,16 +406,16 @@ where
     let now = Instant::now();
     let (route, tx) = {
         let mut state = shared.lock();
-        let route = state.endpoint.handle_request(now, id, &request);
+        let route = state.handle_request(now, id, &request);
         let tx = match &route {
-            Route::Existing(h) => state.conns.get(h).cloned(),
+            Route::Existing(h) => state.connection(*h).cloned(),
             _ => None,
         };
         if let Route::New(h, _) = &route {
-            // Registered under the same lock, so that a broadcast planned
+            // Attached under the same lock, so that a broadcast planned
             // right after finds the connection.
-            let (tx, rx) = crate::queue::channel(shared.config.max_buffer_size);
-            state.conns.insert(*h, tx.clone());
+            let (tx, rx) = crate::mailbox::channel(shared.config.max_buffer_size);
+            state.attach(*h, tx.clone());
             (route, Some((tx, Some(rx))))
         } else {
             (route, tx.map(|tx| (tx, None)))
@@ -546,16 +549,13 @@ where
 
 /// A second POST while one is being read for the same session: the
 /// session closes ("transport error"), as the reference's.
-fn overlapping_post(shared: &Shared, probe: &Request) {
+fn overlapping_post(shared: &Shared, request: &Request) {
     tracing::debug!("overlapping polling POSTs");
-    let tx = {
-        let mut state = shared.lock();
-        let id = RequestId(shared.next_request.fetch_add(1, Ordering::Relaxed));
-        match state.endpoint.handle_request(Instant::now(), id, probe) {
-            Route::Existing(h) => state.conns.get(&h).cloned(),
-            _ => None,
-        }
-    };
+    let tx = request.query_value("sid").and_then(|sid| {
+        let state = shared.lock();
+        let handle = state.session(&sid)?;
+        state.connection(handle).cloned()
+    });
     if let Some(tx) = tx {
         let _ = tx.send(Cmd::Close {
             reason: socketio_proto::DisconnectReason::TransportError,
@@ -570,9 +570,9 @@ fn upgrade(
     id: RequestId,
     req: Option<Request>,
     on_upgrade: hyper::upgrade::OnUpgrade,
-    tx: crate::driver::CmdTx,
+    tx: CmdTx,
 ) {
-    let limits = crate::ws::WsLimits {
+    let limits = WsLimits {
         max_message: shared.config.max_payload.saturating_add(64),
         read_chunk: shared.options.ws_read_buffer.max(1),
         write_chunk: shared.options.ws_write_buffer,
@@ -585,7 +585,7 @@ fn upgrade(
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = crate::ws::WsConn::new(TokioIo::new(upgraded), limits);
+                let ws = WsConn::new(TokioIo::new(upgraded), limits);
                 let _ = tx.send(Cmd::WsOpen {
                     id,
                     req: req.map(Box::new),
@@ -640,7 +640,7 @@ fn switching_protocols(key: &HeaderValue) -> http::Response<Full<Bytes>> {
 /// 400 for a WebSocket upgrade, as the reference refuses them.
 fn refuse(
     websocket: bool,
-    cors: Option<&crate::Cors>,
+    cors: Option<&Cors>,
     origin: Option<&HeaderValue>,
 ) -> http::Response<Full<Bytes>> {
     if websocket {
@@ -669,11 +669,43 @@ fn to_http(r: Response) -> http::Response<Full<Bytes>> {
 
 fn with_cors(
     mut res: http::Response<Full<Bytes>>,
-    cors: Option<&crate::Cors>,
+    cors: Option<&Cors>,
     origin: Option<&HeaderValue>,
 ) -> http::Response<Full<Bytes>> {
     if let Some(cors) = cors {
         cors.apply(origin, res.headers_mut());
     }
     res
+}
+
+impl SocketIo {
+    /// A tower layer that serves Socket.IO at the configured path and hands
+    /// every other request to the inner service (an axum router, ...).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = socketio_tokio::SocketIo::new()?;
+    /// let app = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "hello" }))
+    ///     .layer(io.layer());
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// axum::serve(listener, app).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn layer(&self) -> SocketIoLayer {
+        SocketIoLayer::new(self.clone())
+    }
+
+    /// A tower service that serves Socket.IO and answers 404 elsewhere.
+    ///
+    /// ```
+    /// let io = socketio_tokio::SocketIo::new()?;
+    /// let service = io.service();
+    /// # let _ = service;
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    pub fn service(&self) -> SocketIoService<NotFound> {
+        SocketIoService::new(self.clone(), NotFound)
+    }
 }

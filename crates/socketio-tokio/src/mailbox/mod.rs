@@ -23,9 +23,76 @@ use std::task::{Context, Poll};
 
 use futures_channel::mpsc;
 use futures_util::StreamExt;
-use socketio_proto::{Data, DisconnectReason, Packet, PacketKind};
+use std::time::Duration;
 
-use crate::driver::{Cmd, DriverCell, Outgoing};
+use socketio_proto::{
+    Data, DisconnectReason, Encoded, Packet, PacketKind, Payload, Request, RequestId, Response, Str,
+};
+use tokio::sync::oneshot;
+
+use crate::error::AckError;
+use crate::ws::WsConn;
+
+/// An event encoded once, with the packet it came from (for the outgoing
+/// listeners).
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) packet: Packet,
+    pub(crate) encoded: Encoded,
+}
+
+/// What a connection's task is asked to do.
+pub(crate) enum Cmd {
+    /// A polling request for this session; answer on `reply`.
+    Http {
+        id: RequestId,
+        req: Box<Request>,
+        reply: oneshot::Sender<Response>,
+    },
+    /// A WebSocket is up: the session's own (`req` None) or an upgrade's.
+    WsOpen {
+        id: RequestId,
+        req: Option<Box<Request>>,
+        ws: Box<WsConn>,
+    },
+    /// The WebSocket upgrade of request `id` failed.
+    WsFailed { id: RequestId },
+    /// Send an encoded packet to the socket on its namespace.
+    Send {
+        msg: Arc<Outgoing>,
+        volatile: bool,
+        /// Call the socket's outgoing listeners (a broadcast).
+        notify: bool,
+    },
+    /// Emit an event and report its acknowledgement.
+    EmitWithAck {
+        packet: Box<Packet>,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<Payload, AckError>>,
+    },
+    /// Acknowledge the client's event `id`.
+    Ack {
+        nsp: Str,
+        id: u64,
+        data: Box<Payload>,
+    },
+    /// Make the socket on `nsp` leave.
+    Disconnect { nsp: Str },
+    /// Close the whole connection.
+    Close { reason: DisconnectReason },
+    /// Send a bare Engine.IO message.
+    EngineSend(Data),
+}
+
+/// Where the acknowledgement of an emit goes.
+pub(crate) type AckReply = oneshot::Sender<Result<Payload, AckError>>;
+
+/// A connection's task, as a request for its session may drive it.
+pub(crate) trait Step: Send + Sync {
+    /// Hands `cmd` to the connection and takes the task's step on the
+    /// caller's task, unless the task is busy (then `cmd` comes back).
+    fn try_run(&self, cmd: Cmd) -> Result<(), Cmd>;
+}
 
 /// The connection's load, shared by its senders and its task.
 #[derive(Debug)]
@@ -45,7 +112,7 @@ struct Load {
     /// Set once the connection is closed (its task may linger a while).
     closed: AtomicBool,
     /// The task's state, for a request that runs the task's step itself.
-    cell: OnceLock<Weak<DriverCell>>,
+    cell: OnceLock<Weak<dyn Step>>,
 }
 
 /// Where commands for one connection go.
@@ -143,12 +210,12 @@ pub(crate) fn channel(limit: usize) -> (CmdTx, CmdRx) {
 
 impl CmdTx {
     /// The connection's task state, while the task lives.
-    pub(crate) fn driver(&self) -> Option<Arc<DriverCell>> {
+    pub(crate) fn driver(&self) -> Option<Arc<dyn Step>> {
         self.load.cell.get().and_then(Weak::upgrade)
     }
 
     /// Tells the senders where the task's state is (once).
-    pub(crate) fn set_driver(&self, cell: Weak<DriverCell>) {
+    pub(crate) fn set_driver(&self, cell: Weak<dyn Step>) {
         let _ = self.load.cell.set(cell);
     }
 

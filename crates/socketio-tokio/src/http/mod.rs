@@ -1,0 +1,5 @@
+//! The HTTP side: the tower service and layer (CORS, admission, the
+//! WebSocket upgrade) and the standalone server.
+
+pub(crate) mod serve;
+pub(crate) mod service;
