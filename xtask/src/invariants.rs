@@ -82,6 +82,9 @@ pub(crate) fn check(root: &Path) -> Result<(), String> {
             violations.push(format!("{krate} depends on {bad:?}"));
         }
     }
+    if let Err(e) = crate::layers::check(root) {
+        violations.push(e);
+    }
     if violations.is_empty() {
         Ok(())
     } else {

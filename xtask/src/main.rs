@@ -8,7 +8,8 @@
 //!   run the benchmarks, ours and the competitors side by side: the parsers'
 //!   criterion benchmarks, then the servers under load (see `bench/`).
 //! - `invariants`: check that the protocol crates depend on no async runtime
-//!   and no HTTP stack.
+//!   and no HTTP stack, and that no crate's modules import each other in a
+//!   cycle (`socketio-tokio`'s go down its layers).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use std::time::Instant;
 
 mod bench_servers;
 mod invariants;
+mod layers;
 
 type Result<T> = std::result::Result<T, String>;
 
