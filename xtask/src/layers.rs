@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 pub(crate) const TOKIO_LAYERS: &[(&str, &[&str])] = &[
     // Foundations: errors, options, limits, small containers.
     ("error", &[]),
+    ("clock", &[]),
     ("limits", &[]),
     ("request_head", &[]),
     ("handler_map", &[]),
@@ -28,6 +29,7 @@ pub(crate) const TOKIO_LAYERS: &[(&str, &[&str])] = &[
     (
         "api",
         &[
+            "clock",
             "error",
             "limits",
             "request_head",
@@ -41,6 +43,7 @@ pub(crate) const TOKIO_LAYERS: &[(&str, &[&str])] = &[
     (
         "conn",
         &[
+            "clock",
             "error",
             "limits",
             "request_head",
@@ -56,6 +59,7 @@ pub(crate) const TOKIO_LAYERS: &[(&str, &[&str])] = &[
     (
         "http",
         &[
+            "clock",
             "error",
             "limits",
             "request_head",

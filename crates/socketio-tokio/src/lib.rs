@@ -47,6 +47,7 @@
 //! ```
 
 mod api;
+mod clock;
 mod cluster;
 mod config;
 mod conn;

@@ -30,6 +30,7 @@ use crate::api::server::Shared;
 use crate::api::socket::{
     EventInfo, Extensions, Handshake, HttpInfo, Listeners, Socket, SocketInner,
 };
+use crate::clock;
 use crate::error::AckError;
 use crate::mailbox::{AckReply, Cmd, CmdRx, CmdTx, Inbox, Step};
 use crate::ws::{Incoming, WsConn, WsError};
@@ -936,7 +937,7 @@ impl Driver {
         this.reads_idle = false;
         this.cmds_idle = false;
         for _ in 0..BUDGET {
-            let now = Instant::now();
+            let now = clock::now();
             // Due timers first, as Node's event loop runs them before I/O:
             // a poll that arrives after the ping timeout finds the session
             // closed, even if its timer has not fired yet.
@@ -981,7 +982,7 @@ impl Driver {
                 Poll::Ready(()) => {
                     // The timer says the deadline passed, whatever the clock reads.
                     this.armed = None;
-                    this.conn.handle_timeout(Instant::now().max(deadline));
+                    this.conn.handle_timeout(clock::now().max(deadline));
                 }
             }
         }

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::future::BoxFuture;
@@ -25,6 +25,7 @@ use tower_service::Service;
 
 use crate::api::server::{Shared, SocketIo};
 use crate::api::socket::{HttpInfo, RemoteAddr};
+use crate::clock;
 use crate::config::Cors;
 use crate::conn::driver::{Driver, DriverCell};
 use crate::mailbox::{Cmd, CmdTx};
@@ -403,7 +404,7 @@ where
         None
     };
     let id = RequestId(shared.next_request.fetch_add(1, Ordering::Relaxed));
-    let now = Instant::now();
+    let now = clock::now();
     let (route, tx) = {
         let mut state = shared.lock();
         let route = state.handle_request(now, id, &request);
