@@ -7,9 +7,10 @@ use futures_util::future::BoxFuture;
 use socketio_proto::{Data, DisconnectReason, Str};
 use tokio::sync::mpsc;
 
+use crate::api::link::Link;
 use crate::api::socket::Handshake;
 use crate::error::EmitError;
-use crate::mailbox::{Cmd, CmdTx, Inbox, Offer};
+use crate::mailbox::Inbox;
 
 pub(crate) type EngineHandler = Arc<dyn Fn(EngineSocket) -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -18,7 +19,7 @@ pub(crate) type EngineHandler = Arc<dyn Fn(EngineSocket) -> BoxFuture<'static, (
 /// text and binary messages, without Socket.IO's namespaces and events.
 pub struct EngineSocket {
     pub(crate) id: Str,
-    pub(crate) tx: CmdTx,
+    pub(crate) link: Arc<Link>,
     pub(crate) rx: mpsc::UnboundedReceiver<Data>,
     pub(crate) inbox: Inbox,
     pub(crate) handshake: Handshake,
@@ -63,17 +64,11 @@ impl EngineSocket {
     /// and more than `max_buffer_size` bytes wait for it (the connection is
     /// being closed, "transport error").
     pub fn send(&self, message: Data) -> Result<(), EmitError> {
-        match self.tx.offer_engine(message) {
-            Offer::Queued | Offer::Dropped => Ok(()),
-            Offer::Full => Err(EmitError::BufferFull),
-            Offer::Closed => Err(EmitError::Disconnected),
-        }
+        self.link.send_message(message)
     }
 
     /// Closes the connection.
     pub fn close(&self) {
-        let _ = self.tx.send(Cmd::Close {
-            reason: DisconnectReason::ForcedClose,
-        });
+        self.link.close(DisconnectReason::ForcedClose);
     }
 }

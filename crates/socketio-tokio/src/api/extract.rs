@@ -18,7 +18,6 @@ use socketio_proto::{Payload, Str};
 
 use crate::api::socket::Socket;
 use crate::error::EmitError;
-use crate::mailbox::Cmd;
 
 /// What a handler may return: `()`, or a `Result` whose error is logged.
 pub trait HandlerResult: Send {
@@ -287,11 +286,7 @@ impl AckSender {
     }
 
     fn send_ack(&self, id: u64, data: Payload) -> Result<(), EmitError> {
-        self.socket.send_cmd(Cmd::Ack {
-            nsp: self.socket.ns_str().clone(),
-            id,
-            data: Box::new(data),
-        })
+        self.socket.ack(id, data)
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub(crate) mod engine;
 pub(crate) mod extract;
+pub(crate) mod link;
 pub(crate) mod node;
 pub(crate) mod ns;
 pub(crate) mod operators;

@@ -17,6 +17,7 @@ use socketio_proto::{
 use tokio::sync::{oneshot, watch};
 
 use crate::api::engine::EngineHandler;
+use crate::api::link::Link;
 use crate::api::node::LocalNode;
 use crate::api::ns::{Namespace, NsInner};
 use crate::api::operators::{AckStream, BroadcastOperator, RoomParam};
@@ -24,12 +25,11 @@ use crate::api::socket::{Socket, SocketInner};
 use crate::cluster::{Adapter, AdapterError, ServerSideEvent, ServerSideHandler};
 use crate::config::{Options, SocketIoBuilder};
 use crate::error::{AckError, BuildError, EmitError};
-use crate::mailbox::{Cmd, CmdTx, Offer, Outgoing};
 
-/// The endpoint as this binding keeps it: each session carries the mailbox
-/// of its connection's task, each socket its handle. It is the one index of
+/// The endpoint as this binding keeps it: each session carries its
+/// connection's link, each socket its handle. It is the one index of
 /// sessions and sockets.
-pub(crate) type State = Endpoint<CmdTx, Arc<SocketInner>>;
+pub(crate) type State = Endpoint<Arc<Link>, Arc<SocketInner>>;
 
 /// The endpoint under its lock.
 ///
@@ -200,12 +200,13 @@ impl Shared {
                 socket.notify_outgoing(name, data);
             }
             let (reply, rx) = oneshot::channel();
-            let cmd = Cmd::EmitWithAck {
-                packet: Box::new(packet.clone()),
-                timeout,
-                reply,
-            };
-            if socket.connected() && socket.0.tx.offer_with_ack(cmd) == Offer::Queued {
+            if socket.connected()
+                && socket
+                    .0
+                    .link
+                    .emit_with_ack(packet.clone(), timeout, reply)
+                    .is_ok()
+            {
                 pending.push((socket.0.id.clone(), rx));
             }
         }
@@ -258,38 +259,32 @@ impl fmt::Debug for SocketIo {
 /// Hands a planned broadcast to each recipient's connection: the same
 /// encoded bytes to every one, the lock released first.
 fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast) {
-    let targets: Vec<CmdTx> = plan
+    let targets: Vec<Arc<Link>> = plan
         .targets
         .iter()
         .filter_map(|h| state.connection(*h).cloned())
         .collect();
     drop(state);
-    let msg = Arc::new(Outgoing {
-        packet,
-        encoded: plan.encoded,
-    });
-    for tx in targets {
+    for link in targets {
         // A recipient over its bound is closed ("transport error") or, for
         // a volatile packet, skipped; the others still get it.
-        let _ = tx.offer(msg.clone(), plan.volatile, true);
+        link.deliver(&packet, &plan.encoded, plan.volatile);
     }
 }
 
 /// Tells the connections of `targets` to disconnect their socket on `nsp`,
 /// or to close, the lock released first.
 fn disconnect(state: Locked<'_>, nsp: &Str, targets: Vec<(Str, ConnectionHandle)>, close: bool) {
-    let targets: Vec<CmdTx> = targets
+    let targets: Vec<Arc<Link>> = targets
         .iter()
         .filter_map(|(_, h)| state.connection(*h).cloned())
         .collect();
     drop(state);
-    for tx in targets {
-        let _ = tx.send(match close {
-            true => Cmd::Close {
-                reason: DisconnectReason::ForcedServerClose,
-            },
-            false => Cmd::Disconnect { nsp: nsp.clone() },
-        });
+    for link in targets {
+        match close {
+            true => link.close(DisconnectReason::ForcedServerClose),
+            false => link.disconnect(nsp),
+        }
     }
 }
 
@@ -521,12 +516,10 @@ impl SocketIo {
     pub async fn shutdown(&self) {
         self.shared.shutting_down.store(true, Ordering::SeqCst);
         self.shared.shutdown_signal.send_replace(true);
-        let conns: Vec<CmdTx> = self.shared.lock().connections().cloned().collect();
-        tracing::info!(connections = conns.len(), "shutting down");
-        for tx in conns {
-            let _ = tx.send(Cmd::Close {
-                reason: DisconnectReason::ServerShuttingDown,
-            });
+        let links: Vec<Arc<Link>> = self.shared.lock().connections().cloned().collect();
+        tracing::info!(connections = links.len(), "shutting down");
+        for link in links {
+            link.close(DisconnectReason::ServerShuttingDown);
         }
         let mut live = self.shared.live.subscribe();
         let _ = tokio::time::timeout(

@@ -19,12 +19,12 @@ use socketio_proto::{DisconnectReason, Encoded, PacketKind, Payload, Str};
 use tokio::sync::oneshot;
 
 use crate::api::extract::{Erased, ErasedHandler, EventHandler, HandlerResult, with_event_name};
+use crate::api::link::{Link, emit_error, ignore_dropped};
 use crate::api::ns::NsInner;
 use crate::api::operators::{BroadcastOperator, RoomParam};
 use crate::api::server::Shared;
 use crate::error::{AckError, EmitError};
 use crate::handler_map::HandlerMap;
-use crate::mailbox::{Cmd, CmdTx, Offer, Outgoing};
 use crate::request_head::RequestHead;
 
 /// What the HTTP request that opened a connection told.
@@ -206,18 +206,26 @@ pub(crate) struct SocketInner {
     pub(crate) id: Str,
     pub(crate) nsp: Str,
     pub(crate) version: ProtocolVersion,
-    pub(crate) tx: CmdTx,
+    pub(crate) link: Arc<Link>,
     pub(crate) shared: Weak<Shared>,
     pub(crate) ns: Arc<NsInner>,
     pub(crate) handshake: Handshake,
     pub(crate) extensions: Extensions,
     pub(crate) connected: AtomicBool,
     pub(crate) listeners: Mutex<Listeners>,
+    /// Whether an outgoing listener is registered: a broadcast looks for
+    /// none otherwise.
+    pub(crate) outgoing: AtomicBool,
 }
 
 impl SocketInner {
     pub(crate) fn listeners(&self) -> MutexGuard<'_, Listeners> {
         self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the socket has outgoing listeners.
+    pub(crate) fn has_outgoing_listeners(&self) -> bool {
+        self.outgoing.load(Ordering::Acquire)
     }
 }
 
@@ -391,6 +399,7 @@ impl Socket {
         F: Fn(&Socket, &str, &Payload) + Send + Sync + 'static,
     {
         self.0.listeners().any_outgoing.push(Arc::new(listener));
+        self.0.outgoing.store(true, Ordering::Release);
     }
 
     /// Adds a per-event middleware (the reference's `socket.use`): it runs
@@ -541,11 +550,12 @@ impl Socket {
         }
     }
 
-    pub(crate) fn send_cmd(&self, cmd: Cmd) -> Result<(), EmitError> {
+    /// Acknowledges the client's event `id`.
+    pub(crate) fn ack(&self, id: u64, data: Payload) -> Result<(), EmitError> {
         if !self.connected() {
             return Err(EmitError::Disconnected);
         }
-        self.0.tx.send(cmd).map_err(|_| EmitError::Disconnected)
+        self.0.link.ack(&self.0.nsp, id, data)
     }
 
     pub(crate) fn notify_outgoing(&self, event: &str, data: &Payload) {
@@ -659,9 +669,11 @@ impl Socket {
     ///
     /// [`EmitError::Disconnected`] when the socket is gone already.
     pub fn disconnect(&self) -> Result<(), EmitError> {
-        self.send_cmd(Cmd::Disconnect {
-            nsp: self.0.nsp.clone(),
-        })
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        self.0.link.disconnect(&self.0.nsp);
+        Ok(())
     }
 
     /// Closes the client's whole connection: every socket of it disconnects
@@ -671,9 +683,11 @@ impl Socket {
     ///
     /// [`EmitError::Disconnected`] when the socket is gone already.
     pub fn close(&self) -> Result<(), EmitError> {
-        self.send_cmd(Cmd::Close {
-            reason: DisconnectReason::ForcedServerClose,
-        })
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        self.0.link.close(DisconnectReason::ForcedServerClose);
+        Ok(())
     }
 }
 
@@ -739,12 +753,12 @@ impl Emitter<'_> {
             socket.notify_outgoing(name, data);
         }
         let encoded = Encoded::new(&packet, socket.0.version);
-        let msg = Arc::new(Outgoing { packet, encoded });
-        match socket.0.tx.offer(msg, self.volatile, false) {
-            Offer::Queued | Offer::Dropped => Ok(()),
-            Offer::Full => Err(EmitError::BufferFull),
-            Offer::Closed => Err(EmitError::Disconnected),
-        }
+        socket
+            .0
+            .link
+            .send_encoded(&packet.nsp, &encoded, self.volatile)
+            .or_else(ignore_dropped)
+            .map_err(emit_error)
     }
 
     /// Emits `event` and waits for the acknowledgement (see [`Socket::emit_with_ack`]).
@@ -774,15 +788,7 @@ impl Emitter<'_> {
         if !socket.connected() {
             return Err(EmitError::Disconnected);
         }
-        match socket.0.tx.offer_with_ack(Cmd::EmitWithAck {
-            packet: Box::new(packet),
-            timeout,
-            reply,
-        }) {
-            Offer::Queued => {}
-            Offer::Full | Offer::Dropped => return Err(EmitError::BufferFull),
-            Offer::Closed => return Err(EmitError::Disconnected),
-        }
+        socket.0.link.emit_with_ack(packet, timeout, reply)?;
         Ok(AckFuture {
             rx,
             _v: PhantomData,

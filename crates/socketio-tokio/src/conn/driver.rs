@@ -1,8 +1,14 @@
-//! The task that runs one connection: it owns the core's [`Connection`], its
-//! WebSockets and timer, takes commands from the HTTP side and from the
-//! application's handles over a channel, and runs the application's
+//! The task that runs one connection: it drives the core's `Connection`
+//! (in the connection's [`Link`]), owns its WebSockets and its timer, takes
+//! the HTTP side's requests over a channel, and runs the application's
 //! handlers as futures of its own (no task per message).
+//!
+//! Locks: a step of the task runs under the task state's lock
+//! ([`DriverCell`]); within it the link's lock and the endpoint's lock are
+//! each taken for one call at a time, never one inside the other, and
+//! neither while a handler runs. Nothing waits on the task state's lock.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -15,16 +21,16 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, StreamExt};
-use socketio_proto::socketio_packet::Packet;
 use socketio_proto::{
-    Connection, ConnectionHandle, Data, DisconnectReason, EndpointEvent, Event, EventMessage,
-    Payload, RequestId, Response, SendError, Str, Transmit,
+    ConnectionHandle, Data, DisconnectReason, EndpointEvent, Event, EventMessage, Payload,
+    RequestId, Response, Str, Transmit,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 
 use crate::api::engine::EngineSocket;
 use crate::api::extract::EventContext;
+use crate::api::link::{Core, Link, fail};
 use crate::api::ns::{ConnectError, ConnectRequest, NsInner};
 use crate::api::server::Shared;
 use crate::api::socket::{
@@ -32,7 +38,7 @@ use crate::api::socket::{
 };
 use crate::clock;
 use crate::error::AckError;
-use crate::mailbox::{AckReply, Cmd, CmdRx, CmdTx, Inbox, Step};
+use crate::mailbox::{Cmd, CmdRx, Inbox, Step};
 use crate::ws::{Incoming, WsConn, WsError};
 
 /// What a handler future gives back to the task.
@@ -66,9 +72,11 @@ const BUDGET: usize = 64;
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     handle: ConnectionHandle,
-    conn: Box<Connection>,
+    link: Arc<Link>,
     rx: CmdRx,
-    tx: CmdTx,
+    /// Commands handed over by steps taken elsewhere: they go behind those
+    /// already in the channel.
+    stash: VecDeque<Cmd>,
     http: Arc<HttpInfo>,
     replies: Vec<(RequestId, oneshot::Sender<Response>)>,
     /// WebSockets whose upgrade is under way: their frames wait.
@@ -77,8 +85,6 @@ pub(crate) struct Driver {
     pending_tx: Option<Transmit>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
-    sockets: Vec<Arc<SocketInner>>,
-    acks: Vec<(Str, u64, AckReply)>,
     tasks: FuturesUnordered<BoxFuture<'static, TaskOutput>>,
     engine_tx: Option<(mpsc::UnboundedSender<Data>, Inbox)>,
     closed_at: Option<Instant>,
@@ -86,7 +92,7 @@ pub(crate) struct Driver {
     /// set, so the loop's next turns skip the reads.
     reads_idle: bool,
     /// In this wake-up, the command channel said "not now" (its waker is
-    /// set); the next turns look at the local queue only.
+    /// set); the next turns skip it.
     cmds_idle: bool,
     /// The handler futures used their whole budget: more may be ready.
     tasks_busy: bool,
@@ -102,9 +108,8 @@ impl Driver {
     pub(crate) fn new(
         shared: Arc<Shared>,
         handle: ConnectionHandle,
-        conn: Box<Connection>,
+        link: Arc<Link>,
         rx: CmdRx,
-        tx: CmdTx,
         http: Arc<HttpInfo>,
         reply: Option<(RequestId, oneshot::Sender<Response>)>,
         awaited_ws: Option<RequestId>,
@@ -112,9 +117,9 @@ impl Driver {
         shared.live.send_modify(|n| *n += 1);
         let mut driver = Driver {
             handle,
-            conn,
+            link,
             rx,
-            tx,
+            stash: VecDeque::new(),
             http,
             replies: reply.into_iter().collect(),
             awaited_ws: awaited_ws.into_iter().collect(),
@@ -122,8 +127,6 @@ impl Driver {
             pending_tx: None,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed: None,
-            sockets: Vec::new(),
-            acks: Vec::new(),
             tasks: FuturesUnordered::new(),
             engine_tx: None,
             closed_at: None,
@@ -139,8 +142,8 @@ impl Driver {
             let inbox = Inbox::new(driver.shared.config.max_buffer_size);
             driver.engine_tx = Some((data_tx, inbox.clone()));
             let socket = EngineSocket {
-                id: driver.conn.sid().clone(),
-                tx: driver.tx.clone(),
+                id: driver.link.lock().conn.sid().clone(),
+                link: driver.link.clone(),
                 rx: data_rx,
                 inbox,
                 handshake: Handshake {
@@ -159,11 +162,16 @@ impl Driver {
 
     // ----- inputs -----
 
+    /// The connection's state, locked for one call of the core.
+    fn core(&self) -> std::sync::MutexGuard<'_, Core> {
+        self.link.lock()
+    }
+
     fn on_cmd(&mut self, now: Instant, cmd: Cmd) {
         match cmd {
             Cmd::Http { id, req, reply } => {
                 self.replies.push((id, reply));
-                self.conn.handle_request(now, id, *req);
+                self.core().conn.handle_request(now, id, *req);
             }
             Cmd::WsOpen { id, req, ws } => {
                 self.reads_idle = false;
@@ -177,78 +185,22 @@ impl Driver {
                     done: false,
                 });
                 if let Some(req) = req {
-                    self.conn.handle_request(now, id, *req);
+                    self.core().conn.handle_request(now, id, *req);
                 }
             }
             Cmd::WsFailed { id } => {
                 self.awaited_ws.retain(|w| *w != id);
-                self.conn.handle_transport_closed(now, id, true);
-            }
-            Cmd::Send {
-                msg,
-                volatile,
-                notify,
-            } => {
-                let nsp = &msg.packet.nsp;
-                match self.conn.send_encoded(nsp, &msg.encoded, volatile) {
-                    Ok(()) => {
-                        if notify {
-                            self.notify_outgoing(&msg.packet);
-                        }
-                    }
-                    Err(e) => self.send_failed(e),
-                }
-            }
-            Cmd::EmitWithAck {
-                packet,
-                timeout,
-                reply,
-            } => {
-                let nsp = packet.nsp.clone();
-                match self.conn.emit_with_ack(now, *packet, timeout) {
-                    Ok(id) => self.acks.push((nsp, id, reply)),
-                    Err(e) => {
-                        self.send_failed(e);
-                        let _ = reply.send(Err(AckError::Disconnected));
-                    }
-                }
-            }
-            Cmd::Ack { nsp, id, data } => {
-                if let Err(e) = self.conn.ack(&nsp, id, *data) {
-                    self.send_failed(e);
-                }
-            }
-            Cmd::Disconnect { nsp } => {
-                let _ = self.conn.disconnect(&nsp);
-            }
-            Cmd::Close { reason } => self.conn.close(now, reason),
-            Cmd::EngineSend(data) => {
-                if let Err(e) = self.conn.send_message(data) {
-                    self.send_failed(e);
-                }
+                self.transport_closed(now, id, true);
             }
         }
     }
 
-    fn send_failed(&self, e: SendError) {
-        if e == SendError::BufferFull {
-            self.rx.overloaded();
-        }
-        log_send_error(e);
-    }
-
-    fn notify_outgoing(&self, packet: &Packet) {
-        let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind else {
-            return;
-        };
-        if let Some(s) = self.sockets.iter().find(|s| s.nsp == packet.nsp) {
-            let socket = Socket(s.clone());
-            socket.notify_outgoing(name, data);
-        }
+    fn transport_closed(&self, now: Instant, id: RequestId, error: bool) {
+        self.core().conn.handle_transport_closed(now, id, error);
     }
 
     fn poll_commands(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
-        if self.cmds_idle && !self.rx.has_local() {
+        if self.cmds_idle && self.stash.is_empty() {
             return false;
         }
         let mut progress = false;
@@ -260,6 +212,12 @@ impl Driver {
                 }
                 Poll::Ready(None) | Poll::Pending => {
                     self.cmds_idle = true;
+                    // The channel is empty: the command handed over by a
+                    // step taken elsewhere comes after what it held.
+                    while let Some(cmd) = self.stash.pop_front() {
+                        self.on_cmd(now, cmd);
+                        progress = true;
+                    }
                     return progress;
                 }
             }
@@ -289,12 +247,13 @@ impl Driver {
                         progress = true;
                         match incoming {
                             Incoming::Message(data) => {
-                                self.conn.handle_frame(now, entry.id, data);
+                                self.link.lock().conn.handle_frame(now, entry.id, data);
                             }
                             Incoming::Close => {
                                 // The answer goes out with the next flush.
                                 entry.flush = true;
-                                self.conn.handle_transport_closed(now, entry.id, false);
+                                let mut core = self.link.lock();
+                                core.conn.handle_transport_closed(now, entry.id, false);
                             }
                             Incoming::Control => entry.flush = true,
                         }
@@ -309,13 +268,15 @@ impl Driver {
                         } else {
                             entry.done = true;
                         }
-                        self.conn.handle_transport_closed(now, entry.id, true);
+                        let mut core = self.link.lock();
+                        core.conn.handle_transport_closed(now, entry.id, true);
                         break;
                     }
                     Poll::Ready(None) => {
                         progress = true;
                         entry.done = true;
-                        self.conn.handle_transport_closed(now, entry.id, false);
+                        let mut core = self.link.lock();
+                        core.conn.handle_transport_closed(now, entry.id, false);
                         break;
                     }
                 }
@@ -339,7 +300,7 @@ impl Driver {
             }
         });
         for id in &gone {
-            self.conn.handle_transport_closed(now, *id, false);
+            self.transport_closed(now, *id, false);
         }
         !gone.is_empty()
     }
@@ -350,7 +311,13 @@ impl Driver {
     fn drain(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         loop {
-            while let Some((id, response)) = self.conn.poll_response() {
+            // Each output is taken under the link's lock and handled after
+            // it is released: a handler may emit on this connection.
+            loop {
+                let response = self.core().conn.poll_response();
+                let Some((id, response)) = response else {
+                    break;
+                };
                 progress = true;
                 if let Some(pos) = self.replies.iter().position(|(r, _)| *r == id) {
                     let (_, tx) = self.replies.swap_remove(pos);
@@ -358,7 +325,8 @@ impl Driver {
                 }
             }
             self.apply_endpoint_events();
-            match self.conn.poll_event() {
+            let event = self.core().conn.poll_event();
+            match event {
                 Some(event) => {
                     progress = true;
                     self.on_event(cx, now, event);
@@ -369,30 +337,50 @@ impl Driver {
         progress
     }
 
+    /// Hands what the endpoint must know to it: taken from the connection
+    /// under the link's lock, then given to the endpoint under its own.
     fn apply_endpoint_events(&mut self) {
-        let Some(first) = self.conn.poll_endpoint_event() else {
-            return;
+        let events: Vec<(EndpointEvent, Option<Arc<SocketInner>>)> = {
+            let mut core = self.core();
+            let mut events = Vec::new();
+            while let Some(event) = core.conn.poll_endpoint_event() {
+                // The socket's handle goes into the endpoint's entry, so
+                // that the operators find it; it leaves with the entry.
+                let socket = match &event {
+                    EndpointEvent::SocketConnected { sid, .. } => {
+                        core.sockets.iter().find(|s| s.id == *sid).cloned()
+                    }
+                    _ => None,
+                };
+                events.push((event, socket));
+            }
+            events
         };
+        if events.is_empty() {
+            return;
+        }
         let mut state = self.shared.lock();
-        let mut next = Some(first);
-        while let Some(event) = next {
-            // The socket's handle goes into the endpoint's entry, so that
-            // the operators find it; it leaves with the entry.
-            let connected = match &event {
-                EndpointEvent::SocketConnected { nsp, sid } => self
-                    .sockets
-                    .iter()
-                    .find(|s| s.id == *sid)
-                    .map(|s| (nsp.clone(), s.clone())),
+        for (event, socket) in events {
+            let nsp = match &event {
+                EndpointEvent::SocketConnected { nsp, .. } => Some(nsp.clone()),
                 _ => None,
             };
             state.handle_event(self.handle, event);
-            if let Some((nsp, socket)) = connected {
+            if let (Some(nsp), Some(socket)) = (nsp, socket) {
                 let sid = socket.id.clone();
                 state.attach_socket(&nsp, &sid, socket);
             }
-            next = self.conn.poll_endpoint_event();
         }
+    }
+
+    /// The reply awaited for the acknowledgement `id` on `nsp`, taken out.
+    fn take_ack(&self, nsp: &str, id: u64) -> Option<crate::mailbox::AckReply> {
+        let mut core = self.core();
+        let pos = core
+            .acks
+            .iter()
+            .position(|(n, i, _)| *n == nsp && *i == id)?;
+        Some(core.acks.swap_remove(pos).2)
     }
 
     fn on_event(&mut self, cx: &mut Context<'_>, now: Instant, event: Event) {
@@ -402,7 +390,8 @@ impl Driver {
             }
             Event::Connected { nsp, sid } => {
                 tracing::debug!(%nsp, %sid, "socket connected");
-                if let Some(s) = self.sockets.iter().find(|s| s.id == sid) {
+                let socket = self.core().sockets.iter().find(|s| s.id == sid).cloned();
+                if let Some(s) = socket {
                     let socket = Socket(s.clone());
                     let fut = (s.ns.handler)(socket);
                     self.spawn(
@@ -413,30 +402,34 @@ impl Driver {
             }
             Event::Message(m) => self.on_message(cx, m),
             Event::Ack { nsp, id, data, .. } => {
-                if let Some(pos) = self.acks.iter().position(|(n, i, _)| *n == nsp && *i == id) {
-                    let (_, _, tx) = self.acks.swap_remove(pos);
-                    let _ = tx.send(Ok(data));
+                if let Some(reply) = self.take_ack(&nsp, id) {
+                    let _ = reply.send(Ok(data));
                 }
             }
             Event::AckTimedOut { nsp, id, .. } => {
-                if let Some(pos) = self.acks.iter().position(|(n, i, _)| *n == nsp && *i == id) {
-                    let (_, _, tx) = self.acks.swap_remove(pos);
-                    let _ = tx.send(Err(AckError::Timeout));
+                if let Some(reply) = self.take_ack(&nsp, id) {
+                    fail(reply, AckError::Timeout);
                 }
             }
             Event::Disconnected { nsp, sid, reason } => {
                 tracing::debug!(%nsp, %sid, %reason, "socket disconnected");
-                let mut i = 0;
-                while i < self.acks.len() {
-                    if self.acks[i].0 == nsp {
-                        let (_, _, tx) = self.acks.swap_remove(i);
-                        let _ = tx.send(Err(AckError::Disconnected));
-                    } else {
-                        i += 1;
-                    }
+                let (replies, socket) = {
+                    let mut core = self.core();
+                    let (gone, kept) = std::mem::take(&mut core.acks)
+                        .into_iter()
+                        .partition(|(n, _, _)| *n == nsp);
+                    core.acks = kept;
+                    let socket = core
+                        .sockets
+                        .iter()
+                        .position(|s| s.id == sid)
+                        .map(|pos| core.sockets.swap_remove(pos));
+                    (gone, socket)
+                };
+                for (_, _, reply) in replies {
+                    fail(reply, AckError::Disconnected);
                 }
-                if let Some(pos) = self.sockets.iter().position(|s| s.id == sid) {
-                    let s = self.sockets.swap_remove(pos);
+                if let Some(s) = socket {
                     s.connected.store(false, Ordering::Release);
                     // Dropping the handlers breaks the cycles through their captures.
                     let listeners = std::mem::take(&mut *s.listeners());
@@ -457,7 +450,9 @@ impl Driver {
                         // The application does not read: a bounded inbox.
                         tracing::debug!("engine messages left unread over the bound: closing");
                         self.engine_tx = None;
-                        self.conn.close(now, DisconnectReason::TransportError);
+                        self.core()
+                            .conn
+                            .close(now, DisconnectReason::TransportError);
                     }
                 }
             }
@@ -466,11 +461,11 @@ impl Driver {
             }
             Event::Closed { reason } => {
                 tracing::debug!(%reason, "connection closed");
-                self.rx.closed();
                 self.engine_tx = None;
                 self.closed_at = Some(now);
-                for (_, _, tx) in self.acks.drain(..) {
-                    let _ = tx.send(Err(AckError::Disconnected));
+                let replies = std::mem::take(&mut self.core().acks);
+                for (_, _, reply) in replies {
+                    fail(reply, AckError::Disconnected);
                 }
             }
         }
@@ -489,7 +484,7 @@ impl Driver {
         let ns = self.shared.namespaces().find(&nsp);
         let Some(ns) = ns else {
             tracing::debug!(%nsp, "connect to an unknown namespace");
-            let _ = self.conn.reject(&nsp, "Invalid namespace", None);
+            let _ = self.core().conn.reject(&nsp, "Invalid namespace", None);
             return;
         };
         let handshake = Handshake {
@@ -534,19 +529,22 @@ impl Driver {
     }
 
     fn accept(&mut self, nsp: Str, ns: Arc<NsInner>, handshake: Handshake, extensions: Extensions) {
-        match self.conn.accept(&nsp) {
+        let mut core = self.link.lock();
+        match core.conn.accept(&nsp) {
             Ok(sid) => {
-                self.sockets.push(Arc::new(SocketInner {
+                let version = core.conn.socket_version();
+                core.sockets.push(Arc::new(SocketInner {
                     id: sid,
                     nsp,
-                    version: self.conn.socket_version(),
-                    tx: self.tx.clone(),
+                    version,
+                    link: self.link.clone(),
                     shared: Arc::downgrade(&self.shared),
                     ns,
                     handshake,
                     extensions,
                     connected: true.into(),
                     listeners: std::sync::Mutex::new(Listeners::default()),
+                    outgoing: false.into(),
                 }));
             }
             Err(e) => tracing::debug!(error = %e, "cannot accept"),
@@ -566,14 +564,15 @@ impl Driver {
                 Ok(()) => self.accept(nsp, ns, handshake, extensions),
                 Err(e) => {
                     tracing::debug!(%nsp, error = %e.message, "connect refused");
-                    let _ = self.conn.reject(&nsp, &e.message, e.data.as_ref());
+                    let _ = self.core().conn.reject(&nsp, &e.message, e.data.as_ref());
                 }
             }
         }
     }
 
     fn on_message(&mut self, cx: &mut Context<'_>, m: EventMessage) {
-        let Some(inner) = self.sockets.iter().find(|s| s.nsp == m.nsp).cloned() else {
+        let inner = self.core().sockets.iter().find(|s| s.nsp == m.nsp).cloned();
+        let Some(inner) = inner else {
             return;
         };
         let socket = Socket(inner.clone());
@@ -688,11 +687,10 @@ impl Driver {
     /// commands the handlers queued locally, and outputs of the core that
     /// came after the turn drained them (a write that failed, say).
     fn has_more(&self) -> bool {
-        !self.reads_idle
-            || !self.cmds_idle
-            || self.tasks_busy
-            || self.rx.has_local()
-            || self.conn.has_output()
+        !self.reads_idle || !self.cmds_idle || self.tasks_busy || {
+            let core = self.core();
+            core.dirty || core.conn.has_output()
+        }
     }
 
     /// Writes frames while the WebSockets take them.
@@ -701,7 +699,7 @@ impl Driver {
         loop {
             let t = match self.pending_tx.take() {
                 Some(t) => t,
-                None => match self.conn.poll_transmit() {
+                None => match self.core().conn.poll_transmit() {
                     Some(t) => t,
                     None => break,
                 },
@@ -734,14 +732,16 @@ impl Driver {
                         Poll::Ready(Err(e)) => {
                             tracing::debug!(error = %e, "websocket write failed");
                             entry.done = true;
-                            self.conn.handle_transport_closed(now, target, true);
+                            let mut core = self.link.lock();
+                            core.conn.handle_transport_closed(now, target, true);
                         }
                         Poll::Ready(Ok(())) => {
                             progress = true;
                             if let Err(e) = entry.ws.send(&frame) {
                                 tracing::debug!(error = %e, "websocket write failed");
                                 entry.done = true;
-                                self.conn.handle_transport_closed(now, target, true);
+                                let mut core = self.link.lock();
+                                core.conn.handle_transport_closed(now, target, true);
                             } else {
                                 entry.flush = true;
                             }
@@ -759,7 +759,8 @@ impl Driver {
                     Poll::Ready(Ok(())) => entry.flush = false,
                     Poll::Ready(Err(_)) => {
                         entry.done = true;
-                        self.conn.handle_transport_closed(now, entry.id, true);
+                        let mut core = self.link.lock();
+                        core.conn.handle_transport_closed(now, entry.id, true);
                         progress = true;
                         continue;
                     }
@@ -768,7 +769,8 @@ impl Driver {
             }
             if entry.closing && entry.ws.poll_close(cx).is_ready() {
                 entry.done = true;
-                self.conn.handle_transport_closed(now, entry.id, false);
+                let mut core = self.link.lock();
+                core.conn.handle_transport_closed(now, entry.id, false);
                 progress = true;
             }
         }
@@ -787,7 +789,7 @@ impl Driver {
             self.replies.clear();
             self.pending_tx = None;
         }
-        self.conn.is_closed()
+        self.core().conn.is_closed()
             && self.pending_tx.is_none()
             && self.streams.is_empty()
             && self.replies.is_empty()
@@ -796,7 +798,7 @@ impl Driver {
 
     fn deadline(&self) -> Option<Instant> {
         let linger = self.closed_at.map(|c| c + LINGER);
-        match (self.conn.poll_timeout(), linger) {
+        match (self.core().conn.poll_timeout(), linger) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -821,14 +823,14 @@ pub(crate) struct DriverCell {
 impl DriverCell {
     /// Spawns the task of `driver`.
     pub(crate) fn spawn(driver: Driver, span: tracing::Span) -> Arc<DriverCell> {
-        let tx = driver.tx.clone();
+        let link = driver.link.clone();
         let cell = Arc::new(DriverCell {
             driver: Mutex::new(driver),
             span,
             missed: AtomicWaker::new(),
         });
         let weak: std::sync::Weak<DriverCell> = Arc::downgrade(&cell);
-        tx.set_driver(weak);
+        link.set_step(weak);
         tokio::spawn(DriverTask(cell.clone()));
         cell
     }
@@ -907,8 +909,7 @@ impl Future for DriverTask {
 }
 
 impl Driver {
-    /// One step of the task taken on another task: `cmd` first goes where
-    /// the task's own handlers' commands go, behind those already waiting.
+    /// One step of the task taken on another task, with `cmd` handed over.
     fn step(&mut self, cmd: Option<Cmd>) {
         // Before its first poll the task is about to run anyway, and
         // registers its interests then.
@@ -919,16 +920,14 @@ impl Driver {
         }
     }
 
-    /// One wake-up's work, with the sends of this connection's handlers
-    /// going to its local queue meanwhile.
+    /// One wake-up's work; `cmd`, handed over by a step taken elsewhere,
+    /// goes behind the commands already in the channel.
     fn run(&mut self, cx: &mut Context<'_>, cmd: Option<Cmd>) -> Poll<()> {
-        let entered = self.rx.enter();
         if let Some(cmd) = cmd {
-            let _ = self.tx.send(cmd);
+            self.stash.push_back(cmd);
         }
-        let polled = self.poll_inner(cx);
-        self.rx.leave(entered, cx);
-        polled
+        self.link.step_started(cx.waker());
+        self.poll_inner(cx)
     }
 
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -938,17 +937,23 @@ impl Driver {
         this.cmds_idle = false;
         for _ in 0..BUDGET {
             let now = clock::now();
-            // Due timers first, as Node's event loop runs them before I/O:
-            // a poll that arrives after the ping timeout finds the session
-            // closed, even if its timer has not fired yet.
             let mut progress = false;
-            for _ in 0..4 {
-                if this.conn.poll_timeout().is_none_or(|t| t > now) {
-                    break;
+            {
+                let mut core = this.link.lock();
+                // This turn looks at everything: what changes from now on
+                // is for the next one.
+                core.dirty = false;
+                // Due timers first, as Node's event loop runs them before
+                // I/O: a poll that arrives after the ping timeout finds the
+                // session closed, even if its timer has not fired yet.
+                for _ in 0..4 {
+                    if core.conn.poll_timeout().is_none_or(|t| t > now) {
+                        break;
+                    }
+                    // A late ping may make its pong already overdue: go again.
+                    core.conn.handle_timeout(now);
+                    progress = true;
                 }
-                // A late ping may make its pong already overdue: go again.
-                this.conn.handle_timeout(now);
-                progress = true;
             }
             // Then the frames already received, before the requests that
             // other connections handed over meanwhile: a client that sends
@@ -961,14 +966,19 @@ impl Driver {
             progress |= this.poll_tasks(cx);
             progress |= this.drain(cx, now);
             progress |= this.poll_writes(cx, now);
-            this.rx.publish(this.conn.buffered_bytes());
             if this.finished(now) {
+                this.link.step_ending();
                 return Poll::Ready(());
             }
             if progress && this.has_more() {
                 continue;
             }
             let Some(deadline) = this.deadline() else {
+                // What another task changed meanwhile is seen before the
+                // step ends; later changes wake the task.
+                if this.link.step_ending() {
+                    continue;
+                }
                 return Poll::Pending;
             };
             if this.armed != Some(deadline) {
@@ -978,15 +988,22 @@ impl Driver {
                 this.armed = Some(deadline);
             }
             match this.sleep.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if this.link.step_ending() {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(()) => {
                     // The timer says the deadline passed, whatever the clock reads.
                     this.armed = None;
-                    this.conn.handle_timeout(clock::now().max(deadline));
+                    let now = clock::now().max(deadline);
+                    this.core().conn.handle_timeout(now);
                 }
             }
         }
         // Yield to the other tasks; come back at once.
+        this.link.step_ending();
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -995,8 +1012,9 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         {
+            let sockets = std::mem::take(&mut self.core().sockets);
             let mut state = self.shared.lock();
-            for s in self.sockets.drain(..) {
+            for s in sockets {
                 s.connected.store(false, Ordering::Release);
                 state.handle_event(
                     self.handle,
@@ -1023,14 +1041,6 @@ fn catch<F: Future<Output = ()> + Send + 'static>(
             tracing::error!("{what} panicked");
         }
     })
-}
-
-fn log_send_error(e: SendError) {
-    match e {
-        SendError::Dropped => tracing::trace!("volatile packet dropped"),
-        SendError::Closed => tracing::trace!("not sent: the connection is closed"),
-        e => tracing::debug!(error = %e, "cannot send"),
-    }
 }
 
 #[cfg(test)]

@@ -18,17 +18,18 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
-use socketio_proto::{HttpError, Method, Request, RequestId, Response, Route};
+use socketio_proto::{ConnectionHandle, HttpError, Method, Request, RequestId, Response, Route};
 use tokio::sync::oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::api::link::Link;
 use crate::api::server::{Shared, SocketIo};
 use crate::api::socket::{HttpInfo, RemoteAddr};
 use crate::clock;
 use crate::config::Cors;
 use crate::conn::driver::{Driver, DriverCell};
-use crate::mailbox::{Cmd, CmdTx};
+use crate::mailbox::{Cmd, CmdRx};
 use crate::request_head::RequestHead;
 use crate::ws::{WsConn, WsLimits};
 
@@ -405,34 +406,29 @@ where
     };
     let id = RequestId(shared.next_request.fetch_add(1, Ordering::Relaxed));
     let now = clock::now();
-    let (route, tx) = {
+    let routed = {
         let mut state = shared.lock();
-        let route = state.handle_request(now, id, &request);
-        let tx = match &route {
-            Route::Existing(h) => state.connection(*h).cloned(),
-            _ => None,
-        };
-        if let Route::New(h, _) = &route {
-            // Attached under the same lock, so that a broadcast planned
-            // right after finds the connection.
-            let (tx, rx) = crate::mailbox::channel(shared.config.max_buffer_size);
-            state.attach(*h, tx.clone());
-            (route, Some((tx, Some(rx))))
-        } else {
-            (route, tx.map(|tx| (tx, None)))
+        match state.handle_request(now, id, &request) {
+            Route::Respond(r) => Routed::Respond(r),
+            Route::New(handle, conn) => {
+                // Attached under the same lock, so that a broadcast planned
+                // right after finds the connection.
+                let (tx, rx) = crate::mailbox::channel();
+                let link = Link::new(conn, tx);
+                state.attach(handle, link.clone());
+                Routed::New(handle, link, rx)
+            }
+            Route::Existing(handle) => Routed::Existing(state.connection(handle).cloned()),
         }
     };
-    let response = match route {
-        Route::Respond(r) => {
+    let response = match routed {
+        Routed::Respond(r) => {
             if websocket {
                 return plain(StatusCode::BAD_REQUEST);
             }
             to_http(r)
         }
-        Route::New(handle, conn) => {
-            let Some((tx, Some(rx))) = tx else {
-                return plain(StatusCode::INTERNAL_SERVER_ERROR);
-            };
+        Routed::New(handle, link, rx) => {
             let http = Arc::new(HttpInfo {
                 head: parts
                     .as_deref()
@@ -441,31 +437,34 @@ where
                 remote_addr: parts.as_deref().and_then(remote_addr),
                 time: SystemTime::now(),
             });
-            let span = tracing::info_span!("connection", sid = %conn.sid());
-            tracing::debug!(parent: &span, transport = ?conn.transport(), "connection opened");
+            let span = {
+                let core = link.lock();
+                let span = tracing::info_span!("connection", sid = %core.conn.sid());
+                let transport = core.conn.transport();
+                tracing::debug!(parent: &span, ?transport, "connection opened");
+                span
+            };
             if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
                 let mut driver = Driver::new(
                     shared.clone(),
                     handle,
-                    conn,
+                    link.clone(),
                     rx,
-                    tx.clone(),
                     http,
                     None,
                     Some(id),
                 );
                 driver.slot = slot;
                 DriverCell::spawn(driver, span);
-                upgrade(&shared, id, None, on_upgrade, tx);
+                upgrade(&shared, id, None, on_upgrade, link);
                 return switching_protocols(&key);
             }
             let (reply, answer) = oneshot::channel();
             let mut driver = Driver::new(
                 shared.clone(),
                 handle,
-                conn,
+                link,
                 rx,
-                tx,
                 http,
                 Some((id, reply)),
                 None,
@@ -479,8 +478,8 @@ where
                 Err(_) => to_http(Response::error(HttpError::UnknownSid)),
             }
         }
-        Route::Existing(_) => {
-            let Some((tx, _)) = tx else {
+        Routed::Existing(link) => {
+            let Some(link) = link else {
                 if websocket {
                     return plain(StatusCode::BAD_REQUEST);
                 }
@@ -491,7 +490,7 @@ where
                 );
             };
             if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
-                upgrade(&shared, id, Some(*request), on_upgrade, tx);
+                upgrade(&shared, id, Some(*request), on_upgrade, link);
                 return switching_protocols(&key);
             }
             let (reply, answer) = oneshot::channel();
@@ -501,17 +500,23 @@ where
                 reply,
             };
             // Answered on this task when the session's task is not busy.
-            let sent = match tx.driver() {
-                Some(cell) => cell.try_run(cmd).or_else(|cmd| tx.send(cmd)),
-                None => tx.send(cmd),
-            };
-            match (sent, answer.await) {
+            match (link.run(cmd), answer.await) {
                 (Ok(()), Ok(r)) => to_http(r),
                 _ => to_http(Response::error(HttpError::UnknownSid)),
             }
         }
     };
     with_cors(response, cors, origin.as_ref())
+}
+
+/// Where the endpoint sent a request.
+enum Routed {
+    /// Answer it with this (an error).
+    Respond(Response),
+    /// A new session, with its link and its task's end of the channel.
+    New(ConnectionHandle, Arc<Link>, CmdRx),
+    /// An existing session: its link, unless it is gone.
+    Existing(Option<Arc<Link>>),
 }
 
 /// A polling POST's body, read whole; `None` once it goes over `max` bytes.
@@ -552,15 +557,13 @@ where
 /// session closes ("transport error"), as the reference's.
 fn overlapping_post(shared: &Shared, request: &Request) {
     tracing::debug!("overlapping polling POSTs");
-    let tx = request.query_value("sid").and_then(|sid| {
+    let link = request.query_value("sid").and_then(|sid| {
         let state = shared.lock();
         let handle = state.session(&sid)?;
         state.connection(handle).cloned()
     });
-    if let Some(tx) = tx {
-        let _ = tx.send(Cmd::Close {
-            reason: socketio_proto::DisconnectReason::TransportError,
-        });
+    if let Some(link) = link {
+        link.close(socketio_proto::DisconnectReason::TransportError);
     }
 }
 
@@ -571,7 +574,7 @@ fn upgrade(
     id: RequestId,
     req: Option<Request>,
     on_upgrade: hyper::upgrade::OnUpgrade,
-    tx: CmdTx,
+    link: Arc<Link>,
 ) {
     let limits = WsLimits {
         max_message: shared.config.max_payload.saturating_add(64),
@@ -587,7 +590,7 @@ fn upgrade(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WsConn::new(TokioIo::new(upgraded), limits);
-                let _ = tx.send(Cmd::WsOpen {
+                let _ = link.send(Cmd::WsOpen {
                     id,
                     req: req.map(Box::new),
                     ws: Box::new(ws),
@@ -595,7 +598,7 @@ fn upgrade(
             }
             Err(e) => {
                 tracing::debug!(error = %e, "websocket upgrade failed");
-                let _ = tx.send(Cmd::WsFailed { id });
+                let _ = link.send(Cmd::WsFailed { id });
             }
         }
     });

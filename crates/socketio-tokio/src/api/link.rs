@@ -1,0 +1,261 @@
+//! [`Link`]: a connection's shared half, through which everything that is
+//! not its own task (handlers, broadcasts, the cluster, shutdown) reaches
+//! its protocol state.
+//!
+//! The core's `Connection` sits in the link behind a lock of its own, held
+//! only for one call of the core, never across a handler or an await. An
+//! emit, a broadcast delivery, an acknowledgement, a disconnection: each
+//! locks it, calls the core (which applies the send buffer's bound, the one
+//! count of the bytes waiting for the client), and makes sure the
+//! connection's task sees the change: it is woken, unless it is taking a
+//! step right now, in which case it looks at the link again before the
+//! step ends. So a handler's emit reaches the connection with no queue and
+//! no wake-up, and a broadcast hands each recipient the shared bytes with
+//! no allocation.
+//!
+//! HTTP requests and WebSockets for the session still go to the task over
+//! its channel ([`crate::mailbox`]): there two tasks must talk.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use socketio_proto::socketio_packet::Packet;
+use socketio_proto::{Connection, Data, DisconnectReason, Encoded, Payload, SendError, Str};
+
+use crate::api::socket::{Socket, SocketInner};
+use crate::clock;
+use crate::error::{AckError, EmitError};
+use crate::mailbox::{AckReply, Cmd, CmdTx, Step};
+
+/// What the link's lock guards.
+pub(crate) struct Core {
+    /// The core's state machine of the connection.
+    pub(crate) conn: Box<Connection>,
+    /// The connection's sockets, one per namespace.
+    pub(crate) sockets: Vec<Arc<SocketInner>>,
+    /// The emits awaiting an acknowledgement: namespace, ack id, reply.
+    pub(crate) acks: Vec<(Str, u64, AckReply)>,
+    /// Something other than the task changed the connection since the task
+    /// last looked: new output, a new deadline.
+    pub(crate) dirty: bool,
+}
+
+/// A connection's shared half. See the [module](self) documentation.
+pub(crate) struct Link {
+    core: Mutex<Core>,
+    /// The task's waker, registered at every poll.
+    waker: AtomicWaker,
+    /// Set while the task takes a step: a change made meanwhile needs no
+    /// wake-up, the step looks at `dirty` before it ends.
+    stepping: AtomicBool,
+    /// The task's channel, for the HTTP side.
+    cmds: CmdTx,
+    /// The task's state, for a request that takes the task's step itself.
+    step: OnceLock<Weak<dyn Step>>,
+}
+
+impl Link {
+    /// The link of `conn`, whose task listens on `cmds`.
+    pub(crate) fn new(conn: Box<Connection>, cmds: CmdTx) -> Arc<Link> {
+        Arc::new(Link {
+            core: Mutex::new(Core {
+                conn,
+                sockets: Vec::new(),
+                acks: Vec::new(),
+                dirty: false,
+            }),
+            waker: AtomicWaker::new(),
+            stepping: AtomicBool::new(false),
+            cmds,
+            step: OnceLock::new(),
+        })
+    }
+
+    /// Locks the connection's state: for one call of the core, never across
+    /// a handler or an await, and never while the endpoint's lock is held.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ----- the task's side -----
+
+    /// Tells the senders where the task's state is (once).
+    pub(crate) fn set_step(&self, step: Weak<dyn Step>) {
+        let _ = self.step.set(step);
+    }
+
+    /// The task starts a step: changes from now on need no wake-up.
+    pub(crate) fn step_started(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+        self.stepping.store(true, Ordering::SeqCst);
+    }
+
+    /// The task ends a step; true when something changed meanwhile, in
+    /// which case the step goes on (and counts as started again).
+    pub(crate) fn step_ending(&self) -> bool {
+        self.stepping.store(false, Ordering::SeqCst);
+        let mut core = self.lock();
+        if std::mem::take(&mut core.dirty) {
+            self.stepping.store(true, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
+
+    // ----- the HTTP side -----
+
+    /// Hands `cmd` to the task: its step is taken here when the task is not
+    /// busy, else the command goes over the channel.
+    pub(crate) fn run(&self, cmd: Cmd) -> Result<(), Gone> {
+        let cmd = match self.step.get().and_then(Weak::upgrade) {
+            Some(step) => match step.try_run(cmd) {
+                Ok(()) => return Ok(()),
+                Err(cmd) => cmd,
+            },
+            None => cmd,
+        };
+        self.send(cmd)
+    }
+
+    /// Sends `cmd` over the task's channel.
+    pub(crate) fn send(&self, cmd: Cmd) -> Result<(), Gone> {
+        self.cmds.send(cmd).map_err(|_| Gone)
+    }
+
+    // ----- the application's side -----
+
+    /// Calls `f` on the connection's state, then makes sure the task sees
+    /// what changed.
+    fn change<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        let r = {
+            let mut core = self.lock();
+            let r = f(&mut core);
+            core.dirty = true;
+            r
+        };
+        if !self.stepping.load(Ordering::SeqCst) {
+            self.waker.wake();
+        }
+        r
+    }
+
+    /// Sends an encoded packet to the socket on `nsp`.
+    pub(crate) fn send_encoded(
+        &self,
+        nsp: &str,
+        encoded: &Encoded,
+        volatile: bool,
+    ) -> Result<(), SendError> {
+        self.change(|core| core.conn.send_encoded(nsp, encoded, volatile))
+    }
+
+    /// Delivers a broadcast: the shared bytes to the socket on `packet`'s
+    /// namespace, whose outgoing listeners then see the packet.
+    pub(crate) fn deliver(&self, packet: &Packet, encoded: &Encoded, volatile: bool) {
+        let listening =
+            self.change(
+                |core| match core.conn.send_encoded(&packet.nsp, encoded, volatile) {
+                    Ok(()) => core
+                        .sockets
+                        .iter()
+                        .find(|s| s.nsp == packet.nsp && s.has_outgoing_listeners())
+                        .cloned(),
+                    Err(e) => {
+                        log_send_error(e);
+                        None
+                    }
+                },
+            );
+        if let Some(socket) = listening
+            && let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind
+        {
+            Socket(socket).notify_outgoing(name, data);
+        }
+    }
+
+    /// Emits `packet` (an event) and sends its acknowledgement to `reply`
+    /// when it comes, or an error when `timeout` passes first or the socket
+    /// goes.
+    pub(crate) fn emit_with_ack(
+        &self,
+        packet: Packet,
+        timeout: Duration,
+        reply: AckReply,
+    ) -> Result<(), EmitError> {
+        let nsp = packet.nsp.clone();
+        let sent = self.change(|core| {
+            let sent = core.conn.emit_with_ack(clock::now(), packet, timeout);
+            if let Ok(id) = sent {
+                core.acks.push((nsp, id, reply));
+            }
+            sent
+        });
+        sent.map(|_| ()).map_err(emit_error)
+    }
+
+    /// Acknowledges the client's event `id` on `nsp`.
+    pub(crate) fn ack(&self, nsp: &str, id: u64, data: Payload) -> Result<(), EmitError> {
+        match self.change(|core| core.conn.ack(nsp, id, data)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                log_send_error(e);
+                Err(emit_error(e))
+            }
+        }
+    }
+
+    /// Sends a bare Engine.IO message.
+    pub(crate) fn send_message(&self, data: Data) -> Result<(), EmitError> {
+        self.change(|core| core.conn.send_message(data))
+            .or_else(ignore_dropped)
+            .map_err(emit_error)
+    }
+
+    /// Makes the socket on `nsp` leave ("server namespace disconnect").
+    pub(crate) fn disconnect(&self, nsp: &str) {
+        let _ = self.change(|core| core.conn.disconnect(nsp));
+    }
+
+    /// Closes the whole connection.
+    pub(crate) fn close(&self, reason: DisconnectReason) {
+        self.change(|core| core.conn.close(clock::now(), reason));
+    }
+}
+
+/// The connection's task is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gone;
+
+/// What an emit's caller hears of a core's refusal.
+pub(crate) fn emit_error(e: SendError) -> EmitError {
+    match e {
+        SendError::BufferFull => EmitError::BufferFull,
+        _ => EmitError::Disconnected,
+    }
+}
+
+/// A volatile packet dropped is no error of the caller's.
+pub(crate) fn ignore_dropped(e: SendError) -> Result<(), SendError> {
+    match e {
+        SendError::Dropped => Ok(()),
+        e => Err(e),
+    }
+}
+
+/// Logs a refusal of the core at the level it deserves.
+pub(crate) fn log_send_error(e: SendError) {
+    match e {
+        SendError::Dropped => tracing::trace!("volatile packet dropped"),
+        SendError::Closed | SendError::NotConnected => {
+            tracing::trace!("not sent: the socket or connection is closed")
+        }
+        e => tracing::debug!(error = %e, "cannot send"),
+    }
+}
+
+/// Sends `reply` its failure.
+pub(crate) fn fail(reply: AckReply, e: AckError) {
+    let _ = reply.send(Err(e));
+}
