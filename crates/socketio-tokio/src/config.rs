@@ -150,7 +150,7 @@ impl fmt::Debug for Options {
     }
 }
 
-/// Builds a [`SocketIo`]: protocol options with the reference server's
+/// Builds a [`SocketIo`](crate::SocketIo): protocol options with the reference server's
 /// defaults, plus CORS, the `allow_request` hook and the acknowledgement timeout.
 ///
 /// ```
@@ -324,7 +324,7 @@ impl SocketIoBuilder {
         self
     }
 
-    /// The largest HTTP/1 request head [`SocketIo::serve`] reads, in bytes
+    /// The largest HTTP/1 request head [`SocketIo::serve`](crate::SocketIo::serve) reads, in bytes
     /// (default 16 KiB, as Node's; at least 8 KiB), and the largest HTTP/2
     /// header list. Larger heads get `431`.
     pub fn max_header_size(mut self, bytes: usize) -> Self {
@@ -332,14 +332,14 @@ impl SocketIoBuilder {
         self
     }
 
-    /// The most HTTP/1 request headers [`SocketIo::serve`] reads (default
+    /// The most HTTP/1 request headers [`SocketIo::serve`](crate::SocketIo::serve) reads (default
     /// 100); more get `431`.
     pub fn max_headers(mut self, count: usize) -> Self {
         self.options.max_headers = count;
         self
     }
 
-    /// How long [`SocketIo::serve`] waits for a whole HTTP/1 request head
+    /// How long [`SocketIo::serve`](crate::SocketIo::serve) waits for a whole HTTP/1 request head
     /// (default 30 s), on a new or a kept-alive connection; then the TCP
     /// connection is closed. A held long-poll or a WebSocket is not affected.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
@@ -366,7 +366,7 @@ impl SocketIoBuilder {
         self
     }
 
-    /// How long [`SocketIo::shutdown`] waits for connections to close (default 10 s).
+    /// How long [`SocketIo::shutdown`](crate::SocketIo::shutdown) waits for connections to close (default 10 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.options.shutdown_timeout = timeout;
         self

@@ -13,13 +13,17 @@
 //! - Serve bare Engine.IO with [`SocketIoBuilder::build_engine`].
 //!
 //! Each Engine.IO connection runs on a task of its own that owns its
-//! protocol state, its WebSocket (4 KiB buffers) and its timer; the
-//! application's handlers for that connection run on the same task, so a
-//! message costs no task spawn. The shared endpoint (routing, rooms) sits
-//! behind a lock taken only to route a new request, change rooms or plan a
-//! broadcast; a broadcast is encoded once and the same bytes are handed to
-//! each recipient's task. A handler that panics or fails is logged and
-//! affects nothing else.
+//! WebSockets and its timer; the application's handlers for that
+//! connection run on the same task, so a message costs no task spawn. The
+//! connection's protocol state sits behind a lock of its own, held for one
+//! call at a time: an emit or a broadcast delivery calls the core directly,
+//! with no queue in between, and the core's send buffer (bounded by
+//! `max_buffer_size`) is where bytes wait for a slow client. The shared
+//! endpoint (routing, rooms) sits behind a lock taken only to route a new
+//! request, change rooms or plan a broadcast; a broadcast is encoded once
+//! and the same bytes are handed to each recipient. A handler that panics or
+//! fails is logged and affects nothing else. Timers run on tokio's clock, so
+//! a paused clock drives them in virtual time.
 //!
 //! Several servers share broadcasts and rooms through an [`Adapter`]
 //! (`socketio-redis` is one). It does not compress polling responses or

@@ -88,7 +88,7 @@ impl LocalNode {
 
     /// Hands a server-side emit of another node (`data`: the event name and
     /// its arguments) to the handlers registered with
-    /// [`SocketIo::on_server_side_emit`]; ignored when `data` has no name.
+    /// [`SocketIo::on_server_side_emit`](crate::SocketIo::on_server_side_emit); ignored when `data` has no name.
     pub fn server_side_emit(
         &self,
         nsp: &str,
