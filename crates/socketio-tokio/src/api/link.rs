@@ -259,3 +259,61 @@ pub(crate) fn log_send_error(e: SendError) {
 pub(crate) fn fail(reply: AckReply, e: AckError) {
     let _ = reply.send(Err(e));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Wake, Waker};
+
+    use socketio_proto::{Config, Endpoint, IdGenerator, Request, RequestId, Route};
+
+    use super::*;
+
+    /// A waker that counts its wake-ups.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn link() -> Arc<Link> {
+        let mut endpoint = Endpoint::with_ids(Config::default(), IdGenerator::from_seed([1; 32]));
+        let req = Request::get("/socket.io/?EIO=4&transport=polling");
+        let Route::New(_, conn) = endpoint.handle_request(clock::now(), RequestId(1), &req) else {
+            panic!("a handshake opens a session");
+        };
+        let (tx, _rx) = crate::mailbox::channel();
+        Link::new(conn, tx)
+    }
+
+    #[test]
+    fn a_change_during_a_step_is_seen_by_the_step_and_wakes_nobody() {
+        let link = link();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+
+        link.step_started(&waker);
+        link.disconnect("/");
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            0,
+            "no wake-up during a step"
+        );
+        // The step sees the change before it ends, and goes on.
+        assert!(link.step_ending());
+        assert!(!link.step_ending(), "then nothing is left");
+
+        // Between steps a change wakes the task, once.
+        link.disconnect("/");
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        // Until it registers again, further changes wake nobody more: the
+        // task is already on its way.
+        link.close(DisconnectReason::ForcedClose);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        link.step_started(&waker);
+        assert!(link.step_ending(), "the step sees both changes");
+        assert!(!link.step_ending());
+    }
+}
