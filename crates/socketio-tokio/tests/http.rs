@@ -210,3 +210,107 @@ async fn bare_engine_io_echoes_text_and_binary() {
         .await
         .expect("echoes in time");
 }
+
+/// An opening handshake from `method` with `version` and `headers`: the
+/// answer (reading its head and body; a refusal carries a length).
+async fn handshake(addr: SocketAddr, method: &str, version: &str, headers: &str) -> Reply {
+    let head = format!(
+        "{method} /socket.io/?EIO=4&transport=websocket {version}\r\nHost: x\r\n{headers}\r\n"
+    );
+    request(addr, &head).await
+}
+
+#[tokio::test]
+async fn an_opening_handshake_that_breaks_rfc_6455_is_refused() {
+    let io = SocketIo::new().unwrap();
+    io.ns("/", |_s: socketio_tokio::Socket| async {});
+    let addr = start(io.clone()).await;
+    const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    const VERSION: &str = "Sec-WebSocket-Version: 13\r\n";
+    const UPGRADE: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+    let cases = [
+        (
+            "POST",
+            format!("{UPGRADE}{KEY}{VERSION}Content-Length: 0\r\n"),
+            405,
+            "Invalid HTTP method",
+        ),
+        (
+            "GET",
+            format!("Upgrade: websocket\r\nConnection: keep-alive\r\n{KEY}{VERSION}"),
+            400,
+            "Invalid Connection header",
+        ),
+        (
+            "GET",
+            format!("{UPGRADE}{VERSION}"),
+            400,
+            "Missing or invalid Sec-WebSocket-Key header",
+        ),
+        (
+            "GET",
+            format!("{UPGRADE}Sec-WebSocket-Key: c2hvcnQ=\r\n{VERSION}"),
+            400,
+            "Missing or invalid Sec-WebSocket-Key header",
+        ),
+        (
+            "GET",
+            format!("{UPGRADE}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ!=\r\n{VERSION}"),
+            400,
+            "Missing or invalid Sec-WebSocket-Key header",
+        ),
+        (
+            "GET",
+            format!("{UPGRADE}{KEY}{KEY}{VERSION}"),
+            400,
+            "Missing or invalid Sec-WebSocket-Key header",
+        ),
+        (
+            "GET",
+            format!("{UPGRADE}{KEY}"),
+            400,
+            "Missing or invalid Sec-WebSocket-Version header",
+        ),
+        (
+            "GET",
+            format!("{UPGRADE}{KEY}Sec-WebSocket-Version: 12\r\n"),
+            400,
+            "Missing or invalid Sec-WebSocket-Version header",
+        ),
+    ];
+    for (method, headers, status, reason) in cases {
+        let reply = handshake(addr, method, "HTTP/1.1", &headers).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (status, reason),
+            "{method} with {headers:?}"
+        );
+        if reason.contains("Version") {
+            // The versions this server speaks.
+            assert_eq!(reply.header("sec-websocket-version"), Some("13"));
+        }
+    }
+    // HTTP/1.0 cannot upgrade.
+    let reply = handshake(addr, "GET", "HTTP/1.0", &format!("{UPGRADE}{KEY}{VERSION}")).await;
+    assert_eq!(reply.status, 400);
+    // No session was opened by any of them.
+    assert_eq!(io.connection_count(), 0);
+
+    // The same handshake, whole, is accepted (version 8 too, as the
+    // reference's server takes it).
+    for version in ["13", "8"] {
+        let head = format!(
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n{UPGRADE}{KEY}\
+             Sec-WebSocket-Version: {version}\r\n\r\n"
+        );
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 12];
+        tokio::time::timeout(raw::WAIT, stream.read_exact(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 101", "version {version}");
+    }
+}

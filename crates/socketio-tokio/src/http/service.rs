@@ -392,14 +392,16 @@ where
         .as_ref()
         .and_then(|p| p.headers.get(header::SEC_WEBSOCKET_KEY).cloned());
     let on_upgrade = if websocket {
-        match (
-            parts
-                .as_mut()
-                .and_then(|p| p.extensions.remove::<hyper::upgrade::OnUpgrade>()),
-            &ws_key,
-        ) {
-            (Some(u), Some(_)) => Some(u),
-            _ => return plain(StatusCode::BAD_REQUEST),
+        let Some(parts) = parts.as_mut() else {
+            return plain(StatusCode::BAD_REQUEST);
+        };
+        if let Err(refusal) = check_handshake(parts) {
+            tracing::debug!(reason = refusal.reason, "websocket handshake refused");
+            return refusal.response();
+        }
+        match parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
+            Some(u) => Some(u),
+            None => return plain(StatusCode::BAD_REQUEST),
         }
     } else {
         None
@@ -616,15 +618,95 @@ fn remote_addr(parts: &http::request::Parts) -> Option<SocketAddr> {
 
 /// Whether the request asks for a WebSocket.
 fn is_websocket(headers: &HeaderMap) -> bool {
-    let has = |name: header::HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str().is_ok_and(|s| {
-                s.split(',')
-                    .any(|part| part.trim().eq_ignore_ascii_case(token))
-            })
+    has_token(headers, header::UPGRADE, "websocket")
+}
+
+/// Whether a comma-separated header `name` holds `token` (any case).
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
         })
-    };
-    has(header::UPGRADE, "websocket")
+    })
+}
+
+/// A WebSocket opening handshake refused: the status and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refusal {
+    status: StatusCode,
+    reason: &'static str,
+}
+
+impl Refusal {
+    fn bad(reason: &'static str) -> Refusal {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            reason,
+        }
+    }
+
+    /// The answer: the status with the reason as a plain-text body, and
+    /// the versions served when the version was the trouble.
+    fn response(self) -> http::Response<Full<Bytes>> {
+        let mut res = http::Response::new(Full::new(Bytes::from_static(self.reason.as_bytes())));
+        *res.status_mut() = self.status;
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if self.reason == BAD_VERSION {
+            h.insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        res
+    }
+}
+
+const BAD_VERSION: &str = "Missing or invalid Sec-WebSocket-Version header";
+
+/// Checks a WebSocket opening handshake as RFC 6455 (section 4.2.1) asks,
+/// with the answers of the reference's WebSocket server (`ws`): a `GET`
+/// (else 405), HTTP/1.1 or later, `Upgrade: websocket` (the caller checked
+/// it), `Connection: Upgrade`, one `Sec-WebSocket-Key` of 16 bytes in
+/// base64, and `Sec-WebSocket-Version` 13 (or 8, as `ws` accepts).
+fn check_handshake(parts: &http::request::Parts) -> Result<(), Refusal> {
+    if parts.method != http::Method::GET {
+        return Err(Refusal {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            reason: "Invalid HTTP method",
+        });
+    }
+    if parts.version < http::Version::HTTP_11 {
+        return Err(Refusal::bad("Invalid HTTP version"));
+    }
+    let headers = &parts.headers;
+    if !has_token(headers, header::CONNECTION, "upgrade") {
+        return Err(Refusal::bad("Invalid Connection header"));
+    }
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    match (keys.next(), keys.next()) {
+        (Some(key), None) if is_key(key.as_bytes()) => {}
+        _ => return Err(Refusal::bad("Missing or invalid Sec-WebSocket-Key header")),
+    }
+    let mut versions = headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+    match (versions.next().map(HeaderValue::as_bytes), versions.next()) {
+        (Some(b"13" | b"8"), None) => Ok(()),
+        _ => Err(Refusal::bad(BAD_VERSION)),
+    }
+}
+
+/// Whether `key` is 16 bytes in base64: 22 characters of the alphabet and
+/// `==`.
+fn is_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 fn switching_protocols(key: &HeaderValue) -> http::Response<Full<Bytes>> {
