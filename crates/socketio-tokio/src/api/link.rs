@@ -24,7 +24,7 @@ use futures_util::task::AtomicWaker;
 use socketio_proto::socketio_packet::Packet;
 use socketio_proto::{Connection, Data, DisconnectReason, Encoded, Payload, SendError, Str};
 
-use crate::api::socket::{Socket, SocketInner};
+use crate::api::socket::SocketInner;
 use crate::clock;
 use crate::error::{AckError, EmitError};
 use crate::mailbox::{AckReply, Cmd, CmdTx, Step};
@@ -37,6 +37,10 @@ pub(crate) struct Core {
     pub(crate) sockets: Vec<Arc<SocketInner>>,
     /// The emits awaiting an acknowledgement: namespace, ack id, reply.
     pub(crate) acks: Vec<(Str, u64, AckReply)>,
+    /// Broadcasts delivered to sockets with outgoing listeners: the task
+    /// calls the listeners, so that they run on the recipient's task, not
+    /// the broadcaster's.
+    pub(crate) outgoing: Vec<(Arc<SocketInner>, Packet)>,
     /// Something other than the task changed the connection since the task
     /// last looked: new output, a new deadline.
     pub(crate) dirty: bool,
@@ -64,6 +68,7 @@ impl Link {
                 conn,
                 sockets: Vec::new(),
                 acks: Vec::new(),
+                outgoing: Vec::new(),
                 dirty: false,
             }),
             waker: AtomicWaker::new(),
@@ -102,6 +107,11 @@ impl Link {
             return true;
         }
         false
+    }
+
+    /// A step unwound: changes from now on wake the task again.
+    pub(crate) fn step_abandoned(&self) {
+        self.stepping.store(false, Ordering::SeqCst);
     }
 
     // ----- the HTTP side -----
@@ -152,27 +162,24 @@ impl Link {
     }
 
     /// Delivers a broadcast: the shared bytes to the socket on `packet`'s
-    /// namespace, whose outgoing listeners then see the packet.
+    /// namespace. If that socket has outgoing listeners, the connection's
+    /// task calls them with the packet.
     pub(crate) fn deliver(&self, packet: &Packet, encoded: &Encoded, volatile: bool) {
-        let listening =
-            self.change(
-                |core| match core.conn.send_encoded(&packet.nsp, encoded, volatile) {
-                    Ok(()) => core
+        self.change(
+            |core| match core.conn.send_encoded(&packet.nsp, encoded, volatile) {
+                Ok(()) => {
+                    let listening = core
                         .sockets
                         .iter()
                         .find(|s| s.nsp == packet.nsp && s.has_outgoing_listeners())
-                        .cloned(),
-                    Err(e) => {
-                        log_send_error(e);
-                        None
+                        .cloned();
+                    if let Some(socket) = listening {
+                        core.outgoing.push((socket, packet.clone()));
                     }
-                },
-            );
-        if let Some(socket) = listening
-            && let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind
-        {
-            Socket(socket).notify_outgoing(name, data);
-        }
+                }
+                Err(e) => log_send_error(e),
+            },
+        );
     }
 
     /// Emits `packet` (an event) and sends its acknowledgement to `reply`

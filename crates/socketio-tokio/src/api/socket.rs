@@ -558,10 +558,19 @@ impl Socket {
         self.0.link.ack(&self.0.nsp, id, data)
     }
 
+    /// Calls the outgoing listeners with an event sent to this socket; a
+    /// listener that panics is logged and the others still run.
     pub(crate) fn notify_outgoing(&self, event: &str, data: &Payload) {
+        if !self.0.has_outgoing_listeners() {
+            return;
+        }
         let listeners = self.0.listeners().any_outgoing.clone();
         for l in listeners {
-            l(self, event, data);
+            let called =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(self, event, data)));
+            if called.is_err() {
+                tracing::error!(%event, "outgoing listener panicked");
+            }
         }
     }
 

@@ -152,10 +152,12 @@ impl Driver {
                     nsp_query: None,
                 },
             };
-            let fut = catch(handler(socket), "engine handler");
-            driver
-                .tasks
-                .push(Box::pin(fut.map(|()| TaskOutput::Nothing)));
+            if let Some(fut) = catch_call(|| handler(socket), "engine handler") {
+                let fut = catch(fut, "engine handler");
+                driver
+                    .tasks
+                    .push(Box::pin(fut.map(|()| TaskOutput::Nothing)));
+            }
         }
         driver
     }
@@ -310,6 +312,13 @@ impl Driver {
     /// Drains responses, endpoint events and application events.
     fn drain(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
+        // Broadcasts delivered to sockets with outgoing listeners.
+        let outgoing = std::mem::take(&mut self.core().outgoing);
+        for (socket, packet) in outgoing {
+            if let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind {
+                Socket(socket).notify_outgoing(name, data);
+            }
+        }
         loop {
             // Each output is taken under the link's lock and handled after
             // it is released: a handler may emit on this connection.
@@ -393,11 +402,13 @@ impl Driver {
                 let socket = self.core().sockets.iter().find(|s| s.id == sid).cloned();
                 if let Some(s) = socket {
                     let socket = Socket(s.clone());
-                    let fut = (s.ns.handler)(socket);
-                    self.spawn(
-                        cx,
-                        catch(fut, "connect handler").map(|()| TaskOutput::Nothing),
-                    );
+                    // A handler that panics is logged, as when its future does.
+                    if let Some(fut) = catch_call(|| (s.ns.handler)(socket), "connect handler") {
+                        self.spawn(
+                            cx,
+                            catch(fut, "connect handler").map(|()| TaskOutput::Nothing),
+                        );
+                    }
                 }
             }
             Event::Message(m) => self.on_message(cx, m),
@@ -434,11 +445,13 @@ impl Driver {
                     // Dropping the handlers breaks the cycles through their captures.
                     let listeners = std::mem::take(&mut *s.listeners());
                     if let Some(handler) = listeners.disconnect {
-                        let fut = handler(Socket(s.clone()), reason);
-                        self.spawn(
-                            cx,
-                            catch(fut, "disconnect handler").map(|()| TaskOutput::Nothing),
-                        );
+                        let call = || handler(Socket(s.clone()), reason);
+                        if let Some(fut) = catch_call(call, "disconnect handler") {
+                            self.spawn(
+                                cx,
+                                catch(fut, "disconnect handler").map(|()| TaskOutput::Nothing),
+                            );
+                        }
                     }
                 }
             }
@@ -927,6 +940,8 @@ impl Driver {
             self.stash.push_back(cmd);
         }
         self.link.step_started(cx.waker());
+        let link = self.link.clone();
+        let _unwinding = Unwinding(&link);
         self.poll_inner(cx)
     }
 
@@ -1011,10 +1026,24 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The connection is over, whatever ended its task (a panic too):
+        // its core refuses what comes next, and what waits on it hears so.
+        let (sockets, acks) = {
+            let mut core = self.core();
+            core.conn
+                .close(clock::now(), DisconnectReason::TransportError);
+            core.outgoing.clear();
+            (
+                std::mem::take(&mut core.sockets),
+                std::mem::take(&mut core.acks),
+            )
+        };
+        for (_, _, reply) in acks {
+            fail(reply, AckError::Disconnected);
+        }
         {
-            let sockets = std::mem::take(&mut self.core().sockets);
             let mut state = self.shared.lock();
-            for s in sockets {
+            for s in &sockets {
                 s.connected.store(false, Ordering::Release);
                 state.handle_event(
                     self.handle,
@@ -1023,11 +1052,40 @@ impl Drop for Driver {
                         sid: s.id.clone(),
                     },
                 );
-                std::mem::take(&mut *s.listeners());
             }
             state.handle_event(self.handle, EndpointEvent::Closed);
         }
+        // The application's closures go with no lock held: dropping them
+        // may run the application's code.
+        for s in sockets {
+            let listeners = std::mem::take(&mut *s.listeners());
+            drop(listeners);
+        }
         self.shared.live.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Ends the step's claim on the link when the step unwinds: later changes
+/// wake the task again.
+struct Unwinding<'a>(&'a Link);
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.step_abandoned();
+        }
+    }
+}
+
+/// Calls `f` (the synchronous start of a handler), turning a panic into a
+/// log line.
+fn catch_call<T>(f: impl FnOnce() -> T, what: &'static str) -> Option<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            tracing::error!("{what} panicked");
+            None
+        }
     }
 }
 
