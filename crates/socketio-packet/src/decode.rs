@@ -2,8 +2,8 @@
 
 use bytes::{Buf, Bytes};
 
-use crate::rules::RESERVED_EVENTS;
 use crate::scan::{self, First, Kind, scan_error};
+use crate::wire::RESERVED_EVENTS;
 use crate::{DecodeError, Packet, PacketKind, PacketType, Payload, ProtocolVersion, Str};
 
 /// The attachment limit of the reference decoder.

@@ -1,6 +1,6 @@
 //! The error types: one per failure domain.
 
-use crate::PacketType;
+use crate::wire::PacketType;
 
 /// A message that breaks the Socket.IO protocol.
 ///

@@ -65,17 +65,20 @@ mod de;
 mod decode;
 mod error;
 #[cfg(feature = "msgpack")]
+mod mpvalue;
+#[cfg(feature = "msgpack")]
 pub mod msgpack;
 mod packet;
 mod payload;
-mod rules;
 mod scan;
 mod ser;
+mod wire;
 
 pub use engineio_packet::Str;
 
 pub use crate::decode::{DEFAULT_MAX_ATTACHMENTS, Decoder, Header, decode_packet};
 pub use crate::error::{DataError, DecodeError, EncodeError};
-pub use crate::packet::{Packet, PacketKind, PacketType, ProtocolVersion, is_valid_namespace};
+pub use crate::packet::{Packet, PacketKind, ProtocolVersion, is_valid_namespace};
 pub use crate::payload::Payload;
-pub use crate::rules::RESERVED_EVENTS;
+pub use crate::wire::PacketType;
+pub use crate::wire::RESERVED_EVENTS;

@@ -35,7 +35,7 @@ pub struct Payload {
 struct Extra {
     attachments: Vec<Bytes>,
     #[cfg(feature = "msgpack")]
-    msgpack: Option<crate::msgpack::MsgpackData>,
+    msgpack: Option<crate::mpvalue::MsgpackData>,
 }
 
 impl PartialEq for Payload {
@@ -125,7 +125,7 @@ impl Payload {
     /// A payload holding msgpack data.
     #[cfg(feature = "msgpack")]
     pub(crate) fn from_msgpack(
-        data: crate::msgpack::MsgpackData,
+        data: crate::mpvalue::MsgpackData,
         attachments: Vec<Bytes>,
     ) -> Payload {
         Payload {
@@ -139,7 +139,7 @@ impl Payload {
 
     /// The msgpack data, for a payload decoded from msgpack.
     #[cfg(feature = "msgpack")]
-    pub(crate) fn msgpack_data(&self) -> Option<&crate::msgpack::MsgpackData> {
+    pub(crate) fn msgpack_data(&self) -> Option<&crate::mpvalue::MsgpackData> {
         self.extra.as_ref().and_then(|e| e.msgpack.as_ref())
     }
 
@@ -205,7 +205,7 @@ impl Payload {
         #[cfg(feature = "msgpack")]
         if let Some(m) = self.msgpack_data() {
             let mut out = Vec::with_capacity(m.data.len() + 16);
-            crate::msgpack::write_json(&m.data, &mut out);
+            crate::mpvalue::write_json(&m.data, &mut out);
             let json = json_from_vec(out).unwrap_or_default();
             return Payload::from_parts(json, self.attachments().to_vec());
         }
