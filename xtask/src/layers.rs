@@ -84,8 +84,15 @@ pub(crate) fn check(root: &Path) -> Result<(), String> {
 }
 
 /// The import graph of the top-level modules under `src`.
+///
+/// A module depends on another when one of its files names it through
+/// `crate::`, through `super::` reaching out of its own tree, or through a
+/// name that the crate root re-exports from it (`crate::Name`). Aliasing
+/// the crate (`use crate as ...`) would hide imports, so it is an error.
 pub(crate) fn graph(src: &Path) -> Result<Graph, String> {
-    let mut modules: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    // Each top-level module with its files, and each file's module path.
+    let mut modules: BTreeMap<String, Vec<(PathBuf, Vec<String>)>> = BTreeMap::new();
+    let mut root_text = String::new();
     for entry in std::fs::read_dir(src).map_err(|e| format!("{}: {e}", src.display()))? {
         let path = entry.map_err(|e| e.to_string())?.path();
         let file = path
@@ -94,23 +101,49 @@ pub(crate) fn graph(src: &Path) -> Result<Graph, String> {
             .unwrap_or_default();
         if path.is_dir() {
             let mut files = Vec::new();
-            rust_files(&path, &mut files)?;
-            modules.insert(file, files);
-        } else if let Some(stem) = file.strip_suffix(".rs")
-            && stem != "lib"
-            && stem != "main"
-        {
-            modules.insert(stem.to_owned(), vec![path]);
+            rust_files(&path, std::slice::from_ref(&file), &mut files)?;
+            modules.entry(file).or_default().extend(files);
+        } else if let Some(stem) = file.strip_suffix(".rs") {
+            if stem == "lib" || stem == "main" {
+                root_text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            } else {
+                modules
+                    .entry(stem.to_owned())
+                    .or_default()
+                    .push((path, vec![stem.to_owned()]));
+            }
         }
     }
     let names: BTreeSet<String> = modules.keys().cloned().collect();
+    let exports = reexports(&code(&root_text), &names);
     let mut graph = Graph::new();
     for (module, files) in &modules {
         let mut deps = BTreeSet::new();
-        for file in files {
+        for (file, path) in files {
             let text =
                 std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-            deps.extend(imports(&text).into_iter().filter(|d| names.contains(d)));
+            let code = code(&text);
+            if code
+                .match_indices("crate as ")
+                .any(|(i, _)| starts_word(&code, i))
+            {
+                return Err(format!(
+                    "{}: `crate` is aliased, which hides imports from the layer check",
+                    file.display()
+                ));
+            }
+            for name in imports_at(&code, path) {
+                match exports.get(&name) {
+                    Some(owner) => {
+                        deps.insert(owner.clone());
+                    }
+                    None if names.contains(&name) => {
+                        deps.insert(name);
+                    }
+                    None => {}
+                }
+            }
         }
         deps.remove(module);
         graph.insert(module.clone(), deps);
@@ -118,57 +151,222 @@ pub(crate) fn graph(src: &Path) -> Result<Graph, String> {
     Ok(graph)
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+/// Every `.rs` file under `dir`, with its module path (`module_path` is
+/// the directory's own).
+fn rust_files(
+    dir: &Path,
+    module_path: &[String],
+    out: &mut Vec<(PathBuf, Vec<String>)>,
+) -> Result<(), String> {
     for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
         let path = entry.map_err(|e| e.to_string())?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut inner = module_path.to_vec();
         if path.is_dir() {
-            rust_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
+            inner.push(name);
+            rust_files(&path, &inner, out)?;
+        } else if let Some(stem) = name.strip_suffix(".rs") {
+            if stem != "mod" {
+                inner.push(stem.to_owned());
+            }
+            out.push((path, inner));
         }
     }
     Ok(())
 }
 
-/// The first segments of the `crate::` paths that `text` names, its
-/// comments and its `#[cfg(test)]` part left out.
-pub(crate) fn imports(text: &str) -> BTreeSet<String> {
-    let text = match text.find("#[cfg(test)]") {
-        Some(cut) => &text[..cut],
-        None => text,
-    };
-    let code: String = text
-        .lines()
-        .map(|line| match line.find("//") {
-            Some(i) => &line[..i],
-            None => line,
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut found = BTreeSet::new();
-    let mut rest = code.as_str();
-    while let Some(i) = rest.find("crate::") {
-        let boundary = rest[..i]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
-        rest = &rest[i + "crate::".len()..];
-        if !boundary {
+/// The text of a source file without its comments, the text of its string
+/// literals, and its test modules (from a `#[cfg(test)]` that opens a
+/// `mod` on).
+pub(crate) fn code(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            // A string's text names nothing: blanked, its lines kept.
+            match c {
+                '\\' => {
+                    chars.next();
+                    out.push(' ');
+                }
+                '"' => {
+                    in_string = false;
+                    out.push(c);
+                }
+                '\n' => out.push(c),
+                _ => out.push(' '),
+            }
             continue;
         }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_string = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => {
+                // A line comment (doc comments too): to the end of the line.
+                for next in chars.by_ref() {
+                    if next == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            ('/', Some('*')) => {
+                chars.next();
+                let mut last = ' ';
+                for next in chars.by_ref() {
+                    if last == '*' && next == '/' {
+                        break;
+                    }
+                    last = next;
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    let mut rest = out.as_str();
+    let mut kept = 0;
+    while let Some(i) = rest.find("#[cfg(test)]") {
+        let after = rest[i + "#[cfg(test)]".len()..].trim_start();
+        let after = after
+            .strip_prefix("pub(crate)")
+            .or_else(|| after.strip_prefix("pub"))
+            .unwrap_or(after)
+            .trim_start();
+        if after.starts_with("mod ") {
+            return out[..kept + i].to_owned();
+        }
+        kept += i + 1;
+        rest = &rest[i + 1..];
+    }
+    out
+}
+
+/// The names that a crate root's `use` items bring in from its modules:
+/// each name (or its alias) with the module it comes from.
+pub(crate) fn reexports(root: &str, modules: &BTreeSet<String>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for item in root.split(';') {
+        let Some(start) = item.find("use ") else {
+            continue;
+        };
+        let path = item[start + "use ".len()..].trim();
+        let path = path.strip_prefix("crate::").unwrap_or(path);
+        let Some(module) = path.split("::").next().map(str::trim) else {
+            continue;
+        };
+        if !modules.contains(module) {
+            continue;
+        }
+        for name in leaf_names(path) {
+            out.insert(name, module.to_owned());
+        }
+    }
+    out
+}
+
+/// The names a `use` path brings in: `a::B`, `a::B as C`, `a::{B, c::D}`.
+fn leaf_names(path: &str) -> Vec<String> {
+    let path = path.trim();
+    if let Some(open) = path.find('{') {
+        let inner = &path[open + 1..path.rfind('}').unwrap_or(path.len())];
+        let mut names = Vec::new();
+        let mut depth = 0usize;
+        let mut item = String::new();
+        for c in inner.chars().chain([',']) {
+            match c {
+                '{' => {
+                    depth += 1;
+                    item.push(c);
+                }
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    item.push(c);
+                }
+                ',' if depth == 0 => {
+                    if !item.trim().is_empty() {
+                        names.extend(leaf_names(&item));
+                    }
+                    item.clear();
+                }
+                _ => item.push(c),
+            }
+        }
+        return names;
+    }
+    let name = match path.split_once(" as ") {
+        Some((_, alias)) => alias.trim(),
+        None => path.rsplit("::").next().unwrap_or(path).trim(),
+    };
+    if name.is_empty() || name == "self" || name == "*" {
+        Vec::new()
+    } else {
+        vec![name.to_owned()]
+    }
+}
+
+/// The top-level modules (or crate-root names) that `code`, the code of a
+/// file at module path `here`, names through `crate::` or `super::`.
+fn imports_at(code: &str, here: &[String]) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (i, _) in code.match_indices("crate::") {
+        if !starts_word(code, i) {
+            continue;
+        }
+        let rest = &code[i + "crate::".len()..];
         if let Some(group) = rest.strip_prefix('{') {
             found.extend(group_heads(group));
-        } else {
-            let ident: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            if !ident.is_empty() {
-                found.insert(ident);
+        } else if let Some(ident) = ident_at(rest) {
+            found.insert(ident);
+        }
+    }
+    for (i, _) in code.match_indices("super::") {
+        if !starts_word(code, i) || code[..i].ends_with("super::") {
+            continue;
+        }
+        // How many levels up, then the module it names.
+        let mut rest = &code[i..];
+        let mut up = 0;
+        while let Some(r) = rest.strip_prefix("super::") {
+            up += 1;
+            rest = r;
+        }
+        let base = here.len().saturating_sub(up);
+        match here.get(..base).and_then(|p| p.first()) {
+            // Still inside the file's own top-level module.
+            Some(top) => {
+                found.insert(top.clone());
+            }
+            None => {
+                if let Some(group) = rest.strip_prefix('{') {
+                    found.extend(group_heads(group));
+                } else if let Some(ident) = ident_at(rest) {
+                    found.insert(ident);
+                }
             }
         }
     }
     found
+}
+
+fn starts_word(code: &str, i: usize) -> bool {
+    code[..i]
+        .chars()
+        .next_back()
+        .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+}
+
+fn ident_at(rest: &str) -> Option<String> {
+    let ident: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!ident.is_empty()).then_some(ident)
 }
 
 /// The first segment of each item of a `use crate::{a::b, c, d::{e, f}}`
@@ -281,7 +479,7 @@ mod tests {
                     fn f() { crate::ws::accept_key(b\"\"); }\n\
                     // crate::http is only mentioned\n\
                     #[cfg(test)]\nmod tests { use crate::conn; }\n";
-        let found: Vec<String> = imports(text).into_iter().collect();
+        let found: Vec<String> = imports_at(&code(text), &[]).into_iter().collect();
         assert_eq!(found, ["api", "config", "error", "mailbox", "ws"]);
     }
 
@@ -303,6 +501,41 @@ mod tests {
         // Nor a module placed nowhere.
         graph.insert("extra".into(), BTreeSet::new());
         assert_eq!(layer_violations(&graph, TOKIO_LAYERS).len(), 2);
+    }
+
+    #[test]
+    fn re_exports_super_paths_test_uses_and_split_layouts_are_read() {
+        let dir = std::env::temp_dir().join(format!("xtask-layers-read-{}", std::process::id()));
+        let src = dir.join("src");
+        std::fs::create_dir_all(src.join("api/deep")).expect("a temporary directory");
+        let write = |path: &str, text: &str| std::fs::write(src.join(path), text).expect("write");
+        write(
+            "lib.rs",
+            "mod api;\nmod http;\nmod low;\npub use http::{Service, inner::Layer as L};\npub use crate::low::Low;\n",
+        );
+        // A re-exported name used through the crate root.
+        write(
+            "low.rs",
+            "pub struct Low;\nfn f() -> crate::Service { todo!() }\n",
+        );
+        // `api.rs` beside `api/`: both count; `super::super::` climbs out.
+        write("api.rs", "mod deep;\n#[cfg(test)]\nuse crate::low::Low;\n");
+        write("api/deep/mod.rs", "use super::super::http::Thing;\n");
+        // A test-only `use` before the code does not hide the code.
+        write(
+            "http.rs",
+            "#[cfg(test)]\nuse std::fmt;\nfn g() { crate::L; }\n// crate::api in a comment\nlet s = \"// crate::api in a string\";\n",
+        );
+        let read = graph(&src);
+        write("low.rs", "use crate as root;\nfn f() { root::http::x() }\n");
+        let aliased = graph(&src);
+        let _ = std::fs::remove_dir_all(&dir);
+        let graph = read.expect("the tree is readable");
+        let deps = |m: &str| graph[m].iter().cloned().collect::<Vec<_>>();
+        assert_eq!(deps("low"), ["http"]);
+        assert_eq!(deps("api"), ["http", "low"]);
+        assert_eq!(deps("http"), Vec::<String>::new(), "a re-export of its own");
+        assert!(aliased.is_err(), "an aliased crate is refused");
     }
 
     #[test]
