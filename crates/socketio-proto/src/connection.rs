@@ -87,6 +87,10 @@ enum Transport {
         pending_get: Option<RequestId>,
         /// Engine.IO v3 only: the client reads binary payloads.
         binary: bool,
+        /// JSONP polling: every answer is wrapped in a call of the callback
+        /// the handshake's `j` names (read from the handshake query when
+        /// needed, so that no session carries it).
+        jsonp: bool,
     },
     WebSocket(RequestId),
 }
@@ -142,8 +146,14 @@ pub struct Connection {
 /// What opened the session.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Opening {
-    Polling { request: RequestId, binary: bool },
-    WebSocket { ws: RequestId },
+    Polling {
+        request: RequestId,
+        binary: bool,
+        jsonp: bool,
+    },
+    WebSocket {
+        ws: RequestId,
+    },
 }
 
 impl Connection {
@@ -160,12 +170,21 @@ impl Connection {
             EioVersion::V3 => ProtocolVersion::V4,
             EioVersion::V4 => ProtocolVersion::V5,
         };
-        let transport = match opening {
-            Opening::Polling { binary, .. } => Transport::Polling {
-                pending_get: None,
+        let (transport, first_request) = match opening {
+            Opening::Polling {
+                request,
                 binary,
-            },
-            Opening::WebSocket { ws } => Transport::WebSocket(ws),
+                jsonp,
+            } => (
+                Transport::Polling {
+                    pending_get: None,
+                    // A JSONP answer is text: binaries go as base64.
+                    binary: binary && !jsonp,
+                    jsonp,
+                },
+                Some(request),
+            ),
+            Opening::WebSocket { ws } => (Transport::WebSocket(ws), None),
         };
         let mut conn = Connection {
             decoder: None,
@@ -192,10 +211,8 @@ impl Connection {
             config,
             handshake_query,
         };
-        let upgrades = match opening {
-            Opening::Polling { .. }
-                if conn.config.allow_upgrades && conn.config.transports.websocket =>
-            {
+        let upgrades = match first_request {
+            Some(_) if conn.config.allow_upgrades && conn.config.transports.websocket => {
                 vec!["websocket".to_owned()]
             }
             _ => Vec::new(),
@@ -217,7 +234,7 @@ impl Connection {
                     Some(now + conn.config.ping_interval + conn.config.ping_timeout)
             }
         }
-        if let Opening::Polling { request, .. } = opening {
+        if let Some(request) = first_request {
             // The handshake GET is answered at once with the open packet.
             conn.set_pending_get(request);
             conn.flush_polling();
@@ -355,15 +372,29 @@ impl Connection {
             .as_deref()
             .is_some_and(|ct| ct.starts_with("application/octet-stream"));
         let max = self.config.max_packets_per_payload;
+        let body = match &self.transport {
+            Transport::Polling { jsonp: true, .. } if !binary_body => {
+                match crate::jsonp::decode_form(&req.body) {
+                    Ok(payload) => Bytes::from(payload),
+                    Err(_) => {
+                        // The reference reads nothing from a form without
+                        // one `d` field, and answers `ok`.
+                        self.responses.push_back((id, Response::ok()));
+                        return;
+                    }
+                }
+            }
+            _ => req.body,
+        };
         let decoded = match (self.eio, binary_body) {
             (EioVersion::V4, true) => {
                 self.responses.push_back((id, Response::bad_request()));
                 self.close_now(DisconnectReason::TransportError, true);
                 return;
             }
-            (EioVersion::V4, false) => engineio_packet::payload::v4::decode(req.body, max),
-            (EioVersion::V3, false) => engineio_packet::payload::v3::decode_text(req.body, max),
-            (EioVersion::V3, true) => engineio_packet::payload::v3::decode_binary(req.body, max),
+            (EioVersion::V4, false) => engineio_packet::payload::v4::decode(body, max),
+            (EioVersion::V3, false) => engineio_packet::payload::v3::decode_text(body, max),
+            (EioVersion::V3, true) => engineio_packet::payload::v3::decode_binary(body, max),
         };
         match decoded {
             Ok(packets) => {
@@ -694,6 +725,22 @@ impl Connection {
     }
 
     fn encode_payload(&self, outs: Vec<Out>) -> Response {
+        let response = self.encode_plain_payload(outs);
+        match &self.transport {
+            Transport::Polling { jsonp: true, .. } => {
+                let j = crate::http::engine_params(&self.handshake_query).j;
+                let index = crate::jsonp::callback_index(j.as_deref().unwrap_or_default());
+                Response {
+                    status: response.status,
+                    content_type: ContentType::Javascript,
+                    body: crate::jsonp::wrap(&index, &String::from_utf8_lossy(&response.body)),
+                }
+            }
+            _ => response,
+        }
+    }
+
+    fn encode_plain_payload(&self, outs: Vec<Out>) -> Response {
         let mut body =
             Vec::with_capacity(outs.iter().map(Out::size).sum::<usize>() + outs.len() * 4);
         match self.eio {
