@@ -224,3 +224,32 @@ async fn restart_then_automatic_reconnect_websocket() {
 async fn restart_then_automatic_reconnect_polling() {
     restart_then_automatic_reconnect("polling").await;
 }
+
+/// JSONP polling over HTTP: each answer, run as a script, calls only the
+/// callback, with the payload intact, whatever the message holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonp_polling_carries_any_text_and_runs_no_other_code() {
+    let server = start().await;
+    let text = "</script><script>alert(1)</script>\");alert(2);(\"'\u{2028}\u{2029}\\n\n\\\\n`${alert(3)}`";
+    common::require_node();
+    let mut child = tokio::process::Command::new("node")
+        .arg(common::workspace().join("interop/clients/jsonp.mjs"))
+        .arg(server.url())
+        .arg(text)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let out = common::lines(&mut child, |_| {}).await;
+    let _ = child.wait().await;
+    let r = out.last().cloned().unwrap_or_default();
+    assert!(r.get("error").is_none(), "{r:#}");
+    assert_eq!(r["contentType"], "text/javascript; charset=UTF-8", "{r:#}");
+    assert_eq!(r["postAnswer"], "ok", "{r:#}");
+    assert_eq!(r["rawSeparators"], false, "{r:#}");
+    assert_eq!(r["injected"], false, "{r:#}");
+    assert_eq!(r["event"], "echo-back", "{r:#}");
+    assert_eq!(r["args"], json!([text]), "{r:#}");
+    server.stop().await;
+}
