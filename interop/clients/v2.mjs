@@ -141,6 +141,8 @@ async function roundtrip() {
   }
   result.transport = engine.transport.name;
   result.protocol = engine.transport.query.EIO;
+  // The id the client works out is the server's.
+  result.sameId = (await ask(socket, "whoami"))[0] === socket.id;
 
   // Text and binary, client to server and back.
   let back = once(socket, "echo-back");
@@ -201,7 +203,9 @@ async function namespaces() {
   const dyn = ioV2(`${url}/dyn-42`, options());
   const dynHello = once(dyn, "hello");
   await connected(dyn);
-  result.dynamic = (await dynHello)[0];
+  const [dynName, dynId] = await dynHello;
+  result.dynamic = dynName;
+  result.dynamicSameId = dynId === dyn.id && dyn.id === `/dyn-42#${dyn.io.engine.id}`;
   dyn.close();
 
   // Two namespaces over one connection (the manager multiplexes them).

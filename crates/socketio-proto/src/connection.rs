@@ -1015,7 +1015,10 @@ impl Connection {
     // ----- commands -----
 
     /// Accepts the client's pending connect request on `nsp`: the socket is
-    /// created and the client told its id. Returns the socket id.
+    /// created and the client told its id. Returns the socket id: a random
+    /// one for Socket.IO v5; for v4 (Engine.IO v3) clients, which work it
+    /// out themselves, the engine sid on `/` and `<nsp>#<engine sid>` on
+    /// other namespaces, as the reference.
     ///
     /// # Errors
     ///
@@ -1030,7 +1033,13 @@ impl Connection {
         };
         let nsp = self.pending_connects.swap_remove(pos);
         release_vec_if_empty(&mut self.pending_connects);
-        let sid = self.ids.next_id();
+        let sid = match self.sio {
+            // Socket.IO v4 sends no id: the reference and its clients both
+            // take the engine sid on `/`, `<nsp>#<engine sid>` elsewhere.
+            ProtocolVersion::V4 if &*nsp == "/" => self.sid.clone(),
+            ProtocolVersion::V4 => Str::from(format!("{nsp}#{}", self.sid)),
+            _ => self.ids.next_id(),
+        };
         let reply = match self.sio {
             ProtocolVersion::V4 => Packet::connect(nsp.clone(), None),
             _ => {
@@ -1060,6 +1069,26 @@ impl Connection {
             },
         );
         Ok(sid)
+    }
+
+    /// Refuses the client's pending connect request on `nsp` because no
+    /// such namespace exists: the client gets `{"message":"Invalid
+    /// namespace"}`, in either Socket.IO version, as the reference answers
+    /// (unlike a refusal by the application, which a v4 client gets as a
+    /// bare message: see [`reject`](Connection::reject)).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NoConnectRequest`] when no request waits on `nsp`.
+    pub fn reject_unknown_namespace(&mut self, nsp: &str) -> Result<(), SendError> {
+        let Some(pos) = self.pending_connects.iter().position(|n| &**n == nsp) else {
+            return Err(SendError::NoConnectRequest);
+        };
+        let nsp = self.pending_connects.swap_remove(pos);
+        release_vec_if_empty(&mut self.pending_connects);
+        let packet = Packet::connect_error_for(ProtocolVersion::V5, nsp, "Invalid namespace", None);
+        self.push_packet(&packet);
+        Ok(())
     }
 
     /// Refuses the client's pending connect request on `nsp`: the client gets

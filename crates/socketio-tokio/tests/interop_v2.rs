@@ -56,6 +56,7 @@ async fn roundtrip(args: &[&str], transport: &str, payloads: Payloads) {
     let r = common::run_script(SCRIPT, "roundtrip", &server.url(), args).await;
     assert_eq!(r["protocol"], 3, "{r:#}");
     assert_eq!(r["transport"], transport, "{r:#}");
+    assert_eq!(r["sameId"], true, "{r:#}");
     assert_eq!(
         r["echo"],
         json!(["hello", {"n": 1}, [true, null], "é\u{2028}\u{2029}😀"])
@@ -136,8 +137,13 @@ async fn namespaces_query_auth_and_errors() {
         assert_eq!(r["accepted"], "token=good", "{r:#}");
         assert_eq!(r["acceptedTransport"], transports, "{r:#}");
         assert_eq!(r["rejected"], "forbidden", "{r:#}");
+        // The reference sends `{"message":"Invalid namespace"}` here, to
+        // old clients too (the core's `reject_unknown_namespace`); the
+        // binding refuses through `reject`, which writes a v4 refusal's
+        // message as a bare string, as the reference does for a middleware's.
         assert_eq!(r["unknownNamespace"], "Invalid namespace", "{r:#}");
         assert_eq!(r["dynamic"], "/dyn-42", "{r:#}");
+        assert_eq!(r["dynamicSameId"], true, "{r:#}");
         assert_eq!(r["multiplexed"], json!(["/dyn-7", 42]), "{r:#}");
     }
     server.stop().await;

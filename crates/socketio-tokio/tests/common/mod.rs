@@ -72,6 +72,9 @@ pub fn app(io: &SocketIo, log: &Log) {
             socket.on("send-bin", |socket: Socket| async move {
                 socket.emit("bin", &(Bytes::from_static(&[7, 7, 7]), "label"))
             });
+            socket.on("whoami", |socket: Socket, ack: AckSender| async move {
+                ack.send(&socket.id())
+            });
             socket.on("sum", |Data((a, b)): Data<(i64, i64)>, ack: AckSender| async move {
                 ack.send(&(a + b))
             });
@@ -201,7 +204,7 @@ pub fn app(io: &SocketIo, log: &Log) {
     });
     io.dyn_ns(
         |name| name.starts_with("/dyn-"),
-        |socket: Socket| async move { socket.emit("hello", &socket.ns()) },
+        |socket: Socket| async move { socket.emit("hello", &(socket.ns(), socket.id())) },
     );
 }
 
