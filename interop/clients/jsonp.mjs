@@ -56,6 +56,10 @@ async function poll(sid) {
   result.contentType = res.headers.get("content-type");
   const body = await res.text();
   result.rawSeparators = result.rawSeparators || /[\u2028\u2029]/.test(body);
+  // The answer from the echo's packet on, as written (escaped), to compare
+  // servers byte for byte.
+  const echo = body.lastIndexOf('42[\\"echo-back');
+  if (echo >= 0) result.rawEcho = body.slice(echo);
   return packets(run(body));
 }
 

@@ -231,16 +231,16 @@ async fn restart_then_automatic_reconnect_polling() {
     restart_then_automatic_reconnect("polling").await;
 }
 
-/// JSONP polling over HTTP: each answer, run as a script, calls only the
-/// callback, with the payload intact, whatever the message holds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jsonp_polling_carries_any_text_and_runs_no_other_code() {
-    let server = start().await;
-    let text = "</script><script>alert(1)</script>\");alert(2);(\"'\u{2028}\u{2029}\\n\n\\\\n`${alert(3)}`";
+/// A message that tries every way out of a JavaScript string literal.
+const SCRIPT_TEXT: &str = "</script><script>alert(1)</script>\");alert(2);(\"'\u{2028}\u{2029}\\n\n\\\\n`${alert(3)}`\u{1}\u{1f}\u{7f} é😀";
+
+/// Runs `interop/clients/jsonp.mjs` against `url` with `text`; returns its
+/// result, which must have no error.
+async fn run_jsonp(url: &str, text: &str) -> serde_json::Value {
     common::require_node();
     let mut child = tokio::process::Command::new("node")
         .arg(common::workspace().join("interop/clients/jsonp.mjs"))
-        .arg(server.url())
+        .arg(url)
         .arg(text)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
@@ -251,11 +251,55 @@ async fn jsonp_polling_carries_any_text_and_runs_no_other_code() {
     let _ = child.wait().await;
     let r = out.last().cloned().unwrap_or_default();
     assert!(r.get("error").is_none(), "{r:#}");
+    r
+}
+
+/// JSONP polling over HTTP: each answer, run as a script, calls only the
+/// callback, with the payload intact, whatever the message holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonp_polling_carries_any_text_and_runs_no_other_code() {
+    let server = start().await;
+    let r = run_jsonp(&server.url(), SCRIPT_TEXT).await;
     assert_eq!(r["contentType"], "text/javascript; charset=UTF-8", "{r:#}");
     assert_eq!(r["postAnswer"], "ok", "{r:#}");
     assert_eq!(r["rawSeparators"], false, "{r:#}");
     assert_eq!(r["injected"], false, "{r:#}");
     assert_eq!(r["event"], "echo-back", "{r:#}");
-    assert_eq!(r["args"], json!([text]), "{r:#}");
+    assert_eq!(r["args"], json!([SCRIPT_TEXT]), "{r:#}");
     server.stop().await;
+}
+
+/// The same exchange with the reference server (`socket.io` with
+/// `allowEIO3`): the echo's packet is written byte for byte alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonp_answers_are_written_as_the_reference_writes_them() {
+    use tokio::io::AsyncBufReadExt;
+
+    common::require_node();
+    let mut reference = tokio::process::Command::new("node")
+        .arg(common::workspace().join("interop/reference/eio3-echo.mjs"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let stdout = reference.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the reference server starts")
+        .expect("its output")
+        .expect("a line");
+    let port: serde_json::Value = serde_json::from_str(&first).expect("{\"port\":N}");
+    let reference_url = format!("http://127.0.0.1:{}", port["port"]);
+    let theirs = run_jsonp(&reference_url, SCRIPT_TEXT).await;
+    let server = start().await;
+    let ours = run_jsonp(&server.url(), SCRIPT_TEXT).await;
+    assert_eq!(theirs["args"], json!([SCRIPT_TEXT]), "{theirs:#}");
+    assert_eq!(theirs["injected"], false, "{theirs:#}");
+    assert!(theirs["rawEcho"].is_string(), "{theirs:#}");
+    assert_eq!(ours["rawEcho"], theirs["rawEcho"]);
+    server.stop().await;
+    // Stopped on drop as well, should an assertion fail first.
+    let _ = reference.kill().await;
 }
