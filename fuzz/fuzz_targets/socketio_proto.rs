@@ -56,9 +56,13 @@ fuzz_target!(|data: &[u8]| {
         let eio = if op & 8 == 0 { "4" } else { "3" };
         let route = |req: Request, endpoint: &mut Endpoint| endpoint.handle_request(now, id, &req);
         let req = match op % 8 {
-            0 => Some(Request::get(&format!(
-                "/socket.io/?EIO={eio}&transport=polling"
-            ))),
+            0 => {
+                // Bit 16: a JSONP session (its POSTs are forms).
+                let jsonp = if op & 16 != 0 { "&j=1" } else { "" };
+                Some(Request::get(&format!(
+                    "/socket.io/?EIO={eio}&transport=polling{jsonp}"
+                )))
+            }
             1 => Some(Request::websocket(&format!(
                 "/socket.io/?EIO={eio}&transport=websocket"
             ))),

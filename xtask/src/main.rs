@@ -1,8 +1,12 @@
 //! Chores of the workspace, run as `cargo xtask <task>`.
 //!
 //! Tasks:
-//! - `test`: everything CI checks (formatting, lints, every test, the
-//!   dependency invariants, the fuzz targets' smoke run).
+//! - `test [--quick] [--no-fuzz]`: everything CI checks (formatting, lints,
+//!   every test, rustdoc, the dependency invariants, the benchmarks' build,
+//!   the fuzz targets' smoke run), after setting up what the tests need
+//!   (see `setup.rs`); ends with a line that counts the tests and steps.
+//!   `--quick`: no benchmarks build, no browser test, no fuzzing.
+//! - `setup [--quick]`: only the setup.
 //! - `fuzz [--smoke | --minutes N] [TARGET...]`: run the cargo-fuzz targets.
 //! - `bench [--quick] [--parsers | --servers] [--only SCENARIOS] [--with SERVERS]`:
 //!   run the benchmarks, ours and the competitors side by side: the parsers'
@@ -12,13 +16,15 @@
 //!   cycle (`socketio-tokio`'s go down its layers).
 
 use std::env;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod bench_servers;
 mod invariants;
 mod layers;
+mod setup;
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -30,6 +36,16 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "test" => test(rest),
+        "setup" => {
+            let quick = rest.iter().any(|a| a == "--quick");
+            setup::setup(
+                &root(),
+                setup::Needs {
+                    fuzz: !quick,
+                    browser: !quick,
+                },
+            )
+        }
         "fuzz" => fuzz(rest),
         "bench" => bench(rest),
         "invariants" => invariants::check(&root()),
@@ -52,7 +68,10 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         test                          formatting, lints, all tests, invariants, fuzz smoke run\n  \
+         test                          set up, then formatting, lints, all tests, invariants, fuzz smoke run\n  \
+         test --quick                  the same without the browser test, benchmarks build and fuzzing\n  \
+         test --no-fuzz                the same without the fuzz smoke run\n  \
+         setup [--quick]               only install what the tests need (npm, Python venv, cargo-fuzz, system packages)\n  \
          fuzz --smoke [TARGET...]      run each fuzz target briefly\n  \
          fuzz --minutes N [TARGET...]  run each fuzz target for N minutes\n  \
          fuzz --build                  build every fuzz target\n  \
@@ -93,13 +112,115 @@ fn run(step: &str, cmd: &mut Command) -> Result<()> {
     }
 }
 
+/// The name prefix of the tests that drive a browser (left out by
+/// `test --quick`).
+const BROWSER_TESTS: &str = "browser_";
+
+/// What a test run did: the steps, and the tests `cargo test` ran.
+#[derive(Debug, Default)]
+struct Tally {
+    steps_ok: usize,
+    steps_failed: Vec<String>,
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Tally {
+    /// Records a step's outcome; goes on either way.
+    fn step(&mut self, outcome: Result<()>) {
+        match outcome {
+            Ok(()) => self.steps_ok += 1,
+            Err(e) => {
+                eprintln!("xtask: {e}");
+                self.steps_failed.push(e);
+            }
+        }
+    }
+
+    /// Adds the counts of a `test result: ...` line of the test harness.
+    fn add_result_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result:") else {
+            return;
+        };
+        for part in rest.split([';', '.']) {
+            let mut words = part.split_whitespace();
+            if let (Some(n), Some(what)) = (words.next(), words.next())
+                && let Ok(n) = n.parse::<u64>()
+            {
+                match what {
+                    "passed" => self.passed += n,
+                    "failed" => self.failed += n,
+                    "ignored" => self.ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn summary(&self) -> String {
+        let steps = self.steps_ok + self.steps_failed.len();
+        format!(
+            "{} passed, {} failed, {} ignored; {} of {steps} steps ok",
+            self.passed, self.failed, self.ignored, self.steps_ok
+        )
+    }
+}
+
+/// Runs `cargo test` with its harness output shown as it comes and counted.
+fn cargo_test(tally: &mut Tally, quick: bool) -> Result<()> {
+    let step = "tests (cargo test)";
+    println!("\n==> {step}");
+    let start = Instant::now();
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
+    if quick {
+        cmd.args(["--", "--skip", BROWSER_TESTS]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{step}: could not start cargo: {e}"))?;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            println!("{line}");
+            tally.add_result_line(&line);
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{step}: {e}"))?;
+    if status.success() {
+        println!("==> {step}: ok ({:.1}s)", start.elapsed().as_secs_f64());
+        Ok(())
+    } else {
+        Err(format!("{step}: failed ({status})"))
+    }
+}
+
 fn test(args: &[String]) -> Result<()> {
-    let skip_fuzz = args.iter().any(|a| a == "--no-fuzz");
-    run(
+    let mut quick = false;
+    let mut no_fuzz = false;
+    for arg in args {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--no-fuzz" => no_fuzz = true,
+            other => return Err(format!("unknown test flag `{other}`")),
+        }
+    }
+    let fuzz_run = !(quick || no_fuzz);
+    setup::setup(
+        &root(),
+        setup::Needs {
+            fuzz: fuzz_run,
+            browser: !quick,
+        },
+    )?;
+    let mut tally = Tally::default();
+    tally.step(run(
         "formatting (cargo fmt --check)",
         cargo().args(["fmt", "--all", "--check"]),
-    )?;
-    run(
+    ));
+    tally.step(run(
         "lints (cargo clippy)",
         cargo().args([
             "clippy",
@@ -110,30 +231,40 @@ fn test(args: &[String]) -> Result<()> {
             "-D",
             "warnings",
         ]),
-    )?;
-    run(
-        "tests (cargo test)",
-        cargo().args(["test", "--workspace", "--all-features"]),
-    )?;
-    run(
+    ));
+    let outcome = cargo_test(&mut tally, quick);
+    tally.step(outcome);
+    tally.step(run(
         "doc tests and rustdoc warnings",
         cargo()
             .args(["doc", "--workspace", "--no-deps", "--all-features"])
             .env("RUSTDOCFLAGS", "-D warnings"),
-    )?;
+    ));
     println!("\n==> dependency invariants");
-    invariants::check(&root())?;
-    run(
-        "benchmarks compile",
-        cargo().args(["bench", "--workspace", "--no-run"]),
-    )?;
-    if skip_fuzz {
-        println!("\n==> fuzz smoke run skipped (--no-fuzz)");
+    tally.step(invariants::check(&root()));
+    if quick {
+        println!("\n==> benchmarks build, browser test and fuzz smoke run skipped (--quick)");
     } else {
-        fuzz(&["--smoke".to_string()])?;
+        tally.step(run(
+            "benchmarks compile",
+            cargo().args(["bench", "--workspace", "--no-run"]),
+        ));
+        if fuzz_run {
+            tally.step(fuzz(&["--smoke".to_string()]));
+        } else {
+            println!("\n==> fuzz smoke run skipped (--no-fuzz)");
+        }
     }
-    println!("\nxtask test: all checks passed");
-    Ok(())
+    println!();
+    for failed in &tally.steps_failed {
+        println!("xtask test: FAILED: {failed}");
+    }
+    println!("xtask test: {}", tally.summary());
+    if tally.steps_failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} step(s) failed", tally.steps_failed.len()))
+    }
 }
 
 fn fuzz_targets() -> Result<Vec<String>> {
@@ -265,4 +396,29 @@ fn bench(args: &[String]) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn result_lines_are_counted() {
+        let mut tally = Tally::default();
+        tally.add_result_line(
+            "test result: ok. 18 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.74s",
+        );
+        tally.add_result_line(
+            "test result: FAILED. 1 passed; 3 failed; 0 ignored; 0 measured; 5 filtered out; finished in 12.00s",
+        );
+        tally.add_result_line("running 4 tests");
+        tally.add_result_line("test a::b ... ok");
+        assert_eq!((tally.passed, tally.failed, tally.ignored), (19, 3, 2));
+        tally.step(Ok(()));
+        tally.step(Err("lints: failed".into()));
+        assert_eq!(
+            tally.summary(),
+            "19 passed, 3 failed, 2 ignored; 1 of 2 steps ok"
+        );
+    }
 }

@@ -87,6 +87,10 @@ enum Transport {
         pending_get: Option<RequestId>,
         /// Engine.IO v3 only: the client reads binary payloads.
         binary: bool,
+        /// JSONP polling: every answer is wrapped in a call of the callback
+        /// the handshake's `j` names (read from the handshake query when
+        /// needed, so that no session carries it).
+        jsonp: bool,
     },
     WebSocket(RequestId),
 }
@@ -142,8 +146,14 @@ pub struct Connection {
 /// What opened the session.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Opening {
-    Polling { request: RequestId, binary: bool },
-    WebSocket { ws: RequestId },
+    Polling {
+        request: RequestId,
+        binary: bool,
+        jsonp: bool,
+    },
+    WebSocket {
+        ws: RequestId,
+    },
 }
 
 impl Connection {
@@ -160,12 +170,21 @@ impl Connection {
             EioVersion::V3 => ProtocolVersion::V4,
             EioVersion::V4 => ProtocolVersion::V5,
         };
-        let transport = match opening {
-            Opening::Polling { binary, .. } => Transport::Polling {
-                pending_get: None,
+        let (transport, first_request) = match opening {
+            Opening::Polling {
+                request,
                 binary,
-            },
-            Opening::WebSocket { ws } => Transport::WebSocket(ws),
+                jsonp,
+            } => (
+                Transport::Polling {
+                    pending_get: None,
+                    // A JSONP answer is text: binaries go as base64.
+                    binary: binary && !jsonp,
+                    jsonp,
+                },
+                Some(request),
+            ),
+            Opening::WebSocket { ws } => (Transport::WebSocket(ws), None),
         };
         let mut conn = Connection {
             decoder: None,
@@ -192,10 +211,8 @@ impl Connection {
             config,
             handshake_query,
         };
-        let upgrades = match opening {
-            Opening::Polling { .. }
-                if conn.config.allow_upgrades && conn.config.transports.websocket =>
-            {
+        let upgrades = match first_request {
+            Some(_) if conn.config.allow_upgrades && conn.config.transports.websocket => {
                 vec!["websocket".to_owned()]
             }
             _ => Vec::new(),
@@ -217,7 +234,7 @@ impl Connection {
                     Some(now + conn.config.ping_interval + conn.config.ping_timeout)
             }
         }
-        if let Opening::Polling { request, .. } = opening {
+        if let Some(request) = first_request {
             // The handshake GET is answered at once with the open packet.
             conn.set_pending_get(request);
             conn.flush_polling();
@@ -355,15 +372,29 @@ impl Connection {
             .as_deref()
             .is_some_and(|ct| ct.starts_with("application/octet-stream"));
         let max = self.config.max_packets_per_payload;
+        let body = match &self.transport {
+            Transport::Polling { jsonp: true, .. } if !binary_body => {
+                match crate::jsonp::decode_form(&req.body) {
+                    Ok(payload) => Bytes::from(payload),
+                    Err(_) => {
+                        // The reference reads nothing from a form without
+                        // one `d` field, and answers `ok`.
+                        self.responses.push_back((id, Response::ok()));
+                        return;
+                    }
+                }
+            }
+            _ => req.body,
+        };
         let decoded = match (self.eio, binary_body) {
             (EioVersion::V4, true) => {
                 self.responses.push_back((id, Response::bad_request()));
                 self.close_now(DisconnectReason::TransportError, true);
                 return;
             }
-            (EioVersion::V4, false) => engineio_packet::payload::v4::decode(req.body, max),
-            (EioVersion::V3, false) => engineio_packet::payload::v3::decode_text(req.body, max),
-            (EioVersion::V3, true) => engineio_packet::payload::v3::decode_binary(req.body, max),
+            (EioVersion::V4, false) => engineio_packet::payload::v4::decode(body, max),
+            (EioVersion::V3, false) => engineio_packet::payload::v3::decode_text(body, max),
+            (EioVersion::V3, true) => engineio_packet::payload::v3::decode_binary(body, max),
         };
         match decoded {
             Ok(packets) => {
@@ -694,6 +725,22 @@ impl Connection {
     }
 
     fn encode_payload(&self, outs: Vec<Out>) -> Response {
+        let response = self.encode_plain_payload(outs);
+        match &self.transport {
+            Transport::Polling { jsonp: true, .. } => {
+                let j = crate::http::engine_params(&self.handshake_query).j;
+                let index = crate::jsonp::callback_index(j.as_deref().unwrap_or_default());
+                Response {
+                    status: response.status,
+                    content_type: ContentType::Javascript,
+                    body: crate::jsonp::wrap(&index, &String::from_utf8_lossy(&response.body)),
+                }
+            }
+            _ => response,
+        }
+    }
+
+    fn encode_plain_payload(&self, outs: Vec<Out>) -> Response {
         let mut body =
             Vec::with_capacity(outs.iter().map(Out::size).sum::<usize>() + outs.len() * 4);
         match self.eio {
@@ -968,7 +1015,10 @@ impl Connection {
     // ----- commands -----
 
     /// Accepts the client's pending connect request on `nsp`: the socket is
-    /// created and the client told its id. Returns the socket id.
+    /// created and the client told its id. Returns the socket id: a random
+    /// one for Socket.IO v5; for v4 (Engine.IO v3) clients, which work it
+    /// out themselves, the engine sid on `/` and `<nsp>#<engine sid>` on
+    /// other namespaces, as the reference.
     ///
     /// # Errors
     ///
@@ -983,7 +1033,13 @@ impl Connection {
         };
         let nsp = self.pending_connects.swap_remove(pos);
         release_vec_if_empty(&mut self.pending_connects);
-        let sid = self.ids.next_id();
+        let sid = match self.sio {
+            // Socket.IO v4 sends no id: the reference and its clients both
+            // take the engine sid on `/`, `<nsp>#<engine sid>` elsewhere.
+            ProtocolVersion::V4 if &*nsp == "/" => self.sid.clone(),
+            ProtocolVersion::V4 => Str::from(format!("{nsp}#{}", self.sid)),
+            _ => self.ids.next_id(),
+        };
         let reply = match self.sio {
             ProtocolVersion::V4 => Packet::connect(nsp.clone(), None),
             _ => {
@@ -1013,6 +1069,26 @@ impl Connection {
             },
         );
         Ok(sid)
+    }
+
+    /// Refuses the client's pending connect request on `nsp` because no
+    /// such namespace exists: the client gets `{"message":"Invalid
+    /// namespace"}`, in either Socket.IO version, as the reference answers
+    /// (unlike a refusal by the application, which a v4 client gets as a
+    /// bare message: see [`reject`](Connection::reject)).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NoConnectRequest`] when no request waits on `nsp`.
+    pub fn reject_unknown_namespace(&mut self, nsp: &str) -> Result<(), SendError> {
+        let Some(pos) = self.pending_connects.iter().position(|n| &**n == nsp) else {
+            return Err(SendError::NoConnectRequest);
+        };
+        let nsp = self.pending_connects.swap_remove(pos);
+        release_vec_if_empty(&mut self.pending_connects);
+        let packet = Packet::connect_error_for(ProtocolVersion::V5, nsp, "Invalid namespace", None);
+        self.push_packet(&packet);
+        Ok(())
     }
 
     /// Refuses the client's pending connect request on `nsp`: the client gets

@@ -548,10 +548,6 @@ impl<C, S> Endpoint<C, S> {
             _ if self.config.allow_eio3 => EioVersion::V3,
             _ => return Route::Respond(Response::error(HttpError::UnsupportedProtocolVersion)),
         };
-        if eio == EioVersion::V3 && params.j.is_some() {
-            // JSONP polling is not served.
-            return Route::Respond(Response::error(HttpError::BadRequest));
-        }
         let opening = if websocket {
             Opening::WebSocket { ws: id }
         } else {
@@ -561,6 +557,9 @@ impl<C, S> Endpoint<C, S> {
             Opening::Polling {
                 request: id,
                 binary: !b64,
+                // A `j` parameter, even empty, makes the session JSONP, as
+                // the reference's polling constructor decides.
+                jsonp: params.j.is_some(),
             }
         };
         let sid = self.ids.next_id();

@@ -13,6 +13,9 @@
 //! [`Connection`] is one Engine.IO session and the Socket.IO sockets it
 //! carries. A binding may run every connection on its own task.
 //!
+//! Long-polling is served over XHR and, for clients that ask with a `j`
+//! query parameter, over JSONP (see [`jsonp`]).
+//!
 //! It does not parse HTTP, speak WebSocket framing, compress, or apply CORS:
 //! that is the binding's part (see `socketio-tokio`).
 //!
@@ -62,6 +65,7 @@ mod connection;
 mod endpoint;
 pub mod http;
 mod ids;
+pub mod jsonp;
 mod types;
 
 pub use config::{Config, Transports};

@@ -568,3 +568,44 @@ fn eio3_polling_uses_length_prefixes_and_client_pings() {
     h.advance(Duration::from_millis(500));
     assert!(h.event_names().contains(&"closed ping timeout".to_owned()));
 }
+
+#[test]
+fn eio3_socket_ids_are_the_ones_old_clients_work_out() {
+    let mut h = Harness::new(config().with_eio3(true));
+    h.endpoint.add_namespace("/admin");
+    let id = h.request(Request::get("/socket.io/?EIO=3&transport=polling&b64=1"));
+    let body = h.body(id);
+    let sid = sid_of(&body[body.find(':').expect("length prefix") + 1..]);
+    // `/` is joined at once, with the engine sid as the socket id.
+    assert_eq!(
+        h.conn(&sid).socket_id("/").map(|s| s.to_string()),
+        Some(sid.clone())
+    );
+    let r = h.request(Request::post(
+        &format!("/socket.io/?EIO=3&transport=polling&sid={sid}"),
+        "9:40/admin,",
+    ));
+    assert_eq!(h.body(r), "ok");
+    assert_eq!(
+        h.conn(&sid).socket_id("/admin").map(|s| s.to_string()),
+        Some(format!("/admin#{sid}"))
+    );
+    assert_eq!(
+        h.endpoint.rooms_of("/admin", &format!("/admin#{sid}")),
+        [Str::from(format!("/admin#{sid}"))]
+    );
+    // An unknown namespace: the reference's object, to old clients too.
+    let r = h.request(Request::post(
+        &format!("/socket.io/?EIO=3&transport=polling&sid={sid}"),
+        "11:40/nowhere,",
+    ));
+    assert_eq!(h.body(r), "ok");
+    let get = h.request(Request::get(&format!(
+        "/socket.io/?EIO=3&transport=polling&sid={sid}"
+    )));
+    let body = h.body(get);
+    assert!(
+        body.ends_with(r#"4/nowhere,{"message":"Invalid namespace"}"#),
+        "{body}"
+    );
+}

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Flags: `--port N` (default 3000; 0 for any free port), `--ping-interval MS`
-//! (300), `--ping-timeout MS` (200). It listens on 127.0.0.1 and prints
-//! `<mode> conformance server on <address>`.
+//! (300), `--ping-timeout MS` (200), `--allow-eio3` (also serve Engine.IO v3
+//! clients, that is Socket.IO v2 clients, as the reference's `allowEIO3`).
+//! It listens on 127.0.0.1 and prints `<mode> conformance server on <address>`.
 //!
 //! - `socketio`: namespaces `/` and `/custom` emit `auth` with the
 //!   handshake's auth object at once; on `/`, `message` is answered with
@@ -32,7 +33,7 @@ use socketio_tokio::{
 
 fn usage() -> ! {
     eprintln!(
-        "usage: conformance <socketio|engineio> [--port N] [--ping-interval MS] [--ping-timeout MS]"
+        "usage: conformance <socketio|engineio> [--port N] [--ping-interval MS] [--ping-timeout MS] [--allow-eio3]"
     );
     std::process::exit(2)
 }
@@ -61,7 +62,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| usage());
     let (mut port, mut interval, mut timeout) = (3000u16, 300u64, 200u64);
+    let mut allow_eio3 = false;
     while let Some(flag) = args.next() {
+        if flag == "--allow-eio3" {
+            allow_eio3 = true;
+            continue;
+        }
         let value = args.next().unwrap_or_else(|| usage());
         match flag.as_str() {
             "--port" => port = value.parse().unwrap_or_else(|_| usage()),
@@ -75,6 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ping_timeout(Duration::from_millis(timeout))
         .max_payload(1_000_000)
         .connect_timeout(Duration::from_millis(1000))
+        .allow_eio3(allow_eio3)
         .cors(Cors::any());
     let io = match mode.as_str() {
         "socketio" => {

@@ -97,7 +97,7 @@ impl Server {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_chat_in_rooms_and_reconnect() {
+async fn browser_pages_chat_in_rooms_and_reconnect() {
     let client_js = require_tools();
     let mut server = Some(Server::start("127.0.0.1:0".parse().unwrap(), client_js.clone()).await);
     let addr = server.as_ref().unwrap().addr;

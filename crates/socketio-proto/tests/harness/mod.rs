@@ -91,7 +91,7 @@ impl Harness {
                         if self.endpoint.has_namespace(nsp) {
                             conn.accept(nsp).expect("accept");
                         } else {
-                            conn.reject(nsp, "Invalid namespace", None).expect("reject");
+                            conn.reject_unknown_namespace(nsp).expect("reject");
                         }
                     }
                     self.events.push(ev);

@@ -72,6 +72,9 @@ pub fn app(io: &SocketIo, log: &Log) {
             socket.on("send-bin", |socket: Socket| async move {
                 socket.emit("bin", &(Bytes::from_static(&[7, 7, 7]), "label"))
             });
+            socket.on("whoami", |socket: Socket, ack: AckSender| async move {
+                ack.send(&socket.id())
+            });
             socket.on("sum", |Data((a, b)): Data<(i64, i64)>, ack: AckSender| async move {
                 ack.send(&(a + b))
             });
@@ -113,6 +116,15 @@ pub fn app(io: &SocketIo, log: &Log) {
                 "shout",
                 |socket: Socket, Data((room, text)): Data<(String, String)>, ack: AckSender| async move {
                     socket.to(room).emit("shout", &text)?;
+                    ack.send(&())
+                },
+            );
+            socket.on(
+                "shout-bin",
+                |socket: Socket, Data((room, text)): Data<(String, String)>, ack: AckSender| async move {
+                    socket
+                        .to(room)
+                        .emit("shout-bin", &(text, Bytes::from_static(&[1, 2, 3])))?;
                     ack.send(&())
                 },
             );
@@ -192,7 +204,7 @@ pub fn app(io: &SocketIo, log: &Log) {
     });
     io.dyn_ns(
         |name| name.starts_with("/dyn-"),
-        |socket: Socket| async move { socket.emit("hello", &socket.ns()) },
+        |socket: Socket| async move { socket.emit("hello", &(socket.ns(), socket.id())) },
     );
 }
 
@@ -228,7 +240,13 @@ pub fn builder() -> SocketIoBuilder {
 
 /// Starts the test application on `addr` (port 0 for a free one).
 pub async fn start_on(addr: &str, log: Log) -> Server {
-    let io = builder().build().expect("server");
+    start_with(builder(), addr, log).await
+}
+
+/// Starts the test application, configured by `builder`, on `addr` (port 0
+/// for a free one).
+pub async fn start_with(builder: SocketIoBuilder, addr: &str, log: Log) -> Server {
+    let io = builder.build().expect("server");
     app(&io, &log);
     let listener = TcpListener::bind(addr).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -264,18 +282,27 @@ pub fn require_node() {
         "node is not installed: install Node.js (e.g. `apt-get install nodejs npm`), \
          then run `npm ci --prefix interop` at the workspace root"
     );
-    let client = workspace().join("interop/node_modules/socket.io-client/package.json");
-    assert!(
-        client.exists(),
-        "the official JavaScript client is missing: run `npm ci --prefix interop` at the workspace root"
-    );
+    for package in ["socket.io-client", "socket.io-client-v2"] {
+        let client = workspace().join(format!("interop/node_modules/{package}/package.json"));
+        assert!(
+            client.exists(),
+            "the official JavaScript client ({package}) is missing: run `npm ci --prefix interop` \
+             at the workspace root (`cargo xtask test` does it)"
+        );
+    }
 }
 
 /// Starts a node scenario.
 pub fn spawn_node(scenario: &str, url: &str, args: &[&str]) -> Child {
+    spawn_script("scenarios.mjs", scenario, url, args)
+}
+
+/// Starts a scenario of the node script `interop/clients/<script>`; the
+/// child is killed when dropped.
+pub fn spawn_script(script: &str, scenario: &str, url: &str, args: &[&str]) -> Child {
     require_node();
     Command::new("node")
-        .arg(workspace().join("interop/clients/scenarios.mjs"))
+        .arg(workspace().join("interop/clients").join(script))
         .arg(scenario)
         .arg(url)
         .args(args)
@@ -309,13 +336,24 @@ pub async fn lines(
 
 /// Runs a node scenario to its end; returns its result, which must have no error.
 pub async fn run_node(scenario: &str, url: &str, args: &[&str]) -> serde_json::Value {
-    let mut child = spawn_node(scenario, url, args);
+    run_script("scenarios.mjs", scenario, url, args).await
+}
+
+/// Runs a scenario of `interop/clients/<script>` to its end; returns its
+/// result, which must have no error.
+pub async fn run_script(
+    script: &str,
+    scenario: &str,
+    url: &str,
+    args: &[&str],
+) -> serde_json::Value {
+    let mut child = spawn_script(script, scenario, url, args);
     let out = lines(&mut child, |_| {}).await;
     let _ = child.wait().await;
     let result = out.last().cloned().unwrap_or_default();
     assert!(
         result.get("error").is_none(),
-        "scenario {scenario} failed: {result:#}"
+        "{script} scenario {scenario} failed: {result:#}"
     );
     result
 }
