@@ -26,8 +26,10 @@
 //! a paused clock drives them in virtual time.
 //!
 //! Several servers share broadcasts and rooms through an [`Adapter`]
-//! (`socketio-redis` is one). It does not compress polling responses or
-//! speak JSONP.
+//! (`socketio-redis` is one). Old clients (Socket.IO 2.x, Engine.IO v3,
+//! JSONP polling included) are served with
+//! [`allow_eio3`](SocketIoBuilder::allow_eio3). It does not compress
+//! polling responses.
 //!
 //! ```no_run
 //! use socketio_tokio::{AckSender, Data, SocketIo, Socket};

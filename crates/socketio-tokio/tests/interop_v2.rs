@@ -137,11 +137,14 @@ async fn namespaces_query_auth_and_errors() {
         assert_eq!(r["accepted"], "token=good", "{r:#}");
         assert_eq!(r["acceptedTransport"], transports, "{r:#}");
         assert_eq!(r["rejected"], "forbidden", "{r:#}");
-        // The reference sends `{"message":"Invalid namespace"}` here, to
-        // old clients too (the core's `reject_unknown_namespace`); the
-        // binding refuses through `reject`, which writes a v4 refusal's
-        // message as a bare string, as the reference does for a middleware's.
-        assert_eq!(r["unknownNamespace"], "Invalid namespace", "{r:#}");
+        // An unknown namespace is refused with an object, to old clients
+        // too, as the reference does (a middleware's refusal of a 2.x
+        // client is a bare message, as `rejected` shows).
+        assert_eq!(
+            r["unknownNamespace"],
+            json!({ "message": "Invalid namespace" }),
+            "{r:#}"
+        );
         assert_eq!(r["dynamic"], "/dyn-42", "{r:#}");
         assert_eq!(r["dynamicSameId"], true, "{r:#}");
         assert_eq!(r["multiplexed"], json!(["/dyn-7", 42]), "{r:#}");

@@ -497,7 +497,7 @@ impl Driver {
         let ns = self.shared.namespaces().find(&nsp);
         let Some(ns) = ns else {
             tracing::debug!(%nsp, "connect to an unknown namespace");
-            let _ = self.core().conn.reject(&nsp, "Invalid namespace", None);
+            let _ = self.core().conn.reject_unknown_namespace(&nsp);
             return;
         };
         let handshake = Handshake {
