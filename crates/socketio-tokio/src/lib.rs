@@ -75,7 +75,7 @@ pub use handler::{
 pub use io::SocketIo;
 pub use ns::{ConnectError, ConnectRequest, Namespace};
 pub use operators::{AckStream, BroadcastOperator, RoomParam};
-pub use serve::serve;
+pub use serve::{HttpServer, serve};
 pub use service::{
     BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoLayer, SocketIoService,
 };
