@@ -20,7 +20,7 @@ use hyper_util::server::conn::auto::Builder;
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::error::ServeError;
 use crate::io::SocketIo;
@@ -394,6 +394,7 @@ impl HttpServer {
                 slot,
                 watcher: graceful.subscribe(),
                 first_bytes_timeout,
+                header_read_timeout: self.header_read_timeout,
             };
             tokio::spawn(conn.serve(make(remote), http1.clone(), auto.clone()));
         }
@@ -415,6 +416,7 @@ struct Conn {
     slot: Slot,
     watcher: watch::Receiver<()>,
     first_bytes_timeout: Duration,
+    header_read_timeout: Duration,
 }
 
 impl Conn {
@@ -436,6 +438,7 @@ impl Conn {
             slot,
             mut watcher,
             first_bytes_timeout,
+            header_read_timeout,
         } = self;
         let h2 = tokio::select! {
             h2 = tokio::time::timeout(first_bytes_timeout, opens_with_h2_preface(&stream)) => h2,
@@ -451,15 +454,38 @@ impl Conn {
             _slot: slot,
         });
         let ended = if h2 {
+            // hyper times nothing on HTTP/2 before the first request: not
+            // the rest of the preface, not the client's settings. The
+            // header read timeout runs until a request comes.
+            let first = Arc::new(Notify::new());
+            let service = FirstRequest {
+                inner: service,
+                seen: first.clone(),
+            };
+            let expire = async move {
+                if tokio::time::timeout(header_read_timeout, first.notified())
+                    .await
+                    .is_ok()
+                {
+                    std::future::pending::<()>().await;
+                }
+                tracing::trace!("no http/2 request in time");
+            };
             let conn = auto.serve_connection_with_upgrades(io, service);
-            until_done(conn, watcher, |c| c.graceful_shutdown())
+            until_done(conn, watcher, |c| c.graceful_shutdown(), expire)
                 .await
                 .map_err(|e| e.to_string())
         } else {
+            // hyper's header read timeout runs from the first read.
             let conn = http1.serve_connection(io, service).with_upgrades();
-            until_done(conn, watcher, |c| c.graceful_shutdown())
-                .await
-                .map_err(|e| e.to_string())
+            until_done(
+                conn,
+                watcher,
+                |c| c.graceful_shutdown(),
+                std::future::pending(),
+            )
+            .await
+            .map_err(|e| e.to_string())
         };
         if let Err(error) = ended {
             tracing::trace!(%error, "http connection ended");
@@ -686,24 +712,52 @@ async fn opens_with_h2_preface(stream: &TcpStream) -> bool {
 }
 
 /// Runs `conn` to its end; once `watcher` changes, asks it to finish its
-/// requests in flight and close.
+/// requests in flight and close. When `expire` completes first, the
+/// connection is dropped (closed) as it is.
 async fn until_done<C, E>(
     conn: C,
     mut watcher: watch::Receiver<()>,
     graceful: impl FnOnce(Pin<&mut C>),
+    expire: impl Future<Output = ()>,
 ) -> Result<(), E>
 where
     C: Future<Output = Result<(), E>>,
 {
     tokio::pin!(conn);
+    tokio::pin!(expire);
     tokio::select! {
         ended = conn.as_mut() => return ended,
+        () = &mut expire => return Ok(()),
         _ = watcher.changed() => {}
     }
     graceful(conn.as_mut());
-    let ended = conn.await;
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        () = &mut expire => Ok(()),
+    };
     drop(watcher);
     ended
+}
+
+/// A connection's service that tells when its first request comes.
+struct FirstRequest<H> {
+    inner: H,
+    seen: Arc<Notify>,
+}
+
+impl<H, R> hyper::service::Service<R> for FirstRequest<H>
+where
+    H: hyper::service::Service<R>,
+{
+    type Response = H::Response;
+    type Error = H::Error;
+    type Future = H::Future;
+
+    fn call(&self, req: R) -> Self::Future {
+        // A permit kept for the waiter; later ones change nothing.
+        self.seen.notify_one();
+        self.inner.call(req)
+    }
 }
 
 /// The service of one connection, as hyper calls it. It calls ours at
