@@ -308,9 +308,14 @@ async fn trickle(stream: TcpStream, every: Duration) -> Ended {
     }
 }
 
-/// Sends nothing; returns once the server closes the connection.
-async fn silent(mut stream: TcpStream) -> Ended {
+/// Sends `first` (perhaps nothing), then nothing more; returns once the
+/// server closes the connection.
+async fn silent(mut stream: TcpStream, first: &'static [u8]) -> Ended {
     let mut ended = Ended::default();
+    if stream.write_all(first).await.is_err() {
+        ended.closed = true;
+        return ended;
+    }
     let mut buf = [0u8; 1024];
     loop {
         match stream.read(&mut buf).await {
@@ -440,11 +445,11 @@ async fn get_status(from: Ipv4Addr, addr: SocketAddr) -> u16 {
 // Slow clients.
 
 /// How many slow connections each round opens: half trickle their heads,
-/// half send nothing.
+/// the others send nothing, or stop in (or right after) the HTTP/2 preface.
 const SLOW: usize = 1000;
 /// How many rounds of `SLOW` connections: enough for the server's memory
 /// to reach its high-water mark, and show that it stays there.
-const ROUNDS: usize = 8;
+const ROUNDS: usize = 12;
 /// The server's header read and first-bytes timeouts in these tests.
 const TIMEOUT_MS: u64 = 1500;
 
@@ -459,11 +464,17 @@ async fn slow_round(server: &ServerProcess, round: usize) -> (usize, u64) {
         // Spread over addresses, under the chat's cap per address.
         let from = Ipv4Addr::new(127, 0, 0, 10 + (i % 4) as u8);
         let stream = connect_from(from, addr).await;
-        if i % 2 == 0 {
-            slow.spawn(trickle(stream, Duration::from_millis(250)));
-        } else {
-            slow.spawn(silent(stream));
-        }
+        let h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        match i % 10 {
+            // Half trickle a request head.
+            0 | 2 | 4 | 6 | 8 => slow.spawn(trickle(stream, Duration::from_millis(250))),
+            // A few open as HTTP/2 clients do, and stop: in the preface,
+            // or before their settings.
+            7 => slow.spawn(silent(stream, &h2[..10])),
+            9 => slow.spawn(silent(stream, h2)),
+            // The others send nothing at all.
+            _ => slow.spawn(silent(stream, b"")),
+        };
     }
     let (mut peak_fds, mut peak_rss) = (0, 0);
     let mut ended = Vec::new();
@@ -500,11 +511,11 @@ async fn slow_round(server: &ServerProcess, round: usize) -> (usize, u64) {
     // closed them for their slowness, not for anything they sent.
     assert_eq!(trickled.len(), SLOW / 2, "every trickler got to send");
     assert!(
-        ended
+        trickled
             .iter()
             .all(|e| e.answer.is_empty() || e.answer.starts_with("HTTP/1.1 408")),
         "{:?}",
-        ended.iter().find(|e| !e.answer.is_empty())
+        trickled.iter().find(|e| !e.answer.is_empty())
     );
     (peak_fds, peak_rss)
 }
@@ -609,7 +620,7 @@ async fn hold(server: &ServerProcess, from: Ipv4Addr, n: usize) -> Vec<TcpStream
 /// and the end of the connection, long before any timeout.
 async fn refused(from: Ipv4Addr, addr: SocketAddr) {
     let stream = connect_from(from, addr).await;
-    let ended = tokio::time::timeout(BOUND, silent(stream))
+    let ended = tokio::time::timeout(BOUND, silent(stream, b""))
         .await
         .expect("refused at once");
     assert!(
