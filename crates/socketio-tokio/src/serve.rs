@@ -382,9 +382,7 @@ impl HttpServer {
                 Ok(slot) => slot,
                 Err(cap) => {
                     tracing::debug!(%remote, cap, "connection refused");
-                    // Best effort, never waiting: the socket's send buffer
-                    // is empty, so the answer fits unless the peer is gone.
-                    let _ = stream.try_write(REFUSED);
+                    refuse(stream);
                     continue;
                 }
             };
@@ -409,6 +407,22 @@ impl HttpServer {
 /// The answer to a connection over a cap, written before it is closed.
 const REFUSED: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+
+/// Answers a connection over a cap with [`REFUSED`] and closes it, never
+/// waiting: the socket's send buffer is empty, so the answer fits unless
+/// the peer is gone. What the client sent already is read first, so that
+/// the close does not reset the connection under the answer.
+fn refuse(stream: TcpStream) {
+    use std::io::{Read, Write};
+    // Out of the runtime's hands: a plain non-blocking socket, written at
+    // once (the runtime may not know yet that it is writable).
+    let Ok(stream) = stream.into_std() else {
+        return;
+    };
+    let mut sent = [0u8; 2048];
+    let _ = (&stream).read(&mut sent);
+    let _ = (&stream).write(REFUSED);
+}
 
 /// One accepted connection, before hyper takes it.
 struct Conn {
