@@ -441,6 +441,46 @@ async fn get_status(from: Ipv4Addr, addr: SocketAddr) -> u16 {
     reply.status
 }
 
+/// Runs the chat's event contract with fifty official JavaScript clients
+/// (`interop/clients/chat-contract.mjs`) against `addr`; the future checks
+/// its result. The node process is killed if the test fails first.
+fn official_clients(addr: SocketAddr) -> impl std::future::Future<Output = ()> {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    assert!(
+        workspace
+            .join("interop/node_modules/socket.io-client/package.json")
+            .exists(),
+        "the official JavaScript client is missing: install Node.js, then run \
+         `npm ci --prefix interop` at the workspace root"
+    );
+    let child = tokio::process::Command::new("node")
+        .arg(workspace.join("interop/clients/chat-contract.mjs"))
+        .arg(format!("http://{addr}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    async move {
+        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .expect("the clients finish in time")
+            .expect("the clients' output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let result: serde_json::Value = text
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_default();
+        assert!(
+            out.status.success() && result["ok"] == true,
+            "the contract failed: {text}"
+        );
+        assert_eq!(result["clients"], 50);
+        println!("fifty official clients followed the contract: {result}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Slow clients.
 
@@ -541,7 +581,13 @@ async fn slow_clients_are_closed(app: App) {
     let mut rss_after = Vec::new();
     for round in 1..=ROUNDS {
         let during = exchanges.load(Ordering::Relaxed);
+        // In the first round, fifty official JavaScript clients follow the
+        // chat's whole event contract meanwhile.
+        let contract = (app == App::Chat && round == 1).then(|| official_clients(addr));
         let (peak_fds, _) = slow_round(&server, round).await;
+        if let Some(contract) = contract {
+            contract.await;
+        }
         assert!(
             peak_fds >= fds_before + SLOW / 4,
             "the slow connections were accepted and held a while: {peak_fds} fds at most"
