@@ -93,7 +93,8 @@ async fn bind(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
 ///   whose HTTP/1 request head is not whole within
 ///   [`header_read_timeout`](HttpServer::header_read_timeout) (a kept-alive
 ///   connection waiting for its next request too; a request being answered,
-///   a held long-poll or a WebSocket is not affected);
+///   a held long-poll or a WebSocket is not affected), and an HTTP/2
+///   connection that makes no request within the header read timeout;
 /// - answers `431` to a request head over
 ///   [`max_header_size`](HttpServer::max_header_size) bytes or with more
 ///   than [`max_headers`](HttpServer::max_headers) headers;
@@ -175,7 +176,8 @@ impl HttpServer {
     /// How long an HTTP/1 request head may take to arrive whole, from its
     /// first byte, or from the end of the previous response on a
     /// kept-alive connection (default 30 s; Node's `headersTimeout` is
-    /// 60 s). Then the TCP connection is closed.
+    /// 60 s). Then the TCP connection is closed. An HTTP/2 connection has
+    /// as long for its first request.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self

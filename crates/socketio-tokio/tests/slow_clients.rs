@@ -4,9 +4,11 @@
 //! Each server runs in a process of its own (this test binary, started
 //! again as `server_process`), so that its file descriptors and memory can
 //! be read from `/proc/<pid>`. Against it, a thousand connections trickle
-//! their request heads or send nothing at all, while two Socket.IO clients
-//! chat; then the connection caps are filled, and new connections past
-//! them are refused at once.
+//! their request heads, send nothing at all, or stop in the HTTP/2 preface,
+//! round after round, while two Socket.IO clients chat (and, against the
+//! chat, fifty official JavaScript clients follow its event contract); then
+//! the connection caps are filled, and new connections past them are
+//! refused at once.
 
 #![allow(clippy::unwrap_used)]
 
