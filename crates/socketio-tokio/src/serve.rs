@@ -21,6 +21,7 @@ use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 use crate::error::ServeError;
 use crate::io::SocketIo;
@@ -366,9 +367,13 @@ impl HttpServer {
             max_per_ip: self.max_connections_per_ip,
             counts: Mutex::default(),
         });
+        // The connections' tasks, so that those still open past the
+        // shutdown timeout are dropped. Each is forgotten as it ends.
+        let mut tasks = JoinSet::new();
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
                 () = &mut stop => break,
             };
             let (stream, remote) = match accepted {
@@ -396,12 +401,14 @@ impl HttpServer {
                 first_bytes_timeout,
                 header_read_timeout: self.header_read_timeout,
             };
-            tokio::spawn(conn.serve(make(remote), http1.clone(), auto.clone()));
+            tasks.spawn(conn.serve(make(remote), http1.clone(), auto.clone()));
         }
         drop(listener);
-        // Let the connections answer their last requests.
+        // Let the connections answer their last requests; then drop those
+        // still open (an upgraded connection is not theirs any more).
         let _ = graceful.send(());
         let _ = tokio::time::timeout(self.shutdown_timeout, graceful.closed()).await;
+        tasks.shutdown().await;
         Ok(())
     }
 }

@@ -19,7 +19,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// An axum application on an `HttpServer`: `GET /` answers the client's
-/// address; Socket.IO allows one session per address.
+/// address, `GET /forever` never answers; Socket.IO allows one session per
+/// address.
 struct App {
     addr: SocketAddr,
     stop: oneshot::Sender<()>,
@@ -36,6 +37,7 @@ async fn start(server: HttpServer) -> App {
                 from.to_string()
             }),
         )
+        .route("/forever", get(std::future::pending::<&'static str>))
         .layer(io.layer());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -109,4 +111,27 @@ async fn the_server_stops_when_its_signal_ends() {
         .unwrap();
     let refused = tokio::net::TcpStream::connect(app.addr).await;
     assert!(refused.is_err(), "still listening after the shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_still_open_past_the_shutdown_timeout_are_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = start(HttpServer::new().shutdown_timeout(Duration::from_millis(300))).await;
+    let mut stuck = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stuck
+        .write_all(b"GET /forever HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Let the request reach its handler.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = app.stop.send(());
+    tokio::time::timeout(WAIT, app.task)
+        .await
+        .expect("the server returns")
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(WAIT, stuck.read_to_end(&mut rest))
+        .await
+        .expect("the connection is closed");
+    assert!(read.is_err() || rest.is_empty(), "{rest:?}");
 }
