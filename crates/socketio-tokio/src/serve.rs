@@ -226,7 +226,8 @@ impl HttpServer {
     }
 
     /// How long a graceful shutdown waits for the connections to finish
-    /// their requests in flight (default 10 s).
+    /// their requests in flight (default 10 s); then those still open are
+    /// dropped.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
