@@ -21,7 +21,6 @@ use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
 
 use crate::error::ServeError;
 use crate::io::SocketIo;
@@ -368,13 +367,9 @@ impl HttpServer {
             max_per_ip: self.max_connections_per_ip,
             counts: Mutex::default(),
         });
-        // The connections' tasks, so that those still open past the
-        // shutdown timeout are dropped. Each is forgotten as it ends.
-        let mut tasks = JoinSet::new();
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
                 () = &mut stop => break,
             };
             let (stream, remote) = match accepted {
@@ -401,15 +396,17 @@ impl HttpServer {
                 watcher: graceful.subscribe(),
                 first_bytes_timeout,
                 header_read_timeout: self.header_read_timeout,
+                shutdown_timeout: self.shutdown_timeout,
             };
-            tasks.spawn(conn.serve(make(remote), http1.clone(), auto.clone()));
+            tokio::spawn(conn.serve(make(remote), http1.clone(), auto.clone()));
         }
         drop(listener);
-        // Let the connections answer their last requests; then drop those
-        // still open (an upgraded connection is not theirs any more).
+        // Let the connections answer their last requests: each finishes, or
+        // drops itself at the shutdown timeout (an upgraded connection is
+        // not theirs any more). The bound is a safeguard only.
         let _ = graceful.send(());
-        let _ = tokio::time::timeout(self.shutdown_timeout, graceful.closed()).await;
-        tasks.shutdown().await;
+        let bound = self.shutdown_timeout.saturating_add(Duration::from_secs(1));
+        let _ = tokio::time::timeout(bound, graceful.closed()).await;
         Ok(())
     }
 }
@@ -441,6 +438,7 @@ struct Conn {
     watcher: watch::Receiver<()>,
     first_bytes_timeout: Duration,
     header_read_timeout: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl Conn {
@@ -463,6 +461,7 @@ impl Conn {
             mut watcher,
             first_bytes_timeout,
             header_read_timeout,
+            shutdown_timeout,
         } = self;
         let h2 = tokio::select! {
             h2 = tokio::time::timeout(first_bytes_timeout, opens_with_h2_preface(&stream)) => h2,
@@ -496,9 +495,15 @@ impl Conn {
                 tracing::trace!("no http/2 request in time");
             };
             let conn = auto.serve_connection_with_upgrades(io, service);
-            until_done(conn, watcher, |c| c.graceful_shutdown(), expire)
-                .await
-                .map_err(|e| e.to_string())
+            until_done(
+                conn,
+                watcher,
+                |c| c.graceful_shutdown(),
+                expire,
+                shutdown_timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())
         } else {
             // hyper's header read timeout runs from the first read.
             let conn = http1.serve_connection(io, service).with_upgrades();
@@ -507,6 +512,7 @@ impl Conn {
                 watcher,
                 |c| c.graceful_shutdown(),
                 std::future::pending(),
+                shutdown_timeout,
             )
             .await
             .map_err(|e| e.to_string())
@@ -736,13 +742,15 @@ async fn opens_with_h2_preface(stream: &TcpStream) -> bool {
 }
 
 /// Runs `conn` to its end; once `watcher` changes, asks it to finish its
-/// requests in flight and close. When `expire` completes first, the
-/// connection is dropped (closed) as it is.
+/// requests in flight and close, and drops it if it has not within
+/// `shutdown_timeout`. When `expire` completes first, the connection is
+/// dropped (closed) as it is.
 async fn until_done<C, E>(
     conn: C,
     mut watcher: watch::Receiver<()>,
     graceful: impl FnOnce(Pin<&mut C>),
     expire: impl Future<Output = ()>,
+    shutdown_timeout: Duration,
 ) -> Result<(), E>
 where
     C: Future<Output = Result<(), E>>,
@@ -758,6 +766,7 @@ where
     let ended = tokio::select! {
         ended = conn.as_mut() => ended,
         () = &mut expire => Ok(()),
+        () = tokio::time::sleep(shutdown_timeout) => Ok(()),
     };
     drop(watcher);
     ended
