@@ -54,8 +54,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    // Not `axum::serve`: it has no header read timeout, so a client that
+    // trickles its headers, or connects and sends nothing, would hold its
+    // connection forever. This server closes both (after 30 s by default,
+    // `header_read_timeout` on the builder), limits request heads, and
+    // refuses connections past its caps.
+    io.http_server()
+        .max_connections(10_000)
+        .max_connections_per_ip(1_000)
+        .serve_until(listener, app, async move {
             let _ = tokio::signal::ctrl_c().await;
             io.shutdown().await;
         })

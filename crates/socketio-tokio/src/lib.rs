@@ -78,7 +78,7 @@ pub use api::socket::{AckFuture, Emitter, EventInfo, Extensions, Handshake, Remo
 pub use cluster::{Adapter, AdapterError, RemoteSocket, ServerAck, ServerSideEvent};
 pub use config::{Cors, SocketIoBuilder};
 pub use error::{AckError, BuildError, EmitError, ServeError};
-pub use http::serve::serve;
+pub use http::serve::{HttpServer, serve};
 pub use http::service::{
     BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoLayer, SocketIoService,
 };

@@ -16,7 +16,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use socketio_tokio::{AckSender, Socket, SocketIo, TryData};
+use socketio_tokio::{AckSender, HttpServer, Socket, SocketIo, TryData};
 use tokio::net::TcpListener;
 
 /// The longest name or room, in characters.
@@ -532,6 +532,22 @@ pub(crate) async fn serve(
     serve_on(SocketIo::new()?, listener, client_js, stop).await
 }
 
+/// The most connections the chat holds at once, well under the usual
+/// open-file limits; past it, new connections are refused at once.
+pub(crate) const MAX_CONNECTIONS: usize = 10_000;
+/// The most connections from one address: a browser opens a few, a whole
+/// office behind one NAT a few hundred.
+pub(crate) const MAX_CONNECTIONS_PER_IP: usize = 1_000;
+
+/// The chat's HTTP server: the header limits and timeouts of `io`'s
+/// builder (a connection that sends nothing, or trickles its request head,
+/// is closed after 30 s), and the connection caps above.
+pub(crate) fn http_server(io: &SocketIo) -> HttpServer {
+    io.http_server()
+        .max_connections(MAX_CONNECTIONS)
+        .max_connections_per_ip(MAX_CONNECTIONS_PER_IP)
+}
+
 /// Serves the chat with `io` (a server that may be one node of a cluster)
 /// on `listener` until `stop` completes, like [`serve`].
 pub(crate) async fn serve_on(
@@ -540,11 +556,27 @@ pub(crate) async fn serve_on(
     client_js: Bytes,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let server = http_server(&io);
+    serve_with(io, server, listener, client_js, stop).await
+}
+
+/// Serves the chat with `io` through `server` on `listener` until `stop`
+/// completes; then the sockets are closed ("server shutting down"), and
+/// the server returns once the connections have finished.
+pub(crate) async fn serve_with(
+    io: SocketIo,
+    server: HttpServer,
+    listener: TcpListener,
+    client_js: Bytes,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     Chat::new().attach(&io);
     let app = router(&io, client_js);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    server
+        .serve_until(listener, app, async move {
             stop.await;
+            // While the sockets close, the server still answers the
+            // requests in which polling clients learn it.
             io.shutdown().await;
         })
         .await?;

@@ -1,23 +1,31 @@
-//! A standalone server, for applications without a web framework.
+//! Serving over TCP: the accept loop behind [`SocketIo::serve`] and
+//! [`HttpServer`], with its timeouts, limits and graceful shutdown.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::{Future, Ready};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::api::server::SocketIo;
+use crate::api::socket::RemoteAddr;
 use crate::error::ServeError;
-use crate::http::service::{NotFound, ResponseFuture, SocketIoBody, SocketIoService};
+use crate::http::service::{BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoService};
 
 /// Binds `addr` and serves `io` there until [`SocketIo::shutdown`].
 ///
@@ -73,10 +81,596 @@ async fn bind(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
     }))
 }
 
+/// An HTTP server for any tower service (an axum `Router` with
+/// [`SocketIo::layer`], a [`SocketIoService`]), with the protections a
+/// server facing the Internet needs; [`SocketIo::serve`] runs on it too.
+///
+/// It serves HTTP/1.1 (with upgrades, so WebSocket works) and HTTP/2 with
+/// prior knowledge, and:
+///
+/// - closes a connection that sends nothing within
+///   [`first_bytes_timeout`](HttpServer::first_bytes_timeout), and one
+///   whose HTTP/1 request head is not whole within
+///   [`header_read_timeout`](HttpServer::header_read_timeout) (a kept-alive
+///   connection waiting for its next request too; a request being answered,
+///   a held long-poll or a WebSocket is not affected), and an HTTP/2
+///   connection that makes no request within the header read timeout;
+/// - answers `431` to a request head over
+///   [`max_header_size`](HttpServer::max_header_size) bytes or with more
+///   than [`max_headers`](HttpServer::max_headers) headers;
+/// - refuses a new connection at once when
+///   [`max_connections`](HttpServer::max_connections) connections are open,
+///   or [`max_connections_per_ip`](HttpServer::max_connections_per_ip) from
+///   the same address: it gets a `503` if its socket takes one, and is
+///   closed. The accept loop never waits for a place to free up. A
+///   connection upgraded to a WebSocket counts until it closes;
+/// - gives every request the client's [`RemoteAddr`] in its extensions
+///   (for [`SocketIoBuilder::max_sessions_per_ip`](crate::SocketIoBuilder::max_sessions_per_ip)
+///   and [`Handshake::remote_addr`](crate::Handshake::remote_addr); in
+///   axum, `Extension<RemoteAddr>`);
+/// - stops gracefully: see [`serve_until`](HttpServer::serve_until).
+///
+/// `axum::serve` and a plain hyper accept loop do none of this: a client
+/// that trickles its headers, or connects and sends nothing, holds its
+/// connection for as long as it likes.
+///
+/// ```no_run
+/// use axum::Router;
+/// use axum::routing::get;
+/// use socketio_tokio::SocketIo;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let io = SocketIo::new()?;
+/// let app = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(io.layer());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// // The header limits and timeouts of `io`'s builder, and connection caps.
+/// io.http_server()
+///     .max_connections(10_000)
+///     .max_connections_per_ip(1_000)
+///     .serve_until(listener, app, async move {
+///         let _ = tokio::signal::ctrl_c().await;
+///         io.shutdown().await;
+///     })
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HttpServer {
+    header_read_timeout: Duration,
+    first_bytes_timeout: Option<Duration>,
+    max_header_size: usize,
+    max_headers: usize,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    shutdown_timeout: Duration,
+}
+
+impl Default for HttpServer {
+    fn default() -> Self {
+        HttpServer {
+            header_read_timeout: Duration::from_secs(30),
+            first_bytes_timeout: None,
+            max_header_size: 16 * 1024,
+            max_headers: 100,
+            max_connections: None,
+            max_connections_per_ip: None,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl HttpServer {
+    /// A server with the defaults: 30 s to read a request head, 16 KiB
+    /// and 100 headers per head (Node's), no cap on connections, 10 s for
+    /// a graceful shutdown.
+    ///
+    /// [`SocketIo::http_server`] starts from the limits set on a
+    /// [`SocketIoBuilder`](crate::SocketIoBuilder) instead.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long an HTTP/1 request head may take to arrive whole, from its
+    /// first byte, or from the end of the previous response on a
+    /// kept-alive connection (default 30 s; Node's `headersTimeout` is
+    /// 60 s). Then the TCP connection is closed. An HTTP/2 connection has
+    /// as long for its first request.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a new connection may stay silent before its first byte
+    /// (default: the [`header_read_timeout`](HttpServer::header_read_timeout)).
+    /// Then it is closed. Until its first byte, a connection holds no
+    /// buffer.
+    pub fn first_bytes_timeout(mut self, timeout: Duration) -> Self {
+        self.first_bytes_timeout = Some(timeout);
+        self
+    }
+
+    /// The largest HTTP/1 request head, in bytes (default 16 KiB, as
+    /// Node's; at least 8 KiB), and the largest HTTP/2 header list. Larger
+    /// heads get `431`.
+    pub fn max_header_size(mut self, bytes: usize) -> Self {
+        self.max_header_size = bytes;
+        self
+    }
+
+    /// The most headers in an HTTP/1 request (default 100); more get `431`.
+    pub fn max_headers(mut self, count: usize) -> Self {
+        self.max_headers = count;
+        self
+    }
+
+    /// The most connections open at once (default: no cap, as Node's
+    /// `maxConnections`). A connection past it is refused at once: a
+    /// `503` if its socket takes it, then closed. Keep it well under the
+    /// process's open-file limit.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+
+    /// The most connections open at once from one IP address (default: no
+    /// cap), refused as [`max_connections`](HttpServer::max_connections).
+    /// Behind a reverse proxy every connection comes from the proxy: leave
+    /// this unset there, and let the proxy count its clients.
+    pub fn max_connections_per_ip(mut self, max: usize) -> Self {
+        self.max_connections_per_ip = Some(max);
+        self
+    }
+
+    /// How long a graceful shutdown waits for the connections to finish
+    /// their requests in flight (default 10 s); then those still open are
+    /// dropped.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Serves `service` on `listener` until the process ends.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = socketio_tokio::SocketIo::new()?;
+    /// let app = axum::Router::new().layer(io.layer());
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// socketio_tokio::HttpServer::new().serve(listener, app).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Io`] when accepting fails for good. A failed accept
+    /// (out of file descriptors) is logged and retried.
+    pub async fn serve<S, B>(self, listener: TcpListener, service: S) -> Result<(), ServeError>
+    where
+        S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        self.serve_until(listener, service, std::future::pending())
+            .await
+    }
+
+    /// Serves `service` on `listener` until `signal` completes; then it
+    /// stops accepting, lets each connection finish the requests in flight
+    /// (for up to [`shutdown_timeout`](HttpServer::shutdown_timeout)), and
+    /// returns.
+    ///
+    /// With Socket.IO mounted in `service`, make the signal end with
+    /// [`SocketIo::shutdown`]: while it runs, the server still accepts the
+    /// requests in which polling clients get their close packet.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = socketio_tokio::SocketIo::new()?;
+    /// let app = axum::Router::new().layer(io.layer());
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// io.http_server()
+    ///     .serve_until(listener, app, async move {
+    ///         let _ = tokio::signal::ctrl_c().await;
+    ///         io.shutdown().await;
+    ///     })
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`serve`](HttpServer::serve).
+    pub async fn serve_until<S, B, F>(
+        self,
+        listener: TcpListener,
+        service: S,
+        signal: F,
+    ) -> Result<(), ServeError>
+    where
+        S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+        F: Future<Output = ()>,
+    {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving");
+        }
+        let make = move |remote: SocketAddr| AppService {
+            inner: service.clone(),
+            remote: RemoteAddr(remote),
+        };
+        self.run(listener, make, signal).await
+    }
+
+    /// The accept loop: each connection admitted, then served with `make`'s
+    /// service on a task of its own, until `stop` completes.
+    async fn run<M, H, B>(
+        &self,
+        listener: TcpListener,
+        mut make: M,
+        stop: impl Future<Output = ()>,
+    ) -> Result<(), ServeError>
+    where
+        M: FnMut(SocketAddr) -> H,
+        H: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+            + Send
+            + 'static,
+        H::Future: Send + 'static,
+        H::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        // Connections watch this to finish gracefully; `closed` tells when
+        // they all did.
+        let (graceful, _) = watch::channel(());
+        tokio::pin!(stop);
+        let max_buf_size = self.max_header_size.max(8192);
+        // HTTP/1 goes straight to hyper's HTTP/1 connection; the automatic
+        // builder (which reads the first bytes to tell the version) serves
+        // the clients that open with the HTTP/2 preface.
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(max_buf_size)
+            .max_headers(self.max_headers);
+        let mut auto = Builder::new(TokioExecutor::new());
+        auto.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(max_buf_size)
+            .max_headers(self.max_headers);
+        auto.http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.max_header_size).unwrap_or(u32::MAX));
+        let first_bytes_timeout = self.first_bytes_timeout.unwrap_or(self.header_read_timeout);
+        let admission = Arc::new(Admission {
+            max_total: self.max_connections,
+            max_per_ip: self.max_connections_per_ip,
+            counts: Mutex::default(),
+        });
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut stop => break,
+            };
+            let (stream, remote) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: wait, then go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let slot = match admission.admit(remote.ip()) {
+                Ok(slot) => slot,
+                Err(cap) => {
+                    tracing::debug!(%remote, cap, "connection refused");
+                    refuse(stream);
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let conn = Conn {
+                stream,
+                slot,
+                watcher: graceful.subscribe(),
+                first_bytes_timeout,
+                header_read_timeout: self.header_read_timeout,
+                shutdown_timeout: self.shutdown_timeout,
+            };
+            tokio::spawn(conn.serve(make(remote), http1.clone(), auto.clone()));
+        }
+        drop(listener);
+        // Let the connections answer their last requests: each finishes, or
+        // drops itself at the shutdown timeout (an upgraded connection is
+        // not theirs any more). The bound is a safeguard only.
+        let _ = graceful.send(());
+        let bound = self.shutdown_timeout.saturating_add(Duration::from_secs(1));
+        let _ = tokio::time::timeout(bound, graceful.closed()).await;
+        Ok(())
+    }
+}
+
+/// The answer to a connection over a cap, written before it is closed.
+const REFUSED: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+
+/// Answers a connection over a cap with [`REFUSED`] and closes it, never
+/// waiting: the socket's send buffer is empty, so the answer fits unless
+/// the peer is gone. What the client sent already is read first, so that
+/// the close does not reset the connection under the answer.
+fn refuse(stream: TcpStream) {
+    use std::io::{Read, Write};
+    // Out of the runtime's hands: a plain non-blocking socket, written at
+    // once (the runtime may not know yet that it is writable).
+    let Ok(stream) = stream.into_std() else {
+        return;
+    };
+    let mut sent = [0u8; 2048];
+    let _ = (&stream).read(&mut sent);
+    let _ = (&stream).write(REFUSED);
+}
+
+/// One accepted connection, before hyper takes it.
+struct Conn {
+    stream: TcpStream,
+    slot: Slot,
+    watcher: watch::Receiver<()>,
+    first_bytes_timeout: Duration,
+    header_read_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Conn {
+    /// Waits for the first bytes (holding no buffer meanwhile), then
+    /// serves the connection with `service` to its end.
+    async fn serve<H, B>(self, service: H, http1: http1::Builder, auto: Builder<TokioExecutor>)
+    where
+        H: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+            + Send
+            + 'static,
+        H::Future: Send + 'static,
+        H::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let Conn {
+            stream,
+            slot,
+            mut watcher,
+            first_bytes_timeout,
+            header_read_timeout,
+            shutdown_timeout,
+        } = self;
+        let h2 = tokio::select! {
+            h2 = tokio::time::timeout(first_bytes_timeout, opens_with_h2_preface(&stream)) => h2,
+            _ = watcher.changed() => return,
+        };
+        let Ok(h2) = h2 else {
+            tracing::trace!("no request in time");
+            return;
+        };
+        // The slot goes with the stream, into an upgraded connection too.
+        let io = TokioIo::new(Counted {
+            stream,
+            _slot: slot,
+        });
+        let ended = if h2 {
+            // hyper times nothing on HTTP/2 before the first request: not
+            // the rest of the preface, not the client's settings. The
+            // header read timeout runs until a request comes.
+            let first = Arc::new(Notify::new());
+            let service = FirstRequest {
+                inner: service,
+                seen: first.clone(),
+            };
+            let expire = async move {
+                if tokio::time::timeout(header_read_timeout, first.notified())
+                    .await
+                    .is_ok()
+                {
+                    std::future::pending::<()>().await;
+                }
+                tracing::trace!("no http/2 request in time");
+            };
+            let conn = auto.serve_connection_with_upgrades(io, service);
+            until_done(
+                conn,
+                watcher,
+                |c| c.graceful_shutdown(),
+                expire,
+                shutdown_timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        } else {
+            // hyper's header read timeout runs from the first read.
+            let conn = http1.serve_connection(io, service).with_upgrades();
+            until_done(
+                conn,
+                watcher,
+                |c| c.graceful_shutdown(),
+                std::future::pending(),
+                shutdown_timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        };
+        if let Err(error) = ended {
+            tracing::trace!(%error, "http connection ended");
+        }
+    }
+}
+
+/// The connection caps and the connections open.
+struct Admission {
+    max_total: Option<usize>,
+    max_per_ip: Option<usize>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    /// Only with a cap per address; no entry holds 0.
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Admission {
+    /// A place for a connection from `ip`, or the cap that refuses it.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, &'static str> {
+        if self.max_total.is_none() && self.max_per_ip.is_none() {
+            return Ok(Slot { held: None });
+        }
+        // An IPv4 client of an IPv6 socket counts as its IPv4 address.
+        let ip = ip.to_canonical();
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.max_total.is_some_and(|max| counts.total >= max) {
+            return Err("max_connections");
+        }
+        if let Some(max) = self.max_per_ip {
+            let n = counts.per_ip.get(&ip).copied().unwrap_or(0);
+            if n >= max {
+                return Err("max_connections_per_ip");
+            }
+            counts.per_ip.insert(ip, n + 1);
+        }
+        counts.total += 1;
+        Ok(Slot {
+            held: Some((self.clone(), ip)),
+        })
+    }
+}
+
+/// A connection's place under the caps, given back when it drops.
+struct Slot {
+    held: Option<(Arc<Admission>, IpAddr)>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some((admission, ip)) = self.held.take() else {
+            return;
+        };
+        let mut counts = admission
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.per_ip.remove(&ip);
+                // Give back the room of a crowd that left.
+                if counts.per_ip.capacity() > 64
+                    && counts.per_ip.len() * 4 < counts.per_ip.capacity()
+                {
+                    counts.per_ip.shrink_to_fit();
+                }
+            }
+        }
+    }
+}
+
+/// A TCP stream that holds its connection's [`Slot`] for as long as it
+/// is open, served by hyper or upgraded to a WebSocket.
+struct Counted {
+    stream: TcpStream,
+    _slot: Slot,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
 impl SocketIo {
+    /// An [`HttpServer`] with the header limits, the header read timeout
+    /// and the shutdown timeout set on this server's
+    /// [`SocketIoBuilder`](crate::SocketIoBuilder), to serve an
+    /// application that mounts it.
+    ///
+    /// ```
+    /// let io = socketio_tokio::SocketIo::builder()
+    ///     .header_read_timeout(std::time::Duration::from_secs(10))
+    ///     .build()?;
+    /// let server = io.http_server().max_connections(10_000);
+    /// # let _ = server;
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    pub fn http_server(&self) -> HttpServer {
+        let options = &self.shared.options;
+        HttpServer {
+            header_read_timeout: options.header_read_timeout,
+            max_header_size: options.max_header_size,
+            max_headers: options.max_headers,
+            shutdown_timeout: options.shutdown_timeout,
+            ..HttpServer::default()
+        }
+    }
+
     /// Serves on `listener` (HTTP/1.1 and HTTP/2, WebSocket upgrades) until
     /// [`shutdown`](SocketIo::shutdown): then it stops accepting, lets the
     /// requests in flight finish, and returns. Other paths get 404.
+    ///
+    /// It runs [`http_server`](SocketIo::http_server): the header limits
+    /// and timeouts of the builder, no cap on connections.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -92,9 +686,30 @@ impl SocketIo {
     ///
     /// [`ServeError::Io`] when accepting fails for good.
     pub async fn serve(&self, listener: TcpListener) -> Result<(), ServeError> {
-        // Connections watch this to finish gracefully; `closed` tells when
-        // they all did.
-        let (graceful, _) = watch::channel(());
+        self.serve_with(self.http_server(), listener).await
+    }
+
+    /// Serves on `listener` as [`serve`](SocketIo::serve) does, with the
+    /// limits of `server` (connection caps, for example).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = socketio_tokio::SocketIo::new()?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// let server = io.http_server().max_connections_per_ip(100);
+    /// io.serve_with(server, listener).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Io`] when accepting fails for good.
+    pub async fn serve_with(
+        &self,
+        server: HttpServer,
+        listener: TcpListener,
+    ) -> Result<(), ServeError> {
         let mut stop = self.shared.shutdown_signal.subscribe();
         let mut live = self.shared.live.subscribe();
         let timeout = self.shared.options.shutdown_timeout;
@@ -105,82 +720,11 @@ impl SocketIo {
             let _ = stop.wait_for(|s| *s).await;
             let _ = tokio::time::timeout(timeout, live.wait_for(|n| *n == 0)).await;
         };
-        tokio::pin!(drained);
-        let options = &self.shared.options;
-        // HTTP/1 goes straight to hyper's HTTP/1 connection; the automatic
-        // builder (which reads the first bytes to tell the version) serves
-        // the clients that open with the HTTP/2 preface.
-        let mut http1 = http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(options.header_read_timeout)
-            .max_buf_size(options.max_header_size.max(8192))
-            .max_headers(options.max_headers);
-        let mut builder = Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(options.header_read_timeout)
-            .max_buf_size(options.max_header_size.max(8192))
-            .max_headers(options.max_headers);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(options.max_header_size).unwrap_or(u32::MAX));
-        let first_bytes_timeout = options.header_read_timeout;
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, path = %self.shared.config.path, "serving");
         }
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = &mut drained => break,
-            };
-            let (stream, remote) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of descriptors and the like: wait, then go on.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let service = ConnService(self.service().with_remote(remote));
-            let mut watcher = graceful.subscribe();
-            let http1 = http1.clone();
-            let builder = builder.clone();
-            tokio::spawn(async move {
-                let h2 = tokio::select! {
-                    h2 = tokio::time::timeout(first_bytes_timeout, opens_with_h2_preface(&stream)) => h2,
-                    _ = watcher.changed() => return,
-                };
-                let Ok(h2) = h2 else {
-                    tracing::trace!("no request in time");
-                    return;
-                };
-                let io = TokioIo::new(stream);
-                let ended = if h2 {
-                    let conn = builder.serve_connection_with_upgrades(io, service);
-                    until_done(conn, watcher, |c| c.graceful_shutdown())
-                        .await
-                        .map_err(|e| e.to_string())
-                } else {
-                    let conn = http1.serve_connection(io, service).with_upgrades();
-                    until_done(conn, watcher, |c| c.graceful_shutdown())
-                        .await
-                        .map_err(|e| e.to_string())
-                };
-                if let Err(error) = ended {
-                    tracing::trace!(%error, "http connection ended");
-                }
-            });
-        }
-        drop(listener);
-        // Let the connections answer their last requests.
-        let _ = graceful.send(());
-        let _ = tokio::time::timeout(timeout, graceful.closed()).await;
-        Ok(())
+        let make = |remote| ConnService(self.service().with_remote(remote));
+        server.run(listener, make, drained).await
     }
 }
 
@@ -198,24 +742,55 @@ async fn opens_with_h2_preface(stream: &TcpStream) -> bool {
 }
 
 /// Runs `conn` to its end; once `watcher` changes, asks it to finish its
-/// requests in flight and close.
+/// requests in flight and close, and drops it if it has not within
+/// `shutdown_timeout`. When `expire` completes first, the connection is
+/// dropped (closed) as it is.
 async fn until_done<C, E>(
     conn: C,
     mut watcher: watch::Receiver<()>,
     graceful: impl FnOnce(Pin<&mut C>),
+    expire: impl Future<Output = ()>,
+    shutdown_timeout: Duration,
 ) -> Result<(), E>
 where
     C: Future<Output = Result<(), E>>,
 {
     tokio::pin!(conn);
+    tokio::pin!(expire);
     tokio::select! {
         ended = conn.as_mut() => return ended,
+        () = &mut expire => return Ok(()),
         _ = watcher.changed() => {}
     }
     graceful(conn.as_mut());
-    let ended = conn.await;
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        () = &mut expire => Ok(()),
+        () = tokio::time::sleep(shutdown_timeout) => Ok(()),
+    };
     drop(watcher);
     ended
+}
+
+/// A connection's service that tells when its first request comes.
+struct FirstRequest<H> {
+    inner: H,
+    seen: Arc<Notify>,
+}
+
+impl<H, R> hyper::service::Service<R> for FirstRequest<H>
+where
+    H: hyper::service::Service<R>,
+{
+    type Response = H::Response;
+    type Error = H::Error;
+    type Future = H::Future;
+
+    fn call(&self, req: R) -> Self::Future {
+        // A permit kept for the waiter; later ones change nothing.
+        self.seen.notify_one();
+        self.inner.call(req)
+    }
 }
 
 /// The service of one connection, as hyper calls it. It calls ours at
@@ -225,14 +800,102 @@ where
 #[derive(Clone)]
 struct ConnService(SocketIoService<NotFound>);
 
-impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService {
+impl hyper::service::Service<http::Request<Incoming>> for ConnService {
     type Response = http::Response<SocketIoBody<Full<Bytes>>>;
     type Error = Infallible;
     type Future = ResponseFuture<Ready<Result<http::Response<Full<Bytes>>, Infallible>>>;
 
-    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
         // Always ready: its inner service is `NotFound`.
         tower_service::Service::call(&mut self.0.clone(), req)
+    }
+}
+
+/// An application's tower service as hyper calls it, for one connection:
+/// each request gets the client's [`RemoteAddr`], and goes to a clone of
+/// the service at once when it is ready (as [`ConnService`] does), or when
+/// it becomes ready.
+#[derive(Clone)]
+struct AppService<S> {
+    inner: S,
+    remote: RemoteAddr,
+}
+
+impl<S, B> hyper::service::Service<http::Request<Incoming>> for AppService<S>
+where
+    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = http::Response<B>;
+    type Error = BoxError;
+    type Future = AppFuture<S>;
+
+    fn call(&self, mut req: http::Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.remote);
+        let mut service = self.inner.clone();
+        // Asking with a waker that does nothing is only a question: when
+        // the answer is "not yet", the future asks again with its own.
+        let mut cx = Context::from_waker(Waker::noop());
+        match service.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => AppFuture::Called {
+                fut: service.call(req),
+            },
+            Poll::Ready(Err(error)) => AppFuture::Failed {
+                error: Some(error.into()),
+            },
+            Poll::Pending => AppFuture::Waiting {
+                service,
+                req: Some(Box::new(req)),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The answer of an [`AppService`].
+    #[project = AppFutureProj]
+    enum AppFuture<S>
+    where
+        S: tower_service::Service<http::Request<Incoming>>,
+    {
+        Waiting { service: S, req: Option<Box<http::Request<Incoming>>> },
+        Called { #[pin] fut: S::Future },
+        Failed { error: Option<BoxError> },
+    }
+}
+
+impl<S> Future for AppFuture<S>
+where
+    S: tower_service::Service<http::Request<Incoming>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                AppFutureProj::Waiting { service, req } => {
+                    if let Err(error) = std::task::ready!(service.poll_ready(cx)) {
+                        return Poll::Ready(Err(error.into()));
+                    }
+                    // Always there: it is taken only here, on the way out
+                    // of this state.
+                    let Some(req) = req.take() else {
+                        return Poll::Pending;
+                    };
+                    let fut = service.call(*req);
+                    self.set(AppFuture::Called { fut });
+                }
+                AppFutureProj::Called { fut } => return fut.poll(cx).map_err(Into::into),
+                // Polled once only: the error is taken then.
+                AppFutureProj::Failed { error } => {
+                    return match error.take() {
+                        Some(error) => Poll::Ready(Err(error)),
+                        None => Poll::Pending,
+                    };
+                }
+            }
+        }
     }
 }
 
@@ -248,5 +911,51 @@ mod tests {
         let client = TcpStream::connect(addr).await.expect("connect");
         let (_, from) = listener.accept().await.expect("accept");
         assert_eq!(from, client.local_addr().expect("client address"));
+    }
+
+    fn admission(total: Option<usize>, per_ip: Option<usize>) -> Arc<Admission> {
+        Arc::new(Admission {
+            max_total: total,
+            max_per_ip: per_ip,
+            counts: Mutex::default(),
+        })
+    }
+
+    #[test]
+    fn the_caps_refuse_past_them_and_take_back_what_leaves() {
+        let a: IpAddr = "10.0.0.1".parse().expect("address");
+        let b: IpAddr = "10.0.0.2".parse().expect("address");
+        let caps = admission(Some(3), Some(2));
+        let a1 = caps.admit(a).expect("first from a");
+        let a2 = caps.admit(a).expect("second from a");
+        assert_eq!(caps.admit(a).err(), Some("max_connections_per_ip"));
+        let b1 = caps.admit(b).expect("first from b");
+        assert_eq!(caps.admit(b).err(), Some("max_connections"));
+        drop(a1);
+        let b2 = caps.admit(b).expect("a place freed");
+        assert_eq!(caps.admit(a).err(), Some("max_connections"));
+        drop((a2, b1, b2));
+        let counts = caps.counts.lock().expect("lock");
+        assert_eq!(counts.total, 0);
+        assert!(counts.per_ip.is_empty());
+    }
+
+    #[test]
+    fn an_ipv4_client_of_an_ipv6_socket_counts_as_its_ipv4_address() {
+        let caps = admission(None, Some(1));
+        let v4: IpAddr = "192.0.2.7".parse().expect("address");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("address");
+        let _held = caps.admit(v4).expect("first");
+        assert_eq!(caps.admit(mapped).err(), Some("max_connections_per_ip"));
+    }
+
+    #[test]
+    fn without_caps_nothing_is_counted() {
+        let caps = admission(None, None);
+        let slots: Vec<_> = (0..10)
+            .map(|_| caps.admit(IpAddr::from([127, 0, 0, 1])).expect("admitted"))
+            .collect();
+        assert_eq!(caps.counts.lock().expect("lock").total, 0);
+        drop(slots);
     }
 }
