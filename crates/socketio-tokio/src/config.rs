@@ -324,7 +324,8 @@ impl SocketIoBuilder {
         self
     }
 
-    /// The largest HTTP/1 request head [`SocketIo::serve`](crate::SocketIo::serve) reads, in bytes
+    /// The largest HTTP/1 request head [`SocketIo::serve`](crate::SocketIo::serve) and
+    /// [`SocketIo::http_server`](crate::SocketIo::http_server) read, in bytes
     /// (default 16 KiB, as Node's; at least 8 KiB), and the largest HTTP/2
     /// header list. Larger heads get `431`.
     pub fn max_header_size(mut self, bytes: usize) -> Self {
@@ -332,14 +333,16 @@ impl SocketIoBuilder {
         self
     }
 
-    /// The most HTTP/1 request headers [`SocketIo::serve`](crate::SocketIo::serve) reads (default
+    /// The most HTTP/1 request headers [`SocketIo::serve`](crate::SocketIo::serve) and
+    /// [`SocketIo::http_server`](crate::SocketIo::http_server) read (default
     /// 100); more get `431`.
     pub fn max_headers(mut self, count: usize) -> Self {
         self.options.max_headers = count;
         self
     }
 
-    /// How long [`SocketIo::serve`](crate::SocketIo::serve) waits for a whole HTTP/1 request head
+    /// How long [`SocketIo::serve`](crate::SocketIo::serve) and
+    /// [`SocketIo::http_server`](crate::SocketIo::http_server) wait for a whole HTTP/1 request head
     /// (default 30 s), on a new or a kept-alive connection; then the TCP
     /// connection is closed. A held long-poll or a WebSocket is not affected.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {

@@ -5,6 +5,8 @@
 //! - Mount it as a tower [`Layer`](tower_layer::Layer) in axum or any tower
 //!   stack ([`SocketIo::layer`]), as a [`Service`](tower_service::Service)
 //!   ([`SocketIo::service`]), or run it alone ([`SocketIo::serve`], [`serve`]).
+//!   [`HttpServer`] serves either with header and first-bytes timeouts,
+//!   header limits and connection caps.
 //! - Declare namespaces ([`SocketIo::ns`], dynamic ones with
 //!   [`SocketIo::dyn_ns`]), refuse clients in connect middlewares
 //!   ([`Namespace::with`]), handle typed events ([`Socket::on`] with

@@ -767,6 +767,9 @@ fn with_cors(
 impl SocketIo {
     /// A tower layer that serves Socket.IO at the configured path and hands
     /// every other request to the inner service (an axum router, ...).
+    /// Serve the result with [`HttpServer`](crate::HttpServer) (from
+    /// [`http_server`](SocketIo::http_server)), which closes slow and idle
+    /// clients, rather than a server that does not.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -775,7 +778,7 @@ impl SocketIo {
     ///     .route("/", axum::routing::get(|| async { "hello" }))
     ///     .layer(io.layer());
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-    /// axum::serve(listener, app).await?;
+    /// io.http_server().serve(listener, app).await?;
     /// # Ok(())
     /// # }
     /// ```
