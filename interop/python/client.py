@@ -51,6 +51,10 @@ def roundtrip(url, transports, result):
 
     sio.emit("echo", ("hello", {"n": 1}))
     result["echo"] = wait(inbox["echo-back"])
+    # Over polling, an answer this large comes compressed (httpCompression).
+    sio.emit("echo", ("x" * 5000,))
+    (large,) = wait(inbox["echo-back"])
+    result["largeEcho"] = len(large) if large == "x" * 5000 else large
     sio.emit("echo", (b"\x01\x02\x03",))
     result["binaryEcho"] = [list(b) for b in wait(inbox["echo-back"])]
 

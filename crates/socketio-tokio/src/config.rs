@@ -138,6 +138,9 @@ pub(crate) struct Options {
     pub(crate) max_header_size: usize,
     pub(crate) max_headers: usize,
     pub(crate) header_read_timeout: Duration,
+    /// Polling responses of at least this many bytes are compressed, when
+    /// the client accepts gzip or deflate; `None`: never.
+    pub(crate) http_compression: Option<usize>,
 }
 
 impl fmt::Debug for Options {
@@ -186,6 +189,7 @@ impl Default for SocketIoBuilder {
                 max_header_size: 16 * 1024,
                 max_headers: 100,
                 header_read_timeout: Duration::from_secs(30),
+                http_compression: Some(1024),
             },
         }
     }
@@ -366,6 +370,23 @@ impl SocketIoBuilder {
     /// once all is written.
     pub fn ws_write_buffer_size(mut self, bytes: usize) -> Self {
         self.options.ws_write_buffer = bytes;
+        self
+    }
+
+    /// Compresses polling responses of at least `threshold` bytes with
+    /// gzip or deflate, whichever the client's `Accept-Encoding` prefers (the
+    /// reference's `httpCompression`; on by default with a threshold of
+    /// 1 KiB); `None` turns it off. Small responses, WebSocket frames and
+    /// clients that accept neither coding are sent as they are.
+    ///
+    /// ```
+    /// let io = socketio_tokio::SocketIo::builder()
+    ///     .http_compression(Some(4096))
+    ///     .build()?;
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    pub fn http_compression(mut self, threshold: Option<usize>) -> Self {
+        self.options.http_compression = threshold;
         self
     }
 

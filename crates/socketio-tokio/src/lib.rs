@@ -30,8 +30,9 @@
 //! Several servers share broadcasts and rooms through an [`Adapter`]
 //! (`socketio-redis` is one). Old clients (Socket.IO 2.x, Engine.IO v3,
 //! JSONP polling included) are served with
-//! [`allow_eio3`](SocketIoBuilder::allow_eio3). It does not compress
-//! polling responses.
+//! [`allow_eio3`](SocketIoBuilder::allow_eio3). Polling responses of 1 KiB
+//! and more are compressed ([`http_compression`](SocketIoBuilder::http_compression));
+//! WebSocket messages are not (no permessage-deflate yet).
 //!
 //! ```no_run
 //! use socketio_tokio::{AckSender, Data, SocketIo, Socket};

@@ -11,6 +11,7 @@ async fn roundtrip(transports: &str, expected: &str) {
     let r = common::run_python("roundtrip", &server.url(), &[transports]).await;
     assert_eq!(r["transport"], expected);
     assert_eq!(r["echo"], json!(["hello", {"n": 1}]));
+    assert_eq!(r["largeEcho"], 5000);
     assert_eq!(r["binaryEcho"], json!([[1, 2, 3]]));
     assert_eq!(r["serverBinary"], json!([[7, 7, 7], "label"]));
     assert_eq!(r["sum"], 3);

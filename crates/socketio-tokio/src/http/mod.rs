@@ -1,5 +1,6 @@
 //! The HTTP side: the tower service and layer (CORS, admission, the
 //! WebSocket upgrade) and the standalone server.
 
+pub(crate) mod compress;
 pub(crate) mod serve;
 pub(crate) mod service;

@@ -29,6 +29,7 @@ use crate::api::socket::{HttpInfo, RemoteAddr};
 use crate::clock;
 use crate::config::Cors;
 use crate::conn::driver::{Driver, DriverCell};
+use crate::http::compress::Coding;
 use crate::mailbox::{Cmd, CmdRx};
 use crate::request_head::RequestHead;
 use crate::ws::{WsConn, WsLimits};
@@ -260,6 +261,8 @@ struct Head {
     /// The session a POST writes to.
     post_sid: Option<String>,
     origin: Option<HeaderValue>,
+    /// The coding a polling GET's answer may be compressed with.
+    accept: Option<Coding>,
     /// hyper's URI and header values are slices of the connection's read
     /// buffer: while a request holds them, hyper's next read (it reads on,
     /// watching for the client's close) takes a new buffer. A polling
@@ -290,11 +293,16 @@ impl Head {
             // A copy of its own, not a slice of hyper's read buffer.
             false => HeaderValue::from_bytes(v.as_bytes()).unwrap_or(v.clone()),
         });
+        let accept = match method == Method::Get && !request.websocket {
+            true => Coding::negotiate(&parts.headers),
+            false => None,
+        };
         Head {
             request,
             has_sid,
             post_sid,
             origin,
+            accept,
             parts: keep.then(|| Box::new(parts)),
         }
     }
@@ -317,8 +325,10 @@ where
         has_sid,
         post_sid,
         origin,
+        accept,
         mut parts,
     } = head;
+    let compress = |r: Response| compressed(r, accept, shared.options.http_compression);
     let cors = shared.options.cors.as_ref();
     if request.method == Method::Options
         && let Some(cors) = cors
@@ -476,7 +486,7 @@ where
             // it here rather than wait for the task.
             DriverCell::spawn(driver, span).try_step();
             match answer.await {
-                Ok(r) => to_http(r),
+                Ok(r) => compress(r),
                 Err(_) => to_http(Response::error(HttpError::UnknownSid)),
             }
         }
@@ -503,7 +513,7 @@ where
             };
             // Answered on this task when the session's task is not busy.
             match (link.run(cmd), answer.await) {
-                (Ok(()), Ok(r)) => to_http(r),
+                (Ok(()), Ok(r)) => compress(r),
                 _ => to_http(Response::error(HttpError::UnknownSid)),
             }
         }
@@ -739,6 +749,28 @@ fn plain(status: StatusCode) -> http::Response<Full<Bytes>> {
     let mut res = http::Response::new(Full::new(Bytes::new()));
     *res.status_mut() = status;
     res
+}
+
+/// A session's answer, compressed when it is `threshold` bytes or more
+/// and the client takes a coding (the reference's `httpCompression`).
+fn compressed(
+    r: Response,
+    accept: Option<Coding>,
+    threshold: Option<usize>,
+) -> http::Response<Full<Bytes>> {
+    if let (Some(coding), Some(threshold)) = (accept, threshold)
+        && r.status == 200
+        && r.body.len() >= threshold
+        && let Some(body) = coding.compress(&r.body)
+    {
+        let mut res = to_http(Response { body, ..r });
+        res.headers_mut().insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(coding.name()),
+        );
+        return res;
+    }
+    to_http(r)
 }
 
 fn to_http(r: Response) -> http::Response<Full<Bytes>> {
