@@ -115,9 +115,19 @@ async fn polling_post_over_max_payload_gets_413_and_closes_the_session() {
     get(server.addr, &q)
         .await
         .assert_error(400, 1, "Session ID unknown");
-    // Without a session: 413 all the same.
-    let r = post(server.addr, "EIO=4&transport=polling", body.as_bytes()).await;
-    assert_eq!(r.status, 413, "{r:?}");
+    // Without a session: refused before the body is read, as the
+    // reference's handshake check refuses a POST.
+    post(server.addr, "EIO=4&transport=polling", body.as_bytes())
+        .await
+        .assert_error(400, 2, "Bad handshake method");
+    // Naming no live session: refused before the body is read too.
+    post(
+        server.addr,
+        "EIO=4&transport=polling&sid=nosuch",
+        body.as_bytes(),
+    )
+    .await
+    .assert_error(400, 1, "Session ID unknown");
     healthy_after(&mut healthy).await;
 }
 

@@ -220,3 +220,34 @@ async fn an_upgrade_left_unfinished_is_dropped_at_the_upgrade_timeout() {
     assert_eq!(io.connection_count(), 1);
     served.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_polling_body_slower_than_a_session_lives_is_given_up() {
+    let io = SocketIo::builder()
+        .ping_interval(Duration::from_secs(25))
+        .ping_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    io.ns("/", |_socket: Socket| async {});
+    let svc = io.service();
+    let sid = open(&svc).await;
+    // A body that starts and never ends.
+    let (tx, rx) =
+        futures_channel::mpsc::unbounded::<Result<http_body::Frame<Bytes>, std::io::Error>>();
+    tx.unbounded_send(Ok(http_body::Frame::data(Bytes::from_static(b"4"))))
+        .unwrap();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("/socket.io/?EIO=4&transport=polling&sid={sid}"))
+        .body(http_body_util::StreamBody::new(rx))
+        .unwrap();
+    let start = Instant::now();
+    let res = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status().as_u16(), 408);
+    assert_at(
+        "the slow body given up",
+        start.elapsed(),
+        Duration::from_secs(45),
+    );
+    drop(tx);
+}

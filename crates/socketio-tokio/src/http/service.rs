@@ -344,7 +344,11 @@ where
         tracing::debug!(?origin, "origin not allowed");
         return refuse(websocket, cors, origin.as_ref());
     }
-    if request.method == Method::Post {
+    // A POST that opens no session or names none that is live is refused
+    // (by the routing below) before its body is read, as the reference
+    // refuses it: a body no session waits for holds no memory.
+    let live = |sid: &str| shared.lock().session(sid).is_some();
+    if request.method == Method::Post && post_sid.as_deref().is_some_and(live) {
         let _posting = match post_sid {
             Some(sid) => match shared.posts.start(sid) {
                 Some(p) => Some(p),
@@ -355,13 +359,18 @@ where
             },
             None => None,
         };
-        match read_body(body, shared.config.max_payload).await {
+        // A body sent slower than a session lives (the heartbeat's
+        // interval and timeout) is given up.
+        let patience = shared.config.ping_interval + shared.config.ping_timeout;
+        let read = tokio::time::timeout(patience, read_body(body, shared.config.max_payload));
+        let Ok(read) = read.await else {
+            tracing::debug!("a polling body too slow to read");
+            return with_cors(plain(StatusCode::REQUEST_TIMEOUT), cors, origin.as_ref());
+        };
+        match read {
             Ok(Some(body)) => request.body = body,
             Ok(None) => {
                 tracing::debug!("a polling body over max_payload");
-                if !has_sid {
-                    return with_cors(plain(StatusCode::PAYLOAD_TOO_LARGE), cors, origin.as_ref());
-                }
                 // The session answers (413) and closes, as the reference's.
                 request.body_too_large = true;
             }
