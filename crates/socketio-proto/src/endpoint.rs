@@ -558,8 +558,12 @@ impl<C, S> Endpoint<C, S> {
                 request: id,
                 binary: !b64,
                 // A `j` parameter, even empty, makes the session JSONP, as
-                // the reference's polling constructor decides.
-                jsonp: params.j.is_some(),
+                // the reference's polling constructor decides; only where
+                // old clients are served (`allow_eio3`), since a JSONP answer
+                // is a script any page may load, past the origin checks.
+                // Elsewhere it is ordinary polling, as no current client
+                // sends `j`.
+                jsonp: params.j.is_some() && self.config.allow_eio3,
             }
         };
         let sid = self.ids.next_id();

@@ -237,8 +237,16 @@ fn a_jsonp_session_upgrades_to_websocket() {
 }
 
 #[test]
-fn eio4_clients_get_jsonp_too() {
+fn without_old_clients_allowed_a_j_parameter_is_ordinary_polling() {
     let mut h = Harness::new(Config::default());
+    let id = h.request(Request::get("/socket.io/?EIO=4&transport=polling&j=2"));
+    let body = h.answer(id).expect("answered").body_text();
+    assert!(body.starts_with("0{\"sid\":"), "{body}");
+}
+
+#[test]
+fn eio4_clients_get_jsonp_too() {
+    let mut h = Harness::new(config());
     let id = h.request(Request::get("/socket.io/?EIO=4&transport=polling&j=2"));
     let payload = unwrap("2", &h.answer(id).expect("answered"));
     let sid = sid_of(&payload);
