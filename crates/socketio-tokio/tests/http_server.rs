@@ -135,3 +135,62 @@ async fn connections_still_open_past_the_shutdown_timeout_are_dropped() {
         .expect("the connection is closed");
     assert!(read.is_err() || rest.is_empty(), "{rest:?}");
 }
+
+/// Opens an HTTP/2 connection with prior knowledge and sends one request
+/// for `path` (HPACK: GET, http, then the path).
+async fn h2_request(addr: SocketAddr, path: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // An empty SETTINGS frame.
+    bytes.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    // HEADERS on stream 1, END_STREAM | END_HEADERS.
+    let mut block = vec![0x82, 0x86];
+    if path == b"/" {
+        block.push(0x84);
+    } else {
+        block.push(0x04);
+        block.push(u8::try_from(path.len()).unwrap());
+        block.extend_from_slice(path);
+    }
+    bytes.extend_from_slice(&[0, 0, u8::try_from(block.len()).unwrap(), 1, 5, 0, 0, 0, 1]);
+    bytes.extend_from_slice(&block);
+    stream.write_all(&bytes).await.unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection (true) or `within` passes.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_idle_after_its_requests_is_closed_but_not_one_with_a_request_in_flight()
+ {
+    let app = start(HttpServer::new().header_read_timeout(Duration::from_secs(1))).await;
+    let mut idle = h2_request(app.addr, b"/").await;
+    let mut waiting = h2_request(app.addr, b"/forever").await;
+    // The first is answered, then has nothing in flight: closed.
+    assert!(
+        closed_within(&mut idle, WAIT).await,
+        "an idle HTTP/2 connection stays open"
+    );
+    // The second still waits for its answer: kept, past three timeouts.
+    assert!(
+        !closed_within(&mut waiting, Duration::from_secs(3)).await,
+        "a connection with a request in flight was closed"
+    );
+    let _ = app.stop.send(());
+    let _ = app.task.await;
+}

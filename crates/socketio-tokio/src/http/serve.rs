@@ -20,7 +20,7 @@ use hyper_util::server::conn::auto::Builder;
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::api::server::SocketIo;
 use crate::api::socket::RemoteAddr;
@@ -164,8 +164,9 @@ impl Default for HttpServer {
 
 impl HttpServer {
     /// A server with the defaults: 30 s to read a request head, 16 KiB
-    /// and 100 headers per head (Node's), no cap on connections, 10 s for
-    /// a graceful shutdown.
+    /// and 100 headers per head (more get `431`; Node reads up to 2000 and
+    /// drops the rest), no cap on connections, 10 s for a graceful
+    /// shutdown.
     ///
     /// [`SocketIo::http_server`] starts from the limits set on a
     /// [`SocketIoBuilder`](crate::SocketIoBuilder) instead.
@@ -464,6 +465,8 @@ impl Conn {
             shutdown_timeout,
         } = self;
         let h2 = tokio::select! {
+            // Bytes that came are served, even with the shutdown under way.
+            biased;
             h2 = tokio::time::timeout(first_bytes_timeout, opens_with_h2_preface(&stream)) => h2,
             _ = watcher.changed() => return,
         };
@@ -477,22 +480,19 @@ impl Conn {
             _slot: slot,
         });
         let ended = if h2 {
-            // hyper times nothing on HTTP/2 before the first request: not
-            // the rest of the preface, not the client's settings. The
-            // header read timeout runs until a request comes.
-            let first = Arc::new(Notify::new());
-            let service = FirstRequest {
+            // hyper times nothing on HTTP/2: not the rest of the preface,
+            // not the client's settings, not the time between requests. A
+            // connection with no request in flight for the header read
+            // timeout is closed, from its start on, as an idle kept-alive
+            // HTTP/1 connection is.
+            let activity = Activity::new();
+            let service = Tracked {
                 inner: service,
-                seen: first.clone(),
+                activity: activity.clone(),
             };
             let expire = async move {
-                if tokio::time::timeout(header_read_timeout, first.notified())
-                    .await
-                    .is_ok()
-                {
-                    std::future::pending::<()>().await;
-                }
-                tracing::trace!("no http/2 request in time");
+                activity.idle(header_read_timeout).await;
+                tracing::trace!("http/2 connection idle");
             };
             let conn = auto.serve_connection_with_upgrades(io, service);
             until_done(
@@ -772,24 +772,149 @@ where
     ended
 }
 
-/// A connection's service that tells when its first request comes.
-struct FirstRequest<H> {
-    inner: H,
-    seen: Arc<Notify>,
+/// What an HTTP/2 connection has in flight, for its idle timeout: the
+/// requests whose response (body included) is not done, and when that
+/// count last changed.
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    since: tokio::time::Instant,
+    /// When the count last changed, in milliseconds after `since`.
+    changed: std::sync::atomic::AtomicU64,
 }
 
-impl<H, R> hyper::service::Service<R> for FirstRequest<H>
+impl Activity {
+    fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            in_flight: Default::default(),
+            since: tokio::time::Instant::now(),
+            changed: Default::default(),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.changed.store(ms, std::sync::atomic::Ordering::Release);
+    }
+
+    /// How long the connection has had nothing in flight (zero while it has).
+    fn idle_for(&self) -> Duration {
+        use std::sync::atomic::Ordering;
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let changed = Duration::from_millis(self.changed.load(Ordering::Acquire));
+        self.since.elapsed().saturating_sub(changed)
+    }
+
+    /// Waits until the connection has had nothing in flight for `idle`.
+    async fn idle(&self, idle: Duration) {
+        loop {
+            let was = self.idle_for();
+            if was >= idle {
+                return;
+            }
+            tokio::time::sleep(idle - was).await;
+        }
+    }
+}
+
+/// A request in flight: counted until dropped.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn start(activity: &Arc<Activity>) -> Busy {
+        activity
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        activity.touch();
+        Busy(activity.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// A connection's service that counts its requests in flight, each until
+/// its response's body is done.
+struct Tracked<H> {
+    inner: H,
+    activity: Arc<Activity>,
+}
+
+impl<H, R, B> hyper::service::Service<R> for Tracked<H>
 where
-    H: hyper::service::Service<R>,
+    H: hyper::service::Service<R, Response = http::Response<B>>,
 {
-    type Response = H::Response;
+    type Response = http::Response<TrackedBody<B>>;
     type Error = H::Error;
-    type Future = H::Future;
+    type Future = TrackedFuture<H::Future>;
 
     fn call(&self, req: R) -> Self::Future {
-        // A permit kept for the waiter; later ones change nothing.
-        self.seen.notify_one();
-        self.inner.call(req)
+        TrackedFuture {
+            busy: Some(Busy::start(&self.activity)),
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Tracked`].
+    struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        busy: Option<Busy>,
+    }
+}
+
+impl<F, B, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<TrackedBody<B>>, E>;
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        let busy = this.busy.take();
+        std::task::Poll::Ready(out.map(|res| res.map(|body| TrackedBody { body, _busy: busy })))
+    }
+}
+
+pin_project! {
+    /// A response body that keeps its request counted until it is done.
+    struct TrackedBody<B> {
+        #[pin]
+        body: B,
+        _busy: Option<Busy>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
