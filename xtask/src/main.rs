@@ -182,10 +182,16 @@ fn cargo_test(tally: &mut Tally, quick: bool) -> Result<()> {
         .spawn()
         .map_err(|e| format!("{step}: could not start cargo: {e}"))?;
     if let Some(stdout) = child.stdout.take() {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
+        // Read to the end whatever the tests print (bytes that are not
+        // UTF-8 too), so that no test finds its output closed.
+        let mut reader = BufReader::new(stdout);
+        let mut raw = Vec::new();
+        while reader.read_until(b'\n', &mut raw).is_ok_and(|n| n > 0) {
+            let line = String::from_utf8_lossy(&raw);
+            let line = line.trim_end_matches(['\n', '\r']);
             println!("{line}");
-            tally.add_result_line(&line);
+            tally.add_result_line(line);
+            raw.clear();
         }
     }
     let status = child.wait().map_err(|e| format!("{step}: {e}"))?;

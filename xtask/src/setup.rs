@@ -181,14 +181,14 @@ fn python_venv(root: &Path) -> Result<()> {
             )
         };
         if create("python3 -m venv interop/.venv").is_err() {
+            // A half-made environment would stop the next attempt.
+            let _ = fs::remove_dir_all(&venv);
             if !can_apt() {
                 return Err("could not create the Python virtual environment: install \
                      Python 3 with its venv module (on Debian or Ubuntu: \
                      `sudo apt-get install -y python3 python3-venv`), then run this again"
                     .into());
             }
-            // A half-made environment would stop the next attempt.
-            let _ = fs::remove_dir_all(&venv);
             apt_install(&["python3", "python3-venv"])?;
             create("python3 -m venv interop/.venv (again)")?;
         }
