@@ -177,8 +177,8 @@ impl HttpServer {
     /// How long an HTTP/1 request head may take to arrive whole, from its
     /// first byte, or from the end of the previous response on a
     /// kept-alive connection (default 30 s; Node's `headersTimeout` is
-    /// 60 s). Then the TCP connection is closed. An HTTP/2 connection has
-    /// as long for its first request.
+    /// 60 s). Then the TCP connection is closed. An HTTP/2 connection may
+    /// go as long with no request in flight, its first one included.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
