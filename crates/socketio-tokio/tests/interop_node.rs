@@ -117,31 +117,11 @@ async fn disconnect_reasons_on_both_sides() {
 
 async fn restart_then_automatic_reconnect(transports: &str) {
     let first = common::start().await;
-    let addr = first.addr.to_string();
-    let url = first.url();
-    let log = first.log.clone();
-    let mut child = common::spawn_node("restart", &url, &[transports]);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let reader = tokio::spawn(async move {
-        let out = common::lines(&mut child, move |line| {
-            let _ = tx.send(line.clone());
+    let (result, second) =
+        common::restart_scenario("scenarios.mjs", transports, first, |addr| async move {
+            common::start_on(&addr, common::Log::default()).await
         })
         .await;
-        let _ = child.wait().await;
-        out
-    });
-    // The first connection, then a graceful shutdown and a new server on the same port.
-    let first_connect = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
-        .await
-        .expect("the client connects")
-        .expect("a line");
-    assert_eq!(first_connect["event"], "connect", "{first_connect}");
-    first.stop().await;
-    log.wait_until("the shutdown", |l| l == "disconnect / server shutting down")
-        .await;
-    let second = common::start_on(&addr, common::Log::default()).await;
-    let out = reader.await.expect("reader");
-    let result = out.last().cloned().unwrap_or_default();
     assert!(result.get("error").is_none(), "{result:#}");
     assert_eq!(
         result["events"],

@@ -185,31 +185,10 @@ async fn disconnect_reasons() {
 
 async fn restart_then_automatic_reconnect(transports: &str) {
     let first = start().await;
-    let addr = first.addr.to_string();
-    let url = first.url();
-    let log = first.log.clone();
-    let mut child = common::spawn_script(SCRIPT, "restart", &url, &[transports]);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let reader = tokio::spawn(async move {
-        let out = common::lines(&mut child, move |line| {
-            let _ = tx.send(line.clone());
-        })
-        .await;
-        let _ = child.wait().await;
-        out
-    });
-    let first_connect = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
-        .await
-        .expect("the client connects")
-        .expect("a line");
-    assert_eq!(first_connect["event"], "connect", "{first_connect}");
-    first.stop().await;
-    log.wait_until("the shutdown", |l| l == "disconnect / server shutting down")
-        .await;
-    // A new server on the same port: the client finds it on its own.
-    let second = start_on(&addr).await;
-    let out = reader.await.expect("reader");
-    let result = out.last().cloned().unwrap_or_default();
+    let (result, second) = common::restart_scenario(SCRIPT, transports, first, |addr| async move {
+        start_on(&addr).await
+    })
+    .await;
     assert!(result.get("error").is_none(), "{result:#}");
     assert_eq!(
         result["events"],

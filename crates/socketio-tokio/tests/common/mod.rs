@@ -390,3 +390,44 @@ pub async fn run_python(scenario: &str, url: &str, args: &[&str]) -> serde_json:
     );
     result
 }
+
+/// The `restart` scenario of the node script `script`: the client connects
+/// to `first`, which shuts down gracefully; `start_second` brings a new
+/// server up on the same address, and the client reconnects by itself.
+/// Returns the script's last line and the second server.
+pub async fn restart_scenario<F, Fut>(
+    script: &str,
+    transports: &str,
+    first: Server,
+    start_second: F,
+) -> (serde_json::Value, Server)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Server>,
+{
+    let addr = first.addr.to_string();
+    let url = first.url();
+    let log = first.log.clone();
+    let mut child = spawn_script(script, "restart", &url, &[transports]);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        let out = lines(&mut child, move |line| {
+            let _ = tx.send(line.clone());
+        })
+        .await;
+        let _ = child.wait().await;
+        out
+    });
+    let first_connect = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the client connects")
+        .expect("a line");
+    assert_eq!(first_connect["event"], "connect", "{first_connect}");
+    first.stop().await;
+    log.wait_until("the shutdown", |l| l == "disconnect / server shutting down")
+        .await;
+    // A new server on the same address: the client finds it on its own.
+    let second = start_second(addr).await;
+    let out = reader.await.expect("reader");
+    (out.last().cloned().unwrap_or_default(), second)
+}
