@@ -21,16 +21,7 @@ async fn roundtrip(transports: &str, expected_transport: &str) {
     assert_eq!(r["fallback"], "fallback");
     assert_eq!(r["afterRefusal"], 5);
     assert_eq!(r["clientReason"], "io client disconnect");
-    server
-        .log
-        .wait_until("the client's disconnect", |l| {
-            l == "disconnect / client namespace disconnect"
-        })
-        .await;
-    let log = server.log.lines();
-    assert!(log.contains(&"any:greet".to_owned()), "{log:?}");
-    assert!(log.contains(&"out:greeting".to_owned()), "{log:?}");
-    server.stop().await;
+    common::client_left_after_greeting(server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

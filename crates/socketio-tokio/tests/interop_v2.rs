@@ -86,16 +86,7 @@ async fn roundtrip(args: &[&str], transport: &str, payloads: Payloads) {
             assert!(count("textReceived") > 0, "{r:#}");
         }
     }
-    server
-        .log
-        .wait_until("the client's disconnect", |l| {
-            l == "disconnect / client namespace disconnect"
-        })
-        .await;
-    let log = server.log.lines();
-    assert!(log.contains(&"any:greet".to_owned()), "{log:?}");
-    assert!(log.contains(&"out:greeting".to_owned()), "{log:?}");
-    server.stop().await;
+    common::client_left_after_greeting(server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -431,3 +431,19 @@ where
     let out = reader.await.expect("reader");
     (out.last().cloned().unwrap_or_default(), second)
 }
+
+/// The end of a round trip with the test application: the client's own
+/// disconnection reaches the server, whose `on_any` and `on_any_outgoing`
+/// listeners saw the greeting; then the server stops.
+pub async fn client_left_after_greeting(server: Server) {
+    server
+        .log
+        .wait_until("the client's disconnect", |l| {
+            l == "disconnect / client namespace disconnect"
+        })
+        .await;
+    let log = server.log.lines();
+    assert!(log.contains(&"any:greet".to_owned()), "{log:?}");
+    assert!(log.contains(&"out:greeting".to_owned()), "{log:?}");
+    server.stop().await;
+}
