@@ -181,7 +181,7 @@ fuzz_target!(|data: &[u8]| {
                 if let Transmit::Close { .. } = t {}
             }
             while let Some(ev) = c.poll_endpoint_event() {
-                endpoint.handle_event(*h, ev);
+                endpoint.handle_event(now, *h, ev);
             }
             while let Some(ev) = c.poll_event() {
                 if let Event::ConnectRequest { nsp, .. } = ev {

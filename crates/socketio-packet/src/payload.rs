@@ -212,6 +212,38 @@ impl Payload {
         self.clone()
     }
 
+    /// This payload, a JSON array, with the string `arg` appended as its last element; `None` when
+    /// the payload is not an array. A msgpack payload is converted to JSON first.
+    ///
+    /// Connection state recovery appends each stored packet's offset this way, where the client
+    /// looks for it.
+    ///
+    /// ```
+    /// # use socketio_packet::{Payload, Str};
+    /// let p = Payload::from_json(Str::from("[\"chat\",1]"), Vec::new())?;
+    /// assert_eq!(p.with_str_arg("x").unwrap().json().as_str(), r#"["chat",1,"x"]"#);
+    /// let empty = Payload::from_json(Str::from("[]"), Vec::new())?;
+    /// assert_eq!(empty.with_str_arg("x").unwrap().json().as_str(), r#"["x"]"#);
+    /// # Ok::<(), socketio_packet::DecodeError>(())
+    /// ```
+    pub fn with_str_arg(&self, arg: &str) -> Option<Payload> {
+        let json = self.to_json();
+        let text = json.json.as_str();
+        let inner = text.strip_prefix('[')?.strip_suffix(']')?;
+        let mut out = String::with_capacity(text.len() + arg.len() + 4);
+        out.push('[');
+        out.push_str(inner);
+        if !inner.trim().is_empty() {
+            out.push(',');
+        }
+        crate::ser::write_str(&mut out, arg);
+        out.push(']');
+        Some(Payload::from_parts(
+            Str::from(out),
+            json.attachments().to_vec(),
+        ))
+    }
+
     /// Checks that every placeholder designates one of the attachments.
     ///
     /// Decoding already checks this for binary packets; this is for payloads built otherwise.

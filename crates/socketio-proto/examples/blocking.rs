@@ -69,7 +69,7 @@ impl Server {
                     progress = true;
                 }
                 while let Some(ev) = conn.poll_endpoint_event() {
-                    self.endpoint.handle_event(h, ev);
+                    self.endpoint.handle_event(Instant::now(), h, ev);
                     progress = true;
                 }
                 while let Some(ev) = conn.poll_event() {

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::recovery::Recovery;
+
 /// The transports a session may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transports {
@@ -57,6 +59,10 @@ pub struct Config {
     /// and [`Connection::send_message`](crate::Connection::send_message)
     /// sends them. There is no connect timeout. Default false.
     pub engine_only: bool,
+    /// Connection state recovery (the reference's `connectionStateRecovery`):
+    /// a socket that drops comes back with its id, rooms and data, and the
+    /// packets it missed. Off by default, as in the reference.
+    pub recovery: Option<Recovery>,
 }
 
 impl Default for Config {
@@ -75,6 +81,7 @@ impl Default for Config {
             max_buffer_size: 1 << 20,
             max_packets_per_payload: 10_000,
             engine_only: false,
+            recovery: None,
         }
     }
 }
@@ -159,6 +166,12 @@ impl Config {
     /// Sets [`Config::max_buffer_size`].
     pub fn with_max_buffer_size(mut self, bytes: usize) -> Self {
         self.max_buffer_size = bytes;
+        self
+    }
+
+    /// Sets [`Config::recovery`].
+    pub fn with_recovery(mut self, recovery: Option<Recovery>) -> Self {
+        self.recovery = recovery;
         self
     }
 }

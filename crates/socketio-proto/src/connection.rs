@@ -12,6 +12,7 @@ use socketio_packet::{Decoder, Packet, PacketKind, Payload, ProtocolVersion};
 use crate::config::Config;
 use crate::http::{ContentType, HttpError, Method, Request, Response};
 use crate::ids::IdStream;
+use crate::recovery::{Restored, Resume};
 use crate::types::{
     DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, RequestId, SendError, Transmit,
     TransportKind,
@@ -78,6 +79,9 @@ struct Socket {
     /// Acks this server waits for: id and deadline.
     acks: Vec<(u64, Instant)>,
     next_ack_id: u64,
+    /// The private session id, when recovery is on (Socket.IO v5 only);
+    /// boxed, as it is read only when the socket leaves.
+    pid: Option<Box<str>>,
 }
 
 #[derive(Debug)]
@@ -248,6 +252,7 @@ impl Connection {
                     nsp: Str::from_static("/"),
                     auth: None,
                     query: None,
+                    resume: None,
                 },
             );
         }
@@ -937,7 +942,19 @@ impl Connection {
                 }
                 self.pending_connects.reserve_exact(1);
                 self.pending_connects.push(nsp.clone());
-                push_back(&mut self.events, Event::ConnectRequest { nsp, auth, query });
+                let resume = match (&self.config.recovery, self.sio, &auth) {
+                    (Some(_), ProtocolVersion::V5, Some(auth)) => Resume::from_auth(auth),
+                    _ => None,
+                };
+                push_back(
+                    &mut self.events,
+                    Event::ConnectRequest {
+                        nsp,
+                        auth,
+                        query,
+                        resume,
+                    },
+                );
             }
             (PacketKind::Connect(_), Some(_)) => {
                 if self.sio == ProtocolVersion::V4 {
@@ -1001,6 +1018,10 @@ impl Connection {
             .push_back(EndpointEvent::SocketDisconnected {
                 nsp: socket.nsp.clone(),
                 sid: socket.sid.clone(),
+                pid: socket
+                    .pid
+                    .filter(|_| reason.keeps_session())
+                    .map(|pid| Str::from(String::from(pid))),
             });
         push_back(
             &mut self.events,
@@ -1040,35 +1061,96 @@ impl Connection {
             ProtocolVersion::V4 => Str::from(format!("{nsp}#{}", self.sid)),
             _ => self.ids.next_id(),
         };
+        let pid = match self.sio {
+            ProtocolVersion::V5 if self.config.recovery.is_some() => Some(self.ids.next_id()),
+            _ => None,
+        };
+        self.connect_socket(nsp, sid.clone(), pid);
+        self.endpoint_events
+            .push_back(EndpointEvent::SocketConnected {
+                nsp: self.sockets[self.sockets.len() - 1].nsp.clone(),
+                sid: sid.clone(),
+            });
+        self.socket_connected();
+        Ok(sid)
+    }
+
+    /// Accepts the client's pending connect request on `nsp` as the
+    /// recovery of a saved session ([`Endpoint::restore`](crate::Endpoint::restore)):
+    /// the socket gets its old id and private id back, then every packet it
+    /// missed, in order. Returns the socket id.
+    ///
+    /// Hand the endpoint events this queues
+    /// ([`EndpointEvent::SocketRestored`]) to the endpoint before it plans
+    /// another broadcast, or the socket misses that one.
+    ///
+    /// # Errors
+    ///
+    /// As [`accept`](Connection::accept); [`SendError::BufferFull`] when the
+    /// missed packets do not fit in the send buffer (the connection then
+    /// closes).
+    pub fn accept_restored(&mut self, restored: &Restored) -> Result<Str, SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        let nsp = &*restored.nsp;
+        let Some(pos) = self.pending_connects.iter().position(|n| &**n == nsp) else {
+            return Err(SendError::NoConnectRequest);
+        };
+        let nsp = self.pending_connects.swap_remove(pos);
+        release_vec_if_empty(&mut self.pending_connects);
+        let sid = restored.sid.clone();
+        self.connect_socket(nsp.clone(), sid.clone(), Some(restored.pid.clone()));
+        self.endpoint_events
+            .push_back(EndpointEvent::SocketRestored {
+                nsp: nsp.clone(),
+                sid: sid.clone(),
+                rooms: restored.rooms.clone(),
+            });
+        self.socket_connected();
+        for encoded in &restored.missed {
+            self.send_encoded(&nsp, encoded, false)?;
+        }
+        Ok(sid)
+    }
+
+    /// Creates socket `sid` on `nsp` and tells the client (the CONNECT
+    /// answer, with `pid` when recovery is on).
+    fn connect_socket(&mut self, nsp: Str, sid: Str, pid: Option<Str>) {
         let reply = match self.sio {
             ProtocolVersion::V4 => Packet::connect(nsp.clone(), None),
             _ => {
-                let payload = Payload::from_value(&serde_json::json!({ "sid": sid.as_str() })).ok();
-                Packet::connect(nsp.clone(), payload)
+                /// The CONNECT answer, in the reference's order.
+                #[derive(serde::Serialize)]
+                struct Answer<'a> {
+                    sid: &'a str,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    pid: Option<&'a str>,
+                }
+                let answer = Answer {
+                    sid: &sid,
+                    pid: pid.as_deref(),
+                };
+                Packet::connect(nsp.clone(), Payload::from_value(&answer).ok())
             }
         };
         self.push_packet(&reply);
         // Most connections join one namespace: room for exactly one.
         self.sockets.reserve_exact(1);
         self.sockets.push(Socket {
-            nsp: nsp.clone(),
-            sid: sid.clone(),
+            nsp,
+            sid,
             acks: Vec::new(),
             next_ack_id: 0,
+            pid: pid.map(|pid| Box::from(pid.as_str())),
         });
-        self.endpoint_events
-            .push_back(EndpointEvent::SocketConnected {
-                nsp: nsp.clone(),
-                sid: sid.clone(),
-            });
-        push_back(
-            &mut self.events,
-            Event::Connected {
-                nsp,
-                sid: sid.clone(),
-            },
-        );
-        Ok(sid)
+    }
+
+    /// Tells the application of the socket just created.
+    fn socket_connected(&mut self) {
+        let socket = &self.sockets[self.sockets.len() - 1];
+        let (nsp, sid) = (socket.nsp.clone(), socket.sid.clone());
+        push_back(&mut self.events, Event::Connected { nsp, sid });
     }
 
     /// Refuses the client's pending connect request on `nsp` because no
@@ -1503,6 +1585,6 @@ mod layout {
         // Boxed once per session: a guard of the layout, not a timing.
         assert!(std::mem::size_of::<Connection>() <= 456);
         assert!(std::mem::size_of::<Out>() <= 72);
-        assert!(std::mem::size_of::<Socket>() <= 96);
+        assert!(std::mem::size_of::<Socket>() <= 112);
     }
 }

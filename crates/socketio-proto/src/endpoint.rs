@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::connection::{Connection, Opening};
 use crate::http::{HttpError, Method, Request, Response};
 use crate::ids::IdGenerator;
+use crate::recovery::{NotRecovered, Restored, Resume, Store};
 use crate::types::{ConnectionHandle, Encoded, EndpointEvent, HandleMap, RequestId};
 
 /// Where a request goes.
@@ -339,6 +340,8 @@ pub struct Endpoint<C = (), S = ()> {
     index: HashMap<Str, NamespaceIndex<S>>,
     cluster_out: VecDeque<ClusterOp>,
     clustered: bool,
+    /// The recovery store, when recovery is on.
+    store: Option<Store>,
 }
 
 impl<C, S> fmt::Debug for Endpoint<C, S> {
@@ -373,6 +376,10 @@ impl<C, S> Endpoint<C, S> {
     pub fn carrying(config: Config, ids: IdGenerator) -> Endpoint<C, S> {
         let mut static_namespaces = HashSet::new();
         static_namespaces.insert(Str::from_static("/"));
+        let store = config
+            .recovery
+            .clone()
+            .map(|r| Store::new(r, config.max_buffer_size));
         Endpoint {
             config: Arc::new(config),
             ids,
@@ -384,6 +391,7 @@ impl<C, S> Endpoint<C, S> {
             index: HashMap::new(),
             cluster_out: VecDeque::new(),
             clustered: false,
+            store,
         }
     }
 
@@ -590,8 +598,9 @@ impl<C, S> Endpoint<C, S> {
         Route::New(handle, Box::new(conn))
     }
 
-    /// Takes in what a connection reported.
-    pub fn handle_event(&mut self, handle: ConnectionHandle, event: EndpointEvent) {
+    /// Takes in what a connection reported. `now` dates the sessions saved
+    /// for recovery.
+    pub fn handle_event(&mut self, now: Instant, handle: ConnectionHandle, event: EndpointEvent) {
         match event {
             EndpointEvent::SocketConnected { nsp, sid } => {
                 let index = self.index.entry(nsp).or_default();
@@ -606,7 +615,28 @@ impl<C, S> Endpoint<C, S> {
                     },
                 );
             }
-            EndpointEvent::SocketDisconnected { nsp, sid } => {
+            EndpointEvent::SocketRestored { nsp, sid, rooms } => {
+                let index = self.index.entry(nsp).or_default();
+                index.sockets.insert(
+                    sid.clone(),
+                    SocketEntry {
+                        conn: handle,
+                        rooms: None,
+                        own_room: false,
+                        data: None,
+                    },
+                );
+                for room in rooms {
+                    index.join(&sid, room);
+                }
+            }
+            EndpointEvent::SocketDisconnected { nsp, sid, pid } => {
+                if let (Some(pid), Some(_)) = (pid, &self.store) {
+                    let rooms = self.rooms_of(&nsp, &sid);
+                    if let Some(store) = &mut self.store {
+                        store.persist(now, pid, nsp.clone(), sid.clone(), rooms);
+                    }
+                }
                 if let Some(index) = self.index.get_mut(&nsp) {
                     index.remove(&sid);
                     if index.sockets.is_empty() {
@@ -685,27 +715,108 @@ impl<C, S> Endpoint<C, S> {
     /// Plans a broadcast: encodes `packet` once and lists the local
     /// connections to hand it to with [`Connection::send_encoded`]. Unless
     /// `opts` is local, the other nodes get it too (see [`ClusterOp`]).
-    pub fn broadcast(&mut self, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
+    ///
+    /// With recovery on, an event without an acknowledgement that is not
+    /// volatile is stored, with its offset appended to its arguments. Hand
+    /// the planned broadcasts to their connections in the order they were
+    /// planned: a client recovers from the last offset it got, so every
+    /// connection must get stored packets in offset order.
+    pub fn broadcast(
+        &mut self,
+        now: Instant,
+        packet: &Packet,
+        opts: &BroadcastOptions,
+    ) -> Broadcast {
         if !opts.local {
             self.publish(ClusterOp::Broadcast {
                 packet: packet.clone(),
                 opts: opts.clone(),
             });
         }
-        self.plan(packet, opts)
+        self.plan(now, packet, opts)
     }
 
-    fn plan(&self, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
+    fn plan(&mut self, now: Instant, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
         let targets = self
             .index
             .get(packet.nsp.as_str())
             .map(|i| i.targets_with(opts, |_, handle| handle))
             .unwrap_or_default();
+        let stamped = match &self.store {
+            Some(_) if Store::keeps(packet, opts) => Store::stamp(packet, &mut self.ids),
+            _ => None,
+        };
+        let Some((stamped, offset)) = stamped else {
+            return Broadcast {
+                encoded: Encoded::new(packet, ProtocolVersion::V5),
+                targets,
+                volatile: opts.volatile,
+            };
+        };
+        let encoded = Encoded::new(&stamped, ProtocolVersion::V5);
+        if let Some(store) = &mut self.store {
+            store.push(now, offset, packet.nsp.clone(), opts, encoded.clone());
+        }
         Broadcast {
-            encoded: Encoded::new(packet, ProtocolVersion::V5),
+            encoded,
             targets,
             volatile: opts.volatile,
         }
+    }
+
+    // ----- connection state recovery -----
+
+    /// Whether connection state recovery is on ([`Config::recovery`]).
+    pub fn recovery(&self) -> Option<&crate::Recovery> {
+        self.store.as_ref().map(Store::config)
+    }
+
+    /// Gives back the saved session a client asks to recover on `nsp`, with
+    /// the packets it missed, and forgets it (a session is recovered once).
+    /// Answer the client with
+    /// [`Connection::accept_restored`], and hand the connection's endpoint
+    /// events to [`handle_event`](Endpoint::handle_event) before planning
+    /// another broadcast.
+    ///
+    /// # Errors
+    ///
+    /// [`NotRecovered`]: why the client gets a new session instead (accept
+    /// it with [`Connection::accept`]).
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        nsp: &str,
+        resume: &Resume,
+    ) -> Result<Restored, NotRecovered> {
+        match &mut self.store {
+            Some(store) => store.restore(now, nsp, resume),
+            None => Err(NotRecovered::Off),
+        }
+    }
+
+    /// Whether [`restore`](Endpoint::restore) would find the session a
+    /// client asks for, and the offset it sent (it may still find that the
+    /// session missed too much). Nothing changes.
+    pub fn can_restore(&self, now: Instant, nsp: &str, resume: &Resume) -> bool {
+        self.store
+            .as_ref()
+            .is_some_and(|s| s.can_restore(now, nsp, resume))
+    }
+
+    /// Attaches the application's data (JSON) to the saved session `pid`, to
+    /// be given back with it; false when there is no such session, or when
+    /// the data would take the store over its bound in bytes (the session is
+    /// then dropped).
+    pub fn set_session_data(&mut self, pid: &str, data: Str) -> bool {
+        self.store.as_mut().is_some_and(|s| s.set_data(pid, data))
+    }
+
+    /// The recovery store's size: packets kept, sessions saved, and the
+    /// bytes counted against [`Recovery::max_bytes`](crate::Recovery::max_bytes).
+    pub fn recovery_store_size(&self) -> (usize, usize, usize) {
+        self.store.as_ref().map_or((0, 0, 0), |s| {
+            (s.packet_count(), s.session_count(), s.bytes())
+        })
     }
 
     /// Makes the sockets of `nsp` that `opts` selects join `rooms`, here
@@ -794,10 +905,13 @@ impl<C, S> Endpoint<C, S> {
 
     /// Carries out an operation another node published. Nothing is
     /// published again.
-    pub fn handle_cluster_op(&mut self, op: ClusterOp) -> ClusterAction {
+    ///
+    /// A broadcast is stored for recovery as a local one is (`now` dates
+    /// it), with an offset of this node's.
+    pub fn handle_cluster_op(&mut self, now: Instant, op: ClusterOp) -> ClusterAction {
         match op {
             ClusterOp::Broadcast { packet, opts } => {
-                ClusterAction::Broadcast(self.plan(&packet, &opts))
+                ClusterAction::Broadcast(self.plan(now, &packet, &opts))
             }
             ClusterOp::AddSockets { nsp, opts, rooms } => {
                 self.apply_rooms(&nsp, &opts, &rooms, true);

@@ -49,7 +49,7 @@
 //! let Some(Event::ConnectRequest { nsp, .. }) = conn.poll_event() else { panic!() };
 //! let socket_id = conn.accept(&nsp).unwrap();
 //! while let Some(ev) = conn.poll_endpoint_event() {
-//!     endpoint.handle_event(handle, ev);
+//!     endpoint.handle_event(now, handle, ev);
 //! }
 //! assert_eq!(endpoint.socket_count("/"), 1);
 //!
@@ -66,6 +66,7 @@ mod endpoint;
 pub mod http;
 mod ids;
 pub mod jsonp;
+mod recovery;
 mod types;
 
 pub use config::{Config, Transports};
@@ -75,6 +76,7 @@ pub use endpoint::{
 };
 pub use http::{ContentType, HttpError, Method, Request, Response};
 pub use ids::IdGenerator;
+pub use recovery::{NotRecovered, PACKET_OVERHEAD, Recovery, Restored, Resume, SESSION_OVERHEAD};
 pub use types::{
     ConnectionHandle, DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, HandleHasher,
     HandleMap, RequestId, SendError, Transmit, TransportKind,

@@ -4,6 +4,8 @@ use bytes::Bytes;
 use engineio_packet::{Data, Str};
 use socketio_packet::{Packet, Payload, ProtocolVersion};
 
+use crate::recovery::Resume;
+
 /// Identifies one HTTP request or WebSocket, chosen by the binding.
 ///
 /// A WebSocket keeps the id of the request that opened it.
@@ -118,6 +120,24 @@ impl DisconnectReason {
     }
 }
 
+impl DisconnectReason {
+    /// Whether a socket that leaves for this reason keeps its session for
+    /// recovery: a transport that failed or closed, a ping timeout, a close
+    /// by the server; not a disconnection the client or the application
+    /// asked for, nor a parse error (the reference's list).
+    pub fn keeps_session(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::TransportError
+                | DisconnectReason::TransportClose
+                | DisconnectReason::ForcedClose
+                | DisconnectReason::PingTimeout
+                | DisconnectReason::ServerShuttingDown
+                | DisconnectReason::ForcedServerClose
+        )
+    }
+}
+
 impl std::fmt::Display for DisconnectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -194,6 +214,11 @@ pub enum Event {
         auth: Option<Payload>,
         /// The query of the namespace (Socket.IO v4 clients send their auth there).
         query: Option<Str>,
+        /// The session the client asks to recover (its auth's `pid` and
+        /// `offset`), when recovery is on: try
+        /// [`Endpoint::restore`](crate::Endpoint::restore), then answer with
+        /// [`Connection::accept_restored`](crate::Connection::accept_restored).
+        resume: Option<Resume>,
     },
     /// A socket joined a namespace (after an accept).
     Connected {
@@ -258,12 +283,27 @@ pub enum EndpointEvent {
         /// The socket's id.
         sid: Str,
     },
+    /// A recovered socket joined its namespace again, in its rooms
+    /// ([`Connection::accept_restored`](crate::Connection::accept_restored)).
+    SocketRestored {
+        /// The namespace.
+        nsp: Str,
+        /// The socket's id (as before).
+        sid: Str,
+        /// Its rooms, its own id among them while it was in that room.
+        rooms: Vec<Str>,
+    },
     /// A socket left its namespace.
     SocketDisconnected {
         /// The namespace.
         nsp: Str,
         /// The socket's id.
         sid: Str,
+        /// The private session id under which the endpoint saves the
+        /// session for recovery: present when recovery is on and the reason
+        /// is one the reference keeps a session for
+        /// ([`DisconnectReason::keeps_session`]).
+        pid: Option<Str>,
     },
     /// The session is closed: forget it.
     Closed,

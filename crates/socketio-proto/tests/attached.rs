@@ -33,7 +33,7 @@ fn session(
     };
     let socket = conn.accept(&nsp).expect("accepted");
     while let Some(ev) = conn.poll_endpoint_event() {
-        endpoint.handle_event(handle, ev);
+        endpoint.handle_event(now, handle, ev);
     }
     (handle, conn, socket)
 }
@@ -77,7 +77,7 @@ fn values_live_and_die_with_their_entries() {
     // The socket leaves: its value goes; the session closes: its value goes.
     assert!(conn_a.disconnect("/").is_ok());
     while let Some(ev) = conn_a.poll_endpoint_event() {
-        endpoint.handle_event(a, ev);
+        endpoint.handle_event(now, a, ev);
     }
     assert_eq!(endpoint.socket("/", &socket_a), None);
     assert_eq!(
@@ -89,7 +89,7 @@ fn values_live_and_die_with_their_entries() {
     // close timeout passes.
     conn_a.handle_timeout(now + std::time::Duration::from_secs(60));
     while let Some(ev) = conn_a.poll_endpoint_event() {
-        endpoint.handle_event(a, ev);
+        endpoint.handle_event(now, a, ev);
     }
     assert_eq!(endpoint.connection(a), None);
     assert_eq!(endpoint.session(conn_a.sid()), None);

@@ -25,7 +25,7 @@ fn relay(from: &mut Harness, to: &mut Harness) -> usize {
     let mut n = 0;
     while let Some(op) = from.endpoint.poll_cluster_op() {
         n += 1;
-        match to.endpoint.handle_cluster_op(op) {
+        match to.endpoint.handle_cluster_op(to.now, op) {
             ClusterAction::Broadcast(plan) => {
                 for handle in plan.targets {
                     let conn = to.conns.get_mut(&handle).expect("connection");
@@ -65,7 +65,7 @@ fn broadcasts_and_room_changes_reach_the_other_node() {
     // A broadcast to a room from node A reaches B's member only.
     let plan = a
         .endpoint
-        .broadcast(&news(), &BroadcastOptions::all().to("room"));
+        .broadcast(a.now, &news(), &BroadcastOptions::all().to("room"));
     assert!(plan.targets.is_empty(), "no member on A");
     assert_eq!(relay(&mut a, &mut b), 1);
     assert_eq!(b.text_frames(b1.1), ["42[\"news\",\"x\"]"]);
@@ -73,7 +73,7 @@ fn broadcasts_and_room_changes_reach_the_other_node() {
 
     // A local broadcast stays on its node.
     a.endpoint
-        .broadcast(&news(), &BroadcastOptions::all().local());
+        .broadcast(a.now, &news(), &BroadcastOptions::all().local());
     assert_eq!(relay(&mut a, &mut b), 0);
 
     // Room changes requested on A apply on B.
@@ -99,7 +99,9 @@ fn broadcasts_and_room_changes_reach_the_other_node() {
     let ops: Vec<ClusterOp> = std::iter::from_fn(|| a.endpoint.poll_cluster_op()).collect();
     assert_eq!(ops.len(), 1);
     for op in ops {
-        if let ClusterAction::Disconnect { targets, close } = b.endpoint.handle_cluster_op(op) {
+        if let ClusterAction::Disconnect { targets, close } =
+            b.endpoint.handle_cluster_op(b.now, op)
+        {
             assert!(!close);
             assert_eq!(targets.len(), 1);
             let conn = b.conns.get_mut(&targets[0].1).expect("connection");

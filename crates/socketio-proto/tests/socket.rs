@@ -390,7 +390,7 @@ fn broadcasts_reach_rooms_and_skip_exceptions() {
 
     let deliver = |h: &mut Harness, opts: BroadcastOptions| {
         let packet = event("/", "news", &("x",));
-        let plan = h.endpoint.broadcast(&packet, &opts);
+        let plan = h.endpoint.broadcast(h.now, &packet, &opts);
         for handle in plan.targets {
             let conn = h.conns.get_mut(&handle).expect("connection");
             conn.send_encoded("/", &plan.encoded, false).expect("sent");
@@ -448,7 +448,7 @@ fn a_socket_id_is_a_room_that_others_can_join_and_its_owner_leave() {
     let (sa, sb) = (Str::from(a.2.clone()), Str::from(b.2.clone()));
     let deliver = |h: &mut Harness, opts: BroadcastOptions| {
         let packet = event("/", "news", &("x",));
-        let plan = h.endpoint.broadcast(&packet, &opts);
+        let plan = h.endpoint.broadcast(h.now, &packet, &opts);
         for handle in plan.targets {
             let conn = h.conns.get_mut(&handle).expect("connection");
             conn.send_encoded("/", &plan.encoded, false).expect("sent");

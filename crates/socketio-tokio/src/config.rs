@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, header};
-use socketio_proto::{Config, Transports};
+use socketio_proto::{Config, Recovery, Transports};
 
 /// Cross-origin resource sharing, as the reference's `cors` option.
 ///
@@ -240,6 +240,28 @@ impl SocketIoBuilder {
     /// The most bytes a connection may hold waiting to be sent (default 1 MiB).
     pub fn max_buffer_size(mut self, bytes: usize) -> Self {
         self.config.max_buffer_size = bytes;
+        self
+    }
+
+    /// Turns on connection state recovery (the reference's
+    /// `connectionStateRecovery`; off by default): a client that loses its
+    /// connection and comes back within
+    /// [`Recovery::max_disconnection_duration`] (2 minutes) gets its socket
+    /// id, rooms and [`data`](crate::Socket::data) back, and every packet it
+    /// missed, once, in order; [`Socket::recovered`](crate::Socket::recovered)
+    /// tells the application. Packets kept for it are bounded
+    /// ([`Recovery`]'s bounds); a client whose missed packets are no longer
+    /// all kept gets a new session, so that it knows to resynchronize.
+    ///
+    /// ```
+    /// use socketio_tokio::{Recovery, SocketIo};
+    /// let io = SocketIo::builder()
+    ///     .connection_state_recovery(Recovery::default())
+    ///     .build()?;
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    pub fn connection_state_recovery(mut self, recovery: Recovery) -> Self {
+        self.config.recovery = Some(recovery);
         self
     }
 

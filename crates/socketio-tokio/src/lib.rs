@@ -86,4 +86,4 @@ pub use http::service::{
     BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoLayer, SocketIoService,
 };
 
-pub use socketio_proto::{self, Data as Message, DisconnectReason, Payload, Str};
+pub use socketio_proto::{self, Data as Message, DisconnectReason, Payload, Recovery, Str};

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use socketio_proto::{
-    Config, Connection, ConnectionHandle, Data, Endpoint, Event, IdGenerator, Request, RequestId,
-    Response, Route, Str, Transmit,
+    Config, Connection, ConnectionHandle, Data, Endpoint, Event, IdGenerator, NotRecovered,
+    Request, RequestId, Response, Route, Str, Transmit,
 };
 
 /// The endpoint, its connections, every output they produced, and `now`.
@@ -24,6 +24,8 @@ pub struct Harness {
     pub events: Vec<Event>,
     /// Accept every connect request to a namespace the endpoint has.
     pub auto_accept: bool,
+    /// Why each request to recover a session was refused, in order.
+    pub not_recovered: Vec<NotRecovered>,
 }
 
 impl Harness {
@@ -44,6 +46,7 @@ impl Harness {
             closed_ws: Vec::new(),
             events: Vec::new(),
             auto_accept: true,
+            not_recovered: Vec::new(),
         }
     }
 
@@ -80,16 +83,32 @@ impl Harness {
                     progress = true;
                 }
                 while let Some(ev) = conn.poll_endpoint_event() {
-                    self.endpoint.handle_event(h, ev);
+                    self.endpoint.handle_event(self.now, h, ev);
                     progress = true;
                 }
                 while let Some(ev) = conn.poll_event() {
                     progress = true;
-                    if let Event::ConnectRequest { nsp, .. } = &ev
+                    if let Event::ConnectRequest { nsp, resume, .. } = &ev
                         && self.auto_accept
                     {
                         if self.endpoint.has_namespace(nsp) {
-                            conn.accept(nsp).expect("accept");
+                            // A client asking for its session gets it back
+                            // when the endpoint still has it.
+                            let restored = resume
+                                .as_ref()
+                                .map(|r| self.endpoint.restore(self.now, nsp, r));
+                            match restored {
+                                Some(Ok(restored)) => {
+                                    conn.accept_restored(&restored).expect("accept");
+                                }
+                                Some(Err(why)) => {
+                                    self.not_recovered.push(why);
+                                    conn.accept(nsp).expect("accept");
+                                }
+                                None => {
+                                    conn.accept(nsp).expect("accept");
+                                }
+                            }
                         } else {
                             conn.reject_unknown_namespace(nsp).expect("reject");
                         }

@@ -22,6 +22,7 @@ use crate::api::node::LocalNode;
 use crate::api::ns::{Namespace, NsInner};
 use crate::api::operators::{AckStream, BroadcastOperator, RoomParam};
 use crate::api::socket::{Socket, SocketInner};
+use crate::clock;
 use crate::cluster::{Adapter, AdapterError, ServerSideEvent, ServerSideHandler};
 use crate::config::{Options, SocketIoBuilder};
 use crate::error::{AckError, BuildError, EmitError};
@@ -137,8 +138,27 @@ impl Shared {
     /// local, through the adapter to the other nodes).
     pub(crate) fn broadcast(&self, packet: Packet, opts: &BroadcastOptions) {
         let mut state = self.lock();
-        let plan = state.broadcast(&packet, opts);
+        let plan = state.broadcast(clock::now(), &packet, opts);
         deliver(state, packet, plan);
+    }
+
+    /// Emits `packet` to the socket `sid` on `link`, through the endpoint
+    /// so that it is stored for recovery with its offset (the reference
+    /// sends a socket's emits through its adapter when recovery is on).
+    pub(crate) fn emit_stored(
+        &self,
+        link: &Link,
+        sid: &Str,
+        packet: &Packet,
+    ) -> Result<(), socketio_proto::SendError> {
+        let mut state = self.lock();
+        let opts = BroadcastOptions::all().to(sid.clone()).local();
+        let plan = state.broadcast(clock::now(), packet, &opts);
+        // Sent under the endpoint's lock: stored packets reach each
+        // connection in offset order.
+        let sent = link.send_encoded(&packet.nsp, &plan.encoded, false);
+        drop(state);
+        sent
     }
 
     /// Carries out an operation another node published: delivers a
@@ -152,7 +172,7 @@ impl Shared {
             | ClusterOp::DisconnectSockets { nsp, .. } => (None, nsp.clone()),
         };
         let mut state = self.lock();
-        match state.handle_cluster_op(op) {
+        match state.handle_cluster_op(clock::now(), op) {
             ClusterAction::Broadcast(plan) => {
                 if let Some(packet) = packet {
                     deliver(state, packet, plan);
@@ -257,14 +277,22 @@ impl fmt::Debug for SocketIo {
 }
 
 /// Hands a planned broadcast to each recipient's connection: the same
-/// encoded bytes to every one, the lock released first.
+/// encoded bytes to every one, the lock released first; with recovery on,
+/// under the lock, so that every connection gets stored packets in the
+/// order of their offsets (a client recovers from the last one it got).
 fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast) {
     let targets: Vec<Arc<Link>> = plan
         .targets
         .iter()
         .filter_map(|h| state.connection(*h).cloned())
         .collect();
-    drop(state);
+    let _ordered = match state.recovery() {
+        Some(_) => Some(state),
+        None => {
+            drop(state);
+            None
+        }
+    };
     for link in targets {
         // A recipient over its bound is closed ("transport error") or, for
         // a volatile packet, skipped; the others still get it.

@@ -216,11 +216,20 @@ pub(crate) struct SocketInner {
     /// Whether an outgoing listener is registered: a broadcast looks for
     /// none otherwise.
     pub(crate) outgoing: AtomicBool,
+    /// Whether the socket is a recovered session.
+    pub(crate) recovered: bool,
+    /// The application's data, as JSON: saved with the session when the
+    /// socket drops, given back when it is recovered.
+    pub(crate) data: Mutex<Option<Str>>,
 }
 
 impl SocketInner {
     pub(crate) fn listeners(&self) -> MutexGuard<'_, Listeners> {
         self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn data(&self) -> MutexGuard<'_, Option<Str>> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether the socket has outgoing listeners.
@@ -308,6 +317,42 @@ impl Socket {
     /// Whether the socket is still connected.
     pub fn connected(&self) -> bool {
         self.0.connected.load(Ordering::Acquire)
+    }
+
+    /// Whether this socket is a session recovered after its client lost its
+    /// connection (see
+    /// [`SocketIoBuilder::connection_state_recovery`](crate::SocketIoBuilder::connection_state_recovery)):
+    /// it has its old id, rooms and [`data`](Socket::data), and the client
+    /// got every packet it missed. Middlewares were skipped unless
+    /// [`Recovery::skip_middlewares`](crate::Recovery::skip_middlewares) is off.
+    pub fn recovered(&self) -> bool {
+        self.0.recovered
+    }
+
+    /// The application's data attached to this socket with
+    /// [`set_data`](Socket::set_data); `None` when there is none or it does
+    /// not match `T`. With connection state recovery, it comes back with a
+    /// recovered session.
+    pub fn data<T: DeserializeOwned>(&self) -> Option<T> {
+        let data = self.0.data().clone()?;
+        serde_json::from_str(&data).ok()
+    }
+
+    /// Attaches `data` to this socket, kept as JSON: the state that outlives
+    /// a dropped connection when recovery is on (the reference's
+    /// `socket.data`).
+    ///
+    /// # Errors
+    ///
+    /// [`EmitError::Encode`] when `data` cannot be serialized.
+    pub fn set_data<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), EmitError> {
+        let json = serde_json::to_string(data).map_err(|e| {
+            EmitError::Encode(socketio_proto::socketio_packet::EncodeError::Custom(
+                e.to_string(),
+            ))
+        })?;
+        *self.0.data() = Some(Str::from(json));
+        Ok(())
     }
 
     // ----- handlers -----
@@ -761,13 +806,19 @@ impl Emitter<'_> {
         if let PacketKind::Event { name, data, .. } = &packet.kind {
             socket.notify_outgoing(name, data);
         }
-        let encoded = Encoded::new(&packet, socket.0.version);
-        socket
-            .0
-            .link
-            .send_encoded(&packet.nsp, &encoded, self.volatile)
-            .or_else(ignore_dropped)
-            .map_err(emit_error)
+        let sent = match socket.0.shared.upgrade() {
+            Some(shared) if !self.volatile && shared.config.recovery.is_some() => {
+                shared.emit_stored(&socket.0.link, &socket.0.id, &packet)
+            }
+            _ => {
+                let encoded = Encoded::new(&packet, socket.0.version);
+                socket
+                    .0
+                    .link
+                    .send_encoded(&packet.nsp, &encoded, self.volatile)
+            }
+        };
+        sent.or_else(ignore_dropped).map_err(emit_error)
     }
 
     /// Emits `event` and waits for the acknowledgement (see [`Socket::emit_with_ack`]).

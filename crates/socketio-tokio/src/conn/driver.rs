@@ -5,8 +5,10 @@
 //!
 //! Locks: a step of the task runs under the task state's lock
 //! ([`DriverCell`]); within it the link's lock and the endpoint's lock are
-//! each taken for one call at a time, never one inside the other, and
-//! neither while a handler runs. Nothing waits on the task state's lock.
+//! each taken for one call at a time, and neither while a handler runs.
+//! The one nesting is the recovery of a session: the endpoint's lock, then
+//! the link's (never the other way round). Nothing waits on the task
+//! state's lock.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -23,7 +25,7 @@ use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, StreamExt};
 use socketio_proto::{
     ConnectionHandle, Data, DisconnectReason, EndpointEvent, Event, EventMessage, Payload,
-    RequestId, Response, Str, Transmit,
+    RequestId, Response, Resume, Str, Transmit,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
@@ -32,7 +34,7 @@ use crate::api::engine::EngineSocket;
 use crate::api::extract::EventContext;
 use crate::api::link::{Core, Link, fail};
 use crate::api::ns::{ConnectError, ConnectRequest, NsInner};
-use crate::api::server::Shared;
+use crate::api::server::{Locked, Shared};
 use crate::api::socket::{
     EventInfo, Extensions, Handshake, HttpInfo, Listeners, Socket, SocketInner,
 };
@@ -44,15 +46,26 @@ use crate::ws::{Incoming, WsConn, WsError};
 /// What a handler future gives back to the task.
 enum TaskOutput {
     Nothing,
-    /// The connect middlewares of `nsp` finished.
+    /// The connect middlewares of a namespace finished.
     Connect {
-        nsp: Str,
-        ns: Arc<NsInner>,
-        handshake: Handshake,
-        extensions: Extensions,
+        pending: Box<PendingConnect>,
         result: Result<(), ConnectError>,
     },
 }
+
+/// A client's request to join a namespace, on its way to being accepted.
+struct PendingConnect {
+    nsp: Str,
+    ns: Arc<NsInner>,
+    handshake: Handshake,
+    extensions: Extensions,
+    /// The session it asks to recover.
+    resume: Option<Resume>,
+}
+
+/// What the endpoint must learn from a connection, with the socket each
+/// event is about when the connection has it.
+type EndpointEvents = Vec<(EndpointEvent, Option<Arc<SocketInner>>)>;
 
 struct WsEntry {
     id: RequestId,
@@ -349,37 +362,11 @@ impl Driver {
     /// Hands what the endpoint must know to it: taken from the connection
     /// under the link's lock, then given to the endpoint under its own.
     fn apply_endpoint_events(&mut self) {
-        let events: Vec<(EndpointEvent, Option<Arc<SocketInner>>)> = {
-            let mut core = self.core();
-            let mut events = Vec::new();
-            while let Some(event) = core.conn.poll_endpoint_event() {
-                // The socket's handle goes into the endpoint's entry, so
-                // that the operators find it; it leaves with the entry.
-                let socket = match &event {
-                    EndpointEvent::SocketConnected { sid, .. } => {
-                        core.sockets.iter().find(|s| s.id == *sid).cloned()
-                    }
-                    _ => None,
-                };
-                events.push((event, socket));
-            }
-            events
-        };
+        let events = take_endpoint_events(&mut self.core());
         if events.is_empty() {
             return;
         }
-        let mut state = self.shared.lock();
-        for (event, socket) in events {
-            let nsp = match &event {
-                EndpointEvent::SocketConnected { nsp, .. } => Some(nsp.clone()),
-                _ => None,
-            };
-            state.handle_event(self.handle, event);
-            if let (Some(nsp), Some(socket)) = (nsp, socket) {
-                let sid = socket.id.clone();
-                state.attach_socket(&nsp, &sid, socket);
-            }
-        }
+        give_endpoint_events(&mut self.shared.lock(), self.handle, events);
     }
 
     /// The reply awaited for the acknowledgement `id` on `nsp`, taken out.
@@ -394,9 +381,12 @@ impl Driver {
 
     fn on_event(&mut self, cx: &mut Context<'_>, now: Instant, event: Event) {
         match event {
-            Event::ConnectRequest { nsp, auth, query } => {
-                self.on_connect_request(cx, nsp, auth, query)
-            }
+            Event::ConnectRequest {
+                nsp,
+                auth,
+                query,
+                resume,
+            } => self.on_connect_request(cx, nsp, auth, query, resume),
             Event::Connected { nsp, sid } => {
                 tracing::debug!(%nsp, %sid, "socket connected");
                 let socket = self.core().sockets.iter().find(|s| s.id == sid).cloned();
@@ -490,6 +480,7 @@ impl Driver {
         nsp: Str,
         auth: Option<Payload>,
         query: Option<Str>,
+        resume: Option<Resume>,
     ) {
         if self.shared.engine.is_some() {
             return;
@@ -507,14 +498,25 @@ impl Driver {
         };
         let extensions = Extensions::default();
         let middlewares = ns.middlewares();
-        if middlewares.is_empty() {
-            self.accept(nsp, ns, handshake, extensions);
+        let skip = match (&resume, self.shared.config.recovery.as_ref()) {
+            (Some(_), Some(recovery)) => recovery.skip_middlewares,
+            _ => false,
+        };
+        let pending = PendingConnect {
+            nsp: nsp.clone(),
+            ns,
+            handshake: handshake.clone(),
+            extensions: extensions.clone(),
+            resume,
+        };
+        if middlewares.is_empty() || (skip && self.recoverable(&pending)) {
+            self.accept(pending);
             return;
         }
         let req = ConnectRequest {
             nsp: nsp.clone(),
-            handshake: handshake.clone(),
-            extensions: extensions.clone(),
+            handshake,
+            extensions,
         };
         let fut = async move {
             for mw in middlewares {
@@ -531,51 +533,93 @@ impl Driver {
                 }
             };
             TaskOutput::Connect {
-                nsp,
-                ns,
-                handshake,
-                extensions,
+                pending: Box::new(pending),
                 result,
             }
         });
         self.spawn(cx, fut);
     }
 
-    fn accept(&mut self, nsp: Str, ns: Arc<NsInner>, handshake: Handshake, extensions: Extensions) {
+    /// Whether the session `pending` asks to recover is there to recover.
+    fn recoverable(&self, pending: &PendingConnect) -> bool {
+        pending.resume.as_ref().is_some_and(|r| {
+            self.shared
+                .lock()
+                .can_restore(clock::now(), &pending.nsp, r)
+        })
+    }
+
+    /// Accepts a connect request: the session it asks for when the endpoint
+    /// still has it, else a new socket.
+    fn accept(&mut self, pending: PendingConnect) {
+        if let Some(resume) = &pending.resume {
+            let mut state = self.shared.lock();
+            match state.restore(clock::now(), &pending.nsp, resume) {
+                Ok(restored) => {
+                    // The socket goes into the endpoint's index under the
+                    // same hold of its lock as the packets it missed were
+                    // listed: no broadcast falls in between.
+                    let events = {
+                        let mut core = self.link.lock();
+                        match core.conn.accept_restored(&restored) {
+                            Ok(sid) => {
+                                let socket = self.socket(&core, sid, pending, true);
+                                if let Some(data) = restored.data {
+                                    *socket.data() = Some(data);
+                                }
+                                core.sockets.push(socket);
+                            }
+                            Err(e) => tracing::debug!(error = %e, "cannot accept"),
+                        }
+                        take_endpoint_events(&mut core)
+                    };
+                    give_endpoint_events(&mut state, self.handle, events);
+                    return;
+                }
+                Err(why) => tracing::debug!(nsp = %pending.nsp, %why, "session not recovered"),
+            }
+        }
         let mut core = self.link.lock();
-        match core.conn.accept(&nsp) {
+        match core.conn.accept(&pending.nsp) {
             Ok(sid) => {
-                let version = core.conn.socket_version();
-                core.sockets.push(Arc::new(SocketInner {
-                    id: sid,
-                    nsp,
-                    version,
-                    link: self.link.clone(),
-                    shared: Arc::downgrade(&self.shared),
-                    ns,
-                    handshake,
-                    extensions,
-                    connected: true.into(),
-                    listeners: std::sync::Mutex::new(Listeners::default()),
-                    outgoing: false.into(),
-                }));
+                let socket = self.socket(&core, sid, pending, false);
+                core.sockets.push(socket);
             }
             Err(e) => tracing::debug!(error = %e, "cannot accept"),
         }
     }
 
+    /// The handle of a socket just accepted.
+    fn socket(
+        &self,
+        core: &Core,
+        id: Str,
+        pending: PendingConnect,
+        recovered: bool,
+    ) -> Arc<SocketInner> {
+        Arc::new(SocketInner {
+            id,
+            nsp: pending.nsp,
+            version: core.conn.socket_version(),
+            link: self.link.clone(),
+            shared: Arc::downgrade(&self.shared),
+            ns: pending.ns,
+            handshake: pending.handshake,
+            extensions: pending.extensions,
+            connected: true.into(),
+            listeners: std::sync::Mutex::new(Listeners::default()),
+            outgoing: false.into(),
+            recovered,
+            data: std::sync::Mutex::new(None),
+        })
+    }
+
     fn on_task_output(&mut self, out: TaskOutput) {
-        if let TaskOutput::Connect {
-            nsp,
-            ns,
-            handshake,
-            extensions,
-            result,
-        } = out
-        {
+        if let TaskOutput::Connect { pending, result } = out {
             match result {
-                Ok(()) => self.accept(nsp, ns, handshake, extensions),
+                Ok(()) => self.accept(*pending),
                 Err(e) => {
+                    let nsp = pending.nsp;
                     tracing::debug!(%nsp, error = %e.message, "connect refused");
                     let _ = self.core().conn.reject(&nsp, &e.message, e.data.as_ref());
                 }
@@ -1028,10 +1072,10 @@ impl Drop for Driver {
     fn drop(&mut self) {
         // The connection is over, whatever ended its task (a panic too):
         // its core refuses what comes next, and what waits on it hears so.
+        let now = clock::now();
         let (sockets, acks) = {
             let mut core = self.core();
-            core.conn
-                .close(clock::now(), DisconnectReason::TransportError);
+            core.conn.close(now, DisconnectReason::TransportError);
             core.outgoing.clear();
             (
                 std::mem::take(&mut core.sockets),
@@ -1046,14 +1090,16 @@ impl Drop for Driver {
             for s in &sockets {
                 s.connected.store(false, Ordering::Release);
                 state.handle_event(
+                    now,
                     self.handle,
                     EndpointEvent::SocketDisconnected {
                         nsp: s.nsp.clone(),
                         sid: s.id.clone(),
+                        pid: None,
                     },
                 );
             }
-            state.handle_event(self.handle, EndpointEvent::Closed);
+            state.handle_event(now, self.handle, EndpointEvent::Closed);
         }
         // The application's closures go with no lock held: dropping them
         // may run the application's code.
@@ -1099,6 +1145,53 @@ fn catch<F: Future<Output = ()> + Send + 'static>(
             tracing::error!("{what} panicked");
         }
     })
+}
+
+/// Takes what the endpoint must learn from the connection, each event with
+/// the socket it is about.
+fn take_endpoint_events(core: &mut Core) -> EndpointEvents {
+    let mut events = Vec::new();
+    while let Some(event) = core.conn.poll_endpoint_event() {
+        let socket = match &event {
+            EndpointEvent::SocketConnected { sid, .. }
+            | EndpointEvent::SocketRestored { sid, .. }
+            | EndpointEvent::SocketDisconnected { sid, .. } => {
+                core.sockets.iter().find(|s| s.id == *sid).cloned()
+            }
+            EndpointEvent::Closed => None,
+        };
+        events.push((event, socket));
+    }
+    events
+}
+
+/// Gives the endpoint what a connection reported: a new socket's handle
+/// goes into its entry, so that the operators find it (it leaves with the
+/// entry); a dropped socket's data goes with its saved session.
+fn give_endpoint_events(state: &mut Locked<'_>, handle: ConnectionHandle, events: EndpointEvents) {
+    let now = clock::now();
+    for (event, socket) in events {
+        match (&event, socket) {
+            (
+                EndpointEvent::SocketConnected { nsp, sid }
+                | EndpointEvent::SocketRestored { nsp, sid, .. },
+                Some(socket),
+            ) => {
+                let (nsp, sid) = (nsp.clone(), sid.clone());
+                state.handle_event(now, handle, event);
+                state.attach_socket(&nsp, &sid, socket);
+            }
+            (EndpointEvent::SocketDisconnected { pid: Some(pid), .. }, Some(socket)) => {
+                let pid = pid.clone();
+                state.handle_event(now, handle, event);
+                let data = socket.data().clone();
+                if let Some(data) = data {
+                    state.set_session_data(&pid, data);
+                }
+            }
+            _ => state.handle_event(now, handle, event),
+        }
+    }
 }
 
 #[cfg(test)]

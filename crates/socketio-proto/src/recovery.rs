@@ -1,0 +1,522 @@
+//! Connection state recovery: the sessions of sockets that dropped, and the
+//! packets they may have missed.
+//!
+//! The wire behaviour is the reference's (`connectionStateRecovery`, Socket.IO
+//! 4.6 and later):
+//!
+//! - the CONNECT answer carries a private session id (`pid`) beside the
+//!   socket id: `{"sid":"…","pid":"…"}`;
+//! - every stored packet (an event with no acknowledgement that is not
+//!   volatile) carries its offset as its last argument, a string;
+//! - a client that lost its connection sends `pid` and the offset of the last
+//!   packet it got in its CONNECT's auth object;
+//! - if the session is known and the offset too, the socket gets its old id,
+//!   its rooms and its data back, and the packets it missed, in order.
+//!   Otherwise it is a new socket with a new `pid`, which tells the client it
+//!   was not recovered.
+//!
+//! Unlike the reference, whose store keeps every packet for the whole window,
+//! the [`Store`] is bounded: in packets and bytes in total, in saved sessions,
+//! and in what one session may have missed. At a bound the oldest packets and
+//! sessions go first, and a client whose missed packets are no longer all
+//! there gets a new session rather than a replay with holes.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use engineio_packet::Str;
+use socketio_packet::{Packet, PacketKind, Payload};
+
+use crate::endpoint::BroadcastOptions;
+use crate::ids::IdGenerator;
+use crate::types::Encoded;
+
+/// Options of connection state recovery, with the reference's names where
+/// it has them (`connectionStateRecovery`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// How long a dropped socket's session is kept, and how long a packet is
+    /// kept for it. Default 2 minutes (`maxDisconnectionDuration`).
+    pub max_disconnection_duration: Duration,
+    /// Whether a recovered socket skips the namespace's middlewares. Default
+    /// true (`skipMiddlewares`).
+    pub skip_middlewares: bool,
+    /// The most packets kept in total. Default 100,000.
+    pub max_packets: usize,
+    /// The most bytes kept in total: packets (with a fixed overhead of
+    /// [`PACKET_OVERHEAD`] each) and saved sessions. Default 64 MiB.
+    pub max_bytes: usize,
+    /// The most saved sessions. Default 100,000.
+    pub max_sessions: usize,
+    /// The most packets one session may have missed and still be recovered.
+    /// Default 10,000.
+    pub max_missed_packets: usize,
+    /// The most bytes one session may have missed and still be recovered;
+    /// never more than the connection's send buffer takes
+    /// ([`Config::max_buffer_size`](crate::Config::max_buffer_size)).
+    /// Default 1 MiB.
+    pub max_missed_bytes: usize,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            max_disconnection_duration: Duration::from_secs(120),
+            skip_middlewares: true,
+            max_packets: 100_000,
+            max_bytes: 64 << 20,
+            max_sessions: 100_000,
+            max_missed_packets: 10_000,
+            max_missed_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Recovery {
+    /// Sets [`Recovery::max_disconnection_duration`].
+    pub fn with_max_disconnection_duration(mut self, duration: Duration) -> Self {
+        self.max_disconnection_duration = duration;
+        self
+    }
+
+    /// Sets [`Recovery::skip_middlewares`].
+    pub fn with_skip_middlewares(mut self, skip: bool) -> Self {
+        self.skip_middlewares = skip;
+        self
+    }
+
+    /// Sets [`Recovery::max_packets`] and [`Recovery::max_bytes`].
+    pub fn with_store_bounds(mut self, packets: usize, bytes: usize) -> Self {
+        self.max_packets = packets;
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Recovery::max_sessions`].
+    pub fn with_max_sessions(mut self, sessions: usize) -> Self {
+        self.max_sessions = sessions;
+        self
+    }
+
+    /// Sets [`Recovery::max_missed_packets`] and [`Recovery::max_missed_bytes`].
+    pub fn with_missed_bounds(mut self, packets: usize, bytes: usize) -> Self {
+        self.max_missed_packets = packets;
+        self.max_missed_bytes = bytes;
+        self
+    }
+}
+
+/// The bytes a stored packet is counted for beyond its own: its entry, its
+/// offset and the offset's index entry.
+pub const PACKET_OVERHEAD: usize = 160;
+
+/// The bytes a saved session is counted for beyond its ids, rooms and data.
+pub const SESSION_OVERHEAD: usize = 160;
+
+/// The longest `pid` or offset a client may send back: longer ones are not
+/// looked up.
+const MAX_TOKEN_LEN: usize = 64;
+
+/// What a client sent to recover its session: the `pid` and `offset` of its
+/// CONNECT's auth object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The private session id the server gave.
+    pub pid: Str,
+    /// The offset of the last packet the client got.
+    pub offset: Str,
+}
+
+impl Resume {
+    /// Reads `pid` and `offset` from a CONNECT's auth payload, as the
+    /// reference does: both must be strings. Anything else is no request.
+    pub fn from_auth(auth: &Payload) -> Option<Resume> {
+        #[derive(serde::Deserialize)]
+        struct Auth {
+            pid: Option<serde_json::Value>,
+            offset: Option<serde_json::Value>,
+        }
+        let auth: Auth = auth.deserialize().ok()?;
+        let token = |v: Option<serde_json::Value>| match v {
+            Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= MAX_TOKEN_LEN => {
+                Some(Str::from(s))
+            }
+            _ => None,
+        };
+        Some(Resume {
+            pid: token(auth.pid)?,
+            offset: token(auth.offset)?,
+        })
+    }
+}
+
+/// A session given back: the socket's id, private id, rooms and data, and the
+/// packets it missed, oldest first.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The namespace.
+    pub nsp: Str,
+    /// The socket id, as before.
+    pub sid: Str,
+    /// The private session id, as before.
+    pub pid: Str,
+    /// The rooms it was in (its own id among them while it was in that room).
+    pub rooms: Vec<Str>,
+    /// The application's data saved with it (see
+    /// [`Endpoint::set_session_data`](crate::Endpoint::set_session_data)).
+    pub data: Option<Str>,
+    /// The packets it missed, in the order they were sent.
+    pub missed: Vec<Encoded>,
+}
+
+/// Why a session was not recovered (the client gets a new one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotRecovered {
+    /// Recovery is off.
+    #[error("connection state recovery is off")]
+    Off,
+    /// No saved session has that `pid`: it never existed, was recovered
+    /// already, belongs to a socket still connected, or was evicted.
+    #[error("no such session")]
+    UnknownSession,
+    /// The session was kept for `max_disconnection_duration`, and no longer.
+    #[error("the session expired")]
+    Expired,
+    /// The session belongs to another namespace.
+    #[error("the session belongs to another namespace")]
+    OtherNamespace,
+    /// The offset is not among the stored packets: forged, from the future,
+    /// or of a packet no longer kept.
+    #[error("unknown offset")]
+    UnknownOffset,
+    /// The offset is of a packet that was not sent to this session.
+    #[error("the offset is of a packet this session was not sent")]
+    ForeignOffset,
+    /// The session missed more than `max_missed_packets` or
+    /// `max_missed_bytes`.
+    #[error("the session missed too much")]
+    TooMuchMissed,
+}
+
+#[derive(Debug)]
+struct StoredPacket {
+    offset: Str,
+    nsp: Str,
+    rooms: Vec<Str>,
+    except: Vec<Str>,
+    encoded: Encoded,
+    at: Instant,
+    cost: usize,
+}
+
+impl StoredPacket {
+    /// Whether a socket in `rooms` was sent this packet (the reference's
+    /// rule).
+    fn reaches(&self, rooms: &[Str]) -> bool {
+        let included = self.rooms.is_empty() || rooms.iter().any(|r| self.rooms.contains(r));
+        let excluded = rooms.iter().any(|r| self.except.contains(r));
+        included && !excluded
+    }
+}
+
+#[derive(Debug)]
+struct SavedSession {
+    nsp: Str,
+    sid: Str,
+    rooms: Vec<Str>,
+    data: Option<Str>,
+    at: Instant,
+    cost: usize,
+}
+
+/// The recovery store of an endpoint: the packets sent lately, each with its
+/// offset, and the sessions of sockets that dropped.
+#[derive(Debug)]
+pub(crate) struct Store {
+    config: Recovery,
+    /// The most bytes one session may have missed: the option, within the
+    /// send buffer's bound.
+    max_missed_bytes: usize,
+    packets: VecDeque<StoredPacket>,
+    /// The sequence number of `packets[0]`.
+    first_seq: u64,
+    offsets: HashMap<Str, u64>,
+    sessions: HashMap<Str, SavedSession>,
+    /// The saved sessions' `pid`s, oldest first (stale entries are skipped).
+    session_order: VecDeque<(Instant, Str)>,
+    bytes: usize,
+}
+
+impl Store {
+    pub(crate) fn new(config: Recovery, max_buffer_size: usize) -> Store {
+        Store {
+            max_missed_bytes: config.max_missed_bytes.min(max_buffer_size / 2),
+            config,
+            packets: VecDeque::new(),
+            first_seq: 0,
+            offsets: HashMap::new(),
+            sessions: HashMap::new(),
+            session_order: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    pub(crate) fn config(&self) -> &Recovery {
+        &self.config
+    }
+
+    /// The packets kept.
+    pub(crate) fn packet_count(&self) -> usize {
+        self.packets.len()
+    }
+
+    /// The saved sessions.
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The bytes counted against [`Recovery::max_bytes`].
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether `packet`, sent with `opts`, is kept for recovery: an event
+    /// without an acknowledgement that is not volatile.
+    pub(crate) fn keeps(packet: &Packet, opts: &BroadcastOptions) -> bool {
+        matches!(packet.kind, PacketKind::Event { id: None, .. }) && !opts.volatile
+    }
+
+    /// `packet` with a new offset appended to its arguments, and that offset;
+    /// `None` when the packet is not kept (see [`Store::keeps`]).
+    pub(crate) fn stamp(packet: &Packet, ids: &mut IdGenerator) -> Option<(Packet, Str)> {
+        let PacketKind::Event { name, data, id } = &packet.kind else {
+            return None;
+        };
+        let offset = ids.next_id();
+        let data = data.with_str_arg(&offset)?;
+        let stamped = Packet {
+            nsp: packet.nsp.clone(),
+            kind: PacketKind::Event {
+                name: name.clone(),
+                data,
+                id: *id,
+            },
+        };
+        Some((stamped, offset))
+    }
+
+    /// Keeps a stamped packet (see [`Store::stamp`]) sent with `opts`.
+    pub(crate) fn push(
+        &mut self,
+        now: Instant,
+        offset: Str,
+        nsp: Str,
+        opts: &BroadcastOptions,
+        encoded: Encoded,
+    ) {
+        self.expire(now);
+        let cost = encoded.size()
+            + offset.len()
+            + opts
+                .rooms
+                .iter()
+                .chain(&opts.except)
+                .map(|r| r.len())
+                .sum::<usize>()
+            + PACKET_OVERHEAD;
+        let seq = self.first_seq + self.packets.len() as u64;
+        self.offsets.insert(offset.clone(), seq);
+        self.packets.push_back(StoredPacket {
+            offset,
+            nsp,
+            rooms: opts.rooms.clone(),
+            except: opts.except.clone(),
+            encoded,
+            at: now,
+            cost,
+        });
+        self.bytes += cost;
+        while self.packets.len() > self.config.max_packets
+            || (self.bytes > self.config.max_bytes && !self.packets.is_empty())
+        {
+            self.pop_packet();
+        }
+    }
+
+    fn pop_packet(&mut self) {
+        if let Some(p) = self.packets.pop_front() {
+            self.offsets.remove(&p.offset);
+            self.bytes -= p.cost;
+            self.first_seq += 1;
+        }
+    }
+
+    /// Saves the session of a socket that dropped: `pid`, its namespace, id
+    /// and rooms.
+    pub(crate) fn persist(&mut self, now: Instant, pid: Str, nsp: Str, sid: Str, rooms: Vec<Str>) {
+        self.expire(now);
+        if self.config.max_sessions == 0 {
+            return;
+        }
+        let cost =
+            pid.len() + sid.len() + rooms.iter().map(|r| r.len()).sum::<usize>() + SESSION_OVERHEAD;
+        if let Some(old) = self.sessions.remove(&pid) {
+            self.bytes -= old.cost;
+        }
+        self.session_order.push_back((now, pid.clone()));
+        if self.session_order.len() > 2 * self.sessions.len() + 64 {
+            // Entries of sessions recovered or replaced since: keep the order's length in step.
+            let sessions = &self.sessions;
+            self.session_order
+                .retain(|(at, pid)| sessions.get(pid).is_some_and(|s| s.at == *at));
+            self.session_order.push_back((now, pid.clone()));
+        }
+        self.sessions.insert(
+            pid,
+            SavedSession {
+                nsp,
+                sid,
+                rooms,
+                data: None,
+                at: now,
+                cost,
+            },
+        );
+        self.bytes += cost;
+        // The oldest packets make room first: only sessions that dropped
+        // long ago need them.
+        while self.bytes > self.config.max_bytes && !self.packets.is_empty() {
+            self.pop_packet();
+        }
+        while self.sessions.len() > self.config.max_sessions || self.bytes > self.config.max_bytes {
+            if !self.pop_session() {
+                break;
+            }
+        }
+    }
+
+    /// Drops the oldest saved session; false when there is none.
+    fn pop_session(&mut self) -> bool {
+        while let Some((at, pid)) = self.session_order.pop_front() {
+            if self.sessions.get(&pid).is_some_and(|s| s.at == at) {
+                self.drop_session(&pid);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn drop_session(&mut self, pid: &str) -> Option<SavedSession> {
+        let session = self.sessions.remove(pid)?;
+        self.bytes -= session.cost;
+        Some(session)
+    }
+
+    /// Attaches the application's `data` (JSON) to the saved session `pid`;
+    /// false when there is none, or when the data would take it over
+    /// [`Recovery::max_bytes`] (the session is then dropped: it cannot be
+    /// given back whole).
+    pub(crate) fn set_data(&mut self, pid: &str, data: Str) -> bool {
+        let Some(session) = self.sessions.get_mut(pid) else {
+            return false;
+        };
+        let old = session.data.as_ref().map_or(0, |d| d.len());
+        let cost = session.cost - old + data.len();
+        if self.bytes - session.cost + cost > self.config.max_bytes {
+            self.drop_session(pid);
+            return false;
+        }
+        self.bytes = self.bytes - session.cost + cost;
+        session.cost = cost;
+        session.data = Some(data);
+        true
+    }
+
+    /// Gives back session `resume.pid` on `nsp` with the packets it missed
+    /// since `resume.offset`, and forgets it: a session is recovered at most
+    /// once.
+    pub(crate) fn restore(
+        &mut self,
+        now: Instant,
+        nsp: &str,
+        resume: &Resume,
+    ) -> Result<Restored, NotRecovered> {
+        self.expire(now);
+        let Some(session) = self.sessions.get(&resume.pid) else {
+            return Err(NotRecovered::UnknownSession);
+        };
+        if now.saturating_duration_since(session.at) > self.config.max_disconnection_duration {
+            self.drop_session(&resume.pid);
+            return Err(NotRecovered::Expired);
+        }
+        if &*session.nsp != nsp {
+            // Not dropped: the client may still ask for it on its namespace.
+            return Err(NotRecovered::OtherNamespace);
+        }
+        let result = self.missed(session, &resume.offset);
+        let session = self.drop_session(&resume.pid).expect("looked up above");
+        let missed = result?;
+        Ok(Restored {
+            nsp: session.nsp,
+            sid: session.sid,
+            pid: resume.pid.clone(),
+            rooms: session.rooms,
+            data: session.data,
+            missed,
+        })
+    }
+
+    /// Whether [`restore`](Store::restore) would find the session and its
+    /// offset (it may still find that the session missed too much).
+    pub(crate) fn can_restore(&self, now: Instant, nsp: &str, resume: &Resume) -> bool {
+        self.sessions.get(&resume.pid).is_some_and(|s| {
+            &*s.nsp == nsp
+                && now.saturating_duration_since(s.at) <= self.config.max_disconnection_duration
+                && self.offsets.contains_key(&resume.offset)
+        })
+    }
+
+    fn missed(&self, session: &SavedSession, offset: &str) -> Result<Vec<Encoded>, NotRecovered> {
+        let Some(&seq) = self.offsets.get(offset) else {
+            return Err(NotRecovered::UnknownOffset);
+        };
+        let start = (seq - self.first_seq) as usize;
+        let last = &self.packets[start];
+        if last.nsp != session.nsp || !last.reaches(&session.rooms) {
+            return Err(NotRecovered::ForeignOffset);
+        }
+        let mut missed = Vec::new();
+        let mut bytes = 0;
+        for p in self.packets.range(start + 1..) {
+            if p.nsp != session.nsp || !p.reaches(&session.rooms) {
+                continue;
+            }
+            bytes += p.encoded.size();
+            if missed.len() == self.config.max_missed_packets || bytes > self.max_missed_bytes {
+                return Err(NotRecovered::TooMuchMissed);
+            }
+            missed.push(p.encoded.clone());
+        }
+        Ok(missed)
+    }
+
+    /// Drops what is older than the window.
+    fn expire(&mut self, now: Instant) {
+        let window = self.config.max_disconnection_duration;
+        let old = |at: Instant| now.saturating_duration_since(at) > window;
+        while self.packets.front().is_some_and(|p| old(p.at)) {
+            self.pop_packet();
+        }
+        while let Some((at, pid)) = self.session_order.front() {
+            if !old(*at) {
+                break;
+            }
+            let (at, pid) = (*at, pid.clone());
+            self.session_order.pop_front();
+            if self.sessions.get(&pid).is_some_and(|s| s.at == at) {
+                self.drop_session(&pid);
+            }
+        }
+    }
+}

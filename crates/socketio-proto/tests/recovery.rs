@@ -1,0 +1,576 @@
+//! Connection state recovery in virtual time: a socket that drops comes
+//! back with its id, rooms and data and the packets it missed, once, in
+//! order; every request that should not recover gets a new session.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::Harness;
+use socketio_proto::{
+    BroadcastOptions, Config, DisconnectReason, Event, NotRecovered, Packet, Recovery, RequestId,
+    Str,
+};
+
+fn config(recovery: Recovery) -> Config {
+    Config::default()
+        .with_heartbeat(Duration::from_secs(300), Duration::from_secs(200))
+        .with_connect_timeout(Duration::from_secs(600))
+        .with_recovery(Some(recovery))
+}
+
+fn harness() -> Harness {
+    Harness::new(config(Recovery::default()))
+}
+
+/// A socket, as its client sees it.
+struct Client {
+    sid: String,
+    ws: RequestId,
+    id: String,
+    pid: String,
+}
+
+/// The JSON of a frame after its packet type (`42[...]` → `[...]`).
+fn json(frame: &str, skip: usize) -> serde_json::Value {
+    serde_json::from_str(&frame[skip..]).expect("json")
+}
+
+/// A WebSocket session that sends `connect` (`40…`); returns the client and
+/// every frame it got after the open packet.
+fn connect_with(h: &mut Harness, connect: &str) -> (Client, Vec<String>) {
+    let (sid, ws) = h.open_websocket();
+    h.ws_text(&sid, ws, connect);
+    let frames = h.text_frames(ws);
+    let nsp_len = frames[0][2..].find('{').expect("a CONNECT answer") + 2;
+    let answer = json(&frames[0], nsp_len);
+    let client = Client {
+        sid,
+        ws,
+        id: answer["sid"].as_str().expect("sid").to_owned(),
+        pid: answer["pid"].as_str().expect("pid").to_owned(),
+    };
+    (client, frames[1..].to_vec())
+}
+
+fn connect(h: &mut Harness) -> Client {
+    let (client, rest) = connect_with(h, "40");
+    assert!(rest.is_empty());
+    client
+}
+
+/// Asks to recover `pid` from `offset`.
+fn resume(h: &mut Harness, pid: &str, offset: &str) -> (Client, Vec<String>) {
+    connect_with(
+        h,
+        &format!("40{{\"pid\":\"{pid}\",\"offset\":\"{offset}\"}}"),
+    )
+}
+
+fn event(name: &str, args: &impl serde::Serialize) -> Packet {
+    Packet::event(Str::from("/"), name, args, None).expect("encodes")
+}
+
+/// Broadcasts `news` with `n` to whom `opts` selects, as a binding does.
+fn broadcast(h: &mut Harness, n: u32, opts: BroadcastOptions) {
+    let packet = event("news", &(n,));
+    let plan = h.endpoint.broadcast(h.now, &packet, &opts);
+    for handle in plan.targets {
+        let conn = h.conns.get_mut(&handle).expect("connection");
+        conn.send_encoded("/", &plan.encoded, plan.volatile)
+            .expect("sent");
+    }
+    h.pump();
+}
+
+/// The events in `frames` as (argument, offset).
+fn events(frames: &[String]) -> Vec<(u64, String)> {
+    frames
+        .iter()
+        .map(|f| {
+            assert!(f.starts_with("42"), "{f}");
+            let v = json(f, 2);
+            assert_eq!(v[0], "news");
+            assert_eq!(v.as_array().expect("array").len(), 3, "{f}");
+            (
+                v[1].as_u64().expect("n"),
+                v[2].as_str().expect("offset").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The transport fails under the client.
+fn drop_transport(h: &mut Harness, c: &Client) {
+    let now = h.now;
+    h.conn(&c.sid).handle_transport_closed(now, c.ws, true);
+    h.pump();
+}
+
+#[test]
+fn the_connect_answer_carries_a_private_session_id() {
+    let mut h = harness();
+    let a = connect(&mut h);
+    assert_ne!(a.pid, a.id);
+    assert_ne!(a.pid, a.sid);
+    let b = connect(&mut h);
+    assert_ne!(a.pid, b.pid);
+
+    // Without recovery the answer is the socket id alone.
+    let mut plain = Harness::new(Config::default());
+    let (sid, ws) = plain.open_websocket();
+    plain.ws_text(&sid, ws, "40");
+    let frames = plain.text_frames(ws);
+    assert!(!frames[0].contains("pid"), "{frames:?}");
+}
+
+#[test]
+fn a_dropped_socket_gets_its_id_rooms_and_every_missed_packet_in_order() {
+    let mut h = harness();
+    let a = connect(&mut h);
+    let other = connect(&mut h);
+    h.endpoint.join("/", &Str::from(a.id.clone()), "room");
+
+    broadcast(&mut h, 1, BroadcastOptions::all().to("room"));
+    let got = events(&h.text_frames(a.ws));
+    assert_eq!(got.iter().map(|e| e.0).collect::<Vec<_>>(), [1]);
+    let last = got[0].1.clone();
+    // Sent but lost with the transport: the client never read it.
+    broadcast(&mut h, 2, BroadcastOptions::all());
+    drop_transport(&mut h, &a);
+    assert_eq!(h.endpoint.recovery_store_size().1, 1, "one saved session");
+    assert_eq!(h.endpoint.socket_count("/"), 1);
+
+    // While it is away.
+    h.advance(Duration::from_secs(5));
+    broadcast(&mut h, 3, BroadcastOptions::all().to("room"));
+    broadcast(&mut h, 4, BroadcastOptions::all().to("elsewhere"));
+    broadcast(&mut h, 5, BroadcastOptions::all().except("room"));
+    broadcast(&mut h, 6, BroadcastOptions::all().to(a.id.clone()));
+    broadcast(&mut h, 7, BroadcastOptions::all());
+    h.text_frames(other.ws);
+
+    let (back, replay) = resume(&mut h, &a.pid, &last);
+    assert_eq!(back.id, a.id, "the same socket id");
+    assert_eq!(
+        back.pid, a.pid,
+        "the same private id: the client sees it recovered"
+    );
+    assert_ne!(back.sid, a.sid, "a new Engine.IO session");
+    let got = events(&replay);
+    assert_eq!(got.iter().map(|e| e.0).collect::<Vec<_>>(), [2, 3, 6, 7]);
+    let offsets: std::collections::HashSet<_> = got.iter().map(|e| &e.1).collect();
+    assert_eq!(offsets.len(), 4, "each packet has its own offset");
+    assert!(h.not_recovered.is_empty());
+    assert_eq!(h.endpoint.recovery_store_size().1, 0, "recovered once");
+
+    // Its rooms are back: a broadcast to the room reaches it.
+    assert!(h.endpoint.rooms_of("/", &a.id).contains(&Str::from("room")));
+    broadcast(&mut h, 8, BroadcastOptions::all().to("room"));
+    assert_eq!(events(&h.text_frames(back.ws))[0].0, 8);
+    assert!(h.text_frames(other.ws).is_empty());
+
+    // The application heard of the connection; the client got no
+    // duplicate of what it had.
+    let connected = h
+        .take_events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Connected { sid, .. } if **sid == *a.id))
+        .count();
+    assert_eq!(connected, 2);
+}
+
+#[test]
+fn a_session_is_recovered_once_and_not_past_the_window() {
+    let mut h = Harness::new(config(
+        Recovery::default().with_max_disconnection_duration(Duration::from_secs(60)),
+    ));
+    let a = connect(&mut h);
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    let last = events(&h.text_frames(a.ws))[0].1.clone();
+    drop_transport(&mut h, &a);
+    let (back, _) = resume(&mut h, &a.pid, &last);
+    assert_eq!(back.id, a.id);
+
+    // The same pid again, while the recovered socket is connected: new.
+    let (twin, _) = resume(&mut h, &a.pid, &last);
+    assert_ne!(twin.id, a.id);
+    assert_ne!(twin.pid, a.pid);
+    assert_eq!(h.not_recovered, [NotRecovered::UnknownSession]);
+
+    // Past the window: new.
+    broadcast(&mut h, 2, BroadcastOptions::all().to(back.id.clone()));
+    let last = events(&h.text_frames(back.ws))[0].1.clone();
+    drop_transport(&mut h, &back);
+    h.advance(Duration::from_secs(61));
+    let (late, replay) = resume(&mut h, &back.pid, &last);
+    assert_ne!(late.id, back.id);
+    assert!(replay.is_empty());
+    assert_eq!(h.endpoint.recovery_store_size(), (0, 0, 0), "all expired");
+}
+
+#[test]
+fn just_inside_the_window_the_session_is_recovered() {
+    let mut h = harness();
+    let a = connect(&mut h);
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    let last = events(&h.text_frames(a.ws))[0].1.clone();
+    drop_transport(&mut h, &a);
+    h.advance(Duration::from_secs(119));
+    broadcast(&mut h, 2, BroadcastOptions::all());
+    let (back, replay) = resume(&mut h, &a.pid, &last);
+    assert_eq!(back.id, a.id);
+    assert_eq!(events(&replay)[0].0, 2);
+}
+
+#[test]
+fn bad_requests_get_a_new_session() {
+    let mut h = harness();
+    let a = connect(&mut h);
+    let b = connect(&mut h);
+    h.endpoint.join("/", &Str::from(b.id.clone()), "b-only");
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    let a_last = events(&h.text_frames(a.ws))[0].1.clone();
+    broadcast(&mut h, 2, BroadcastOptions::all().to("b-only"));
+    let b_only = events(&h.text_frames(b.ws))
+        .last()
+        .expect("b got it")
+        .1
+        .clone();
+    drop_transport(&mut h, &a);
+
+    let fresh = |h: &mut Harness, connect: &str, why: Option<NotRecovered>| {
+        h.not_recovered.clear();
+        let (c, replay) = connect_with(h, connect);
+        assert_ne!(c.id, a.id, "{connect}");
+        assert_ne!(c.pid, a.pid, "{connect}");
+        assert!(replay.is_empty(), "{connect}");
+        assert_eq!(
+            h.not_recovered,
+            why.into_iter().collect::<Vec<_>>(),
+            "{connect}"
+        );
+    };
+    // A forged pid.
+    let forged = "AAAAAAAAAAAAAAAAAAAA";
+    fresh(
+        &mut h,
+        &format!("40{{\"pid\":\"{forged}\",\"offset\":\"{a_last}\"}}"),
+        Some(NotRecovered::UnknownSession),
+    );
+    // The pid of a socket still connected.
+    fresh(
+        &mut h,
+        &format!("40{{\"pid\":\"{}\",\"offset\":\"{b_only}\"}}", b.pid),
+        Some(NotRecovered::UnknownSession),
+    );
+    // An offset no packet has (the future, or forged).
+    fresh(
+        &mut h,
+        &format!("40{{\"pid\":\"{}\",\"offset\":\"nope\"}}", a.pid),
+        Some(NotRecovered::UnknownOffset),
+    );
+    // Not strings, or too long: no request at all.
+    fresh(
+        &mut h,
+        &format!("40{{\"pid\":\"{}\",\"offset\":1}}", a.pid),
+        None,
+    );
+    fresh(&mut h, &format!("40{{\"pid\":\"{}\"}}", a.pid), None);
+    fresh(
+        &mut h,
+        &format!("40{{\"pid\":null,\"offset\":\"{a_last}\"}}"),
+        None,
+    );
+    fresh(
+        &mut h,
+        &format!(
+            "40{{\"pid\":\"{}\",\"offset\":\"{}\"}}",
+            a.pid,
+            "x".repeat(65)
+        ),
+        None,
+    );
+
+    // Each refusal above that found the session dropped it: a session is
+    // given back whole or not at all. Start again for the last two cases.
+    let a = connect(&mut h);
+    h.endpoint.join("/", &Str::from(a.id.clone()), "a-room");
+    broadcast(&mut h, 3, BroadcastOptions::all().to("b-only"));
+    let b_only = events(&h.text_frames(b.ws))
+        .last()
+        .expect("b got it")
+        .1
+        .clone();
+    broadcast(&mut h, 4, BroadcastOptions::all().to("a-room"));
+    let a_last = events(&h.text_frames(a.ws))[0].1.clone();
+    drop_transport(&mut h, &a);
+    // On another namespace (declared, so that it is accepted).
+    h.endpoint.add_namespace("/admin");
+    h.not_recovered.clear();
+    let (other_nsp, _) = connect_with(
+        &mut h,
+        &format!("40/admin,{{\"pid\":\"{}\",\"offset\":\"{a_last}\"}}", a.pid),
+    );
+    assert_ne!(other_nsp.id, a.id);
+    assert_eq!(h.not_recovered, [NotRecovered::OtherNamespace]);
+    // An offset of a packet sent to another socket.
+    fresh(
+        &mut h,
+        &format!("40{{\"pid\":\"{}\",\"offset\":\"{b_only}\"}}", a.pid),
+        Some(NotRecovered::ForeignOffset),
+    );
+    let _ = b_only;
+}
+
+#[test]
+fn only_the_reference_reasons_keep_a_session() {
+    let kept = [
+        DisconnectReason::TransportError,
+        DisconnectReason::TransportClose,
+        DisconnectReason::ForcedClose,
+        DisconnectReason::PingTimeout,
+        DisconnectReason::ServerShuttingDown,
+        DisconnectReason::ForcedServerClose,
+    ];
+    let not_kept = [
+        DisconnectReason::ParseError,
+        DisconnectReason::ClientNamespaceDisconnect,
+        DisconnectReason::ServerNamespaceDisconnect,
+    ];
+    for reason in kept {
+        assert!(reason.keeps_session(), "{reason}");
+        let mut h = harness();
+        let a = connect(&mut h);
+        let now = h.now;
+        h.conn(&a.sid).close(now, reason);
+        h.pump();
+        assert_eq!(h.endpoint.recovery_store_size().1, 1, "{reason}");
+    }
+    for reason in not_kept {
+        assert!(!reason.keeps_session(), "{reason}");
+    }
+
+    // The client leaves the namespace, or the server makes it leave.
+    let mut h = harness();
+    let a = connect(&mut h);
+    h.ws_text(&a.sid, a.ws, "41");
+    let b = connect(&mut h);
+    h.conn(&b.sid).disconnect("/").expect("connected");
+    h.pump();
+    assert_eq!(h.endpoint.recovery_store_size().1, 0);
+
+    // A ping timeout keeps it.
+    let c = connect(&mut h);
+    h.advance(Duration::from_secs(501));
+    assert!(h.conns.values().all(|conn| conn.is_closed()));
+    assert_eq!(h.endpoint.recovery_store_size().1, 1);
+    let _ = c;
+}
+
+#[test]
+fn acknowledged_and_volatile_packets_are_not_stored() {
+    let mut h = harness();
+    let a = connect(&mut h);
+    let with_ack = Packet::event(Str::from("/"), "news", &(1,), Some(7)).expect("encodes");
+    let plan = h
+        .endpoint
+        .broadcast(h.now, &with_ack, &BroadcastOptions::all());
+    assert_eq!(plan.encoded.text().as_str(), "427[\"news\",1]");
+    let plan = h.endpoint.broadcast(
+        h.now,
+        &event("news", &(2,)),
+        &BroadcastOptions::all().volatile(),
+    );
+    assert_eq!(plan.encoded.text().as_str(), "42[\"news\",2]");
+    assert_eq!(h.endpoint.recovery_store_size().0, 0);
+    // Binary events are stored, the offset after the placeholders' data.
+    let bin = event("news", &(bytes::Bytes::from_static(b"\x01\x02"),));
+    let plan = h.endpoint.broadcast(h.now, &bin, &BroadcastOptions::all());
+    let text = plan.encoded.text().as_str();
+    assert!(
+        text.starts_with("451-[\"news\",{\"_placeholder\":true,\"num\":0},\""),
+        "{text}"
+    );
+    assert_eq!(plan.encoded.attachments().len(), 1);
+    assert_eq!(h.endpoint.recovery_store_size().0, 1);
+    let _ = a;
+}
+
+#[test]
+fn the_store_keeps_its_bounds_and_says_when_a_session_missed_too_much() {
+    // At most three packets in total.
+    let mut h = Harness::new(config(Recovery::default().with_store_bounds(3, usize::MAX)));
+    let a = connect(&mut h);
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    let last = events(&h.text_frames(a.ws))[0].1.clone();
+    drop_transport(&mut h, &a);
+    for n in 2..6 {
+        broadcast(&mut h, n, BroadcastOptions::all());
+    }
+    assert_eq!(h.endpoint.recovery_store_size().0, 3);
+    let (back, replay) = resume(&mut h, &a.pid, &last);
+    assert_ne!(
+        back.id, a.id,
+        "its offset was evicted: a new session, not holes"
+    );
+    assert!(replay.is_empty());
+    assert_eq!(h.not_recovered, [NotRecovered::UnknownOffset]);
+
+    // At most two missed packets for one session.
+    let mut h = Harness::new(config(
+        Recovery::default().with_missed_bounds(2, usize::MAX),
+    ));
+    let a = connect(&mut h);
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    let last = events(&h.text_frames(a.ws))[0].1.clone();
+    drop_transport(&mut h, &a);
+    for n in 2..5 {
+        broadcast(&mut h, n, BroadcastOptions::all());
+    }
+    let (back, _) = resume(&mut h, &a.pid, &last);
+    assert_ne!(back.id, a.id);
+    assert_eq!(h.not_recovered, [NotRecovered::TooMuchMissed]);
+
+    // Missed bytes are bounded by half the send buffer too.
+    let mut h = Harness::new(config(Recovery::default()).with_max_buffer_size(400));
+    let a = connect(&mut h);
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    let last = events(&h.text_frames(a.ws))[0].1.clone();
+    drop_transport(&mut h, &a);
+    for n in 2..10 {
+        broadcast(&mut h, n, BroadcastOptions::all());
+    }
+    let (back, _) = resume(&mut h, &a.pid, &last);
+    assert_ne!(back.id, a.id);
+    assert_eq!(h.not_recovered, [NotRecovered::TooMuchMissed]);
+
+    // At most one saved session: the older one goes.
+    let mut h = Harness::new(config(Recovery::default().with_max_sessions(1)));
+    let a = connect(&mut h);
+    let b = connect(&mut h);
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    let a_last = events(&h.text_frames(a.ws))[0].1.clone();
+    let b_last = events(&h.text_frames(b.ws))[0].1.clone();
+    drop_transport(&mut h, &a);
+    drop_transport(&mut h, &b);
+    assert_eq!(h.endpoint.recovery_store_size().1, 1);
+    let (a2, _) = resume(&mut h, &a.pid, &a_last);
+    assert_ne!(a2.id, a.id);
+    let (b2, _) = resume(&mut h, &b.pid, &b_last);
+    assert_eq!(b2.id, b.id);
+
+    // A total in bytes: packets and sessions together stay under it.
+    let limit = 4096;
+    let mut h = Harness::new(config(
+        Recovery::default().with_store_bounds(usize::MAX, limit),
+    ));
+    let clients: Vec<Client> = (0..4).map(|_| connect(&mut h)).collect();
+    for n in 0..100 {
+        broadcast(&mut h, n, BroadcastOptions::all());
+        assert!(h.endpoint.recovery_store_size().2 <= limit);
+    }
+    for c in &clients {
+        drop_transport(&mut h, c);
+        assert!(h.endpoint.recovery_store_size().2 <= limit);
+    }
+    let (packets, sessions, bytes) = h.endpoint.recovery_store_size();
+    assert!(packets > 0 && packets < 100, "{packets}");
+    assert_eq!(sessions, 4);
+    assert!(bytes <= limit);
+}
+
+#[test]
+fn data_saved_with_a_session_comes_back_with_it() {
+    let mut h = harness();
+    let a = connect(&mut h);
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    let last = events(&h.text_frames(a.ws))[0].1.clone();
+    drop_transport(&mut h, &a);
+    assert!(
+        h.endpoint
+            .set_session_data(&a.pid, Str::from("{\"user\":\"ann\"}"))
+    );
+    assert!(!h.endpoint.set_session_data("unknown", Str::from("1")));
+
+    h.auto_accept = false;
+    let (sid, ws) = h.open_websocket();
+    h.ws_text(
+        &sid,
+        ws,
+        &format!("40{{\"pid\":\"{}\",\"offset\":\"{last}\"}}", a.pid),
+    );
+    let resume = h
+        .take_events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ConnectRequest { resume, .. } => resume,
+            _ => None,
+        })
+        .expect("a request to recover");
+    let restored = h.endpoint.restore(h.now, "/", &resume).expect("restored");
+    assert_eq!(restored.data.as_deref(), Some("{\"user\":\"ann\"}"));
+    assert_eq!(restored.sid.as_str(), a.id);
+    assert!(restored.missed.is_empty());
+    let id = h.conn(&sid).accept_restored(&restored).expect("accepted");
+    assert_eq!(id.as_str(), a.id);
+    let frames = h.text_frames(ws);
+    assert_eq!(
+        frames,
+        [format!("40{{\"sid\":\"{}\",\"pid\":\"{}\"}}", a.id, a.pid)]
+    );
+}
+
+#[test]
+fn broadcasts_from_other_nodes_are_stored_with_offsets_of_this_node() {
+    let mut a = Harness::seeded(config(Recovery::default()), 1);
+    let mut b = Harness::seeded(config(Recovery::default()), 2);
+    a.endpoint.set_clustered(true);
+    b.endpoint.set_clustered(true);
+    let client = connect(&mut b);
+    // A broadcast from A: published as the application gave it, no offset.
+    let plan = a
+        .endpoint
+        .broadcast(a.now, &event("news", &(1,)), &BroadcastOptions::all());
+    assert!(plan.targets.is_empty());
+    let op = a.endpoint.poll_cluster_op().expect("published");
+    let socketio_proto::ClusterOp::Broadcast { packet, .. } = &op else {
+        panic!("{op:?}")
+    };
+    assert_eq!(
+        packet.payload().expect("data").json().as_str(),
+        "[\"news\",1]"
+    );
+    let socketio_proto::ClusterAction::Broadcast(plan) = b.endpoint.handle_cluster_op(b.now, op)
+    else {
+        panic!("a broadcast")
+    };
+    for handle in plan.targets {
+        b.conns
+            .get_mut(&handle)
+            .expect("connection")
+            .send_encoded("/", &plan.encoded, false)
+            .expect("sent");
+    }
+    let got = events(&b.text_frames(client.ws));
+    assert_eq!(got[0].0, 1);
+    assert_eq!(b.endpoint.recovery_store_size().0, 1);
+    drop_transport(&mut b, &client);
+    let (back, _) = resume(&mut b, &client.pid, &got[0].1);
+    assert_eq!(back.id, client.id);
+}
+
+#[test]
+fn old_clients_get_no_private_session_id() {
+    let mut h = Harness::new(config(Recovery::default()).with_eio3(true));
+    let id = h.request(socketio_proto::Request::get(
+        "/socket.io/?EIO=3&transport=polling&b64=1",
+    ));
+    let sid = harness::sid_of(&h.body(id));
+    let poll = h.request(socketio_proto::Request::get(&format!(
+        "/socket.io/?EIO=3&transport=polling&sid={sid}"
+    )));
+    let body = h.body(poll);
+    assert_eq!(body, "2:40");
+    assert!(!body.contains("pid"), "{body}");
+}
