@@ -21,6 +21,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 mod log;
+pub mod proxy;
 pub use log::Log;
 
 #[derive(Clone)]
@@ -300,11 +301,17 @@ pub fn spawn_node(scenario: &str, url: &str, args: &[&str]) -> Child {
 /// Starts a scenario of the node script `interop/clients/<script>`; the
 /// child is killed when dropped.
 pub fn spawn_script(script: &str, scenario: &str, url: &str, args: &[&str]) -> Child {
+    let mut all = vec![scenario, url];
+    all.extend_from_slice(args);
+    spawn_bare_script(script, &all)
+}
+
+/// Starts the node script `interop/clients/<script>` with `args`; the child
+/// is killed when dropped.
+pub fn spawn_bare_script(script: &str, args: &[&str]) -> Child {
     require_node();
     Command::new("node")
         .arg(workspace().join("interop/clients").join(script))
-        .arg(scenario)
-        .arg(url)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -1,0 +1,197 @@
+//! Connection state recovery with the official JavaScript client: the
+//! connection is cut under it (a proxy drops both sides) while the server
+//! keeps broadcasting to its room and emitting to it; the client comes back
+//! with the same id and gets every packet once, in order.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::proxy::Proxy;
+use serde_json::{Value, json};
+use socketio_tokio::{AckSender, Data, Recovery, Socket, SocketIo};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
+
+const PACKETS: u64 = 60;
+
+fn app(io: &SocketIo, log: &common::Log) {
+    let log = log.clone();
+    io.ns("/", move |socket: Socket| {
+        let log = log.clone();
+        async move {
+            log.push(format!(
+                "connect {} recovered={} data={:?}",
+                socket.id(),
+                socket.recovered(),
+                socket.data::<Value>()
+            ));
+            if !socket.recovered() {
+                socket.set_data(&json!({ "name": "ann" })).unwrap();
+            }
+            socket.on(
+                "join",
+                |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+                    socket.join(room);
+                    let _ = ack.send(&());
+                },
+            );
+        }
+    });
+}
+
+struct Run {
+    io: SocketIo,
+    log: common::Log,
+    proxy: Proxy,
+    client: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Run {
+    async fn start(recovery: Recovery, transports: &str, delay_ms: u64) -> Run {
+        let log = common::Log::default();
+        let io = common::builder()
+            .connection_state_recovery(recovery)
+            .build()
+            .unwrap();
+        app(&io, &log);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let serving = io.clone();
+        let task = tokio::spawn(async move { serving.serve(listener).await.unwrap() });
+        let proxy = Proxy::start(addr).await;
+        let mut client = common::spawn_bare_script(
+            "recovery.mjs",
+            &[&proxy.url(), transports, &delay_ms.to_string()],
+        );
+        let stdout = client.stdout.take().unwrap();
+        Run {
+            io,
+            log,
+            proxy,
+            client,
+            lines: BufReader::new(stdout).lines(),
+            task,
+        }
+    }
+
+    /// The client's next line.
+    async fn line(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
+            .await
+            .expect("a line from the client in time")
+            .unwrap()
+            .expect("the client is still running");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// The client's next line about a connection.
+    async fn connect(&mut self) -> Value {
+        loop {
+            let line = self.line().await;
+            assert!(line.get("error").is_none(), "{line:#}");
+            if line["event"] == "connect" {
+                return line;
+            }
+        }
+    }
+
+    /// Broadcasts to the room and emits to socket `id`, `n` each, cutting
+    /// the connection after `cut_at`.
+    async fn send(&self, id: &str, range: std::ops::Range<u64>, cut_at: Option<u64>) {
+        for n in range {
+            self.io.to("r").emit("tick", &n).unwrap();
+            self.io.to(id.to_owned()).emit("direct", &n).unwrap();
+            if Some(n) == cut_at {
+                assert!(self.proxy.cut() >= 1, "a connection to cut");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn finish(mut self) -> Value {
+        self.io.to("r").emit("done", &()).unwrap();
+        let result = loop {
+            let line = self.line().await;
+            if line.get("ticks").is_some() {
+                break line;
+            }
+        };
+        let _ = self.client.wait().await;
+        self.io.shutdown().await;
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(result.get("error").is_none(), "{result:#}");
+        result
+    }
+}
+
+async fn recovers_every_packet(transports: &str, delay_ms: u64) {
+    let mut run = Run::start(Recovery::default(), transports, delay_ms).await;
+    let first = run.connect().await;
+    assert_eq!(first["recovered"], false);
+    assert_eq!(first["joined"], true);
+    let id = first["id"].as_str().unwrap().to_owned();
+
+    run.send(&id, 0..PACKETS / 2, Some(PACKETS / 4)).await;
+    let second = run.connect().await;
+    assert_eq!(second["recovered"], true, "{second}");
+    assert_eq!(second["id"], id.as_str(), "the same socket id");
+    run.send(&id, PACKETS / 2..PACKETS, None).await;
+
+    let log = run.log.clone();
+    let result = run.finish().await;
+    let all: Vec<u64> = (0..PACKETS).collect();
+    assert_eq!(
+        result["ticks"],
+        json!(all),
+        "every broadcast once, in order"
+    );
+    assert_eq!(result["direct"], json!(all), "every emit once, in order");
+    assert_eq!(result["offsets"], json!(2 * PACKETS));
+    // The application saw the same socket come back with its data.
+    log.wait_for(&format!(
+        "connect {id} recovered=true data=Some(Object {{\"name\": String(\"ann\")}})"
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_cut_under_the_client_loses_nothing() {
+    recovers_every_packet("websocket", 300).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_cut_under_the_client_loses_nothing() {
+    // The server learns of a lost polling client by its heartbeat (0.5 s +
+    // 1 s here): the client comes back after that.
+    recovers_every_packet("polling", 2000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_window_the_client_gets_a_new_session() {
+    let recovery = Recovery::default().with_max_disconnection_duration(Duration::from_millis(500));
+    let mut run = Run::start(recovery, "websocket", 1500).await;
+    let first = run.connect().await;
+    let id = first["id"].as_str().unwrap().to_owned();
+    run.send(&id, 0..10, Some(5)).await;
+    let second = run.connect().await;
+    assert_eq!(second["recovered"], false, "{second}");
+    assert_ne!(second["id"], id.as_str());
+    assert_eq!(second["joined"], true, "the client resynchronizes");
+    let new_id = second["id"].as_str().unwrap().to_owned();
+    run.send(&new_id, 10..12, None).await;
+    let result = run.finish().await;
+    let ticks: Vec<u64> = serde_json::from_value(result["ticks"].clone()).unwrap();
+    assert_eq!(&ticks[ticks.len() - 2..], [10, 11]);
+    assert!(
+        !ticks.contains(&9),
+        "nothing replayed into a new session: {ticks:?}"
+    );
+}
