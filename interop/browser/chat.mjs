@@ -1,14 +1,17 @@
 // The chat example end to end in headless Chromium (playwright-core).
 //
-// Usage: node chat.mjs <url> <screenshot.png>
+// Usage: node chat.mjs <url> <screenshot.png> <proxy url>
 //
 // Two pages chat in one room and see each other's messages, presence and
 // typing; a third page in another room sees none of it; leaving, rejoining
-// and reloading a page work; when the server goes away every page shows the
+// and reloading a page work; a fourth page, whose connection goes through a
+// proxy that cuts it, comes back with every message it missed, once, and
+// without joining again; when the server goes away every page shows the
 // reconnecting banner and, once it is back, rejoins its rooms.
 //
-// Prints JSON lines. Two of them ask the process that started the server for
-// something, and wait for a line on stdin before going on:
+// Prints JSON lines. Three of them ask the process that started the server
+// for something, and wait for a line on stdin before going on:
+//   {"step":"cut"}           cut every connection through the proxy
 //   {"step":"stop-server"}   stop the server (the pages must see it gone)
 //   {"step":"start-server"}  start it again at the same address
 // The last line is the result; on a failure or a timeout it has an "error"
@@ -19,9 +22,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
-const [url, screenshot] = process.argv.slice(2);
-if (!url || !screenshot) {
-  console.error("usage: node chat.mjs <url> <screenshot.png>");
+const [url, screenshot, proxyUrl] = process.argv.slice(2);
+if (!url || !screenshot || !proxyUrl) {
+  console.error("usage: node chat.mjs <url> <screenshot.png> <proxy url>");
   process.exit(2);
 }
 
@@ -86,16 +89,20 @@ function ask(step) {
 
 /** A page, with what its Socket.IO connection received (WebSocket frames
  * and long-polling responses) recorded as text. */
-async function openPage(label) {
+async function openPage(label, at = url) {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   page.received = [];
+  page.sent = [];
+  page.websockets = 0;
   page.errors = [];
   // Uncaught exceptions only: failed requests while the server is away are
   // expected and logged by the browser as console errors.
   page.on("pageerror", (e) => page.errors.push(e.message));
   page.on("websocket", (ws) => {
+    page.websockets += 1;
     ws.on("framereceived", (f) => page.received.push(String(f.payload)));
+    ws.on("framesent", (f) => page.sent.push(String(f.payload)));
   });
   page.on("response", async (res) => {
     if (res.url().includes("/socket.io/?") && res.request().method() === "GET") {
@@ -107,7 +114,7 @@ async function openPage(label) {
     }
   });
   page.label = label;
-  await page.goto(url);
+  await page.goto(at);
   return page;
 }
 
@@ -230,6 +237,7 @@ async function waitBanner(page, visible) {
 const ANA = "Ana Lima";
 const BO = "Bo Chen";
 const CY = "Cy Park";
+const DI = "Di Okafor";
 
 async function main() {
   context = await chromium.launchPersistentContext(userDataDir, {
@@ -330,6 +338,36 @@ async function main() {
   await send(b, m4);
   await waitText(a, BO, m4);
   check("reload: Ana receives Bo's message from the reloaded page", true);
+
+  // A page's connection is cut for a moment (through a proxy) while the
+  // room goes on: it comes back in the same session, with what it missed.
+  const d = await openPage("di", proxyUrl);
+  await login(d, DI, "general");
+  await waitMembers(a, [ANA, BO, DI]);
+  for (let i = 0; d.websockets === 0 && i < 100; i++) await d.waitForTimeout(100);
+  check("recovery: Di's page is on a WebSocket through the proxy", d.websockets > 0, d.websockets);
+  await d.waitForTimeout(300);
+  const sentBefore = d.sent.length;
+  await ask("cut");
+  await waitBanner(d, true);
+  const missed = ["Di, you dropped off for a second.", "These came while you were away."];
+  for (const text of missed) await send(a, text);
+  await waitBanner(d, false);
+  for (const text of missed) await waitText(d, ANA, text);
+  await d.waitForFunction(() => [...document.querySelectorAll("#messages li.notice")]
+    .some((li) => li.textContent === "Reconnected: missed messages recovered"), null, { timeout: WAIT });
+  check("recovery: Di's page says it recovered and shows the messages it missed", true);
+  const copies = missed.map((text) => d.received.filter((f) => f.includes(text)).length);
+  check("recovery: each missed message reached Di's page once", copies.every((n) => n === 1), copies);
+  const joins = d.sent.slice(sentBefore).filter((f) => f.includes('"join"'));
+  check("recovery: Di's page did not join again", joins.length === 0, joins);
+  await waitMembers(a, [ANA, BO, DI]);
+  const m6 = "Back, and nothing lost.";
+  await send(d, m6);
+  await waitText(a, DI, m6);
+  check("recovery: Di's messages flow again", true);
+  await d.close();
+  await waitMembers(a, [ANA, BO]);
 
   // The server goes away: a banner; it comes back: the pages rejoin.
   const pages = [a, b, c];

@@ -140,14 +140,47 @@ struct SocketEntry<S> {
     /// `HashSet` is 48 bytes, in an entry kept for every socket).
     #[allow(clippy::box_collection)] // 8 bytes in the entry instead of 48.
     rooms: Option<Box<HashSet<Str>>>,
-    /// Whether it is in the room named by its id. Every socket is, until it
-    /// leaves it; that room is this flag, not an entry of
-    /// [`NamespaceIndex::rooms`] (a set of one member per socket, about
-    /// 0.4 KiB each).
-    own_room: bool,
+    /// Whether it is in the room named by its id (the top bit), and the
+    /// recovery store's sequence number when it joined (the other bits).
+    /// Every socket is in its own room, until it leaves it; that room is
+    /// this flag, not an entry of [`NamespaceIndex::rooms`] (a set of one
+    /// member per socket, about 0.4 KiB each).
+    own_room_since: u64,
     /// What the binding attached to the socket
     /// ([`Endpoint::attach_socket`]).
     data: Option<S>,
+}
+
+const OWN_ROOM: u64 = 1 << 63;
+
+impl<S> SocketEntry<S> {
+    fn new(conn: ConnectionHandle, own_room: bool, since: u64) -> Self {
+        let mut entry = SocketEntry {
+            conn,
+            rooms: None,
+            own_room_since: since & !OWN_ROOM,
+            data: None,
+        };
+        entry.set_own_room(own_room);
+        entry
+    }
+
+    fn own_room(&self) -> bool {
+        self.own_room_since & OWN_ROOM != 0
+    }
+
+    fn set_own_room(&mut self, own: bool) {
+        match own {
+            true => self.own_room_since |= OWN_ROOM,
+            false => self.own_room_since &= !OWN_ROOM,
+        }
+    }
+
+    /// The recovery store's sequence number when the socket joined: the
+    /// first packet it may have missed when it drops.
+    fn since(&self) -> u64 {
+        self.own_room_since & !OWN_ROOM
+    }
 }
 
 #[derive(Debug)]
@@ -182,7 +215,7 @@ impl<S> NamespaceIndex<S> {
             return;
         };
         if room == *sid {
-            entry.own_room = true;
+            entry.set_own_room(true);
             return;
         }
         if entry.rooms.get_or_insert_default().insert(room.clone()) {
@@ -198,7 +231,7 @@ impl<S> NamespaceIndex<S> {
             return;
         };
         if room == &**sid {
-            entry.own_room = false;
+            entry.set_own_room(false);
             return;
         }
         let left = entry.rooms.as_mut().is_some_and(|rooms| rooms.remove(room));
@@ -234,7 +267,7 @@ impl<S> NamespaceIndex<S> {
         let own = self
             .sockets
             .get_key_value(room)
-            .filter(|(_, e)| e.own_room)
+            .filter(|(_, e)| e.own_room())
             .map(|(sid, e)| (sid, e.conn));
         let joined = self.rooms.get(room).into_iter().flatten();
         joined.map(|(sid, conn)| (sid, *conn)).chain(own)
@@ -244,7 +277,11 @@ impl<S> NamespaceIndex<S> {
     fn except<'a>(&'a self, except: &'a [Str]) -> Vec<Except<'a>> {
         let mut out = Vec::new();
         for room in except {
-            if let Some((sid, _)) = self.sockets.get_key_value(room).filter(|(_, e)| e.own_room) {
+            if let Some((sid, _)) = self
+                .sockets
+                .get_key_value(room)
+                .filter(|(_, e)| e.own_room())
+            {
                 out.push(Except::Own(sid));
             }
             if let Some(members) = self.rooms.get(room) {
@@ -603,29 +640,19 @@ impl<C, S> Endpoint<C, S> {
     pub fn handle_event(&mut self, now: Instant, handle: ConnectionHandle, event: EndpointEvent) {
         match event {
             EndpointEvent::SocketConnected { nsp, sid } => {
+                let since = self.store.as_ref().map_or(0, Store::next_seq);
                 let index = self.index.entry(nsp).or_default();
-                index.sockets.insert(
-                    sid.clone(),
-                    SocketEntry {
-                        conn: handle,
-                        rooms: None,
-                        // Every socket is in the room named by its id.
-                        own_room: true,
-                        data: None,
-                    },
-                );
+                // Every socket is in the room named by its id.
+                index
+                    .sockets
+                    .insert(sid.clone(), SocketEntry::new(handle, true, since));
             }
             EndpointEvent::SocketRestored { nsp, sid, rooms } => {
+                let since = self.store.as_ref().map_or(0, Store::next_seq);
                 let index = self.index.entry(nsp).or_default();
-                index.sockets.insert(
-                    sid.clone(),
-                    SocketEntry {
-                        conn: handle,
-                        rooms: None,
-                        own_room: false,
-                        data: None,
-                    },
-                );
+                index
+                    .sockets
+                    .insert(sid.clone(), SocketEntry::new(handle, false, since));
                 for room in rooms {
                     index.join(&sid, room);
                 }
@@ -633,8 +660,13 @@ impl<C, S> Endpoint<C, S> {
             EndpointEvent::SocketDisconnected { nsp, sid, pid } => {
                 if let (Some(pid), Some(_)) = (pid, &self.store) {
                     let rooms = self.rooms_of(&nsp, &sid);
-                    if let Some(store) = &mut self.store {
-                        store.persist(now, pid, nsp.clone(), sid.clone(), rooms);
+                    let since = self
+                        .index
+                        .get(&nsp)
+                        .and_then(|i| i.sockets.get(&sid))
+                        .map(SocketEntry::since);
+                    if let (Some(store), Some(since)) = (&mut self.store, since) {
+                        store.persist(now, pid, nsp.clone(), sid.clone(), rooms, since);
                     }
                 }
                 if let Some(index) = self.index.get_mut(&nsp) {
@@ -675,7 +707,7 @@ impl<C, S> Endpoint<C, S> {
             .get(nsp)
             .and_then(|i| i.sockets.get_key_value(sid))
             .map(|(sid, e)| {
-                let own = e.own_room.then(|| sid.clone());
+                let own = e.own_room().then(|| sid.clone());
                 let joined = e.rooms.iter().flat_map(|rooms| rooms.iter());
                 joined.cloned().chain(own).collect()
             })
@@ -690,7 +722,7 @@ impl<C, S> Endpoint<C, S> {
             .index
             .get(nsp)
             .map(|i| {
-                let own = i.sockets.iter().filter(|(_, e)| e.own_room);
+                let own = i.sockets.iter().filter(|(_, e)| e.own_room());
                 i.rooms
                     .keys()
                     .chain(own.map(|(sid, _)| sid))
@@ -947,7 +979,7 @@ mod layout {
     #[test]
     fn a_socket_entry_stays_small() {
         // One per socket in the rooms index: a guard of the layout.
-        assert!(std::mem::size_of::<SocketEntry<()>>() <= 24);
+        assert!(std::mem::size_of::<SocketEntry<()>>() <= 32);
         // With a pointer attached, as the tokio binding does.
         assert!(std::mem::size_of::<SocketEntry<std::sync::Arc<()>>>() <= 32);
     }

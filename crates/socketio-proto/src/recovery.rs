@@ -124,13 +124,17 @@ const MAX_TOKEN_LEN: usize = 64;
 pub struct Resume {
     /// The private session id the server gave.
     pub pid: Str,
-    /// The offset of the last packet the client got.
-    pub offset: Str,
+    /// The offset of the last packet the client got; none when it got no
+    /// stored packet in that session (the official client then sends no
+    /// offset): every packet since the socket joined is replayed.
+    pub offset: Option<Str>,
 }
 
 impl Resume {
-    /// Reads `pid` and `offset` from a CONNECT's auth payload, as the
-    /// reference does: both must be strings. Anything else is no request.
+    /// Reads `pid` and `offset` from a CONNECT's auth payload: both
+    /// strings, or a `pid` without an offset (where the reference gives a
+    /// new session, and the packets sent meanwhile are lost). Anything else
+    /// is no request.
     pub fn from_auth(auth: &Payload) -> Option<Resume> {
         #[derive(serde::Deserialize)]
         struct Auth {
@@ -144,9 +148,13 @@ impl Resume {
             }
             _ => None,
         };
+        let offset = match auth.offset {
+            None | Some(serde_json::Value::Null) => None,
+            offset => Some(token(offset)?),
+        };
         Some(Resume {
             pid: token(auth.pid)?,
-            offset: token(auth.offset)?,
+            offset,
         })
     }
 }
@@ -225,6 +233,9 @@ struct SavedSession {
     nsp: Str,
     sid: Str,
     rooms: Vec<Str>,
+    /// The sequence number of the first packet sent after the socket
+    /// joined: nothing before it is replayed.
+    since: u64,
     data: Option<Str>,
     at: Instant,
     cost: usize,
@@ -264,6 +275,11 @@ impl Store {
 
     pub(crate) fn config(&self) -> &Recovery {
         &self.config
+    }
+
+    /// The sequence number the next packet gets.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.first_seq + self.packets.len() as u64
     }
 
     /// The packets kept.
@@ -354,7 +370,15 @@ impl Store {
 
     /// Saves the session of a socket that dropped: `pid`, its namespace, id
     /// and rooms.
-    pub(crate) fn persist(&mut self, now: Instant, pid: Str, nsp: Str, sid: Str, rooms: Vec<Str>) {
+    pub(crate) fn persist(
+        &mut self,
+        now: Instant,
+        pid: Str,
+        nsp: Str,
+        sid: Str,
+        rooms: Vec<Str>,
+        since: u64,
+    ) {
         self.expire(now);
         if self.config.max_sessions == 0 {
             return;
@@ -378,6 +402,7 @@ impl Store {
                 nsp,
                 sid,
                 rooms,
+                since,
                 data: None,
                 at: now,
                 cost,
@@ -454,7 +479,7 @@ impl Store {
             // Not dropped: the client may still ask for it on its namespace.
             return Err(NotRecovered::OtherNamespace);
         }
-        let result = self.missed(session, &resume.offset);
+        let result = self.missed(session, resume.offset.as_ref());
         let session = self.drop_session(&resume.pid).expect("looked up above");
         let missed = result?;
         Ok(Restored {
@@ -473,22 +498,46 @@ impl Store {
         self.sessions.get(&resume.pid).is_some_and(|s| {
             &*s.nsp == nsp
                 && now.saturating_duration_since(s.at) <= self.config.max_disconnection_duration
-                && self.offsets.contains_key(&resume.offset)
+                && match &resume.offset {
+                    Some(offset) => self.offsets.contains_key(offset),
+                    None => s.since >= self.first_seq,
+                }
         })
     }
 
-    fn missed(&self, session: &SavedSession, offset: &str) -> Result<Vec<Encoded>, NotRecovered> {
-        let Some(&seq) = self.offsets.get(offset) else {
-            return Err(NotRecovered::UnknownOffset);
+    /// The packets `session` missed after `offset` (after it joined, without
+    /// one).
+    fn missed(
+        &self,
+        session: &SavedSession,
+        offset: Option<&Str>,
+    ) -> Result<Vec<Encoded>, NotRecovered> {
+        // The first packet to replay: the one after the client's offset,
+        // never one from before the socket joined (an offset the client
+        // kept from an earlier session).
+        let first = match offset {
+            Some(offset) => {
+                let Some(&seq) = self.offsets.get(offset) else {
+                    return Err(NotRecovered::UnknownOffset);
+                };
+                let last = &self.packets[(seq - self.first_seq) as usize];
+                if seq >= session.since
+                    && (last.nsp != session.nsp || !last.reaches(&session.rooms))
+                {
+                    return Err(NotRecovered::ForeignOffset);
+                }
+                (seq + 1).max(session.since)
+            }
+            None => session.since,
         };
-        let start = (seq - self.first_seq) as usize;
-        let last = &self.packets[start];
-        if last.nsp != session.nsp || !last.reaches(&session.rooms) {
-            return Err(NotRecovered::ForeignOffset);
+        if first < self.first_seq {
+            // Packets it missed are no longer kept.
+            return Err(NotRecovered::UnknownOffset);
         }
+        let start = (first - self.first_seq) as usize;
         let mut missed = Vec::new();
         let mut bytes = 0;
-        for p in self.packets.range(start + 1..) {
+        for p in self.packets.range(start.min(self.packets.len())..) {
             if p.nsp != session.nsp || !p.reaches(&session.rooms) {
                 continue;
             }

@@ -276,7 +276,12 @@ fn bad_requests_get_a_new_session() {
         &format!("40{{\"pid\":\"{}\",\"offset\":1}}", a.pid),
         None,
     );
-    fresh(&mut h, &format!("40{{\"pid\":\"{}\"}}", a.pid), None);
+    // A pid alone asks too (the session was dropped by the refusal above).
+    fresh(
+        &mut h,
+        &format!("40{{\"pid\":\"{}\"}}", a.pid),
+        Some(NotRecovered::UnknownSession),
+    );
     fresh(
         &mut h,
         &format!("40{{\"pid\":null,\"offset\":\"{a_last}\"}}"),
@@ -573,4 +578,38 @@ fn old_clients_get_no_private_session_id() {
     let body = h.body(poll);
     assert_eq!(body, "2:40");
     assert!(!body.contains("pid"), "{body}");
+}
+
+#[test]
+fn a_client_that_got_no_stored_packet_recovers_from_when_it_joined() {
+    let mut h = harness();
+    broadcast(&mut h, 0, BroadcastOptions::all());
+    let a = connect(&mut h);
+    // Nothing stored reached it: the official client then sends no offset.
+    drop_transport(&mut h, &a);
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    broadcast(&mut h, 2, BroadcastOptions::all());
+    let (back, replay) = connect_with(&mut h, &format!("40{{\"pid\":\"{}\"}}", a.pid));
+    assert_eq!(back.id, a.id);
+    assert_eq!(
+        events(&replay).iter().map(|e| e.0).collect::<Vec<_>>(),
+        [1, 2],
+        "from when it joined, not before"
+    );
+}
+
+#[test]
+fn an_offset_from_an_earlier_session_replays_nothing_from_before_the_socket_joined() {
+    let mut h = harness();
+    let old = connect(&mut h);
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    let stale = events(&h.text_frames(old.ws))[0].1.clone();
+    // The client's next session: its offset is still the one of the first.
+    let a = connect(&mut h);
+    broadcast(&mut h, 2, BroadcastOptions::all().to(old.id.clone()));
+    drop_transport(&mut h, &a);
+    broadcast(&mut h, 3, BroadcastOptions::all());
+    let (back, replay) = resume(&mut h, &a.pid, &stale);
+    assert_eq!(back.id, a.id);
+    assert_eq!(events(&replay).iter().map(|e| e.0).collect::<Vec<_>>(), [3]);
 }

@@ -9,6 +9,8 @@
 #[path = "../examples/chat/server.rs"]
 #[allow(dead_code)]
 mod chat;
+#[path = "common/proxy.rs"]
+mod proxy;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -111,10 +113,13 @@ async fn browser_pages_chat_in_rooms_and_reconnect() {
             dir.join("chat.png")
         }
     };
+    // A page whose connection the script asks to cut goes through this.
+    let proxy = proxy::Proxy::start(addr).await;
     let mut child = Command::new("node")
         .arg(workspace().join("interop/browser/chat.mjs"))
         .arg(format!("http://{addr}/"))
         .arg(&screenshot)
+        .arg(format!("{}/", proxy.url()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -129,6 +134,9 @@ async fn browser_pages_chat_in_rooms_and_reconnect() {
             let v: serde_json::Value =
                 serde_json::from_str(&line).unwrap_or_else(|_| serde_json::json!({ "raw": line }));
             match v["step"].as_str() {
+                Some("cut") => {
+                    assert!(proxy.cut() > 0, "a connection to cut");
+                }
                 Some("stop-server") => {
                     server.take().expect("a running server").stop().await;
                 }
@@ -173,6 +181,9 @@ async fn browser_pages_chat_in_rooms_and_reconnect() {
         "isolation: nothing of general reached Cy's connection",
         "isolation: nothing of random reached Ana or Bo",
         "join: Bo is back and gets the room's last messages",
+        "recovery: Di's page says it recovered and shows the messages it missed",
+        "recovery: each missed message reached Di's page once",
+        "recovery: Di's page did not join again",
         "reload: Bo's page comes back in general with the history",
         "reconnect: every page shows the reconnecting banner",
         "reconnect: the banner goes and the pages rejoin their rooms",

@@ -131,7 +131,7 @@ async fn main() -> ExitCode {
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let io = match socketio_tokio::SocketIo::new() {
+    let io = match server::new_server() {
         Ok(io) => io,
         Err(e) => {
             eprintln!("error: {e}");

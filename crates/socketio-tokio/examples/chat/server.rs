@@ -16,7 +16,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use socketio_tokio::{AckSender, HttpServer, Socket, SocketIo, TryData};
+use socketio_tokio::{AckSender, HttpServer, Recovery, Socket, SocketIo, TryData};
 use tokio::net::TcpListener;
 
 /// The longest name or room, in characters.
@@ -232,6 +232,9 @@ impl Chat {
     }
 
     fn on_connect(&self, socket: &Socket) {
+        if socket.recovered() {
+            self.recovered(socket);
+        }
         let chat = self.clone();
         socket.on(
             "join",
@@ -368,6 +371,7 @@ impl Chat {
         if !already {
             state.sockets.entry(sid).or_default().push(room_name);
         }
+        Self::save_membership(&state, socket);
         drop(state);
         let _ = ack.send(&answer);
     }
@@ -395,6 +399,7 @@ impl Chat {
         let _ = socket
             .to(target.as_str())
             .emit("left", &json!({ "room": room_name, "name": name }));
+        Self::save_membership(&state, socket);
         drop(state);
         let _ = ack.send(&json!({ "ok": true }));
     }
@@ -456,6 +461,55 @@ impl Chat {
         let _ = socket
             .to(io_room(room_name))
             .emit("typing", &json!({ "room": room_name, "name": member.name }));
+    }
+
+    /// Saves the socket's rooms and names in its data: what a recovered
+    /// session brings back.
+    fn save_membership(state: &State, socket: &Socket) {
+        let rooms: HashMap<&str, &str> = state
+            .sockets
+            .get(socket.id())
+            .into_iter()
+            .flatten()
+            .filter_map(|room| {
+                let member = state.rooms.get(room)?.members.iter();
+                let name = member.clone().find(|m| m.sid == socket.id())?;
+                Some((room.as_str(), name.name.as_str()))
+            })
+            .collect();
+        let _ = socket.set_data(&rooms);
+    }
+
+    /// A socket whose session was recovered is back in its Socket.IO rooms
+    /// and got the messages it missed; it is made a member of its chat rooms
+    /// again (the others see it join), with no history sent again.
+    fn recovered(&self, socket: &Socket) {
+        let rooms: HashMap<String, String> = socket.data().unwrap_or_default();
+        let sid = socket.id().to_owned();
+        let mut state = self.lock();
+        for (room_name, name) in rooms {
+            let tick = state.tick();
+            let Ok(room) = state.room_mut(&room_name) else {
+                continue;
+            };
+            room.last_active = tick;
+            if room.member(&sid).is_some() {
+                continue;
+            }
+            room.members.push(Member {
+                sid: sid.clone(),
+                name: name.clone(),
+                last_typing: None,
+            });
+            let _ = socket
+                .to(io_room(&room_name))
+                .emit("joined", &json!({ "room": room_name, "name": name }));
+            state
+                .sockets
+                .entry(sid.clone())
+                .or_default()
+                .push(room_name);
+        }
     }
 
     /// A socket that disconnects leaves its rooms: each gets `left`.
@@ -529,7 +583,16 @@ pub(crate) async fn serve(
     client_js: Bytes,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    serve_on(SocketIo::new()?, listener, client_js, stop).await
+    serve_on(new_server()?, listener, client_js, stop).await
+}
+
+/// The chat's Socket.IO server: with connection state recovery, so that a
+/// page that loses its connection for a moment gets the messages it missed
+/// when it comes back.
+pub(crate) fn new_server() -> Result<SocketIo, socketio_tokio::BuildError> {
+    SocketIo::builder()
+        .connection_state_recovery(Recovery::default())
+        .build()
 }
 
 /// The most connections the chat holds at once, well under the usual

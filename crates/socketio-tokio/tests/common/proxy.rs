@@ -2,6 +2,8 @@
 //! connection through it is dropped at once, both sides, as a network
 //! that fails under both ends.
 
+#![allow(dead_code, unreachable_pub)]
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 

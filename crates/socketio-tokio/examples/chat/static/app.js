@@ -88,6 +88,22 @@
   socket.on("connect", () => {
     everConnected = true;
     setConnected(true);
+    if (socket.recovered) {
+      // The server kept this page's session: it is still in its rooms and
+      // got what it missed meanwhile, in order. Rooms added while offline
+      // are joined now.
+      for (const [room, r] of state.rooms) {
+        if (!r.wasJoined) {
+          sendJoin(room);
+          continue;
+        }
+        r.joined = true;
+        push(room, notice("Reconnected: missed messages recovered"));
+        flushOutbox(room);
+      }
+      render();
+      return;
+    }
     for (const room of state.rooms.keys()) sendJoin(room);
   });
 
@@ -99,6 +115,7 @@
   socket.on("disconnect", (reason) => {
     setConnected(false);
     for (const r of state.rooms.values()) {
+      r.wasJoined = r.joined;
       r.joined = false;
       for (const t of r.typing.values()) clearTimeout(t);
       r.typing.clear();
