@@ -21,7 +21,9 @@
 //! sessions go first, and a client whose missed packets are no longer all
 //! there gets a new session rather than a replay with holes.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use engineio_packet::Str;
@@ -107,12 +109,16 @@ impl Recovery {
     }
 }
 
-/// The bytes a stored packet is counted for beyond its own: its entry, its
-/// offset and the offset's index entry.
-pub const PACKET_OVERHEAD: usize = 160;
+/// The bytes a stored packet is counted for beyond its encoded bytes, its
+/// offset and its rooms: its entry, the offset's index entry and the
+/// allocations around them, as measured by
+/// `examples/recovery_memory.rs` (486 heap bytes for a chat message of 131).
+pub const PACKET_OVERHEAD: usize = 320;
 
-/// The bytes a saved session is counted for beyond its ids, rooms and data.
-pub const SESSION_OVERHEAD: usize = 160;
+/// The bytes a saved session is counted for beyond its ids, rooms and data,
+/// as measured by `examples/recovery_memory.rs` (543 heap bytes for a
+/// session in three rooms).
+pub const SESSION_OVERHEAD: usize = 448;
 
 /// The longest `pid` or offset a client may send back: longer ones are not
 /// looked up.
@@ -211,11 +217,11 @@ pub enum NotRecovered {
 struct StoredPacket {
     offset: Str,
     nsp: Str,
-    rooms: Vec<Str>,
-    except: Vec<Str>,
+    rooms: Box<[Str]>,
+    except: Box<[Str]>,
     encoded: Encoded,
     at: Instant,
-    cost: usize,
+    cost: u32,
 }
 
 impl StoredPacket {
@@ -232,7 +238,7 @@ impl StoredPacket {
 struct SavedSession {
     nsp: Str,
     sid: Str,
-    rooms: Vec<Str>,
+    rooms: Box<[Str]>,
     /// The sequence number of the first packet sent after the socket
     /// joined: nothing before it is replayed.
     since: u64,
@@ -252,8 +258,13 @@ pub(crate) struct Store {
     packets: VecDeque<StoredPacket>,
     /// The sequence number of `packets[0]`.
     first_seq: u64,
-    offsets: HashMap<Str, u64>,
-    sessions: HashMap<Str, SavedSession>,
+    /// The packets' sequence numbers by their offsets' hashes (a lookup
+    /// checks the offset itself; two offsets with one hash, at odds of one
+    /// in 2^64, make the older one unknown).
+    offsets: HashMap<u64, u64>,
+    hasher: RandomState,
+    /// Boxed: a map's slots are made ahead, and a session is large.
+    sessions: HashMap<Str, Box<SavedSession>>,
     /// The saved sessions' `pid`s, oldest first (stale entries are skipped).
     session_order: VecDeque<(Instant, Str)>,
     bytes: usize,
@@ -267,6 +278,7 @@ impl Store {
             packets: VecDeque::new(),
             first_seq: 0,
             offsets: HashMap::new(),
+            hasher: RandomState::new(),
             sessions: HashMap::new(),
             session_order: VecDeque::new(),
             bytes: 0,
@@ -342,15 +354,15 @@ impl Store {
                 .sum::<usize>()
             + PACKET_OVERHEAD;
         let seq = self.first_seq + self.packets.len() as u64;
-        self.offsets.insert(offset.clone(), seq);
+        self.offsets.insert(self.hasher.hash_one(&*offset), seq);
         self.packets.push_back(StoredPacket {
             offset,
             nsp,
-            rooms: opts.rooms.clone(),
-            except: opts.except.clone(),
+            rooms: opts.rooms.as_slice().into(),
+            except: opts.except.as_slice().into(),
             encoded,
             at: now,
-            cost,
+            cost: u32::try_from(cost).unwrap_or(u32::MAX),
         });
         self.bytes += cost;
         while self.packets.len() > self.config.max_packets
@@ -362,10 +374,22 @@ impl Store {
 
     fn pop_packet(&mut self) {
         if let Some(p) = self.packets.pop_front() {
-            self.offsets.remove(&p.offset);
-            self.bytes -= p.cost;
+            let key = self.hasher.hash_one(&*p.offset);
+            if self.offsets.get(&key) == Some(&self.first_seq) {
+                self.offsets.remove(&key);
+            }
+            self.bytes -= p.cost as usize;
             self.first_seq += 1;
         }
+    }
+
+    /// The sequence number of the packet with `offset`, if it is kept.
+    fn seq_of(&self, offset: &str) -> Option<u64> {
+        let seq = *self.offsets.get(&self.hasher.hash_one(offset))?;
+        let packet = self
+            .packets
+            .get((seq.checked_sub(self.first_seq)?) as usize)?;
+        (&*packet.offset == offset).then_some(seq)
     }
 
     /// Saves the session of a socket that dropped: `pid`, its namespace, id
@@ -398,15 +422,15 @@ impl Store {
         }
         self.sessions.insert(
             pid,
-            SavedSession {
+            Box::new(SavedSession {
                 nsp,
                 sid,
-                rooms,
+                rooms: rooms.into(),
                 since,
                 data: None,
                 at: now,
                 cost,
-            },
+            }),
         );
         self.bytes += cost;
         // The oldest packets make room first: only sessions that dropped
@@ -432,7 +456,7 @@ impl Store {
         false
     }
 
-    fn drop_session(&mut self, pid: &str) -> Option<SavedSession> {
+    fn drop_session(&mut self, pid: &str) -> Option<Box<SavedSession>> {
         let session = self.sessions.remove(pid)?;
         self.bytes -= session.cost;
         Some(session)
@@ -486,7 +510,7 @@ impl Store {
             nsp: session.nsp,
             sid: session.sid,
             pid: resume.pid.clone(),
-            rooms: session.rooms,
+            rooms: session.rooms.into_vec(),
             data: session.data,
             missed,
         })
@@ -499,7 +523,7 @@ impl Store {
             &*s.nsp == nsp
                 && now.saturating_duration_since(s.at) <= self.config.max_disconnection_duration
                 && match &resume.offset {
-                    Some(offset) => self.offsets.contains_key(offset),
+                    Some(offset) => self.seq_of(offset).is_some(),
                     None => s.since >= self.first_seq,
                 }
         })
@@ -517,7 +541,7 @@ impl Store {
         // kept from an earlier session).
         let first = match offset {
             Some(offset) => {
-                let Some(&seq) = self.offsets.get(offset) else {
+                let Some(seq) = self.seq_of(offset) else {
                     return Err(NotRecovered::UnknownOffset);
                 };
                 let last = &self.packets[(seq - self.first_seq) as usize];
