@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use socketio_proto::{
-    Config, Connection, ConnectionHandle, Data, DisconnectReason, Endpoint, Event, IdGenerator,
-    Method, Request, RequestId, Route, Str, Transmit,
+    BroadcastOptions, Config, Connection, ConnectionHandle, Data, DisconnectReason, Endpoint,
+    Event, IdGenerator, Method, Recovery, Request, RequestId, Route, Str, Transmit,
 };
 
 struct Reader<'a>(&'a [u8]);
@@ -37,12 +37,24 @@ fuzz_target!(|data: &[u8]| {
         .with_connect_timeout(Duration::from_millis(1000))
         .with_eio3(data.first().is_some_and(|b| b & 1 == 1))
         .with_max_buffer_size(4096)
-        .with_max_payload(4096);
+        .with_max_payload(4096)
+        // Bit 2: connection state recovery, with small bounds.
+        .with_recovery(data.first().is_some_and(|b| b & 2 == 2).then(|| {
+            Recovery::default()
+                .with_max_disconnection_duration(Duration::from_millis(2000))
+                .with_store_bounds(8, 4096)
+                .with_max_sessions(4)
+                .with_missed_bounds(4, 1024)
+        }));
     let mut endpoint = Endpoint::with_ids(config, IdGenerator::from_seed([3; 32]));
     endpoint.add_namespace("/admin");
     let mut conns: HashMap<ConnectionHandle, Box<Connection>> = HashMap::new();
     let mut sids: Vec<String> = Vec::new();
     let mut websockets: Vec<RequestId> = Vec::new();
+    // What clients were told, to send back: private session ids and offsets.
+    let mut pids: Vec<String> = Vec::new();
+    let mut offsets: Vec<String> = Vec::new();
+    let mut broadcasts: Vec<u8> = Vec::new();
     let mut now = Instant::now();
     let mut next = 0u64;
     let mut r = Reader(data);
@@ -130,7 +142,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                     (6, _) => {
                         let arg = r.byte().unwrap_or(0);
-                        match arg % 6 {
+                        match arg % 8 {
                             0 => {
                                 if let Some(ws) = ws {
                                     c.handle_transport_closed(now, ws, arg & 8 != 0);
@@ -160,9 +172,26 @@ fuzz_target!(|data: &[u8]| {
                                 let _ = c.disconnect(if arg & 8 == 0 { "/" } else { "/admin" });
                             }
                             4 => c.close(now, DisconnectReason::ForcedServerClose),
-                            _ => {
+                            5 => {
                                 let _ = c.ack("/", u64::from(arg), Default::default());
                             }
+                            6 => {
+                                // Asks for a session back, with a pid and an
+                                // offset the server gave (or none).
+                                let pid = pids.get(usize::from(arg >> 3) % pids.len().max(1));
+                                let offset =
+                                    offsets.get(usize::from(arg >> 4) % offsets.len().max(1));
+                                if let (Some(pid), Some(ws)) = (pid, ws) {
+                                    let text = match (offset, arg & 4 != 0) {
+                                        (Some(o), true) => {
+                                            format!(r#"40{{"pid":"{pid}","offset":"{o}"}}"#)
+                                        }
+                                        _ => format!(r#"40{{"pid":"{pid}"}}"#),
+                                    };
+                                    c.handle_frame(now, ws, Data::Text(Str::from(text)));
+                                }
+                            }
+                            _ => broadcasts.push(arg),
                         }
                     }
                     _ => {
@@ -174,18 +203,65 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        // Drain every output, as a binding would.
+        // Broadcasts, planned and handed to their connections.
+        for arg in broadcasts.drain(..) {
+            let opts = match arg % 3 {
+                0 => BroadcastOptions::all(),
+                1 => BroadcastOptions::all().volatile(),
+                _ => BroadcastOptions::all().except(sid.clone()),
+            };
+            let nsp = if arg & 8 == 0 { "/" } else { "/admin" };
+            if let Ok(p) = socketio_proto::Packet::event(Str::from(nsp), "b", &(arg,), None) {
+                let plan = endpoint.broadcast(now, &p, &opts);
+                for h in &plan.targets {
+                    if let Some(c) = conns.get_mut(h) {
+                        let _ = c.send_encoded(nsp, &plan.encoded, plan.volatile);
+                    }
+                }
+            }
+        }
+        // Drain every output, as a binding would, keeping what a client
+        // would keep to recover.
         for (h, c) in conns.iter_mut() {
-            while c.poll_response().is_some() {}
+            let mut keep = |text: &str| {
+                if let Some(i) = text.find(r#""pid":""#) {
+                    let rest = &text[i + 7..];
+                    if let Some(end) = rest.find('"') {
+                        pids.push(rest[..end].to_owned());
+                    }
+                }
+                if text.contains(r#"2["b","#) && text.ends_with(r#""]"#) {
+                    if let Some(start) = text[..text.len() - 2].rfind('"') {
+                        offsets.push(text[start + 1..text.len() - 2].to_owned());
+                    }
+                }
+            };
+            while let Some((_, r)) = c.poll_response() {
+                keep(&r.body_text());
+            }
             while let Some(t) = c.poll_transmit() {
-                if let Transmit::Close { .. } = t {}
+                if let Transmit::Frame {
+                    frame: Data::Text(text),
+                    ..
+                } = t
+                {
+                    keep(&text);
+                }
             }
             while let Some(ev) = c.poll_endpoint_event() {
                 endpoint.handle_event(now, *h, ev);
             }
             while let Some(ev) = c.poll_event() {
-                if let Event::ConnectRequest { nsp, .. } = ev {
-                    if endpoint.has_namespace(&nsp) {
+                if let Event::ConnectRequest { nsp, resume, .. } = ev {
+                    let restored = resume.map(|r| endpoint.restore(now, &nsp, &r));
+                    if let Some(Ok(restored)) = restored {
+                        if c.accept_restored(&restored).is_ok() {
+                            // Under the same hold, as a binding must.
+                            while let Some(ev) = c.poll_endpoint_event() {
+                                endpoint.handle_event(now, *h, ev);
+                            }
+                        }
+                    } else if endpoint.has_namespace(&nsp) {
                         let _ = c.accept(&nsp);
                     } else {
                         let _ = c.reject(&nsp, "Invalid namespace", None);
@@ -198,4 +274,7 @@ fuzz_target!(|data: &[u8]| {
     // Closed sessions leave nothing behind in the endpoint.
     let live: usize = conns.values().filter(|c| !c.is_closed()).count();
     assert_eq!(endpoint.session_count(), live);
+    // The recovery store keeps its bounds.
+    let (packets, sessions, bytes) = endpoint.recovery_store_size();
+    assert!(packets <= 8 && sessions <= 4 && bytes <= 4096);
 });
