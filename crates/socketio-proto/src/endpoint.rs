@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::connection::{Connection, Opening};
 use crate::http::{HttpError, Method, Request, Response};
 use crate::ids::IdGenerator;
-use crate::recovery::{NotRecovered, Restored, Resume, Store};
+use crate::recovery::{Kept, NotRecovered, Restored, Resume, Store};
 use crate::types::{ConnectionHandle, Encoded, EndpointEvent, HandleMap, RequestId};
 
 /// Where a request goes.
@@ -841,6 +841,14 @@ impl<C, S> Endpoint<C, S> {
     /// then dropped).
     pub fn set_session_data(&mut self, pid: &str, data: Str) -> bool {
         self.store.as_mut().is_some_and(|s| s.set_data(pid, data))
+    }
+
+    /// Keeps the binding's `value` with the saved session `pid`, to be given
+    /// back with it ([`Restored::kept`]); false when there is no such
+    /// session, or when the store is at its bound in bytes (the session is
+    /// then dropped).
+    pub fn keep_with_session(&mut self, pid: &str, value: Kept) -> bool {
+        self.store.as_mut().is_some_and(|s| s.keep(pid, value))
     }
 
     /// The recovery store's size: packets kept, sessions saved, and the

@@ -76,7 +76,9 @@ pub use endpoint::{
 };
 pub use http::{ContentType, HttpError, Method, Request, Response};
 pub use ids::IdGenerator;
-pub use recovery::{NotRecovered, PACKET_OVERHEAD, Recovery, Restored, Resume, SESSION_OVERHEAD};
+pub use recovery::{
+    Kept, NotRecovered, PACKET_OVERHEAD, Recovery, Restored, Resume, SESSION_OVERHEAD,
+};
 pub use types::{
     ConnectionHandle, DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, HandleHasher,
     HandleMap, RequestId, SendError, Transmit, TransportKind,

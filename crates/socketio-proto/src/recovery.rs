@@ -21,6 +21,7 @@
 //! sessions go first, and a client whose missed packets are no longer all
 //! there gets a new session rather than a replay with holes.
 
+use std::any::Any;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -165,9 +166,24 @@ impl Resume {
     }
 }
 
+/// A value of the binding's kept with a saved session and given back with
+/// it (see [`Endpoint::keep_with_session`](crate::Endpoint::keep_with_session)),
+/// such as the typed values an application attached to the socket.
+pub struct Kept(pub Box<dyn Any + Send + Sync>);
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kept(..)")
+    }
+}
+
+/// The bytes a kept value is counted for in the store's bound: its size is
+/// the binding's secret.
+const KEPT_COST: usize = 64;
+
 /// A session given back: the socket's id, private id, rooms and data, and the
 /// packets it missed, oldest first.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Restored {
     /// The namespace.
     pub nsp: Str,
@@ -180,6 +196,9 @@ pub struct Restored {
     /// The application's data saved with it (see
     /// [`Endpoint::set_session_data`](crate::Endpoint::set_session_data)).
     pub data: Option<Str>,
+    /// What the binding kept with it (see
+    /// [`Endpoint::keep_with_session`](crate::Endpoint::keep_with_session)).
+    pub kept: Option<Kept>,
     /// The packets it missed, in the order they were sent.
     pub missed: Vec<Encoded>,
 }
@@ -243,6 +262,7 @@ struct SavedSession {
     /// joined: nothing before it is replayed.
     since: u64,
     data: Option<Str>,
+    kept: Option<Kept>,
     at: Instant,
     cost: usize,
 }
@@ -428,6 +448,7 @@ impl Store {
                 rooms: rooms.into(),
                 since,
                 data: None,
+                kept: None,
                 at: now,
                 cost,
             }),
@@ -482,6 +503,24 @@ impl Store {
         true
     }
 
+    /// Keeps the binding's `value` with the saved session `pid`; false when
+    /// there is none, or when it would take the store over
+    /// [`Recovery::max_bytes`] (the session is then dropped).
+    pub(crate) fn keep(&mut self, pid: &str, value: Kept) -> bool {
+        let Some(session) = self.sessions.get_mut(pid) else {
+            return false;
+        };
+        let extra = if session.kept.is_some() { 0 } else { KEPT_COST };
+        if self.bytes + extra > self.config.max_bytes {
+            self.drop_session(pid);
+            return false;
+        }
+        self.bytes += extra;
+        session.cost += extra;
+        session.kept = Some(value);
+        true
+    }
+
     /// Gives back session `resume.pid` on `nsp` with the packets it missed
     /// since `resume.offset`, and forgets it: a session is recovered at most
     /// once.
@@ -512,6 +551,7 @@ impl Store {
             pid: resume.pid.clone(),
             rooms: session.rooms.into_vec(),
             data: session.data,
+            kept: session.kept,
             missed,
         })
     }

@@ -165,6 +165,14 @@ impl Extensions {
             .remove::<T>()
     }
 
+    /// A new set of these values, with `over`'s values in place of these
+    /// where both have one of a type.
+    pub(crate) fn merged_with(&self, over: &Extensions) -> Extensions {
+        let mut merged = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
+        merged.extend(over.0.read().unwrap_or_else(|e| e.into_inner()).clone());
+        Extensions(Arc::new(RwLock::new(merged)))
+    }
+
     /// Whether a value of type `T` is stored.
     pub fn contains<T: Send + Sync + 'static>(&self) -> bool {
         self.0
@@ -322,9 +330,12 @@ impl Socket {
     /// Whether this socket is a session recovered after its client lost its
     /// connection (see
     /// [`SocketIoBuilder::connection_state_recovery`](crate::SocketIoBuilder::connection_state_recovery)):
-    /// it has its old id, rooms and [`data`](Socket::data), and the client
-    /// got every packet it missed. Middlewares were skipped unless
-    /// [`Recovery::skip_middlewares`](crate::Recovery::skip_middlewares) is off.
+    /// it has its old id, rooms, [`data`](Socket::data) and
+    /// [`extensions`](Socket::extensions), and the client got every packet
+    /// it missed. Middlewares were skipped unless
+    /// [`Recovery::skip_middlewares`](crate::Recovery::skip_middlewares) is
+    /// off; when they ran, the values they attached this time replace those
+    /// of the session.
     pub fn recovered(&self) -> bool {
         self.0.recovered
     }

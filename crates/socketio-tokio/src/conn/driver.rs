@@ -24,7 +24,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, StreamExt};
 use socketio_proto::{
-    ConnectionHandle, Data, DisconnectReason, EndpointEvent, Event, EventMessage, Payload,
+    ConnectionHandle, Data, DisconnectReason, EndpointEvent, Event, EventMessage, Kept, Payload,
     RequestId, Response, Resume, Str, Transmit,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -563,6 +563,10 @@ impl Driver {
                         let mut core = self.link.lock();
                         match core.conn.accept_restored(&restored) {
                             Ok(sid) => {
+                                let mut pending = pending;
+                                if let Some(kept) = restored.kept {
+                                    pending.extensions = kept_extensions(kept, &pending.extensions);
+                                }
                                 let socket = self.socket(&core, sid, pending, true);
                                 if let Some(data) = restored.data {
                                     *socket.data() = Some(data);
@@ -1147,6 +1151,15 @@ fn catch<F: Future<Output = ()> + Send + 'static>(
     })
 }
 
+/// The extensions a recovered socket starts with: those its session had,
+/// with the values its middlewares set this time (when they ran) over them.
+fn kept_extensions(kept: Kept, fresh: &Extensions) -> Extensions {
+    match kept.0.downcast::<Extensions>() {
+        Ok(kept) => kept.merged_with(fresh),
+        Err(_) => fresh.clone(),
+    }
+}
+
 /// Takes what the endpoint must learn from the connection, each event with
 /// the socket it is about.
 fn take_endpoint_events(core: &mut Core) -> EndpointEvents {
@@ -1188,6 +1201,7 @@ fn give_endpoint_events(state: &mut Locked<'_>, handle: ConnectionHandle, events
                 if let Some(data) = data {
                     state.set_session_data(&pid, data);
                 }
+                state.keep_with_session(&pid, Kept(Box::new(socket.extensions.clone())));
             }
             _ => state.handle_event(now, handle, event),
         }

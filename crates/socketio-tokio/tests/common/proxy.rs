@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle};
@@ -14,6 +15,8 @@ use tokio::task::{AbortHandle, JoinHandle};
 pub struct Proxy {
     pub addr: SocketAddr,
     conns: Arc<Mutex<Vec<AbortHandle>>>,
+    /// New connections are dropped at once until then.
+    down_until: Arc<Mutex<Option<Instant>>>,
     accept: JoinHandle<()>,
 }
 
@@ -23,9 +26,16 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let conns: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let down_until: Arc<Mutex<Option<Instant>>> = Arc::default();
         let list = conns.clone();
+        let down = down_until.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                let is_down = down.lock().unwrap().is_some_and(|t| Instant::now() < t);
+                if is_down {
+                    drop(client);
+                    continue;
+                }
                 let Ok(mut server) = TcpStream::connect(target).await else {
                     continue;
                 };
@@ -40,12 +50,21 @@ impl Proxy {
         Proxy {
             addr,
             conns,
+            down_until,
             accept,
         }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Drops every connection through the proxy now, and every new one for
+    /// `down`: a network that fails for that long. Returns how many
+    /// connections there were.
+    pub fn blackout(&self, down: Duration) -> usize {
+        *self.down_until.lock().unwrap() = Some(Instant::now() + down);
+        self.cut()
     }
 
     /// Drops every connection through the proxy now; new ones are served.
