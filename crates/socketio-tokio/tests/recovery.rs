@@ -20,7 +20,7 @@ const PACKETS: u64 = 60;
 /// What the connect middleware attaches: it does not run again for a
 /// recovered socket, whose extensions come back with its session.
 #[derive(Clone, Debug)]
-struct Checked(u32);
+struct Checked(#[allow(dead_code, reason = "read through its Debug form in the log")] u32);
 
 fn app(io: &SocketIo, log: &common::Log) {
     let log = log.clone();
