@@ -497,6 +497,10 @@ fn data_saved_with_a_session_comes_back_with_it() {
             .set_session_data(&a.pid, Str::from("{\"user\":\"ann\"}"))
     );
     assert!(!h.endpoint.set_session_data("unknown", Str::from("1")));
+    assert!(
+        h.endpoint
+            .keep_with_session(&a.pid, socketio_proto::Kept(Box::new(42u32)))
+    );
 
     h.auto_accept = false;
     let (sid, ws) = h.open_websocket();
@@ -513,8 +517,10 @@ fn data_saved_with_a_session_comes_back_with_it() {
             _ => None,
         })
         .expect("a request to recover");
-    let restored = h.endpoint.restore(h.now, "/", &resume).expect("restored");
+    let mut restored = h.endpoint.restore(h.now, "/", &resume).expect("restored");
     assert_eq!(restored.data.as_deref(), Some("{\"user\":\"ann\"}"));
+    let kept = restored.kept.take().expect("kept").0.downcast::<u32>();
+    assert_eq!(kept.ok().map(|k| *k), Some(42));
     assert_eq!(restored.sid.as_str(), a.id);
     assert!(restored.missed.is_empty());
     let id = h.conn(&sid).accept_restored(&restored).expect("accepted");
