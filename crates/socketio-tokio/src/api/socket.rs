@@ -226,6 +226,9 @@ pub(crate) struct SocketInner {
     pub(crate) outgoing: AtomicBool,
     /// Whether the socket is a recovered session.
     pub(crate) recovered: bool,
+    /// Whether its emits are stored for recovery (recovery is on), and so
+    /// go through the endpoint.
+    pub(crate) stored: bool,
     /// The application's data, as JSON: saved with the session when the
     /// socket drops, given back when it is recovered.
     pub(crate) data: Mutex<Option<Str>>,
@@ -817,11 +820,12 @@ impl Emitter<'_> {
         if let PacketKind::Event { name, data, .. } = &packet.kind {
             socket.notify_outgoing(name, data);
         }
-        let sent = match socket.0.shared.upgrade() {
-            Some(shared) if !self.volatile && shared.config.recovery.is_some() => {
-                shared.emit_stored(&socket.0.link, &socket.0.id, &packet)
-            }
-            _ => {
+        let shared = (socket.0.stored && !self.volatile)
+            .then(|| socket.0.shared.upgrade())
+            .flatten();
+        let sent = match shared {
+            Some(shared) => shared.emit_stored(&socket.0.link, &socket.0.id, &packet),
+            None => {
                 let encoded = Encoded::new(&packet, socket.0.version);
                 socket
                     .0

@@ -614,6 +614,7 @@ impl Driver {
             listeners: std::sync::Mutex::new(Listeners::default()),
             outgoing: false.into(),
             recovered,
+            stored: self.shared.config.recovery.is_some(),
             data: std::sync::Mutex::new(None),
         })
     }
