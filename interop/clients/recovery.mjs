@@ -7,23 +7,12 @@
 // socket id) and each disconnection, and the result last: the numbers it
 // got. On a failure or a timeout the result has an "error" field.
 import { io } from "socket.io-client";
+import { emitLine, reporter } from "./report.mjs";
 
 const [url, transportList, delay] = process.argv.slice(2);
 const result = { connects: [], ticks: [], direct: [], offsets: 0 };
 
-function emitLine(obj) {
-  console.log(JSON.stringify(obj));
-}
-
-function finish(code) {
-  emitLine(result);
-  setTimeout(() => process.exit(code), 200);
-}
-
-setTimeout(() => {
-  result.error = result.error || "timed out";
-  finish(1);
-}, 40000);
+const finish = reporter(result, 40000);
 
 const socket = io(url, {
   transports: transportList.split(","),

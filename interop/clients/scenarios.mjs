@@ -3,24 +3,12 @@
 // Each scenario prints JSON lines; the last one holds the result. On a
 // failure or a timeout the result has an "error" field and the exit code is 1.
 import { io } from "socket.io-client";
+import { emitLine, reporter } from "./report.mjs";
 
 const [scenario, url, ...args] = process.argv.slice(2);
 const result = { scenario };
 
-function emitLine(obj) {
-  console.log(JSON.stringify(obj));
-}
-
-function finish(code) {
-  emitLine(result);
-  // Let the last packets (a disconnection, a close) reach the server.
-  setTimeout(() => process.exit(code), 200);
-}
-
-setTimeout(() => {
-  result.error = result.error || "timed out";
-  finish(1);
-}, 15000);
+const finish = reporter(result, 15000);
 
 function once(emitter, event) {
   return new Promise((resolve) => emitter.once(event, (...a) => resolve(a)));

@@ -5,6 +5,7 @@
 // Each scenario prints JSON lines; the last one holds the result. On a
 // failure or a timeout the result has an "error" field and the exit code is 1.
 import { createRequire } from "node:module";
+import { emitLine, reporter } from "./report.mjs";
 import { io as ioV4 } from "socket.io-client";
 
 const require = createRequire(import.meta.url);
@@ -85,20 +86,7 @@ if (args[1] === "xhr2" || args[1] === "base64") {
 }
 const ioV2 = require("socket.io-client-v2");
 
-function emitLine(obj) {
-  console.log(JSON.stringify(obj));
-}
-
-function finish(code) {
-  emitLine(result);
-  // Let the last packets (a disconnection, a close) reach the server.
-  setTimeout(() => process.exit(code), 200);
-}
-
-setTimeout(() => {
-  result.error = result.error || "timed out";
-  finish(1);
-}, 20000);
+const finish = reporter(result, 20000);
 
 function once(emitter, event) {
   return new Promise((resolve) => emitter.once(event, (...a) => resolve(a)));
