@@ -128,7 +128,7 @@ fuzz_target!(|data: &[u8]| {
                 .get(usize::from(op >> 3) % websockets.len().max(1))
                 .copied();
             for c in conns.values_mut() {
-                if &**c.sid() != sid {
+                if **c.sid() != sid {
                     continue;
                 }
                 match (op % 8, ws) {
@@ -230,10 +230,11 @@ fuzz_target!(|data: &[u8]| {
                         pids.push(rest[..end].to_owned());
                     }
                 }
-                if text.contains(r#"2["b","#) && text.ends_with(r#""]"#) {
-                    if let Some(start) = text[..text.len() - 2].rfind('"') {
-                        offsets.push(text[start + 1..text.len() - 2].to_owned());
-                    }
+                if text.contains(r#"2["b","#)
+                    && text.ends_with(r#""]"#)
+                    && let Some(start) = text[..text.len() - 2].rfind('"')
+                {
+                    offsets.push(text[start + 1..text.len() - 2].to_owned());
                 }
             };
             while let Some((_, r)) = c.poll_response() {

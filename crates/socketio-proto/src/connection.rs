@@ -1077,8 +1077,10 @@ impl Connection {
 
     /// Accepts the client's pending connect request on `nsp` as the
     /// recovery of a saved session ([`Endpoint::restore`](crate::Endpoint::restore)):
-    /// the socket gets its old id and private id back, then every packet it
-    /// missed, in order. Returns the socket id.
+    /// the socket gets its old id and private id back. The packets it
+    /// missed go out first, in order, then the CONNECT answer: the
+    /// reference's order, in which the official client hands them to the
+    /// application before its `connect` event. Returns the socket id.
     ///
     /// Hand the endpoint events this queues
     /// ([`EndpointEvent::SocketRestored`]) to the endpoint before it plans
@@ -1086,9 +1088,10 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// As [`accept`](Connection::accept); [`SendError::BufferFull`] when the
-    /// missed packets do not fit in the send buffer (the connection then
-    /// closes).
+    /// [`SendError::Closed`], [`SendError::NoConnectRequest`], or
+    /// [`SendError::NoRoom`] when the missed packets do not fit in the send
+    /// buffer beside what waits there; nothing changed then (answer with
+    /// [`accept`](Connection::accept)).
     pub fn accept_restored(&mut self, restored: &Restored) -> Result<Str, SendError> {
         if self.state != State::Open {
             return Err(SendError::Closed);
@@ -1097,21 +1100,37 @@ impl Connection {
         let Some(pos) = self.pending_connects.iter().position(|n| &**n == nsp) else {
             return Err(SendError::NoConnectRequest);
         };
+        let missed: usize = restored.missed.iter().map(Encoded::size).sum();
+        if self.buffered_bytes + missed > self.config.max_buffer_size {
+            return Err(SendError::NoRoom);
+        }
         let nsp = self.pending_connects.swap_remove(pos);
         release_vec_if_empty(&mut self.pending_connects);
         let sid = restored.sid.clone();
+        for encoded in &restored.missed {
+            self.buffered_bytes += encoded.size();
+            push_back(&mut self.buffer, Out::Text(encoded.text.clone()));
+            for a in &encoded.attachments {
+                push_back(&mut self.buffer, Out::Binary(a.clone()));
+            }
+        }
         self.connect_socket(nsp.clone(), sid.clone(), Some(restored.pid.clone()));
         self.endpoint_events
             .push_back(EndpointEvent::SocketRestored {
                 nsp: nsp.clone(),
                 sid: sid.clone(),
                 rooms: restored.rooms.clone(),
+                since: restored.since,
             });
         self.socket_connected();
-        for encoded in &restored.missed {
-            self.send_encoded(&nsp, encoded, false)?;
-        }
         Ok(sid)
+    }
+
+    /// Whether a connect request waits on `nsp` and the connection is open:
+    /// what [`accept`](Connection::accept) and
+    /// [`accept_restored`](Connection::accept_restored) need.
+    pub fn awaits_connect(&self, nsp: &str) -> bool {
+        self.state == State::Open && self.pending_connects.iter().any(|n| &**n == nsp)
     }
 
     /// Creates socket `sid` on `nsp` and tells the client (the CONNECT

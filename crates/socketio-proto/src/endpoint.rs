@@ -647,17 +647,32 @@ impl<C, S> Endpoint<C, S> {
                     .sockets
                     .insert(sid.clone(), SocketEntry::new(handle, true, since));
             }
-            EndpointEvent::SocketRestored { nsp, sid, rooms } => {
-                let since = self.store.as_ref().map_or(0, Store::next_seq);
+            EndpointEvent::SocketRestored {
+                nsp,
+                sid,
+                rooms,
+                since,
+            } => {
+                // Back in its own room, as every socket that connects.
                 let index = self.index.entry(nsp).or_default();
                 index
                     .sockets
-                    .insert(sid.clone(), SocketEntry::new(handle, false, since));
+                    .insert(sid.clone(), SocketEntry::new(handle, true, since));
                 for room in rooms {
                     index.join(&sid, room);
                 }
             }
             EndpointEvent::SocketDisconnected { nsp, sid, pid } => {
+                // Only the connection that has the socket may remove it (a
+                // recovered socket's id moves to another connection).
+                let ours = self
+                    .index
+                    .get(&nsp)
+                    .and_then(|i| i.sockets.get(&sid))
+                    .is_some_and(|e| e.conn == handle);
+                if !ours {
+                    return;
+                }
                 if let (Some(pid), Some(_)) = (pid, &self.store) {
                     let rooms = self.rooms_of(&nsp, &sid);
                     let since = self
@@ -783,6 +798,7 @@ impl<C, S> Endpoint<C, S> {
                 encoded: Encoded::new(packet, ProtocolVersion::V5),
                 targets,
                 volatile: opts.volatile,
+                stored: false,
             };
         };
         let encoded = Encoded::new(&stamped, ProtocolVersion::V5);
@@ -793,6 +809,7 @@ impl<C, S> Endpoint<C, S> {
             encoded,
             targets,
             volatile: opts.volatile,
+            stored: true,
         }
     }
 
@@ -824,15 +841,6 @@ impl<C, S> Endpoint<C, S> {
             Some(store) => store.restore(now, nsp, resume),
             None => Err(NotRecovered::Off),
         }
-    }
-
-    /// Whether [`restore`](Endpoint::restore) would find the session a
-    /// client asks for, and the offset it sent (it may still find that the
-    /// session missed too much). Nothing changes.
-    pub fn can_restore(&self, now: Instant, nsp: &str, resume: &Resume) -> bool {
-        self.store
-            .as_ref()
-            .is_some_and(|s| s.can_restore(now, nsp, resume))
     }
 
     /// Attaches the application's data (JSON) to the saved session `pid`, to
@@ -978,6 +986,9 @@ pub struct Broadcast {
     pub targets: Vec<ConnectionHandle>,
     /// Whether the packet is volatile (pass it to [`Connection::send_encoded`]).
     pub volatile: bool,
+    /// Whether it was stored for recovery, with an offset: hand it to every
+    /// connection before any broadcast planned after it.
+    pub stored: bool,
 }
 
 #[cfg(test)]

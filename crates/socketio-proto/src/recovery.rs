@@ -23,7 +23,7 @@
 
 use std::any::Any;
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,7 @@ pub struct Recovery {
     /// Default 10,000.
     pub max_missed_packets: usize,
     /// The most bytes one session may have missed and still be recovered;
-    /// never more than the connection's send buffer takes
+    /// never more than half the connection's send buffer
     /// ([`Config::max_buffer_size`](crate::Config::max_buffer_size)).
     /// Default 1 MiB.
     pub max_missed_bytes: usize,
@@ -201,6 +201,10 @@ pub struct Restored {
     pub kept: Option<Kept>,
     /// The packets it missed, in the order they were sent.
     pub missed: Vec<Encoded>,
+    /// The store's sequence number of the first of them (or of the next
+    /// packet when it missed none): should it drop again, it is owed
+    /// everything from there.
+    pub since: u64,
 }
 
 /// Why a session was not recovered (the client gets a new one).
@@ -223,8 +227,8 @@ pub enum NotRecovered {
     /// or of a packet no longer kept.
     #[error("unknown offset")]
     UnknownOffset,
-    /// The offset is of a packet that was not sent to this session.
-    #[error("the offset is of a packet this session was not sent")]
+    /// The offset is of a packet of another namespace.
+    #[error("the offset is of a packet of another namespace")]
     ForeignOffset,
     /// The session missed more than `max_missed_packets` or
     /// `max_missed_bytes`.
@@ -245,10 +249,10 @@ struct StoredPacket {
 
 impl StoredPacket {
     /// Whether a socket in `rooms` was sent this packet (the reference's
-    /// rule).
-    fn reaches(&self, rooms: &[Str]) -> bool {
-        let included = self.rooms.is_empty() || rooms.iter().any(|r| self.rooms.contains(r));
-        let excluded = rooms.iter().any(|r| self.except.contains(r));
+    /// rule). A packet names few rooms: each is looked up in the socket's.
+    fn reaches(&self, rooms: &HashSet<&str>) -> bool {
+        let included = self.rooms.is_empty() || self.rooms.iter().any(|r| rooms.contains(&**r));
+        let excluded = self.except.iter().any(|r| rooms.contains(&**r));
         included && !excluded
     }
 }
@@ -484,22 +488,30 @@ impl Store {
     }
 
     /// Attaches the application's `data` (JSON) to the saved session `pid`;
-    /// false when there is none, or when the data would take it over
-    /// [`Recovery::max_bytes`] (the session is then dropped: it cannot be
-    /// given back whole).
+    /// false when there is none, or when even without any packet the store
+    /// would be over [`Recovery::max_bytes`] (the session is then dropped:
+    /// it cannot be given back whole). The oldest packets make room first.
     pub(crate) fn set_data(&mut self, pid: &str, data: Str) -> bool {
         let Some(session) = self.sessions.get_mut(pid) else {
             return false;
         };
         let old = session.data.as_ref().map_or(0, |d| d.len());
-        let cost = session.cost - old + data.len();
-        if self.bytes - session.cost + cost > self.config.max_bytes {
+        session.cost = session.cost - old + data.len();
+        self.bytes = self.bytes - old + data.len();
+        session.data = Some(data);
+        self.make_room(pid)
+    }
+
+    /// Drops the oldest packets while the store is over its bound in bytes;
+    /// when that is not enough, session `pid` goes (false).
+    fn make_room(&mut self, pid: &str) -> bool {
+        while self.bytes > self.config.max_bytes && !self.packets.is_empty() {
+            self.pop_packet();
+        }
+        if self.bytes > self.config.max_bytes {
             self.drop_session(pid);
             return false;
         }
-        self.bytes = self.bytes - session.cost + cost;
-        session.cost = cost;
-        session.data = Some(data);
         true
     }
 
@@ -511,14 +523,10 @@ impl Store {
             return false;
         };
         let extra = if session.kept.is_some() { 0 } else { KEPT_COST };
-        if self.bytes + extra > self.config.max_bytes {
-            self.drop_session(pid);
-            return false;
-        }
         self.bytes += extra;
         session.cost += extra;
         session.kept = Some(value);
-        true
+        self.make_room(pid)
     }
 
     /// Gives back session `resume.pid` on `nsp` with the packets it missed
@@ -544,7 +552,7 @@ impl Store {
         }
         let result = self.missed(session, resume.offset.as_ref());
         let session = self.drop_session(&resume.pid).expect("looked up above");
-        let missed = result?;
+        let (missed, since) = result?;
         Ok(Restored {
             nsp: session.nsp,
             sid: session.sid,
@@ -553,29 +561,17 @@ impl Store {
             data: session.data,
             kept: session.kept,
             missed,
-        })
-    }
-
-    /// Whether [`restore`](Store::restore) would find the session and its
-    /// offset (it may still find that the session missed too much).
-    pub(crate) fn can_restore(&self, now: Instant, nsp: &str, resume: &Resume) -> bool {
-        self.sessions.get(&resume.pid).is_some_and(|s| {
-            &*s.nsp == nsp
-                && now.saturating_duration_since(s.at) <= self.config.max_disconnection_duration
-                && match &resume.offset {
-                    Some(offset) => self.seq_of(offset).is_some(),
-                    None => s.since >= self.first_seq,
-                }
+            since,
         })
     }
 
     /// The packets `session` missed after `offset` (after it joined, without
-    /// one).
+    /// one), and the sequence number where they start.
     fn missed(
         &self,
         session: &SavedSession,
         offset: Option<&Str>,
-    ) -> Result<Vec<Encoded>, NotRecovered> {
+    ) -> Result<(Vec<Encoded>, u64), NotRecovered> {
         // The first packet to replay: the one after the client's offset,
         // never one from before the socket joined (an offset the client
         // kept from an earlier session).
@@ -584,10 +580,11 @@ impl Store {
                 let Some(seq) = self.seq_of(offset) else {
                     return Err(NotRecovered::UnknownOffset);
                 };
+                // The offset only says where to start: what is replayed is
+                // what the session's rooms were sent. One of another
+                // namespace cannot be the client's.
                 let last = &self.packets[(seq - self.first_seq) as usize];
-                if seq >= session.since
-                    && (last.nsp != session.nsp || !last.reaches(&session.rooms))
-                {
+                if seq >= session.since && last.nsp != session.nsp {
                     return Err(NotRecovered::ForeignOffset);
                 }
                 (seq + 1).max(session.since)
@@ -599,10 +596,11 @@ impl Store {
             return Err(NotRecovered::UnknownOffset);
         }
         let start = (first - self.first_seq) as usize;
+        let rooms: HashSet<&str> = session.rooms.iter().map(|r| &**r).collect();
         let mut missed = Vec::new();
         let mut bytes = 0;
         for p in self.packets.range(start.min(self.packets.len())..) {
-            if p.nsp != session.nsp || !p.reaches(&session.rooms) {
+            if p.nsp != session.nsp || !p.reaches(&rooms) {
                 continue;
             }
             bytes += p.encoded.size();
@@ -611,7 +609,7 @@ impl Store {
             }
             missed.push(p.encoded.clone());
         }
-        Ok(missed)
+        Ok((missed, first))
     }
 
     /// Drops what is older than the window.

@@ -122,9 +122,13 @@ impl DisconnectReason {
 
 impl DisconnectReason {
     /// Whether a socket that leaves for this reason keeps its session for
-    /// recovery: a transport that failed or closed, a ping timeout, a close
-    /// by the server; not a disconnection the client or the application
-    /// asked for, nor a parse error (the reference's list).
+    /// recovery: a transport that failed or closed, a ping timeout, a
+    /// protocol error, the server shutting down. Not a disconnection the
+    /// client or the application asked for, nor a connection the
+    /// application closed ("forced server close": the reference lists it,
+    /// but there its sockets leave with "server namespace disconnect" first,
+    /// so that a client the application kicked out does not come back in
+    /// its session), nor a parse error.
     pub fn keeps_session(self) -> bool {
         matches!(
             self,
@@ -133,7 +137,6 @@ impl DisconnectReason {
                 | DisconnectReason::ForcedClose
                 | DisconnectReason::PingTimeout
                 | DisconnectReason::ServerShuttingDown
-                | DisconnectReason::ForcedServerClose
         )
     }
 }
@@ -292,6 +295,9 @@ pub enum EndpointEvent {
         sid: Str,
         /// Its rooms, its own id among them while it was in that room.
         rooms: Vec<Str>,
+        /// The recovery store's sequence number of the first packet it was
+        /// given back: from there on, it may not have them yet.
+        since: u64,
     },
     /// A socket left its namespace.
     SocketDisconnected {
@@ -330,6 +336,10 @@ pub enum SendError {
     /// No connect request is waiting for an answer on that namespace.
     #[error("no connect request is waiting on that namespace")]
     NoConnectRequest,
+    /// A recovered session's missed packets do not fit in the send buffer
+    /// beside what waits there; nothing was changed.
+    #[error("the missed packets do not fit in the send buffer")]
+    NoRoom,
 }
 
 #[cfg(test)]

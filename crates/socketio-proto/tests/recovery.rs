@@ -37,20 +37,31 @@ fn json(frame: &str, skip: usize) -> serde_json::Value {
 }
 
 /// A WebSocket session that sends `connect` (`40…`); returns the client and
-/// every frame it got after the open packet.
+/// the packets it got before the CONNECT answer (a recovered session's
+/// missed packets come first, as the reference sends them).
 fn connect_with(h: &mut Harness, connect: &str) -> (Client, Vec<String>) {
     let (sid, ws) = h.open_websocket();
     h.ws_text(&sid, ws, connect);
-    let frames = h.text_frames(ws);
-    let nsp_len = frames[0][2..].find('{').expect("a CONNECT answer") + 2;
-    let answer = json(&frames[0], nsp_len);
+    let mut frames = h.text_frames(ws);
+    let at = frames
+        .iter()
+        .position(|f| f.starts_with("40"))
+        .expect("a CONNECT answer");
+    assert_eq!(
+        at + 1,
+        frames.len(),
+        "the CONNECT answer comes last: {frames:?}"
+    );
+    let answer_frame = frames.pop().expect("the answer");
+    let nsp_len = answer_frame[2..].find('{').expect("a CONNECT answer") + 2;
+    let answer = json(&answer_frame, nsp_len);
     let client = Client {
         sid,
         ws,
         id: answer["sid"].as_str().expect("sid").to_owned(),
         pid: answer["pid"].as_str().expect("pid").to_owned(),
     };
-    (client, frames[1..].to_vec())
+    (client, frames)
 }
 
 fn connect(h: &mut Harness) -> Client {
@@ -319,10 +330,26 @@ fn bad_requests_get_a_new_session() {
     );
     assert_ne!(other_nsp.id, a.id);
     assert_eq!(h.not_recovered, [NotRecovered::OtherNamespace]);
-    // An offset of a packet sent to another socket.
+    // An offset of a packet of another namespace.
+    let admin = connect_with(&mut h, "40/admin,").0;
+    let plan = h.endpoint.broadcast(
+        h.now,
+        &Packet::event(Str::from("/admin"), "news", &(9,), None).expect("encodes"),
+        &BroadcastOptions::all(),
+    );
+    for handle in plan.targets {
+        let conn = h.conns.get_mut(&handle).expect("connection");
+        conn.send_encoded("/admin", &plan.encoded, false)
+            .expect("sent");
+    }
+    let admin_frame = h.text_frames(admin.ws).pop().expect("a packet");
+    let admin_offset = json(&admin_frame, admin_frame.find('[').expect("args"))[2]
+        .as_str()
+        .expect("an offset")
+        .to_owned();
     fresh(
         &mut h,
-        &format!("40{{\"pid\":\"{}\",\"offset\":\"{b_only}\"}}", a.pid),
+        &format!("40{{\"pid\":\"{}\",\"offset\":\"{admin_offset}\"}}", a.pid),
         Some(NotRecovered::ForeignOffset),
     );
     let _ = b_only;
@@ -336,12 +363,14 @@ fn only_the_reference_reasons_keep_a_session() {
         DisconnectReason::ForcedClose,
         DisconnectReason::PingTimeout,
         DisconnectReason::ServerShuttingDown,
-        DisconnectReason::ForcedServerClose,
     ];
     let not_kept = [
         DisconnectReason::ParseError,
         DisconnectReason::ClientNamespaceDisconnect,
         DisconnectReason::ServerNamespaceDisconnect,
+        // A connection the application closes: a client kicked out does not
+        // come back in its session.
+        DisconnectReason::ForcedServerClose,
     ];
     for reason in kept {
         assert!(reason.keeps_session(), "{reason}");
@@ -354,6 +383,12 @@ fn only_the_reference_reasons_keep_a_session() {
     }
     for reason in not_kept {
         assert!(!reason.keeps_session(), "{reason}");
+        let mut h = harness();
+        let a = connect(&mut h);
+        let now = h.now;
+        h.conn(&a.sid).close(now, reason);
+        h.pump();
+        assert_eq!(h.endpoint.recovery_store_size().1, 0, "{reason}");
     }
 
     // The client leaves the namespace, or the server makes it leave.
@@ -618,4 +653,132 @@ fn an_offset_from_an_earlier_session_replays_nothing_from_before_the_socket_join
     let (back, replay) = resume(&mut h, &a.pid, &stale);
     assert_eq!(back.id, a.id);
     assert_eq!(events(&replay).iter().map(|e| e.0).collect::<Vec<_>>(), [3]);
+}
+
+#[test]
+fn a_second_drop_during_the_replay_loses_nothing() {
+    let mut h = harness();
+    let a = connect(&mut h);
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    let last = events(&h.text_frames(a.ws))[0].1.clone();
+    drop_transport(&mut h, &a);
+    for n in 2..5 {
+        broadcast(&mut h, n, BroadcastOptions::all());
+    }
+    let (back, replay) = resume(&mut h, &a.pid, &last);
+    let replay = events(&replay);
+    assert_eq!(replay.iter().map(|e| e.0).collect::<Vec<_>>(), [2, 3, 4]);
+    // The client read only the first of them before the next drop.
+    drop_transport(&mut h, &back);
+    let (again, replay) = resume(&mut h, &a.pid, &replay[0].1);
+    assert_eq!(again.id, a.id);
+    assert_eq!(
+        events(&replay).iter().map(|e| e.0).collect::<Vec<_>>(),
+        [3, 4]
+    );
+    // Nor without an offset (it read none of them).
+    drop_transport(&mut h, &again);
+    let (third, replay) = connect_with(&mut h, &format!("40{{\"pid\":\"{}\"}}", a.pid));
+    assert_eq!(third.id, a.id);
+    assert_eq!(
+        events(&replay).iter().map(|e| e.0).collect::<Vec<_>>(),
+        [3, 4]
+    );
+}
+
+#[test]
+fn a_recovered_socket_is_in_its_own_room_and_an_offset_from_a_room_it_left_counts() {
+    let mut h = harness();
+    let a = connect(&mut h);
+    let id = Str::from(a.id.clone());
+    h.endpoint.join("/", &id, "old");
+    broadcast(&mut h, 1, BroadcastOptions::all().to("old"));
+    let last = events(&h.text_frames(a.ws))[0].1.clone();
+    h.endpoint.leave("/", &id, "old");
+    h.endpoint.leave("/", &id, &a.id);
+    drop_transport(&mut h, &a);
+    broadcast(&mut h, 2, BroadcastOptions::all());
+    broadcast(&mut h, 3, BroadcastOptions::all().to("old"));
+    let (back, replay) = resume(&mut h, &a.pid, &last);
+    assert_eq!(back.id, a.id);
+    assert_eq!(events(&replay).iter().map(|e| e.0).collect::<Vec<_>>(), [2]);
+    assert_eq!(h.endpoint.rooms_of("/", &a.id), [id]);
+}
+
+#[test]
+fn data_makes_room_by_dropping_old_packets() {
+    let mut h = Harness::new(config(
+        Recovery::default().with_store_bounds(usize::MAX, 8192),
+    ));
+    let a = connect(&mut h);
+    for n in 0..40 {
+        broadcast(&mut h, n, BroadcastOptions::all());
+    }
+    let last = events(&h.text_frames(a.ws)).pop().expect("a packet").1;
+    drop_transport(&mut h, &a);
+    let (_, _, before) = h.endpoint.recovery_store_size();
+    assert!(before > 8192 - 600, "the store is nearly full: {before}");
+    let data = format!("\"{}\"", "x".repeat(500));
+    assert!(h.endpoint.set_session_data(&a.pid, Str::from(data.clone())));
+    assert!(h.endpoint.recovery_store_size().2 <= 8192);
+    // Its last packet was kept: it recovers, with its data.
+    h.auto_accept = false;
+    let (sid, ws) = h.open_websocket();
+    h.ws_text(
+        &sid,
+        ws,
+        &format!("40{{\"pid\":\"{}\",\"offset\":\"{last}\"}}", a.pid),
+    );
+    let resume = h
+        .take_events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ConnectRequest { resume, .. } => resume,
+            _ => None,
+        })
+        .expect("a request to recover");
+    let restored = h.endpoint.restore(h.now, "/", &resume).expect("restored");
+    assert_eq!(restored.data.as_deref(), Some(data.as_str()));
+}
+
+#[test]
+fn missed_packets_that_do_not_fit_change_nothing() {
+    let mut h = Harness::new(config(Recovery::default()).with_max_buffer_size(1000));
+    let a = connect(&mut h);
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    let last = events(&h.text_frames(a.ws))[0].1.clone();
+    drop_transport(&mut h, &a);
+    for n in 2..6 {
+        broadcast(&mut h, n, BroadcastOptions::all());
+    }
+    h.auto_accept = false;
+    let (sid, ws) = h.open_websocket();
+    h.ws_text(
+        &sid,
+        ws,
+        &format!("40{{\"pid\":\"{}\",\"offset\":\"{last}\"}}", a.pid),
+    );
+    let resume = h
+        .take_events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ConnectRequest { resume, .. } => resume,
+            _ => None,
+        })
+        .expect("a request to recover");
+    let restored = h.endpoint.restore(h.now, "/", &resume).expect("restored");
+    assert_eq!(restored.missed.len(), 4);
+    // Something else fills the buffer first (a WebSocket's buffer holds
+    // what the socket has not taken yet).
+    let conn = h.conn(&sid);
+    assert!(conn.awaits_connect("/"));
+    conn.send_message(socketio_proto::Data::Text(Str::from("y".repeat(900))))
+        .expect("queued");
+    assert_eq!(
+        conn.accept_restored(&restored),
+        Err(socketio_proto::SendError::NoRoom)
+    );
+    assert!(conn.awaits_connect("/"), "still waiting for an answer");
+    let id = conn.accept("/").expect("a new session");
+    assert_ne!(id.as_str(), a.id);
 }

@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::proxy::Proxy;
@@ -22,12 +24,23 @@ const PACKETS: u64 = 60;
 #[derive(Clone, Debug)]
 struct Checked(#[allow(dead_code, reason = "read through its Debug form in the log")] u32);
 
-fn app(io: &SocketIo, log: &common::Log) {
+/// The first handle the application got for each socket id: the test
+/// emits through it, also while the client is away and after it is back.
+type Handles = Arc<Mutex<HashMap<String, Socket>>>;
+
+fn app(io: &SocketIo, log: &common::Log, handles: &Handles) {
     let log = log.clone();
-    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let handles = handles.clone();
+    let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
     io.ns("/", move |socket: Socket| {
         let log = log.clone();
+        let handles = handles.clone();
         async move {
+            handles
+                .lock()
+                .unwrap()
+                .entry(socket.id().to_owned())
+                .or_insert_with(|| socket.clone());
             log.push(format!(
                 "connect {} recovered={} data={:?} checked={:?}",
                 socket.id(),
@@ -60,6 +73,7 @@ fn app(io: &SocketIo, log: &common::Log) {
 struct Run {
     io: SocketIo,
     log: common::Log,
+    handles: Handles,
     proxy: Proxy,
     client: Child,
     lines: Lines<BufReader<ChildStdout>>,
@@ -73,7 +87,8 @@ impl Run {
             .connection_state_recovery(recovery)
             .build()
             .unwrap();
-        app(&io, &log);
+        let handles = Handles::default();
+        app(&io, &log, &handles);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let serving = io.clone();
@@ -87,6 +102,7 @@ impl Run {
         Run {
             io,
             log,
+            handles,
             proxy,
             client,
             lines: BufReader::new(stdout).lines(),
@@ -115,12 +131,14 @@ impl Run {
         }
     }
 
-    /// Broadcasts to the room and emits to socket `id`, `n` each; after
-    /// `cut_at`, the network fails for `down`.
+    /// Broadcasts to the room and emits to socket `id` (through the first
+    /// handle the application got for it), `n` each; after `cut_at`, the
+    /// network fails for `down`.
     async fn send(&self, id: &str, range: std::ops::Range<u64>, cut_at: Option<(u64, Duration)>) {
         for n in range {
             self.io.to("r").emit("tick", &n).unwrap();
-            self.io.to(id.to_owned()).emit("direct", &n).unwrap();
+            let socket = self.handles.lock().unwrap()[id].clone();
+            socket.emit("direct", &n).unwrap();
             if let Some((at, down)) = cut_at
                 && at == n
             {
@@ -219,4 +237,24 @@ async fn past_the_window_the_client_gets_a_new_session() {
         !ticks.contains(&9),
         "nothing replayed into a new session: {ticks:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_not_recovered_goes_through_the_middlewares() {
+    // The client misses more than one session may: a new session, and the
+    // middleware runs for it even though recovered sockets skip it.
+    let recovery = Recovery::default().with_missed_bounds(5, 1 << 20);
+    let mut run = Run::start(recovery, "websocket", 600).await;
+    let first = run.connect().await;
+    let id = first["id"].as_str().unwrap().to_owned();
+    run.send(&id, 0..30, Some((2, Duration::ZERO))).await;
+    let second = run.connect().await;
+    assert_eq!(second["recovered"], false, "{second}");
+    let new_id = second["id"].as_str().unwrap().to_owned();
+    let log = run.log.clone();
+    run.finish().await;
+    log.wait_for(&format!(
+        "connect {new_id} recovered=false data=None checked=Some(Checked(2))"
+    ))
+    .await;
 }

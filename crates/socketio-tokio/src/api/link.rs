@@ -79,7 +79,9 @@ impl Link {
     }
 
     /// Locks the connection's state: for one call of the core, never across
-    /// a handler or an await, and never while the endpoint's lock is held.
+    /// a handler or an await. The endpoint's lock is never taken while this
+    /// one is held (it may be held while this one is taken: the delivery of
+    /// a packet stored for recovery, and the recovery of a session).
     pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }

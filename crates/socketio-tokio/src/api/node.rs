@@ -200,7 +200,11 @@ fn describe(state: &State, socket: &SocketInner) -> RemoteSocket {
             .iter()
             .map(|r| r.to_string())
             .collect(),
-        data: serde_json::json!({}),
+        data: socket
+            .data()
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_else(|| serde_json::json!({})),
     }
 }
 

@@ -277,18 +277,19 @@ impl fmt::Debug for SocketIo {
 }
 
 /// Hands a planned broadcast to each recipient's connection: the same
-/// encoded bytes to every one, the lock released first; with recovery on,
-/// under the lock, so that every connection gets stored packets in the
-/// order of their offsets (a client recovers from the last one it got).
+/// encoded bytes to every one, the lock released first; a packet stored for
+/// recovery under the lock, so that every connection gets stored packets
+/// in the order of their offsets (a client recovers from the last one it
+/// got).
 fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast) {
     let targets: Vec<Arc<Link>> = plan
         .targets
         .iter()
         .filter_map(|h| state.connection(*h).cloned())
         .collect();
-    let _ordered = match state.recovery() {
-        Some(_) => Some(state),
-        None => {
+    let _ordered = match plan.stored {
+        true => Some(state),
+        false => {
             drop(state);
             None
         }

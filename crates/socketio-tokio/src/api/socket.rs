@@ -528,7 +528,9 @@ impl Socket {
     /// # Errors
     ///
     /// [`EmitError::Encode`] when `args` cannot be serialized;
-    /// [`EmitError::Disconnected`] when the socket is gone;
+    /// [`EmitError::Disconnected`] when the socket is gone (with connection
+    /// state recovery on, an emit that is not volatile is kept instead, for
+    /// the session that may come back, and reaches it then);
     /// [`EmitError::BufferFull`] when the client does not read fast enough
     /// and its connection went over `max_buffer_size` (it is being closed
     /// with "transport error"; a volatile emit is dropped instead).
@@ -815,6 +817,19 @@ impl Emitter<'_> {
     fn send(self, packet: Packet) -> Result<(), EmitError> {
         let socket = self.socket;
         if !socket.connected() {
+            // With recovery on, a socket whose connection dropped may come
+            // back: what is emitted to it meanwhile is kept for it, as the
+            // reference does, and reaches it once it is back.
+            if socket.0.stored
+                && !self.volatile
+                && let Some(shared) = socket.0.shared.upgrade()
+            {
+                let opts = socketio_proto::BroadcastOptions::all()
+                    .to(socket.0.id.clone())
+                    .local();
+                shared.broadcast(packet, &opts);
+                return Ok(());
+            }
             return Err(EmitError::Disconnected);
         }
         if let PacketKind::Event { name, data, .. } = &packet.kind {

@@ -6,9 +6,9 @@
 //! Locks: a step of the task runs under the task state's lock
 //! ([`DriverCell`]); within it the link's lock and the endpoint's lock are
 //! each taken for one call at a time, and neither while a handler runs.
-//! The one nesting is the recovery of a session: the endpoint's lock, then
-//! the link's (never the other way round). Nothing waits on the task
-//! state's lock.
+//! Where they nest (the recovery of a session here; the delivery of a
+//! packet stored for recovery elsewhere), the endpoint's lock comes first,
+//! never the other way round. Nothing waits on the task state's lock.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -502,14 +502,21 @@ impl Driver {
             (Some(_), Some(recovery)) => recovery.skip_middlewares,
             _ => false,
         };
-        let pending = PendingConnect {
+        let mut pending = PendingConnect {
             nsp: nsp.clone(),
             ns,
             handshake: handshake.clone(),
             extensions: extensions.clone(),
             resume,
         };
-        if middlewares.is_empty() || (skip && self.recoverable(&pending)) {
+        if skip {
+            // Only a socket actually recovered skips them.
+            match self.try_restore(pending) {
+                Some(back) => pending = back,
+                None => return,
+            }
+        }
+        if middlewares.is_empty() {
             self.accept(pending);
             return;
         }
@@ -540,49 +547,60 @@ impl Driver {
         self.spawn(cx, fut);
     }
 
-    /// Whether the session `pending` asks to recover is there to recover.
-    fn recoverable(&self, pending: &PendingConnect) -> bool {
-        pending.resume.as_ref().is_some_and(|r| {
-            self.shared
-                .lock()
-                .can_restore(clock::now(), &pending.nsp, r)
-        })
-    }
-
     /// Accepts a connect request: the session it asks for when the endpoint
     /// still has it, else a new socket.
-    fn accept(&mut self, pending: PendingConnect) {
-        if let Some(resume) = &pending.resume {
-            let mut state = self.shared.lock();
-            match state.restore(clock::now(), &pending.nsp, resume) {
-                Ok(restored) => {
-                    // The socket goes into the endpoint's index under the
-                    // same hold of its lock as the packets it missed were
-                    // listed: no broadcast falls in between.
-                    let events = {
-                        let mut core = self.link.lock();
-                        match core.conn.accept_restored(&restored) {
-                            Ok(sid) => {
-                                let mut pending = pending;
-                                if let Some(kept) = restored.kept {
-                                    pending.extensions = kept_extensions(kept, &pending.extensions);
-                                }
-                                let socket = self.socket(&core, sid, pending, true);
-                                if let Some(data) = restored.data {
-                                    *socket.data() = Some(data);
-                                }
-                                core.sockets.push(socket);
-                            }
-                            Err(e) => tracing::debug!(error = %e, "cannot accept"),
-                        }
-                        take_endpoint_events(&mut core)
-                    };
-                    give_endpoint_events(&mut state, self.handle, events);
-                    return;
-                }
-                Err(why) => tracing::debug!(nsp = %pending.nsp, %why, "session not recovered"),
-            }
+    fn accept(&self, pending: PendingConnect) {
+        if let Some(pending) = self.try_restore(pending) {
+            self.accept_new(pending);
         }
+    }
+
+    /// Recovers the session `pending` asks for; gives `pending` back (with
+    /// no session to ask for) when it is not recovered.
+    ///
+    /// The endpoint's lock is held throughout, the link's inside it: the
+    /// socket goes into the endpoint's index, and its missed packets into
+    /// its connection, in the same hold as they were listed, so that no
+    /// broadcast falls in between.
+    fn try_restore(&self, mut pending: PendingConnect) -> Option<PendingConnect> {
+        let Some(resume) = pending.resume.take() else {
+            return Some(pending);
+        };
+        let mut state = self.shared.lock();
+        let mut core = self.link.lock();
+        if !core.conn.awaits_connect(&pending.nsp) {
+            return Some(pending);
+        }
+        let restored = match state.restore(clock::now(), &pending.nsp, &resume) {
+            Ok(restored) => restored,
+            Err(why) => {
+                tracing::debug!(nsp = %pending.nsp, %why, "session not recovered");
+                return Some(pending);
+            }
+        };
+        let sid = match core.conn.accept_restored(&restored) {
+            Ok(sid) => sid,
+            Err(e) => {
+                tracing::debug!(nsp = %pending.nsp, error = %e, "session not recovered");
+                return Some(pending);
+            }
+        };
+        if let Some(kept) = restored.kept {
+            pending.extensions = kept_extensions(kept, &pending.extensions);
+        }
+        let socket = self.socket(&core, sid, pending, true);
+        if let Some(data) = restored.data {
+            *socket.data() = Some(data);
+        }
+        core.sockets.push(socket);
+        let events = take_endpoint_events(&mut core);
+        drop(core);
+        give_endpoint_events(&mut state, self.handle, events);
+        None
+    }
+
+    /// Accepts a connect request as a new socket.
+    fn accept_new(&self, pending: PendingConnect) {
         let mut core = self.link.lock();
         match core.conn.accept(&pending.nsp) {
             Ok(sid) => {
