@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use crate::recovery::Recovery;
-
 /// The transports a session may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transports {
@@ -172,6 +170,82 @@ impl Config {
     /// Sets [`Config::recovery`].
     pub fn with_recovery(mut self, recovery: Option<Recovery>) -> Self {
         self.recovery = recovery;
+        self
+    }
+}
+
+/// Options of connection state recovery, with the reference's names where
+/// it has them (`connectionStateRecovery`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// How long a dropped socket's session is kept, and how long a packet is
+    /// kept for it. Default 2 minutes (`maxDisconnectionDuration`).
+    pub max_disconnection_duration: Duration,
+    /// Whether a recovered socket skips the namespace's middlewares. Default
+    /// true (`skipMiddlewares`).
+    pub skip_middlewares: bool,
+    /// The most packets kept in total. Default 100,000.
+    pub max_packets: usize,
+    /// The most bytes kept in total: packets (with a fixed overhead of
+    /// [`PACKET_OVERHEAD`](crate::PACKET_OVERHEAD) each) and saved sessions. Default 64 MiB.
+    pub max_bytes: usize,
+    /// The most saved sessions. Default 100,000.
+    pub max_sessions: usize,
+    /// The most packets one session may have missed and still be recovered.
+    /// Default 10,000.
+    pub max_missed_packets: usize,
+    /// The most bytes one session may have missed and still be recovered;
+    /// never more than half the connection's send buffer
+    /// ([`Config::max_buffer_size`](crate::Config::max_buffer_size)).
+    /// Default 1 MiB.
+    pub max_missed_bytes: usize,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            max_disconnection_duration: Duration::from_secs(120),
+            skip_middlewares: true,
+            max_packets: 100_000,
+            max_bytes: 64 << 20,
+            max_sessions: 100_000,
+            max_missed_packets: 10_000,
+            max_missed_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Recovery {
+    /// Sets [`Recovery::max_disconnection_duration`].
+    pub fn with_max_disconnection_duration(mut self, duration: Duration) -> Self {
+        self.max_disconnection_duration = duration;
+        self
+    }
+
+    /// Sets [`Recovery::skip_middlewares`].
+    pub fn with_skip_middlewares(mut self, skip: bool) -> Self {
+        self.skip_middlewares = skip;
+        self
+    }
+
+    /// Sets [`Recovery::max_packets`] and [`Recovery::max_bytes`].
+    pub fn with_store_bounds(mut self, packets: usize, bytes: usize) -> Self {
+        self.max_packets = packets;
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Recovery::max_sessions`].
+    pub fn with_max_sessions(mut self, sessions: usize) -> Self {
+        self.max_sessions = sessions;
+        self
+    }
+
+    /// Sets [`Recovery::max_missed_packets`] and [`Recovery::max_missed_bytes`].
+    pub fn with_missed_bounds(mut self, packets: usize, bytes: usize) -> Self {
+        self.max_missed_packets = packets;
+        self.max_missed_bytes = bytes;
         self
     }
 }

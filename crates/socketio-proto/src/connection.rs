@@ -12,10 +12,10 @@ use socketio_packet::{Decoder, Packet, PacketKind, Payload, ProtocolVersion};
 use crate::config::Config;
 use crate::http::{ContentType, HttpError, Method, Request, Response};
 use crate::ids::IdStream;
-use crate::recovery::{Restored, Resume};
+use crate::recovery::Restored;
 use crate::types::{
-    DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, RequestId, SendError, Transmit,
-    TransportKind,
+    DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, RequestId, Resume, SendError,
+    Transmit, TransportKind,
 };
 
 /// How long a closing polling session waits for the GET that takes its

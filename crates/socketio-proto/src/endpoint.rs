@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::connection::{Connection, Opening};
 use crate::http::{HttpError, Method, Request, Response};
 use crate::ids::IdGenerator;
-use crate::recovery::{Kept, NotRecovered, Restored, Resume, Store};
-use crate::types::{ConnectionHandle, Encoded, EndpointEvent, HandleMap, RequestId};
+use crate::recovery::{Kept, NotRecovered, Restored, Store};
+use crate::types::{ConnectionHandle, Encoded, EndpointEvent, HandleMap, RequestId, Resume};
 
 /// Where a request goes.
 #[derive(Debug)]
@@ -790,7 +790,7 @@ impl<C, S> Endpoint<C, S> {
             .map(|i| i.targets_with(opts, |_, handle| handle))
             .unwrap_or_default();
         let stamped = match &self.store {
-            Some(_) if Store::keeps(packet, opts) => Store::stamp(packet, &mut self.ids),
+            Some(_) if Store::keeps(packet, opts.volatile) => Store::stamp(packet, &mut self.ids),
             _ => None,
         };
         let Some((stamped, offset)) = stamped else {
@@ -803,7 +803,14 @@ impl<C, S> Endpoint<C, S> {
         };
         let encoded = Encoded::new(&stamped, ProtocolVersion::V5);
         if let Some(store) = &mut self.store {
-            store.push(now, offset, packet.nsp.clone(), opts, encoded.clone());
+            store.push(
+                now,
+                offset,
+                packet.nsp.clone(),
+                &opts.rooms,
+                &opts.except,
+                encoded.clone(),
+            );
         }
         Broadcast {
             encoded,

@@ -69,19 +69,17 @@ pub mod jsonp;
 mod recovery;
 mod types;
 
-pub use config::{Config, Transports};
+pub use config::{Config, Recovery, Transports};
 pub use connection::Connection;
 pub use endpoint::{
     Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Endpoint, NamespaceMatcher, Route,
 };
 pub use http::{ContentType, HttpError, Method, Request, Response};
 pub use ids::IdGenerator;
-pub use recovery::{
-    Kept, NotRecovered, PACKET_OVERHEAD, Recovery, Restored, Resume, SESSION_OVERHEAD,
-};
+pub use recovery::{Kept, NotRecovered, PACKET_OVERHEAD, Restored, SESSION_OVERHEAD};
 pub use types::{
     ConnectionHandle, DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, HandleHasher,
-    HandleMap, RequestId, SendError, Transmit, TransportKind,
+    HandleMap, RequestId, Resume, SendError, Transmit, TransportKind,
 };
 
 pub use engineio_packet::{self, Data, Str};

@@ -25,90 +25,14 @@ use std::any::Any;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use engineio_packet::Str;
-use socketio_packet::{Packet, PacketKind, Payload};
+use socketio_packet::{Packet, PacketKind};
 
-use crate::endpoint::BroadcastOptions;
+use crate::config::Recovery;
 use crate::ids::IdGenerator;
-use crate::types::Encoded;
-
-/// Options of connection state recovery, with the reference's names where
-/// it has them (`connectionStateRecovery`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Recovery {
-    /// How long a dropped socket's session is kept, and how long a packet is
-    /// kept for it. Default 2 minutes (`maxDisconnectionDuration`).
-    pub max_disconnection_duration: Duration,
-    /// Whether a recovered socket skips the namespace's middlewares. Default
-    /// true (`skipMiddlewares`).
-    pub skip_middlewares: bool,
-    /// The most packets kept in total. Default 100,000.
-    pub max_packets: usize,
-    /// The most bytes kept in total: packets (with a fixed overhead of
-    /// [`PACKET_OVERHEAD`] each) and saved sessions. Default 64 MiB.
-    pub max_bytes: usize,
-    /// The most saved sessions. Default 100,000.
-    pub max_sessions: usize,
-    /// The most packets one session may have missed and still be recovered.
-    /// Default 10,000.
-    pub max_missed_packets: usize,
-    /// The most bytes one session may have missed and still be recovered;
-    /// never more than half the connection's send buffer
-    /// ([`Config::max_buffer_size`](crate::Config::max_buffer_size)).
-    /// Default 1 MiB.
-    pub max_missed_bytes: usize,
-}
-
-impl Default for Recovery {
-    fn default() -> Self {
-        Recovery {
-            max_disconnection_duration: Duration::from_secs(120),
-            skip_middlewares: true,
-            max_packets: 100_000,
-            max_bytes: 64 << 20,
-            max_sessions: 100_000,
-            max_missed_packets: 10_000,
-            max_missed_bytes: 1 << 20,
-        }
-    }
-}
-
-impl Recovery {
-    /// Sets [`Recovery::max_disconnection_duration`].
-    pub fn with_max_disconnection_duration(mut self, duration: Duration) -> Self {
-        self.max_disconnection_duration = duration;
-        self
-    }
-
-    /// Sets [`Recovery::skip_middlewares`].
-    pub fn with_skip_middlewares(mut self, skip: bool) -> Self {
-        self.skip_middlewares = skip;
-        self
-    }
-
-    /// Sets [`Recovery::max_packets`] and [`Recovery::max_bytes`].
-    pub fn with_store_bounds(mut self, packets: usize, bytes: usize) -> Self {
-        self.max_packets = packets;
-        self.max_bytes = bytes;
-        self
-    }
-
-    /// Sets [`Recovery::max_sessions`].
-    pub fn with_max_sessions(mut self, sessions: usize) -> Self {
-        self.max_sessions = sessions;
-        self
-    }
-
-    /// Sets [`Recovery::max_missed_packets`] and [`Recovery::max_missed_bytes`].
-    pub fn with_missed_bounds(mut self, packets: usize, bytes: usize) -> Self {
-        self.max_missed_packets = packets;
-        self.max_missed_bytes = bytes;
-        self
-    }
-}
+use crate::types::{Encoded, Resume};
 
 /// The bytes a stored packet is counted for beyond its encoded bytes, its
 /// offset and its rooms: its entry, the offset's index entry and the
@@ -120,51 +44,6 @@ pub const PACKET_OVERHEAD: usize = 320;
 /// as measured by `examples/recovery_memory.rs` (543 heap bytes for a
 /// session in three rooms).
 pub const SESSION_OVERHEAD: usize = 448;
-
-/// The longest `pid` or offset a client may send back: longer ones are not
-/// looked up.
-const MAX_TOKEN_LEN: usize = 64;
-
-/// What a client sent to recover its session: the `pid` and `offset` of its
-/// CONNECT's auth object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resume {
-    /// The private session id the server gave.
-    pub pid: Str,
-    /// The offset of the last packet the client got; none when it got no
-    /// stored packet in that session (the official client then sends no
-    /// offset): every packet since the socket joined is replayed.
-    pub offset: Option<Str>,
-}
-
-impl Resume {
-    /// Reads `pid` and `offset` from a CONNECT's auth payload: both
-    /// strings, or a `pid` without an offset (where the reference gives a
-    /// new session, and the packets sent meanwhile are lost). Anything else
-    /// is no request.
-    pub fn from_auth(auth: &Payload) -> Option<Resume> {
-        #[derive(serde::Deserialize)]
-        struct Auth {
-            pid: Option<serde_json::Value>,
-            offset: Option<serde_json::Value>,
-        }
-        let auth: Auth = auth.deserialize().ok()?;
-        let token = |v: Option<serde_json::Value>| match v {
-            Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= MAX_TOKEN_LEN => {
-                Some(Str::from(s))
-            }
-            _ => None,
-        };
-        let offset = match auth.offset {
-            None | Some(serde_json::Value::Null) => None,
-            offset => Some(token(offset)?),
-        };
-        Some(Resume {
-            pid: token(auth.pid)?,
-            offset,
-        })
-    }
-}
 
 /// A value of the binding's kept with a saved session and given back with
 /// it (see [`Endpoint::keep_with_session`](crate::Endpoint::keep_with_session)),
@@ -333,10 +212,10 @@ impl Store {
         self.bytes
     }
 
-    /// Whether `packet`, sent with `opts`, is kept for recovery: an event
-    /// without an acknowledgement that is not volatile.
-    pub(crate) fn keeps(packet: &Packet, opts: &BroadcastOptions) -> bool {
-        matches!(packet.kind, PacketKind::Event { id: None, .. }) && !opts.volatile
+    /// Whether `packet` is kept for recovery: an event without an
+    /// acknowledgement that is not `volatile`.
+    pub(crate) fn keeps(packet: &Packet, volatile: bool) -> bool {
+        matches!(packet.kind, PacketKind::Event { id: None, .. }) && !volatile
     }
 
     /// `packet` with a new offset appended to its arguments, and that offset;
@@ -358,32 +237,29 @@ impl Store {
         Some((stamped, offset))
     }
 
-    /// Keeps a stamped packet (see [`Store::stamp`]) sent with `opts`.
+    /// Keeps a stamped packet (see [`Store::stamp`]) sent to `rooms` but
+    /// `except`.
     pub(crate) fn push(
         &mut self,
         now: Instant,
         offset: Str,
         nsp: Str,
-        opts: &BroadcastOptions,
+        rooms: &[Str],
+        except: &[Str],
         encoded: Encoded,
     ) {
         self.expire(now);
         let cost = encoded.size()
             + offset.len()
-            + opts
-                .rooms
-                .iter()
-                .chain(&opts.except)
-                .map(|r| r.len())
-                .sum::<usize>()
+            + rooms.iter().chain(except).map(|r| r.len()).sum::<usize>()
             + PACKET_OVERHEAD;
         let seq = self.first_seq + self.packets.len() as u64;
         self.offsets.insert(self.hasher.hash_one(&*offset), seq);
         self.packets.push_back(StoredPacket {
             offset,
             nsp,
-            rooms: opts.rooms.as_slice().into(),
-            except: opts.except.as_slice().into(),
+            rooms: rooms.into(),
+            except: except.into(),
             encoded,
             at: now,
             cost: u32::try_from(cost).unwrap_or(u32::MAX),

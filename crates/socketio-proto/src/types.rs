@@ -4,8 +4,6 @@ use bytes::Bytes;
 use engineio_packet::{Data, Str};
 use socketio_packet::{Packet, Payload, ProtocolVersion};
 
-use crate::recovery::Resume;
-
 /// Identifies one HTTP request or WebSocket, chosen by the binding.
 ///
 /// A WebSocket keeps the id of the request that opened it.
@@ -340,6 +338,51 @@ pub enum SendError {
     /// beside what waits there; nothing was changed.
     #[error("the missed packets do not fit in the send buffer")]
     NoRoom,
+}
+
+/// The longest `pid` or offset a client may send back: longer ones are not
+/// looked up.
+const MAX_TOKEN_LEN: usize = 64;
+
+/// What a client sent to recover its session: the `pid` and `offset` of its
+/// CONNECT's auth object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The private session id the server gave.
+    pub pid: Str,
+    /// The offset of the last packet the client got; none when it got no
+    /// stored packet in that session (the official client then sends no
+    /// offset): every packet since the socket joined is replayed.
+    pub offset: Option<Str>,
+}
+
+impl Resume {
+    /// Reads `pid` and `offset` from a CONNECT's auth payload: both
+    /// strings, or a `pid` without an offset (where the reference gives a
+    /// new session, and the packets sent meanwhile are lost). Anything else
+    /// is no request.
+    pub fn from_auth(auth: &Payload) -> Option<Resume> {
+        #[derive(serde::Deserialize)]
+        struct Auth {
+            pid: Option<serde_json::Value>,
+            offset: Option<serde_json::Value>,
+        }
+        let auth: Auth = auth.deserialize().ok()?;
+        let token = |v: Option<serde_json::Value>| match v {
+            Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= MAX_TOKEN_LEN => {
+                Some(Str::from(s))
+            }
+            _ => None,
+        };
+        let offset = match auth.offset {
+            None | Some(serde_json::Value::Null) => None,
+            offset => Some(token(offset)?),
+        };
+        Some(Resume {
+            pid: token(auth.pid)?,
+            offset,
+        })
+    }
 }
 
 #[cfg(test)]
