@@ -26,26 +26,26 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 enum Out {
     /// A control packet (ping, pong, noop, close, open).
     Control(EioPacket),
-    /// A text message, with its leading `4`.
-    Text(Str),
-    /// A binary message.
-    Binary(Bytes),
+    /// A text message, with its leading `4`, and whether it may be compressed.
+    Text(Str, bool),
+    /// A binary message, and whether it may be compressed.
+    Binary(Bytes, bool),
 }
 
 impl Out {
     fn size(&self) -> usize {
         match self {
             Out::Control(_) => 1,
-            Out::Text(s) => s.len(),
-            Out::Binary(b) => b.len(),
+            Out::Text(s, _) => s.len(),
+            Out::Binary(b, _) => b.len(),
         }
     }
 
     fn into_packet(self) -> EioPacket {
         match self {
             Out::Control(p) => p,
-            Out::Text(s) => EioPacket::Message(Data::Text(s.slice_ref(&s[1..]))),
-            Out::Binary(b) => EioPacket::Message(Data::Binary(b)),
+            Out::Text(s, _) => EioPacket::Message(Data::Text(s.slice_ref(&s[1..]))),
+            Out::Binary(b, _) => EioPacket::Message(Data::Binary(b)),
         }
     }
 }
@@ -478,6 +478,7 @@ impl Connection {
                 self.side.push_back(Transmit::Frame {
                     transport: ws,
                     frame: pong.to_ws_frame(self.eio),
+                    compress: true,
                 });
                 self.upgrade = Upgrade::Probed { ws };
                 // Let a pending poll return so that the client can go on.
@@ -498,6 +499,7 @@ impl Connection {
                 self.side.push_back(Transmit::Frame {
                     transport: ws,
                     frame: pong.to_ws_frame(self.eio),
+                    compress: true,
                 });
             }
             (Upgrade::Probed { .. }, Some(EioPacket::Upgrade)) => {
@@ -750,8 +752,8 @@ impl Connection {
                         body.push(0x1e);
                     }
                     match out {
-                        Out::Text(s) => body.extend_from_slice(s.as_bytes()),
-                        Out::Binary(b) => {
+                        Out::Text(s, _) => body.extend_from_slice(s.as_bytes()),
+                        Out::Binary(b, _) => {
                             body.push(b'b');
                             let start = body.len();
                             let n = base64::encoded_len(b.len(), true).unwrap_or(0);
@@ -817,10 +819,11 @@ impl Connection {
                 let ws = *ws;
                 // Whatever is still buffered goes out before the close.
                 while let Some(out) = self.buffer.pop_front() {
-                    let frame = self.ws_frame(out);
+                    let (frame, compress) = self.ws_frame(out);
                     self.side.push_back(Transmit::Frame {
                         transport: ws,
                         frame,
+                        compress,
                     });
                 }
                 self.side.push_back(Transmit::Close { transport: ws });
@@ -845,10 +848,12 @@ impl Connection {
         self.endpoint_events.push_back(EndpointEvent::Closed);
     }
 
-    fn ws_frame(&self, out: Out) -> Data {
-        match out {
-            Out::Text(s) => Data::Text(s),
-            Out::Binary(b) => match self.eio {
+    /// A WebSocket frame's data, and whether it may be compressed.
+    fn ws_frame(&self, out: Out) -> (Data, bool) {
+        let compress = !matches!(out, Out::Text(_, false) | Out::Binary(_, false));
+        let data = match out {
+            Out::Text(s, _) => Data::Text(s),
+            Out::Binary(b, _) => match self.eio {
                 EioVersion::V4 => Data::Binary(b),
                 EioVersion::V3 => {
                     let mut v = Vec::with_capacity(b.len() + 1);
@@ -858,7 +863,8 @@ impl Connection {
                 }
             },
             Out::Control(p) => p.to_ws_frame(self.eio),
-        }
+        };
+        (data, compress)
     }
 
     // ----- socket.io -----
@@ -1143,6 +1149,8 @@ impl Connection {
     /// Sends an event (built with [`Packet::event`]) asking for an
     /// acknowledgement, and waits for it until `now + timeout`. Returns the
     /// ack id: [`Event::Ack`] or [`Event::AckTimedOut`] follows with it.
+    /// `compress`: whether its frames may be compressed, as
+    /// [`Encoded::with_compress`] says.
     ///
     /// # Errors
     ///
@@ -1153,6 +1161,7 @@ impl Connection {
         now: Instant,
         mut packet: Packet,
         timeout: Duration,
+        compress: bool,
     ) -> Result<u64, SendError> {
         self.check_open()?;
         let socket = self
@@ -1166,7 +1175,8 @@ impl Connection {
         let id = socket.next_ack_id;
         socket.next_ack_id += 1;
         *ack_id = Some(id);
-        self.emit(&packet, false)?;
+        let encoded = Encoded::new(&packet, self.sio).with_compress(compress);
+        self.send_encoded(&packet.nsp, &encoded, false)?;
         if let Some(socket) = self.sockets.iter_mut().find(|s| s.nsp == packet.nsp) {
             socket.acks.push((id, now + timeout));
         }
@@ -1218,9 +1228,10 @@ impl Connection {
             return Err(SendError::BufferFull);
         }
         self.buffered_bytes += encoded.size();
-        push_back(&mut self.buffer, Out::Text(encoded.text.clone()));
+        let compress = encoded.compress;
+        push_back(&mut self.buffer, Out::Text(encoded.text.clone(), compress));
         for a in &encoded.attachments {
-            push_back(&mut self.buffer, Out::Binary(a.clone()));
+            push_back(&mut self.buffer, Out::Binary(a.clone(), compress));
         }
         self.flush_polling();
         Ok(())
@@ -1240,9 +1251,9 @@ impl Connection {
                 let mut v = Vec::with_capacity(s.len() + 1);
                 v.push(b'4');
                 v.extend_from_slice(s.as_bytes());
-                Out::Text(Str::try_from(Bytes::from(v)).unwrap_or_default())
+                Out::Text(Str::try_from(Bytes::from(v)).unwrap_or_default(), true)
             }
-            Data::Binary(b) => Out::Binary(b),
+            Data::Binary(b) => Out::Binary(b, true),
         };
         if self.buffered_bytes + out.size() > self.config.max_buffer_size {
             self.close_now(DisconnectReason::TransportError, true);
@@ -1272,9 +1283,9 @@ impl Connection {
     fn push_packet(&mut self, packet: &Packet) {
         let encoded = Encoded::new(packet, self.sio);
         self.buffered_bytes += encoded.size();
-        push_back(&mut self.buffer, Out::Text(encoded.text));
+        push_back(&mut self.buffer, Out::Text(encoded.text, true));
         for a in encoded.attachments {
-            push_back(&mut self.buffer, Out::Binary(a));
+            push_back(&mut self.buffer, Out::Binary(a, true));
         }
         self.flush_polling();
     }
@@ -1347,9 +1358,11 @@ impl Connection {
             }
             let out = pop_front(&mut self.buffer)?;
             self.buffered_bytes = self.buffered_bytes.saturating_sub(out.size());
+            let (frame, compress) = self.ws_frame(out);
             return Some(Transmit::Frame {
                 transport: ws,
-                frame: self.ws_frame(out),
+                frame,
+                compress,
             });
         }
         None

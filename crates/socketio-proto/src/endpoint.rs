@@ -28,7 +28,7 @@ pub enum Route {
 }
 
 /// Who receives a broadcast, or whom a socket operation applies to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BroadcastOptions {
     /// Only sockets in one of these rooms; every socket when empty.
     pub rooms: Vec<Str>,
@@ -38,6 +38,21 @@ pub struct BroadcastOptions {
     pub local: bool,
     /// Drop the packet for recipients whose transport cannot take it now.
     pub volatile: bool,
+    /// Whether the packet's WebSocket frames may be compressed (the
+    /// reference's `compress` flag; default true).
+    pub compress: bool,
+}
+
+impl Default for BroadcastOptions {
+    fn default() -> Self {
+        BroadcastOptions {
+            rooms: Vec::new(),
+            except: Vec::new(),
+            local: false,
+            volatile: false,
+            compress: true,
+        }
+    }
 }
 
 /// An operation the other nodes of a cluster must carry out too.
@@ -128,6 +143,12 @@ impl BroadcastOptions {
     /// Volatile: dropped where the transport cannot take it now.
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
+        self
+    }
+
+    /// Whether the packet's WebSocket frames may be compressed.
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.compress = compress;
         self
     }
 }
@@ -702,7 +723,7 @@ impl<C, S> Endpoint<C, S> {
             .map(|i| i.targets_with(opts, |_, handle| handle))
             .unwrap_or_default();
         Broadcast {
-            encoded: Encoded::new(packet, ProtocolVersion::V5),
+            encoded: Encoded::new(packet, ProtocolVersion::V5).with_compress(opts.compress),
             targets,
             volatile: opts.volatile,
         }

@@ -204,7 +204,7 @@ impl Shared {
                 && socket
                     .0
                     .link
-                    .emit_with_ack(packet.clone(), timeout, reply)
+                    .emit_with_ack(packet.clone(), timeout, opts.compress, reply)
                     .is_ok()
             {
                 pending.push((socket.0.id.clone(), rx));
@@ -462,6 +462,12 @@ impl SocketIo {
     /// Sockets of `/`, with acknowledgements awaited for `timeout`.
     pub fn timeout(&self, timeout: Duration) -> BroadcastOperator {
         self.of("/").timeout(timeout)
+    }
+
+    /// Sockets of `/`; whether the emit's WebSocket frames may be compressed
+    /// (see [`Socket::compress`](crate::Socket::compress)).
+    pub fn compress(&self, compress: bool) -> BroadcastOperator {
+        self.of("/").compress(compress)
     }
 
     /// Emits `event` with `args` to every socket of `/`.
