@@ -325,3 +325,13 @@ proptest::proptest! {
         }
     }
 }
+
+/// Found by the fuzzer: data that turns invalid right after its first byte, against a limit of
+/// nothing, is refused either way and leaves nothing behind.
+#[test]
+fn invalid_past_the_limit() {
+    let mut out = Vec::new();
+    let got = Inflater::new().inflate(&[0x7a, 0x0f, 0x00, 0x03, 0x3d], true, &mut out, 0);
+    assert!(got.is_err());
+    assert_eq!(out.capacity(), 0);
+}
