@@ -310,3 +310,48 @@ async fn negotiation_cases() {
     limited.shutdown().await;
     off.shutdown().await;
 }
+
+/// Headless Chromium (`interop/browser/deflate.mjs`, playwright-core) with
+/// the official client bundle: compressed both ways, `compress(false)` not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_compresses_both_ways() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: install Chromium with \
+         `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium`"
+    );
+    common::require_node();
+    let (io, addr) = start(Some(PerMessageDeflate::new())).await;
+    let mut child = tokio::process::Command::new("node")
+        .arg(common::workspace().join("interop/browser/deflate.mjs"))
+        .arg(format!("http://{addr}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let out = common::lines(&mut child, |_| {}).await;
+    let _ = child.wait().await;
+    let r = out.last().cloned().unwrap_or_default();
+    assert!(r.get("error").is_none(), "{r:#}");
+    assert_eq!(
+        (&r["ackedLength"], &r["back"], &r["plain"], &r["bcast"]),
+        (&json!(20000), &json!(true), &json!(true), &json!(true))
+    );
+    let seen = &r["seen"];
+    assert_eq!(seen["errors"], json!([]));
+    let request = seen["request"].as_str().unwrap().to_ascii_lowercase();
+    assert!(
+        request.contains("sec-websocket-extensions: permessage-deflate"),
+        "{request}"
+    );
+    let up = messages(seen, "toServer");
+    let big = find(&up, "420[\"big\"");
+    assert!(big.1 && big.2 * 3 < big.3, "{big:?}");
+    let down = messages(seen, "toClient");
+    let back = find(&down, "42[\"big-back\"");
+    assert!(back.1 && back.2 * 3 < back.3, "{back:?}");
+    assert!(!find(&down, "42[\"big-plain\"").1);
+    assert!(!find(&down, "42[\"bcast-plain\"").1);
+    io.shutdown().await;
+}
