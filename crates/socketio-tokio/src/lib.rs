@@ -32,7 +32,10 @@
 //! JSONP polling included) are served with
 //! [`allow_eio3`](SocketIoBuilder::allow_eio3). Polling responses of 1 KiB
 //! and more are compressed ([`http_compression`](SocketIoBuilder::http_compression));
-//! WebSocket messages are not (no permessage-deflate yet).
+//! WebSocket messages are compressed with permessage-deflate when it is turned
+//! on ([`per_message_deflate`](SocketIoBuilder::per_message_deflate), off by
+//! default as in the reference) and the client offers it; an emit can opt
+//! out ([`Socket::compress`]).
 //!
 //! ```no_run
 //! use socketio_tokio::{AckSender, Data, SocketIo, Socket};
