@@ -5,8 +5,9 @@
 //! each (the load generator's arguments are two integers, read as typed
 //! data and written back):
 //! - `echo`: emits `echo` back with the same arguments;
-//! - `echo_text`: emits `echo_text` back with its one argument, a string
-//!   (the compression benchmark's large messages);
+//! - `echo_text` (ours and the Node server only, for the compression
+//!   benchmark `bench/node/deflate.mjs`): emits `echo_text` back with its one
+//!   argument, a string;
 //! - `echo_ack`: acknowledges with the same arguments;
 //! - `join`: joins the room named by its first argument and acknowledges;
 //! - `broadcast`: emits `bcast` with its arguments (two integers) to the room `bench`.
