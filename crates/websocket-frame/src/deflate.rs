@@ -39,11 +39,13 @@ pub const EXTENSION_NAME: &str = "permessage-deflate";
 /// What a server accepts and asks for in the negotiation, and how it compresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeflateConfig {
-    /// The largest LZ77 window (as a power of two, 8 to 15) the server compresses with; an offer
+    /// The largest LZ77 window (as a power of two, 8 to 15; others are taken as the nearest) the
+    /// server compresses with; an offer
     /// that asks for a smaller one (`server_max_window_bits`) is declined, as `ws` declines it.
     /// `None`: whatever the offer asks for, 15 when it asks for nothing.
     pub server_max_window_bits: Option<u8>,
-    /// The largest window (8 to 15) the server asks clients to compress with; an offer that does
+    /// The largest window (8 to 15; others are taken as the nearest) the server asks clients to
+    /// compress with; an offer that does
     /// not say the client can limit its window (`client_max_window_bits`) is declined, as `ws`
     /// declines it. `None`: the client's choice.
     pub client_max_window_bits: Option<u8>,
@@ -159,29 +161,28 @@ pub fn negotiate<'a>(
     if offers.is_empty() {
         return Ok(None);
     }
+    // Window sizes outside what RFC 7692 allows are taken as its nearest.
+    let server_bits = config.server_max_window_bits.map(|b| b.clamp(8, 15));
+    let client_bits = config.client_max_window_bits.map(|b| b.clamp(8, 15));
     let accepted = offers.into_iter().find(|offer| {
         let window_too_large = matches!(
-            (offer.server_max_window_bits, config.server_max_window_bits),
+            (offer.server_max_window_bits, server_bits),
             (Some(asked), Some(ours)) if ours > asked
         );
-        let client_cannot_limit =
-            config.client_max_window_bits.is_some() && offer.client_max_window_bits.is_none();
+        let client_cannot_limit = client_bits.is_some() && offer.client_max_window_bits.is_none();
         !window_too_large && !client_cannot_limit
     });
     let Some(offer) = accepted else {
         return Err(ExtensionError::Unacceptable);
     };
-    let client_max_window_bits = match (config.client_max_window_bits, offer.client_max_window_bits)
-    {
+    let client_max_window_bits = match (client_bits, offer.client_max_window_bits) {
         (Some(ours), Some(Some(theirs))) => Some(ours.min(theirs)),
         (Some(ours), _) => Some(ours),
         (None, Some(theirs)) => theirs,
         (None, None) => None,
     };
     Ok(Some(Agreed {
-        server_max_window_bits: config
-            .server_max_window_bits
-            .or(offer.server_max_window_bits),
+        server_max_window_bits: server_bits.or(offer.server_max_window_bits),
         client_max_window_bits,
         threshold: config.threshold,
         level: config.level,

@@ -169,6 +169,23 @@ fn negotiation_cases() {
 }
 
 #[test]
+fn window_sizes_out_of_range_are_taken_as_the_nearest() {
+    let config = DeflateConfig {
+        server_max_window_bits: Some(3),
+        client_max_window_bits: Some(200),
+        ..DeflateConfig::default()
+    };
+    let agreed = negotiate(&config, ["permessage-deflate; client_max_window_bits"])
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        agreed.response(),
+        format!("{BOTH}; server_max_window_bits=8; client_max_window_bits=15")
+    );
+    assert_eq!(agreed.deflater().window_bits(), 9);
+}
+
+#[test]
 fn offers_over_several_header_lines() {
     let got = negotiate(&DeflateConfig::default(), ["foo", "permessage-deflate"]).unwrap();
     assert!(got.is_some());
