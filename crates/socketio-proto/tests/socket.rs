@@ -639,8 +639,14 @@ fn the_compress_flag_reaches_the_frames() {
     let off = Encoded::new(&binary, ProtocolVersion::V5).with_compress(false);
     assert!(!off.compress());
     h.conn(&sid).send_encoded("/", &off, false).expect("sent");
-    assert_eq!(flags(&mut h), [false, false], "the header and its attachment");
-    h.conn(&sid).emit(&event("/", "a", &(1,)), false).expect("sent");
+    assert_eq!(
+        flags(&mut h),
+        [false, false],
+        "the header and its attachment"
+    );
+    h.conn(&sid)
+        .emit(&event("/", "a", &(1,)), false)
+        .expect("sent");
     assert_eq!(flags(&mut h), [true]);
     let now = h.now;
     h.conn(&sid)

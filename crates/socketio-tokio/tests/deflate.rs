@@ -36,7 +36,7 @@ async fn start(deflate: Option<PerMessageDeflate>) -> (SocketIo, SocketAddr) {
                     async move {
                         socket.emit("big-back", &text)?;
                         socket.compress(false).emit("big-plain", &text)?;
-                        io.to(socket.id().clone())
+                        io.to(socket.id())
                             .compress(false)
                             .emit("bcast-plain", &text)?;
                         ack.send(&text.len())
@@ -232,6 +232,9 @@ async fn upgrade(addr: SocketAddr, offers: &[&str]) -> (u16, Option<String>) {
     (status, ext)
 }
 
+/// A negotiation case: the server, the offers, the status and the answer.
+type Case<'a> = (SocketAddr, Vec<&'a str>, (u16, Option<String>));
+
 /// Each offer, and what the server answers, as `ws` answers it: the first
 /// acceptable offer, confirmed with both no-context-takeover parameters;
 /// other extensions passed over; offers that are malformed, have unknown,
@@ -248,7 +251,7 @@ async fn negotiation_cases() {
     .await;
     let (off, off_addr) = start(None).await;
     let ok = |ext: &str| (101, Some(ext.to_owned()));
-    let cases: Vec<(SocketAddr, Vec<&str>, (u16, Option<String>))> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (addr, vec![], (101, None)),
         (
             addr,

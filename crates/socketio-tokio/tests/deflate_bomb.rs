@@ -22,7 +22,14 @@ fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap()
 }
 
@@ -64,9 +71,10 @@ impl Client {
             loop {
                 if let [b0, b1, ..] = self.buf[..] {
                     let (len, at) = match b1 {
-                        126 if self.buf.len() >= 4 => {
-                            (usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
-                        }
+                        126 if self.buf.len() >= 4 => (
+                            usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])),
+                            4,
+                        ),
                         127 if self.buf.len() >= 10 => (
                             usize::try_from(u64::from_be_bytes(
                                 self.buf[2..10].try_into().unwrap(),
@@ -171,7 +179,10 @@ async fn a_bomb_closes_with_1009_and_allocates_no_more_than_the_limit() {
     Inflater::new()
         .inflate(&reply, true, &mut inflated, 2 * MAX_PAYLOAD)
         .unwrap();
-    assert_eq!(inflated, text.replace("\"echo\"", "\"echo-back\"").as_bytes());
+    assert_eq!(
+        inflated,
+        text.replace("\"echo\"", "\"echo-back\"").as_bytes()
+    );
 
     // The bomb: 64 MB of zeros in about 65 KB.
     let bomb = bomb(64 << 20);
@@ -193,6 +204,9 @@ async fn a_bomb_closes_with_1009_and_allocates_no_more_than_the_limit() {
     let growth = peak.saturating_sub(before);
     // The limit is 1 MB; the bomb would have been 64 MB.
     assert!(growth < 16 * 1024, "peak memory grew by {growth} KiB");
-    assert!(client.next().await.is_none(), "the server closes the socket");
+    assert!(
+        client.next().await.is_none(),
+        "the server closes the socket"
+    );
     io.shutdown().await;
 }
