@@ -30,7 +30,9 @@ pub fn port() -> u16 {
 
 /// Whether `--<name>` is on the command line.
 pub fn flag(name: &str) -> bool {
-    std::env::args().skip(1).any(|a| a.strip_prefix("--") == Some(name))
+    std::env::args()
+        .skip(1)
+        .any(|a| a.strip_prefix("--") == Some(name))
 }
 
 /// The listen backlog of every Rust server. tokio's `TcpListener::bind`
