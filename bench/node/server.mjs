@@ -1,6 +1,8 @@
 // The benchmark server on the reference Node.js implementation (`socket.io`
 // from npm, default `ws` engine), with the handlers of the Rust servers.
-// Usage: node bench/node/server.mjs [--port N]; prints `listening on <addr>`.
+// Usage: node bench/node/server.mjs [--port N] [--deflate]; prints
+// `listening on <addr>`. `--deflate` turns on `perMessageDeflate` (the
+// reference's defaults: a threshold of 1024 bytes).
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 
@@ -11,11 +13,14 @@ const portFlag = process.argv.indexOf("--port");
 const port = portFlag > 0 ? Number(process.argv[portFlag + 1]) : 0;
 
 const httpServer = createServer();
-const io = new Server(httpServer);
+const io = new Server(httpServer, { perMessageDeflate: process.argv.includes("--deflate") });
 
 io.on("connection", (socket) => {
   socket.on("echo", (...args) => {
     socket.emit("echo", ...args);
+  });
+  socket.on("echo_text", (text) => {
+    socket.emit("echo_text", text);
   });
   socket.on("echo_ack", (...args) => {
     const ack = args.pop();

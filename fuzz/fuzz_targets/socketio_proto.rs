@@ -165,7 +165,7 @@ fuzz_target!(|data: &[u8]| {
                                     &(1,),
                                     None,
                                 ) {
-                                    let _ = c.emit_with_ack(now, p, Duration::from_millis(100));
+                                    let _ = c.emit_with_ack(now, p, Duration::from_millis(100), true);
                                 }
                             }
                             3 => {

@@ -5,6 +5,9 @@
 //! each (the load generator's arguments are two integers, read as typed
 //! data and written back):
 //! - `echo`: emits `echo` back with the same arguments;
+//! - `echo_text` (ours and the Node server only, for the compression
+//!   benchmark `bench/node/deflate.mjs`): emits `echo_text` back with its one
+//!   argument, a string;
 //! - `echo_ack`: acknowledges with the same arguments;
 //! - `join`: joins the room named by its first argument and acknowledges;
 //! - `broadcast`: emits `bcast` with its arguments (two integers) to the room `bench`.
@@ -23,6 +26,13 @@ pub fn port() -> u16 {
         }
     }
     0
+}
+
+/// Whether `--<name>` is on the command line.
+pub fn flag(name: &str) -> bool {
+    std::env::args()
+        .skip(1)
+        .any(|a| a.strip_prefix("--") == Some(name))
 }
 
 /// The listen backlog of every Rust server. tokio's `TcpListener::bind`
@@ -56,6 +66,12 @@ pub fn ours_handlers(io: &socketio_tokio::SocketIo) {
             "echo",
             |socket: Socket, Data(args): Data<(u64, u64)>| async move {
                 let _ = socket.emit("echo", &args);
+            },
+        );
+        socket.on(
+            "echo_text",
+            |socket: Socket, Data(text): Data<String>| async move {
+                let _ = socket.emit("echo_text", &text);
             },
         );
         socket.on(

@@ -71,5 +71,8 @@ fn main() {
             }
         }
     }
-    println!("{sent} deliveries, recovery {}", if on { "on" } else { "off" });
+    println!(
+        "{sent} deliveries, recovery {}",
+        if on { "on" } else { "off" }
+    );
 }

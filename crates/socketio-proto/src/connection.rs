@@ -27,26 +27,26 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 enum Out {
     /// A control packet (ping, pong, noop, close, open).
     Control(EioPacket),
-    /// A text message, with its leading `4`.
-    Text(Str),
-    /// A binary message.
-    Binary(Bytes),
+    /// A text message, with its leading `4`, and whether it may be compressed.
+    Text(Str, bool),
+    /// A binary message, and whether it may be compressed.
+    Binary(Bytes, bool),
 }
 
 impl Out {
     fn size(&self) -> usize {
         match self {
             Out::Control(_) => 1,
-            Out::Text(s) => s.len(),
-            Out::Binary(b) => b.len(),
+            Out::Text(s, _) => s.len(),
+            Out::Binary(b, _) => b.len(),
         }
     }
 
     fn into_packet(self) -> EioPacket {
         match self {
             Out::Control(p) => p,
-            Out::Text(s) => EioPacket::Message(Data::Text(s.slice_ref(&s[1..]))),
-            Out::Binary(b) => EioPacket::Message(Data::Binary(b)),
+            Out::Text(s, _) => EioPacket::Message(Data::Text(s.slice_ref(&s[1..]))),
+            Out::Binary(b, _) => EioPacket::Message(Data::Binary(b)),
         }
     }
 }
@@ -483,6 +483,7 @@ impl Connection {
                 self.side.push_back(Transmit::Frame {
                     transport: ws,
                     frame: pong.to_ws_frame(self.eio),
+                    compress: true,
                 });
                 self.upgrade = Upgrade::Probed { ws };
                 // Let a pending poll return so that the client can go on.
@@ -503,6 +504,7 @@ impl Connection {
                 self.side.push_back(Transmit::Frame {
                     transport: ws,
                     frame: pong.to_ws_frame(self.eio),
+                    compress: true,
                 });
             }
             (Upgrade::Probed { .. }, Some(EioPacket::Upgrade)) => {
@@ -755,8 +757,8 @@ impl Connection {
                         body.push(0x1e);
                     }
                     match out {
-                        Out::Text(s) => body.extend_from_slice(s.as_bytes()),
-                        Out::Binary(b) => {
+                        Out::Text(s, _) => body.extend_from_slice(s.as_bytes()),
+                        Out::Binary(b, _) => {
                             body.push(b'b');
                             let start = body.len();
                             let n = base64::encoded_len(b.len(), true).unwrap_or(0);
@@ -822,10 +824,11 @@ impl Connection {
                 let ws = *ws;
                 // Whatever is still buffered goes out before the close.
                 while let Some(out) = self.buffer.pop_front() {
-                    let frame = self.ws_frame(out);
+                    let (frame, compress) = self.ws_frame(out);
                     self.side.push_back(Transmit::Frame {
                         transport: ws,
                         frame,
+                        compress,
                     });
                 }
                 self.side.push_back(Transmit::Close { transport: ws });
@@ -850,10 +853,12 @@ impl Connection {
         self.endpoint_events.push_back(EndpointEvent::Closed);
     }
 
-    fn ws_frame(&self, out: Out) -> Data {
-        match out {
-            Out::Text(s) => Data::Text(s),
-            Out::Binary(b) => match self.eio {
+    /// A WebSocket frame's data, and whether it may be compressed.
+    fn ws_frame(&self, out: Out) -> (Data, bool) {
+        let compress = !matches!(out, Out::Text(_, false) | Out::Binary(_, false));
+        let data = match out {
+            Out::Text(s, _) => Data::Text(s),
+            Out::Binary(b, _) => match self.eio {
                 EioVersion::V4 => Data::Binary(b),
                 EioVersion::V3 => {
                     let mut v = Vec::with_capacity(b.len() + 1);
@@ -863,7 +868,8 @@ impl Connection {
                 }
             },
             Out::Control(p) => p.to_ws_frame(self.eio),
-        }
+        };
+        (data, compress)
     }
 
     // ----- socket.io -----
@@ -1108,11 +1114,7 @@ impl Connection {
         release_vec_if_empty(&mut self.pending_connects);
         let sid = restored.sid.clone();
         for encoded in &restored.missed {
-            self.buffered_bytes += encoded.size();
-            push_back(&mut self.buffer, Out::Text(encoded.text.clone()));
-            for a in &encoded.attachments {
-                push_back(&mut self.buffer, Out::Binary(a.clone()));
-            }
+            self.queue_encoded(encoded);
         }
         self.connect_socket(nsp.clone(), sid.clone(), Some(restored.pid.clone()));
         self.endpoint_events
@@ -1244,6 +1246,8 @@ impl Connection {
     /// Sends an event (built with [`Packet::event`]) asking for an
     /// acknowledgement, and waits for it until `now + timeout`. Returns the
     /// ack id: [`Event::Ack`] or [`Event::AckTimedOut`] follows with it.
+    /// `compress`: whether its frames may be compressed, as
+    /// [`Encoded::with_compress`] says.
     ///
     /// # Errors
     ///
@@ -1254,6 +1258,7 @@ impl Connection {
         now: Instant,
         mut packet: Packet,
         timeout: Duration,
+        compress: bool,
     ) -> Result<u64, SendError> {
         self.check_open()?;
         let socket = self
@@ -1267,7 +1272,8 @@ impl Connection {
         let id = socket.next_ack_id;
         socket.next_ack_id += 1;
         *ack_id = Some(id);
-        self.emit(&packet, false)?;
+        let encoded = Encoded::new(&packet, self.sio).with_compress(compress);
+        self.send_encoded(&packet.nsp, &encoded, false)?;
         if let Some(socket) = self.sockets.iter_mut().find(|s| s.nsp == packet.nsp) {
             socket.acks.push((id, now + timeout));
         }
@@ -1318,13 +1324,20 @@ impl Connection {
             self.close_now(DisconnectReason::TransportError, true);
             return Err(SendError::BufferFull);
         }
-        self.buffered_bytes += encoded.size();
-        push_back(&mut self.buffer, Out::Text(encoded.text.clone()));
-        for a in &encoded.attachments {
-            push_back(&mut self.buffer, Out::Binary(a.clone()));
-        }
+        self.queue_encoded(encoded);
         self.flush_polling();
         Ok(())
+    }
+
+    /// Puts an encoded packet in the send buffer (its bound checked by the
+    /// caller).
+    fn queue_encoded(&mut self, encoded: &Encoded) {
+        self.buffered_bytes += encoded.size();
+        let compress = encoded.compress;
+        push_back(&mut self.buffer, Out::Text(encoded.text.clone(), compress));
+        for a in &encoded.attachments {
+            push_back(&mut self.buffer, Out::Binary(a.clone(), compress));
+        }
     }
 
     /// Sends a bare Engine.IO message (for an endpoint serving bare
@@ -1341,9 +1354,9 @@ impl Connection {
                 let mut v = Vec::with_capacity(s.len() + 1);
                 v.push(b'4');
                 v.extend_from_slice(s.as_bytes());
-                Out::Text(Str::try_from(Bytes::from(v)).unwrap_or_default())
+                Out::Text(Str::try_from(Bytes::from(v)).unwrap_or_default(), true)
             }
-            Data::Binary(b) => Out::Binary(b),
+            Data::Binary(b) => Out::Binary(b, true),
         };
         if self.buffered_bytes + out.size() > self.config.max_buffer_size {
             self.close_now(DisconnectReason::TransportError, true);
@@ -1373,9 +1386,9 @@ impl Connection {
     fn push_packet(&mut self, packet: &Packet) {
         let encoded = Encoded::new(packet, self.sio);
         self.buffered_bytes += encoded.size();
-        push_back(&mut self.buffer, Out::Text(encoded.text));
+        push_back(&mut self.buffer, Out::Text(encoded.text, true));
         for a in encoded.attachments {
-            push_back(&mut self.buffer, Out::Binary(a));
+            push_back(&mut self.buffer, Out::Binary(a, true));
         }
         self.flush_polling();
     }
@@ -1448,9 +1461,11 @@ impl Connection {
             }
             let out = pop_front(&mut self.buffer)?;
             self.buffered_bytes = self.buffered_bytes.saturating_sub(out.size());
+            let (frame, compress) = self.ws_frame(out);
             return Some(Transmit::Frame {
                 transport: ws,
-                frame: self.ws_frame(out),
+                frame,
+                compress,
             });
         }
         None

@@ -29,7 +29,7 @@ pub enum Route {
 }
 
 /// Who receives a broadcast, or whom a socket operation applies to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BroadcastOptions {
     /// Only sockets in one of these rooms; every socket when empty.
     pub rooms: Vec<Str>,
@@ -39,6 +39,21 @@ pub struct BroadcastOptions {
     pub local: bool,
     /// Drop the packet for recipients whose transport cannot take it now.
     pub volatile: bool,
+    /// Whether the packet's WebSocket frames may be compressed (the
+    /// reference's `compress` flag; default true).
+    pub compress: bool,
+}
+
+impl Default for BroadcastOptions {
+    fn default() -> Self {
+        BroadcastOptions {
+            rooms: Vec::new(),
+            except: Vec::new(),
+            local: false,
+            volatile: false,
+            compress: true,
+        }
+    }
 }
 
 /// An operation the other nodes of a cluster must carry out too.
@@ -129,6 +144,12 @@ impl BroadcastOptions {
     /// Volatile: dropped where the transport cannot take it now.
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
+        self
+    }
+
+    /// Whether the packet's WebSocket frames may be compressed.
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.compress = compress;
         self
     }
 }
@@ -795,13 +816,13 @@ impl<C, S> Endpoint<C, S> {
         };
         let Some((stamped, offset)) = stamped else {
             return Broadcast {
-                encoded: Encoded::new(packet, ProtocolVersion::V5),
+                encoded: Encoded::new(packet, ProtocolVersion::V5).with_compress(opts.compress),
                 targets,
                 volatile: opts.volatile,
                 stored: false,
             };
         };
-        let encoded = Encoded::new(&stamped, ProtocolVersion::V5);
+        let encoded = Encoded::new(&stamped, ProtocolVersion::V5).with_compress(opts.compress);
         if let Some(store) = &mut self.store {
             store.push(
                 now,

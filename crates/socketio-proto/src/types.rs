@@ -70,6 +70,10 @@ pub enum Transmit {
         transport: RequestId,
         /// The frame: text or binary.
         frame: Data,
+        /// Whether the frame may be compressed, when the WebSocket agreed on
+        /// compression (permessage-deflate): false for a packet sent with
+        /// compression turned off ([`Encoded::with_compress`]).
+        compress: bool,
     },
     /// Close that WebSocket (after every frame returned before for it).
     Close {
@@ -154,6 +158,8 @@ pub struct Encoded {
     pub(crate) text: Str,
     /// The attachments, in order.
     pub(crate) attachments: Vec<Bytes>,
+    /// Whether its frames may be compressed.
+    pub(crate) compress: bool,
 }
 
 impl Encoded {
@@ -166,7 +172,23 @@ impl Encoded {
             // The packet encoder writes UTF-8 text.
             text: Str::try_from(Bytes::from(out)).unwrap_or_default(),
             attachments: packet.attachments().to_vec(),
+            compress: true,
         }
+    }
+
+    /// Whether the packet's WebSocket frames may be compressed (the
+    /// reference's `compress` flag, true unless turned off): a transport
+    /// that agreed on compression compresses them when they are large
+    /// enough. Long-polling responses are compressed as a whole, whatever
+    /// the flag.
+    pub fn with_compress(mut self, compress: bool) -> Encoded {
+        self.compress = compress;
+        self
+    }
+
+    /// Whether the packet's WebSocket frames may be compressed.
+    pub fn compress(&self) -> bool {
+        self.compress
     }
 
     /// The Engine.IO message text (`42["event",1]`).

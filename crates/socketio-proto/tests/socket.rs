@@ -82,11 +82,21 @@ fn acks_to_the_server_fire_once_and_time_out() {
     let now = h.now;
     let first = h
         .conn(&sid)
-        .emit_with_ack(now, event("/", "q", &(1,)), Duration::from_millis(500))
+        .emit_with_ack(
+            now,
+            event("/", "q", &(1,)),
+            Duration::from_millis(500),
+            true,
+        )
         .expect("sent");
     let second = h
         .conn(&sid)
-        .emit_with_ack(now, event("/", "q", &(2,)), Duration::from_millis(500))
+        .emit_with_ack(
+            now,
+            event("/", "q", &(2,)),
+            Duration::from_millis(500),
+            true,
+        )
         .expect("sent");
     h.pump();
     assert_eq!(
@@ -594,4 +604,62 @@ fn every_output_is_deterministic_for_a_seed() {
         (sid, socket)
     };
     assert_eq!(run(), run());
+}
+
+/// The `compress` flag of an emit reaches the WebSocket frames it makes:
+/// a packet with its attachments, an event awaiting an ack, a broadcast.
+#[test]
+fn the_compress_flag_reaches_the_frames() {
+    use socketio_proto::socketio_packet::ProtocolVersion;
+    use socketio_proto::{Encoded, Transmit};
+    let mut h = Harness::new(config());
+    let (sid, ws, _) = joined(&mut h);
+    let flags = |h: &mut Harness| {
+        let mut out = Vec::new();
+        while let Some(t) = h.conn(&sid).poll_transmit() {
+            if let Transmit::Frame {
+                transport,
+                compress,
+                ..
+            } = t
+            {
+                assert_eq!(transport, ws);
+                out.push(compress);
+            }
+        }
+        out
+    };
+    let binary = Packet::event(
+        Str::from("/"),
+        "file",
+        &(bytes::Bytes::from_static(&[1, 2]),),
+        None,
+    )
+    .expect("encodes");
+    let off = Encoded::new(&binary, ProtocolVersion::V5).with_compress(false);
+    assert!(!off.compress());
+    h.conn(&sid).send_encoded("/", &off, false).expect("sent");
+    assert_eq!(
+        flags(&mut h),
+        [false, false],
+        "the header and its attachment"
+    );
+    h.conn(&sid)
+        .emit(&event("/", "a", &(1,)), false)
+        .expect("sent");
+    assert_eq!(flags(&mut h), [true]);
+    let now = h.now;
+    h.conn(&sid)
+        .emit_with_ack(now, event("/", "q", &(1,)), Duration::from_secs(1), false)
+        .expect("sent");
+    assert_eq!(flags(&mut h), [false]);
+    let opts = BroadcastOptions::all().compress(false);
+    let plan = h.endpoint.broadcast(h.now, &event("/", "b", &(1,)), &opts);
+    assert!(!plan.encoded.compress());
+    assert!(
+        h.endpoint
+            .broadcast(h.now, &event("/", "b", &(1,)), &BroadcastOptions::all())
+            .encoded
+            .compress()
+    );
 }

@@ -89,8 +89,9 @@ pub fn encode_broadcast(uid: &str, packet: &Packet, opts: &BroadcastOptions) -> 
 }
 
 /// Writes broadcast options as the reference adapter does:
-/// `{rooms, except, flags}`, the flags holding `volatile` when set and then
-/// `extra_flags` more entries, which the caller writes next.
+/// `{rooms, except, flags}`, the flags holding `volatile` when set,
+/// `compress: false` when compression is turned off, and then `extra_flags`
+/// more entries, which the caller writes next.
 fn write_opts(out: &mut Vec<u8>, opts: &BroadcastOptions, extra_flags: u8) {
     out.push(0x83);
     write_str(out, "rooms");
@@ -98,10 +99,14 @@ fn write_opts(out: &mut Vec<u8>, opts: &BroadcastOptions, extra_flags: u8) {
     write_str(out, "except");
     write_strs(out, &opts.except);
     write_str(out, "flags");
-    out.push(0x80 | (u8::from(opts.volatile) + extra_flags));
+    out.push(0x80 | (u8::from(opts.volatile) + u8::from(!opts.compress) + extra_flags));
     if opts.volatile {
         write_str(out, "volatile");
         out.push(0xc3);
+    }
+    if !opts.compress {
+        write_str(out, "compress");
+        out.push(0xc2);
     }
 }
 
@@ -166,6 +171,7 @@ fn read_opts(value: rmpv::Value) -> Result<(BroadcastOptions, Option<Duration>),
                 for (k, v) in flags {
                     match k.as_str() {
                         Some("volatile") => opts.volatile = v.as_bool().unwrap_or(false),
+                        Some("compress") => opts.compress = v.as_bool().unwrap_or(true),
                         Some("timeout") => {
                             timeout = v
                                 .as_u64()

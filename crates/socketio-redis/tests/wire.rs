@@ -237,3 +237,32 @@ fn broadcast_requests_and_acks_round_trip() {
     let bytes = wire::ack_response("q1", empty.payload().unwrap());
     assert!(bytes.ends_with(b"\xa6packet\xc0"));
 }
+
+/// `compress(false)` crosses the cluster as the reference's `flags.compress`, with `volatile` and a
+/// request's timeout beside it; a broadcast that compresses writes no flag, as before.
+#[test]
+fn the_compress_flag_crosses() {
+    let packet = Packet::event(Str::from("/"), "big", &("x",), None).unwrap();
+    for opts in [
+        BroadcastOptions::default().compress(false),
+        BroadcastOptions::default().volatile().compress(false),
+        BroadcastOptions::default(),
+    ] {
+        let m = wire::decode_broadcast(&wire::encode_broadcast("me", &packet, &opts)).unwrap();
+        assert_eq!(m.opts, opts);
+        let bytes = wire::encode_broadcast_request(
+            "me",
+            "q2",
+            &packet,
+            &opts,
+            std::time::Duration::from_millis(10),
+        );
+        let r = wire::decode_broadcast_request(&bytes).unwrap();
+        assert_eq!(
+            (r.opts, r.timeout),
+            (opts, Some(std::time::Duration::from_millis(10)))
+        );
+    }
+    let plain = wire::encode_broadcast("me", &packet, &BroadcastOptions::default());
+    assert!(!plain.windows(8).any(|w| w == b"compress"));
+}

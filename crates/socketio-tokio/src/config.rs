@@ -7,6 +7,81 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, header};
 use socketio_proto::{Config, Recovery, Transports};
+use websocket_frame::deflate::DeflateConfig;
+
+/// WebSocket compression (permessage-deflate, RFC 7692), as the reference's
+/// `perMessageDeflate` option: off unless
+/// [`SocketIoBuilder::per_message_deflate`] turns it on.
+///
+/// A client that offers the extension gets it: messages of
+/// [`threshold`](PerMessageDeflate::threshold) bytes and more are
+/// compressed (unless their emit says `compress(false)`), and the client's
+/// compressed messages are inflated under `max_payload` (a message that
+/// inflates to more closes the connection with 1009). The server's answer
+/// asks for no context takeover both ways, so no deflate state stays with a
+/// connection between messages: one compressor and one decompressor per
+/// thread serve every connection.
+///
+/// ```
+/// use socketio_tokio::{PerMessageDeflate, SocketIo};
+///
+/// let io = SocketIo::builder()
+///     .per_message_deflate(Some(PerMessageDeflate::new().threshold(2048)))
+///     .build()?;
+/// # Ok::<(), socketio_tokio::BuildError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerMessageDeflate {
+    pub(crate) config: DeflateConfig,
+}
+
+impl Default for PerMessageDeflate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PerMessageDeflate {
+    /// The reference's defaults: a threshold of 1024 bytes, zlib's default
+    /// level, the window the client asks for.
+    pub fn new() -> Self {
+        PerMessageDeflate {
+            config: DeflateConfig::default(),
+        }
+    }
+
+    /// Messages shorter than this many bytes are sent uncompressed
+    /// (default 1024).
+    pub fn threshold(mut self, bytes: usize) -> Self {
+        self.config.threshold = bytes;
+        self
+    }
+
+    /// The zlib compression level, 0 to 9 (default 6).
+    pub fn level(mut self, level: u32) -> Self {
+        self.config.level = level.min(9);
+        self
+    }
+
+    /// The largest LZ77 window the server compresses with, as a power of
+    /// two from 8 to 15 (`serverMaxWindowBits`); offers that ask for a
+    /// smaller one are declined, as the reference declines them. Default:
+    /// whatever the client asks for, 15 otherwise. Zlib compresses for a
+    /// window of 8 with 9, whose matches reach no farther than 250 bytes.
+    pub fn server_max_window_bits(mut self, bits: u8) -> Self {
+        self.config.server_max_window_bits = Some(bits.clamp(8, 15));
+        self
+    }
+
+    /// The largest window, 8 to 15, the server asks clients to compress
+    /// with (`clientMaxWindowBits`); offers that do not allow it are
+    /// declined, as the reference declines them. Default: the client's
+    /// choice.
+    pub fn client_max_window_bits(mut self, bits: u8) -> Self {
+        self.config.client_max_window_bits = Some(bits.clamp(8, 15));
+        self
+    }
+}
 
 /// Cross-origin resource sharing, as the reference's `cors` option.
 ///
@@ -141,6 +216,8 @@ pub(crate) struct Options {
     /// Polling responses of at least this many bytes are compressed, when
     /// the client accepts gzip or deflate; `None`: never.
     pub(crate) http_compression: Option<usize>,
+    /// WebSocket compression offered to clients; `None`: off.
+    pub(crate) per_message_deflate: Option<DeflateConfig>,
 }
 
 impl fmt::Debug for Options {
@@ -190,6 +267,7 @@ impl Default for SocketIoBuilder {
                 max_headers: 100,
                 header_read_timeout: Duration::from_secs(30),
                 http_compression: Some(1024),
+                per_message_deflate: None,
             },
         }
     }
@@ -409,6 +487,14 @@ impl SocketIoBuilder {
     /// ```
     pub fn http_compression(mut self, threshold: Option<usize>) -> Self {
         self.options.http_compression = threshold;
+        self
+    }
+
+    /// Compresses WebSocket messages with permessage-deflate for clients
+    /// that offer it (the reference's `perMessageDeflate`; off by default,
+    /// as in the reference): see [`PerMessageDeflate`]. `None` turns it off.
+    pub fn per_message_deflate(mut self, deflate: Option<PerMessageDeflate>) -> Self {
+        self.options.per_message_deflate = deflate.map(|d| d.config);
         self
     }
 

@@ -32,7 +32,10 @@
 //! JSONP polling included) are served with
 //! [`allow_eio3`](SocketIoBuilder::allow_eio3). Polling responses of 1 KiB
 //! and more are compressed ([`http_compression`](SocketIoBuilder::http_compression));
-//! WebSocket messages are not (no permessage-deflate yet).
+//! WebSocket messages are compressed with permessage-deflate when it is turned
+//! on ([`per_message_deflate`](SocketIoBuilder::per_message_deflate), off by
+//! default as in the reference) and the client offers it; an emit can opt
+//! out ([`Socket::compress`]).
 //!
 //! ```no_run
 //! use socketio_tokio::{AckSender, Data, SocketIo, Socket};
@@ -79,7 +82,7 @@ pub use api::operators::{AckStream, BroadcastOperator, RoomParam};
 pub use api::server::SocketIo;
 pub use api::socket::{AckFuture, Emitter, EventInfo, Extensions, Handshake, RemoteAddr, Socket};
 pub use cluster::{Adapter, AdapterError, RemoteSocket, ServerAck, ServerSideEvent};
-pub use config::{Cors, SocketIoBuilder};
+pub use config::{Cors, PerMessageDeflate, SocketIoBuilder};
 pub use error::{AckError, BuildError, EmitError, ServeError};
 pub use http::serve::{HttpServer, serve};
 pub use http::service::{

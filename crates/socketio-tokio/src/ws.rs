@@ -14,6 +14,11 @@
 //! a frame queued alone (the common case: one message per wake-up) is
 //! written from its own bytes with its header beside it, with no copy and no
 //! buffer.
+//!
+//! With permessage-deflate agreed, a message of the threshold and more is
+//! compressed when it is queued, and compressed messages from the peer are
+//! inflated under the message limit; the deflate state is the thread's, so
+//! an idle WebSocket holds none (see `websocket_frame::deflate`).
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -24,6 +29,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use socketio_proto::{Data, Str};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use websocket_frame::deflate::Deflater;
 use websocket_frame::{Decoder, Message, OpCode, ProtocolError, close_code};
 
 /// The first read of a WebSocket with no buffer, into a scratch buffer of
@@ -126,6 +132,8 @@ pub(crate) struct WsConn<T = Upgrade> {
     io: T,
     decoder: Decoder,
     limits: WsLimits,
+    /// How messages are compressed, when permessage-deflate was agreed.
+    deflater: Option<Deflater>,
     rbuf: BytesMut,
     /// A frame queued alone, before anything in `wbuf`.
     single: Option<Single>,
@@ -140,12 +148,14 @@ pub(crate) struct WsConn<T = Upgrade> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> WsConn<T> {
-    pub(crate) fn new(io: T, limits: WsLimits) -> WsConn<T> {
+    /// A WebSocket over `io`; `deflater`: permessage-deflate was agreed.
+    pub(crate) fn new(io: T, limits: WsLimits, deflater: Option<Deflater>) -> WsConn<T> {
         WsConn {
             vectored: io.is_write_vectored(),
             io,
-            decoder: Decoder::new(limits.max_message),
+            decoder: Decoder::new(limits.max_message).permessage_deflate(deflater.is_some()),
             limits,
+            deflater,
             rbuf: BytesMut::new(),
             single: None,
             wbuf: Vec::new(),
@@ -269,21 +279,39 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsConn<T> {
         Poll::Ready(Ok(()))
     }
 
-    /// Queues a message. Nothing is queued after a close frame.
-    pub(crate) fn send(&mut self, data: &Data) -> Result<(), WsError> {
+    /// Queues a message, compressed when permessage-deflate was agreed,
+    /// `compress` allows it and it is long enough. Nothing is queued after a
+    /// close frame.
+    pub(crate) fn send(&mut self, data: &Data, compress: bool) -> Result<(), WsError> {
         if self.close_sent {
             return Ok(());
         }
-        let (opcode, payload) = match data {
+        let (opcode, mut payload) = match data {
             Data::Text(s) => (OpCode::Text, s.clone().into_bytes()),
             Data::Binary(b) => (OpCode::Binary, b.clone()),
         };
+        let mut compressed = false;
+        if let Some(deflater) = &self.deflater
+            && compress
+            && payload.len() >= deflater.threshold()
+        {
+            let mut out = Vec::new();
+            if deflater.compress(&payload, &mut out) {
+                payload = Bytes::from(out);
+                compressed = true;
+            }
+        }
         if self.queued() + payload.len() > self.limits.max_write {
             return Err(WsError::Full);
         }
+        let header = if compressed {
+            websocket_frame::compressed_header
+        } else {
+            websocket_frame::header
+        };
         if self.vectored && self.queued() == 0 {
             self.compact();
-            let (header, header_len) = websocket_frame::header(opcode, payload.len());
+            let (header, header_len) = header(opcode, payload.len());
             self.single = Some(Single {
                 header,
                 header_len,
@@ -291,7 +319,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsConn<T> {
                 written: 0,
             });
         } else {
-            self.push(opcode, &payload);
+            self.spill();
+            let (header, header_len) = header(opcode, payload.len());
+            self.wbuf.reserve(header_len + payload.len());
+            self.wbuf.extend_from_slice(&header[..header_len]);
+            self.wbuf.extend_from_slice(&payload);
         }
         Ok(())
     }
@@ -496,7 +528,7 @@ mod tests {
             max,
             stall: false,
         };
-        (WsConn::new(io, LIMITS), b)
+        (WsConn::new(io, LIMITS, None), b)
     }
 
     fn masked(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
@@ -567,14 +599,15 @@ mod tests {
         // The pong, a frame queued alone and left half written, then more
         // frames queued behind it: all go out whole and in order.
         poll_fn(|cx| ws.poll_flush(cx)).await.unwrap();
-        ws.send(&Data::Binary(Bytes::from(vec![1u8; 300]))).unwrap();
+        ws.send(&Data::Binary(Bytes::from(vec![1u8; 300])), true)
+            .unwrap();
         for _ in 0..3 {
             let _ = poll_fn(|cx| Poll::Ready(ws.poll_flush(cx))).await;
         }
         let written = ws.single.as_ref().map(|s| s.written);
         assert!(matches!(written, Some(1..300)), "{written:?}");
-        ws.send(&Data::Text("second".into())).unwrap();
-        ws.send(&Data::Binary(Bytes::from(vec![2u8; 70_000])))
+        ws.send(&Data::Text("second".into()), true).unwrap();
+        ws.send(&Data::Binary(Bytes::from(vec![2u8; 70_000])), true)
             .unwrap();
         poll_fn(|cx| ws.poll_flush(cx)).await.unwrap();
         let got = frames(&mut peer, 4).await;
@@ -619,17 +652,75 @@ mod tests {
         );
         assert_eq!(peer.read(&mut [0u8; 8]).await.unwrap(), 0);
         // Nothing is queued after the close frame.
-        ws.send(&Data::Text("after".into())).unwrap();
+        ws.send(&Data::Text("after".into()), true).unwrap();
         assert_eq!(ws.queued(), 0);
+    }
+
+    /// With permessage-deflate: a long message goes out compressed (RSV1),
+    /// unless its emit turned compression off; a short one as it is; a
+    /// compressed message from the peer is inflated; and the WebSocket holds
+    /// no deflate state between messages.
+    #[tokio::test]
+    async fn compressed_both_ways() {
+        let (a, mut peer) = tokio::io::duplex(1 << 20);
+        let agreed = websocket_frame::deflate::negotiate(
+            &websocket_frame::deflate::DeflateConfig::default(),
+            ["permessage-deflate; client_max_window_bits"],
+        )
+        .unwrap()
+        .unwrap();
+        let mut ws = WsConn::new(a, LIMITS, Some(agreed.deflater()));
+        let long = "{\"text\":\"hello\"}".repeat(100);
+        ws.send(&Data::Text(long.as_str().into()), true).unwrap();
+        ws.send(&Data::Text(long.as_str().into()), false).unwrap();
+        ws.send(&Data::Text("short".into()), true).unwrap();
+        poll_fn(|cx| ws.poll_flush(cx)).await.unwrap();
+        let mut wire = vec![0u8; 1 << 16];
+        let mut got = 0;
+        let expected = 4 + long.len() + 2 + 5;
+        while got < expected.min(4 + long.len()) + 1 {
+            got += peer.read(&mut wire[got..]).await.unwrap();
+        }
+        // The first frame: RSV1, and much shorter than the message.
+        assert_eq!(wire[0], 0xc1, "FIN, RSV1, text");
+        let len = usize::from(wire[1]);
+        assert!(len < 126, "{len}");
+        let mut inflated = Vec::new();
+        websocket_frame::deflate::Inflater::new()
+            .inflate(&wire[2..2 + len], true, &mut inflated, 10_000)
+            .unwrap();
+        assert_eq!(inflated, long.as_bytes());
+        let rest = 2 + len;
+        while got < rest + 4 + long.len() + 2 + 5 {
+            got += peer.read(&mut wire[got..]).await.unwrap();
+        }
+        // The second as it is (compression turned off), the third too (short).
+        assert_eq!(wire[rest..rest + 2], [0x81, 126]);
+        assert_eq!(&wire[rest + 4..rest + 4 + long.len()], long.as_bytes());
+        assert_eq!(&wire[rest + 4 + long.len()..got], b"\x81\x05short");
+
+        // The peer's compressed message.
+        let mut z = Vec::new();
+        assert!(agreed.deflater().compress(long.as_bytes(), &mut z));
+        let mut frame = Vec::new();
+        websocket_frame::encode_client(0xc1, &z, [1, 2, 3, 4], &mut frame);
+        peer.write_all(&frame).await.unwrap();
+        let Some(Ok(Incoming::Message(Data::Text(text)))) = poll_fn(|cx| ws.poll_next(cx)).await
+        else {
+            panic!("a text message")
+        };
+        assert_eq!(text, long.as_str());
+        assert!(!ws.decoder.in_message());
     }
 
     #[tokio::test]
     async fn the_write_bound_refuses_more() {
         let (mut ws, _peer) = pair(1);
         ws.limits.max_write = 1000;
-        ws.send(&Data::Binary(Bytes::from(vec![0u8; 600]))).unwrap();
+        ws.send(&Data::Binary(Bytes::from(vec![0u8; 600])), true)
+            .unwrap();
         assert!(matches!(
-            ws.send(&Data::Binary(Bytes::from(vec![0u8; 600]))),
+            ws.send(&Data::Binary(Bytes::from(vec![0u8; 600])), true),
             Err(super::WsError::Full)
         ));
     }

@@ -9,14 +9,20 @@
 //!   its fragments as they arrive. A text message is checked to be UTF-8 once, and comes out as a
 //!   [`ByteString`]. A message that arrived in one frame shares the read buffer; nothing is copied.
 //! - Every violation of the protocol is a [`ProtocolError`] whose [`close_code`] is the code the
-//!   server closes with: 1002 for a malformed frame, 1007 for text that is not UTF-8, 1009 for a
-//!   message over the decoder's limit. After an error the decoder is spent: the connection closes.
+//!   server closes with: 1002 for a malformed frame (a length not in its shortest form among
+//!   them), 1007 for text that is not UTF-8 (in a fragmented message, found at the fragment that
+//!   makes it invalid), 1009 for a message over the decoder's limit. After an error the decoder is
+//!   spent: the connection closes.
 //! - [`encode_header`], [`encode`] and [`encode_close`] write server frames: unmasked, one frame
 //!   per message.
+//! - The permessage-deflate extension (RFC 7692, [`deflate`]): its negotiation, compressed server
+//!   frames ([`compressed_header`]), and a decoder that inflates compressed messages
+//!   ([`Decoder::permessage_deflate`]).
 //!
 //! The decoder never reserves more than the frame it is reading needs, and never more than its
 //! message limit allows, so a peer cannot make it allocate more than the limit by announcing a
-//! large frame.
+//! large frame; a compressed message is inflated under the same limit, so a small frame that
+//! inflates to more than the limit allocates no more than the limit either.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -40,6 +46,10 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 pub use bytestring::ByteString;
+
+pub mod deflate;
+
+use deflate::{InflateError, Inflater};
 
 /// The kind of a frame (RFC 6455, section 5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,9 +129,16 @@ pub enum ProtocolError {
     /// A client frame without a mask (section 5.1).
     #[error("a client frame is not masked")]
     Unmasked,
-    /// A reserved bit is set, and no extension was agreed.
+    /// A reserved bit is set that no agreed extension defines for this frame (RSV1 is
+    /// permessage-deflate's, on the first frame of a data message only).
     #[error("reserved bits set: {0:#x}")]
     ReservedBits(u8),
+    /// A payload length not written in the fewest bytes (section 5.2).
+    #[error("a payload length of {0} not in its shortest form")]
+    NonMinimalLength(u64),
+    /// A compressed message that is not valid deflate data.
+    #[error("a compressed message that does not inflate")]
+    InvalidCompressed,
     /// An opcode that RFC 6455 reserves.
     #[error("reserved opcode {0:#x}")]
     ReservedOpCode(u8),
@@ -158,7 +175,9 @@ impl ProtocolError {
     /// The status code of the close frame that answers this error.
     pub fn close_code(&self) -> u16 {
         match self {
-            ProtocolError::InvalidUtf8 => close_code::INVALID_DATA,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressed => {
+                close_code::INVALID_DATA
+            }
             ProtocolError::TooLarge { .. } => close_code::TOO_BIG,
             _ => close_code::PROTOCOL_ERROR,
         }
@@ -195,6 +214,8 @@ pub const MAX_HEADER_LEN: usize = 14;
 #[derive(Debug, Clone, Copy)]
 struct Header {
     fin: bool,
+    /// RSV1: the message is compressed (permessage-deflate).
+    compressed: bool,
     opcode: OpCode,
     /// Header bytes, mask included.
     header_len: usize,
@@ -202,12 +223,71 @@ struct Header {
     mask: [u8; 4],
 }
 
+/// The data of an unfinished message.
+#[derive(Debug)]
+enum Body {
+    /// As it came.
+    Plain(BytesMut),
+    /// Inflated from compressed frames.
+    Inflated {
+        data: Vec<u8>,
+        inflater: Inflater,
+        /// The compressed bytes read so far.
+        wire: usize,
+    },
+}
+
+/// The fragments of an unfinished message.
+#[derive(Debug)]
+struct Partial {
+    opcode: OpCode,
+    body: Body,
+    /// How much of a text message's data is known to be UTF-8 so far.
+    checked: usize,
+}
+
+impl Partial {
+    fn data(&self) -> &[u8] {
+        match &self.body {
+            Body::Plain(data) => data,
+            Body::Inflated { data, .. } => data,
+        }
+    }
+
+    /// The bytes of the message read off the wire so far.
+    fn wire(&self) -> usize {
+        match &self.body {
+            Body::Plain(data) => data.len(),
+            Body::Inflated { wire, .. } => *wire,
+        }
+    }
+
+    /// Checks the text that came since the last check: an error as soon as it cannot be
+    /// UTF-8, whatever follows; a code point cut by the end of a fragment waits for the next
+    /// (but not past the last).
+    fn check_utf8(&mut self, last: bool) -> Result<(), ProtocolError> {
+        if self.opcode != OpCode::Text {
+            return Ok(());
+        }
+        let data = self.data();
+        let new = data.get(self.checked..).unwrap_or_default();
+        self.checked = match std::str::from_utf8(new) {
+            Ok(_) => data.len(),
+            Err(e) if e.error_len().is_none() && !last => self.checked + e.valid_up_to(),
+            Err(_) => return Err(ProtocolError::InvalidUtf8),
+        };
+        Ok(())
+    }
+}
+
 /// Reads client frames into messages, under a limit on a message's length.
 #[derive(Debug)]
 pub struct Decoder {
     max_message: usize,
-    /// The fragments of an unfinished message: its kind and its data so far.
-    partial: Option<(OpCode, BytesMut)>,
+    /// Whether permessage-deflate was agreed: RSV1 marks a compressed message.
+    deflate: bool,
+    /// The fragments of an unfinished message.
+    partial: Option<Partial>,
     /// The error that ended the stream, given again to every later call.
     failed: Option<ProtocolError>,
 }
@@ -217,9 +297,20 @@ impl Decoder {
     pub fn new(max_message: usize) -> Decoder {
         Decoder {
             max_message,
+            deflate: false,
             partial: None,
             failed: None,
         }
+    }
+
+    /// A decoder for a connection that agreed on permessage-deflate ([`deflate::negotiate`]):
+    /// a message whose first frame has RSV1 set is inflated, and is refused (1009) as soon as it
+    /// inflates to more than `max_message` bytes, or its compressed frames add up to more. No
+    /// context is kept between messages, as the server's answer to the negotiation asks of the
+    /// client.
+    pub fn permessage_deflate(mut self, on: bool) -> Decoder {
+        self.deflate = on;
+        self
     }
 
     /// The longest message this decoder takes.
@@ -285,11 +376,14 @@ impl Decoder {
         };
         let fin = b0 & 0x80 != 0;
         let rsv = b0 & 0x70;
-        if rsv != 0 {
-            return Err(ProtocolError::ReservedBits(rsv));
-        }
         let opcode =
             OpCode::from_bits(b0 & 0x0f).ok_or(ProtocolError::ReservedOpCode(b0 & 0x0f))?;
+        // RSV1 only with permessage-deflate, and only on the first frame of a data message.
+        let compressed =
+            rsv == 0x40 && self.deflate && matches!(opcode, OpCode::Text | OpCode::Binary);
+        if rsv != 0 && !compressed {
+            return Err(ProtocolError::ReservedBits(rsv));
+        }
         if b1 & 0x80 == 0 {
             return Err(ProtocolError::Unmasked);
         }
@@ -315,7 +409,11 @@ impl Decoder {
                 let Some(b) = buf.get(2..4) else {
                     return Ok(None);
                 };
-                (2, u64::from(u16::from_be_bytes([b[0], b[1]])))
+                let len = u64::from(u16::from_be_bytes([b[0], b[1]]));
+                if len < 126 {
+                    return Err(ProtocolError::NonMinimalLength(len));
+                }
+                (2, len)
             }
             127 => {
                 let Some(b) = buf.get(2..10) else {
@@ -323,11 +421,15 @@ impl Decoder {
                 };
                 let mut be = [0; 8];
                 be.copy_from_slice(b);
-                (8, u64::from_be_bytes(be))
+                let len = u64::from_be_bytes(be);
+                if len <= u64::from(u16::MAX) {
+                    return Err(ProtocolError::NonMinimalLength(len));
+                }
+                (8, len)
             }
             n => (0, u64::from(n)),
         };
-        let so_far = self.partial.as_ref().map_or(0, |(_, data)| data.len());
+        let so_far = self.partial.as_ref().map_or(0, Partial::wire);
         let limit = self.max_message;
         let payload_len = match usize::try_from(len) {
             Ok(n) if opcode.is_control() || n <= limit.saturating_sub(so_far) => n,
@@ -338,6 +440,7 @@ impl Decoder {
         };
         Ok(Some(Header {
             fin,
+            compressed,
             opcode,
             header_len: 6 + ext,
             payload_len,
@@ -355,26 +458,78 @@ impl Decoder {
             OpCode::Ping => Ok(Some(Message::Ping(payload.freeze()))),
             OpCode::Pong => Ok(Some(Message::Pong(payload.freeze()))),
             OpCode::Close => close_frame(payload.freeze()).map(|c| Some(Message::Close(c))),
-            OpCode::Text | OpCode::Binary if header.fin => {
+            OpCode::Text | OpCode::Binary if header.fin && !header.compressed => {
                 message(header.opcode, payload.freeze()).map(Some)
             }
             OpCode::Text | OpCode::Binary => {
-                self.partial = Some((header.opcode, payload));
+                let body = if header.compressed {
+                    let mut data = Vec::new();
+                    let mut inflater = Inflater::new();
+                    self.inflate(&mut inflater, &payload, header.fin, &mut data)?;
+                    if header.fin {
+                        return message(header.opcode, Bytes::from(data)).map(Some);
+                    }
+                    Body::Inflated {
+                        data,
+                        inflater,
+                        wire: payload.len(),
+                    }
+                } else {
+                    Body::Plain(payload)
+                };
+                let mut partial = Partial {
+                    opcode: header.opcode,
+                    body,
+                    checked: 0,
+                };
+                partial.check_utf8(false)?;
+                self.partial = Some(partial);
                 Ok(None)
             }
             OpCode::Continuation => {
-                let Some((opcode, data)) = self.partial.as_mut() else {
+                let Some(mut partial) = self.partial.take() else {
                     return Err(ProtocolError::UnexpectedContinuation);
                 };
-                data.extend_from_slice(&payload);
+                match &mut partial.body {
+                    Body::Plain(data) => data.extend_from_slice(&payload),
+                    Body::Inflated {
+                        data,
+                        inflater,
+                        wire,
+                    } => {
+                        *wire += payload.len();
+                        self.inflate(inflater, &payload, header.fin, data)?;
+                    }
+                }
+                partial.check_utf8(header.fin)?;
                 if !header.fin {
+                    self.partial = Some(partial);
                     return Ok(None);
                 }
-                let opcode = *opcode;
-                let data = self.partial.take().map(|(_, d)| d).unwrap_or_default();
-                message(opcode, data.freeze()).map(Some)
+                let data = match partial.body {
+                    Body::Plain(data) => data.freeze(),
+                    Body::Inflated { data, .. } => Bytes::from(data),
+                };
+                message(partial.opcode, data).map(Some)
             }
         }
+    }
+
+    /// Inflates a compressed frame's payload into the message under way, under the limit.
+    fn inflate(
+        &self,
+        inflater: &mut Inflater,
+        payload: &[u8],
+        last: bool,
+        data: &mut Vec<u8>,
+    ) -> Result<(), ProtocolError> {
+        let limit = self.max_message;
+        inflater
+            .inflate(payload, last, data, limit)
+            .map_err(|e| match e {
+                InflateError::TooLarge => ProtocolError::TooLarge { limit },
+                InflateError::Invalid => ProtocolError::InvalidCompressed,
+            })
     }
 }
 
@@ -444,6 +599,14 @@ pub fn header(opcode: OpCode, len: usize) -> ([u8; MAX_SERVER_HEADER_LEN], usize
         out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
         (out, 10)
     }
+}
+
+/// The header of an unmasked, final frame of `len` bytes of a message compressed with
+/// permessage-deflate ([`deflate::Deflater::compress`]): RSV1 set.
+pub fn compressed_header(opcode: OpCode, len: usize) -> ([u8; MAX_SERVER_HEADER_LEN], usize) {
+    let (mut bytes, used) = header(opcode, len);
+    bytes[0] |= 0x40;
+    (bytes, used)
 }
 
 /// Writes the header of an unmasked, final frame of `len` payload bytes.

@@ -365,6 +365,30 @@ proptest! {
         while let Ok(Some(_)) = decoder.decode(&mut buf) {}
         prop_assert!(buf.capacity() <= 300 + 256 + MAX_HEADER_LEN);
     }
+
+    /// With permessage-deflate, compressed frames of any content (a first frame with RSV1, its
+    /// continuations) never make the decoder panic or hand out more than its limit.
+    #[test]
+    fn arbitrary_compressed_frames_are_bounded(
+        frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..5),
+        binary in any::<bool>(),
+    ) {
+        let mut wire = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            let first = if i > 0 { 0 } else if binary { 0x42 } else { 0x41 };
+            wire.extend(client_frame(i + 1 == frames.len(), first, f, MASK));
+        }
+        let mut decoder = Decoder::new(256).permessage_deflate(true);
+        let mut buf = BytesMut::from(&wire[..]);
+        while let Ok(Some(m)) = decoder.decode(&mut buf) {
+            if let Message::Binary(b) = &m {
+                prop_assert!(b.len() <= 256);
+            }
+            if let Message::Text(t) = &m {
+                prop_assert!(t.len() <= 256);
+            }
+        }
+    }
 }
 
 #[test]
@@ -380,4 +404,205 @@ fn unmask_matches_the_bytewise_definition() {
             .collect();
         assert_eq!(fast, slow, "{len}");
     }
+}
+
+/// A client frame with its length written in `ext` bytes (0, 2 or 8) whatever it is.
+fn frame_with_length(opcode: u8, payload: &[u8], ext: usize) -> Vec<u8> {
+    let mut out = vec![0x80 | opcode];
+    match ext {
+        0 => out.push(0x80 | payload.len() as u8),
+        2 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn lengths_must_be_in_their_shortest_form() {
+    let got = decode_all(
+        &mut Decoder::new(1 << 20),
+        &frame_with_length(2, &[1; 125], 0),
+    );
+    assert_eq!(got.unwrap().len(), 1);
+    let got = decode_all(
+        &mut Decoder::new(1 << 20),
+        &frame_with_length(2, &[1; 126], 2),
+    );
+    assert_eq!(got.unwrap().len(), 1);
+    let got = decode_all(
+        &mut Decoder::new(1 << 20),
+        &frame_with_length(2, &[1; 65_536], 8),
+    );
+    assert_eq!(got.unwrap().len(), 1);
+    for (len, ext) in [(0, 2), (125, 2), (0, 8), (125, 8), (126, 8), (65_535, 8)] {
+        let e = error_of(&frame_with_length(2, &vec![1; len], ext));
+        assert_eq!(
+            (e.clone(), e.close_code()),
+            (ProtocolError::NonMinimalLength(len as u64), 1002),
+            "{len} in {ext} bytes"
+        );
+    }
+    // Found from the header alone, before the payload arrives.
+    let mut buf = BytesMut::from(&frame_with_length(1, &[b'a'; 100], 2)[..4]);
+    assert_eq!(
+        Decoder::new(1000).decode(&mut buf),
+        Err(ProtocolError::NonMinimalLength(100))
+    );
+}
+
+#[test]
+fn invalid_utf8_is_found_at_the_fragment_that_makes_it() {
+    // "é" is c3 a9: cut between two fragments, it is fine.
+    let mut decoder = Decoder::new(100);
+    let mut bytes = client_frame(false, 1, b"caf\xc3", MASK);
+    bytes.extend(client_frame(true, 0, b"\xa9!", MASK));
+    assert_eq!(
+        decode_all(&mut decoder, &bytes).unwrap(),
+        [Message::Text("café!".into())]
+    );
+    // A byte that can never be UTF-8 fails at its fragment, before the message ends.
+    let mut decoder = Decoder::new(100);
+    let mut buf = BytesMut::from(&client_frame(false, 1, b"ok", MASK)[..]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    buf.extend_from_slice(&client_frame(false, 0, b"a\xffb", MASK));
+    assert_eq!(decoder.decode(&mut buf), Err(ProtocolError::InvalidUtf8));
+    // A lead byte followed by a byte that cannot continue it, across fragments.
+    let mut decoder = Decoder::new(100);
+    let mut buf = BytesMut::from(&client_frame(false, 1, b"\xe2\x82", MASK)[..]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    buf.extend_from_slice(&client_frame(false, 0, b"A", MASK));
+    assert_eq!(decoder.decode(&mut buf), Err(ProtocolError::InvalidUtf8));
+    // A surrogate's encoding is refused at its second byte.
+    let mut decoder = Decoder::new(100);
+    let mut buf = BytesMut::from(&client_frame(false, 1, b"\xed\xa0", MASK)[..]);
+    assert_eq!(decoder.decode(&mut buf), Err(ProtocolError::InvalidUtf8));
+    // A code point cut by the end of the last fragment is not.
+    let mut bytes = client_frame(false, 1, b"a", MASK);
+    bytes.extend(client_frame(true, 0, b"\xc3", MASK));
+    let e = error_of(&bytes);
+    assert_eq!(
+        (e.clone(), e.close_code()),
+        (ProtocolError::InvalidUtf8, 1007)
+    );
+    // Binary messages are not text.
+    let mut bytes = client_frame(false, 2, b"\xff", MASK);
+    bytes.extend(client_frame(true, 0, b"\xfe", MASK));
+    assert_eq!(
+        decode_all(&mut Decoder::new(100), &bytes).unwrap(),
+        [Message::Binary(Bytes::from_static(b"\xff\xfe"))]
+    );
+}
+
+/// `data` compressed as a client would send it (RFC 7692: a sync flush, its trailer removed).
+fn deflated(data: &[u8]) -> Vec<u8> {
+    let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+    let mut out = Vec::with_capacity(data.len() + 64);
+    c.compress_vec(data, &mut out, flate2::FlushCompress::Sync)
+        .unwrap();
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+    out.truncate(out.len() - 4);
+    out
+}
+
+#[test]
+fn compressed_messages() {
+    let text = "hello hello hello hello".repeat(20);
+    let z = deflated(text.as_bytes());
+    // RSV1 on the only frame.
+    let mut bytes = client_frame(true, 0x41, &z, MASK);
+    // RSV1 on the first of three fragments, with a ping between.
+    let (a, rest) = z.split_at(z.len() / 3);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    bytes.extend(client_frame(false, 0x42, a, MASK));
+    bytes.extend(client_frame(true, 9, b"", MASK));
+    bytes.extend(client_frame(false, 0, b, MASK));
+    bytes.extend(client_frame(true, 0, c, MASK));
+    // An uncompressed message in between compressed ones.
+    bytes.extend(client_frame(true, 1, b"plain", MASK));
+    let mut decoder = Decoder::new(1000).permessage_deflate(true);
+    assert_eq!(
+        decode_all(&mut decoder, &bytes).unwrap(),
+        [
+            Message::Text(text.clone().into()),
+            Message::Ping(Bytes::new()),
+            Message::Binary(Bytes::from(text.clone().into_bytes())),
+            Message::Text("plain".into()),
+        ]
+    );
+    assert!(!decoder.in_message());
+}
+
+#[test]
+fn rsv1_where_it_may_not_be() {
+    let z = deflated(b"abc");
+    let with =
+        |bytes: &[u8]| error_of_with(&mut Decoder::new(1000).permessage_deflate(true), bytes);
+    // Without the extension.
+    assert_eq!(
+        error_of(&client_frame(true, 0x41, &z, MASK)),
+        ProtocolError::ReservedBits(0x40)
+    );
+    // On a control frame, on a continuation, or RSV2 and RSV3.
+    assert_eq!(
+        with(&client_frame(true, 0x49, b"", MASK)),
+        ProtocolError::ReservedBits(0x40)
+    );
+    let mut cont = client_frame(false, 0x41, &z, MASK);
+    cont.extend(client_frame(true, 0x40, b"", MASK));
+    assert_eq!(with(&cont), ProtocolError::ReservedBits(0x40));
+    assert_eq!(
+        with(&client_frame(true, 0x21, b"x", MASK)),
+        ProtocolError::ReservedBits(0x20)
+    );
+    assert_eq!(
+        with(&client_frame(true, 0x61, b"x", MASK)),
+        ProtocolError::ReservedBits(0x60)
+    );
+    // Data that is not deflate: 1007, as the reference answers it.
+    let e = with(&client_frame(true, 0x41, &[0xff, 0xff], MASK));
+    assert_eq!(
+        (e.clone(), e.close_code()),
+        (ProtocolError::InvalidCompressed, 1007)
+    );
+    // Text that inflates to something that is not UTF-8.
+    let e = with(&client_frame(true, 0x41, &deflated(b"a\xffb"), MASK));
+    assert_eq!(e, ProtocolError::InvalidUtf8);
+}
+
+#[test]
+fn a_decompression_bomb_closes_with_1009() {
+    // 5 MB of one byte, about 5 KB compressed, against a limit of 100 KB.
+    let z = deflated(&vec![b'a'; 5_000_000]);
+    assert!(z.len() < 10_000);
+    let e = error_of_with(
+        &mut Decoder::new(100_000).permessage_deflate(true),
+        &client_frame(true, 0x41, &z, MASK),
+    );
+    assert_eq!(
+        (e.clone(), e.close_code()),
+        (ProtocolError::TooLarge { limit: 100_000 }, 1009)
+    );
+    // Fragmented, the limit holds across fragments.
+    let mut bytes = Vec::new();
+    let pieces: Vec<&[u8]> = z.chunks(512).collect();
+    for (i, piece) in pieces.iter().enumerate() {
+        let first = if i == 0 { 0x42 } else { 0 };
+        bytes.extend(client_frame(i + 1 == pieces.len(), first, piece, MASK));
+    }
+    let e = error_of_with(&mut Decoder::new(100_000).permessage_deflate(true), &bytes);
+    assert_eq!(e, ProtocolError::TooLarge { limit: 100_000 });
+    // A compressed frame longer than the limit is refused before it is read.
+    let mut buf = BytesMut::from(&client_frame(true, 0x42, &[0; 2000], MASK)[..10]);
+    assert_eq!(
+        Decoder::new(1000).permessage_deflate(true).decode(&mut buf),
+        Err(ProtocolError::TooLarge { limit: 1000 })
+    );
 }

@@ -75,9 +75,9 @@ impl Harness {
                 }
                 while let Some(t) = conn.poll_transmit() {
                     match t {
-                        Transmit::Frame { transport, frame } => {
-                            self.frames.push((transport, frame))
-                        }
+                        Transmit::Frame {
+                            transport, frame, ..
+                        } => self.frames.push((transport, frame)),
                         Transmit::Close { transport } => self.closed_ws.push(transport),
                     }
                     progress = true;

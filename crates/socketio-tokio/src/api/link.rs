@@ -186,16 +186,19 @@ impl Link {
 
     /// Emits `packet` (an event) and sends its acknowledgement to `reply`
     /// when it comes, or an error when `timeout` passes first or the socket
-    /// goes.
+    /// goes. `compress`: whether its frames may be compressed.
     pub(crate) fn emit_with_ack(
         &self,
         packet: Packet,
         timeout: Duration,
+        compress: bool,
         reply: AckReply,
     ) -> Result<(), EmitError> {
         let nsp = packet.nsp.clone();
         let sent = self.change(|core| {
-            let sent = core.conn.emit_with_ack(clock::now(), packet, timeout);
+            let sent = core
+                .conn
+                .emit_with_ack(clock::now(), packet, timeout, compress);
             if let Ok(id) = sent {
                 core.acks.push((nsp, id, reply));
             }

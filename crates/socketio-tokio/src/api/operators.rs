@@ -104,6 +104,7 @@ impl fmt::Debug for BroadcastOperator {
             .field("except", &self.opts.except)
             .field("local", &self.opts.local)
             .field("volatile", &self.opts.volatile)
+            .field("compress", &self.opts.compress)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -148,6 +149,14 @@ impl BroadcastOperator {
     /// The emit may be dropped for a client that cannot take it now.
     pub fn volatile(mut self) -> Self {
         self.opts.volatile = true;
+        self
+    }
+
+    /// Whether the emit's WebSocket frames may be compressed (the
+    /// reference's `io.compress(false).emit(...)`; default true): see
+    /// [`Socket::compress`](crate::Socket::compress).
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.opts.compress = compress;
         self
     }
 

@@ -150,9 +150,11 @@ impl Shared {
         link: &Link,
         sid: &Str,
         packet: &Packet,
+        compress: bool,
     ) -> Result<(), socketio_proto::SendError> {
         let mut state = self.lock();
-        let opts = BroadcastOptions::all().to(sid.clone()).local();
+        let mut opts = BroadcastOptions::all().to(sid.clone()).local();
+        opts.compress = compress;
         let plan = state.broadcast(clock::now(), packet, &opts);
         // Sent under the endpoint's lock: stored packets reach each
         // connection in offset order.
@@ -224,7 +226,7 @@ impl Shared {
                 && socket
                     .0
                     .link
-                    .emit_with_ack(packet.clone(), timeout, reply)
+                    .emit_with_ack(packet.clone(), timeout, opts.compress, reply)
                     .is_ok()
             {
                 pending.push((socket.0.id.clone(), rx));
@@ -491,6 +493,12 @@ impl SocketIo {
     /// Sockets of `/`, with acknowledgements awaited for `timeout`.
     pub fn timeout(&self, timeout: Duration) -> BroadcastOperator {
         self.of("/").timeout(timeout)
+    }
+
+    /// Sockets of `/`; whether the emit's WebSocket frames may be compressed
+    /// (see [`Socket::compress`](crate::Socket::compress)).
+    pub fn compress(&self, compress: bool) -> BroadcastOperator {
+        self.of("/").compress(compress)
     }
 
     /// Emits `event` with `args` to every socket of `/`.

@@ -603,10 +603,29 @@ impl Socket {
         }
     }
 
+    /// Whether the emit's WebSocket frames may be compressed (the
+    /// reference's `socket.compress(false).emit(...)`; default true). Only a
+    /// WebSocket that agreed on permessage-deflate
+    /// ([`SocketIoBuilder::per_message_deflate`](crate::SocketIoBuilder::per_message_deflate))
+    /// compresses, and only messages of its threshold and more.
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// let _ = socket.compress(false).emit("frame", &"already compressed data");
+    /// # }
+    /// ```
+    pub fn compress(&self, compress: bool) -> Emitter<'_> {
+        Emitter {
+            compress,
+            ..self.emitter()
+        }
+    }
+
     fn emitter(&self) -> Emitter<'_> {
         Emitter {
             socket: self,
             volatile: false,
+            compress: true,
             timeout: None,
         }
     }
@@ -761,11 +780,13 @@ impl Socket {
     }
 }
 
-/// An emit with options: from [`Socket::timeout`] or [`Socket::volatile`].
+/// An emit with options: from [`Socket::timeout`], [`Socket::volatile`]
+/// or [`Socket::compress`].
 #[derive(Debug, Clone)]
 pub struct Emitter<'a> {
     socket: &'a Socket,
     volatile: bool,
+    compress: bool,
     timeout: Option<Duration>,
 }
 
@@ -773,6 +794,13 @@ impl Emitter<'_> {
     /// Makes the emit volatile.
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
+        self
+    }
+
+    /// Whether the emit's WebSocket frames may be compressed (see
+    /// [`Socket::compress`]).
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.compress = compress;
         self
     }
 
@@ -824,9 +852,10 @@ impl Emitter<'_> {
                 && !self.volatile
                 && let Some(shared) = socket.0.shared.upgrade()
             {
-                let opts = socketio_proto::BroadcastOptions::all()
+                let mut opts = socketio_proto::BroadcastOptions::all()
                     .to(socket.0.id.clone())
                     .local();
+                opts.compress = self.compress;
                 shared.broadcast(packet, &opts);
                 return Ok(());
             }
@@ -839,9 +868,11 @@ impl Emitter<'_> {
             .then(|| socket.0.shared.upgrade())
             .flatten();
         let sent = match shared {
-            Some(shared) => shared.emit_stored(&socket.0.link, &socket.0.id, &packet),
+            Some(shared) => {
+                shared.emit_stored(&socket.0.link, &socket.0.id, &packet, self.compress)
+            }
             None => {
-                let encoded = Encoded::new(&packet, socket.0.version);
+                let encoded = Encoded::new(&packet, socket.0.version).with_compress(self.compress);
                 socket
                     .0
                     .link
@@ -878,7 +909,10 @@ impl Emitter<'_> {
         if !socket.connected() {
             return Err(EmitError::Disconnected);
         }
-        socket.0.link.emit_with_ack(packet, timeout, reply)?;
+        socket
+            .0
+            .link
+            .emit_with_ack(packet, timeout, self.compress, reply)?;
         Ok(AckFuture {
             rx,
             _v: PhantomData,

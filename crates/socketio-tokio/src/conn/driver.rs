@@ -800,13 +800,21 @@ impl Driver {
                     entry.closing = true;
                     progress = true;
                 }
-                Transmit::Frame { frame, transport } => {
+                Transmit::Frame {
+                    frame,
+                    transport,
+                    compress,
+                } => {
                     if entry.closing {
                         continue;
                     }
                     match entry.ws.poll_ready(cx) {
                         Poll::Pending => {
-                            self.pending_tx = Some(Transmit::Frame { transport, frame });
+                            self.pending_tx = Some(Transmit::Frame {
+                                transport,
+                                frame,
+                                compress,
+                            });
                             break;
                         }
                         Poll::Ready(Err(e)) => {
@@ -817,7 +825,7 @@ impl Driver {
                         }
                         Poll::Ready(Ok(())) => {
                             progress = true;
-                            if let Err(e) = entry.ws.send(&frame) {
+                            if let Err(e) = entry.ws.send(&frame, compress) {
                                 tracing::debug!(error = %e, "websocket write failed");
                                 entry.done = true;
                                 let mut core = self.link.lock();

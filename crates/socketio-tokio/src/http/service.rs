@@ -22,6 +22,7 @@ use socketio_proto::{ConnectionHandle, HttpError, Method, Request, RequestId, Re
 use tokio::sync::oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
+use websocket_frame::deflate::{self, Agreed, DeflateConfig};
 
 use crate::api::link::Link;
 use crate::api::server::{Shared, SocketIo};
@@ -410,6 +411,7 @@ where
     let ws_key = parts
         .as_ref()
         .and_then(|p| p.headers.get(header::SEC_WEBSOCKET_KEY).cloned());
+    let mut deflate = None;
     let on_upgrade = if websocket {
         let Some(parts) = parts.as_mut() else {
             return plain(StatusCode::BAD_REQUEST);
@@ -417,6 +419,15 @@ where
         if let Err(refusal) = check_handshake(parts) {
             tracing::debug!(reason = refusal.reason, "websocket handshake refused");
             return refusal.response();
+        }
+        if let Some(config) = &shared.options.per_message_deflate {
+            match negotiate_deflate(config, &parts.headers) {
+                Ok(agreed) => deflate = agreed,
+                Err(refusal) => {
+                    tracing::debug!(reason = refusal.reason, "websocket handshake refused");
+                    return refusal.response();
+                }
+            }
         }
         match parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
             Some(u) => Some(u),
@@ -477,8 +488,8 @@ where
                 );
                 driver.slot = slot;
                 DriverCell::spawn(driver, span);
-                upgrade(&shared, id, None, on_upgrade, link);
-                return switching_protocols(&key);
+                upgrade(&shared, id, None, on_upgrade, link, deflate);
+                return switching_protocols(&key, deflate);
             }
             let (reply, answer) = oneshot::channel();
             let mut driver = Driver::new(
@@ -511,8 +522,8 @@ where
                 );
             };
             if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
-                upgrade(&shared, id, Some(*request), on_upgrade, link);
-                return switching_protocols(&key);
+                upgrade(&shared, id, Some(*request), on_upgrade, link, deflate);
+                return switching_protocols(&key, deflate);
             }
             let (reply, answer) = oneshot::channel();
             let cmd = Cmd::Http {
@@ -589,13 +600,14 @@ fn overlapping_post(shared: &Shared, request: &Request) {
 }
 
 /// Waits for the upgrade on a task of its own, then hands the WebSocket to
-/// the connection.
+/// the connection; `deflate`: what permessage-deflate agreed on.
 fn upgrade(
     shared: &Shared,
     id: RequestId,
     req: Option<Request>,
     on_upgrade: hyper::upgrade::OnUpgrade,
     link: Arc<Link>,
+    deflate: Option<Agreed>,
 ) {
     let limits = WsLimits {
         max_message: shared.config.max_payload.saturating_add(64),
@@ -610,7 +622,8 @@ fn upgrade(
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WsConn::new(TokioIo::new(upgraded), limits);
+                let deflater = deflate.map(|a| a.deflater());
+                let ws = WsConn::new(TokioIo::new(upgraded), limits, deflater);
                 let _ = link.send(Cmd::WsOpen {
                     id,
                     req: req.map(Box::new),
@@ -728,7 +741,26 @@ fn is_key(key: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
-fn switching_protocols(key: &HeaderValue) -> http::Response<Full<Bytes>> {
+/// The client's permessage-deflate offers (`Sec-WebSocket-Extensions`),
+/// answered as the reference's `ws` answers them: the first acceptable
+/// offer is taken, other extensions are passed over, and a header it cannot
+/// read or whose permessage-deflate offers it cannot accept refuses the
+/// handshake with 400.
+fn negotiate_deflate(
+    config: &DeflateConfig,
+    headers: &HeaderMap,
+) -> Result<Option<Agreed>, Refusal> {
+    let lines: Option<Vec<&str>> = headers
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .map(|v| v.to_str().ok())
+        .collect();
+    let refusal = Refusal::bad("Invalid or unacceptable Sec-WebSocket-Extensions header");
+    let lines = lines.ok_or(refusal)?;
+    deflate::negotiate(config, lines).map_err(|_| refusal)
+}
+
+fn switching_protocols(key: &HeaderValue, deflate: Option<Agreed>) -> http::Response<Full<Bytes>> {
     let accept = crate::ws::accept_key(key.as_bytes());
     let mut res = http::Response::new(Full::new(Bytes::new()));
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -737,6 +769,9 @@ fn switching_protocols(key: &HeaderValue) -> http::Response<Full<Bytes>> {
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     if let Ok(v) = HeaderValue::from_str(&accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(v) = deflate.and_then(|a| HeaderValue::from_str(&a.response()).ok()) {
+        h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
     }
     res
 }
