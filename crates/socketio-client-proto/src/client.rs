@@ -442,7 +442,7 @@ impl Client {
         if let Some(t) = self.out.pop_front() {
             return Some(t);
         }
-        self.engine.as_mut().and_then(|e| e.out.pop_front())
+        self.engine.as_mut().and_then(Engine::poll_transmit)
     }
 
     /// The next event for the application.

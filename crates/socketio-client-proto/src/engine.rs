@@ -33,6 +33,8 @@ enum State {
     /// The handshake is under way.
     Opening,
     Open,
+    /// Closed by this side over polling: the close packet waits for the POST in flight.
+    Closing,
     Closed,
 }
 
@@ -185,7 +187,7 @@ impl Engine {
         match self.state {
             State::Opening => self.open_deadline,
             State::Open => self.ping_deadline,
-            State::Closed => None,
+            State::Closing | State::Closed => None,
         }
     }
 
@@ -195,14 +197,21 @@ impl Engine {
             return;
         }
         self.write_buffer.push_back(packet);
-        self.flush();
+    }
+
+    /// The next thing for the binding to do; packets written since the last call go out together.
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.out.is_empty() {
+            self.flush();
+        }
+        self.out.pop_front()
     }
 
     /// Closes the connection from this side: what is buffered goes out, then a close packet.
     pub(crate) fn close(&mut self) {
         self.events.clear();
         match self.state {
-            State::Closed => return,
+            State::Closed | State::Closing => return,
             State::Opening => {
                 self.abandon();
                 self.state = State::Closed;
@@ -211,22 +220,15 @@ impl Engine {
             State::Open => {}
         }
         self.write_buffer.push_back(Packet::Close);
+        self.close_probe();
         match self.transport {
-            Transport::Polling { get, .. } => {
-                let packets: Vec<Packet> = self.write_buffer.drain(..).collect();
-                let mut body = Vec::new();
-                payload::v4::encode(&packets, &mut body);
-                let id = self.id();
-                let path_and_query = self.query(TransportKind::Polling);
-                self.out.push_back(Transmit::Http {
-                    id,
-                    method: Method::Post,
-                    path_and_query,
-                    body: Bytes::from(body),
-                });
+            Transport::Polling { get, post } => {
                 if let Some(get) = get {
                     self.out.push_back(Transmit::Cancel { id: get });
                 }
+                self.transport = Transport::Polling { get: None, post };
+                self.state = State::Closing;
+                self.flush();
             }
             Transport::WebSocket { ws } => {
                 for p in self.write_buffer.drain(..) {
@@ -236,10 +238,9 @@ impl Engine {
                     });
                 }
                 self.out.push_back(Transmit::CloseWebSocket { id: ws });
+                self.state = State::Closed;
             }
         }
-        self.close_probe();
-        self.state = State::Closed;
     }
 
     /// Gives up every request and WebSocket of this connection.
@@ -268,6 +269,10 @@ impl Engine {
     fn fail(&mut self, reason: DisconnectReason) {
         match self.state {
             State::Closed => {}
+            State::Closing => {
+                self.abandon();
+                self.state = State::Closed;
+            }
             State::Opening => {
                 self.abandon();
                 self.state = State::Closed;
@@ -313,7 +318,7 @@ impl Engine {
         let Transport::Polling { get, post } = self.transport else {
             return;
         };
-        if self.state == State::Closed {
+        if self.state == State::Closed || (self.state == State::Closing && post != Some(id)) {
             return;
         }
         let ok = status == 200 && body.len() <= self.max_incoming;
@@ -385,7 +390,7 @@ impl Engine {
     }
 
     fn flush(&mut self) {
-        if self.state != State::Open || self.write_buffer.is_empty() {
+        if !matches!(self.state, State::Open | State::Closing) || self.write_buffer.is_empty() {
             return;
         }
         match self.transport {
@@ -405,9 +410,10 @@ impl Engine {
                 let max = self.handshake.as_ref().map_or(0, |h| h.max_payload) as usize;
                 let mut len = 0;
                 let mut n = 0;
+                let closing = self.state == State::Closing;
                 for p in &self.write_buffer {
                     let l = p.text_len(ProtocolVersion::V4) + usize::from(n > 0);
-                    if n > 0 && max > 0 && len + l > max {
+                    if n > 0 && max > 0 && len + l > max && !closing {
                         break;
                     }
                     len += l;
@@ -428,6 +434,9 @@ impl Engine {
                     path_and_query,
                     body: Bytes::from(body),
                 });
+                if closing {
+                    self.state = State::Closed;
+                }
             }
             Transport::Polling { post: Some(_), .. } => {}
         }
@@ -488,7 +497,7 @@ impl Engine {
 
     /// A message on the WebSocket `id`.
     pub(crate) fn handle_ws_message(&mut self, now: Instant, id: RequestId, frame: Data) {
-        if self.state == State::Closed {
+        if matches!(self.state, State::Closed | State::Closing) {
             return;
         }
         if frame.len() > self.max_incoming {
