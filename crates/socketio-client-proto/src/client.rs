@@ -63,6 +63,10 @@ struct Socket {
     acks: Vec<PendingAck>,
     /// Emits waiting for the socket to connect, with their size.
     send_buffer: VecDeque<(Packet, usize)>,
+    /// Events that came before the CONNECT answer (a recovering server replays the missed
+    /// ones first), delivered with it; and their bytes.
+    receive_buffer: Vec<EventMessage>,
+    received_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +229,8 @@ impl Client {
                     next_ack: 0,
                     acks: Vec::new(),
                     send_buffer: VecDeque::new(),
+                    receive_buffer: Vec::new(),
+                    received_bytes: 0,
                 });
                 self.sockets.len() - 1
             }
@@ -563,7 +569,7 @@ impl Client {
         match result {
             Ok(Some(packet)) => {
                 self.decoder = None;
-                self.on_packet(packet);
+                self.on_packet(now, packet);
             }
             Ok(None) => {}
             Err(_) => {
@@ -576,7 +582,7 @@ impl Client {
         }
     }
 
-    fn on_packet(&mut self, packet: Packet) {
+    fn on_packet(&mut self, now: Instant, packet: Packet) {
         // Packets for a namespace without a socket are ignored, as the reference ignores them.
         let Some(i) = self.socket_index(&packet.nsp) else {
             return;
@@ -598,6 +604,8 @@ impl Client {
                 let Some(answer) = answer else {
                     let s = &mut self.sockets[i];
                     s.state = SocketState::Disconnected;
+                    s.receive_buffer.clear();
+                    s.received_bytes = 0;
                     s.active = false;
                     self.events.push_back(Event::ConnectError {
                         nsp: s.nsp.clone(),
@@ -610,6 +618,10 @@ impl Client {
                 s.pid = answer.pid;
                 s.id = Some(answer.sid.clone());
                 s.state = SocketState::Connected;
+                // As the reference: the events that came first, then the connection.
+                s.received_bytes = 0;
+                self.events
+                    .extend(s.receive_buffer.drain(..).map(Event::Message));
                 self.events.push_back(Event::Connect {
                     nsp: s.nsp.clone(),
                     sid: answer.sid,
@@ -640,6 +652,8 @@ impl Client {
                 };
                 let s = &mut self.sockets[i];
                 s.state = SocketState::Disconnected;
+                s.receive_buffer.clear();
+                s.received_bytes = 0;
                 s.active = false;
                 self.events.push_back(Event::ConnectError {
                     nsp: s.nsp.clone(),
@@ -660,7 +674,7 @@ impl Client {
             }
             PacketKind::Event { name, data, id } => {
                 let s = &mut self.sockets[i];
-                if s.state != SocketState::Connected {
+                if s.state == SocketState::Disconnected {
                     return;
                 }
                 if s.pid.is_some()
@@ -668,12 +682,26 @@ impl Client {
                 {
                     s.offset = Some(offset);
                 }
-                self.events.push_back(Event::Message(EventMessage {
+                let message = EventMessage {
                     nsp: s.nsp.clone(),
                     name,
                     data,
                     ack_id: id,
-                }));
+                };
+                if s.state == SocketState::Connected {
+                    self.events.push_back(Event::Message(message));
+                    return;
+                }
+                // Before the CONNECT answer: kept for it, within max_incoming bytes.
+                let size = packet_bytes(&message.data);
+                if s.received_bytes + size > self.config.max_incoming {
+                    if let Some(e) = self.engine.as_mut() {
+                        e.close();
+                    }
+                    return self.on_close(now, DisconnectReason::TransportError);
+                }
+                s.received_bytes += size;
+                s.receive_buffer.push(message);
             }
             PacketKind::Ack { data, id } => {
                 let s = &mut self.sockets[i];
@@ -696,6 +724,8 @@ impl Client {
         let was_connected = s.state == SocketState::Connected;
         s.state = SocketState::Disconnected;
         s.id = None;
+        s.receive_buffer.clear();
+        s.received_bytes = 0;
         if !was_connected {
             return;
         }
@@ -806,6 +836,11 @@ impl Client {
         });
         self.open_engine(now);
     }
+}
+
+/// Bytes a payload holds.
+fn packet_bytes(data: &Payload) -> usize {
+    data.json().len() + data.attachments().iter().map(Bytes::len).sum::<usize>()
 }
 
 /// Bytes an emit takes in the buffer.

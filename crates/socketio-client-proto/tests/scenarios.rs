@@ -930,3 +930,69 @@ fn close_sends_disconnects_and_the_close_packet() {
     );
     assert_eq!(h.client.poll_timeout(), None);
 }
+
+#[test]
+fn events_replayed_before_the_connect_answer_are_delivered_with_it() {
+    let mut h = Harness::new(polling());
+    h.client.connect(h.now, "/", None).unwrap();
+    h.open_polling("s1", &[]);
+    h.posts();
+    let get = h.take_get();
+    h.respond(get, "40{\"sid\":\"a\",\"pid\":\"P\"}\x1e42[\"m\",1,\"o1\"]");
+    let get = h.take_get();
+    h.client.handle_failure(h.now, get);
+    h.advance(Duration::from_secs(2));
+    h.open_polling("s2", &[]);
+    assert_eq!(h.posts(), [r#"40{"offset":"o1","pid":"P"}"#]);
+    h.take_events();
+    // The reference server replays the missed events before its CONNECT answer.
+    let get = h.take_get();
+    h.respond(get, "42[\"m\",2,\"o2\"]\x1e42[\"m\",3,\"o3\"]");
+    assert!(h.take_events().is_empty());
+    let get = h.take_get();
+    h.respond(get, "40{\"sid\":\"a\",\"pid\":\"P\"}");
+    let events = h.take_events();
+    let lines: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            Event::Message(m) => m.data.json().to_string(),
+            Event::Connect { recovered, .. } => format!("connect {recovered}"),
+            e => format!("{e:?}"),
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [r#"["m",2,"o2"]"#, r#"["m",3,"o3"]"#, "connect true"]
+    );
+    // The next cut sends the offset of the last replayed event.
+    let get = h.take_get();
+    h.client.handle_failure(h.now, get);
+    h.advance(Duration::from_secs(2));
+    h.open_polling("s3", &[]);
+    assert_eq!(h.posts(), [r#"40{"offset":"o3","pid":"P"}"#]);
+    // What waits for the answer is bounded.
+    let mut h = Harness::new(Config {
+        max_incoming: 100,
+        ..polling()
+    });
+    h.client.connect(h.now, "/", None).unwrap();
+    h.open_polling("s1", &[]);
+    h.posts();
+    for _ in 0..2 {
+        let get = h.take_get();
+        h.respond(
+            get,
+            "42[\"m\",\"012345678901234567890123456789012345678901234\"]",
+        );
+    }
+    let events = h.take_events();
+    assert!(
+        matches!(
+            events.last(),
+            Some(Event::Close {
+                reason: DisconnectReason::TransportError
+            })
+        ),
+        "{events:?}"
+    );
+}
