@@ -19,7 +19,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 pub mod proxy;
 
@@ -40,7 +39,12 @@ pub struct TestServer {
     pub port: u16,
     pub recovery: bool,
     child: Option<Child>,
-    ours: Option<(SocketIo, JoinHandle<()>)>,
+    /// Our server runs on a runtime of its own, on its own thread: dropping that runtime ends
+    /// every task and closes every socket at once, as a process that exits.
+    ours: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    )>,
 }
 
 pub fn workspace() -> PathBuf {
@@ -126,10 +130,9 @@ impl TestServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
-        if let Some((io, task)) = self.ours.take() {
-            task.abort();
-            let _ = task.await;
-            drop(io);
+        if let Some((stop, thread)) = self.ours.take() {
+            let _ = stop.send(());
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
 
@@ -153,13 +156,44 @@ impl Drop for TestServer {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }
-        if let Some((_, task)) = self.ours.take() {
-            task.abort();
+        if let Some((stop, _thread)) = self.ours.take() {
+            let _ = stop.send(());
         }
     }
 }
 
 async fn start_ours(port: u16, recovery: bool) -> TestServer {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (port_tx, port_rx) = tokio::sync::oneshot::channel::<u16>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let io = ours(recovery);
+            let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+            let _ = port_tx.send(listener.local_addr().expect("addr").port());
+            tokio::select! {
+                _ = io.serve(listener) => {}
+                _ = stop_rx => {}
+            }
+        });
+        // Dropping the runtime ends every connection's task.
+        drop(rt);
+    });
+    let port = port_rx.await.expect("our server starts");
+    TestServer {
+        kind: Kind::Ours,
+        port,
+        recovery,
+        child: None,
+        ours: Some((stop_tx, thread)),
+    }
+}
+
+/// This workspace's server with the test application.
+fn ours(recovery: bool) -> SocketIo {
     let mut builder = SocketIo::builder()
         .ping_interval(Duration::from_millis(2000))
         .ping_timeout(Duration::from_millis(1500));
@@ -182,19 +216,7 @@ async fn start_ours(port: u16, recovery: bool) -> TestServer {
                     .with_data(serde_json::json!({ "code": 403 })))
             }
         });
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let io2 = io.clone();
-    let task = tokio::spawn(async move {
-        let _ = io2.serve(listener).await;
-    });
-    TestServer {
-        kind: Kind::Ours,
-        port,
-        recovery,
-        child: None,
-        ours: Some((io, task)),
-    }
+    io
 }
 
 /// The application of `interop/servers/node-server.mjs`, on this workspace's server.
