@@ -168,6 +168,9 @@ pub enum EmitError {
     /// The namespace was never joined with [`Client::connect`](crate::Client::connect).
     #[error("no socket for namespace {0}")]
     UnknownNamespace(String),
+    /// The client was closed for good (a binding's [`close`](crate::Client::close) that ends it).
+    #[error("the client is closed")]
+    Closed,
     /// The emit would go over `max_buffered` while the client is disconnected.
     #[error("the buffer of emits waiting for a connection is full")]
     BufferFull,

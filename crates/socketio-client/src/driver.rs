@@ -128,7 +128,9 @@ pub(crate) async fn run(shared: Arc<Shared>, endpoint: Arc<Endpoint>) {
             }
         }
     }
-    // Requests still in flight (the close POST) finish on their own.
+    // Requests still in flight (the close POST) finish on their own; acknowledgements still
+    // awaited will not come.
+    shared.lock().acks.clear();
 }
 
 /// Calls the handlers of `events`, without the lock.

@@ -337,7 +337,12 @@ impl Socket {
         auth: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> Result<(), EmitError> {
         let now = crate::clock::now();
-        self.shared.lock().core.connect(now, &self.nsp, auth)?;
+        let mut inner = self.shared.lock();
+        if inner.closed {
+            return Err(EmitError::Closed);
+        }
+        inner.core.connect(now, &self.nsp, auth)?;
+        drop(inner);
         self.shared.wake.notify_one();
         Ok(())
     }
@@ -356,13 +361,15 @@ impl Socket {
     }
 
     /// Leaves the namespace ("io client disconnect"); the connection closes when no namespace
-    /// uses it any more. The socket does not reconnect until [`Socket::connect`].
+    /// uses it any more. The socket does not reconnect until [`Socket::connect`]. The client's
+    /// task stays, idle, until [`Socket::close`].
     pub fn disconnect(&self) {
         self.shared.lock().core.disconnect(&self.nsp);
         self.shared.wake.notify_one();
     }
 
-    /// Leaves every namespace and closes the connection; the client's task ends.
+    /// Leaves every namespace and closes the connection; the client's task ends, acknowledgements
+    /// still awaited fail, and every handle's emits and connects fail with [`EmitError::Closed`].
     pub fn close(&self) {
         let mut inner = self.shared.lock();
         inner.core.close();
@@ -413,11 +420,14 @@ impl Emitter {
             timeout: None,
             ..self.options
         };
-        self.socket
-            .shared
-            .lock()
+        let mut inner = self.socket.shared.lock();
+        if inner.closed {
+            return Err(EmitError::Closed);
+        }
+        inner
             .core
             .emit(now, &self.socket.nsp, event, args, options)?;
+        drop(inner);
         self.socket.shared.wake.notify_one();
         Ok(())
     }
@@ -438,6 +448,9 @@ impl Emitter {
         };
         let (tx, rx) = oneshot::channel();
         let mut inner = self.socket.shared.lock();
+        if inner.closed {
+            return Err(EmitError::Closed);
+        }
         match inner
             .core
             .emit(now, &self.socket.nsp, event, args, options)?
