@@ -224,7 +224,7 @@ impl ClientBuilder {
             shared: shared.clone(),
             nsp,
         };
-        socket.connect_with(self.auth.and_then(auth_object))?;
+        socket.connect_inner(self.auth.and_then(auth_object))?;
         tokio::spawn(crate::driver::run(shared, endpoint));
         Ok(socket)
     }

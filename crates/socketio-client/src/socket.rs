@@ -324,15 +324,25 @@ impl Socket {
         }
     }
 
-    /// Joins the namespace again after a refusal or a disconnection.
+    /// Joins the namespace: again after a refusal or a disconnection, or for the first time
+    /// for a socket made by [`Socket::of`]; with the auth given last.
     ///
     /// # Errors
-    /// None in practice: the namespace was checked when the socket was made.
+    /// [`EmitError::Encode`] when the namespace is not valid, [`EmitError::Closed`] after
+    /// [`Socket::close`].
     pub fn connect(&self) -> Result<(), EmitError> {
-        self.connect_with(None)
+        self.connect_inner(None)
     }
 
-    pub(crate) fn connect_with(
+    /// Joins the namespace with the auth object `auth` (see [`Socket::connect`]).
+    ///
+    /// # Errors
+    /// As [`Socket::connect`].
+    pub fn connect_with_auth(&self, auth: serde_json::Value) -> Result<(), EmitError> {
+        self.connect_inner(auth_object(auth))
+    }
+
+    pub(crate) fn connect_inner(
         &self,
         auth: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> Result<(), EmitError> {
@@ -347,17 +357,14 @@ impl Socket {
         Ok(())
     }
 
-    /// Another namespace over the same connection (`io.socket(nsp)`), joined with `auth`.
-    ///
-    /// # Errors
-    /// [`EmitError::Encode`] when `nsp` is not a valid namespace.
-    pub fn of(&self, nsp: &str, auth: Option<serde_json::Value>) -> Result<Socket, EmitError> {
-        let socket = Socket {
+    /// Another namespace over the same connection (`io.socket(nsp)`), not joined yet: install
+    /// its handlers, then call [`Socket::connect`] or [`Socket::connect_with_auth`], so that
+    /// no event comes before its handler.
+    pub fn of(&self, nsp: &str) -> Socket {
+        Socket {
             shared: self.shared.clone(),
             nsp: Str::from(nsp),
-        };
-        socket.connect_with(auth.and_then(auth_object))?;
-        Ok(socket)
+        }
     }
 
     /// Leaves the namespace ("io client disconnect"); the connection closes when no namespace

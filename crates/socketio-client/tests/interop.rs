@@ -147,29 +147,32 @@ async fn features(kind: Kind, transports: Transports) {
     assert_eq!(count.args::<(u64,)>().unwrap(), (1,));
 
     // Another namespace over the same connection.
-    let admin = socket.of("/admin", Some(json!({"who": "admin"}))).unwrap();
+    let admin = socket.of("/admin");
     record_socket(&admin, &rec);
+    admin.connect_with_auth(json!({"who": "admin"})).unwrap();
     rec.wait_line(r#"/admin:welcome [{"who":"admin"},false,"/admin"]"#)
         .await;
     admin.emit("echo", &("from admin",)).unwrap();
     rec.wait_line(r#"/admin:echo-back ["from admin"]"#).await;
 
     // A namespace that refuses, with its data; then accepts with the right auth.
-    let private = socket
-        .of("/private", Some(json!({"token": "wrong"})))
-        .unwrap();
+    let private = socket.of("/private");
     record_socket(&private, &rec);
+    private
+        .connect_with_auth(json!({"token": "wrong"}))
+        .unwrap();
     rec.wait_line(r#"connect_error /private not authorized {"code":403}"#)
         .await;
     assert!(!private.connected());
-    let private = socket
-        .of("/private", Some(json!({"token": "secret"})))
+    private
+        .connect_with_auth(json!({"token": "secret"}))
         .unwrap();
     rec.wait_line("connect /private").await;
     assert!(private.connected());
     // An unknown namespace.
-    let nowhere = socket.of("/nowhere", None).unwrap();
+    let nowhere = socket.of("/nowhere");
     record_socket(&nowhere, &rec);
+    nowhere.connect().unwrap();
     rec.wait("unknown namespace refusal", |l| {
         l.starts_with("connect_error /nowhere")
     })
