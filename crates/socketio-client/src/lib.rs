@@ -18,27 +18,45 @@
 //!   connection state recovery is automatic against a server that has it on
 //!   ([`Socket::recovered`]).
 //!
-//! It does not do TLS yet (`https` and `wss` URLs are refused), nor the old Socket.IO v2 protocol.
+//! It does not do TLS yet (`https` and `wss` URLs are refused), nor the protocol of Socket.IO 2
+//! servers (Engine.IO 3).
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use serde_json::json;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let socket = socketio_client::connect("http://localhost:3000")
+//! # // A server to talk to: this workspace's, answering "ping" with "pong".
+//! # let io = socketio_tokio::SocketIo::builder().build()?;
+//! # io.ns("/", |socket: socketio_tokio::Socket| async move {
+//! #     socket.on("ping", |ack: socketio_tokio::AckSender| async move { ack.send(&"pong") });
+//! # });
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let url = format!("http://{}", listener.local_addr()?);
+//! # let server = io.clone();
+//! # tokio::spawn(async move { server.serve(listener).await });
+//! let (tx, mut connected) = tokio::sync::mpsc::unbounded_channel();
+//! let socket = socketio_client::connect(&url)
 //!     .auth(json!({ "token": "abc" }))
 //!     .on("chat", |_socket, msg| {
 //!         let (text,): (String,) = msg.args().unwrap_or_default();
 //!         println!("chat: {text}");
 //!     })
-//!     .on_connect(|socket| println!("connected as {:?}", socket.id()))
+//!     .on_connect(move |socket| {
+//!         let _ = tx.send(socket.id());
+//!     })
 //!     .connect()?;
+//! let id = connected.recv().await.flatten();
+//! assert!(id.is_some());
 //!
-//! socket.emit("chat", &("hello",))?;
-//! let answer = socket.timeout(Duration::from_secs(5)).emit_with_ack("ping", &())?.await?;
+//! // An emit that waits for the server's acknowledgement.
+//! let answer = socket
+//!     .timeout(Duration::from_secs(5))
+//!     .emit_with_ack("ping", &())?
+//!     .await?;
 //! let (pong,): (String,) = answer.args()?;
-//! println!("{pong}");
+//! assert_eq!(pong, "pong");
 //! socket.close();
 //! # Ok(())
 //! # }
