@@ -1,5 +1,5 @@
 // The reference Node.js socket.io server the Rust client's interop tests run against.
-// Usage: node node-server.mjs <port> [--recovery]
+// Usage: node node-server.mjs <port> [--recovery] [--tls <dir with key.pem and cert.pem>]
 // Port 0 picks a free port; prints {"ready":port} once listening.
 //
 // Namespaces: "/" and "/admin" accept everyone; "/private" accepts auth.token === "secret"
@@ -13,14 +13,23 @@
 //   "kick"                       -> the server disconnects the socket
 //   "ticks" (n, ms)              -> io.emit("tick", i) for i in 1..=n, one every ms
 //   "log" (...)                  -> printed as {"log":[...]}
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createTlsServer } from "node:https";
+import { join } from "node:path";
 import { Server } from "socket.io";
 
 const args = process.argv.slice(2);
 const port = Number(args[0] ?? 0);
 const recovery = args.includes("--recovery");
 
-const httpServer = createServer();
+const tlsAt = args.indexOf("--tls");
+const httpServer = tlsAt >= 0
+  ? createTlsServer({
+      key: readFileSync(join(args[tlsAt + 1], "key.pem")),
+      cert: readFileSync(join(args[tlsAt + 1], "cert.pem")),
+    })
+  : createServer();
 const io = new Server(httpServer, {
   pingInterval: 2000,
   pingTimeout: 1500,

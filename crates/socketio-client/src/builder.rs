@@ -22,6 +22,9 @@ pub struct ClientBuilder {
     headers: Vec<(String, String)>,
     handlers: Handlers,
     manager: Vec<ManagerHandler>,
+    /// Root certificates added to the Mozilla roots, in DER.
+    #[cfg(feature = "tls")]
+    roots: Vec<rustls_pki_types::CertificateDer<'static>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -42,7 +45,27 @@ impl ClientBuilder {
             headers: Vec::new(),
             handlers: Handlers::default(),
             manager: Vec::new(),
+            #[cfg(feature = "tls")]
+            roots: Vec::new(),
         }
+    }
+
+    /// Trusts the certificates of `pem` (one or more `CERTIFICATE` blocks) besides the Mozilla
+    /// roots, for `https` and `wss` URLs (`tls` feature).
+    ///
+    /// # Errors
+    /// [`Error::InvalidCertificate`] when `pem` holds no certificate or cannot be read.
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificates_pem(mut self, pem: &[u8]) -> Result<ClientBuilder, Error> {
+        use rustls_pki_types::pem::PemObject;
+        let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::InvalidCertificate(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(Error::InvalidCertificate("no certificate".into()));
+        }
+        self.roots.extend(certs);
+        Ok(self)
     }
 
     /// The auth object sent with the namespace's CONNECT (`auth`).
@@ -192,20 +215,44 @@ impl ClientBuilder {
     /// wait for it.
     ///
     /// # Errors
-    /// [`Error`] when the URL cannot be read, or asks for TLS.
+    /// [`Error`] when the URL cannot be read, or asks for TLS without the `tls` feature.
     ///
     /// # Panics
     /// Outside a tokio runtime.
     pub fn connect(self) -> Result<Socket, Error> {
         let target = Target::parse(&self.url)?;
+        #[cfg(not(feature = "tls"))]
         if target.tls {
             return Err(Error::TlsUnsupported);
         }
+        #[cfg(feature = "tls")]
+        let tls = if target.tls {
+            let mut roots = tokio_rustls::rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            for cert in self.roots {
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::InvalidCertificate(e.to_string()))?;
+            }
+            let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
+                tokio_rustls::rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::InvalidCertificate(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+        } else {
+            None
+        };
         let nsp = Str::from(target.nsp.as_str());
         let endpoint = Arc::new(Endpoint {
             target,
             headers: self.headers,
             max_incoming: self.config.max_incoming,
+            #[cfg(feature = "tls")]
+            tls,
         });
         let mut seed = [0u8; 8];
         // A fixed seed only makes the reconnection delays of several clients alike.

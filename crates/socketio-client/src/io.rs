@@ -27,11 +27,33 @@ pub(crate) enum IoEvent {
 }
 
 /// What every request needs.
-#[derive(Debug)]
 pub(crate) struct Endpoint {
     pub(crate) target: Target,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) max_incoming: usize,
+    /// The TLS client, for `https` and `wss`.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<tokio_rustls::TlsConnector>,
+}
+
+/// A byte stream to the server: TCP, or TLS over TCP.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Connects to the server, with TLS when the URL asks for it.
+async fn connect(endpoint: &Endpoint) -> Result<Box<dyn Stream>, BoxError> {
+    let tcp = TcpStream::connect((endpoint.target.host.as_str(), endpoint.target.port)).await?;
+    tcp.set_nodelay(true)?;
+    if !endpoint.target.tls {
+        return Ok(Box::new(tcp));
+    }
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &endpoint.tls {
+        let name = rustls_pki_types::ServerName::try_from(endpoint.target.host.clone())?;
+        return Ok(Box::new(tls.connect(name, tcp).await?));
+    }
+    Err("TLS is not supported by this build".into())
 }
 
 /// Frames waiting for one WebSocket's writer.
@@ -61,11 +83,7 @@ async fn request(
     path_and_query: &str,
     body: Bytes,
 ) -> Result<(u16, Bytes), BoxError> {
-    if endpoint.target.tls {
-        return Err("TLS is not supported by this build".into());
-    }
-    let stream = TcpStream::connect((endpoint.target.host.as_str(), endpoint.target.port)).await?;
-    stream.set_nodelay(true)?;
+    let stream = connect(endpoint).await?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     let conn = tokio::spawn(conn);
@@ -126,12 +144,13 @@ async fn run_websocket(
     path_and_query: &str,
     tx: &mpsc::Sender<IoEvent>,
 ) -> Result<(), BoxError> {
-    if endpoint.target.tls {
-        return Err("TLS is not supported by this build".into());
-    }
-    let stream = TcpStream::connect((endpoint.target.host.as_str(), endpoint.target.port)).await?;
-    stream.set_nodelay(true)?;
-    let url = format!("ws://{}{}", endpoint.target.authority(), path_and_query);
+    let stream = connect(endpoint).await?;
+    let scheme = if endpoint.target.tls { "wss" } else { "ws" };
+    let url = format!(
+        "{scheme}://{}{}",
+        endpoint.target.authority(),
+        path_and_query
+    );
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)?;
     for (k, v) in &endpoint.headers {

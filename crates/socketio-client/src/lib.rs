@@ -18,8 +18,9 @@
 //!   connection state recovery is automatic against a server that has it on
 //!   ([`Socket::recovered`]).
 //!
-//! It does not do TLS yet (`https` and `wss` URLs are refused), nor the protocol of Socket.IO 2
-//! servers (Engine.IO 3).
+//! With the `tls` feature, `https` and `wss` URLs go through rustls, trusting the Mozilla roots
+//! and those given to [`ClientBuilder::tls_root_certificates_pem`]; without it they are refused.
+//! It does not speak the protocol of Socket.IO 2 servers (Engine.IO 3).
 //!
 //! ```
 //! use std::time::Duration;
