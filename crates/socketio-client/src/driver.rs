@@ -133,6 +133,13 @@ pub(crate) async fn run(shared: Arc<Shared>, endpoint: Arc<Endpoint>) {
     shared.lock().acks.clear();
 }
 
+/// Calls a handler; one that panics is logged, and the client goes on.
+fn call(f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        tracing::error!(target: "socketio_client::handler", "a handler panicked");
+    }
+}
+
 /// Calls the handlers of `events`, without the lock.
 fn dispatch(shared: &Arc<Shared>, events: Vec<Event>) {
     for event in events {
@@ -160,7 +167,7 @@ fn dispatch(shared: &Arc<Shared>, events: Vec<Event>) {
                     }),
                 };
                 for h in handlers.into_iter().flatten() {
-                    h(socket.clone(), message.clone());
+                    call(|| h(socket.clone(), message.clone()));
                 }
             }
             Event::Ack { nsp, id, result } => {
@@ -176,7 +183,7 @@ fn dispatch(shared: &Arc<Shared>, events: Vec<Event>) {
                     inner.handlers.get(&nsp).map(|h| h.connect.clone())
                 };
                 for h in handlers.into_iter().flatten() {
-                    h(socket(nsp.clone()));
+                    call(|| h(socket(nsp.clone())));
                 }
             }
             Event::Disconnect { nsp, reason } => {
@@ -186,7 +193,7 @@ fn dispatch(shared: &Arc<Shared>, events: Vec<Event>) {
                     .get(&nsp)
                     .map(|h| h.disconnect.clone());
                 for h in handlers.into_iter().flatten() {
-                    h(socket(nsp.clone()), reason);
+                    call(|| h(socket(nsp.clone()), reason));
                 }
             }
             Event::ConnectError { nsp, error } => {
@@ -196,7 +203,7 @@ fn dispatch(shared: &Arc<Shared>, events: Vec<Event>) {
                     .get(&nsp)
                     .map(|h| h.connect_error.clone());
                 for h in handlers.into_iter().flatten() {
-                    h(socket(nsp.clone()), error.clone());
+                    call(|| h(socket(nsp.clone()), error.clone()));
                 }
             }
             other => {
@@ -212,7 +219,7 @@ fn dispatch(shared: &Arc<Shared>, events: Vec<Event>) {
                 };
                 let handlers = shared.lock().manager.clone();
                 for h in handlers {
-                    h(event.clone());
+                    call(|| h(event.clone()));
                 }
             }
         }

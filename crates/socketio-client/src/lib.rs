@@ -12,6 +12,7 @@
 //! - [`Socket::on`], [`Socket::on_any`], [`Socket::on_connect`], [`Socket::on_disconnect`],
 //!   [`Socket::on_connect_error`], [`Socket::on_manager`] (the reconnection events).
 //!   Handlers are plain closures run on the client's task: spawn a task for slow work.
+//!   A handler that panics is caught and logged; the client goes on.
 //! - [`Socket::emit`], [`Socket::emit_with_ack`] (a future), [`Socket::timeout`],
 //!   [`Socket::volatile`], [`Socket::disconnect`], [`Socket::close`].
 //! - Emits made while disconnected wait in a bounded buffer and go out on connection;

@@ -236,6 +236,20 @@ impl Socket {
         self
     }
 
+    /// Removes the handlers of event `event` (`socket.off(event)`).
+    pub fn off(&self, event: &str) -> &Socket {
+        self.handlers(|h| {
+            h.events.remove(event);
+        });
+        self
+    }
+
+    /// Removes the handlers of [`Socket::on_any`] (`socket.offAny()`).
+    pub fn off_any(&self) -> &Socket {
+        self.handlers(|h| h.any.clear());
+        self
+    }
+
     /// Calls `handler` for every event of this namespace, whatever its name, before the
     /// handlers of [`Socket::on`].
     pub fn on_any<F>(&self, handler: F) -> &Socket

@@ -111,13 +111,24 @@ async fn features(kind: Kind, transports: Transports) {
     let echoed = Recorder::default();
     let e2 = echoed.clone();
     socket.on("echo-back", move |_s, m| {
-        let (b,): (Bytes,) = m.args().unwrap();
-        e2.push(format!("{:?}", b.to_vec()));
+        // Anything but one binary argument is recorded as None.
+        let bin = m.args::<(Bytes,)>().ok().map(|(b,)| b.to_vec());
+        e2.push(format!("{bin:?}"));
     });
     socket
         .emit("echo", &(Bytes::from_static(&[9, 8, 7]),))
         .unwrap();
-    echoed.wait_line("[9, 8, 7]").await;
+    echoed.wait_line("Some([9, 8, 7])").await;
+    // A handler removed sees nothing more.
+    socket.off("echo-back");
+    socket.emit("echo", &("after off",)).unwrap();
+    rec.wait_line(r#"echo-back ["after off"]"#).await;
+    assert_eq!(echoed.lines().len(), 1);
+    // A handler that panics is caught: the client goes on.
+    socket.on("echo-back", |_s, _m| panic!("a handler panics"));
+    socket.emit("echo", &("boom",)).unwrap();
+    rec.wait_line(r#"echo-back ["boom"]"#).await;
+    socket.off("echo-back");
 
     // Acks from the server, with binary.
     let answer = socket
