@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use socketio_client_proto::{Data, Event, RequestId, Transmit};
 use tokio::sync::mpsc;
@@ -14,6 +15,10 @@ use crate::socket::{AckSender, ManagerEvent, Message, Shared, Socket};
 
 /// Reports from the network tasks waiting for the client's task.
 const IO_QUEUE: usize = 64;
+
+/// How long the client's task waits for a WebSocket's writer to take a frame before it gives
+/// the WebSocket up ("transport error").
+const WS_WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs the client until it is closed.
 pub(crate) async fn run(shared: Arc<Shared>, endpoint: Arc<Endpoint>) {
@@ -60,8 +65,16 @@ pub(crate) async fn run(shared: Arc<Shared>, endpoint: Arc<Endpoint>) {
                 }
                 Transmit::Frame { id, frame } => {
                     if let Some(tx) = sockets.get(&id) {
-                        // Waits when the WebSocket's writer is behind.
-                        let _ = tx.send(frame).await;
+                        // Waits when the WebSocket's writer is behind; a server that takes
+                        // nothing for this long is gone.
+                        let sent = tokio::time::timeout(WS_WRITE_TIMEOUT, tx.send(frame)).await;
+                        if !matches!(sent, Ok(Ok(()))) {
+                            sockets.remove(&id);
+                            if let Some(task) = requests.remove(&id) {
+                                task.abort();
+                            }
+                            shared.lock().core.handle_ws_closed(clock::now(), id, true);
+                        }
                     }
                 }
                 Transmit::CloseWebSocket { id } => {
