@@ -10,6 +10,7 @@ use std::process::Command;
 pub(crate) const SANS_IO_CRATES: &[&str] = &[
     "engineio-packet",
     "socketio-packet",
+    "socketio-client-proto",
     "socketio-proto",
     "websocket-frame",
 ];
