@@ -1,4 +1,4 @@
-//! The core embedded without an async runtime (`examples/blocking.rs`: `std::net`, threads,
+//! The core embedded without an async runtime (`examples/blocking_client.rs`: `std::net`, threads,
 //! tungstenite's blocking API) talks to the reference Node.js server over every transport.
 
 use std::io::{BufRead, BufReader};
@@ -30,7 +30,9 @@ fn example_binary() -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
-    let bin = dir.join("examples").join("blocking");
+    // Not `blocking`: the server's core has an example of that name, built
+    // to the same folder.
+    let bin = dir.join("examples").join("blocking_client");
     if !bin.exists() {
         // `cargo test --test embedding` does not build examples: build it.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -41,7 +43,7 @@ fn example_binary() -> PathBuf {
                 "-p",
                 "socketio-client-proto",
                 "--example",
-                "blocking",
+                "blocking_client",
             ])
             .status()
             .expect("cargo runs");

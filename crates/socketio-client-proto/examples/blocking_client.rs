@@ -6,7 +6,7 @@
 //! exits when both came back (and, with both transports, after the upgrade to WebSocket).
 //!
 //! ```text
-//! cargo run -p socketio-client-proto --example blocking -- 127.0.0.1:3000 [polling|websocket]
+//! cargo run -p socketio-client-proto --example blocking_client -- 127.0.0.1:3000 [polling|websocket]
 //! ```
 
 use std::collections::HashMap;
