@@ -286,7 +286,7 @@ async fn recovery(kind: Kind, transports: Transports) {
     ticks.wait_line("5").await;
     // Longer than the server's pingInterval + pingTimeout, so that a server serving polling
     // sees the client gone too, and keeps its session.
-    proxy.outage(Duration::from_millis(6000));
+    proxy.blackout(Duration::from_millis(6000));
     rec.wait("a disconnection", |l| l.starts_with("disconnect / "))
         .await;
     rec.wait_count("connect /", 2).await;

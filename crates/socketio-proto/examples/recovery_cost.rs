@@ -15,10 +15,13 @@
 use std::time::Instant;
 
 use socketio_proto::{
-    BroadcastOptions, Config, Connection, ConnectionHandle, Endpoint, Event, IdGenerator, Packet,
-    Recovery, Request, RequestId, Route, Str,
+    BroadcastOptions, Config, Connection, ConnectionHandle, Endpoint, IdGenerator, Packet,
+    Recovery, Str,
 };
 use std::collections::HashMap;
+
+#[path = "common/sockets.rs"]
+mod sockets;
 
 const BROADCASTS: usize = 10_000;
 const MEMBERS: u64 = 100;
@@ -31,27 +34,9 @@ fn main() {
     let mut endpoint = Endpoint::with_ids(config, IdGenerator::from_seed([7; 32]));
     let now = Instant::now();
     let mut conns: HashMap<ConnectionHandle, Box<Connection>> = HashMap::new();
+    let rooms = ["room:general".to_owned()];
     for n in 0..MEMBERS {
-        let req = Request::get("/socket.io/?EIO=4&transport=polling");
-        let Route::New(handle, mut conn) = endpoint.handle_request(now, RequestId(n * 2), &req)
-        else {
-            panic!("a handshake opens a session");
-        };
-        let post = Request::post(
-            &format!("/socket.io/?EIO=4&transport=polling&sid={}", conn.sid()),
-            "40",
-        );
-        conn.handle_request(now, RequestId(n * 2 + 1), post);
-        while let Some(event) = conn.poll_event() {
-            if let Event::ConnectRequest { nsp, .. } = event {
-                let sid = conn.accept(&nsp).expect("accepted");
-                while let Some(ev) = conn.poll_endpoint_event() {
-                    endpoint.handle_event(now, handle, ev);
-                }
-                endpoint.join("/", &sid, "room:general");
-            }
-        }
-        while conn.poll_response().is_some() {}
+        let (handle, conn) = sockets::socket(&mut endpoint, n, now, &rooms);
         conns.insert(handle, conn);
     }
     let opts = BroadcastOptions::all().to("room:general");

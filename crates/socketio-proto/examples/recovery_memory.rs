@@ -11,9 +11,12 @@ use std::time::Instant;
 
 use socketio_proto::socketio_packet::ProtocolVersion;
 use socketio_proto::{
-    BroadcastOptions, Config, Connection, ConnectionHandle, DisconnectReason, Encoded, Endpoint,
-    Event, IdGenerator, Packet, Recovery, Request, RequestId, Route, Str,
+    BroadcastOptions, Config, DisconnectReason, Encoded, Endpoint, IdGenerator, Packet, Recovery,
+    Str,
 };
+
+#[path = "common/sockets.rs"]
+mod sockets;
 
 // The heap, counted: every allocation and free goes through dhat.
 #[global_allocator]
@@ -64,31 +67,6 @@ fn packets(recovery: bool) -> isize {
     live() - before
 }
 
-/// A socket on `/` in two rooms, its connection kept by the caller.
-fn socket(endpoint: &mut Endpoint, n: u64, now: Instant) -> (ConnectionHandle, Box<Connection>) {
-    let req = Request::get("/socket.io/?EIO=4&transport=polling");
-    let Route::New(handle, mut conn) = endpoint.handle_request(now, RequestId(n * 3), &req) else {
-        panic!("a handshake opens a session");
-    };
-    let post = Request::post(
-        &format!("/socket.io/?EIO=4&transport=polling&sid={}", conn.sid()),
-        "40",
-    );
-    conn.handle_request(now, RequestId(n * 3 + 1), post);
-    while let Some(event) = conn.poll_event() {
-        if let Event::ConnectRequest { nsp, .. } = event {
-            let sid = conn.accept(&nsp).expect("accepted");
-            while let Some(ev) = conn.poll_endpoint_event() {
-                endpoint.handle_event(now, handle, ev);
-            }
-            endpoint.join("/", &sid, "room:general");
-            endpoint.join("/", &sid, format!("user:{n}"));
-        }
-    }
-    while conn.poll_response().is_some() {}
-    (handle, conn)
-}
-
 /// Heap bytes held after `SESSIONS` sockets dropped (their connections
 /// gone; with recovery, their sessions saved).
 fn sessions(recovery: bool) -> isize {
@@ -96,7 +74,10 @@ fn sessions(recovery: bool) -> isize {
     let now = Instant::now();
     let before = live();
     let conns: Vec<_> = (0..SESSIONS as u64)
-        .map(|n| socket(&mut endpoint, n, now))
+        .map(|n| {
+            let rooms = ["room:general".to_owned(), format!("user:{n}")];
+            sockets::socket(&mut endpoint, n, now, &rooms)
+        })
         .collect();
     for (handle, mut conn) in conns {
         conn.close(now, DisconnectReason::TransportClose);

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
+#[path = "../../../socketio-tokio/tests/common/proxy.rs"]
 pub mod proxy;
 
 /// Which implementation serves.

@@ -2,7 +2,7 @@
 //! connection through it is dropped at once, both sides, as a network
 //! that fails under both ends.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
