@@ -9,7 +9,7 @@ use std::time::Duration;
 use harness::Harness;
 use socketio_proto::{
     BroadcastOptions, Config, DisconnectReason, Event, NotRecovered, Packet, Recovery, RequestId,
-    Str,
+    Resume, Str,
 };
 
 fn config(recovery: Recovery) -> Config {
@@ -109,6 +109,27 @@ fn events(frames: &[String]) -> Vec<(u64, String)> {
             )
         })
         .collect()
+}
+
+/// A new connection asking to resume `pid` from `offset`, left unanswered:
+/// its session id, WebSocket and request.
+fn ask_to_resume(h: &mut Harness, pid: &str, offset: &str) -> (String, RequestId, Resume) {
+    h.auto_accept = false;
+    let (sid, ws) = h.open_websocket();
+    h.ws_text(
+        &sid,
+        ws,
+        &format!("40{{\"pid\":\"{pid}\",\"offset\":\"{offset}\"}}"),
+    );
+    let resume = h
+        .take_events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ConnectRequest { resume, .. } => resume,
+            _ => None,
+        })
+        .expect("a request to recover");
+    (sid, ws, resume)
 }
 
 /// The transport fails under the client.
@@ -537,21 +558,7 @@ fn data_saved_with_a_session_comes_back_with_it() {
             .keep_with_session(&a.pid, socketio_proto::Kept(Box::new(42u32)))
     );
 
-    h.auto_accept = false;
-    let (sid, ws) = h.open_websocket();
-    h.ws_text(
-        &sid,
-        ws,
-        &format!("40{{\"pid\":\"{}\",\"offset\":\"{last}\"}}", a.pid),
-    );
-    let resume = h
-        .take_events()
-        .into_iter()
-        .find_map(|e| match e {
-            Event::ConnectRequest { resume, .. } => resume,
-            _ => None,
-        })
-        .expect("a request to recover");
+    let (sid, ws, resume) = ask_to_resume(&mut h, &a.pid, &last);
     let mut restored = h.endpoint.restore(h.now, "/", &resume).expect("restored");
     assert_eq!(restored.data.as_deref(), Some("{\"user\":\"ann\"}"));
     let kept = restored.kept.take().expect("kept").0.downcast::<u32>();
@@ -722,21 +729,7 @@ fn data_makes_room_by_dropping_old_packets() {
     assert!(h.endpoint.set_session_data(&a.pid, Str::from(data.clone())));
     assert!(h.endpoint.recovery_store_size().2 <= 8192);
     // Its last packet was kept: it recovers, with its data.
-    h.auto_accept = false;
-    let (sid, ws) = h.open_websocket();
-    h.ws_text(
-        &sid,
-        ws,
-        &format!("40{{\"pid\":\"{}\",\"offset\":\"{last}\"}}", a.pid),
-    );
-    let resume = h
-        .take_events()
-        .into_iter()
-        .find_map(|e| match e {
-            Event::ConnectRequest { resume, .. } => resume,
-            _ => None,
-        })
-        .expect("a request to recover");
+    let (_, _, resume) = ask_to_resume(&mut h, &a.pid, &last);
     let restored = h.endpoint.restore(h.now, "/", &resume).expect("restored");
     assert_eq!(restored.data.as_deref(), Some(data.as_str()));
 }
@@ -751,21 +744,7 @@ fn missed_packets_that_do_not_fit_change_nothing() {
     for n in 2..6 {
         broadcast(&mut h, n, BroadcastOptions::all());
     }
-    h.auto_accept = false;
-    let (sid, ws) = h.open_websocket();
-    h.ws_text(
-        &sid,
-        ws,
-        &format!("40{{\"pid\":\"{}\",\"offset\":\"{last}\"}}", a.pid),
-    );
-    let resume = h
-        .take_events()
-        .into_iter()
-        .find_map(|e| match e {
-            Event::ConnectRequest { resume, .. } => resume,
-            _ => None,
-        })
-        .expect("a request to recover");
+    let (sid, _, resume) = ask_to_resume(&mut h, &a.pid, &last);
     let restored = h.endpoint.restore(h.now, "/", &resume).expect("restored");
     assert_eq!(restored.missed.len(), 4);
     // Something else fills the buffer first (a WebSocket's buffer holds
