@@ -510,7 +510,8 @@ fn inflate_into(
         let consumed = usize::try_from(d.total_in() - base).unwrap_or(usize::MAX);
         let rest = input.get(consumed..).unwrap_or_default();
         let before = (d.total_in(), d.total_out());
-        let status = if out.len() >= limit {
+        // Whether zlib may have stopped for want of room rather than of input.
+        let (status, filled) = if out.len() >= limit {
             // At the limit: one more byte out means the message is too large.
             let mut probe = [0u8; 1];
             let status = d
@@ -519,15 +520,17 @@ fn inflate_into(
             if d.total_out() > before.1 {
                 return Err(InflateError::TooLarge);
             }
-            status
+            (status, false)
         } else {
             if out.len() == out.capacity() {
                 // Room grows with what came out so far, never past the limit.
                 let grow = out.len().max(rest.len().saturating_mul(4)).max(4096);
                 out.reserve_exact(grow.min(limit - out.len()));
             }
-            d.decompress_vec(rest, out, FlushDecompress::Sync)
-                .map_err(|_| InflateError::Invalid)?
+            let status = d
+                .decompress_vec(rest, out, FlushDecompress::Sync)
+                .map_err(|_| InflateError::Invalid)?;
+            (status, out.len() == out.capacity())
         };
         if out.len() > limit {
             // Only if the allocator gave more room than was asked for.
@@ -535,7 +538,9 @@ fn inflate_into(
             return Err(InflateError::TooLarge);
         }
         let all_taken = d.total_in() - base == input.len() as u64;
-        let room_left = out.len() < out.capacity() || out.len() >= limit;
+        // Output that filled the room may have more behind it, even with
+        // every input byte taken: look again (at the limit, with the probe).
+        let room_left = !filled;
         if status == Status::StreamEnd || (all_taken && room_left) {
             // After a final block, what is left (the trailer) is not read.
             return Ok(());

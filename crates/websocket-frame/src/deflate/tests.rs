@@ -352,3 +352,18 @@ fn invalid_past_the_limit() {
     assert!(got.is_err());
     assert_eq!(out.capacity(), 0);
 }
+
+/// Found by the fuzzer: output that fills the room up to the limit exactly, with every input
+/// byte taken, still has more behind it inside zlib: the message is too large, not cut short.
+#[test]
+fn output_that_fills_the_limit_exactly_is_looked_at_again() {
+    let data = [0x8a, 0x7e, 0x7a, 0x7e];
+    let mut out = Vec::new();
+    let got = Inflater::new().inflate(&data, true, &mut out, 119);
+    assert_eq!(got, Err(InflateError::TooLarge));
+    // With room for all of it, it inflates.
+    let mut all = Vec::new();
+    Inflater::new().inflate(&data, true, &mut all, 100_000).unwrap();
+    assert!(all.len() > 119, "{}", all.len());
+    assert_eq!(&all[..119], &out[..]);
+}
