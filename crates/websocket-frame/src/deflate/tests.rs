@@ -363,7 +363,9 @@ fn output_that_fills_the_limit_exactly_is_looked_at_again() {
     assert_eq!(got, Err(InflateError::TooLarge));
     // With room for all of it, it inflates.
     let mut all = Vec::new();
-    Inflater::new().inflate(&data, true, &mut all, 100_000).unwrap();
+    Inflater::new()
+        .inflate(&data, true, &mut all, 100_000)
+        .unwrap();
     assert!(all.len() > 119, "{}", all.len());
     assert_eq!(&all[..119], &out[..]);
 }
