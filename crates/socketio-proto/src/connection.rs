@@ -1071,10 +1071,10 @@ impl Connection {
             ProtocolVersion::V5 if self.config.recovery.is_some() => Some(self.ids.next_id()),
             _ => None,
         };
-        self.connect_socket(nsp, sid.clone(), pid);
+        self.connect_socket(nsp.clone(), sid.clone(), pid);
         self.endpoint_events
             .push_back(EndpointEvent::SocketConnected {
-                nsp: self.sockets[self.sockets.len() - 1].nsp.clone(),
+                nsp,
                 sid: sid.clone(),
             });
         self.socket_connected();

@@ -843,11 +843,6 @@ impl<C, S> Endpoint<C, S> {
 
     // ----- connection state recovery -----
 
-    /// Whether connection state recovery is on ([`Config::recovery`]).
-    pub fn recovery(&self) -> Option<&crate::Recovery> {
-        self.store.as_ref().map(Store::config)
-    }
-
     /// Gives back the saved session a client asks to recover on `nsp`, with
     /// the packets it missed, and forgets it (a session is recovered once).
     /// Answer the client with

@@ -188,10 +188,6 @@ impl Store {
         }
     }
 
-    pub(crate) fn config(&self) -> &Recovery {
-        &self.config
-    }
-
     /// The sequence number the next packet gets.
     pub(crate) fn next_seq(&self) -> u64 {
         self.first_seq + self.packets.len() as u64

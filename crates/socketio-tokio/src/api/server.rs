@@ -153,8 +153,7 @@ impl Shared {
         compress: bool,
     ) -> Result<(), socketio_proto::SendError> {
         let mut state = self.lock();
-        let mut opts = BroadcastOptions::all().to(sid.clone()).local();
-        opts.compress = compress;
+        let opts = own_room(sid, compress);
         let plan = state.broadcast(clock::now(), packet, &opts);
         // Sent under the endpoint's lock: stored packets reach each
         // connection in offset order.
@@ -276,6 +275,15 @@ impl fmt::Debug for SocketIo {
             .field("path", &self.shared.config.path)
             .finish_non_exhaustive()
     }
+}
+
+/// Who a socket's stored emit goes to: its own room, on this node (the
+/// reference sends a socket's emits through its adapter this way when
+/// recovery is on).
+pub(crate) fn own_room(sid: &Str, compress: bool) -> BroadcastOptions {
+    let mut opts = BroadcastOptions::all().to(sid.clone()).local();
+    opts.compress = compress;
+    opts
 }
 
 /// Hands a planned broadcast to each recipient's connection: the same

@@ -22,7 +22,7 @@ use crate::api::extract::{Erased, ErasedHandler, EventHandler, HandlerResult, wi
 use crate::api::link::{Link, emit_error, ignore_dropped};
 use crate::api::ns::NsInner;
 use crate::api::operators::{BroadcastOperator, RoomParam};
-use crate::api::server::Shared;
+use crate::api::server::{Shared, own_room};
 use crate::error::{AckError, EmitError};
 use crate::handler_map::HandlerMap;
 use crate::request_head::RequestHead;
@@ -852,11 +852,7 @@ impl Emitter<'_> {
                 && !self.volatile
                 && let Some(shared) = socket.0.shared.upgrade()
             {
-                let mut opts = socketio_proto::BroadcastOptions::all()
-                    .to(socket.0.id.clone())
-                    .local();
-                opts.compress = self.compress;
-                shared.broadcast(packet, &opts);
+                shared.broadcast(packet, &own_room(&socket.0.id, self.compress));
                 return Ok(());
             }
             return Err(EmitError::Disconnected);
