@@ -124,6 +124,16 @@ pub enum DataError {
     /// The packet carries no arguments (it is not an EVENT or an ACK).
     #[error("the packet has no arguments")]
     NoArguments,
+    /// The packet carries another number of arguments than the requested
+    /// type takes (a tuple takes one argument per element, any other type
+    /// one).
+    #[error("expected {expected} argument(s), got {got}")]
+    ArgumentCount {
+        /// The number of arguments the type takes.
+        expected: usize,
+        /// The number of arguments the packet carries.
+        got: usize,
+    },
     /// The data does not match the requested type.
     #[error("{0}")]
     Custom(String),

@@ -521,6 +521,7 @@ impl Connection {
                 self.transport = Transport::WebSocket(ws);
                 self.upgrade = Upgrade::None;
                 self.upgrade_deadline = None;
+                push_back(&mut self.events, Event::Upgraded);
             }
             _ => {
                 // Anything else during the probe closes the new transport.

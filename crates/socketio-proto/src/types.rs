@@ -281,6 +281,9 @@ pub enum Event {
         /// Why.
         reason: DisconnectReason,
     },
+    /// The session moved from long-polling to WebSocket (the reference's
+    /// `upgrade` event).
+    Upgraded,
     /// A message, in an endpoint serving bare Engine.IO
     /// ([`Config::engine_only`](crate::Config::engine_only)).
     EngineMessage(Data),

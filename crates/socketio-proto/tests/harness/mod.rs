@@ -287,6 +287,7 @@ impl Harness {
                 Event::AckTimedOut { id, .. } => format!("ack-timeout {id}"),
                 Event::Disconnected { nsp, reason, .. } => format!("disconnected {nsp} {reason}"),
                 Event::ProtocolError { .. } => "protocol-error".to_owned(),
+                Event::Upgraded => "upgraded".to_owned(),
                 Event::EngineMessage(d) => format!("engine-message {d:?}"),
                 Event::Closed { reason } => format!("closed {reason}"),
             })
