@@ -226,7 +226,8 @@ async fn rust_and_node_servers_form_one_cluster() {
     // Broadcasts with acknowledgements across the cluster, both ways.
     let mut acks: Vec<String> = a
         .timeout(Duration::from_secs(3))
-        .emit_with_ack_all("ask", &())
+        .emit_with_ack("ask", &())
+        .unwrap()
         .await
         .unwrap();
     acks.sort();
@@ -234,7 +235,8 @@ async fn rust_and_node_servers_form_one_cluster() {
     let mut acks: Vec<String> = b
         .to("r1")
         .timeout(Duration::from_secs(3))
-        .emit_with_ack_all("ask-r1", &(1,))
+        .emit_with_ack("ask-r1", &(1,))
+        .unwrap()
         .await
         .unwrap();
     acks.sort();

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use socketio_tokio::{AckSender, Cors, Data, Socket, SocketIo};
+use socketio_tokio::{AckSender, Cors, Data, DisconnectReason, Socket, SocketIo};
 
 #[derive(Debug, Deserialize, Serialize)]
 struct Chat {
@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ack.send(&"delivered")
             },
         );
-        socket.on_disconnect(|socket: Socket, reason| async move {
+        socket.on_disconnect(|socket: Socket, reason: DisconnectReason| async move {
             tracing::info!(id = socket.id(), %reason, "disconnected");
         });
     });

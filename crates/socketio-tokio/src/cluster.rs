@@ -11,17 +11,23 @@
 //! need the other nodes' answers are asked of the adapter, and the adapter
 //! answers the other nodes' queries with [`LocalNode`](crate::LocalNode).
 //!
-//! This module depends on nothing else of the crate: adapters are written
-//! against it and the application API.
+//! This module depends only on the crate's foundations (errors, the
+//! argument convention): adapters are written against it and the
+//! application API.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use socketio_proto::socketio_packet::Packet;
 use socketio_proto::{BroadcastOptions, ClusterOp, Payload, Str};
+
+use crate::args::{RoomParam, event_packet};
+pub use crate::error::AdapterError;
+use crate::error::EmitError;
 
 /// The transport between the nodes of a cluster (Redis pub/sub, ...).
 ///
@@ -123,21 +129,6 @@ impl ServerAck {
     }
 }
 
-/// A cluster query failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AdapterError {
-    /// Not every node answered in time.
-    #[error("timeout reached while waiting for {0} response")]
-    Timeout(&'static str),
-    /// The transport between the nodes failed.
-    #[error("cluster transport: {0}")]
-    Transport(String),
-    /// Data could not be serialized or deserialized.
-    #[error("cluster data: {0}")]
-    Encode(String),
-}
-
 /// A socket as the other nodes of a cluster describe it: the shape of the
 /// reference's `RemoteSocket` (`fetchSockets()`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,4 +143,117 @@ pub struct RemoteSocket {
     /// The application's data about the socket (`socket.data`).
     #[serde(default)]
     pub data: serde_json::Value,
+    /// Where its actions go, when a server fetched it.
+    #[serde(skip)]
+    pub(crate) actions: Actions,
+}
+
+/// What a fetched socket is made to do, on whichever node it is.
+pub(crate) enum SocketAction {
+    /// Emit this event (its namespace set by the server).
+    Emit(Packet),
+    /// Join these rooms.
+    Join(Vec<Str>),
+    /// Leave these rooms.
+    Leave(Vec<Str>),
+    /// Leave the namespace, or (`close`) close the connection.
+    Disconnect { close: bool },
+}
+
+/// The server that fetched a socket, to act on it: called with the
+/// socket's id and the action.
+pub(crate) type ActionFn = Arc<dyn Fn(&str, SocketAction) + Send + Sync>;
+
+/// Where a fetched socket's actions go; nothing for a description that
+/// no server fetched.
+#[derive(Clone, Default)]
+pub(crate) struct Actions(pub(crate) Option<ActionFn>);
+
+impl fmt::Debug for Actions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Actions" } else { "None" })
+    }
+}
+
+impl PartialEq for Actions {
+    /// Two descriptions of a socket are equal whoever fetched them.
+    fn eq(&self, _: &Actions) -> bool {
+        true
+    }
+}
+
+impl RemoteSocket {
+    /// A description of a socket, as an adapter reads it from another
+    /// node's answer.
+    pub fn new(
+        id: String,
+        handshake: serde_json::Value,
+        rooms: Vec<String>,
+        data: serde_json::Value,
+    ) -> RemoteSocket {
+        RemoteSocket {
+            id,
+            handshake,
+            rooms,
+            data,
+            actions: Actions::default(),
+        }
+    }
+
+    /// The application's data (`socket.data`), as `T`; `None` when it does
+    /// not match.
+    pub fn data<T: DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_value(self.data.clone()).ok()
+    }
+
+    fn act(&self, action: SocketAction) -> Result<(), EmitError> {
+        match &self.actions.0 {
+            Some(act) => {
+                act(&self.id, action);
+                Ok(())
+            }
+            None => Err(EmitError::Disconnected),
+        }
+    }
+
+    /// Emits `event` to the socket, on whichever node of the cluster it is
+    /// (the reference's `remoteSocket.emit`); `args` as
+    /// [`Socket::emit`](crate::Socket::emit) takes them.
+    ///
+    /// # Errors
+    ///
+    /// [`EmitError::Encode`] when `args` cannot be serialized;
+    /// [`EmitError::Disconnected`] when no server fetched this socket.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        let packet = event_packet(Str::from_static("/"), event, args)?;
+        self.act(SocketAction::Emit(packet))
+    }
+
+    /// Makes the socket join `rooms`, on whichever node it is.
+    ///
+    /// # Errors
+    ///
+    /// [`EmitError::Disconnected`] when no server fetched this socket.
+    pub fn join(&self, rooms: impl RoomParam) -> Result<(), EmitError> {
+        self.act(SocketAction::Join(rooms.into_rooms()))
+    }
+
+    /// Makes the socket leave `rooms`, on whichever node it is.
+    ///
+    /// # Errors
+    ///
+    /// [`EmitError::Disconnected`] when no server fetched this socket.
+    pub fn leave(&self, rooms: impl RoomParam) -> Result<(), EmitError> {
+        self.act(SocketAction::Leave(rooms.into_rooms()))
+    }
+
+    /// Disconnects the socket from its namespace ("server namespace
+    /// disconnect"), or with `close` closes its whole connection.
+    ///
+    /// # Errors
+    ///
+    /// [`EmitError::Disconnected`] when no server fetched this socket.
+    pub fn disconnect(&self, close: bool) -> Result<(), EmitError> {
+        self.act(SocketAction::Disconnect { close })
+    }
 }

@@ -218,6 +218,10 @@ pub(crate) struct Options {
     pub(crate) http_compression: Option<usize>,
     /// WebSocket compression offered to clients; `None`: off.
     pub(crate) per_message_deflate: Option<DeflateConfig>,
+    /// The application's state, by type ([`State`](crate::State)).
+    pub(crate) state: http::Extensions,
+    /// Whether a dynamic namespace forgets a child once its last socket left.
+    pub(crate) cleanup_empty_child_namespaces: bool,
 }
 
 impl fmt::Debug for Options {
@@ -268,6 +272,8 @@ impl Default for SocketIoBuilder {
                 header_read_timeout: Duration::from_secs(30),
                 http_compression: Some(1024),
                 per_message_deflate: None,
+                state: http::Extensions::new(),
+                cleanup_empty_child_namespaces: false,
             },
         }
     }
@@ -501,6 +507,36 @@ impl SocketIoBuilder {
     /// How long [`SocketIo::shutdown`](crate::SocketIo::shutdown) waits for connections to close (default 10 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.options.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Gives every handler `state` through the [`State<T>`](crate::State)
+    /// extractor (axum's `with_state`); call it once per type.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use socketio_tokio::{SocketIo, Socket, State};
+    ///
+    /// #[derive(Clone)]
+    /// struct Db(Arc<Vec<String>>);
+    ///
+    /// let io = SocketIo::builder().with_state(Db(Arc::default())).build()?;
+    /// io.ns("/", |socket: Socket, State(db): State<Db>| async move {
+    ///     let _ = socket.emit("count", &db.0.len());
+    /// });
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    pub fn with_state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.options.state.insert(state);
+        self
+    }
+
+    /// Whether a dynamic namespace forgets a child namespace once its last
+    /// socket left (the reference's `cleanupEmptyChildNamespaces`; default
+    /// false, as there: a child is remembered from its first socket on, for
+    /// broadcasts from the parent and `new_namespace`).
+    pub fn cleanup_empty_child_namespaces(mut self, cleanup: bool) -> Self {
+        self.options.cleanup_empty_child_namespaces = cleanup;
         self
     }
 

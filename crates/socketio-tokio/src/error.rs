@@ -35,6 +35,9 @@ pub enum AckError {
     /// The event could not be sent.
     #[error("cannot send the event: {0}")]
     Emit(#[from] EmitError),
+    /// The other nodes of the cluster could not be asked.
+    #[error("cluster: {0}")]
+    Cluster(AdapterError),
 }
 
 /// Why a server could not be started or run.
@@ -53,4 +56,19 @@ pub enum BuildError {
     /// The operating system gave no randomness for the session ids.
     #[error("no randomness for the session ids: {0}")]
     Random(String),
+}
+
+/// A cluster query failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterError {
+    /// Not every node answered in time.
+    #[error("timeout reached while waiting for {0} response")]
+    Timeout(&'static str),
+    /// The transport between the nodes failed.
+    #[error("cluster transport: {0}")]
+    Transport(String),
+    /// Data could not be serialized or deserialized.
+    #[error("cluster data: {0}")]
+    Encode(String),
 }

@@ -28,6 +28,16 @@ impl<V> HandlerMap<V> {
         self.find(name).ok().map(|i| &self.entries[i].1)
     }
 
+    /// The value of `name`, to change.
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+        self.find(name).ok().map(|i| &mut self.entries[i].1)
+    }
+
+    /// The names, in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(n, _)| &**n)
+    }
+
     /// Sets the value of `name`, returning the one it replaces.
     pub(crate) fn insert(&mut self, name: String, value: V) -> Option<V> {
         match self.find(&name) {

@@ -8,10 +8,14 @@
 //!   [`HttpServer`] serves either with header and first-bytes timeouts,
 //!   header limits and connection caps.
 //! - Declare namespaces ([`SocketIo::ns`], dynamic ones with
-//!   [`SocketIo::dyn_ns`]), refuse clients in connect middlewares
-//!   ([`Namespace::with`]), handle typed events ([`Socket::on`] with
-//!   [`Data`], [`AckSender`], ...), emit, await acknowledgements, join rooms
-//!   and broadcast ([`BroadcastOperator`]).
+//!   [`SocketIo::dyn_ns`]), refuse clients in connect middlewares given
+//!   with the namespace ([`ConnectHandler::with`]), handle typed events
+//!   ([`Socket::on`]) with extractors ([`Data`], [`State`], [`AckSender`],
+//!   ...: see [`FromParts`]), emit, await acknowledgements, join rooms and
+//!   broadcast ([`BroadcastOperator`]).
+//! - Arguments follow one convention everywhere (emits, acknowledgements,
+//!   [`Data`], ack futures and streams): a tuple is the argument list,
+//!   anything else is one argument.
 //! - Serve bare Engine.IO with [`SocketIoBuilder::build_engine`].
 //!
 //! Each Engine.IO connection runs on a task of its own that owns its
@@ -59,6 +63,7 @@
 //! ```
 
 mod api;
+mod args;
 mod clock;
 mod cluster;
 mod config;
@@ -73,14 +78,22 @@ mod ws;
 
 pub use api::engine::EngineSocket;
 pub use api::extract::{
-    AckSender, Bin, Data, EventContext, EventHandler, EventName, ExtractError, FromEvent,
-    HandlerResult, RawArgs, TryData,
+    AckSender, Bin, Data, DisconnectContext, EventContext, EventName, Extension, ExtractError,
+    FromParts, Handler, HandlerResult, MaybeExtension, Middleware, NsName, Parts, RawArgs,
+    SocketParts, State, TryData,
 };
 pub use api::node::LocalNode;
-pub use api::ns::{ConnectError, ConnectRequest, Namespace};
-pub use api::operators::{AckStream, BroadcastOperator, RoomParam};
+pub use api::ns::{
+    ConnectError, ConnectHandler, ConnectRequest, IntoNsHandler, Namespace, NsHandler,
+    WithMiddlewares,
+};
+pub use api::operators::{Ack, AckStream, BroadcastOperator};
 pub use api::server::SocketIo;
-pub use api::socket::{AckFuture, Emitter, EventInfo, Extensions, Handshake, RemoteAddr, Socket};
+pub use api::socket::{
+    AckFuture, Emitter, EventInfo, Extensions, Handshake, ListenerId, RemoteAddr, Socket,
+    SocketError,
+};
+pub use args::RoomParam;
 pub use cluster::{Adapter, AdapterError, RemoteSocket, ServerAck, ServerSideEvent};
 pub use config::{Cors, PerMessageDeflate, SocketIoBuilder};
 pub use error::{AckError, BuildError, EmitError, ServeError};
@@ -89,4 +102,7 @@ pub use http::service::{
     BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoLayer, SocketIoService,
 };
 
-pub use socketio_proto::{self, Data as Message, DisconnectReason, Payload, Recovery, Str};
+pub use socketio_proto::socketio_packet::ProtocolVersion;
+pub use socketio_proto::{
+    self, Data as Message, DisconnectReason, Payload, Recovery, Str, TransportKind as TransportType,
+};

@@ -13,7 +13,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
-use socketio_tokio::SocketIo;
 use tokio::net::TcpListener;
 use tokio::process::Command;
 
@@ -61,7 +60,7 @@ async fn two_chat_instances_share_their_rooms() {
     let mut addrs = Vec::new();
     let mut adapters = Vec::new();
     for _ in 0..2 {
-        let io = SocketIo::new().unwrap();
+        let io = chat::new_server().unwrap();
         adapters.push(
             socketio_redis::RedisAdapter::builder(&url)
                 .attach(&io)

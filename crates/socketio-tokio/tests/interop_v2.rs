@@ -7,7 +7,7 @@
 mod common;
 
 use serde_json::json;
-use socketio_tokio::{ConnectError, ConnectRequest, Socket};
+use socketio_tokio::{ConnectError, ConnectHandler, ConnectRequest, Socket};
 
 const SCRIPT: &str = "v2.mjs";
 
@@ -20,19 +20,20 @@ async fn start_on(addr: &str) -> common::Server {
         common::Log::default(),
     )
     .await;
-    server
-        .io
-        .ns("/legacy", |socket: Socket| async move {
-            let token = socket.handshake().nsp_query().map(str::to_owned);
-            socket.emit("hello", &token)
-        })
-        .with(|req: ConnectRequest| async move {
+    let legacy = |socket: Socket| async move {
+        let token = socket.handshake().nsp_query().map(str::to_owned);
+        socket.emit("hello", &token)
+    };
+    server.io.ns(
+        "/legacy",
+        legacy.with(|req: ConnectRequest| async move {
             let query = req.handshake().nsp_query().unwrap_or_default();
             match socketio_tokio::socketio_proto::http::query_param(query, "token").as_deref() {
                 Some("good") => Ok(()),
                 _ => Err(ConnectError::new("forbidden")),
             }
-        });
+        }),
+    );
     server
 }
 

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use common::proxy::Proxy;
 use serde_json::{Value, json};
-use socketio_tokio::{AckSender, ConnectRequest, Data, Recovery, Socket, SocketIo};
+use socketio_tokio::{
+    AckSender, ConnectError, ConnectHandler, ConnectRequest, Data, Recovery, Socket, SocketIo,
+};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
@@ -32,7 +34,7 @@ fn app(io: &SocketIo, log: &common::Log, handles: &Handles) {
     let log = log.clone();
     let handles = handles.clone();
     let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    io.ns("/", move |socket: Socket| {
+    let on_connect = move |socket: Socket| {
         let log = log.clone();
         let handles = handles.clone();
         async move {
@@ -59,15 +61,16 @@ fn app(io: &SocketIo, log: &common::Log, handles: &Handles) {
                 },
             );
         }
-    })
-    .with(move |req: ConnectRequest| {
+    };
+    let check = move |req: ConnectRequest| {
         let runs = runs.clone();
         async move {
             let n = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             req.extensions().insert(Checked(n));
-            Ok(())
+            Ok::<_, ConnectError>(())
         }
-    });
+    };
+    io.ns("/", on_connect.with(check));
 }
 
 struct Run {

@@ -78,7 +78,7 @@ async fn pings_come_every_interval_and_a_missing_pong_times_out() {
     io.ns("/", move |socket: Socket| {
         let gone_tx = gone_tx.clone();
         async move {
-            socket.on_disconnect(move |_socket: Socket, reason| {
+            socket.on_disconnect(move |_socket: Socket, reason: DisconnectReason| {
                 let _ = gone_tx.send((reason, Instant::now()));
                 async {}
             });

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 use socketio_tokio::{
-    AckSender, ConnectError, ConnectRequest, RawArgs, Recovery, Socket, SocketIo,
+    AckSender, ConnectError, ConnectHandler, ConnectRequest, RawArgs, Recovery, Socket, SocketIo,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
@@ -203,20 +203,17 @@ fn ours(recovery: bool) -> SocketIo {
     }
     let io = builder.build().expect("server");
     for nsp in ["/", "/admin"] {
-        let io2 = io.clone();
-        io.ns(nsp, move |socket: Socket| setup(io2.clone(), socket));
+        io.ns(nsp, setup);
     }
-    let io2 = io.clone();
-    io.ns("/private", move |socket: Socket| setup(io2.clone(), socket))
-        .with(|req: ConnectRequest| async move {
-            let auth: Value = req.auth().unwrap_or_default();
-            if auth.get("token").and_then(Value::as_str) == Some("secret") {
-                Ok(())
-            } else {
-                Err(ConnectError::new("not authorized")
-                    .with_data(serde_json::json!({ "code": 403 })))
-            }
-        });
+    let authorize = |req: ConnectRequest| async move {
+        let auth: Value = req.auth().unwrap_or_default();
+        if auth.get("token").and_then(Value::as_str) == Some("secret") {
+            Ok(())
+        } else {
+            Err(ConnectError::new("not authorized").with_data(serde_json::json!({ "code": 403 })))
+        }
+    };
+    io.ns("/private", setup.with(authorize));
     io
 }
 

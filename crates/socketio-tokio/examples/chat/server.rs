@@ -14,9 +14,12 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use socketio_tokio::{AckSender, HttpServer, Recovery, Socket, SocketIo, TryData};
+use serde_json::{Value, json};
+use socketio_tokio::{
+    AckSender, Data, EventContext, Handler, HttpServer, Recovery, Socket, SocketIo, State, TryData,
+};
 use tokio::net::TcpListener;
 
 /// The longest name or room, in characters.
@@ -118,8 +121,9 @@ impl Room {
     }
 }
 
+/// The rooms and who is in them.
 #[derive(Debug, Default)]
-struct State {
+struct Inner {
     rooms: HashMap<String, Room>,
     /// The rooms each socket is in.
     sockets: HashMap<String, Vec<String>>,
@@ -127,7 +131,7 @@ struct State {
     clock: u64,
 }
 
-impl State {
+impl Inner {
     fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
@@ -160,7 +164,7 @@ impl State {
 /// The chat: its rooms, shared by every socket's handlers.
 #[derive(Clone)]
 pub(crate) struct Chat {
-    state: Arc<Mutex<State>>,
+    state: Arc<Mutex<Inner>>,
     /// Makes message ids unique across restarts of the server.
     boot: String,
 }
@@ -205,9 +209,51 @@ fn check_text(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-fn refuse(ack: AckSender, error: impl Into<String>) {
-    let error: String = error.into();
-    let _ = ack.send(&json!({ "ok": false, "error": error }));
+/// The answer to an acknowledged request: `{ok: true, ...}` or
+/// `{ok: false, error}`.
+type Answer = Result<Value, String>;
+
+/// The handler of an acknowledged request: its payload as `T` (or a refusal
+/// that names the shape expected), handled by `run`, whose answer is the
+/// acknowledgement.
+fn request<T: DeserializeOwned + Send + 'static>(
+    shape: &'static str,
+    run: fn(&Chat, &Socket, T) -> Answer,
+) -> impl Handler<EventContext, (Socket, State<Chat>, TryData<T>, AckSender)> {
+    move |socket: Socket, State(chat): State<Chat>, TryData(req): TryData<T>, ack: AckSender| async move {
+        let answer = match req {
+            Ok(req) => run(&chat, &socket, req),
+            Err(_) => Err(format!("invalid payload: expected {shape}")),
+        };
+        let answer = match answer {
+            Ok(Value::Object(mut fields)) => {
+                fields.insert("ok".to_owned(), Value::Bool(true));
+                Value::Object(fields)
+            }
+            Ok(_) => json!({ "ok": true }),
+            Err(error) => json!({ "ok": false, "error": error }),
+        };
+        ack.send(&answer)
+    }
+}
+
+/// A socket joins namespace `/`: the chat's events are declared on it.
+async fn on_connect(socket: Socket, State(chat): State<Chat>) {
+    if socket.recovered() {
+        chat.recovered(&socket);
+    }
+    socket.on("join", request("{room, name}", Chat::join));
+    socket.on("leave", request("{room}", Chat::leave));
+    socket.on("message", request("{room, text}", Chat::message));
+    socket.on(
+        "typing",
+        |socket: Socket, State(chat): State<Chat>, Data(req): Data<RoomRequest>| async move {
+            chat.typing(&socket, &req.room);
+        },
+    );
+    socket.on_disconnect(|socket: Socket, State(chat): State<Chat>| async move {
+        chat.disconnected(&socket);
+    });
 }
 
 impl Chat {
@@ -218,98 +264,22 @@ impl Chat {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Declares the chat's events on namespace `/` of `io`.
-    pub(crate) fn attach(&self, io: &SocketIo) {
-        let chat = self.clone();
-        io.ns("/", move |socket: Socket| {
-            let chat = chat.clone();
-            async move { chat.on_connect(&socket) }
-        });
-    }
-
-    fn on_connect(&self, socket: &Socket) {
-        if socket.recovered() {
-            self.recovered(socket);
-        }
-        let chat = self.clone();
-        socket.on(
-            "join",
-            move |socket: Socket, TryData(req): TryData<JoinRequest>, ack: AckSender| {
-                let chat = chat.clone();
-                async move {
-                    match req {
-                        Ok(req) => chat.join(&socket, &req, ack),
-                        Err(_) => refuse(ack, "invalid payload: expected {room, name}"),
-                    }
-                }
-            },
-        );
-        let chat = self.clone();
-        socket.on(
-            "leave",
-            move |socket: Socket, TryData(req): TryData<RoomRequest>, ack: AckSender| {
-                let chat = chat.clone();
-                async move {
-                    match req {
-                        Ok(req) => chat.leave(&socket, &req.room, ack),
-                        Err(_) => refuse(ack, "invalid payload: expected {room}"),
-                    }
-                }
-            },
-        );
-        let chat = self.clone();
-        socket.on(
-            "message",
-            move |socket: Socket, TryData(req): TryData<MessageRequest>, ack: AckSender| {
-                let chat = chat.clone();
-                async move {
-                    match req {
-                        Ok(req) => chat.message(&socket, &req, ack),
-                        Err(_) => refuse(ack, "invalid payload: expected {room, text}"),
-                    }
-                }
-            },
-        );
-        let chat = self.clone();
-        socket.on(
-            "typing",
-            move |socket: Socket, TryData(req): TryData<RoomRequest>| {
-                let chat = chat.clone();
-                async move {
-                    if let Ok(req) = req {
-                        chat.typing(&socket, &req.room);
-                    }
-                }
-            },
-        );
-        let chat = self.clone();
-        socket.on_disconnect(move |socket: Socket, _reason| {
-            let chat = chat.clone();
-            async move { chat.disconnected(&socket) }
-        });
     }
 
     // The broadcasts below are made while the chat's lock is held, so that
     // every member sees a room's events in the order the room saw them.
 
-    fn join(&self, socket: &Socket, req: &JoinRequest, ack: AckSender) {
-        let (room_name, name) = match (
-            check_label("room", &req.room),
-            check_label("name", &req.name),
-        ) {
-            (Ok(r), Ok(n)) => (r, n),
-            (Err(e), _) | (_, Err(e)) => return refuse(ack, e),
-        };
+    fn join(&self, socket: &Socket, req: JoinRequest) -> Answer {
+        let room_name = check_label("room", &req.room)?;
+        let name = check_label("name", &req.name)?;
         let sid = socket.id().to_owned();
         let mut state = self.lock();
         // A socket is marked disconnected before its disconnect handler
         // takes this lock: a join that comes after it must not stay.
         if !socket.connected() {
-            return;
+            return Err("disconnected".to_owned());
         }
         let already = state
             .sockets
@@ -321,20 +291,12 @@ impl Chat {
                 .get(&sid)
                 .is_some_and(|rooms| rooms.len() >= MAX_ROOMS_PER_SOCKET)
         {
-            drop(state);
-            return refuse(
-                ack,
-                format!("too many rooms: leave one first (at most {MAX_ROOMS_PER_SOCKET})"),
-            );
+            return Err(format!(
+                "too many rooms: leave one first (at most {MAX_ROOMS_PER_SOCKET})"
+            ));
         }
         let tick = state.tick();
-        let room = match state.room_mut(&room_name) {
-            Ok(room) => room,
-            Err(e) => {
-                drop(state);
-                return refuse(ack, e);
-            }
-        };
+        let room = state.room_mut(&room_name)?;
         room.last_active = tick;
         let target = io_room(&room_name);
         if already {
@@ -362,7 +324,6 @@ impl Chat {
                 .emit("joined", &json!({ "room": room_name, "name": name }));
         }
         let answer = json!({
-            "ok": true,
             "room": room_name,
             "name": name,
             "members": room.names(),
@@ -372,12 +333,11 @@ impl Chat {
             state.sockets.entry(sid).or_default().push(room_name);
         }
         Self::save_membership(&state, socket);
-        drop(state);
-        let _ = ack.send(&answer);
+        Ok(answer)
     }
 
-    fn leave(&self, socket: &Socket, room: &str, ack: AckSender) {
-        let room_name = room.trim();
+    fn leave(&self, socket: &Socket, req: RoomRequest) -> Answer {
+        let room_name = req.room.trim();
         let sid = socket.id();
         let mut state = self.lock();
         let name = state
@@ -385,8 +345,7 @@ impl Chat {
             .get_mut(room_name)
             .and_then(|room| room.remove(sid));
         let Some(name) = name else {
-            drop(state);
-            return refuse(ack, "not in room");
+            return Err("not in room".to_owned());
         };
         if let Some(rooms) = state.sockets.get_mut(sid) {
             rooms.retain(|r| r != room_name);
@@ -400,15 +359,11 @@ impl Chat {
             .to(target.as_str())
             .emit("left", &json!({ "room": room_name, "name": name }));
         Self::save_membership(&state, socket);
-        drop(state);
-        let _ = ack.send(&json!({ "ok": true }));
+        Ok(Value::Null)
     }
 
-    fn message(&self, socket: &Socket, req: &MessageRequest, ack: AckSender) {
-        let text = match check_text(&req.text) {
-            Ok(t) => t,
-            Err(e) => return refuse(ack, e),
-        };
+    fn message(&self, socket: &Socket, req: MessageRequest) -> Answer {
+        let text = check_text(&req.text)?;
         let room_name = req.room.trim();
         let mut guard = self.lock();
         let state = &mut *guard;
@@ -417,8 +372,7 @@ impl Chat {
             .get_mut(room_name)
             .and_then(|room| Some((room.member(socket.id())?.name.clone(), room)));
         let Some((name, room)) = member else {
-            drop(guard);
-            return refuse(ack, "not in room");
+            return Err("not in room".to_owned());
         };
         state.next_id += 1;
         state.clock += 1;
@@ -429,15 +383,14 @@ impl Chat {
             text,
             ts: now_ms(),
         };
-        let answer = json!({ "ok": true, "id": msg.id, "ts": msg.ts });
+        let answer = json!({ "id": msg.id, "ts": msg.ts });
         room.last_active = state.clock;
         if room.history.len() == HISTORY {
             room.history.pop_front();
         }
         let _ = socket.to(io_room(room_name)).emit("message", &msg);
         room.history.push_back(msg);
-        drop(guard);
-        let _ = ack.send(&answer);
+        Ok(answer)
     }
 
     fn typing(&self, socket: &Socket, room: &str) {
@@ -465,7 +418,7 @@ impl Chat {
 
     /// Saves the socket's rooms and names in its data: what a recovered
     /// session brings back.
-    fn save_membership(state: &State, socket: &Socket) {
+    fn save_membership(state: &Inner, socket: &Socket) {
         let rooms: HashMap<&str, &str> = state
             .sockets
             .get(socket.id())
@@ -586,11 +539,12 @@ pub(crate) async fn serve(
     serve_on(new_server()?, listener, client_js, stop).await
 }
 
-/// The chat's Socket.IO server: with connection state recovery, so that a
-/// page that loses its connection for a moment gets the messages it missed
+/// The chat's Socket.IO server, with the chat's rooms as its state, and
+/// with connection state recovery, so that a page that loses its connection for a moment gets the messages it missed
 /// when it comes back.
 pub(crate) fn new_server() -> Result<SocketIo, socketio_tokio::BuildError> {
     SocketIo::builder()
+        .with_state(Chat::new())
         .connection_state_recovery(Recovery::default())
         .build()
 }
@@ -633,7 +587,7 @@ pub(crate) async fn serve_with(
     client_js: Bytes,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    Chat::new().attach(&io);
+    io.ns("/", on_connect);
     let app = router(&io, client_js);
     server
         .serve_until(listener, app, async move {

@@ -1,22 +1,43 @@
-//! Event handlers and the extractors their arguments are made of.
+//! Handlers and the extractors their arguments are made of.
 //!
-//! An event handler is an async closure (or function) whose arguments each
-//! implement [`FromEvent`]: the [`Socket`], the typed arguments
-//! ([`Data`], [`TryData`]), the raw arguments ([`RawArgs`], [`Bin`]), the
-//! [`EventName`] and an [`AckSender`]. When an extractor fails (the data does
-//! not match the type), the handler is not called and the failure is logged.
+//! Every handler the server calls (a namespace's connect handler and
+//! middlewares, an event handler, a disconnect or disconnecting handler, a
+//! catch-all) is an async closure (or function) whose arguments are
+//! extractors: values built from the handler's context, each implementing
+//! [`FromParts`] for it.
+//!
+//! | extractor | connect middleware | connect handler | event handler | (dis)connect(ing) handler |
+//! |---|---|---|---|---|
+//! | [`State<T>`], [`Extension<T>`], [`MaybeExtension<T>`], [`SocketIo`], [`Handshake`], [`TransportType`], [`ProtocolVersion`], [`NsName`] | yes | yes | yes | yes |
+//! | [`Socket`] | | yes | yes | yes |
+//! | [`Data<T>`], [`TryData<T>`] | the auth object | the auth object | the arguments | |
+//! | [`ConnectRequest`] | yes | | | |
+//! | [`AckSender`], [`RawArgs`], [`Bin`], [`EventName`], [`EventContext`] | | | yes | |
+//! | [`DisconnectReason`] | | | | yes |
+//!
+//! Arguments follow one convention ([`Data`]): a tuple is the argument
+//! list, anything else is one argument. When an extractor fails, the
+//! handler is not called: a middleware refuses the client with the error's
+//! message, and an event's failure reaches the socket's error listeners
+//! ([`Socket::on_error`]) and the log. [`TryData`] hands the failure to
+//! the handler instead.
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
-use socketio_proto::socketio_packet::{DataError, Packet};
-use socketio_proto::{Payload, Str};
+use socketio_proto::socketio_packet::{DataError, ProtocolVersion};
+use socketio_proto::{DisconnectReason, Payload, Str, TransportKind as TransportType};
 
-use crate::api::socket::Socket;
+use crate::api::ns::{ConnectError, ConnectRequest};
+use crate::api::server::SocketIo;
+use crate::api::socket::{Extensions, Handshake, Socket};
+use crate::args::{ack_data, from_args};
 use crate::error::EmitError;
 
 /// What a handler may return: `()`, or a `Result` whose error is logged.
@@ -37,14 +58,104 @@ impl<E: fmt::Display + Send> HandlerResult for Result<(), E> {
     }
 }
 
-/// One event received by a socket, as extractors see it.
+/// What every handler's context offers: the server, the namespace, the
+/// handshake, the socket's extensions, the transport and the protocol.
+///
+/// Implemented by each context a handler is called with; write an
+/// extractor generic over it to use it everywhere.
+pub trait Parts {
+    /// The server, while it runs.
+    fn server(&self) -> Option<SocketIo>;
+    /// The namespace.
+    fn ns(&self) -> &str;
+    /// The handshake.
+    fn handshake(&self) -> &Handshake;
+    /// The socket's extensions (the request's, in a connect middleware).
+    fn extensions(&self) -> &Extensions;
+    /// The connection's transport now.
+    fn transport(&self) -> TransportType;
+    /// The client's protocol version.
+    fn protocol(&self) -> ProtocolVersion;
+}
+
+/// The contexts that have a socket: every handler's but a connect
+/// middleware's.
+pub trait SocketParts: Parts {
+    /// The socket.
+    fn socket(&self) -> &Socket;
+}
+
+impl Parts for Socket {
+    fn server(&self) -> Option<SocketIo> {
+        self.0.shared.upgrade().map(|shared| SocketIo { shared })
+    }
+    fn ns(&self) -> &str {
+        Socket::ns(self)
+    }
+    fn handshake(&self) -> &Handshake {
+        Socket::handshake(self)
+    }
+    fn extensions(&self) -> &Extensions {
+        Socket::extensions(self)
+    }
+    fn transport(&self) -> TransportType {
+        Socket::transport(self)
+    }
+    fn protocol(&self) -> ProtocolVersion {
+        self.0.version
+    }
+}
+
+impl SocketParts for Socket {
+    fn socket(&self) -> &Socket {
+        self
+    }
+}
+
+macro_rules! socket_parts {
+    ($ty:ty) => {
+        impl Parts for $ty {
+            fn server(&self) -> Option<SocketIo> {
+                self.socket.server()
+            }
+            fn ns(&self) -> &str {
+                self.socket.ns()
+            }
+            fn handshake(&self) -> &Handshake {
+                self.socket.handshake()
+            }
+            fn extensions(&self) -> &Extensions {
+                self.socket.extensions()
+            }
+            fn transport(&self) -> TransportType {
+                self.socket.transport()
+            }
+            fn protocol(&self) -> ProtocolVersion {
+                self.socket.0.version
+            }
+        }
+
+        impl SocketParts for $ty {
+            fn socket(&self) -> &Socket {
+                &self.socket
+            }
+        }
+    };
+}
+
+/// One event received by a socket, as an event handler's extractors see it.
 #[derive(Debug, Clone)]
 pub struct EventContext {
     pub(crate) socket: Socket,
     pub(crate) name: Str,
     pub(crate) data: Payload,
     pub(crate) ack_id: Option<u64>,
+    /// Shared by the event's handlers when there are several: the client
+    /// gets one acknowledgement, the first sent.
+    pub(crate) acked: Option<Arc<AtomicBool>>,
 }
+
+socket_parts!(EventContext);
 
 impl EventContext {
     /// The socket that received the event.
@@ -68,41 +179,208 @@ impl EventContext {
     }
 }
 
+/// A socket leaving its namespace, as a disconnect or disconnecting
+/// handler's extractors see it.
+#[derive(Debug, Clone)]
+pub struct DisconnectContext {
+    pub(crate) socket: Socket,
+    pub(crate) reason: DisconnectReason,
+}
+
+socket_parts!(DisconnectContext);
+
+impl Parts for ConnectRequest {
+    fn server(&self) -> Option<SocketIo> {
+        self.shared.upgrade().map(|shared| SocketIo { shared })
+    }
+    fn ns(&self) -> &str {
+        &self.nsp
+    }
+    fn handshake(&self) -> &Handshake {
+        &self.handshake
+    }
+    fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+    fn transport(&self) -> TransportType {
+        self.transport
+    }
+    fn protocol(&self) -> ProtocolVersion {
+        self.version
+    }
+}
+
 /// Why an extractor could not build its value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExtractError {
-    /// The arguments do not match the requested type.
+    /// The arguments (or the auth object) do not match the requested type.
     #[error("arguments do not match: {0}")]
     Data(#[from] DataError),
+    /// No state of this type was given to the builder
+    /// ([`SocketIoBuilder::with_state`](crate::SocketIoBuilder::with_state)).
+    #[error("no state of type {0}")]
+    MissingState(&'static str),
+    /// The socket carries no extension of this type.
+    #[error("no extension of type {0}")]
+    MissingExtension(&'static str),
+    /// The server was dropped.
+    #[error("the server is gone")]
+    ServerGone,
 }
 
-/// A value that an event handler takes as an argument, built from the event.
-pub trait FromEvent: Sized {
+/// A value that a handler called with context `C` takes as an argument.
+///
+/// ```
+/// use socketio_tokio::{ExtractError, FromParts, Parts};
+///
+/// /// The user a connect middleware attached, in any handler.
+/// #[derive(Clone)]
+/// struct User(String);
+///
+/// impl<C: Parts> FromParts<C> for User {
+///     fn from_parts(ctx: &C) -> Result<Self, ExtractError> {
+///         ctx.extensions().get::<User>().ok_or(ExtractError::MissingExtension("User"))
+///     }
+/// }
+/// ```
+pub trait FromParts<C>: Sized {
     /// Builds the value.
     ///
     /// # Errors
     ///
-    /// [`ExtractError`] when the event does not fit; the handler is then not called.
-    fn from_event(ctx: &EventContext) -> Result<Self, ExtractError>;
+    /// [`ExtractError`] when the context does not fit; the handler is then
+    /// not called.
+    fn from_parts(ctx: &C) -> Result<Self, ExtractError>;
 }
 
-impl FromEvent for Socket {
-    fn from_event(ctx: &EventContext) -> Result<Self, ExtractError> {
-        Ok(ctx.socket.clone())
+impl<C: SocketParts> FromParts<C> for Socket {
+    fn from_parts(ctx: &C) -> Result<Self, ExtractError> {
+        Ok(ctx.socket().clone())
     }
 }
 
-impl FromEvent for EventContext {
-    fn from_event(ctx: &EventContext) -> Result<Self, ExtractError> {
+impl<C: Parts> FromParts<C> for SocketIo {
+    fn from_parts(ctx: &C) -> Result<Self, ExtractError> {
+        ctx.server().ok_or(ExtractError::ServerGone)
+    }
+}
+
+impl<C: Parts> FromParts<C> for Handshake {
+    fn from_parts(ctx: &C) -> Result<Self, ExtractError> {
+        Ok(ctx.handshake().clone())
+    }
+}
+
+impl<C: Parts> FromParts<C> for TransportType {
+    fn from_parts(ctx: &C) -> Result<Self, ExtractError> {
+        Ok(ctx.transport())
+    }
+}
+
+impl<C: Parts> FromParts<C> for ProtocolVersion {
+    fn from_parts(ctx: &C) -> Result<Self, ExtractError> {
+        Ok(ctx.protocol())
+    }
+}
+
+impl FromParts<EventContext> for EventContext {
+    fn from_parts(ctx: &EventContext) -> Result<Self, ExtractError> {
         Ok(ctx.clone())
     }
 }
 
-/// The event's arguments, deserialized: one argument is deserialized as `T`,
-/// several (or none) as a sequence (`T` is then a tuple or a `Vec`). Binary
-/// buffers come back in place of their placeholders (use `bytes::Bytes` or
-/// `serde_bytes::ByteBuf` fields).
+impl FromParts<ConnectRequest> for ConnectRequest {
+    fn from_parts(ctx: &ConnectRequest) -> Result<Self, ExtractError> {
+        Ok(ctx.clone())
+    }
+}
+
+impl FromParts<DisconnectContext> for DisconnectReason {
+    fn from_parts(ctx: &DisconnectContext) -> Result<Self, ExtractError> {
+        Ok(ctx.reason)
+    }
+}
+
+/// The namespace's name (for a dynamic namespace, the one the client asked for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsName(pub Str);
+
+impl<C: Parts> FromParts<C> for NsName {
+    fn from_parts(ctx: &C) -> Result<Self, ExtractError> {
+        Ok(NsName(Str::from(ctx.ns())))
+    }
+}
+
+/// The application's state of type `T`, given once to the builder with
+/// [`SocketIoBuilder::with_state`](crate::SocketIoBuilder::with_state)
+/// (axum's `with_state`): cloned into each handler that asks for it (keep
+/// it cheap to clone: an `Arc`, or handles).
+///
+/// ```
+/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+/// use socketio_tokio::{AckSender, SocketIo, Socket, State};
+///
+/// #[derive(Clone, Default)]
+/// struct Counter(Arc<AtomicUsize>);
+///
+/// let io = SocketIo::builder().with_state(Counter::default()).build()?;
+/// io.ns("/", |socket: Socket| async move {
+///     socket.on("hit", |State(counter): State<Counter>, ack: AckSender| async move {
+///         ack.send(&counter.0.fetch_add(1, Ordering::Relaxed))
+///     });
+/// });
+/// # Ok::<(), socketio_tokio::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct State<T>(pub T);
+
+impl<C: Parts, T: Clone + Send + Sync + 'static> FromParts<C> for State<T> {
+    fn from_parts(ctx: &C) -> Result<Self, ExtractError> {
+        let io = ctx.server().ok_or(ExtractError::ServerGone)?;
+        io.shared
+            .options
+            .state
+            .get::<T>()
+            .cloned()
+            .map(State)
+            .ok_or(ExtractError::MissingState(std::any::type_name::<T>()))
+    }
+}
+
+/// A value of type `T` from the socket's [`Extensions`] (what a connect
+/// middleware attached, say); the handler is not called when there is none.
+#[derive(Debug, Clone)]
+pub struct Extension<T>(pub T);
+
+impl<C: Parts, T: Clone + Send + Sync + 'static> FromParts<C> for Extension<T> {
+    fn from_parts(ctx: &C) -> Result<Self, ExtractError> {
+        ctx.extensions()
+            .get::<T>()
+            .map(Extension)
+            .ok_or(ExtractError::MissingExtension(std::any::type_name::<T>()))
+    }
+}
+
+/// A value of type `T` from the socket's [`Extensions`], if there is one.
+#[derive(Debug, Clone)]
+pub struct MaybeExtension<T>(pub Option<T>);
+
+impl<C: Parts, T: Clone + Send + Sync + 'static> FromParts<C> for MaybeExtension<T> {
+    fn from_parts(ctx: &C) -> Result<Self, ExtractError> {
+        Ok(MaybeExtension(ctx.extensions().get::<T>()))
+    }
+}
+
+/// The event's arguments, deserialized by the one convention: a tuple is
+/// the argument list (`Data<(A, B)>` takes two arguments, `Data<(A,)>`
+/// one), any other type is one argument (or none, when it deserializes from
+/// `null`, as `Option<_>` does). In a connect handler or middleware, the
+/// auth object the client sent. Binary buffers come back in place of their
+/// placeholders (use `bytes::Bytes` or `serde_bytes::ByteBuf` fields).
+///
+/// When the arguments do not match, the handler is not called and the
+/// socket's error listeners get [`SocketError::Data`](crate::SocketError::Data).
 ///
 /// ```
 /// use socketio_tokio::{Data, Socket};
@@ -117,19 +395,43 @@ impl FromEvent for EventContext {
 /// socket.on("move", |Data((x, y)): Data<(i32, i32)>| async move {
 ///     println!("{x},{y}");
 /// });
+/// socket.on("sum", |Data(v): Data<Vec<i64>>| async move {
+///     // One argument, an array: `socket.emit("sum", [1, 2, 3])`.
+///     println!("{}", v.iter().sum::<i64>());
+/// });
 /// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Data<T>(pub T);
 
-impl<T: DeserializeOwned> FromEvent for Data<T> {
-    fn from_event(ctx: &EventContext) -> Result<Self, ExtractError> {
-        Ok(Data(event_data(&ctx.data)?))
+impl<T: DeserializeOwned> FromParts<EventContext> for Data<T> {
+    fn from_parts(ctx: &EventContext) -> Result<Self, ExtractError> {
+        Ok(Data(from_args(&ctx.data, 1)?))
     }
 }
 
-/// The arguments as [`Data`] does, or why they do not match: the handler
-/// runs either way.
+impl<T: DeserializeOwned> FromParts<Socket> for Data<T> {
+    fn from_parts(ctx: &Socket) -> Result<Self, ExtractError> {
+        Ok(Data(auth(ctx.handshake())?))
+    }
+}
+
+impl<T: DeserializeOwned> FromParts<ConnectRequest> for Data<T> {
+    fn from_parts(ctx: &ConnectRequest) -> Result<Self, ExtractError> {
+        Ok(Data(auth(&ctx.handshake)?))
+    }
+}
+
+/// The auth object as `T`; none is `null` (so `Option<T>` takes it).
+fn auth<T: DeserializeOwned>(handshake: &Handshake) -> Result<T, DataError> {
+    match handshake.auth_payload() {
+        Some(_) => handshake.auth(),
+        None => T::deserialize(serde_json::Value::Null).map_err(|_| DataError::NoArguments),
+    }
+}
+
+/// The arguments as [`Data`] reads them, or why they do not match: the
+/// handler runs either way.
 ///
 /// ```
 /// use socketio_tokio::TryData;
@@ -146,20 +448,16 @@ impl<T: DeserializeOwned> FromEvent for Data<T> {
 #[derive(Debug)]
 pub struct TryData<T>(pub Result<T, DataError>);
 
-impl<T: DeserializeOwned> FromEvent for TryData<T> {
-    fn from_event(ctx: &EventContext) -> Result<Self, ExtractError> {
-        Ok(TryData(event_data(&ctx.data)))
-    }
-}
-
-/// Deserializes event arguments as [`Data`] does.
-pub(crate) fn event_data<T: DeserializeOwned>(payload: &Payload) -> Result<T, DataError> {
-    let count = payload.args::<Vec<IgnoredAny>>(1)?.len();
-    if count == 1 {
-        let (value,): (T,) = payload.args(1)?;
-        Ok(value)
-    } else {
-        payload.args(1)
+impl<C, T> FromParts<C> for TryData<T>
+where
+    Data<T>: FromParts<C>,
+{
+    fn from_parts(ctx: &C) -> Result<Self, ExtractError> {
+        Ok(TryData(match Data::<T>::from_parts(ctx) {
+            Ok(Data(value)) => Ok(value),
+            Err(ExtractError::Data(e)) => Err(e),
+            Err(e) => Err(DataError::Custom(e.to_string())),
+        }))
     }
 }
 
@@ -179,8 +477,8 @@ pub(crate) fn event_data<T: DeserializeOwned>(payload: &Payload) -> Result<T, Da
 #[derive(Debug, Clone)]
 pub struct RawArgs(pub Payload);
 
-impl FromEvent for RawArgs {
-    fn from_event(ctx: &EventContext) -> Result<Self, ExtractError> {
+impl FromParts<EventContext> for RawArgs {
+    fn from_parts(ctx: &EventContext) -> Result<Self, ExtractError> {
         Ok(RawArgs(strip_event_name(&ctx.data)?))
     }
 }
@@ -199,8 +497,8 @@ impl FromEvent for RawArgs {
 #[derive(Debug, Clone)]
 pub struct Bin(pub Vec<Bytes>);
 
-impl FromEvent for Bin {
-    fn from_event(ctx: &EventContext) -> Result<Self, ExtractError> {
+impl FromParts<EventContext> for Bin {
+    fn from_parts(ctx: &EventContext) -> Result<Self, ExtractError> {
         Ok(Bin(ctx.data.attachments().to_vec()))
     }
 }
@@ -219,14 +517,15 @@ impl FromEvent for Bin {
 #[derive(Debug, Clone)]
 pub struct EventName(pub Str);
 
-impl FromEvent for EventName {
-    fn from_event(ctx: &EventContext) -> Result<Self, ExtractError> {
+impl FromParts<EventContext> for EventName {
+    fn from_parts(ctx: &EventContext) -> Result<Self, ExtractError> {
         Ok(EventName(ctx.name.clone()))
     }
 }
 
 /// Answers the client's acknowledgement callback. When the client asked for
-/// none, sending does nothing.
+/// none, sending does nothing; when several handlers got the event, the
+/// client gets the first acknowledgement sent.
 ///
 /// ```
 /// use socketio_tokio::{AckSender, Data};
@@ -241,13 +540,15 @@ impl FromEvent for EventName {
 pub struct AckSender {
     socket: Socket,
     id: Option<u64>,
+    acked: Option<Arc<AtomicBool>>,
 }
 
-impl FromEvent for AckSender {
-    fn from_event(ctx: &EventContext) -> Result<Self, ExtractError> {
+impl FromParts<EventContext> for AckSender {
+    fn from_parts(ctx: &EventContext) -> Result<Self, ExtractError> {
         Ok(AckSender {
             socket: ctx.socket.clone(),
             id: ctx.ack_id,
+            acked: ctx.acked.clone(),
         })
     }
 }
@@ -258,19 +559,16 @@ impl AckSender {
         self.id.is_some()
     }
 
-    /// Acknowledges with `args`: a tuple, `Vec` or array gives one argument
-    /// per element, `()` none, any other value one argument.
+    /// Acknowledges with `args`, by the one convention: a tuple is the
+    /// argument list (`&(a, b)` two arguments, `&()` none), any other value
+    /// one argument.
     ///
     /// # Errors
     ///
     /// [`EmitError`] when the arguments cannot be serialized or the socket is gone.
     pub fn send<T: Serialize + ?Sized>(self, args: &T) -> Result<(), EmitError> {
         let Some(id) = self.id else { return Ok(()) };
-        let packet = Packet::ack(self.socket.ns_str().clone(), id, args)?;
-        let data = match packet.kind {
-            socketio_proto::PacketKind::Ack { data, .. } => data,
-            _ => Payload::default(),
-        };
+        let data = ack_data(self.socket.ns_str().clone(), id, args)?;
         self.send_ack(id, data)
     }
 
@@ -286,6 +584,11 @@ impl AckSender {
     }
 
     fn send_ack(&self, id: u64, data: Payload) -> Result<(), EmitError> {
+        if let Some(acked) = &self.acked
+            && acked.swap(true, Ordering::AcqRel)
+        {
+            return Ok(());
+        }
         self.socket.ack(id, data)
     }
 }
@@ -331,56 +634,92 @@ fn after_first_element(json: &str) -> Option<&str> {
     Some(rest.strip_prefix(',').map_or(rest, str::trim_start))
 }
 
-/// An event handler, its argument types erased.
-pub(crate) trait ErasedHandler: Send + Sync {
-    fn call(&self, ctx: EventContext) -> Result<BoxFuture<'static, ()>, ExtractError>;
-}
-
-/// A function that handles an event: an async closure whose arguments all
-/// implement [`FromEvent`] (up to six), returning `()` or a `Result` whose
-/// error is logged.
-pub trait EventHandler<Args>: Send + Sync + 'static {
+/// A handler called with context `C`: an async closure (or function)
+/// whose arguments all implement [`FromParts<C>`] (up to eight), returning
+/// `()` or a `Result` whose error is logged.
+pub trait Handler<C, Args>: Send + Sync + 'static {
     #[doc(hidden)]
-    fn call(&self, ctx: &EventContext) -> Result<BoxFuture<'static, ()>, ExtractError>;
+    fn call(&self, ctx: &C) -> Result<BoxFuture<'static, ()>, ExtractError>;
 }
 
-pub(crate) struct Erased<H, Args> {
-    pub(crate) handler: H,
-    pub(crate) _args: std::marker::PhantomData<fn() -> Args>,
+/// A connect middleware: an async closure whose arguments all implement
+/// [`FromParts<ConnectRequest>`], returning `Ok(())` to let the client in or
+/// an error (a [`ConnectError`], or a message) to refuse it.
+pub trait Middleware<Args>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn call(
+        &self,
+        req: &ConnectRequest,
+    ) -> Result<BoxFuture<'static, Result<(), ConnectError>>, ExtractError>;
 }
 
-impl<H: EventHandler<Args>, Args: 'static> ErasedHandler for Erased<H, Args> {
-    fn call(&self, ctx: EventContext) -> Result<BoxFuture<'static, ()>, ExtractError> {
-        self.handler.call(&ctx)
-    }
+/// A handler with its argument types erased.
+pub(crate) type ErasedHandler<C> =
+    Arc<dyn Fn(&C) -> Result<BoxFuture<'static, ()>, ExtractError> + Send + Sync>;
+
+/// A connect middleware with its argument types erased.
+pub(crate) type ErasedMiddleware = Arc<
+    dyn Fn(&ConnectRequest) -> Result<BoxFuture<'static, Result<(), ConnectError>>, ExtractError>
+        + Send
+        + Sync,
+>;
+
+/// Erases a handler's argument types.
+pub(crate) fn erase<C: 'static, A: 'static, H: Handler<C, A>>(handler: H) -> ErasedHandler<C> {
+    Arc::new(move |ctx: &C| handler.call(ctx))
 }
 
-macro_rules! impl_event_handler {
+/// Erases a middleware's argument types.
+pub(crate) fn erase_middleware<A: 'static, M: Middleware<A>>(middleware: M) -> ErasedMiddleware {
+    Arc::new(move |req: &ConnectRequest| middleware.call(req))
+}
+
+macro_rules! impl_handler {
     ($($ty:ident),*) => {
         #[allow(non_snake_case, unused_variables)]
-        impl<F, Fut, $($ty,)*> EventHandler<($($ty,)*)> for F
+        impl<C, F, Fut, $($ty,)*> Handler<C, ($($ty,)*)> for F
         where
             F: Fn($($ty,)*) -> Fut + Send + Sync + 'static,
             Fut: Future + Send + 'static,
             Fut::Output: HandlerResult,
-            $($ty: FromEvent + Send + 'static,)*
+            $($ty: FromParts<C> + Send + 'static,)*
         {
-            fn call(&self, ctx: &EventContext) -> Result<BoxFuture<'static, ()>, ExtractError> {
-                $(let $ty = $ty::from_event(ctx)?;)*
+            fn call(&self, ctx: &C) -> Result<BoxFuture<'static, ()>, ExtractError> {
+                $(let $ty = $ty::from_parts(ctx)?;)*
                 let fut = (self)($($ty,)*);
-                Ok(Box::pin(async move { fut.await.report("event handler") }))
+                Ok(Box::pin(async move { fut.await.report("handler") }))
+            }
+        }
+
+        #[allow(non_snake_case, unused_variables)]
+        impl<F, Fut, E, $($ty,)*> Middleware<($($ty,)*)> for F
+        where
+            F: Fn($($ty,)*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<(), E>> + Send + 'static,
+            E: Into<ConnectError>,
+            $($ty: FromParts<ConnectRequest> + Send + 'static,)*
+        {
+            fn call(
+                &self,
+                req: &ConnectRequest,
+            ) -> Result<BoxFuture<'static, Result<(), ConnectError>>, ExtractError> {
+                $(let $ty = $ty::from_parts(req)?;)*
+                let fut = (self)($($ty,)*);
+                Ok(Box::pin(async move { fut.await.map_err(Into::into) }))
             }
         }
     };
 }
 
-impl_event_handler!();
-impl_event_handler!(T1);
-impl_event_handler!(T1, T2);
-impl_event_handler!(T1, T2, T3);
-impl_event_handler!(T1, T2, T3, T4);
-impl_event_handler!(T1, T2, T3, T4, T5);
-impl_event_handler!(T1, T2, T3, T4, T5, T6);
+impl_handler!();
+impl_handler!(T1);
+impl_handler!(T1, T2);
+impl_handler!(T1, T2, T3);
+impl_handler!(T1, T2, T3, T4);
+impl_handler!(T1, T2, T3, T4, T5);
+impl_handler!(T1, T2, T3, T4, T5, T6);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7, T8);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -402,15 +741,5 @@ mod tests {
             with_event_name("e", &none).unwrap().json().as_str(),
             r#"["e"]"#
         );
-    }
-
-    #[test]
-    fn one_argument_is_the_value_several_a_sequence() {
-        let one = Payload::from_json(Str::from(r#"["e",{"a":1}]"#), Vec::new()).unwrap();
-        let v: serde_json::Value = event_data(&one).unwrap();
-        assert_eq!(v, serde_json::json!({"a":1}));
-        let two = Payload::from_json(Str::from(r#"["e",1,2]"#), Vec::new()).unwrap();
-        let t: (u8, u8) = event_data(&two).unwrap();
-        assert_eq!(t, (1, 2));
     }
 }

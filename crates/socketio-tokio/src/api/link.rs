@@ -78,6 +78,11 @@ impl Link {
         })
     }
 
+    /// The connection's transport now.
+    pub(crate) fn transport(&self) -> socketio_proto::TransportKind {
+        self.lock().conn.transport()
+    }
+
     /// Locks the connection's state: for one call of the core, never across
     /// a handler or an await. The endpoint's lock is never taken while this
     /// one is held (it may be held while this one is taken: the delivery of

@@ -192,20 +192,20 @@ fn describe(state: &State, socket: &SocketInner) -> RemoteSocket {
         "query": query,
         "auth": auth,
     });
-    RemoteSocket {
-        id: socket.id.to_string(),
+    RemoteSocket::new(
+        socket.id.to_string(),
         handshake,
-        rooms: state
+        state
             .rooms_of(&socket.nsp, &socket.id)
             .iter()
             .map(|r| r.to_string())
             .collect(),
-        data: socket
+        socket
             .data()
             .as_deref()
             .and_then(|d| serde_json::from_str(d).ok())
             .unwrap_or_else(|| serde_json::json!({})),
-    }
+    )
 }
 
 /// Milliseconds since the epoch as JavaScript's `new Date().toString()`

@@ -1,50 +1,150 @@
 //! Namespaces: their connect handler and connect middlewares.
 
+use std::collections::BTreeSet;
 use std::fmt;
-use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, Weak};
 
-use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
-use socketio_proto::Str;
-use socketio_proto::socketio_packet::DataError;
+use socketio_proto::socketio_packet::{DataError, ProtocolVersion};
+use socketio_proto::{Str, TransportKind};
 
-use crate::api::extract::HandlerResult;
+use crate::api::extract::{
+    ErasedHandler, ErasedMiddleware, Handler, Middleware, erase, erase_middleware,
+};
 use crate::api::operators::BroadcastOperator;
-use crate::api::server::SocketIo;
+use crate::api::server::{Shared, SocketIo};
 use crate::api::socket::{Extensions, Handshake, Socket};
 
-pub(crate) type ConnectHandler = Arc<dyn Fn(Socket) -> BoxFuture<'static, ()> + Send + Sync>;
-pub(crate) type ConnectMiddleware =
-    Arc<dyn Fn(ConnectRequest) -> BoxFuture<'static, Result<(), ConnectError>> + Send + Sync>;
+/// A namespace's connect handler with its middlewares, as given to
+/// [`SocketIo::ns`]: a handler alone, or with middlewares added by
+/// [`ConnectHandler::with`].
+pub struct NsHandler {
+    pub(crate) handler: ErasedHandler<Socket>,
+    pub(crate) middlewares: Vec<ErasedMiddleware>,
+}
+
+impl fmt::Debug for NsHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NsHandler")
+            .field("middlewares", &self.middlewares.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NsHandler {
+    /// Adds a connect middleware after those added before: see
+    /// [`ConnectHandler::with`].
+    pub fn with<A: 'static, M: Middleware<A>>(mut self, middleware: M) -> NsHandler {
+        self.middlewares.push(erase_middleware(middleware));
+        self
+    }
+}
+
+/// A namespace's connect handler: an async closure whose arguments are
+/// extractors of the new socket ([`Socket`], [`Data`](crate::Data) for the
+/// auth object, [`State`](crate::State), ...).
+pub trait ConnectHandler<A>: Handler<Socket, A> + Sized {
+    /// The handler with a connect middleware: it runs, with those added
+    /// after it, in order, for every client that asks to join, before the
+    /// socket exists. An `Err` refuses the client, which gets a
+    /// `connect_error` with the error's message and data. The middlewares
+    /// are part of the namespace from its registration on: no client joins
+    /// without them.
+    ///
+    /// ```
+    /// use socketio_tokio::{ConnectError, ConnectHandler, Data, SocketIo, Socket};
+    ///
+    /// #[derive(Clone, serde::Deserialize)]
+    /// struct Auth { token: String }
+    ///
+    /// async fn authenticate(Data(auth): Data<Auth>, req: socketio_tokio::ConnectRequest)
+    ///     -> Result<(), ConnectError>
+    /// {
+    ///     if auth.token != "secret" {
+    ///         return Err(ConnectError::new("forbidden")
+    ///             .with_data(serde_json::json!({ "retry": false })));
+    ///     }
+    ///     // Hand data to the socket.
+    ///     req.extensions().insert(auth);
+    ///     Ok(())
+    /// }
+    ///
+    /// let io = SocketIo::new()?;
+    /// io.ns("/admin", (|socket: Socket| async move { /* ... */ }).with(authenticate));
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    fn with<MA: 'static, M: Middleware<MA>>(self, middleware: M) -> NsHandler
+    where
+        A: 'static,
+    {
+        NsHandler {
+            handler: erase(self),
+            middlewares: vec![erase_middleware(middleware)],
+        }
+    }
+}
+
+impl<A, H: Handler<Socket, A>> ConnectHandler<A> for H {}
+
+/// What [`SocketIo::ns`] takes: a connect handler, or one
+/// [`with`](ConnectHandler::with) middlewares.
+pub trait IntoNsHandler<Marker> {
+    /// The handler with its middlewares.
+    fn into_ns_handler(self) -> NsHandler;
+}
+
+impl<A: 'static, H: Handler<Socket, A>> IntoNsHandler<fn(A)> for H {
+    fn into_ns_handler(self) -> NsHandler {
+        NsHandler {
+            handler: erase(self),
+            middlewares: Vec::new(),
+        }
+    }
+}
+
+/// The [`IntoNsHandler`] marker of an [`NsHandler`].
+#[derive(Debug)]
+pub struct WithMiddlewares;
+
+impl IntoNsHandler<WithMiddlewares> for NsHandler {
+    fn into_ns_handler(self) -> NsHandler {
+        self
+    }
+}
 
 pub(crate) struct NsInner {
-    pub(crate) handler: ConnectHandler,
-    pub(crate) middlewares: RwLock<Vec<ConnectMiddleware>>,
+    pub(crate) handler: ErasedHandler<Socket>,
+    pub(crate) middlewares: Vec<ErasedMiddleware>,
+    /// For a dynamic namespace: the namespaces it serves that have sockets
+    /// (or had, unless empty ones are cleaned up).
+    pub(crate) children: Mutex<BTreeSet<Str>>,
 }
 
 impl NsInner {
-    pub(crate) fn new<F, Fut>(handler: F) -> Arc<NsInner>
-    where
-        F: Fn(Socket) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: HandlerResult,
-    {
-        let handler: ConnectHandler = Arc::new(move |socket: Socket| {
-            let fut = handler(socket);
-            Box::pin(async move { fut.await.report("connect handler") })
-        });
+    pub(crate) fn new(handler: NsHandler) -> Arc<NsInner> {
         Arc::new(NsInner {
-            handler,
-            middlewares: RwLock::new(Vec::new()),
+            handler: handler.handler,
+            middlewares: handler.middlewares,
+            children: Mutex::new(BTreeSet::new()),
         })
     }
 
-    pub(crate) fn middlewares(&self) -> Vec<ConnectMiddleware> {
-        self.middlewares
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The child namespaces of a dynamic namespace.
+    pub(crate) fn children(&self) -> Vec<Str> {
+        let children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        children.iter().cloned().collect()
+    }
+
+    /// Records child `nsp`; whether it is new.
+    pub(crate) fn add_child(&self, nsp: &Str) -> bool {
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        children.insert(nsp.clone())
+    }
+
+    /// Forgets child `nsp`.
+    pub(crate) fn remove_child(&self, nsp: &str) {
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        children.remove(nsp);
     }
 }
 
@@ -66,59 +166,58 @@ impl fmt::Debug for Namespace {
 }
 
 impl Namespace {
-    /// Adds a connect middleware: it runs, in the order added, for every
-    /// client that asks to join, before the socket exists. An `Err` refuses
-    /// the client, which gets a `connect_error` with the error's message and
-    /// data.
+    /// Broadcast operators on this namespace. For a dynamic namespace (the
+    /// reference's parent namespace), on every namespace it serves now: an
+    /// emit reaches the sockets of each.
     ///
     /// ```
-    /// use socketio_tokio::{ConnectError, ConnectRequest, SocketIo, Socket};
-    ///
-    /// #[derive(serde::Deserialize)]
-    /// struct Auth { token: String }
+    /// use socketio_tokio::{SocketIo, Socket};
     ///
     /// let io = SocketIo::new()?;
-    /// io.ns("/admin", |socket: Socket| async move { /* ... */ })
-    ///     .with(|req: ConnectRequest| async move {
-    ///         let auth: Auth = req.auth().map_err(|_| ConnectError::new("no token"))?;
-    ///         if auth.token != "secret" {
-    ///             return Err(ConnectError::new("forbidden")
-    ///                 .with_data(serde_json::json!({ "retry": false })));
-    ///         }
-    ///         // Hand data to the socket.
-    ///         req.extensions().insert(auth.token);
-    ///         Ok(())
-    ///     });
-    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// let rooms = io.dyn_ns(|name| name.starts_with("/room-"), |_: Socket| async {});
+    /// // Every socket of every "/room-..." namespace.
+    /// rooms.broadcast().emit("announcement", &"closing in 5 minutes")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn with<F, Fut>(self, middleware: F) -> Self
-    where
-        F: Fn(ConnectRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
-    {
-        let mw: ConnectMiddleware = Arc::new(move |req| Box::pin(middleware(req)));
-        self.inner
-            .middlewares
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(mw);
-        self
+    pub fn broadcast(&self) -> BroadcastOperator {
+        match &self.name {
+            Some(name) => self.io.of(name.clone()),
+            None => BroadcastOperator::children(&self.io, self.inner.clone()),
+        }
     }
 
-    /// Broadcast operators on this namespace (for a fixed namespace; for
-    /// dynamic namespaces use [`SocketIo::of`] with a concrete name).
-    pub fn broadcast(&self) -> BroadcastOperator {
-        self.io
-            .of(self.name.clone().unwrap_or_else(|| Str::from_static("/")))
+    /// The namespace's name; `None` for a dynamic namespace.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The namespaces a dynamic namespace serves now (for a fixed one, its name).
+    pub fn children(&self) -> Vec<Str> {
+        match &self.name {
+            Some(name) => vec![name.clone()],
+            None => self.inner.children(),
+        }
     }
 }
 
 /// A client's request to join a namespace, as a connect middleware sees it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnectRequest {
     pub(crate) nsp: Str,
     pub(crate) handshake: Handshake,
     pub(crate) extensions: Extensions,
+    pub(crate) shared: Weak<Shared>,
+    pub(crate) transport: TransportKind,
+    pub(crate) version: ProtocolVersion,
+}
+
+impl fmt::Debug for ConnectRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectRequest")
+            .field("nsp", &self.nsp)
+            .field("handshake", &self.handshake)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConnectRequest {
@@ -186,5 +285,17 @@ impl ConnectError {
     /// The data.
     pub fn data(&self) -> Option<&serde_json::Value> {
         self.data.as_ref()
+    }
+}
+
+impl From<String> for ConnectError {
+    fn from(message: String) -> ConnectError {
+        ConnectError::new(message)
+    }
+}
+
+impl From<&str> for ConnectError {
+    fn from(message: &str) -> ConnectError {
+        ConnectError::new(message)
     }
 }

@@ -1,13 +1,16 @@
 //! Broadcast operators: select sockets of a namespace, then emit to them,
 //! collect their acknowledgements, or act on them.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::IntoFuture;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
@@ -17,64 +20,16 @@ use socketio_proto::{BroadcastOptions, Payload, Str};
 use tokio::sync::oneshot;
 
 use crate::api::node::LocalNode;
-use crate::api::server::Shared;
+use crate::api::ns::NsInner;
+use crate::api::server::{Shared, SocketIo};
 use crate::api::socket::Socket;
-use crate::cluster::{AdapterError, RemoteSocket};
+use crate::args::{RoomParam, arg_values, event_packet, from_args};
+use crate::cluster::{Actions, AdapterError, RemoteSocket, SocketAction};
 use crate::error::{AckError, EmitError};
 
-/// One or more room names.
-///
-/// ```
-/// # fn f(socket: socketio_tokio::Socket) {
-/// socket.join("a");
-/// socket.join(String::from("b"));
-/// socket.join(["c", "d"]);
-/// socket.join(vec!["e".to_string()]);
-/// # }
-/// ```
-pub trait RoomParam {
-    /// The room names.
-    fn into_rooms(self) -> Vec<Str>;
-}
-
-impl RoomParam for &str {
-    fn into_rooms(self) -> Vec<Str> {
-        vec![Str::from(self)]
-    }
-}
-
-impl RoomParam for String {
-    fn into_rooms(self) -> Vec<Str> {
-        vec![Str::from(self)]
-    }
-}
-
-impl RoomParam for &String {
-    fn into_rooms(self) -> Vec<Str> {
-        vec![Str::from(self.as_str())]
-    }
-}
-
-impl RoomParam for Str {
-    fn into_rooms(self) -> Vec<Str> {
-        vec![self]
-    }
-}
-
-impl<T: RoomParam> RoomParam for Vec<T> {
-    fn into_rooms(self) -> Vec<Str> {
-        self.into_iter().flat_map(RoomParam::into_rooms).collect()
-    }
-}
-
-impl<T: RoomParam, const N: usize> RoomParam for [T; N] {
-    fn into_rooms(self) -> Vec<Str> {
-        self.into_iter().flat_map(RoomParam::into_rooms).collect()
-    }
-}
-
-/// A selection of sockets of one namespace, built with `to`, `except`,
-/// `local`, `volatile` and `timeout`, then used once: emit, emit with
+/// A selection of sockets of one namespace (or of every namespace a
+/// dynamic namespace serves), built with `to`, `except`, `local`,
+/// `volatile` and `timeout`, then used once: emit, emit with
 /// acknowledgements, fetch, join, leave, or disconnect.
 ///
 /// ```
@@ -92,6 +47,8 @@ impl<T: RoomParam, const N: usize> RoomParam for [T; N] {
 pub struct BroadcastOperator {
     pub(crate) shared: Weak<Shared>,
     pub(crate) nsp: Str,
+    /// A dynamic namespace: the operator acts on each namespace it serves.
+    pub(crate) parent: Option<Arc<NsInner>>,
     pub(crate) opts: BroadcastOptions,
     pub(crate) timeout: Option<Duration>,
 }
@@ -100,6 +57,7 @@ impl fmt::Debug for BroadcastOperator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BroadcastOperator")
             .field("nsp", &self.nsp)
+            .field("dynamic", &self.parent.is_some())
             .field("rooms", &self.opts.rooms)
             .field("except", &self.opts.except)
             .field("local", &self.opts.local)
@@ -115,11 +73,28 @@ impl BroadcastOperator {
         BroadcastOperator {
             shared,
             nsp,
+            parent: None,
             opts: BroadcastOptions {
                 except: sender.into_iter().collect(),
                 ..BroadcastOptions::default()
             },
             timeout: None,
+        }
+    }
+
+    /// The operator of a dynamic namespace: on each namespace it serves.
+    pub(crate) fn children(io: &SocketIo, parent: Arc<NsInner>) -> Self {
+        BroadcastOperator {
+            parent: Some(parent),
+            ..BroadcastOperator::new(Arc::downgrade(&io.shared), Str::from_static("/"), None)
+        }
+    }
+
+    /// The namespaces acted on.
+    fn namespaces(&self) -> Vec<Str> {
+        match &self.parent {
+            Some(parent) => parent.children(),
+            None => vec![self.nsp.clone()],
         }
     }
 
@@ -166,31 +141,57 @@ impl BroadcastOperator {
         self
     }
 
-    /// Emits `event` to the selected sockets: encoded once, then handed to
-    /// each socket's connection.
+    /// Emits `event` to the selected sockets, `args` as
+    /// [`Socket::emit`](crate::Socket::emit) takes them: encoded once, then
+    /// handed to each socket's connection (and, unless
+    /// [`local`](BroadcastOperator::local), to the other nodes).
     ///
     /// # Errors
     ///
     /// [`EmitError::Encode`] when `args` cannot be serialized.
     pub fn emit<T: Serialize + ?Sized>(self, event: &str, args: &T) -> Result<(), EmitError> {
-        let packet = Packet::event(self.nsp.clone(), event, args, None)?;
-        if let Some(shared) = self.shared.upgrade() {
+        let packet = event_packet(self.nsp.clone(), event, args)?;
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(());
+        };
+        if self.parent.is_none() {
+            shared.broadcast(packet, &self.opts);
+            return Ok(());
+        }
+        for nsp in self.namespaces() {
+            let packet = Packet {
+                nsp,
+                kind: packet.kind.clone(),
+            };
             shared.broadcast(packet, &self.opts);
         }
         Ok(())
     }
 
-    /// Emits `event` to the selected sockets and collects their
-    /// acknowledgements as a stream of `(socket id, result)`, one per
-    /// socket, ending when all answered or timed out.
+    /// Emits `event` to the selected sockets, on every node of the cluster
+    /// unless [`local`](BroadcastOperator::local), and collects their
+    /// acknowledgements, for the timeout set with
+    /// [`timeout`](BroadcastOperator::timeout) (else the server's ack
+    /// timeout).
+    ///
+    /// The [`AckStream`] yields each answer as it comes; awaited whole, it
+    /// gives every answer once all came (the reference's
+    /// `io.timeout(t).emitWithAck(...)`), or [`AckError::Timeout`] when one
+    /// did not come in time.
     ///
     /// ```
-    /// # async fn f(io: socketio_tokio::SocketIo) -> Result<(), socketio_tokio::EmitError> {
+    /// # async fn f(io: socketio_tokio::SocketIo) -> Result<(), Box<dyn std::error::Error>> {
     /// use futures_util::StreamExt;
-    /// let mut acks = io.of("/").emit_with_ack::<(String,), _>("name?", &())?;
-    /// while let Some((id, answer)) = acks.next().await {
-    ///     println!("{id}: {answer:?}");
+    /// use std::time::Duration;
+    /// let mut acks = io.of("/").emit_with_ack::<String, _>("name?", &())?;
+    /// while let Some(ack) = acks.next().await {
+    ///     println!("{:?}: {:?}", ack.socket, ack.result);
     /// }
+    /// // Or all at once:
+    /// let names: Vec<String> = io
+    ///     .timeout(Duration::from_secs(2))
+    ///     .emit_with_ack("name?", &())?
+    ///     .await?;
     /// # Ok(())
     /// # }
     /// ```
@@ -203,41 +204,75 @@ impl BroadcastOperator {
         V: DeserializeOwned,
         T: Serialize + ?Sized,
     {
-        let packet = Packet::event(self.nsp.clone(), event, args, None)?;
-        let pending = FuturesUnordered::new();
-        if let Some(shared) = self.shared.upgrade() {
-            let timeout = self.timeout.unwrap_or(shared.options.ack_timeout);
+        let packet = event_packet(self.nsp.clone(), event, args)?;
+        let mut stream = AckStream {
+            pending: FuturesUnordered::new(),
+            remote: None,
+            ready: VecDeque::new(),
+            _v: PhantomData,
+        };
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(stream);
+        };
+        let timeout = self.timeout.unwrap_or(shared.options.ack_timeout);
+        let adapter = match self.opts.local {
+            true => None,
+            false => shared.adapter.get().cloned(),
+        };
+        for nsp in self.namespaces() {
+            let packet = Packet {
+                nsp,
+                kind: packet.kind.clone(),
+            };
             for (sid, rx) in shared.emit_with_acks(&packet, &self.opts, timeout) {
-                pending.push(AckWait { sid, rx });
+                stream.pending.push(AckWait { sid, rx });
+            }
+            if let Some(adapter) = &adapter {
+                let remote = adapter.broadcast_with_ack(packet, self.opts.clone(), timeout);
+                stream.remote = Some(match stream.remote.take() {
+                    None => remote,
+                    Some(before) => Box::pin(async move {
+                        let (a, b) = futures_util::future::join(before, remote).await;
+                        let mut all = a?;
+                        all.extend(b?);
+                        Ok(all)
+                    }),
+                });
             }
         }
-        Ok(AckStream {
-            pending,
-            _v: PhantomData,
-        })
+        Ok(stream)
     }
 
-    /// The selected sockets.
+    /// The selected sockets on this node.
     pub fn sockets(self) -> Vec<Socket> {
-        match self.shared.upgrade() {
-            Some(shared) => shared.sockets(&self.nsp, &self.opts),
-            None => Vec::new(),
-        }
+        let Some(shared) = self.shared.upgrade() else {
+            return Vec::new();
+        };
+        self.namespaces()
+            .iter()
+            .flat_map(|nsp| shared.sockets(nsp, &self.opts))
+            .collect()
     }
 
-    /// Makes the selected sockets join `rooms`.
+    /// Makes the selected sockets join `rooms`, on every node unless
+    /// [`local`](BroadcastOperator::local).
     pub fn join(self, rooms: impl RoomParam) {
         let rooms = rooms.into_rooms();
         if let Some(shared) = self.shared.upgrade() {
-            shared.lock().add_sockets(&self.nsp, &self.opts, &rooms);
+            for nsp in self.namespaces() {
+                shared.lock().add_sockets(&nsp, &self.opts, &rooms);
+            }
         }
     }
 
-    /// Makes the selected sockets leave `rooms`.
+    /// Makes the selected sockets leave `rooms`, on every node unless
+    /// [`local`](BroadcastOperator::local).
     pub fn leave(self, rooms: impl RoomParam) {
         let rooms = rooms.into_rooms();
         if let Some(shared) = self.shared.upgrade() {
-            shared.lock().del_sockets(&self.nsp, &self.opts, &rooms);
+            for nsp in self.namespaces() {
+                shared.lock().del_sockets(&nsp, &self.opts, &rooms);
+            }
         }
     }
 
@@ -248,7 +283,9 @@ impl BroadcastOperator {
     /// None today; kept for adapters that may fail.
     pub fn disconnect(self) -> Result<(), EmitError> {
         if let Some(shared) = self.shared.upgrade() {
-            shared.disconnect(&self.nsp, &self.opts, false);
+            for nsp in self.namespaces() {
+                shared.disconnect(&nsp, &self.opts, false);
+            }
         }
         Ok(())
     }
@@ -256,13 +293,17 @@ impl BroadcastOperator {
     /// Closes the connections of the selected sockets ("forced server close").
     pub fn close(self) {
         if let Some(shared) = self.shared.upgrade() {
-            shared.disconnect(&self.nsp, &self.opts, true);
+            for nsp in self.namespaces() {
+                shared.disconnect(&nsp, &self.opts, true);
+            }
         }
     }
 
     /// The selected sockets on every node of the cluster (only this node's
-    /// when [`local`](BroadcastOperator::local) or without an adapter), as
-    /// descriptions: id, handshake, rooms, data.
+    /// when [`local`](BroadcastOperator::local) or without an adapter):
+    /// their id, handshake, rooms and data, and what can be done to each
+    /// wherever it is ([`RemoteSocket::emit`], [`join`](RemoteSocket::join),
+    /// [`leave`](RemoteSocket::leave), [`disconnect`](RemoteSocket::disconnect)).
     ///
     /// # Errors
     ///
@@ -271,78 +312,108 @@ impl BroadcastOperator {
         let Some(shared) = self.shared.upgrade() else {
             return Ok(Vec::new());
         };
-        let node = LocalNode::new(self.shared.clone());
-        let mut sockets = node.fetch_sockets(&self.nsp, &self.opts);
-        if !self.opts.local
-            && let Some(adapter) = shared.adapter.get().cloned()
-        {
-            drop(shared);
-            sockets.extend(adapter.fetch_sockets(self.nsp, self.opts).await?);
-        }
-        Ok(sockets)
-    }
-
-    /// Emits `event` to the selected sockets on every node of the cluster
-    /// and collects the first argument of each acknowledgement (the
-    /// reference's `io.timeout(t).emitWithAck(...)`): complete once every
-    /// selected socket answered, an error when the timeout (set with
-    /// [`timeout`](BroadcastOperator::timeout), else the ack timeout)
-    /// passes first. Sockets that disconnect meanwhile are not waited for.
-    ///
-    /// # Errors
-    ///
-    /// [`AdapterError::Timeout`] when not every socket answered in time;
-    /// [`AdapterError::Encode`] when `args` cannot be serialized or an
-    /// answer is not a `V`.
-    pub async fn emit_with_ack_all<V, T>(
-        self,
-        event: &str,
-        args: &T,
-    ) -> Result<Vec<V>, AdapterError>
-    where
-        V: DeserializeOwned,
-        T: Serialize + ?Sized,
-    {
-        let packet = Packet::event(self.nsp.clone(), event, args, None)
-            .map_err(|e| AdapterError::Encode(e.to_string()))?;
-        let Some(shared) = self.shared.upgrade() else {
-            return Ok(Vec::new());
-        };
-        let timeout = self.timeout.unwrap_or(shared.options.ack_timeout);
-        let adapter = if self.opts.local {
-            None
-        } else {
-            shared.adapter.get().cloned()
+        let adapter = match self.opts.local {
+            true => None,
+            false => shared.adapter.get().cloned(),
         };
         drop(shared);
         let node = LocalNode::new(self.shared.clone());
-        let (_, mut local) = node.broadcast_with_ack(packet.clone(), &self.opts, timeout);
-        let remote = adapter.map(|a| a.broadcast_with_ack(packet, self.opts.clone(), timeout));
-        let local = async {
-            let mut answers = Vec::new();
-            while let Some(answer) = local.next().await {
-                match answer {
-                    Ok(payload) => answers.push(payload),
-                    Err(AckError::Timeout) => return Err(AdapterError::Timeout("emitWithAck")),
-                    Err(_) => {}
-                }
+        let mut all = Vec::new();
+        for nsp in self.namespaces() {
+            let mut sockets = node.fetch_sockets(&nsp, &self.opts);
+            if let Some(adapter) = &adapter {
+                sockets.extend(
+                    adapter
+                        .fetch_sockets(nsp.clone(), self.opts.clone())
+                        .await?,
+                );
             }
-            Ok(answers)
+            let actions = Actions(Some(socket_actions(self.shared.clone(), nsp)));
+            for socket in &mut sockets {
+                socket.actions = actions.clone();
+            }
+            all.extend(sockets);
+        }
+        Ok(all)
+    }
+
+    /// Sends `event` with `args` to the other nodes of the cluster (not to
+    /// clients) on this namespace, `args` by the one convention (the
+    /// reference's `namespace.serverSideEmit`); nothing without an adapter.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError::Encode`] when `args` cannot be serialized.
+    pub fn server_side_emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<(), AdapterError> {
+        let data = server_side_data(event, args)?;
+        if let Some(adapter) = self.shared.upgrade().and_then(|s| s.adapter.get().cloned()) {
+            // Without an ack the future publishes at once and is ready.
+            drop(adapter.server_side_emit(self.nsp.clone(), data, false));
+        }
+        Ok(())
+    }
+
+    /// Sends `event` with `args` to the other nodes and waits for one
+    /// answer from each, each answer's arguments as `V` by the one
+    /// convention (the reference's `serverSideEmitWithAck`).
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError::Timeout`] when a node did not answer in time;
+    /// [`AdapterError::Encode`] when `args` cannot be serialized or an
+    /// answer is not a `V`.
+    pub async fn server_side_emit_with_ack<V: DeserializeOwned, T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<Vec<V>, AdapterError> {
+        let data = server_side_data(event, args)?;
+        let Some(adapter) = self.shared.upgrade().and_then(|s| s.adapter.get().cloned()) else {
+            return Ok(Vec::new());
         };
-        let (local, remote) = match remote {
-            Some(remote) => futures_util::future::join(local, remote).await,
-            None => (local.await, Ok(Vec::new())),
-        };
-        local?
+        adapter
+            .server_side_emit(self.nsp.clone(), data, true)
+            .await?
             .into_iter()
-            .chain(remote?)
-            .map(|p| {
-                p.args::<(V,)>(0)
-                    .map(|(v,)| v)
-                    .map_err(|e| AdapterError::Encode(e.to_string()))
-            })
+            .map(|v| serde_json::from_value(v).map_err(|e| AdapterError::Encode(e.to_string())))
             .collect()
     }
+}
+
+/// A server-side emit's data: the event name, then the arguments.
+fn server_side_data<T: Serialize + ?Sized>(
+    event: &str,
+    args: &T,
+) -> Result<Vec<serde_json::Value>, AdapterError> {
+    let mut data = vec![serde_json::Value::from(event)];
+    data.extend(arg_values(args).map_err(|e| AdapterError::Encode(e.to_string()))?);
+    Ok(data)
+}
+
+/// What a fetched socket of `nsp` is made to do: the same operations as a
+/// broadcast operator's, on the socket's own room, on every node.
+fn socket_actions(shared: Weak<Shared>, nsp: Str) -> crate::cluster::ActionFn {
+    Arc::new(move |sid: &str, action: SocketAction| {
+        let op = BroadcastOperator::new(shared.clone(), nsp.clone(), None).to(sid);
+        match action {
+            SocketAction::Emit(mut packet) => {
+                packet.nsp = nsp.clone();
+                if let Some(shared) = op.shared.upgrade() {
+                    shared.broadcast(packet, &op.opts);
+                }
+            }
+            SocketAction::Join(rooms) => op.join(rooms),
+            SocketAction::Leave(rooms) => op.leave(rooms),
+            SocketAction::Disconnect { close: false } => {
+                let _ = op.disconnect();
+            }
+            SocketAction::Disconnect { close: true } => op.close(),
+        }
+    })
 }
 
 struct AckWait {
@@ -363,10 +434,23 @@ impl std::future::Future for AckWait {
     }
 }
 
-/// The acknowledgements of a broadcast, as they come: `(socket id, result)`.
+/// One socket's acknowledgement of a broadcast.
+#[derive(Debug)]
+pub struct Ack<V> {
+    /// The socket, when it is on this node (the other nodes' answers do
+    /// not say which socket answered).
+    pub socket: Option<Str>,
+    /// Its arguments, as `V` by the one convention, or why none came.
+    pub result: Result<V, AckError>,
+}
+
+/// The acknowledgements of a broadcast: a stream of [`Ack`]s as they come,
+/// or, awaited, every answer at once.
 #[must_use = "streams do nothing unless polled"]
 pub struct AckStream<V> {
     pending: FuturesUnordered<AckWait>,
+    remote: Option<BoxFuture<'static, Result<Vec<Payload>, AdapterError>>>,
+    ready: VecDeque<Ack<Payload>>,
     _v: PhantomData<fn() -> V>,
 }
 
@@ -374,28 +458,79 @@ impl<V> fmt::Debug for AckStream<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AckStream")
             .field("pending", &self.pending.len())
+            .field("remote", &self.remote.is_some())
             .finish()
     }
 }
 
 impl<V> AckStream<V> {
-    /// How many acknowledgements are still awaited.
+    /// How many acknowledgements of this node's sockets are still awaited
+    /// (the other nodes' come together).
     pub fn remaining(&self) -> usize {
         self.pending.len()
     }
 }
 
 impl<V: DeserializeOwned> Stream for AckStream<V> {
-    type Item = (Str, Result<V, AckError>);
+    type Item = Ack<V>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match Pin::new(&mut self.pending).poll_next(cx) {
-            Poll::Ready(Some((sid, r))) => Poll::Ready(Some((
-                sid,
-                r.and_then(|p| p.args(0).map_err(AckError::from)),
-            ))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+        let this = &mut *self;
+        if let Some(remote) = &mut this.remote
+            && let Poll::Ready(answers) = remote.as_mut().poll(cx)
+        {
+            this.remote = None;
+            match answers {
+                Ok(answers) => this.ready.extend(answers.into_iter().map(|p| Ack {
+                    socket: None,
+                    result: Ok(p),
+                })),
+                Err(e) => this.ready.push_back(Ack {
+                    socket: None,
+                    result: Err(match e {
+                        AdapterError::Timeout(_) => AckError::Timeout,
+                        other => AckError::Cluster(other),
+                    }),
+                }),
+            }
         }
+        let ack = match this.ready.pop_front() {
+            Some(ack) => ack,
+            None => match Pin::new(&mut this.pending).poll_next(cx) {
+                Poll::Ready(Some((sid, result))) => Ack {
+                    socket: Some(sid),
+                    result,
+                },
+                Poll::Ready(None) if this.remote.is_none() => return Poll::Ready(None),
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            },
+        };
+        Poll::Ready(Some(Ack {
+            socket: ack.socket,
+            result: ack
+                .result
+                .and_then(|p| from_args(&p, 0).map_err(AckError::from)),
+        }))
+    }
+}
+
+impl<V: DeserializeOwned + Send + 'static> IntoFuture for AckStream<V> {
+    type Output = Result<Vec<V>, AckError>;
+    type IntoFuture = BoxFuture<'static, Result<Vec<V>, AckError>>;
+
+    /// Every answer, once all came: [`AckError::Timeout`] when one did not
+    /// come in time; sockets that disconnected meanwhile are not waited for.
+    fn into_future(mut self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let mut answers = Vec::new();
+            while let Some(ack) = self.next().await {
+                match ack.result {
+                    Ok(v) => answers.push(v),
+                    Err(AckError::Disconnected) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(answers)
+        })
     }
 }

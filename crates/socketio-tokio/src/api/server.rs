@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
@@ -19,9 +18,10 @@ use tokio::sync::{oneshot, watch};
 use crate::api::engine::EngineHandler;
 use crate::api::link::Link;
 use crate::api::node::LocalNode;
-use crate::api::ns::{Namespace, NsInner};
-use crate::api::operators::{AckStream, BroadcastOperator, RoomParam};
+use crate::api::ns::{IntoNsHandler, Namespace, NsInner};
+use crate::api::operators::{AckStream, BroadcastOperator};
 use crate::api::socket::{Socket, SocketInner};
+use crate::args::RoomParam;
 use crate::clock;
 use crate::cluster::{Adapter, AdapterError, ServerSideEvent, ServerSideHandler};
 use crate::config::{Options, SocketIoBuilder};
@@ -111,7 +111,12 @@ pub(crate) struct Shared {
     pub(crate) adapter: OnceLock<Arc<dyn Adapter>>,
     /// The handlers of the other nodes' server-side emits.
     pub(crate) server_side: RwLock<Vec<ServerSideHandler>>,
+    /// The listeners of new namespaces.
+    pub(crate) new_namespace: RwLock<Vec<NewNamespaceListener>>,
 }
+
+/// A listener of new namespaces.
+pub(crate) type NewNamespaceListener = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl Shared {
     /// Takes the endpoint lock: never held across an await, nor while a
@@ -125,10 +130,21 @@ impl Shared {
         }
     }
 
-    /// Tells the adapter, if any, that namespace `nsp` is served.
+    /// Tells the adapter, if any, and the application's listeners that
+    /// namespace `nsp` is served.
     pub(crate) fn namespace_added(&self, nsp: &str) {
         if let Some(adapter) = self.adapter.get() {
             adapter.add_namespace(nsp);
+        }
+        let listeners = self
+            .new_namespace
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for l in listeners {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(nsp))).is_err() {
+                tracing::error!(%nsp, "new namespace listener panicked");
+            }
         }
     }
 
@@ -375,6 +391,7 @@ impl SocketIo {
             posts: crate::limits::Posts::default(),
             adapter: OnceLock::new(),
             server_side: RwLock::new(Vec::new()),
+            new_namespace: RwLock::new(Vec::new()),
         };
         Ok(SocketIo {
             shared: Arc::new(shared),
@@ -389,27 +406,36 @@ impl SocketIo {
     // ----- namespaces -----
 
     /// Serves namespace `path`: `handler` runs for every socket that joins
-    /// it (after the namespace's middlewares accepted it).
+    /// it, after the middlewares given with it
+    /// ([`ConnectHandler::with`](crate::ConnectHandler::with)) accepted it.
+    /// The handler's arguments are extractors: [`Socket`],
+    /// [`Data`](crate::Data) (the auth object), [`State`](crate::State), ...
     ///
-    /// Returns the [`Namespace`], to add connect middlewares or broadcast.
+    /// Returns the [`Namespace`], to broadcast.
     ///
     /// ```
-    /// use socketio_tokio::{SocketIo, Socket};
+    /// use socketio_tokio::{ConnectHandler, ConnectError, Data, SocketIo, Socket};
     ///
     /// let io = SocketIo::new()?;
     /// io.ns("/chat", |socket: Socket| async move {
     ///     let _ = socket.emit("welcome", &socket.id());
     /// });
+    /// io.ns(
+    ///     "/admin",
+    ///     (|socket: Socket| async move { /* ... */ }).with(
+    ///         |Data(token): Data<String>| async move {
+    ///             match token == "secret" {
+    ///                 true => Ok(()),
+    ///                 false => Err(ConnectError::new("forbidden")),
+    ///             }
+    ///         },
+    ///     ),
+    /// );
     /// # Ok::<(), socketio_tokio::BuildError>(())
     /// ```
-    pub fn ns<F, Fut>(&self, path: impl Into<String>, handler: F) -> Namespace
-    where
-        F: Fn(Socket) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: crate::api::extract::HandlerResult,
-    {
+    pub fn ns<M>(&self, path: impl Into<String>, handler: impl IntoNsHandler<M>) -> Namespace {
         let path = path.into();
-        let inner = NsInner::new(handler);
+        let inner = NsInner::new(handler.into_ns_handler());
         self.shared
             .namespaces_mut()
             .fixed
@@ -423,7 +449,11 @@ impl SocketIo {
     }
 
     /// Serves every namespace whose name `matcher` accepts (dynamic
-    /// namespaces), after the fixed ones.
+    /// namespaces, the reference's parent namespace), after the fixed ones.
+    /// Each one the matcher accepted is a child of the returned
+    /// [`Namespace`] from its first socket on (and, with
+    /// [`cleanup_empty_child_namespaces`](crate::SocketIoBuilder::cleanup_empty_child_namespaces),
+    /// until its last socket leaves).
     ///
     /// ```
     /// use socketio_tokio::{SocketIo, Socket};
@@ -434,14 +464,11 @@ impl SocketIo {
     /// });
     /// # Ok::<(), socketio_tokio::BuildError>(())
     /// ```
-    pub fn dyn_ns<M, F, Fut>(&self, matcher: M, handler: F) -> Namespace
+    pub fn dyn_ns<F, M>(&self, matcher: F, handler: impl IntoNsHandler<M>) -> Namespace
     where
-        M: Fn(&str) -> bool + Send + Sync + 'static,
-        F: Fn(Socket) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: crate::api::extract::HandlerResult,
+        F: Fn(&str) -> bool + Send + Sync + 'static,
     {
-        let inner = NsInner::new(handler);
+        let inner = NsInner::new(handler.into_ns_handler());
         self.shared
             .namespaces_mut()
             .dynamic
@@ -451,6 +478,17 @@ impl SocketIo {
             name: None,
             inner,
         }
+    }
+
+    /// Calls `listener` with the name of every namespace that starts being
+    /// served: a fixed one when it is declared, a dynamic one's child when
+    /// its first socket joins (the reference's `new_namespace` event).
+    pub fn on_new_namespace(&self, listener: impl Fn(&str) + Send + Sync + 'static) {
+        self.shared
+            .new_namespace
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(listener));
     }
 
     /// Stops serving namespace `path`: its sockets are disconnected
@@ -704,7 +742,8 @@ impl SocketIo {
     }
 
     /// Sends `event` with `args` to the other nodes of the cluster (not to
-    /// clients) on namespace `/`; nothing without an adapter.
+    /// clients) on namespace `/`; nothing without an adapter. See
+    /// [`BroadcastOperator::server_side_emit`] for other namespaces.
     ///
     /// # Errors
     ///
@@ -714,13 +753,7 @@ impl SocketIo {
         event: &str,
         args: &T,
     ) -> Result<(), AdapterError> {
-        let mut data = vec![serde_json::Value::from(event)];
-        data.extend(arg_list(args).map_err(|e| AdapterError::Encode(e.to_string()))?);
-        if let Some(adapter) = self.shared.adapter.get().cloned() {
-            // Without an ack the future publishes at once and is ready.
-            drop(adapter.server_side_emit(Str::from("/"), data, false));
-        }
-        Ok(())
+        self.of("/").server_side_emit(event, args)
     }
 
     /// Sends `event` with `args` to the other nodes and waits for one
@@ -739,17 +772,7 @@ impl SocketIo {
         event: &str,
         args: &T,
     ) -> Result<Vec<V>, AdapterError> {
-        let mut data = vec![serde_json::Value::from(event)];
-        data.extend(arg_list(args).map_err(|e| AdapterError::Encode(e.to_string()))?);
-        let Some(adapter) = self.shared.adapter.get().cloned() else {
-            return Ok(Vec::new());
-        };
-        adapter
-            .server_side_emit(Str::from("/"), data, true)
-            .await?
-            .into_iter()
-            .map(|v| serde_json::from_value(v).map_err(|e| AdapterError::Encode(e.to_string())))
-            .collect()
+        self.of("/").server_side_emit_with_ack(event, args).await
     }
 
     /// How many nodes serve `nsp`: 1 without an adapter.
@@ -763,14 +786,4 @@ impl SocketIo {
             None => Ok(1),
         }
     }
-}
-
-/// Arguments as a list: a sequence gives one argument per element, `()`
-/// none, anything else one.
-fn arg_list<T: Serialize + ?Sized>(args: &T) -> Result<Vec<serde_json::Value>, serde_json::Error> {
-    Ok(match serde_json::to_value(args)? {
-        serde_json::Value::Array(items) => items,
-        serde_json::Value::Null => Vec::new(),
-        other => vec![other],
-    })
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
@@ -15,14 +16,18 @@ use http::{HeaderMap, Uri};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use socketio_proto::socketio_packet::{DataError, Packet, ProtocolVersion};
-use socketio_proto::{DisconnectReason, Encoded, PacketKind, Payload, Str};
+use socketio_proto::{DisconnectReason, Encoded, PacketKind, Payload, Str, TransportKind};
 use tokio::sync::oneshot;
 
-use crate::api::extract::{Erased, ErasedHandler, EventHandler, HandlerResult, with_event_name};
+use crate::api::extract::{
+    DisconnectContext, ErasedHandler, EventContext, Handler, erase, with_event_name,
+};
 use crate::api::link::{Link, emit_error, ignore_dropped};
 use crate::api::ns::NsInner;
-use crate::api::operators::{BroadcastOperator, RoomParam};
+use crate::api::operators::BroadcastOperator;
 use crate::api::server::{Shared, own_room};
+use crate::args::RoomParam;
+use crate::args::{event_packet, from_args};
 use crate::error::{AckError, EmitError};
 use crate::handler_map::HandlerMap;
 use crate::request_head::RequestHead;
@@ -186,8 +191,8 @@ impl Extensions {
 pub(crate) type AnyListener = Arc<dyn Fn(&Socket, &str, &Payload) + Send + Sync>;
 pub(crate) type EventMiddleware =
     Arc<dyn Fn(Socket, EventInfo) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
-pub(crate) type DisconnectHandler =
-    Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type ErrorListener = Arc<dyn Fn(&Socket, &SocketError) + Send + Sync>;
+pub(crate) type UpgradeListener = Arc<dyn Fn(&Socket) + Send + Sync>;
 
 /// An incoming event, as a per-event middleware sees it.
 #[derive(Debug, Clone)]
@@ -200,14 +205,121 @@ pub struct EventInfo {
     pub has_ack: bool,
 }
 
+/// What a socket's error listeners ([`Socket::on_error`]) get: the
+/// reference's `error` event.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    /// A per-event middleware refused an event.
+    #[error("event {event} refused: {message}")]
+    Middleware {
+        /// The event.
+        event: Str,
+        /// The middleware's error.
+        message: String,
+    },
+    /// An event's arguments did not fit its handler's extractors: the
+    /// handler was not called.
+    #[error("event {event} not handled: {message}")]
+    Extract {
+        /// The event.
+        event: Str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Names a listener added to a socket, to remove it with
+/// [`Socket::off`] (closures cannot be compared, as the reference compares
+/// functions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u64);
+
+pub(crate) struct Entry<H> {
+    pub(crate) id: ListenerId,
+    pub(crate) once: bool,
+    pub(crate) handler: H,
+}
+
+impl<H: Clone> Entry<H> {
+    fn handlers(list: &mut Vec<Entry<H>>) -> Vec<H> {
+        let handlers = list.iter().map(|e| e.handler.clone()).collect();
+        list.retain(|e| !e.once);
+        handlers
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Listeners {
-    pub(crate) events: HandlerMap<Arc<dyn ErasedHandler>>,
-    pub(crate) fallback: Option<Arc<dyn ErasedHandler>>,
-    pub(crate) any: Vec<AnyListener>,
-    pub(crate) any_outgoing: Vec<AnyListener>,
+    pub(crate) events: HandlerMap<Vec<Entry<ErasedHandler<EventContext>>>>,
+    pub(crate) fallback: Option<ErasedHandler<EventContext>>,
+    pub(crate) any: Vec<Entry<AnyListener>>,
+    pub(crate) any_outgoing: Vec<Entry<AnyListener>>,
     pub(crate) middlewares: Vec<EventMiddleware>,
-    pub(crate) disconnect: Option<DisconnectHandler>,
+    pub(crate) disconnecting: Vec<Entry<ErasedHandler<DisconnectContext>>>,
+    pub(crate) disconnect: Vec<Entry<ErasedHandler<DisconnectContext>>>,
+    pub(crate) error: Vec<Entry<ErrorListener>>,
+    pub(crate) upgrade: Vec<Entry<UpgradeListener>>,
+    next_id: u64,
+}
+
+impl Listeners {
+    fn next_id(&mut self) -> ListenerId {
+        self.next_id += 1;
+        ListenerId(self.next_id)
+    }
+
+    /// The handlers of event `name` (once-only ones taken out), else the
+    /// fallback.
+    pub(crate) fn event_handlers(&mut self, name: &str) -> Vec<ErasedHandler<EventContext>> {
+        let handlers = match self.events.get_mut(name) {
+            Some(list) => {
+                let handlers = Entry::handlers(list);
+                if list.is_empty() {
+                    self.events.remove(name);
+                }
+                handlers
+            }
+            None => Vec::new(),
+        };
+        match (handlers.is_empty(), &self.fallback) {
+            (true, Some(fallback)) => vec![fallback.clone()],
+            _ => handlers,
+        }
+    }
+
+    /// The catch-all listeners.
+    pub(crate) fn any(&self) -> Vec<AnyListener> {
+        self.any.iter().map(|e| e.handler.clone()).collect()
+    }
+
+    /// The error listeners.
+    pub(crate) fn errors(&self) -> Vec<ErrorListener> {
+        self.error.iter().map(|e| e.handler.clone()).collect()
+    }
+
+    /// The upgrade listeners.
+    pub(crate) fn upgrades(&self) -> Vec<UpgradeListener> {
+        self.upgrade.iter().map(|e| e.handler.clone()).collect()
+    }
+
+    fn remove(&mut self, id: ListenerId) {
+        let names: Vec<String> = self.events.keys().map(str::to_owned).collect();
+        for name in names {
+            if let Some(list) = self.events.get_mut(&name) {
+                list.retain(|e| e.id != id);
+                if list.is_empty() {
+                    self.events.remove(&name);
+                }
+            }
+        }
+        self.any.retain(|e| e.id != id);
+        self.any_outgoing.retain(|e| e.id != id);
+        self.disconnecting.retain(|e| e.id != id);
+        self.disconnect.retain(|e| e.id != id);
+        self.error.retain(|e| e.id != id);
+        self.upgrade.retain(|e| e.id != id);
+    }
 }
 
 pub(crate) struct SocketInner {
@@ -224,6 +336,9 @@ pub(crate) struct SocketInner {
     /// Whether an outgoing listener is registered: a broadcast looks for
     /// none otherwise.
     pub(crate) outgoing: AtomicBool,
+    /// Whether a disconnecting handler is registered: the rooms a leaving
+    /// socket was in are kept for it only then.
+    pub(crate) disconnecting: AtomicBool,
     /// Whether the socket is a recovered session.
     pub(crate) recovered: bool,
     /// Whether its emits are stored for recovery (recovery is on), and so
@@ -232,6 +347,9 @@ pub(crate) struct SocketInner {
     /// The application's data, as JSON: saved with the session when the
     /// socket drops, given back when it is recovered.
     pub(crate) data: Mutex<Option<Str>>,
+    /// The rooms the socket was in when it left, while its disconnecting
+    /// handlers run (it is out of them by then).
+    pub(crate) left_rooms: Mutex<Vec<Str>>,
 }
 
 impl SocketInner {
@@ -241,6 +359,10 @@ impl SocketInner {
 
     pub(crate) fn data(&self) -> MutexGuard<'_, Option<Str>> {
         self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn left_rooms(&self) -> MutexGuard<'_, Vec<Str>> {
+        self.left_rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether the socket has outgoing listeners.
@@ -369,14 +491,23 @@ impl Socket {
         Ok(())
     }
 
+    /// The connection's transport now: long-polling, or WebSocket once
+    /// upgraded (the reference's `socket.conn.transport.name`).
+    pub fn transport(&self) -> TransportKind {
+        self.0.link.transport()
+    }
+
     // ----- handlers -----
 
-    /// Handles event `event` (replacing an earlier handler for it).
+    /// Adds a handler of event `event`, after the others of that event
+    /// (several may handle one event, each with the same arguments; the
+    /// client gets the first acknowledgement sent). Returns its id, for
+    /// [`off`](Socket::off).
     ///
-    /// The handler is an async closure whose arguments are extractors:
-    /// [`Socket`], [`Data`](crate::Data), [`TryData`](crate::TryData),
-    /// [`RawArgs`](crate::RawArgs), [`Bin`](crate::Bin),
-    /// [`EventName`](crate::EventName), [`AckSender`](crate::AckSender).
+    /// The handler is an async closure whose arguments are extractors (see
+    /// the [module](crate::FromParts) list): [`Socket`],
+    /// [`Data`](crate::Data), [`TryData`](crate::TryData),
+    /// [`AckSender`](crate::AckSender), [`State`](crate::State), ...
     /// A handler that panics or returns an error is logged; the socket goes on.
     ///
     /// ```
@@ -388,21 +519,57 @@ impl Socket {
     /// });
     /// # }
     /// ```
-    pub fn on<H, Args>(&self, event: impl Into<String>, handler: H)
+    pub fn on<H, A>(&self, event: impl Into<String>, handler: H) -> ListenerId
     where
-        H: EventHandler<Args>,
-        Args: 'static,
+        H: Handler<EventContext, A>,
+        A: 'static,
     {
-        let erased: Arc<dyn ErasedHandler> = Arc::new(Erased {
-            handler,
-            _args: PhantomData,
-        });
-        self.0.listeners().events.insert(event.into(), erased);
+        self.add_event(event.into(), erase(handler), false)
     }
 
-    /// Removes the handler of `event`.
-    pub fn off(&self, event: &str) {
+    /// Adds a handler of event `event` that runs for the next such event
+    /// only (the reference's `socket.once`).
+    pub fn once<H, A>(&self, event: impl Into<String>, handler: H) -> ListenerId
+    where
+        H: Handler<EventContext, A>,
+        A: 'static,
+    {
+        self.add_event(event.into(), erase(handler), true)
+    }
+
+    fn add_event(
+        &self,
+        event: String,
+        handler: ErasedHandler<EventContext>,
+        once: bool,
+    ) -> ListenerId {
+        let mut listeners = self.0.listeners();
+        let id = listeners.next_id();
+        let entry = Entry { id, once, handler };
+        match listeners.events.get_mut(&event) {
+            Some(list) => list.push(entry),
+            None => {
+                listeners.events.insert(event, vec![entry]);
+            }
+        }
+        id
+    }
+
+    /// Removes the listener `id` (an event handler, a catch-all, a
+    /// disconnect, error or upgrade listener).
+    pub fn off(&self, id: ListenerId) {
+        self.0.listeners().remove(id);
+    }
+
+    /// Removes every handler of `event` (the reference's
+    /// `removeAllListeners(event)`).
+    pub fn remove_all_listeners(&self, event: &str) {
         self.0.listeners().events.remove(event);
+    }
+
+    /// How many handlers event `event` has (the reference's `listenerCount`).
+    pub fn listener_count(&self, event: &str) -> usize {
+        self.0.listeners().events.get(event).map_or(0, Vec::len)
     }
 
     /// Handles every event that has no handler of its own.
@@ -415,34 +582,40 @@ impl Socket {
     /// });
     /// # }
     /// ```
-    pub fn on_fallback<H, Args>(&self, handler: H)
+    pub fn on_fallback<H, A>(&self, handler: H)
     where
-        H: EventHandler<Args>,
-        Args: 'static,
+        H: Handler<EventContext, A>,
+        A: 'static,
     {
-        let erased: Arc<dyn ErasedHandler> = Arc::new(Erased {
-            handler,
-            _args: PhantomData,
-        });
-        self.0.listeners().fallback = Some(erased);
+        self.0.listeners().fallback = Some(erase(handler));
     }
 
     /// Calls `listener` with every incoming event (after the per-event
-    /// middlewares let it through, before its handler), as the reference's
-    /// `socket.onAny`.
+    /// middlewares let it through, before its handlers), after the
+    /// catch-all listeners added before (the reference's `socket.onAny`).
     ///
     /// ```
     /// # fn f(socket: socketio_tokio::Socket) {
-    /// socket.on_any(|socket, event, payload| {
+    /// let id = socket.on_any(|socket, event, payload| {
     ///     println!("{} got {event}: {}", socket.id(), payload.json());
     /// });
+    /// socket.off(id); // the reference's offAny(listener)
     /// # }
     /// ```
-    pub fn on_any<F>(&self, listener: F)
+    pub fn on_any<F>(&self, listener: F) -> ListenerId
     where
         F: Fn(&Socket, &str, &Payload) + Send + Sync + 'static,
     {
-        self.0.listeners().any.push(Arc::new(listener));
+        self.add_any(Arc::new(listener), false, false)
+    }
+
+    /// Calls `listener` with every incoming event, before the catch-all
+    /// listeners added before (the reference's `socket.prependAny`).
+    pub fn prepend_any<F>(&self, listener: F) -> ListenerId
+    where
+        F: Fn(&Socket, &str, &Payload) + Send + Sync + 'static,
+    {
+        self.add_any(Arc::new(listener), false, true)
     }
 
     /// Calls `listener` with every event sent to this socket (emits and
@@ -453,17 +626,72 @@ impl Socket {
     /// socket.on_any_outgoing(|_socket, event, _payload| println!("sending {event}"));
     /// # }
     /// ```
-    pub fn on_any_outgoing<F>(&self, listener: F)
+    pub fn on_any_outgoing<F>(&self, listener: F) -> ListenerId
     where
         F: Fn(&Socket, &str, &Payload) + Send + Sync + 'static,
     {
-        self.0.listeners().any_outgoing.push(Arc::new(listener));
-        self.0.outgoing.store(true, Ordering::Release);
+        self.add_any(Arc::new(listener), true, false)
+    }
+
+    /// Calls `listener` with every outgoing event, before the outgoing
+    /// listeners added before (the reference's `socket.prependAnyOutgoing`).
+    pub fn prepend_any_outgoing<F>(&self, listener: F) -> ListenerId
+    where
+        F: Fn(&Socket, &str, &Payload) + Send + Sync + 'static,
+    {
+        self.add_any(Arc::new(listener), true, true)
+    }
+
+    fn add_any(&self, handler: AnyListener, outgoing: bool, first: bool) -> ListenerId {
+        let mut listeners = self.0.listeners();
+        let id = listeners.next_id();
+        let entry = Entry {
+            id,
+            once: false,
+            handler,
+        };
+        let list = match outgoing {
+            true => &mut listeners.any_outgoing,
+            false => &mut listeners.any,
+        };
+        match first {
+            true => list.insert(0, entry),
+            false => list.push(entry),
+        }
+        if outgoing {
+            self.0.outgoing.store(true, Ordering::Release);
+        }
+        id
+    }
+
+    /// Removes every catch-all listener of incoming events (the reference's
+    /// `offAny()`).
+    pub fn off_any(&self) {
+        self.0.listeners().any.clear();
+    }
+
+    /// Removes every listener of outgoing events (`offAnyOutgoing()`).
+    pub fn off_any_outgoing(&self) {
+        self.0.listeners().any_outgoing.clear();
+    }
+
+    /// The ids of the catch-all listeners of incoming events, in calling
+    /// order (the reference's `listenersAny()`).
+    pub fn listeners_any(&self) -> Vec<ListenerId> {
+        self.0.listeners().any.iter().map(|e| e.id).collect()
+    }
+
+    /// The ids of the listeners of outgoing events, in calling order
+    /// (`listenersAnyOutgoing()`).
+    pub fn listeners_any_outgoing(&self) -> Vec<ListenerId> {
+        let listeners = self.0.listeners();
+        listeners.any_outgoing.iter().map(|e| e.id).collect()
     }
 
     /// Adds a per-event middleware (the reference's `socket.use`): it runs
     /// for every incoming event, in the order added, before the handler. An
-    /// `Err` drops the event (and is logged).
+    /// `Err` drops the event and reaches the socket's error listeners
+    /// ([`on_error`](Socket::on_error)), as the reference's `error` event.
     ///
     /// ```
     /// # fn f(socket: socketio_tokio::Socket) {
@@ -488,38 +716,129 @@ impl Socket {
         self.0.listeners().middlewares.push(mw);
     }
 
-    /// Runs `handler` when the socket disconnects, with the reason.
+    /// Calls `listener` with the socket's errors (the reference's `error`
+    /// event): events a per-event middleware refused, events whose
+    /// arguments did not fit their handler.
     ///
     /// ```
     /// # fn f(socket: socketio_tokio::Socket) {
-    /// socket.on_disconnect(|socket: socketio_tokio::Socket, reason| async move {
+    /// socket.on_error(|socket, error| eprintln!("{}: {error}", socket.id()));
+    /// # }
+    /// ```
+    pub fn on_error<F>(&self, listener: F) -> ListenerId
+    where
+        F: Fn(&Socket, &SocketError) + Send + Sync + 'static,
+    {
+        let mut listeners = self.0.listeners();
+        let id = listeners.next_id();
+        let handler: ErrorListener = Arc::new(listener);
+        listeners.error.push(Entry {
+            id,
+            once: false,
+            handler,
+        });
+        id
+    }
+
+    /// Calls `listener` once the connection moved from long-polling to
+    /// WebSocket (the reference's `socket.conn.on("upgrade")`).
+    pub fn on_upgrade<F>(&self, listener: F) -> ListenerId
+    where
+        F: Fn(&Socket) + Send + Sync + 'static,
+    {
+        let mut listeners = self.0.listeners();
+        let id = listeners.next_id();
+        let handler: UpgradeListener = Arc::new(listener);
+        listeners.upgrade.push(Entry {
+            id,
+            once: false,
+            handler,
+        });
+        id
+    }
+
+    /// Gives `error` to the error listeners; a listener that panics is
+    /// logged and the others still run.
+    pub(crate) fn report_error(&self, error: SocketError) {
+        tracing::debug!(%error, "socket error");
+        let listeners = self.0.listeners().errors();
+        for l in listeners {
+            let called = std::panic::catch_unwind(AssertUnwindSafe(|| l(self, &error)));
+            if called.is_err() {
+                tracing::error!("error listener panicked");
+            }
+        }
+    }
+
+    /// Runs `handler` when the socket has left its namespace (the
+    /// reference's `disconnect` event), after those added before. Its
+    /// extractors: [`Socket`], [`DisconnectReason`], [`State`](crate::State), ...
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// use socketio_tokio::{DisconnectReason, Socket};
+    /// socket.on_disconnect(|socket: Socket, reason: DisconnectReason| async move {
     ///     println!("{} disconnected: {reason}", socket.id());
     /// });
     /// # }
     /// ```
-    pub fn on_disconnect<F, Fut>(&self, handler: F)
+    pub fn on_disconnect<H, A>(&self, handler: H) -> ListenerId
     where
-        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: HandlerResult,
+        H: Handler<DisconnectContext, A>,
+        A: 'static,
     {
-        let h: DisconnectHandler = Arc::new(move |socket, reason| {
-            let fut = handler(socket, reason);
-            Box::pin(async move { fut.await.report("disconnect handler") })
+        let mut listeners = self.0.listeners();
+        let id = listeners.next_id();
+        listeners.disconnect.push(Entry {
+            id,
+            once: false,
+            handler: erase(handler),
         });
-        self.0.listeners().disconnect = Some(h);
+        id
+    }
+
+    /// Runs `handler` when the socket is leaving its namespace, before the
+    /// disconnect handlers, while [`rooms`](Socket::rooms) still lists the
+    /// rooms it was in (the reference's `disconnecting` event).
+    ///
+    /// ```
+    /// # fn f(socket: socketio_tokio::Socket) {
+    /// use socketio_tokio::Socket;
+    /// socket.on_disconnecting(|socket: Socket| async move {
+    ///     for room in socket.rooms() {
+    ///         let _ = socket.to(room).emit("user left", &socket.id());
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn on_disconnecting<H, A>(&self, handler: H) -> ListenerId
+    where
+        H: Handler<DisconnectContext, A>,
+        A: 'static,
+    {
+        let mut listeners = self.0.listeners();
+        let id = listeners.next_id();
+        listeners.disconnecting.push(Entry {
+            id,
+            once: false,
+            handler: erase(handler),
+        });
+        self.0.disconnecting.store(true, Ordering::Release);
+        id
     }
 
     // ----- emitting -----
 
-    /// Emits `event` to this client. `args`: a tuple, `Vec` or array gives
-    /// one argument per element, `()` none, any other value one argument;
-    /// byte buffers (`bytes::Bytes`, `serde_bytes`) travel as binary.
+    /// Emits `event` to this client, `args` by the one convention: a tuple
+    /// is the argument list (`&(a, b)` two arguments, `&()` none), any other
+    /// value one argument (`&vec![1, 2]` one array); byte buffers
+    /// (`bytes::Bytes`, `serde_bytes`) travel as binary.
     ///
     /// ```
     /// # fn f(socket: socketio_tokio::Socket) -> Result<(), socketio_tokio::EmitError> {
     /// socket.emit("hello", &"world")?;              // one argument
     /// socket.emit("point", &(1, 2))?;               // two arguments
+    /// socket.emit("list", &vec![1, 2, 3])?;         // one argument, an array
     /// socket.emit("file", &bytes::Bytes::from_static(b"\x00\x01"))?; // binary
     /// # Ok(())
     /// # }
@@ -550,12 +869,14 @@ impl Socket {
 
     /// Emits `event` and waits for the client's acknowledgement, for the
     /// server's ack timeout (see [`timeout`](Socket::timeout)).
-    /// The acknowledgement's arguments are deserialized as `V` (a tuple or
-    /// `Vec`, one element per argument).
+    /// The acknowledgement's arguments are deserialized as `V` by the one
+    /// convention: a tuple takes one argument per element, any other type
+    /// one argument.
     ///
     /// ```
     /// # async fn f(socket: socketio_tokio::Socket) -> Result<(), socketio_tokio::AckError> {
-    /// let (answer,): (String,) = socket.emit_with_ack("question", &"why?")?.await?;
+    /// let answer: String = socket.emit_with_ack("question", &"why?")?.await?;
+    /// let (a, b): (u32, u32) = socket.emit_with_ack("two answers", &())?.await?;
     /// # Ok(())
     /// # }
     /// ```
@@ -644,7 +965,10 @@ impl Socket {
         if !self.0.has_outgoing_listeners() {
             return;
         }
-        let listeners = self.0.listeners().any_outgoing.clone();
+        let listeners: Vec<AnyListener> = {
+            let l = self.0.listeners();
+            l.any_outgoing.iter().map(|e| e.handler.clone()).collect()
+        };
         for l in listeners {
             let called =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(self, event, data)));
@@ -743,6 +1067,9 @@ impl Socket {
 
     /// The rooms this socket is in (its own id among them).
     pub fn rooms(&self) -> Vec<Str> {
+        if !self.connected() {
+            return self.0.left_rooms().clone();
+        }
         match self.0.shared.upgrade() {
             Some(shared) => shared.lock().rooms_of(&self.0.nsp, &self.0.id),
             None => Vec::new(),
@@ -816,7 +1143,7 @@ impl Emitter<'_> {
     ///
     /// As [`Socket::emit`].
     pub fn emit<T: Serialize + ?Sized>(self, event: &str, args: &T) -> Result<(), EmitError> {
-        let packet = Packet::event(self.socket.0.nsp.clone(), event, args, None)?;
+        let packet = event_packet(self.socket.0.nsp.clone(), event, args)?;
         self.send(packet)
     }
 
@@ -889,7 +1216,7 @@ impl Emitter<'_> {
         T: Serialize + ?Sized,
     {
         let socket = self.socket;
-        let packet = Packet::event(socket.0.nsp.clone(), event, args, None)?;
+        let packet = event_packet(socket.0.nsp.clone(), event, args)?;
         if let PacketKind::Event { name, data, .. } = &packet.kind {
             socket.notify_outgoing(name, data);
         }
@@ -942,7 +1269,9 @@ impl<V: DeserializeOwned> Future for AckFuture<V> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match Pin::new(&mut self.rx).poll(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Ok(payload))) => Poll::Ready(payload.args(0).map_err(AckError::from)),
+            Poll::Ready(Ok(Ok(payload))) => {
+                Poll::Ready(from_args(&payload, 0).map_err(AckError::from))
+            }
             Poll::Ready(Ok(Err(e))) => Poll::Ready(Err(e)),
             Poll::Ready(Err(_)) => Poll::Ready(Err(AckError::Disconnected)),
         }

@@ -31,12 +31,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 
 use crate::api::engine::EngineSocket;
-use crate::api::extract::EventContext;
+use crate::api::extract::{DisconnectContext, ErasedHandler, EventContext};
 use crate::api::link::{Core, Link, fail};
 use crate::api::ns::{ConnectError, ConnectRequest, NsInner};
 use crate::api::server::{Locked, Shared};
 use crate::api::socket::{
-    EventInfo, Extensions, Handshake, HttpInfo, Listeners, Socket, SocketInner,
+    Entry, EventInfo, Extensions, Handshake, HttpInfo, Listeners, Socket, SocketError, SocketInner,
 };
 use crate::clock;
 use crate::error::AckError;
@@ -393,11 +393,15 @@ impl Driver {
                 if let Some(s) = socket {
                     let socket = Socket(s.clone());
                     // A handler that panics is logged, as when its future does.
-                    if let Some(fut) = catch_call(|| (s.ns.handler)(socket), "connect handler") {
-                        self.spawn(
+                    match catch_call(|| (s.ns.handler)(&socket), "connect handler") {
+                        Some(Ok(fut)) => self.spawn(
                             cx,
                             catch(fut, "connect handler").map(|()| TaskOutput::Nothing),
-                        );
+                        ),
+                        Some(Err(e)) => {
+                            tracing::warn!(%nsp, error = %e, "connect handler not called");
+                        }
+                        None => {}
                     }
                 }
             }
@@ -432,17 +436,41 @@ impl Driver {
                 }
                 if let Some(s) = socket {
                     s.connected.store(false, Ordering::Release);
+                    self.forget_child(&s);
                     // Dropping the handlers breaks the cycles through their captures.
                     let listeners = std::mem::take(&mut *s.listeners());
-                    if let Some(handler) = listeners.disconnect {
-                        let call = || handler(Socket(s.clone()), reason);
-                        if let Some(fut) = catch_call(call, "disconnect handler") {
-                            self.spawn(
-                                cx,
-                                catch(fut, "disconnect handler").map(|()| TaskOutput::Nothing),
-                            );
+                    let ctx = DisconnectContext {
+                        socket: Socket(s.clone()),
+                        reason,
+                    };
+                    let start = |list: &[Entry<ErasedHandler<DisconnectContext>>], what| {
+                        let mut futs = Vec::new();
+                        for entry in list {
+                            match catch_call(|| (entry.handler)(&ctx), what) {
+                                Some(Ok(fut)) => futs.push(catch(fut, what)),
+                                Some(Err(e)) => {
+                                    tracing::warn!(%what, error = %e, "handler not called");
+                                }
+                                None => {}
+                            }
                         }
-                    }
+                        futs
+                    };
+                    let disconnecting = start(&listeners.disconnecting, "disconnecting handler");
+                    let disconnect = start(&listeners.disconnect, "disconnect handler");
+                    let socket = s.clone();
+                    // The disconnecting handlers see the rooms the socket
+                    // was in; the disconnect handlers, none.
+                    let run = async move {
+                        for fut in disconnecting {
+                            fut.await;
+                        }
+                        socket.left_rooms().clear();
+                        for fut in disconnect {
+                            fut.await;
+                        }
+                    };
+                    self.spawn(cx, run.map(|()| TaskOutput::Nothing));
                 }
             }
             Event::EngineMessage(data) => {
@@ -456,6 +484,16 @@ impl Driver {
                         self.core()
                             .conn
                             .close(now, DisconnectReason::TransportError);
+                    }
+                }
+            }
+            Event::Upgraded => {
+                let sockets = self.core().sockets.clone();
+                for s in sockets {
+                    let socket = Socket(s);
+                    let listeners = socket.0.listeners().upgrades();
+                    for l in listeners {
+                        catch_call(|| l(&socket), "upgrade listener");
                     }
                 }
             }
@@ -497,7 +535,7 @@ impl Driver {
             nsp_query: query,
         };
         let extensions = Extensions::default();
-        let middlewares = ns.middlewares();
+        let middlewares = ns.middlewares.clone();
         let skip = match (&resume, self.shared.config.recovery.as_ref()) {
             (Some(_), Some(recovery)) => recovery.skip_middlewares,
             _ => false,
@@ -520,14 +558,23 @@ impl Driver {
             self.accept(pending);
             return;
         }
+        let (transport, version) = {
+            let core = self.core();
+            (core.conn.transport(), core.conn.socket_version())
+        };
         let req = ConnectRequest {
             nsp: nsp.clone(),
             handshake,
             extensions,
+            shared: Arc::downgrade(&self.shared),
+            transport,
+            version,
         };
         let fut = async move {
             for mw in middlewares {
-                mw(req.clone()).await?;
+                // A middleware whose extractors fail refuses the client.
+                let fut = mw(&req).map_err(|e| ConnectError::new(e.to_string()))?;
+                fut.await?;
             }
             Ok(())
         };
@@ -592,10 +639,12 @@ impl Driver {
         if let Some(data) = restored.data {
             *socket.data() = Some(data);
         }
-        core.sockets.push(socket);
+        core.sockets.push(socket.clone());
         let events = take_endpoint_events(&mut core);
         drop(core);
         give_endpoint_events(&mut state, self.handle, events);
+        drop(state);
+        self.add_child(&socket);
         None
     }
 
@@ -605,7 +654,9 @@ impl Driver {
         match core.conn.accept(&pending.nsp) {
             Ok(sid) => {
                 let socket = self.socket(&core, sid, pending, false);
-                core.sockets.push(socket);
+                core.sockets.push(socket.clone());
+                drop(core);
+                self.add_child(&socket);
             }
             Err(e) => tracing::debug!(error = %e, "cannot accept"),
         }
@@ -631,10 +682,32 @@ impl Driver {
             connected: true.into(),
             listeners: std::sync::Mutex::new(Listeners::default()),
             outgoing: false.into(),
+            disconnecting: false.into(),
             recovered,
             stored: self.shared.config.recovery.is_some(),
             data: std::sync::Mutex::new(None),
+            left_rooms: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Records a dynamic namespace's child when its first socket joins
+    /// (telling the `new_namespace` listeners).
+    fn add_child(&self, socket: &SocketInner) {
+        let dynamic = !self.shared.namespaces().fixed.contains_key(&*socket.nsp);
+        if dynamic && socket.ns.add_child(&socket.nsp) {
+            self.shared.namespace_added(&socket.nsp);
+        }
+    }
+
+    /// Forgets a dynamic namespace's child when its last socket left, if
+    /// the server cleans up empty children.
+    fn forget_child(&self, socket: &SocketInner) {
+        if self.shared.options.cleanup_empty_child_namespaces
+            && !self.shared.namespaces().fixed.contains_key(&*socket.nsp)
+            && self.shared.lock().socket_count(&socket.nsp) == 0
+        {
+            socket.ns.remove_child(&socket.nsp);
+        }
     }
 
     fn on_task_output(&mut self, out: TaskOutput) {
@@ -656,50 +729,17 @@ impl Driver {
             return;
         };
         let socket = Socket(inner.clone());
-        let (handler, middlewares, any) = {
-            let l = inner.listeners();
-            let handler = l
-                .events
-                .get(m.name.as_str())
-                .cloned()
-                .or_else(|| l.fallback.clone());
-            (handler, l.middlewares.clone(), l.any.clone())
-        };
+        let middlewares = inner.listeners().middlewares.clone();
         let ctx = EventContext {
             socket: socket.clone(),
             name: m.name,
             data: m.data,
             ack_id: m.ack_id,
-        };
-        let run = move |ctx: EventContext| -> Option<BoxFuture<'static, ()>> {
-            let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                for l in &any {
-                    l(&ctx.socket, &ctx.name, &ctx.data);
-                }
-                handler.map(|h| h.call(ctx.clone()))
-            }));
-            match r {
-                Ok(Some(Ok(fut))) => Some(fut),
-                Ok(Some(Err(e))) => {
-                    tracing::warn!(event = %ctx.name, error = %e, "event handler not called");
-                    None
-                }
-                Ok(None) => {
-                    tracing::trace!(event = %ctx.name, "no handler");
-                    None
-                }
-                Err(_) => {
-                    tracing::error!(event = %ctx.name, "event handler panicked");
-                    None
-                }
-            }
+            acked: None,
         };
         if middlewares.is_empty() {
-            if let Some(fut) = run(ctx) {
-                self.spawn(
-                    cx,
-                    catch(fut, "event handler").map(|()| TaskOutput::Nothing),
-                );
+            if let Some(fut) = run_handlers(ctx) {
+                self.spawn(cx, fut.map(|()| TaskOutput::Nothing));
             }
             return;
         }
@@ -710,12 +750,15 @@ impl Driver {
                 has_ack: ctx.ack_id.is_some(),
             };
             for mw in middlewares {
-                if let Err(error) = mw(socket.clone(), info.clone()).await {
-                    tracing::debug!(event = %info.name, %error, "event refused by a middleware");
+                if let Err(message) = mw(socket.clone(), info.clone()).await {
+                    socket.report_error(SocketError::Middleware {
+                        event: info.name.clone(),
+                        message,
+                    });
                     return;
                 }
             }
-            if let Some(fut) = run(ctx) {
+            if let Some(fut) = run_handlers(ctx) {
                 fut.await;
             }
         };
@@ -1154,6 +1197,43 @@ impl Drop for Unwinding<'_> {
     }
 }
 
+/// Calls the catch-all listeners with an event, then starts its handlers
+/// (once-only ones taken out, else the fallback): their futures as one, or
+/// nothing when none was started. A handler whose extractors fail is not
+/// called, and the socket's error listeners hear of it.
+fn run_handlers(mut ctx: EventContext) -> Option<BoxFuture<'static, ()>> {
+    let socket = ctx.socket.clone();
+    let (any, handlers) = {
+        let mut l = socket.0.listeners();
+        (l.any(), l.event_handlers(&ctx.name))
+    };
+    for l in &any {
+        catch_call(|| l(&socket, &ctx.name, &ctx.data), "catch-all listener");
+    }
+    if handlers.len() > 1 && ctx.ack_id.is_some() {
+        ctx.acked = Some(Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    }
+    let mut futs = Vec::new();
+    for handler in handlers {
+        match catch_call(|| handler(&ctx), "event handler") {
+            Some(Ok(fut)) => futs.push(catch(fut, "event handler")),
+            Some(Err(e)) => {
+                tracing::warn!(event = %ctx.name, error = %e, "event handler not called");
+                socket.report_error(SocketError::Extract {
+                    event: ctx.name.clone(),
+                    message: e.to_string(),
+                });
+            }
+            None => {}
+        }
+    }
+    match futs.len() {
+        0 => None,
+        1 => futs.pop().map(|f| Box::pin(f) as BoxFuture<'static, ()>),
+        _ => Some(Box::pin(futures_util::future::join_all(futs).map(|_| ()))),
+    }
+}
+
 /// Calls `f` (the synchronous start of a handler), turning a panic into a
 /// log line.
 fn catch_call<T>(f: impl FnOnce() -> T, what: &'static str) -> Option<T> {
@@ -1221,8 +1301,14 @@ fn give_endpoint_events(state: &mut Locked<'_>, handle: ConnectionHandle, events
                 state.handle_event(now, handle, event);
                 state.attach_socket(&nsp, &sid, socket);
             }
-            (EndpointEvent::SocketDisconnected { pid: Some(pid), .. }, Some(socket)) => {
-                let pid = pid.clone();
+            (EndpointEvent::SocketDisconnected { nsp, sid, pid }, Some(socket)) => {
+                if socket.disconnecting.load(Ordering::Acquire) {
+                    *socket.left_rooms() = state.rooms_of(nsp, sid);
+                }
+                let Some(pid) = pid.clone() else {
+                    state.handle_event(now, handle, event);
+                    continue;
+                };
                 state.handle_event(now, handle, event);
                 let data = socket.data().clone();
                 if let Some(data) = data {

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use socketio_tokio::{
-    AckError, AckSender, ConnectError, ConnectRequest, Cors, Data, EventName, RawArgs, Socket,
-    SocketIo, SocketIoBuilder,
+    AckError, AckSender, ConnectError, ConnectHandler, ConnectRequest, Cors, Data,
+    DisconnectReason, EventName, RawArgs, Socket, SocketIo, SocketIoBuilder,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
@@ -141,10 +141,10 @@ pub fn app(io: &SocketIo, log: &Log) {
             socket.on("collect-votes", move |ack: AckSender| {
                 let io = io3.clone();
                 async move {
-                    let mut stream = io.emit_with_ack::<(i64,), _>("vote", &())?;
+                    let mut stream = io.emit_with_ack::<i64, _>("vote", &())?;
                     let mut votes = Vec::new();
-                    while let Some((_id, r)) = stream.next().await {
-                        if let Ok((v,)) = r {
+                    while let Some(ack) = stream.next().await {
+                        if let Ok(v) = ack.result {
                             votes.push(v);
                         }
                     }
@@ -182,7 +182,7 @@ pub fn app(io: &SocketIo, log: &Log) {
                 }
             });
             let l = log.clone();
-            socket.on_disconnect(move |socket: Socket, reason| {
+            socket.on_disconnect(move |socket: Socket, reason: DisconnectReason| {
                 let l = l.clone();
                 async move {
                     l.push(format!("disconnect {} {reason}", socket.ns()));
@@ -190,19 +190,22 @@ pub fn app(io: &SocketIo, log: &Log) {
             });
         }
     });
-    io.ns("/admin", |socket: Socket| async move {
+    let admin = |socket: Socket| async move {
         let token = socket.extensions().get::<Token>().map(|t| t.0);
         socket.emit("hello", &token)
-    })
-    .with(|req: ConnectRequest| async move {
-        let auth: Auth = req.auth().map_err(|_| ConnectError::new("no token"))?;
-        if auth.token != "good" {
-            return Err(ConnectError::new("forbidden")
-                .with_data(serde_json::json!({ "reason": "bad token" })));
-        }
-        req.extensions().insert(Token(auth.token));
-        Ok(())
-    });
+    };
+    io.ns(
+        "/admin",
+        admin.with(|req: ConnectRequest| async move {
+            let auth: Auth = req.auth().map_err(|_| ConnectError::new("no token"))?;
+            if auth.token != "good" {
+                return Err(ConnectError::new("forbidden")
+                    .with_data(serde_json::json!({ "reason": "bad token" })));
+            }
+            req.extensions().insert(Token(auth.token));
+            Ok(())
+        }),
+    );
     io.dyn_ns(
         |name| name.starts_with("/dyn-"),
         |socket: Socket| async move { socket.emit("hello", &(socket.ns(), socket.id())) },

@@ -90,8 +90,8 @@ pub fn app(io: &SocketIo, log: &Log) {
                 );
                 socket.on(
                     "count",
-                    |socketio_tokio::Data(items): socketio_tokio::Data<Vec<serde_json::Value>>,
-                     ack: socketio_tokio::AckSender| async move {
+                    |RawArgs(args): RawArgs, ack: socketio_tokio::AckSender| async move {
+                        let items: Vec<serde_json::Value> = args.deserialize().unwrap_or_default();
                         ack.send(&items.len())
                     },
                 );
@@ -105,10 +105,12 @@ pub fn app(io: &SocketIo, log: &Log) {
                     },
                 );
                 let l = log.clone();
-                socket.on_disconnect(move |socket: Socket, reason| {
-                    let l = l.clone();
-                    async move { l.push(format!("disconnect {} {reason}", socket.ns())) }
-                });
+                socket.on_disconnect(
+                    move |socket: Socket, reason: socketio_tokio::DisconnectReason| {
+                        let l = l.clone();
+                        async move { l.push(format!("disconnect {} {reason}", socket.ns())) }
+                    },
+                );
             }
         });
     }

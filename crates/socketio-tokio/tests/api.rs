@@ -1,0 +1,240 @@
+//! The application API against the official JavaScript client
+//! (`interop/clients/api.mjs`): extractors in every kind of handler,
+//! middlewares given at registration, the argument convention, several
+//! listeners per event, `disconnecting`, error events, upgrades, fetched
+//! sockets acted on, broadcast acknowledgements awaited whole, and a
+//! dynamic namespace's parent broadcast.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+use socketio_tokio::{
+    AckSender, ConnectError, ConnectHandler, ConnectRequest, Data, DisconnectReason, Extension,
+    ListenerId, ProtocolVersion, Socket, SocketIo, State, TransportType, TryData,
+};
+
+/// The application's state: how many sockets joined, and the namespaces
+/// the server announced.
+#[derive(Clone, Default)]
+struct App {
+    joined: Arc<AtomicUsize>,
+    namespaces: Arc<Mutex<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+struct Auth {
+    name: String,
+}
+
+/// What the middleware attaches to the socket.
+#[derive(Clone)]
+struct User(String);
+
+async fn authorize(Data(auth): Data<Auth>, req: ConnectRequest) -> Result<(), ConnectError> {
+    if auth.name == "mallory" {
+        return Err(ConnectError::new("not you"));
+    }
+    req.extensions().insert(User(auth.name));
+    Ok(())
+}
+
+async fn on_connect(
+    socket: Socket,
+    State(app): State<App>,
+    Extension(User(name)): Extension<User>,
+    transport: TransportType,
+    version: ProtocolVersion,
+) -> Result<(), socketio_tokio::EmitError> {
+    let n = app.joined.fetch_add(1, Ordering::SeqCst) + 1;
+    let v5 = version == ProtocolVersion::V5;
+    socket.emit("welcome", &(name, transport.as_str(), n, v5))?;
+    socket.on_upgrade(|socket| {
+        let _ = socket.emit("upgraded", &socket.transport().as_str());
+    });
+    socket.on_error(|socket, error| {
+        let _ = socket.emit("error-event", &error.to_string());
+    });
+    socket.use_middleware(|_socket, event| async move {
+        match event.name.as_str() {
+            "forbidden" => Err("not allowed"),
+            _ => Ok(()),
+        }
+    });
+    socket.on(
+        "one-array",
+        |Data(v): Data<Vec<i64>>, ack: AckSender| async move { ack.send(&v.iter().sum::<i64>()) },
+    );
+    socket.on(
+        "pair",
+        |Data((s, n)): Data<(String, u32)>, ack: AckSender| async move { ack.send(&(n, s)) },
+    );
+    socket.on(
+        "single-tuple",
+        |Data((s,)): Data<(String,)>, ack: AckSender| async move { ack.send(&s) },
+    );
+    socket.on(
+        "try-data",
+        |TryData(v): TryData<u8>, ack: AckSender| async move {
+            match v {
+                Ok(v) => ack.send(&v),
+                Err(e) => ack.send(&e.to_string()),
+            }
+        },
+    );
+    socket.on("typed", |Data(_n): Data<u32>| async move {});
+
+    let counts = Arc::new(Mutex::new((0, 0, 0)));
+    let c = counts.clone();
+    socket.on("multi", move || {
+        c.lock().unwrap().0 += 1;
+        async {}
+    });
+    let c = counts.clone();
+    socket.on("multi", move || {
+        c.lock().unwrap().1 += 1;
+        async {}
+    });
+    let c = counts.clone();
+    socket.once("multi", move || {
+        c.lock().unwrap().2 += 1;
+        async {}
+    });
+    let gone_runs = Arc::new(AtomicUsize::new(0));
+    let g = gone_runs.clone();
+    let gone: ListenerId = socket.on("gone", move || {
+        g.fetch_add(1, Ordering::SeqCst);
+        async {}
+    });
+    socket.off(gone);
+    socket.on("listener-counts", move |socket: Socket, ack: AckSender| {
+        let counts = *counts.lock().unwrap();
+        let gone = gone_runs.load(Ordering::SeqCst);
+        let multi = socket.listener_count("multi");
+        async move {
+            ack.send(
+                &json!({ "counts": [counts.0, counts.1, counts.2], "gone": gone, "multi": multi }),
+            )
+        }
+    });
+
+    socket.on(
+        "join",
+        |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+            socket.join(room);
+            ack.send(&())
+        },
+    );
+    socket.on_disconnecting(|socket: Socket| async move {
+        let mut rooms: Vec<String> = socket
+            .rooms()
+            .into_iter()
+            .filter(|r| **r != *socket.id())
+            .map(|r| r.to_string())
+            .collect();
+        rooms.sort();
+        let _ = socket.broadcast().emit("bye", &rooms);
+    });
+    socket.on_disconnect(
+        |socket: Socket, reason: DisconnectReason, io: SocketIo| async move {
+            let _ = io.of("/api").emit(
+                "gone",
+                &json!({ "rooms": socket.rooms().len(), "reason": reason.to_string() }),
+            );
+        },
+    );
+    socket.on("fetch", |io: SocketIo, ack: AckSender| async move {
+        let sockets = io.of("/api").fetch_sockets().await.unwrap_or_default();
+        for s in &sockets {
+            let _ = s.emit("fetched", &s.id);
+            let _ = s.join("fetched-room");
+        }
+        let members = io.of("/api").to("fetched-room").sockets().len();
+        let _ = io.of("/api").to("fetched-room").emit("in-room", &members);
+        ack.send(&sockets.len())
+    });
+    socket.on("who-is-there", |io: SocketIo, ack: AckSender| async move {
+        let names = io
+            .of("/api")
+            .timeout(Duration::from_secs(5))
+            .emit_with_ack::<String, _>("who", &())?
+            .await;
+        match names {
+            Ok(names) => ack.send(&names),
+            Err(e) => ack.send(&e.to_string()),
+        }?;
+        Ok::<(), socketio_tokio::AckError>(())
+    });
+    socket.on(
+        "parent-broadcast",
+        |State(app): State<App>, ack: AckSender| async move {
+            let parent = PARENT.lock().unwrap().clone();
+            if let Some(parent) = parent {
+                parent.broadcast().emit("news", &"hello children")?;
+            }
+            let mut names = app.namespaces.lock().unwrap().clone();
+            names.sort();
+            ack.send(&names)
+        },
+    );
+    Ok(())
+}
+
+/// The dynamic namespace of the games, for the handler that broadcasts to it.
+static PARENT: Mutex<Option<socketio_tokio::Namespace>> = Mutex::new(None);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_application_api_with_the_official_client() {
+    let app = App::default();
+    let builder = common::builder().with_state(app.clone());
+    let server = common::start_with(builder, "127.0.0.1:0", common::Log::default()).await;
+    let io = &server.io;
+    let names = app.namespaces.clone();
+    io.on_new_namespace(move |nsp| {
+        if nsp.starts_with("/game-") || nsp == "/api" {
+            names.lock().unwrap().push(nsp.to_owned());
+        }
+    });
+    io.ns("/api", on_connect.with(authorize));
+    let parent = io.dyn_ns(
+        |name| name.starts_with("/game-"),
+        |_socket: Socket| async {},
+    );
+    *PARENT.lock().unwrap() = Some(parent);
+
+    let r = common::run_script("api.mjs", "all", &server.url(), &[]).await;
+    assert_eq!(r["refused"], "not you");
+    assert_eq!(r["welcome"], json!(["ann", "polling", 1, true]));
+    assert_eq!(r["upgraded"], "websocket");
+    assert_eq!(r["oneArray"], 6);
+    assert_eq!(r["pair"], json!([2, "x"]));
+    assert_eq!(r["singleTuple"], "solo");
+    assert_eq!(r["tryData"], "expected 1 argument(s), got 2");
+    assert_eq!(
+        r["extractError"],
+        "event typed not handled: arguments do not match: json: invalid type: string \"not a number\", expected u32"
+    );
+    assert_eq!(r["middlewareError"], "event forbidden refused: not allowed");
+    assert_eq!(
+        r["listeners"],
+        json!({ "counts": [2, 2, 1], "gone": 0, "multi": 2 })
+    );
+    assert_eq!(r["disconnecting"], json!(["r1"]));
+    assert_eq!(
+        r["disconnected"],
+        json!({ "rooms": 0, "reason": "client namespace disconnect" })
+    );
+    assert_eq!(r["fetchCount"], 1);
+    assert_eq!(r["fetched"], true);
+    assert_eq!(r["inRoom"], 1);
+    assert_eq!(r["who"], json!(["ann", "carl"]));
+    assert_eq!(r["namespaces"], json!(["/api", "/game-1", "/game-2"]));
+    assert_eq!(r["news"], json!(["hello children", "hello children"]));
+    server.stop().await;
+}
