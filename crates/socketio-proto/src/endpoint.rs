@@ -100,6 +100,58 @@ pub enum ClusterOp {
     },
 }
 
+/// A change of a room on this node, as the reference's in-memory adapter
+/// reports it (`create-room`, `join-room`, `leave-room`, `delete-room`).
+/// A socket's own room counts: it is created and joined when the socket
+/// connects. Recorded only when asked for
+/// ([`Endpoint::record_room_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// Room `room` of `nsp` has its first member.
+    Created {
+        /// The namespace.
+        nsp: Str,
+        /// The room.
+        room: Str,
+    },
+    /// Socket `sid` joined `room`.
+    Joined {
+        /// The namespace.
+        nsp: Str,
+        /// The room.
+        room: Str,
+        /// The socket.
+        sid: Str,
+    },
+    /// Socket `sid` left `room`.
+    Left {
+        /// The namespace.
+        nsp: Str,
+        /// The room.
+        room: Str,
+        /// The socket.
+        sid: Str,
+    },
+    /// Room `room` of `nsp` has no member left.
+    Deleted {
+        /// The namespace.
+        nsp: Str,
+        /// The room.
+        room: Str,
+    },
+}
+
+/// What a room change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Nothing: already in, or not in.
+    None,
+    /// The socket joined; `created`: it is the room's first member.
+    Joined { created: bool },
+    /// The socket left; `deleted`: it was the room's last member.
+    Left { deleted: bool },
+}
+
 /// What a node must do for a [`ClusterOp`] it received.
 #[derive(Debug, Clone)]
 pub enum ClusterAction {
@@ -231,55 +283,84 @@ impl<S> Default for NamespaceIndex<S> {
 }
 
 impl<S> NamespaceIndex<S> {
-    fn join(&mut self, sid: &Str, room: Str) {
+    fn join(&mut self, sid: &Str, room: Str) -> Change {
         let Some(entry) = self.sockets.get_mut(sid) else {
-            return;
+            return Change::None;
         };
         if room == *sid {
+            if entry.own_room() {
+                return Change::None;
+            }
             entry.set_own_room(true);
-            return;
+            // Others may have joined a socket's room before it is back in.
+            let created = !self.rooms.contains_key(&room);
+            return Change::Joined { created };
         }
-        if entry.rooms.get_or_insert_default().insert(room.clone()) {
-            self.rooms
-                .entry(room)
-                .or_default()
-                .insert(sid.clone(), entry.conn);
+        if !entry.rooms.get_or_insert_default().insert(room.clone()) {
+            return Change::None;
+        }
+        let conn = entry.conn;
+        let owner_in = self.sockets.get(&room).is_some_and(SocketEntry::own_room);
+        let members = self.rooms.entry(room).or_default();
+        members.insert(sid.clone(), conn);
+        Change::Joined {
+            created: members.len() == 1 && !owner_in,
         }
     }
 
-    fn leave(&mut self, sid: &Str, room: &str) {
+    fn leave(&mut self, sid: &Str, room: &str) -> Change {
         let Some(entry) = self.sockets.get_mut(sid) else {
-            return;
+            return Change::None;
         };
         if room == &**sid {
+            if !entry.own_room() {
+                return Change::None;
+            }
             entry.set_own_room(false);
-            return;
+            let deleted = !self.rooms.contains_key(room);
+            return Change::Left { deleted };
         }
         let left = entry.rooms.as_mut().is_some_and(|rooms| rooms.remove(room));
         if entry.rooms.as_ref().is_some_and(|rooms| rooms.is_empty()) {
             entry.rooms = None;
         }
-        if left && let Some(members) = self.rooms.get_mut(room) {
-            {
-                members.remove(sid);
-                if members.is_empty() {
-                    self.rooms.remove(room);
-                }
+        if !left {
+            return Change::None;
+        }
+        let mut deleted = false;
+        let owner_in = self.sockets.get(room).is_some_and(SocketEntry::own_room);
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.remove(sid);
+            if members.is_empty() {
+                self.rooms.remove(room);
+                deleted = !owner_in;
             }
         }
+        Change::Left { deleted }
     }
 
-    fn remove(&mut self, sid: &Str) {
+    /// Removes socket `sid`: the rooms it left, and whether each is deleted.
+    fn remove(&mut self, sid: &Str) -> Vec<(Str, bool)> {
+        let mut left = Vec::new();
         if let Some(entry) = self.sockets.remove(sid) {
+            let own = entry.own_room();
             for room in entry.rooms.map(|rooms| *rooms).unwrap_or_default() {
+                let mut deleted = false;
+                let owner_in = self.sockets.get(&room).is_some_and(SocketEntry::own_room);
                 if let Some(members) = self.rooms.get_mut(&room) {
                     members.remove(sid);
                     if members.is_empty() {
                         self.rooms.remove(&room);
+                        deleted = !owner_in;
                     }
                 }
+                left.push((room, deleted));
+            }
+            if own {
+                left.push((sid.clone(), !self.rooms.contains_key(sid)));
             }
         }
+        left
     }
 
     /// The members of `room` and their connections: the sockets that joined
@@ -398,6 +479,8 @@ pub struct Endpoint<C = (), S = ()> {
     index: HashMap<Str, NamespaceIndex<S>>,
     cluster_out: VecDeque<ClusterOp>,
     clustered: bool,
+    /// The room changes not yet polled, when they are recorded.
+    room_events: Option<VecDeque<RoomEvent>>,
     /// The recovery store, when recovery is on.
     store: Option<Store>,
 }
@@ -449,6 +532,7 @@ impl<C, S> Endpoint<C, S> {
             index: HashMap::new(),
             cluster_out: VecDeque::new(),
             clustered: false,
+            room_events: None,
             store,
         }
     }
@@ -662,11 +746,12 @@ impl<C, S> Endpoint<C, S> {
         match event {
             EndpointEvent::SocketConnected { nsp, sid } => {
                 let since = self.store.as_ref().map_or(0, Store::next_seq);
-                let index = self.index.entry(nsp).or_default();
+                let index = self.index.entry(nsp.clone()).or_default();
                 // Every socket is in the room named by its id.
                 index
                     .sockets
                     .insert(sid.clone(), SocketEntry::new(handle, true, since));
+                self.note(&nsp, &sid, &sid, Change::Joined { created: true });
             }
             EndpointEvent::SocketRestored {
                 nsp,
@@ -675,12 +760,17 @@ impl<C, S> Endpoint<C, S> {
                 since,
             } => {
                 // Back in its own room, as every socket that connects.
-                let index = self.index.entry(nsp).or_default();
+                let index = self.index.entry(nsp.clone()).or_default();
                 index
                     .sockets
                     .insert(sid.clone(), SocketEntry::new(handle, true, since));
-                for room in rooms {
-                    index.join(&sid, room);
+                let changes: Vec<(Str, Change)> = rooms
+                    .into_iter()
+                    .map(|room| (room.clone(), index.join(&sid, room)))
+                    .collect();
+                self.note(&nsp, &sid, &sid, Change::Joined { created: true });
+                for (room, change) in changes {
+                    self.note(&nsp, &sid, &room, change);
                 }
             }
             EndpointEvent::SocketDisconnected { nsp, sid, pid } => {
@@ -706,9 +796,12 @@ impl<C, S> Endpoint<C, S> {
                     }
                 }
                 if let Some(index) = self.index.get_mut(&nsp) {
-                    index.remove(&sid);
+                    let left = index.remove(&sid);
                     if index.sockets.is_empty() {
                         self.index.remove(&nsp);
+                    }
+                    for (room, deleted) in left {
+                        self.note(&nsp, &sid, &room, Change::Left { deleted });
                     }
                 }
             }
@@ -724,15 +817,68 @@ impl<C, S> Endpoint<C, S> {
 
     /// Puts socket `sid` of `nsp` in `room`.
     pub fn join(&mut self, nsp: &str, sid: &Str, room: impl Into<Str>) {
+        let room = room.into();
         if let Some(index) = self.index.get_mut(nsp) {
-            index.join(sid, room.into());
+            let change = index.join(sid, room.clone());
+            self.note(nsp, sid, &room, change);
         }
     }
 
     /// Takes socket `sid` of `nsp` out of `room`.
     pub fn leave(&mut self, nsp: &str, sid: &Str, room: &str) {
         if let Some(index) = self.index.get_mut(nsp) {
-            index.leave(sid, room);
+            let change = index.leave(sid, room);
+            self.note(nsp, sid, room, change);
+        }
+    }
+
+    /// Whether room changes are recorded, for
+    /// [`poll_room_event`](Endpoint::poll_room_event) (off by default: a
+    /// binding turns it on when its application listens).
+    pub fn record_room_events(&mut self, on: bool) {
+        match (on, &self.room_events) {
+            (true, Some(_)) => {}
+            (true, None) => self.room_events = Some(VecDeque::new()),
+            (false, _) => self.room_events = None,
+        }
+    }
+
+    /// The next room change recorded, in the order they happened.
+    pub fn poll_room_event(&mut self) -> Option<RoomEvent> {
+        self.room_events.as_mut()?.pop_front()
+    }
+
+    /// Records what a room change did, when room changes are recorded.
+    fn note(&mut self, nsp: &str, sid: &Str, room: &str, change: Change) {
+        let Some(events) = &mut self.room_events else {
+            return;
+        };
+        let (nsp, room) = (Str::from(nsp), Str::from(room));
+        match change {
+            Change::None => {}
+            Change::Joined { created } => {
+                if created {
+                    events.push_back(RoomEvent::Created {
+                        nsp: nsp.clone(),
+                        room: room.clone(),
+                    });
+                }
+                events.push_back(RoomEvent::Joined {
+                    nsp,
+                    room,
+                    sid: sid.clone(),
+                });
+            }
+            Change::Left { deleted } => {
+                events.push_back(RoomEvent::Left {
+                    nsp: nsp.clone(),
+                    room: room.clone(),
+                    sid: sid.clone(),
+                });
+                if deleted {
+                    events.push_back(RoomEvent::Deleted { nsp, room });
+                }
+            }
         }
     }
 
@@ -920,14 +1066,18 @@ impl<C, S> Endpoint<C, S> {
         let Some(index) = self.index.get_mut(nsp) else {
             return;
         };
+        let mut changes = Vec::new();
         for (sid, _) in index.targets(opts) {
             for room in rooms {
-                if join {
-                    index.join(&sid, room.clone());
-                } else {
-                    index.leave(&sid, room);
-                }
+                let change = match join {
+                    true => index.join(&sid, room.clone()),
+                    false => index.leave(&sid, room),
+                };
+                changes.push((sid.clone(), room, change));
             }
+        }
+        for (sid, room, change) in changes {
+            self.note(nsp, &sid, room, change);
         }
     }
 

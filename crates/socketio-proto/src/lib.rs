@@ -72,7 +72,8 @@ mod types;
 pub use config::{Config, Recovery, Transports};
 pub use connection::Connection;
 pub use endpoint::{
-    Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Endpoint, NamespaceMatcher, Route,
+    Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Endpoint, NamespaceMatcher, RoomEvent,
+    Route,
 };
 pub use http::{ContentType, HttpError, Method, Request, Response};
 pub use ids::IdGenerator;

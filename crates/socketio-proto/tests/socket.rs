@@ -663,3 +663,115 @@ fn the_compress_flag_reaches_the_frames() {
             .compress()
     );
 }
+
+#[test]
+fn room_changes_are_reported_as_the_reference_adapter_reports_them() {
+    use socketio_proto::RoomEvent;
+    let mut h = Harness::new(config());
+    h.endpoint.record_room_events(true);
+    let a = joined(&mut h);
+    let b = joined(&mut h);
+    let (sa, sb) = (Str::from(a.2.clone()), Str::from(b.2.clone()));
+    let nsp = || Str::from_static("/");
+    let room = |r: &str| Str::from(r.to_owned());
+    let events =
+        |h: &mut Harness| std::iter::from_fn(|| h.endpoint.poll_room_event()).collect::<Vec<_>>();
+    // Each socket is created and joined into its own room as it connects.
+    assert_eq!(
+        events(&mut h),
+        [
+            RoomEvent::Created {
+                nsp: nsp(),
+                room: sa.clone()
+            },
+            RoomEvent::Joined {
+                nsp: nsp(),
+                room: sa.clone(),
+                sid: sa.clone()
+            },
+            RoomEvent::Created {
+                nsp: nsp(),
+                room: sb.clone()
+            },
+            RoomEvent::Joined {
+                nsp: nsp(),
+                room: sb.clone(),
+                sid: sb.clone()
+            },
+        ]
+    );
+    h.endpoint.join("/", &sa, "r");
+    h.endpoint.join("/", &sb, "r");
+    h.endpoint.join("/", &sb, "r");
+    // Joining another socket's room does not create it.
+    h.endpoint.join("/", &sb, sa.clone());
+    assert_eq!(
+        events(&mut h),
+        [
+            RoomEvent::Created {
+                nsp: nsp(),
+                room: room("r")
+            },
+            RoomEvent::Joined {
+                nsp: nsp(),
+                room: room("r"),
+                sid: sa.clone()
+            },
+            RoomEvent::Joined {
+                nsp: nsp(),
+                room: room("r"),
+                sid: sb.clone()
+            },
+            RoomEvent::Joined {
+                nsp: nsp(),
+                room: sa.clone(),
+                sid: sb.clone()
+            },
+        ]
+    );
+    h.endpoint.leave("/", &sa, "r");
+    h.endpoint.leave("/", &sa, "r");
+    h.endpoint.leave("/", &sb, "r");
+    assert_eq!(
+        events(&mut h),
+        [
+            RoomEvent::Left {
+                nsp: nsp(),
+                room: room("r"),
+                sid: sa.clone()
+            },
+            RoomEvent::Left {
+                nsp: nsp(),
+                room: room("r"),
+                sid: sb.clone()
+            },
+            RoomEvent::Deleted {
+                nsp: nsp(),
+                room: room("r")
+            },
+        ]
+    );
+    // B leaves: its own room goes; A's room keeps A.
+    h.ws_text(&b.0, b.1, "41");
+    h.pump();
+    let mut got = events(&mut h);
+    got.sort_by_key(|e| format!("{e:?}"));
+    let mut want = vec![
+        RoomEvent::Left {
+            nsp: nsp(),
+            room: sa.clone(),
+            sid: sb.clone(),
+        },
+        RoomEvent::Left {
+            nsp: nsp(),
+            room: sb.clone(),
+            sid: sb.clone(),
+        },
+        RoomEvent::Deleted {
+            nsp: nsp(),
+            room: sb.clone(),
+        },
+    ];
+    want.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(got, want);
+}

@@ -104,5 +104,6 @@ pub use http::service::{
 
 pub use socketio_proto::socketio_packet::ProtocolVersion;
 pub use socketio_proto::{
-    self, Data as Message, DisconnectReason, Payload, Recovery, Str, TransportKind as TransportType,
+    self, Data as Message, DisconnectReason, Payload, Recovery, RoomEvent, Str,
+    TransportKind as TransportType,
 };

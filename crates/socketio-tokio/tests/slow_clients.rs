@@ -96,7 +96,7 @@ fn server_process() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let io = SocketIo::new().unwrap();
+        let io = chat::new_server().unwrap();
         let mut server = chat::http_server(&io);
         if let Some(t) = env_ms(ENV_HEADER_MS) {
             server = server.header_read_timeout(t);

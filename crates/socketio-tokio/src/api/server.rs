@@ -11,7 +11,7 @@ use serde::Serialize;
 use socketio_proto::socketio_packet::Packet;
 use socketio_proto::{
     Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Config, ConnectionHandle,
-    DisconnectReason, Endpoint, IdGenerator, PacketKind, Payload, Str,
+    DisconnectReason, Endpoint, IdGenerator, PacketKind, Payload, RoomEvent, Str,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -39,30 +39,47 @@ pub(crate) type State = Endpoint<Arc<Link>, Arc<SocketInner>>;
 /// change of the endpoint reaches the other nodes through this one place,
 /// right after it is made.
 pub(crate) struct Locked<'a> {
-    state: MutexGuard<'a, State>,
-    adapter: Option<&'a dyn Adapter>,
+    /// Always `Some` until dropped.
+    state: Option<MutexGuard<'a, State>>,
+    shared: &'a Shared,
 }
 
 impl Deref for Locked<'_> {
     type Target = State;
 
     fn deref(&self) -> &State {
-        &self.state
+        match &self.state {
+            Some(state) => state,
+            None => unreachable!("the endpoint's guard is held until the drop"),
+        }
     }
 }
 
 impl DerefMut for Locked<'_> {
     fn deref_mut(&mut self) -> &mut State {
-        &mut self.state
+        match &mut self.state {
+            Some(state) => state,
+            None => unreachable!("the endpoint's guard is held until the drop"),
+        }
     }
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        while let Some(op) = self.state.poll_cluster_op() {
-            if let Some(adapter) = self.adapter {
+        let Some(mut state) = self.state.take() else {
+            return;
+        };
+        let adapter = self.shared.adapter.get();
+        while let Some(op) = state.poll_cluster_op() {
+            if let Some(adapter) = adapter {
                 adapter.publish(op);
             }
+        }
+        let events: Vec<RoomEvent> = std::iter::from_fn(|| state.poll_room_event()).collect();
+        drop(state);
+        // The application's listeners run with the lock released.
+        if !events.is_empty() {
+            self.shared.room_events(&events);
         }
     }
 }
@@ -113,7 +130,12 @@ pub(crate) struct Shared {
     pub(crate) server_side: RwLock<Vec<ServerSideHandler>>,
     /// The listeners of new namespaces.
     pub(crate) new_namespace: RwLock<Vec<NewNamespaceListener>>,
+    /// The listeners of room changes.
+    pub(crate) room_listeners: RwLock<Vec<RoomListener>>,
 }
+
+/// A listener of room changes.
+pub(crate) type RoomListener = Arc<dyn Fn(&RoomEvent) + Send + Sync>;
 
 /// A listener of new namespaces.
 pub(crate) type NewNamespaceListener = Arc<dyn Fn(&str) + Send + Sync>;
@@ -125,8 +147,26 @@ impl Shared {
     /// ARCHITECTURE.md).
     pub(crate) fn lock(&self) -> Locked<'_> {
         Locked {
-            state: self.state.lock().unwrap_or_else(|e| e.into_inner()),
-            adapter: self.adapter.get().map(|a| &**a),
+            state: Some(self.state.lock().unwrap_or_else(|e| e.into_inner())),
+            shared: self,
+        }
+    }
+
+    /// Gives room changes to the application's room listeners, in order; a
+    /// listener that panics is logged and the others still run.
+    fn room_events(&self, events: &[RoomEvent]) {
+        let listeners = self
+            .room_listeners
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for event in events {
+            for l in &listeners {
+                let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(event)));
+                if called.is_err() {
+                    tracing::error!(?event, "room listener panicked");
+                }
+            }
         }
     }
 
@@ -392,6 +432,7 @@ impl SocketIo {
             adapter: OnceLock::new(),
             server_side: RwLock::new(Vec::new()),
             new_namespace: RwLock::new(Vec::new()),
+            room_listeners: RwLock::new(Vec::new()),
         };
         Ok(SocketIo {
             shared: Arc::new(shared),
@@ -478,6 +519,32 @@ impl SocketIo {
             name: None,
             inner,
         }
+    }
+
+    /// Calls `listener` with every change of a room on this node, in order:
+    /// created, joined, left, deleted (the reference's adapter events
+    /// `create-room`, `join-room`, `leave-room`, `delete-room`; a socket's own
+    /// room counts, as there). It runs with no lock held, right after the
+    /// change, on the task that made it: keep it short, or hand the event on.
+    ///
+    /// ```
+    /// use socketio_tokio::{RoomEvent, SocketIo};
+    ///
+    /// let io = SocketIo::new()?;
+    /// io.on_room_event(|event| {
+    ///     if let RoomEvent::Created { nsp, room } = event {
+    ///         println!("room {room} of {nsp} created");
+    ///     }
+    /// });
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    pub fn on_room_event(&self, listener: impl Fn(&RoomEvent) + Send + Sync + 'static) {
+        self.shared
+            .room_listeners
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(listener));
+        self.shared.lock().record_room_events(true);
     }
 
     /// Calls `listener` with the name of every namespace that starts being

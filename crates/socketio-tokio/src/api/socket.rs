@@ -387,7 +387,7 @@ impl SocketInner {
 ///         let _ = socket.to("lobby").emit("said", &(socket.id(), &text));
 ///         let _ = ack.send(&"ok");
 ///     });
-///     socket.on_disconnect(|socket: Socket, reason| async move {
+///     socket.on_disconnect(|socket: Socket, reason: socketio_tokio::DisconnectReason| async move {
 ///         println!("{} left: {reason}", socket.id());
 ///     });
 /// });

@@ -90,8 +90,8 @@ pub fn app(io: &SocketIo, log: &Log) {
                 );
                 socket.on(
                     "count",
-                    |RawArgs(args): RawArgs, ack: socketio_tokio::AckSender| async move {
-                        let items: Vec<serde_json::Value> = args.deserialize().unwrap_or_default();
+                    |socketio_tokio::Data(items): socketio_tokio::Data<Vec<serde_json::Value>>,
+                     ack: socketio_tokio::AckSender| async move {
                         ack.send(&items.len())
                     },
                 );
