@@ -3,7 +3,7 @@
 // convention, several listeners per event, disconnecting, error events,
 // upgrades, fetched sockets acted on, broadcast acknowledgements awaited
 // whole, and a dynamic namespace's parent broadcast.
-// Usage: node api.mjs all <url>. Prints one JSON line, the result.
+// Usage: node api.mjs all|child <url>. Prints one JSON line, the result.
 import { io } from "socket.io-client";
 import { reporter } from "./report.mjs";
 
@@ -96,11 +96,23 @@ async function all() {
   for (const s of [ann, carl, g1, g2]) s.disconnect();
 }
 
-if (scenario !== "all") {
+// A dynamic namespace's child, joined, left and joined again.
+async function child() {
+  for (let i = 0; i < 2; i++) {
+    const s = await connect("/game-9", { transports: ["websocket"] });
+    const gone = once(s, "disconnect");
+    await s.emitWithAck("leave-me");
+    await gone;
+  }
+  result.done = true;
+}
+
+const scenarios = { all, child };
+if (!scenarios[scenario]) {
   result.error = `unknown scenario ${scenario}`;
   finish(1);
 } else {
-  all().then(
+  scenarios[scenario]().then(
     () => finish(0),
     (err) => {
       result.error = String(err?.stack || err);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// here fails the check, so a new one is placed on purpose.
 pub(crate) const TOKIO_LAYERS: &[&[&str]] = &[
     // Foundations: errors, the clock, limits, small containers.
-    &["error", "clock", "limits", "request_head", "handler_map"],
+    &["error", "clock", "limits", "request_head", "handler_map", "args"],
     // Options.
     &["config"],
     // Boundaries: WebSocket I/O, the cluster adapter.

@@ -251,9 +251,37 @@ async fn the_application_api_with_the_official_client() {
     assert_eq!(r["who"], json!(["ann", "carl"]));
     assert_eq!(r["namespaces"], json!(["/api", "/game-1", "/game-2"]));
     assert_eq!(r["news"], json!(["hello children", "hello children"]));
+    // Without cleanup, the children stay after their sockets left.
+    let parent = PARENT.lock().unwrap().clone().unwrap();
+    assert_eq!(parent.children(), ["/game-1", "/game-2"]);
     assert_eq!(
         *rooms.lock().unwrap(),
         ["create /api r1", "join r1", "leave r1", "delete r1"]
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_child_namespaces_are_cleaned_up_when_asked() {
+    let builder = common::builder().cleanup_empty_child_namespaces(true);
+    let server = common::start_with(builder, "127.0.0.1:0", common::Log::default()).await;
+    let io = &server.io;
+    let announced = Arc::new(Mutex::new(Vec::new()));
+    let a = announced.clone();
+    io.on_new_namespace(move |nsp| a.lock().unwrap().push(nsp.to_owned()));
+    let parent = io.dyn_ns(
+        |name| name.starts_with("/game-"),
+        |socket: Socket| async move {
+            socket.on("leave-me", |socket: Socket, ack: AckSender| async move {
+                ack.send(&())?;
+                socket.disconnect()
+            });
+        },
+    );
+    let r = common::run_script("api.mjs", "child", &server.url(), &[]).await;
+    assert_eq!(r["done"], true);
+    // Created again after it was cleaned up: announced twice, gone now.
+    assert_eq!(*announced.lock().unwrap(), ["/game-9", "/game-9"]);
+    assert!(parent.children().is_empty());
     server.stop().await;
 }

@@ -269,6 +269,21 @@ impl Listeners {
         ListenerId(self.next_id)
     }
 
+    /// Adds `handler` at the end of the list `list` picks; its id.
+    fn push<H>(
+        &mut self,
+        list: fn(&mut Listeners) -> &mut Vec<Entry<H>>,
+        handler: H,
+    ) -> ListenerId {
+        let id = self.next_id();
+        list(self).push(Entry {
+            id,
+            once: false,
+            handler,
+        });
+        id
+    }
+
     /// The handlers of event `name` (once-only ones taken out), else the
     /// fallback.
     pub(crate) fn event_handlers(&mut self, name: &str) -> Vec<ErasedHandler<EventContext>> {
@@ -729,15 +744,8 @@ impl Socket {
     where
         F: Fn(&Socket, &SocketError) + Send + Sync + 'static,
     {
-        let mut listeners = self.0.listeners();
-        let id = listeners.next_id();
         let handler: ErrorListener = Arc::new(listener);
-        listeners.error.push(Entry {
-            id,
-            once: false,
-            handler,
-        });
-        id
+        self.0.listeners().push(|l| &mut l.error, handler)
     }
 
     /// Calls `listener` once the connection moved from long-polling to
@@ -746,15 +754,8 @@ impl Socket {
     where
         F: Fn(&Socket) + Send + Sync + 'static,
     {
-        let mut listeners = self.0.listeners();
-        let id = listeners.next_id();
         let handler: UpgradeListener = Arc::new(listener);
-        listeners.upgrade.push(Entry {
-            id,
-            once: false,
-            handler,
-        });
-        id
+        self.0.listeners().push(|l| &mut l.upgrade, handler)
     }
 
     /// Gives `error` to the error listeners; a listener that panics is
@@ -787,14 +788,9 @@ impl Socket {
         H: Handler<DisconnectContext, A>,
         A: 'static,
     {
-        let mut listeners = self.0.listeners();
-        let id = listeners.next_id();
-        listeners.disconnect.push(Entry {
-            id,
-            once: false,
-            handler: erase(handler),
-        });
-        id
+        self.0
+            .listeners()
+            .push(|l| &mut l.disconnect, erase(handler))
     }
 
     /// Runs `handler` when the socket is leaving its namespace, before the
@@ -816,13 +812,10 @@ impl Socket {
         H: Handler<DisconnectContext, A>,
         A: 'static,
     {
-        let mut listeners = self.0.listeners();
-        let id = listeners.next_id();
-        listeners.disconnecting.push(Entry {
-            id,
-            once: false,
-            handler: erase(handler),
-        });
+        let id = self
+            .0
+            .listeners()
+            .push(|l| &mut l.disconnecting, erase(handler));
         self.0.disconnecting.store(true, Ordering::Release);
         id
     }
