@@ -40,7 +40,7 @@
 //!   ([`server_side_emit`](socketio_tokio::SocketIo::server_side_emit),
 //!   [`on_server_side_emit`](socketio_tokio::SocketIo::on_server_side_emit));
 //! - broadcasts with acknowledgements
-//!   ([`emit_with_ack_all`](socketio_tokio::BroadcastOperator::emit_with_ack_all),
+//!   ([`emit_with_ack`](socketio_tokio::BroadcastOperator::emit_with_ack),
 //!   the reference's `timeout(t).emitWithAck()`): every node tells how many
 //!   clients it sent to, then passes each acknowledgement on.
 //!

@@ -380,7 +380,7 @@ impl<C: Parts, T: Clone + Send + Sync + 'static> FromParts<C> for MaybeExtension
 /// placeholders (use `bytes::Bytes` or `serde_bytes::ByteBuf` fields).
 ///
 /// When the arguments do not match, the handler is not called and the
-/// socket's error listeners get [`SocketError::Data`](crate::SocketError::Data).
+/// socket's error listeners get [`SocketError::Extract`](crate::SocketError::Extract).
 ///
 /// ```
 /// use socketio_tokio::{Data, Socket};
