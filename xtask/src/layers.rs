@@ -13,8 +13,17 @@ use std::path::{Path, PathBuf};
 /// modules of the layers below its own, and no other. A module missing
 /// here fails the check, so a new one is placed on purpose.
 pub(crate) const TOKIO_LAYERS: &[&[&str]] = &[
-    // Foundations: errors, the clock, limits, small containers.
-    &["error", "clock", "limits", "request_head", "handler_map", "args"],
+    // Foundations: errors, the clock, limits, small containers, the
+    // argument convention, the counters.
+    &[
+        "error",
+        "clock",
+        "limits",
+        "request_head",
+        "handler_map",
+        "args",
+        "stats",
+    ],
     // Options.
     &["config"],
     // Boundaries: WebSocket I/O, the cluster adapter.

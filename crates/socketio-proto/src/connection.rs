@@ -33,6 +33,34 @@ enum Out {
     Binary(Bytes, bool),
 }
 
+/// What happened on a connection that a server counts: Engine.IO packets
+/// and their bytes (a message's bytes are its data's; any other packet
+/// counts one byte), failed upgrades, send buffer overflows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Packets received.
+    pub packets_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Upgrades to WebSocket that did not complete (timed out, or the probe
+    /// went wrong).
+    pub upgrades_failed: u64,
+    /// Times the send buffer went over `max_buffer_size` (the connection
+    /// then closes).
+    pub buffer_overflows: u64,
+}
+
+impl Counters {
+    fn sent(&mut self, out: &Out) {
+        self.packets_out += 1;
+        self.bytes_out += out.size() as u64;
+    }
+}
+
 impl Out {
     fn size(&self) -> usize {
         match self {
@@ -118,6 +146,8 @@ enum Transport {
 ///   [`poll_timeout`](Connection::poll_timeout).
 #[derive(Debug)]
 pub struct Connection {
+    /// What the binding counts, since it last took it.
+    counters: Counters,
     config: Arc<Config>,
     sid: Str,
     eio: EioVersion,
@@ -201,6 +231,7 @@ impl Connection {
             upgrade_deadline: None,
             buffer: VecDeque::new(),
             buffered_bytes: 0,
+            counters: Counters::default(),
             side: VecDeque::new(),
             responses: VecDeque::new(),
             events: VecDeque::new(),
@@ -447,6 +478,7 @@ impl Connection {
         if len > self.config.max_payload {
             if matches!(self.upgrade, Upgrade::Opened { ws: p } | Upgrade::Probed { ws: p } if p == ws)
             {
+                self.counters.upgrades_failed += 1;
                 self.side.push_back(Transmit::Close { transport: ws });
                 self.upgrade = Upgrade::None;
                 self.upgrade_deadline = None;
@@ -525,6 +557,7 @@ impl Connection {
             }
             _ => {
                 // Anything else during the probe closes the new transport.
+                self.counters.upgrades_failed += 1;
                 self.side.push_back(Transmit::Close { transport: ws });
                 self.upgrade = Upgrade::None;
                 self.upgrade_deadline = None;
@@ -537,6 +570,7 @@ impl Connection {
     pub fn handle_transport_closed(&mut self, _now: Instant, id: RequestId, error: bool) {
         match self.upgrade {
             Upgrade::Opened { ws } | Upgrade::Probed { ws } if ws == id => {
+                self.counters.upgrades_failed += 1;
                 self.upgrade = Upgrade::None;
                 self.upgrade_deadline = None;
                 return;
@@ -600,6 +634,7 @@ impl Connection {
         }
         if self.upgrade_deadline.is_some_and(|d| d <= now) {
             if let Upgrade::Opened { ws } | Upgrade::Probed { ws } = self.upgrade {
+                self.counters.upgrades_failed += 1;
                 self.side.push_back(Transmit::Close { transport: ws });
             }
             self.upgrade = Upgrade::None;
@@ -639,6 +674,12 @@ impl Connection {
     // ----- engine.io -----
 
     fn on_engine_packet(&mut self, now: Instant, packet: EioPacket) {
+        self.counters.packets_in += 1;
+        self.counters.bytes_in += match &packet {
+            EioPacket::Message(Data::Text(s)) => s.len(),
+            EioPacket::Message(Data::Binary(b)) => b.len(),
+            _ => 1,
+        } as u64;
         match packet {
             EioPacket::Ping(data) => {
                 if self.eio == EioVersion::V4 {
@@ -676,6 +717,7 @@ impl Connection {
         if self.buffered_bytes + out.size() > self.config.max_buffer_size {
             // A peer that makes the server answer (v3 pings) but never
             // reads gets no unbounded buffer.
+            self.counters.buffer_overflows += 1;
             self.close_now(DisconnectReason::TransportError, true);
             return;
         }
@@ -717,6 +759,9 @@ impl Connection {
         };
         let outs: Vec<Out> = self.buffer.drain(..end).collect();
         release_if_empty(&mut self.buffer);
+        for out in &outs {
+            self.counters.sent(out);
+        }
         self.buffered_bytes = self.buffer.iter().map(Out::size).sum();
         let closes = outs
             .iter()
@@ -1322,6 +1367,7 @@ impl Connection {
             if volatile {
                 return Err(SendError::Dropped);
             }
+            self.counters.buffer_overflows += 1;
             self.close_now(DisconnectReason::TransportError, true);
             return Err(SendError::BufferFull);
         }
@@ -1360,6 +1406,7 @@ impl Connection {
             Data::Binary(b) => Out::Binary(b, true),
         };
         if self.buffered_bytes + out.size() > self.config.max_buffer_size {
+            self.counters.buffer_overflows += 1;
             self.close_now(DisconnectReason::TransportError, true);
             return Err(SendError::BufferFull);
         }
@@ -1462,6 +1509,7 @@ impl Connection {
             }
             let out = pop_front(&mut self.buffer)?;
             self.buffered_bytes = self.buffered_bytes.saturating_sub(out.size());
+            self.counters.sent(&out);
             let (frame, compress) = self.ws_frame(out);
             return Some(Transmit::Frame {
                 transport: ws,
@@ -1470,6 +1518,13 @@ impl Connection {
             });
         }
         None
+    }
+
+    /// What happened since the last call (packets and bytes in and out,
+    /// failed upgrades, buffer overflows): what a binding adds to its
+    /// server's counters.
+    pub fn take_counters(&mut self) -> Counters {
+        std::mem::take(&mut self.counters)
     }
 
     /// The next application event.

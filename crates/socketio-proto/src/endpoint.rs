@@ -547,6 +547,11 @@ impl<C, S> Endpoint<C, S> {
         self.sessions.len()
     }
 
+    /// The namespaces that have sockets on this node.
+    pub fn namespaces(&self) -> impl Iterator<Item = &Str> + '_ {
+        self.index.keys()
+    }
+
     /// The number of connected sockets on `nsp`.
     pub fn socket_count(&self, nsp: &str) -> usize {
         self.index.get(nsp).map_or(0, |i| i.sockets.len())

@@ -70,7 +70,7 @@ mod recovery;
 mod types;
 
 pub use config::{Config, Recovery, Transports};
-pub use connection::Connection;
+pub use connection::{Connection, Counters};
 pub use endpoint::{
     Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Endpoint, NamespaceMatcher, RoomEvent,
     Route,

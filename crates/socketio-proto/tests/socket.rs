@@ -775,3 +775,30 @@ fn room_changes_are_reported_as_the_reference_adapter_reports_them() {
     want.sort_by_key(|e| format!("{e:?}"));
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_connection_counts_its_packets_bytes_and_failed_upgrades() {
+    let mut h = Harness::new(config());
+    let (sid, ws, _) = joined(&mut h);
+    // The CONNECT in; the OPEN and the CONNECT's answer out.
+    let first = h.conn(&sid).take_counters();
+    assert_eq!((first.packets_in, first.packets_out), (1, 2));
+    assert_eq!(first.bytes_in, "0".len() as u64);
+    h.ws_text(&sid, ws, r#"42["hello","world"]"#);
+    let c = h.conn(&sid).take_counters();
+    assert_eq!(
+        (c.packets_in, c.bytes_in),
+        (1, r#"2["hello","world"]"#.len() as u64)
+    );
+    assert_eq!(c.upgrades_failed, 0);
+    // A polling session whose upgrade never completes.
+    let polling = h.open_polling();
+    h.conn(&polling).take_counters();
+    let _probe = h.upgrade_ws(&polling);
+    h.advance(Duration::from_secs(11));
+    assert_eq!(h.conn(&polling).take_counters().upgrades_failed, 1);
+    assert_eq!(
+        h.conn(&polling).take_counters(),
+        socketio_proto::Counters::default()
+    );
+}

@@ -74,6 +74,7 @@ mod http;
 mod limits;
 mod mailbox;
 mod request_head;
+mod stats;
 mod ws;
 
 pub use api::engine::EngineSocket;
@@ -101,6 +102,7 @@ pub use http::serve::{HttpServer, serve};
 pub use http::service::{
     BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoLayer, SocketIoService,
 };
+pub use stats::{HandshakeRefusal, REASONS, ServerStats};
 
 pub use socketio_proto::socketio_packet::ProtocolVersion;
 pub use socketio_proto::{

@@ -132,6 +132,8 @@ pub(crate) struct Shared {
     pub(crate) new_namespace: RwLock<Vec<NewNamespaceListener>>,
     /// The listeners of room changes.
     pub(crate) room_listeners: RwLock<Vec<RoomListener>>,
+    /// The server's counters.
+    pub(crate) stats: crate::stats::Stats,
 }
 
 /// A listener of room changes.
@@ -353,6 +355,7 @@ fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast) {
         .iter()
         .filter_map(|h| state.connection(*h).cloned())
         .collect();
+    state.shared.stats.broadcast(targets.len());
     let _ordered = match plan.stored {
         true => Some(state),
         false => {
@@ -433,6 +436,7 @@ impl SocketIo {
             server_side: RwLock::new(Vec::new()),
             new_namespace: RwLock::new(Vec::new()),
             room_listeners: RwLock::new(Vec::new()),
+            stats: crate::stats::Stats::default(),
         };
         Ok(SocketIo {
             shared: Arc::new(shared),
@@ -682,6 +686,33 @@ impl SocketIo {
     /// The number of live Engine.IO connections.
     pub fn connection_count(&self) -> usize {
         self.shared.lock().session_count()
+    }
+
+    /// The server's counters since it started: sessions opened and closed,
+    /// packets and bytes, broadcasts, refusals, ... (what a metrics exporter
+    /// or a dashboard reads).
+    pub fn stats(&self) -> crate::ServerStats {
+        self.shared.stats.snapshot()
+    }
+
+    /// The live Engine.IO connections by transport now: (long-polling,
+    /// WebSocket).
+    pub fn connections_by_transport(&self) -> (usize, usize) {
+        let links: Vec<Arc<Link>> = self.shared.lock().connections().cloned().collect();
+        let websocket = links
+            .iter()
+            .filter(|l| l.transport() == socketio_proto::TransportKind::WebSocket)
+            .count();
+        (links.len() - websocket, websocket)
+    }
+
+    /// The namespaces that have sockets on this node, with how many.
+    pub fn namespaces(&self) -> Vec<(Str, usize)> {
+        let state = self.shared.lock();
+        state
+            .namespaces()
+            .map(|nsp| (nsp.clone(), state.socket_count(nsp)))
+            .collect()
     }
 
     /// The number of connection tasks still running: live connections, and

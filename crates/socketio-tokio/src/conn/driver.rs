@@ -362,7 +362,11 @@ impl Driver {
     /// Hands what the endpoint must know to it: taken from the connection
     /// under the link's lock, then given to the endpoint under its own.
     fn apply_endpoint_events(&mut self) {
-        let events = take_endpoint_events(&mut self.core());
+        let (events, counters) = {
+            let mut core = self.core();
+            (take_endpoint_events(&mut core), core.conn.take_counters())
+        };
+        self.shared.stats.connection(counters);
         if events.is_empty() {
             return;
         }
@@ -389,6 +393,7 @@ impl Driver {
             } => self.on_connect_request(cx, nsp, auth, query, resume),
             Event::Connected { nsp, sid } => {
                 tracing::debug!(%nsp, %sid, "socket connected");
+                self.shared.stats.socket_connected();
                 let socket = self.core().sockets.iter().find(|s| s.id == sid).cloned();
                 if let Some(s) = socket {
                     let socket = Socket(s.clone());
@@ -405,19 +410,24 @@ impl Driver {
                     }
                 }
             }
-            Event::Message(m) => self.on_message(cx, m),
+            Event::Message(m) => {
+                self.shared.stats.event_in();
+                self.on_message(cx, m);
+            }
             Event::Ack { nsp, id, data, .. } => {
                 if let Some(reply) = self.take_ack(&nsp, id) {
                     let _ = reply.send(Ok(data));
                 }
             }
             Event::AckTimedOut { nsp, id, .. } => {
+                self.shared.stats.ack_timeout();
                 if let Some(reply) = self.take_ack(&nsp, id) {
                     fail(reply, AckError::Timeout);
                 }
             }
             Event::Disconnected { nsp, sid, reason } => {
                 tracing::debug!(%nsp, %sid, %reason, "socket disconnected");
+                self.shared.stats.socket_disconnected(reason);
                 let (replies, socket) = {
                     let mut core = self.core();
                     let (gone, kept) = std::mem::take(&mut core.acks)
@@ -488,6 +498,7 @@ impl Driver {
                 }
             }
             Event::Upgraded => {
+                self.shared.stats.upgraded();
                 let sockets = self.core().sockets.clone();
                 for s in sockets {
                     let socket = Socket(s);
@@ -502,6 +513,7 @@ impl Driver {
             }
             Event::Closed { reason } => {
                 tracing::debug!(%reason, "connection closed");
+                self.shared.stats.closed(reason);
                 self.engine_tx = None;
                 self.closed_at = Some(now);
                 let replies = std::mem::take(&mut self.core().acks);

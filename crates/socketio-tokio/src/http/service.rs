@@ -33,6 +33,7 @@ use crate::conn::driver::{Driver, DriverCell};
 use crate::http::compress::Coding;
 use crate::mailbox::{Cmd, CmdRx};
 use crate::request_head::RequestHead;
+use crate::stats::HandshakeRefusal;
 use crate::ws::{WsConn, WsLimits};
 
 /// A boxed error, as bodies report them.
@@ -343,6 +344,9 @@ where
     let websocket = request.websocket;
     if !shared.options.admission.origin_allowed(origin.as_ref()) {
         tracing::debug!(?origin, "origin not allowed");
+        if !has_sid {
+            shared.stats.refused(HandshakeRefusal::Origin);
+        }
         return refuse(websocket, cors, origin.as_ref());
     }
     // A POST that opens no session or names none that is live is refused
@@ -390,6 +394,7 @@ where
             parts.extensions.insert(RemoteAddr(remote));
         }
         if shared.shutting_down.load(Ordering::Relaxed) {
+            shared.stats.refused(HandshakeRefusal::ShuttingDown);
             return with_cors(
                 plain(StatusCode::SERVICE_UNAVAILABLE),
                 cors,
@@ -400,11 +405,13 @@ where
             && !parts.as_ref().is_some_and(|p| allow(p))
         {
             tracing::debug!("handshake refused by allow_request");
+            shared.stats.refused(HandshakeRefusal::AllowRequest);
             return refuse(websocket, cors, origin.as_ref());
         }
         let ip = parts.as_deref().and_then(remote_addr).map(|a| a.ip());
         slot = shared.sessions.admit(&shared.options.admission, ip);
         if slot.is_none() {
+            shared.stats.refused(HandshakeRefusal::Capacity);
             return refuse(websocket, cors, origin.as_ref());
         }
     }
@@ -418,6 +425,7 @@ where
         };
         if let Err(refusal) = check_handshake(parts) {
             tracing::debug!(reason = refusal.reason, "websocket handshake refused");
+            shared.stats.refused(HandshakeRefusal::WebSocket);
             return refusal.response();
         }
         if let Some(config) = &shared.options.per_message_deflate {
@@ -425,6 +433,7 @@ where
                 Ok(agreed) => deflate = agreed,
                 Err(refusal) => {
                     tracing::debug!(reason = refusal.reason, "websocket handshake refused");
+                    shared.stats.refused(HandshakeRefusal::WebSocket);
                     return refusal.response();
                 }
             }
@@ -455,12 +464,19 @@ where
     };
     let response = match routed {
         Routed::Respond(r) => {
+            if handshake {
+                shared.stats.refused(HandshakeRefusal::Protocol);
+            }
             if websocket {
                 return plain(StatusCode::BAD_REQUEST);
             }
             to_http(r)
         }
         Routed::New(handle, link, rx) => {
+            shared.stats.opened(match websocket {
+                true => socketio_proto::TransportKind::WebSocket,
+                false => socketio_proto::TransportKind::Polling,
+            });
             let http = Arc::new(HttpInfo {
                 head: parts
                     .as_deref()
