@@ -213,6 +213,13 @@ async fn the_application_api_with_the_official_client() {
         };
         r1.lock().unwrap().push(line);
     });
+    let joined = Arc::new(Mutex::new(Vec::new()));
+    let j = joined.clone();
+    io.on_connection(move |socket| {
+        // Every namespace's sockets, each with its Engine.IO session.
+        assert!(!socket.conn_id().is_empty());
+        j.lock().unwrap().push(socket.ns().to_owned());
+    });
     io.ns("/api", on_connect.with(authorize));
     let parent = io.dyn_ns(
         |name| name.starts_with("/game-"),
@@ -251,6 +258,9 @@ async fn the_application_api_with_the_official_client() {
     assert_eq!(r["who"], json!(["ann", "carl"]));
     assert_eq!(r["namespaces"], json!(["/api", "/game-1", "/game-2"]));
     assert_eq!(r["news"], json!(["hello children", "hello children"]));
+    let mut joined = joined.lock().unwrap().clone();
+    joined.sort();
+    assert_eq!(joined, ["/api", "/api", "/api", "/game-1", "/game-2"]);
     // Without cleanup, the children stay after their sockets left.
     let parent = PARENT.lock().unwrap().clone().unwrap();
     assert_eq!(parent.children(), ["/game-1", "/game-2"]);

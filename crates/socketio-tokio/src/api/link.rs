@@ -83,6 +83,11 @@ impl Link {
         self.lock().conn.transport()
     }
 
+    /// The Engine.IO session id.
+    pub(crate) fn sid(&self) -> socketio_proto::Str {
+        self.lock().conn.sid().clone()
+    }
+
     /// Locks the connection's state: for one call of the core, never across
     /// a handler or an await. The endpoint's lock is never taken while this
     /// one is held (it may be held while this one is taken: the delivery of

@@ -132,9 +132,14 @@ pub(crate) struct Shared {
     pub(crate) new_namespace: RwLock<Vec<NewNamespaceListener>>,
     /// The listeners of room changes.
     pub(crate) room_listeners: RwLock<Vec<RoomListener>>,
+    /// The listeners of every new socket.
+    pub(crate) connection_listeners: RwLock<Vec<ConnectionListener>>,
     /// The server's counters.
     pub(crate) stats: crate::stats::Stats,
 }
+
+/// A listener of every new socket.
+pub(crate) type ConnectionListener = Arc<dyn Fn(&Socket) + Send + Sync>;
 
 /// A listener of room changes.
 pub(crate) type RoomListener = Arc<dyn Fn(&RoomEvent) + Send + Sync>;
@@ -436,6 +441,7 @@ impl SocketIo {
             server_side: RwLock::new(Vec::new()),
             new_namespace: RwLock::new(Vec::new()),
             room_listeners: RwLock::new(Vec::new()),
+            connection_listeners: RwLock::new(Vec::new()),
             stats: crate::stats::Stats::default(),
         };
         Ok(SocketIo {
@@ -549,6 +555,18 @@ impl SocketIo {
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::new(listener));
         self.shared.lock().record_room_events(true);
+    }
+
+    /// Calls `listener` with every socket that joins any namespace, right
+    /// before its namespace's connect handler runs (as a listener the
+    /// reference's `prependListener("connection")` adds on each namespace):
+    /// where instrumentation attaches its own listeners to every socket.
+    pub fn on_connection(&self, listener: impl Fn(&Socket) + Send + Sync + 'static) {
+        self.shared
+            .connection_listeners
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(listener));
     }
 
     /// Calls `listener` with the name of every namespace that starts being

@@ -506,6 +506,13 @@ impl Socket {
         Ok(())
     }
 
+    /// The id of the Engine.IO session the socket runs over (the
+    /// reference's `socket.conn.id`): the same for every namespace the
+    /// client joined over one connection.
+    pub fn conn_id(&self) -> Str {
+        self.0.link.sid()
+    }
+
     /// The connection's transport now: long-polling, or WebSocket once
     /// upgraded (the reference's `socket.conn.transport.name`).
     pub fn transport(&self) -> TransportKind {

@@ -397,6 +397,15 @@ impl Driver {
                 let socket = self.core().sockets.iter().find(|s| s.id == sid).cloned();
                 if let Some(s) = socket {
                     let socket = Socket(s.clone());
+                    let listeners = self
+                        .shared
+                        .connection_listeners
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    for l in listeners {
+                        catch_call(|| l(&socket), "connection listener");
+                    }
                     // A handler that panics is logged, as when its future does.
                     match catch_call(|| (s.ns.handler)(&socket), "connect handler") {
                         Some(Ok(fut)) => self.spawn(
