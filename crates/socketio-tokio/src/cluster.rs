@@ -76,6 +76,12 @@ pub trait Adapter: Send + Sync + 'static {
         data: Vec<serde_json::Value>,
         with_ack: bool,
     ) -> BoxFuture<'static, Result<Vec<serde_json::Value>, AdapterError>>;
+
+    /// What the adapter counts, for metrics: its publish queue, its
+    /// reconnections, the messages it dropped. Nothing by default.
+    fn stats(&self) -> AdapterStats {
+        AdapterStats::default()
+    }
 }
 
 /// The handler of the server-side emits of the other nodes.
@@ -127,6 +133,21 @@ impl ServerAck {
         }
         Ok(())
     }
+}
+
+/// What an adapter counts ([`Adapter::stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdapterStats {
+    /// Messages waiting to be published to the other nodes now.
+    pub queue_depth: u64,
+    /// The most messages the publish queue holds.
+    pub queue_capacity: u64,
+    /// Times the adapter reconnected to its backend.
+    pub reconnects: u64,
+    /// Messages for the other nodes dropped (the backend was away, or the
+    /// queue full).
+    pub dropped: u64,
 }
 
 /// A socket as the other nodes of a cluster describe it: the shape of the

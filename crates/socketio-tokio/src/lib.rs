@@ -95,7 +95,7 @@ pub use api::socket::{
     SocketError,
 };
 pub use args::RoomParam;
-pub use cluster::{Adapter, AdapterError, RemoteSocket, ServerAck, ServerSideEvent};
+pub use cluster::{Adapter, AdapterError, AdapterStats, RemoteSocket, ServerAck, ServerSideEvent};
 pub use config::{Cors, PerMessageDeflate, SocketIoBuilder};
 pub use error::{AckError, BuildError, EmitError, ServeError};
 pub use http::serve::{HttpServer, serve};

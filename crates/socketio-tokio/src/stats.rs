@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use socketio_proto::{Counters, DisconnectReason, TransportKind};
 
-/// Every [`DisconnectReason`], in the order of the counters by reason.
+/// Every [`DisconnectReason`], in the order of the counters by reason: the
+/// seven a connection closes for, then the two only a socket leaves for.
 pub const REASONS: [DisconnectReason; 9] = [
     DisconnectReason::TransportError,
     DisconnectReason::TransportClose,
@@ -18,6 +19,9 @@ pub const REASONS: [DisconnectReason; 9] = [
     DisconnectReason::ClientNamespaceDisconnect,
     DisconnectReason::ServerNamespaceDisconnect,
 ];
+
+/// The reasons a whole connection closes for (the others are a socket's).
+const CONNECTION_REASONS: usize = 7;
 
 fn reason_index(reason: DisconnectReason) -> usize {
     REASONS.iter().position(|r| *r == reason).unwrap_or(0)
@@ -158,7 +162,7 @@ impl Stats {
     }
 
     pub(crate) fn snapshot(&self) -> ServerStats {
-        let by_reason = |counters: &[AtomicU64; REASONS.len()]| {
+        let by_reason = |counters: &[AtomicU64; REASONS.len()]| -> Vec<(DisconnectReason, u64)> {
             REASONS
                 .iter()
                 .zip(counters)
@@ -170,7 +174,10 @@ impl Stats {
             connections_opened_websocket: get(&self.opened[1]),
             upgrades: get(&self.upgraded),
             upgrades_failed: get(&self.upgrades_failed),
-            connections_closed: by_reason(&self.closed),
+            connections_closed: by_reason(&self.closed)
+                .into_iter()
+                .take(CONNECTION_REASONS)
+                .collect(),
             sockets_connected: get(&self.sockets_connected),
             sockets_disconnected: by_reason(&self.sockets_disconnected),
             handshakes_refused: HandshakeRefusal::ALL

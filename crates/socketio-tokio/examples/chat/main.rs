@@ -23,16 +23,18 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: chat [--addr <ip>] [--port <port>] [--client <path to socket.io.min.js>]
-            [--redis <redis://host:port>]
+            [--redis <redis://host:port>] [--metrics]
 
 Serves the chat page and its Socket.IO endpoint on http://<addr>:<port>
 (default http://127.0.0.1:3000). With --redis, every instance started with
-the same Redis forms one cluster.";
+the same Redis forms one cluster. With --metrics, Prometheus metrics are
+served at /metrics.";
 
 struct Args {
     addr: SocketAddr,
     client: PathBuf,
     redis: Option<String>,
+    metrics: bool,
 }
 
 /// The arguments, or `None` when help was asked for.
@@ -42,6 +44,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut addr: Option<SocketAddr> = None;
     let mut client = server::default_client_path();
     let mut redis = None;
+    let mut metrics = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -51,6 +54,10 @@ fn parse_args() -> Result<Option<Args>, String> {
         if flag == "-h" || flag == "--help" {
             println!("{USAGE}");
             return Ok(None);
+        }
+        if flag == "--metrics" {
+            metrics = true;
+            continue;
         }
         let mut value = || {
             inline
@@ -91,6 +98,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         addr,
         client,
         redis,
+        metrics,
     }))
 }
 
@@ -152,7 +160,14 @@ async fn main() -> ExitCode {
         },
         None => None,
     };
-    match server::serve_on(io, listener, client_js, stop).await {
+    let mut routes = axum::Router::new();
+    if args.metrics {
+        let metrics = socketio_metrics::Metrics::new(&io);
+        routes = routes.route_service("/metrics", metrics);
+        println!("metrics on /metrics");
+    }
+    let http = server::http_server(&io);
+    match server::serve_with_routes(io, http, listener, client_js, routes, stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -587,8 +587,21 @@ pub(crate) async fn serve_with(
     client_js: Bytes,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    serve_with_routes(io, server, listener, client_js, Router::new(), stop).await
+}
+
+/// Serves the chat as [`serve_with`] does, with `routes` (metrics, say)
+/// beside the chat's own.
+pub(crate) async fn serve_with_routes(
+    io: SocketIo,
+    server: HttpServer,
+    listener: TcpListener,
+    client_js: Bytes,
+    routes: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     io.ns("/", on_connect);
-    let app = router(&io, client_js);
+    let app = routes.merge(router(&io, client_js));
     server
         .serve_until(listener, app, async move {
             stop.await;

@@ -891,6 +891,12 @@ impl SocketIo {
         self.of("/").server_side_emit_with_ack(event, args).await
     }
 
+    /// What the attached adapter counts (its queue, reconnections, dropped
+    /// messages); `None` without an adapter.
+    pub fn adapter_stats(&self) -> Option<crate::cluster::AdapterStats> {
+        self.shared.adapter.get().map(|a| a.stats())
+    }
+
     /// How many nodes serve `nsp`: 1 without an adapter.
     ///
     /// # Errors
