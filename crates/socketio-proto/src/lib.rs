@@ -75,7 +75,7 @@ pub use endpoint::{
     Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Endpoint, NamespaceMatcher, Route,
 };
 pub use http::{ContentType, HttpError, Method, Request, Response};
-pub use ids::IdGenerator;
+pub use ids::{IdGenerator, MAX_SESSION_ID_LEN, SessionIdError, check_session_id};
 pub use recovery::{Kept, NotRecovered, PACKET_OVERHEAD, Restored, SESSION_OVERHEAD};
 pub use types::{
     ConnectionHandle, DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, HandleHasher,
