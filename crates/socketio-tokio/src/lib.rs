@@ -82,7 +82,7 @@ pub use api::operators::{AckStream, BroadcastOperator, RoomParam};
 pub use api::server::SocketIo;
 pub use api::socket::{AckFuture, Emitter, EventInfo, Extensions, Handshake, RemoteAddr, Socket};
 pub use cluster::{Adapter, AdapterError, RemoteSocket, ServerAck, ServerSideEvent};
-pub use config::{Cors, PerMessageDeflate, SocketIoBuilder};
+pub use config::{Cookie, Cors, PerMessageDeflate, SameSite, SocketIoBuilder};
 pub use error::{AckError, BuildError, EmitError, ServeError};
 pub use http::serve::{HttpServer, serve};
 pub use http::service::{

@@ -66,6 +66,24 @@ impl Handshake {
         socketio_proto::http::query_param(self.query(), name)
     }
 
+    /// The extensions of the request that opened the connection: what the
+    /// tower layers in front of the server put there (an authenticated
+    /// user, say). The [`RemoteAddr`] the server records is in
+    /// [`remote_addr`](Handshake::remote_addr) instead.
+    ///
+    /// ```
+    /// # fn f(handshake: &socketio_tokio::Handshake) {
+    /// #[derive(Clone)]
+    /// struct User(String);
+    /// if let Some(User(name)) = handshake.extensions().get::<User>() {
+    ///     println!("{name} connected");
+    /// }
+    /// # }
+    /// ```
+    pub fn extensions(&self) -> &http::Extensions {
+        self.http.head.extensions()
+    }
+
     /// The client's address, when the server knows it: [`SocketIo::serve`]
     /// records it; under another server, put a [`RemoteAddr`] (or a
     /// [`SocketAddr`]) in the request's extensions.
