@@ -867,13 +867,15 @@ impl<C, S> Endpoint<C, S> {
         };
         let Some((stamped, offset)) = stamped else {
             return Broadcast {
-                encoded: Encoded::new(packet, ProtocolVersion::V5).with_compress(opts.compress),
+                encoded: Encoded::with_parser(packet, ProtocolVersion::V5, self.config.parser)
+                    .with_compress(opts.compress),
                 targets,
                 volatile: opts.volatile,
                 stored: false,
             };
         };
-        let encoded = Encoded::new(&stamped, ProtocolVersion::V5).with_compress(opts.compress);
+        let encoded = Encoded::with_parser(&stamped, ProtocolVersion::V5, self.config.parser)
+            .with_compress(opts.compress);
         if let Some(store) = &mut self.store {
             store.push(
                 now,

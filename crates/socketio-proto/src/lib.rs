@@ -69,7 +69,7 @@ pub mod jsonp;
 mod recovery;
 mod types;
 
-pub use config::{Config, Recovery, Transports};
+pub use config::{Config, Parser, Recovery, Transports};
 pub use connection::Connection;
 pub use endpoint::{
     Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Endpoint, NamespaceMatcher, Route,
