@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, header};
-use socketio_proto::{Config, Recovery, Transports};
+use socketio_proto::{Config, Parser, Recovery, Transports};
 use websocket_frame::deflate::DeflateConfig;
 
 use crate::error::BuildError;
@@ -639,6 +639,30 @@ impl SocketIoBuilder {
     /// ```
     pub fn connection_state_recovery(mut self, recovery: Recovery) -> Self {
         self.config.recovery = Some(recovery);
+        self
+    }
+
+    /// How Socket.IO packets are written (the reference's `parser` option):
+    /// [`Parser::Default`], the text format of `socket.io-parser`, or
+    /// [`Parser::Msgpack`], the format of `socket.io-msgpack-parser`, where
+    /// every packet is one binary message (binary values travel inside it
+    /// as msgpack `bin`, not as attachments). The parser is the server's,
+    /// for every client: clients must use the same one (in the official
+    /// client, `parser: require("socket.io-msgpack-parser")`); a client
+    /// that sends text to a msgpack server is disconnected.
+    ///
+    /// Handlers see the same data either way: an incoming msgpack packet's
+    /// payload is read into JSON with placeholders and attachments, as the
+    /// text parser gives it. A broadcast is encoded once, in the server's
+    /// format.
+    ///
+    /// ```
+    /// use socketio_tokio::{Parser, SocketIo};
+    /// let io = SocketIo::builder().parser(Parser::Msgpack).build()?;
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    pub fn parser(mut self, parser: Parser) -> Self {
+        self.config.parser = parser;
         self
     }
 

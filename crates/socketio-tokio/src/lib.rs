@@ -89,4 +89,4 @@ pub use http::service::{
     BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoLayer, SocketIoService,
 };
 
-pub use socketio_proto::{self, Data as Message, DisconnectReason, Payload, Recovery, Str};
+pub use socketio_proto::{self, Data as Message, DisconnectReason, Parser, Payload, Recovery, Str};

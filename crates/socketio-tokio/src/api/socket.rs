@@ -232,6 +232,8 @@ pub(crate) struct SocketInner {
     pub(crate) id: Str,
     pub(crate) nsp: Str,
     pub(crate) version: ProtocolVersion,
+    /// The server's parser, which this socket's emits are encoded with.
+    pub(crate) parser: socketio_proto::Parser,
     pub(crate) link: Arc<Link>,
     pub(crate) shared: Weak<Shared>,
     pub(crate) ns: Arc<NsInner>,
@@ -886,7 +888,8 @@ impl Emitter<'_> {
                 shared.emit_stored(&socket.0.link, &socket.0.id, &packet, self.compress)
             }
             None => {
-                let encoded = Encoded::new(&packet, socket.0.version).with_compress(self.compress);
+                let encoded = Encoded::with_parser(&packet, socket.0.version, socket.0.parser)
+                    .with_compress(self.compress);
                 socket
                     .0
                     .link
