@@ -298,8 +298,8 @@ impl Cookie {
     }
 
     /// The `Path` attribute (default `/`); `None` leaves it out.
-    pub fn path(mut self, path: Option<String>) -> Cookie {
-        self.path = path;
+    pub fn path(mut self, path: Option<&str>) -> Cookie {
+        self.path = path.map(str::to_owned);
         self
     }
 
@@ -649,7 +649,10 @@ impl SocketIoBuilder {
     /// as msgpack `bin`, not as attachments). The parser is the server's,
     /// for every client: clients must use the same one (in the official
     /// client, `parser: require("socket.io-msgpack-parser")`); a client
-    /// that sends text to a msgpack server is disconnected.
+    /// that sends text to a msgpack server is disconnected. With
+    /// [`allow_eio3`](SocketIoBuilder::allow_eio3), Socket.IO 2 clients get
+    /// the same format, which is that of `socket.io-msgpack-parser` 3 (the
+    /// one the tests run), not necessarily that of its version 2.
     ///
     /// Handlers see the same data either way: an incoming msgpack packet's
     /// payload is read into JSON with placeholders and attachments, as the

@@ -334,7 +334,7 @@ async fn the_session_cookie_is_set_on_handshakes_only() {
 async fn the_session_cookie_s_attributes_in_the_reference_s_order() {
     let cookie = Cookie::new()
         .name("lb")
-        .path(Some("/app".to_owned()))
+        .path(Some("/app"))
         .http_only(false)
         .same_site(SameSite::None)
         .secure(true)
