@@ -212,6 +212,16 @@ pub(crate) type AllowRequest =
 /// The `generate_id` hook: the session id of a handshake.
 pub(crate) type GenerateId = Arc<dyn Fn(&http::request::Parts) -> String + Send + Sync>;
 
+/// Moves the value of one type from a request's extensions to those kept
+/// with the connection (see [`SocketIoBuilder::keep_extension`]).
+pub(crate) type KeepExtension = fn(&mut http::Extensions, &mut http::Extensions);
+
+fn keep<T: Clone + Send + Sync + 'static>(from: &mut http::Extensions, to: &mut http::Extensions) {
+    if let Some(value) = from.remove::<T>() {
+        to.insert(value);
+    }
+}
+
 /// The `SameSite` attribute of the session cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SameSite {
@@ -472,6 +482,8 @@ pub(crate) struct Options {
     pub(crate) cors: Option<Cors>,
     pub(crate) allow_request: Option<AllowRequest>,
     pub(crate) generate_id: Option<GenerateId>,
+    /// The types of the request's extensions kept with a connection.
+    pub(crate) keep_extensions: Vec<KeepExtension>,
     pub(crate) cookie: Option<Cookie>,
     /// Where the client bundle is, until the server is built.
     pub(crate) serve_client: Option<PathBuf>,
@@ -554,6 +566,7 @@ impl Default for SocketIoBuilder {
                 cors: None,
                 allow_request: None,
                 generate_id: None,
+                keep_extensions: Vec::new(),
                 cookie: None,
                 serve_client: None,
                 client_files: None,
@@ -789,6 +802,38 @@ impl SocketIoBuilder {
         F: Fn(&http::request::Parts) -> String + Send + Sync + 'static,
     {
         self.options.generate_id = Some(Arc::new(hook));
+        self
+    }
+
+    /// Keeps the value of type `T` that the tower layers in front of the
+    /// server put in a handshake request's extensions (an authenticated
+    /// user, say) for the connection's life:
+    /// [`Handshake::extensions`](crate::Handshake::extensions) gives it to
+    /// the namespaces' middlewares and handlers. Call it once per type.
+    ///
+    /// Only the types named here are kept, moved out of the request: an
+    /// extension may share the memory of the HTTP connection's read buffer
+    /// (axum's router adds an `OriginalUri`, a clone of the request's URI,
+    /// which is a slice of that buffer), and keeping it would keep 8 to 16
+    /// KiB alive for every connection. A connection that keeps none holds
+    /// no more memory for them than an empty `http::Extensions` (8 bytes).
+    ///
+    /// ```
+    /// use socketio_tokio::{Socket, SocketIo};
+    ///
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// let io = SocketIo::builder().keep_extension::<User>().build()?;
+    /// io.ns("/", |socket: Socket| async move {
+    ///     if let Some(User(name)) = socket.handshake().extensions().get::<User>() {
+    ///         let _ = socket.emit("welcome", name);
+    ///     }
+    /// });
+    /// # Ok::<(), socketio_tokio::BuildError>(())
+    /// ```
+    pub fn keep_extension<T: Clone + Send + Sync + 'static>(mut self) -> Self {
+        self.options.keep_extensions.push(keep::<T>);
         self
     }
 

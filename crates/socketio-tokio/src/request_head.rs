@@ -9,10 +9,11 @@
 //! allocation; the `HeaderMap` and `Uri` are built from it (sharing it) the
 //! first time the application asks for them.
 //!
-//! The request's extensions (what tower layers inserted: an authenticated
-//! user, say) are kept as they are: 8 bytes when there are none, otherwise
-//! the map the layers built (an allocation of its own, about 100 bytes plus
-//! the values), moved from the request, not copied.
+//! Of the request's extensions (what tower layers inserted: an
+//! authenticated user, say), only those of the types the application named
+//! are kept, moved from the request: 8 bytes when there are none. Keeping
+//! them all would keep whatever they share, such as a clone of hyper's URI
+//! (axum's `OriginalUri`), a slice of the connection's read buffer.
 
 use std::sync::OnceLock;
 

@@ -535,17 +535,26 @@ async fn a_generated_id_that_is_invalid_or_in_use_is_refused() {
 #[derive(Debug, Clone)]
 struct User(String);
 
+/// A value the layer inserts that the server is not asked to keep.
+#[derive(Debug, Clone)]
+struct Unkept;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tower_layer_s_extension_reaches_the_connect_handler() {
-    let io = builder().build().unwrap();
+    let io = builder().keep_extension::<User>().build().unwrap();
     io.ns("/", |socket: Socket| async move {
-        let user = socket.handshake().extensions().get::<User>().cloned();
-        let remote = socket.handshake().remote_addr().is_some();
+        let extensions = socket.handshake().extensions();
+        let user = extensions.get::<User>().cloned();
         let _ = socket.emit(
             "user",
             &json!({
                 "name": user.map(|u| u.0),
-                "remote": remote,
+                "remote": socket.handshake().remote_addr().is_some(),
+                // Only what the application named: not the layer's other
+                // value, nor axum's copy of the URI.
+                "unkept": extensions.get::<Unkept>().is_some(),
+                "originalUri": extensions.get::<axum::extract::OriginalUri>().is_some(),
+                "count": extensions.len(),
             }),
         );
     });
@@ -559,6 +568,7 @@ async fn a_tower_layer_s_extension_reaches_the_connect_handler() {
                 if let Some(name) = query.split('&').find_map(|p| p.strip_prefix("user=")) {
                     req.extensions_mut().insert(User(name.to_owned()));
                 }
+                req.extensions_mut().insert(Unkept);
                 next.run(req).await
             },
         ));
@@ -577,7 +587,11 @@ async fn a_tower_layer_s_extension_reaches_the_connect_handler() {
         .await;
         assert_eq!(r["user"]["name"], "ana", "{transports}");
         assert_eq!(r["user"]["remote"], true, "{transports}");
+        assert_eq!(r["user"]["unkept"], false, "{transports}");
+        assert_eq!(r["user"]["originalUri"], false, "{transports}");
+        assert_eq!(r["user"]["count"], 1, "{transports}");
         let r = common::run_script("options.mjs", "extensions", &url, &[transports]).await;
         assert_eq!(r["user"]["name"], serde_json::Value::Null, "{transports}");
+        assert_eq!(r["user"]["count"], 0, "{transports}");
     }
 }

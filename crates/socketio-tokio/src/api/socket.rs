@@ -66,10 +66,11 @@ impl Handshake {
         socketio_proto::http::query_param(self.query(), name)
     }
 
-    /// The extensions of the request that opened the connection: what the
-    /// tower layers in front of the server put there (an authenticated
-    /// user, say). The [`RemoteAddr`] the server records is in
-    /// [`remote_addr`](Handshake::remote_addr) instead.
+    /// The extensions of the request that opened the connection that the
+    /// server keeps: the values of the types named with
+    /// [`SocketIoBuilder::keep_extension`](crate::SocketIoBuilder::keep_extension),
+    /// which the tower layers in front of the server put there (an
+    /// authenticated user, say).
     ///
     /// ```
     /// # fn f(handshake: &socketio_tokio::Handshake) {

@@ -502,7 +502,8 @@ where
                 head: parts
                     .as_deref_mut()
                     .map(|p| {
-                        RequestHead::new(&p.uri, &p.headers).with_extensions(kept_extensions(p))
+                        let kept = kept_extensions(p, &shared.options.keep_extensions);
+                        RequestHead::new(&p.uri, &p.headers).with_extensions(kept)
                     })
                     .unwrap_or_else(|| RequestHead::new(&http::Uri::default(), &HeaderMap::new())),
                 remote_addr,
@@ -823,17 +824,19 @@ fn switching_protocols(key: &HeaderValue, deflate: Option<Agreed>) -> http::Resp
     res
 }
 
-/// The extensions of a handshake's request, to keep with the connection:
-/// without the [`RemoteAddr`] the server put there (the connection keeps
-/// the address on its own), and without their allocation when nothing
-/// else is left.
-fn kept_extensions(parts: &mut http::request::Parts) -> http::Extensions {
-    let mut extensions = std::mem::take(&mut parts.extensions);
-    extensions.remove::<RemoteAddr>();
-    match extensions.is_empty() {
-        true => http::Extensions::new(),
-        false => extensions,
+/// The extensions of a handshake's request to keep with the connection:
+/// those of the types the application named
+/// ([`keep_extension`](crate::SocketIoBuilder::keep_extension)), moved
+/// out of the request.
+fn kept_extensions(
+    parts: &mut http::request::Parts,
+    keep: &[crate::config::KeepExtension],
+) -> http::Extensions {
+    let mut kept = http::Extensions::new();
+    for keep in keep {
+        keep(&mut parts.extensions, &mut kept);
     }
+    kept
 }
 
 /// A refused request: `403 {"code":4,"message":"Forbidden"}`, or a 400 for
