@@ -725,7 +725,8 @@ impl SocketIoBuilder {
     ///
     /// It runs before anything else of the handshake: while it is pending
     /// the request holds no session and counts against no session limit.
-    /// A synchronous check returns a ready future.
+    /// A synchronous check returns a ready future. A hook (or its future)
+    /// that panics refuses the handshake, and the server logs it.
     ///
     /// ```
     /// use socketio_tokio::SocketIo;
@@ -780,7 +781,9 @@ impl SocketIoBuilder {
     /// live session may have it. An id that breaks these rules is never
     /// used: the handshake is refused as the reference refuses one whose id
     /// could not be made (`400 {"code":3,"message":"Bad request"}`, a plain
-    /// 400 for a WebSocket), and the server logs why at `error` level.
+    /// 400 for a WebSocket), and the server logs why at `error` level; a
+    /// hook that panics refuses the handshake the same way, as the reference
+    /// refuses one whose `generateId` throws.
     /// The default ids are 20 characters from 15 random bytes; an id that
     /// can be guessed lets another client read and write the session, so
     /// keep them unguessable.

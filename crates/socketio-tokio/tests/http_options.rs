@@ -440,6 +440,34 @@ async fn a_pending_allow_request_holds_no_session() {
     assert_eq!(slow.text(), r#"{"code":4,"message":"Forbidden"}"#);
 }
 
+#[tokio::test]
+async fn an_allow_request_that_panics_refuses_and_the_server_goes_on() {
+    let io = builder()
+        .allow_request(|req| {
+            let query = req.uri.query().unwrap_or_default().to_owned();
+            assert!(!query.contains("sync-boom"), "the hook panics");
+            async move {
+                assert!(!query.contains("async-boom"), "its future panics");
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let addr = start(io).await;
+    for boom in ["sync-boom", "async-boom"] {
+        let r = get(
+            addr,
+            &format!("/socket.io/?EIO=4&transport=polling&{boom}"),
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 403, "{boom}");
+        assert_eq!(r.text(), r#"{"code":4,"message":"Forbidden"}"#);
+    }
+    let r = get(addr, "/socket.io/?EIO=4&transport=polling", "").await;
+    assert_eq!(r.status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_client_sees_the_refusal_s_message() {
     let addr = start(token_check(builder()).build().unwrap()).await;
@@ -503,7 +531,11 @@ async fn a_generated_id_that_is_invalid_or_in_use_is_refused() {
     let next = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let n = next.clone();
     let io = builder()
-        .generate_id(move |_| n.lock().unwrap().pop().unwrap_or_default())
+        .generate_id(move |_| {
+            let id = n.lock().unwrap().pop().unwrap_or_default();
+            assert_ne!(id, "panic", "a hook that panics");
+            id
+        })
         .build()
         .unwrap();
     let addr = start(io).await;
@@ -521,6 +553,11 @@ async fn a_generated_id_that_is_invalid_or_in_use_is_refused() {
     set("same");
     let r = get(addr, "/socket.io/?EIO=4&transport=websocket", WS_HEADERS).await;
     assert_eq!(r.status, 400, "a WebSocket handshake too");
+    // A hook that panics refuses the handshake, as a `generateId` that
+    // throws does in the reference.
+    set("panic");
+    let r = get(addr, handshake, "").await;
+    assert_eq!(r.text(), r#"{"code":3,"message":"Bad request"}"#);
     set(&"y".repeat(64));
     let r = get(addr, handshake, "").await;
     assert_eq!(r.status, 200);

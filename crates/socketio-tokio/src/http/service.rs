@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
@@ -416,8 +418,19 @@ where
             );
         }
         if let Some(allow) = &shared.options.allow_request {
+            // A hook that panics refuses the handshake; the server goes on.
             let verdict = match parts.as_deref() {
-                Some(parts) => allow(parts).await,
+                Some(parts) => {
+                    let check = std::panic::catch_unwind(AssertUnwindSafe(|| allow(parts)));
+                    match check {
+                        Ok(check) => AssertUnwindSafe(check).catch_unwind().await,
+                        Err(panic) => Err(panic),
+                    }
+                    .unwrap_or_else(|_| {
+                        tracing::error!("the allow_request hook panicked");
+                        Err(String::new())
+                    })
+                }
                 None => Err(String::new()),
             };
             if let Err(message) = verdict {
@@ -460,7 +473,21 @@ where
         None
     };
     let given_sid = match (&shared.options.generate_id, parts.as_deref()) {
-        (Some(generate), Some(parts)) if handshake => Some(Str::from(generate(parts))),
+        (Some(generate), Some(parts)) if handshake => {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| generate(parts))) {
+                Ok(sid) => Some(Str::from(sid)),
+                Err(_) => {
+                    // Refused as the reference refuses a `generateId` that
+                    // throws.
+                    tracing::error!("the generate_id hook panicked");
+                    if websocket {
+                        return plain(StatusCode::BAD_REQUEST);
+                    }
+                    let refused = to_http(Response::error(HttpError::BadRequest));
+                    return with_cors(refused, cors, origin.as_ref());
+                }
+            }
+        }
         _ => None,
     };
     let id = RequestId(shared.next_request.fetch_add(1, Ordering::Relaxed));
