@@ -202,3 +202,30 @@ fn a_text_message_or_bad_msgpack_closes_the_connection() {
         assert!(events.iter().any(|e| e.starts_with("closed")), "{events:?}");
     }
 }
+
+#[test]
+fn with_recovery_a_stored_broadcast_carries_its_offset_in_msgpack() {
+    let mut h = Harness::new(config().with_recovery(Some(socketio_proto::Recovery::default())));
+    let (sid, ws) = h.open_websocket();
+    h.ws_send(&sid, ws, binary(&Packet::connect(Str::from("/"), None)));
+    let answer = packets(&mut h, ws);
+    let answer = json(&answer[0]);
+    assert!(answer.contains(r#""pid":""#), "{answer}");
+    let packet = Packet::event(Str::from("/"), "news", &(bytes(&[1]),), None).unwrap();
+    let plan = h
+        .endpoint
+        .broadcast(h.now, &packet, &BroadcastOptions::all());
+    assert!(plan.stored);
+    assert!(plan.encoded.is_msgpack());
+    h.conn(&sid)
+        .send_encoded("/", &plan.encoded, false)
+        .unwrap();
+    let got = packets(&mut h, ws);
+    let (bin, offset): (serde_bytes::ByteBuf, String) = got[0].event_args().unwrap();
+    assert_eq!(bin.as_slice(), &[1]);
+    assert_eq!(
+        offset.len(),
+        20,
+        "the offset, a string, is the last argument"
+    );
+}
