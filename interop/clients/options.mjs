@@ -4,7 +4,6 @@
 // The last JSON line is the result; on a failure it has an "error" field.
 import { io } from "socket.io-client";
 import { WebSocket } from "ws";
-import vm from "node:vm";
 import { reporter } from "./report.mjs";
 
 const [scenario, url, ...args] = process.argv.slice(2);
@@ -77,17 +76,16 @@ async function bundle() {
   result.status = res.status;
   result.etag = res.headers.get("etag");
   const code = await res.text();
-  const sandbox = { WebSocket, setTimeout, clearTimeout, console, location: new URL(url) };
-  sandbox.self = sandbox;
-  sandbox.window = sandbox;
-  sandbox.globalThis = sandbox;
-  vm.createContext(sandbox);
-  vm.runInContext(code, sandbox, { filename: file });
-  if (typeof sandbox.io !== "function") {
+  // Run as a browser runs a script: in the global scope, where it defines
+  // `io`, with `ws` as the browser's WebSocket (in this realm, so that the
+  // ArrayBuffers of binary frames are the bundle's own).
+  globalThis.WebSocket = WebSocket;
+  (0, eval)(code);
+  if (typeof globalThis.io !== "function") {
     result.error = "the bundle defines no io()";
     return finish(1);
   }
-  const socket = sandbox.io(url, { transports: ["websocket"], reconnection: false });
+  const socket = globalThis.io(url, { transports: ["websocket"], reconnection: false });
   await connected(socket);
   result.transport = socket.io.engine.transport.name;
   result.echo = await new Promise((resolve) => socket.emit("echo", "from the bundle", resolve));

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use socketio_tokio::{
-    AckSender, BuildError, Cookie, Data, SameSite, Socket, SocketIo, SocketIoBuilder,
+    AckSender, BuildError, Cookie, Data, Parser, SameSite, Socket, SocketIo, SocketIoBuilder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -290,6 +290,16 @@ async fn the_official_bundle_loaded_from_the_server_connects() {
         assert_eq!(r["transport"], "websocket", "{file}");
         assert_eq!(r["echo"], "from the bundle", "{file}");
     }
+    // The msgpack bundle speaks to a server whose parser is msgpack.
+    let io = builder()
+        .serve_client(client_dist())
+        .parser(Parser::Msgpack)
+        .build()
+        .unwrap();
+    let url = format!("http://{}", start(io).await);
+    let file = "socket.io.msgpack.min.js";
+    let r = common::run_script("options.mjs", "bundle", &url, &[file]).await;
+    assert_eq!(r["echo"], "from the bundle");
 }
 
 // ----- cookie -----
