@@ -85,6 +85,15 @@ async function main() {
   // c, outside the room, got nothing (its own events only).
   result.outsider = c.received;
 
+  // Another namespace over the same connection as a.
+  // (The manager connects it at once.)
+  const admin = a.io.socket("/admin");
+  const hello = once(admin, "hello");
+  await connected(admin);
+  result.namespace = plain(await hello);
+  result.namespaceEcho = plain(await ask(admin, "echo", Buffer.from([5])));
+  admin.disconnect();
+
   // Refused namespaces.
   const nowhere = io(`${url}/nowhere`, options);
   const [err] = await once(nowhere, "connect_error");

@@ -1,7 +1,8 @@
 //! The msgpack parser (`SocketIoBuilder::parser(Parser::Msgpack)`) with
 //! the official JavaScript client and `socket.io-msgpack-parser`, over
 //! long-polling, WebSocket and the upgrade: events both ways with binary,
-//! acknowledgements both ways, broadcasts to a room, refused namespaces.
+//! acknowledgements both ways, broadcasts to a room, a second namespace on
+//! the same connection, refused namespaces.
 
 #![allow(clippy::unwrap_used)]
 
@@ -61,6 +62,13 @@ async fn start() -> String {
             );
         }
     });
+    io.ns("/admin", |socket: Socket| async move {
+        socket.on(
+            "echo",
+            |RawArgs(args): RawArgs, ack: AckSender| async move { ack.send_raw(args) },
+        );
+        socket.emit("hello", &(socket.ns(), Bytes::from_static(&[6])))
+    });
     io.ns("/private", |_socket: Socket| async move {})
         .with(|_req: ConnectRequest| async move {
             Err::<(), _>(ConnectError::new("forbidden").with_data(json!({ "reason": "msgpack" })))
@@ -95,6 +103,8 @@ async fn scenario(transports: &str, expected_transport: &str) {
         ])
     );
     assert_eq!(r["outsider"], json!([]));
+    assert_eq!(r["namespace"], json!(["/admin", {"bytes": [6]}]));
+    assert_eq!(r["namespaceEcho"], json!([{"bytes": [5]}]));
     assert_eq!(r["unknownNamespace"], "Invalid namespace");
     assert_eq!(
         r["refused"],
