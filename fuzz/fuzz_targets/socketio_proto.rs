@@ -9,7 +9,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use socketio_proto::{
     BroadcastOptions, Config, Connection, ConnectionHandle, Data, DisconnectReason, Endpoint,
-    Event, IdGenerator, Method, Recovery, Request, RequestId, Route, Str, Transmit,
+    Event, IdGenerator, Method, Parser, Recovery, Request, RequestId, Route, Str, Transmit,
 };
 
 struct Reader<'a>(&'a [u8]);
@@ -31,7 +31,28 @@ impl Reader<'_> {
     }
 }
 
+/// `{type, nsp, id?, data}` around `data`: `ty` chooses the type (its low
+/// three bits, so 5 to 7 are invalid), the namespace and the ack id.
+fn msgpack_packet(ty: u8, data: &[u8]) -> Vec<u8> {
+    let id = ty & 8 != 0;
+    let mut out = vec![if id { 0x84 } else { 0x83 }];
+    out.extend_from_slice(b"\xa4type");
+    out.push(ty & 7);
+    match ty & 16 {
+        0 => out.extend_from_slice(b"\xa3nsp\xa1/"),
+        _ => out.extend_from_slice(b"\xa3nsp\xa6/admin"),
+    }
+    if id {
+        out.extend_from_slice(b"\xa2id");
+        out.push(ty >> 5);
+    }
+    out.extend_from_slice(b"\xa4data");
+    out.extend_from_slice(data);
+    out
+}
+
 fuzz_target!(|data: &[u8]| {
+    let msgpack = data.first().is_some_and(|b| b & 4 == 4);
     let config = Config::default()
         .with_heartbeat(Duration::from_millis(300), Duration::from_millis(200))
         .with_connect_timeout(Duration::from_millis(1000))
@@ -45,7 +66,12 @@ fuzz_target!(|data: &[u8]| {
                 .with_store_bounds(8, 4096)
                 .with_max_sessions(4)
                 .with_missed_bounds(4, 1024)
-        }));
+        }))
+        // Bit 4: the msgpack parser (every client message a msgpack packet).
+        .with_parser(match msgpack {
+            true => Parser::Msgpack,
+            false => Parser::Default,
+        });
     let mut endpoint = Endpoint::with_ids(config, IdGenerator::from_seed([3; 32]));
     endpoint.add_namespace("/admin");
     let mut conns: HashMap<ConnectionHandle, Box<Connection>> = HashMap::new();
@@ -135,6 +161,11 @@ fuzz_target!(|data: &[u8]| {
                     (5, Some(ws)) => {
                         let frame = if op & 64 == 0 {
                             Data::Text(Str::from(r.text().unwrap_or_default()))
+                        } else if msgpack && op & 128 != 0 {
+                            // A msgpack packet map around arbitrary data,
+                            // so that the parser's checks are reached.
+                            let ty = r.byte().unwrap_or(0);
+                            Data::Binary(Bytes::from(msgpack_packet(ty, r.bytes().unwrap_or_default())))
                         } else {
                             Data::Binary(Bytes::copy_from_slice(r.bytes().unwrap_or_default()))
                         };

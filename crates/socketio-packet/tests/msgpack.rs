@@ -396,3 +396,93 @@ fn nested_map_keys_stay_linear() {
     let text = packet.encode(ProtocolVersion::V5);
     assert_eq!(text, "2[\"e\",{\"[object Object]\":1}]");
 }
+
+/// Bytes from lowercase hex.
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// Packets as the reference server builds them, encoded by the npm package
+/// `socket.io-msgpack-parser` 3.0.2 (`new Encoder().encode(packet)[0]` in
+/// node, printed as hex): ours writes the same bytes, and reads them back.
+#[test]
+fn the_npm_package_s_bytes() {
+    let long = "x".repeat(40);
+    let json = |v: serde_json::Value| Payload::from_value(&v).unwrap_or_else(|e| panic!("{e}"));
+    #[derive(serde::Serialize)]
+    struct Nested {
+        #[serde(with = "serde_bytes")]
+        nested: Vec<u8>,
+    }
+    let cases: Vec<(&str, Packet)> = vec![
+        // {type: 2, data: ["hello"], nsp: "/"}
+        (
+            "83a47479706502a46461746191a568656c6c6fa36e7370a12f",
+            event("/", "hello", &(), None),
+        ),
+        // {type: 2, data: ["hi", 1, -1, 200, null, true, 1.5, "x" * 40], id: 3, nsp: "/chat"}
+        (
+            "84a47479706502a46461746198a2686901ffccc8c0c3cb3ff8000000000000d928\
+             78787878787878787878787878787878787878787878787878787878787878787878787878787878\
+             a2696403a36e7370a52f63686174",
+            event("/chat", "hi", &(1, -1, 200, (), true, 1.5, &long), Some(3)),
+        ),
+        // {id: 1, type: 3, data: [42, {a: "b"}], nsp: "/"}
+        (
+            "84a2696401a47479706503a464617461922a81a161a162a36e7370a12f",
+            Packet::ack(Str::from("/"), 1, &(42, serde_json::json!({"a": "b"})))
+                .unwrap_or_else(|e| panic!("{e}")),
+        ),
+        // {type: 0, data: {sid: "abc"}, nsp: "/admin"}
+        (
+            "83a47479706500a46461746181a3736964a3616263a36e7370a62f61646d696e",
+            Packet::connect(
+                Str::from("/admin"),
+                Some(json(serde_json::json!({"sid": "abc"}))),
+            ),
+        ),
+        // {type: 4, data: {message: "Invalid namespace"}, nsp: "/random"}
+        (
+            "83a47479706504a46461746181a76d657373616765b1496e76616c6964206e616d657370616365\
+             a36e7370a72f72616e646f6d",
+            Packet::connect_error(Str::from("/random"), "Invalid namespace", None),
+        ),
+        // {type: 2, data: ["bin", <Buffer 01 02 03>, {nested: <Buffer 04>}], nsp: "/"}
+        (
+            "83a47479706502a46461746193a362696ec40301020381a66e6573746564c40104a36e7370a12f",
+            event(
+                "/",
+                "bin",
+                &(
+                    serde_bytes::Bytes::new(&[1, 2, 3]),
+                    Nested { nested: vec![4] },
+                ),
+                None,
+            ),
+        ),
+        // {type: 1, nsp: "/x"}
+        (
+            "82a47479706501a36e7370a22f78",
+            Packet::disconnect(Str::from("/x")),
+        ),
+    ];
+    for (hex, packet) in cases {
+        let want = unhex(hex);
+        assert_eq!(
+            msgpack::encode(&packet).to_vec(),
+            want,
+            "{packet:?} encodes as the npm package does"
+        );
+        let back = msgpack::decode(Bytes::from(want.clone())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.nsp, packet.nsp);
+        assert_eq!(back.packet_type(), packet.packet_type(), "{hex}");
+        assert_eq!(
+            msgpack::encode(&back).to_vec(),
+            want,
+            "{hex} decodes to the same packet"
+        );
+    }
+}

@@ -20,6 +20,22 @@ impl Default for Transports {
     }
 }
 
+/// How Socket.IO packets are written in Engine.IO messages (the
+/// reference's `parser` option).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Parser {
+    /// The text format of `socket.io-parser`: a text message per packet,
+    /// and a binary message per attachment.
+    #[default]
+    Default,
+    /// The format of `socket.io-msgpack-parser`: every packet is one binary
+    /// message, a msgpack map `{type, data, id?, nsp}` whose binary values
+    /// are msgpack `bin`; a text message from a client is a protocol error.
+    /// Clients must use the same parser (`parser: require("socket.io-msgpack-parser")`).
+    Msgpack,
+}
+
 /// Configuration of a server: Engine.IO and Socket.IO options together.
 ///
 /// Every default is the reference server's (`engine.io` 6 and `socket.io` 4).
@@ -61,6 +77,9 @@ pub struct Config {
     /// a socket that drops comes back with its id, rooms and data, and the
     /// packets it missed. Off by default, as in the reference.
     pub recovery: Option<Recovery>,
+    /// How packets are written: [`Parser::Default`] (text, the reference's
+    /// default) or [`Parser::Msgpack`].
+    pub parser: Parser,
 }
 
 impl Default for Config {
@@ -80,6 +99,7 @@ impl Default for Config {
             max_packets_per_payload: 10_000,
             engine_only: false,
             recovery: None,
+            parser: Parser::Default,
         }
     }
 }
@@ -164,6 +184,12 @@ impl Config {
     /// Sets [`Config::max_buffer_size`].
     pub fn with_max_buffer_size(mut self, bytes: usize) -> Self {
         self.max_buffer_size = bytes;
+        self
+    }
+
+    /// Sets [`Config::parser`].
+    pub fn with_parser(mut self, parser: Parser) -> Self {
+        self.parser = parser;
         self
     }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use engineio_packet::{Data, Handshake, Packet as EioPacket, ProtocolVersion as EioVersion, Str};
 use socketio_packet::{Decoder, Packet, PacketKind, Payload, ProtocolVersion};
 
-use crate::config::Config;
+use crate::config::{Config, Parser};
 use crate::http::{ContentType, HttpError, Method, Request, Response};
 use crate::ids::IdStream;
 use crate::recovery::Restored;
@@ -925,6 +925,22 @@ impl Connection {
             push_back(&mut self.events, Event::EngineMessage(data));
             return;
         }
+        if self.config.parser == Parser::Msgpack {
+            let decoded = match data {
+                Data::Binary(b) => socketio_packet::msgpack::decode(b)
+                    .map(as_json)
+                    .map_err(|e| e.to_string()),
+                Data::Text(_) => Err("a text message with the msgpack parser".to_owned()),
+            };
+            match decoded {
+                Ok(packet) => self.on_packet(now, packet),
+                Err(error) => {
+                    push_back(&mut self.events, Event::ProtocolError { error });
+                    self.close(now, DisconnectReason::ForcedClose);
+                }
+            }
+            return;
+        }
         let decode = |decoder: &mut Decoder| match data {
             Data::Text(s) => decoder.decode_text(s),
             Data::Binary(b) => decoder.decode_binary(b),
@@ -1285,7 +1301,7 @@ impl Connection {
     /// buffer is full, [`SendError::Dropped`] (volatile) or
     /// [`SendError::BufferFull`] (the connection then closes).
     pub fn emit(&mut self, packet: &Packet, volatile: bool) -> Result<(), SendError> {
-        let encoded = Encoded::new(packet, self.sio);
+        let encoded = self.encode(packet);
         self.send_encoded(&packet.nsp, &encoded, volatile)
     }
 
@@ -1318,7 +1334,7 @@ impl Connection {
         let id = socket.next_ack_id;
         socket.next_ack_id += 1;
         *ack_id = Some(id);
-        let encoded = Encoded::new(&packet, self.sio).with_compress(compress);
+        let encoded = self.encode(&packet).with_compress(compress);
         self.send_encoded(&packet.nsp, &encoded, false)?;
         if let Some(socket) = self.sockets.iter_mut().find(|s| s.nsp == packet.nsp) {
             socket.acks.push((id, now + timeout));
@@ -1381,7 +1397,9 @@ impl Connection {
     fn queue_encoded(&mut self, encoded: &Encoded) {
         self.buffered_bytes += encoded.size();
         let compress = encoded.compress;
-        push_back(&mut self.buffer, Out::Text(encoded.text.clone(), compress));
+        if !encoded.msgpack {
+            push_back(&mut self.buffer, Out::Text(encoded.text.clone(), compress));
+        }
         for a in &encoded.attachments {
             push_back(&mut self.buffer, Out::Binary(a.clone(), compress));
         }
@@ -1431,13 +1449,15 @@ impl Connection {
         }
     }
 
+    /// Encodes `packet` with the server's parser, for this client's
+    /// protocol version.
+    fn encode(&self, packet: &Packet) -> Encoded {
+        Encoded::with_parser(packet, self.sio, self.config.parser)
+    }
+
     fn push_packet(&mut self, packet: &Packet) {
-        let encoded = Encoded::new(packet, self.sio);
-        self.buffered_bytes += encoded.size();
-        push_back(&mut self.buffer, Out::Text(encoded.text, true));
-        for a in encoded.attachments {
-            push_back(&mut self.buffer, Out::Binary(a, true));
-        }
+        let encoded = self.encode(packet);
+        self.queue_encoded(&encoded);
         self.flush_polling();
     }
 
@@ -1621,6 +1641,30 @@ fn release_if_empty<T>(queue: &mut VecDeque<T>) {
 fn release_vec_if_empty<T>(list: &mut Vec<T>) {
     if list.is_empty() && list.capacity() != 0 {
         *list = Vec::new();
+    }
+}
+
+/// A packet decoded from msgpack, its payload turned into JSON with
+/// placeholders for its binary values (which are its attachments): the
+/// application reads it as it reads a packet of the text parser.
+fn as_json(packet: Packet) -> Packet {
+    let kind = match packet.kind {
+        PacketKind::Connect(Some(p)) => PacketKind::Connect(Some(p.to_json())),
+        PacketKind::ConnectError(p) => PacketKind::ConnectError(p.to_json()),
+        PacketKind::Event { name, data, id } => PacketKind::Event {
+            name,
+            data: data.to_json(),
+            id,
+        },
+        PacketKind::Ack { data, id } => PacketKind::Ack {
+            data: data.to_json(),
+            id,
+        },
+        other => other,
+    };
+    Packet {
+        nsp: packet.nsp,
+        kind,
     }
 }
 

@@ -11,7 +11,7 @@ use socketio_packet::{Packet, ProtocolVersion};
 use crate::config::Config;
 use crate::connection::{Connection, Opening};
 use crate::http::{HttpError, Method, Request, Response};
-use crate::ids::IdGenerator;
+use crate::ids::{IdGenerator, SessionIdError, check_session_id};
 use crate::recovery::{Kept, NotRecovered, Restored, Store};
 use crate::types::{ConnectionHandle, Encoded, EndpointEvent, HandleMap, RequestId, Resume};
 
@@ -652,11 +652,47 @@ impl<C, S> Endpoint<C, S> {
 
     /// Routes a request: an error to answer, a new session, or an existing one.
     pub fn handle_request(&mut self, now: Instant, id: RequestId, req: &Request) -> Route {
+        match self.route(now, id, req, None) {
+            Ok(route) => route,
+            // Only an id given by the application is refused.
+            Err(_) => Route::Respond(Response::error(HttpError::BadRequest)),
+        }
+    }
+
+    /// Routes a request as [`handle_request`](Endpoint::handle_request),
+    /// giving a new session the id `sid` (the application's, as the
+    /// reference's `generateId`) instead of a random one. A request that
+    /// opens no session ignores `sid`.
+    ///
+    /// # Errors
+    ///
+    /// When the request opens a session and `sid` is not 1 to
+    /// [`MAX_SESSION_ID_LEN`](crate::MAX_SESSION_ID_LEN) URL-safe characters
+    /// ([`check_session_id`](crate::check_session_id)), or a live session
+    /// has it: no session is opened, and the binding answers the request
+    /// as it sees fit (the reference: `400 Bad request`).
+    pub fn handle_request_with_id(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        req: &Request,
+        sid: Str,
+    ) -> Result<Route, SessionIdError> {
+        self.route(now, id, req, Some(sid))
+    }
+
+    fn route(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        req: &Request,
+        given: Option<Str>,
+    ) -> Result<Route, SessionIdError> {
         if !self.matches_path(&req.path) {
-            return Route::Respond(Response {
+            return Ok(Route::Respond(Response {
                 status: 404,
                 ..Response::bad_request()
-            });
+            }));
         }
         let params = req.engine_params();
         let transport = params.transport;
@@ -666,17 +702,17 @@ impl<C, S> Endpoint<C, S> {
             _ => false,
         };
         if !enabled {
-            return Route::Respond(Response::error(HttpError::UnknownTransport));
+            return Ok(Route::Respond(Response::error(HttpError::UnknownTransport)));
         }
         if let Some(sid) = params.sid {
             let Some(&handle) = self.sessions.get(&*sid) else {
-                return Route::Respond(Response::error(HttpError::UnknownSid));
+                return Ok(Route::Respond(Response::error(HttpError::UnknownSid)));
             };
             let websocket = transport.as_deref() == Some("websocket");
             if websocket && !req.websocket {
                 // A request naming the WebSocket transport that is not an
                 // upgrade: the reference's transport mismatch.
-                return Route::Respond(Response::error(HttpError::BadRequest));
+                return Ok(Route::Respond(Response::error(HttpError::BadRequest)));
             }
             if req.websocket {
                 // An upgrade speaks the session's protocol version.
@@ -686,22 +722,28 @@ impl<C, S> Endpoint<C, S> {
                     _ => None,
                 };
                 if asked != self.conns.get(&handle).map(|s| s.version) {
-                    return Route::Respond(Response::error(HttpError::BadRequest));
+                    return Ok(Route::Respond(Response::error(HttpError::BadRequest)));
                 }
             }
-            return Route::Existing(handle);
+            return Ok(Route::Existing(handle));
         }
         if req.method != Method::Get {
-            return Route::Respond(Response::error(HttpError::BadHandshakeMethod));
+            return Ok(Route::Respond(Response::error(
+                HttpError::BadHandshakeMethod,
+            )));
         }
         let websocket = transport.as_deref() == Some("websocket");
         if websocket != req.websocket {
-            return Route::Respond(Response::error(HttpError::BadRequest));
+            return Ok(Route::Respond(Response::error(HttpError::BadRequest)));
         }
         let eio = match params.eio.as_deref() {
             Some("4") => EioVersion::V4,
             _ if self.config.allow_eio3 => EioVersion::V3,
-            _ => return Route::Respond(Response::error(HttpError::UnsupportedProtocolVersion)),
+            _ => {
+                return Ok(Route::Respond(Response::error(
+                    HttpError::UnsupportedProtocolVersion,
+                )));
+            }
         };
         let opening = if websocket {
             Opening::WebSocket { ws: id }
@@ -721,7 +763,16 @@ impl<C, S> Endpoint<C, S> {
                 jsonp: params.j.is_some() && self.config.allow_eio3,
             }
         };
-        let sid = self.ids.next_id();
+        let sid = match given {
+            Some(sid) => {
+                check_session_id(&sid)?;
+                if self.sessions.contains_key(&sid) {
+                    return Err(SessionIdError::InUse);
+                }
+                sid
+            }
+            None => self.ids.next_id(),
+        };
         let handle = ConnectionHandle(self.next_handle);
         self.next_handle += 1;
         let conn = Connection::new(
@@ -742,7 +793,7 @@ impl<C, S> Endpoint<C, S> {
                 data: None,
             },
         );
-        Route::New(handle, Box::new(conn))
+        Ok(Route::New(handle, Box::new(conn)))
     }
 
     /// Takes in what a connection reported. `now` dates the sessions saved
@@ -967,13 +1018,15 @@ impl<C, S> Endpoint<C, S> {
         };
         let Some((stamped, offset)) = stamped else {
             return Broadcast {
-                encoded: Encoded::new(packet, ProtocolVersion::V5).with_compress(opts.compress),
+                encoded: Encoded::with_parser(packet, ProtocolVersion::V5, self.config.parser)
+                    .with_compress(opts.compress),
                 targets,
                 volatile: opts.volatile,
                 stored: false,
             };
         };
-        let encoded = Encoded::new(&stamped, ProtocolVersion::V5).with_compress(opts.compress);
+        let encoded = Encoded::with_parser(&stamped, ProtocolVersion::V5, self.config.parser)
+            .with_compress(opts.compress);
         if let Some(store) = &mut self.store {
             store.push(
                 now,

@@ -79,6 +79,51 @@ impl IdStream {
     }
 }
 
+/// The longest session id the application may give
+/// ([`Endpoint::handle_request_with_id`](crate::Endpoint::handle_request_with_id)).
+pub const MAX_SESSION_ID_LEN: usize = 64;
+
+/// Why a session id the application gave cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionIdError {
+    /// The id is empty.
+    #[error("the session id is empty")]
+    Empty,
+    /// The id is longer than [`MAX_SESSION_ID_LEN`] bytes.
+    #[error("the session id is {0} bytes long, more than {MAX_SESSION_ID_LEN}")]
+    TooLong(usize),
+    /// The id has a character outside the URL-safe set (`A-Z`, `a-z`,
+    /// `0-9`, `-`, `_`).
+    #[error("the session id has a character outside A-Z, a-z, 0-9, '-' and '_'")]
+    InvalidCharacter,
+    /// A live session has that id.
+    #[error("a live session has that id")]
+    InUse,
+}
+
+/// Checks that `sid` is 1 to [`MAX_SESSION_ID_LEN`] URL-safe characters
+/// (the shape of what travels unescaped in a query string and a cookie).
+///
+/// # Errors
+///
+/// What is wrong with it.
+pub fn check_session_id(sid: &str) -> Result<(), SessionIdError> {
+    if sid.is_empty() {
+        return Err(SessionIdError::Empty);
+    }
+    if sid.len() > MAX_SESSION_ID_LEN {
+        return Err(SessionIdError::TooLong(sid.len()));
+    }
+    if !sid
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(SessionIdError::InvalidCharacter);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +159,24 @@ mod tests {
         let first = again.next_id();
         assert!(seen.contains(&first));
         assert_ne!(first, again.next_id());
+    }
+
+    #[test]
+    fn session_ids_given_by_the_application_are_checked() {
+        assert_eq!(check_session_id("abc-DEF_123"), Ok(()));
+        assert_eq!(check_session_id(&"a".repeat(64)), Ok(()));
+        assert_eq!(check_session_id(""), Err(SessionIdError::Empty));
+        assert_eq!(
+            check_session_id(&"a".repeat(65)),
+            Err(SessionIdError::TooLong(65))
+        );
+        for bad in ["a b", "a&b", "a=b", "a/b", "a+b", "é", "a;b", "a%20"] {
+            assert_eq!(
+                check_session_id(bad),
+                Err(SessionIdError::InvalidCharacter),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

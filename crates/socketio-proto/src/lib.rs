@@ -69,14 +69,14 @@ pub mod jsonp;
 mod recovery;
 mod types;
 
-pub use config::{Config, Recovery, Transports};
+pub use config::{Config, Parser, Recovery, Transports};
 pub use connection::{Connection, Counters};
 pub use endpoint::{
     Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Endpoint, NamespaceMatcher, RoomEvent,
     Route,
 };
 pub use http::{ContentType, HttpError, Method, Request, Response};
-pub use ids::IdGenerator;
+pub use ids::{IdGenerator, MAX_SESSION_ID_LEN, SessionIdError, check_session_id};
 pub use recovery::{Kept, NotRecovered, PACKET_OVERHEAD, Restored, SESSION_OVERHEAD};
 pub use types::{
     ConnectionHandle, DisconnectReason, Encoded, EndpointEvent, Event, EventMessage, HandleHasher,

@@ -4,6 +4,8 @@ use bytes::Bytes;
 use engineio_packet::{Data, Str};
 use socketio_packet::{Packet, Payload, ProtocolVersion};
 
+use crate::config::Parser;
+
 /// Identifies one HTTP request or WebSocket, chosen by the binding.
 ///
 /// A WebSocket keeps the id of the request that opened it.
@@ -150,20 +152,26 @@ impl std::fmt::Display for DisconnectReason {
 }
 
 /// A Socket.IO packet encoded once, ready to be written to any number of
-/// connections: the text message (with its Engine.IO `4` prefix) and the
-/// binary attachments that follow it.
+/// connections: with the default parser, the text message (with its
+/// Engine.IO `4` prefix) and the binary attachments that follow it; with
+/// the msgpack parser, one binary message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
-    /// `4` followed by the Socket.IO packet's text form.
+    /// `4` followed by the Socket.IO packet's text form; empty with the
+    /// msgpack parser.
     pub(crate) text: Str,
-    /// The attachments, in order.
+    /// The attachments, in order; with the msgpack parser, the one binary
+    /// message.
     pub(crate) attachments: Vec<Bytes>,
     /// Whether its frames may be compressed.
     pub(crate) compress: bool,
+    /// Whether it is one msgpack message (no text message).
+    pub(crate) msgpack: bool,
 }
 
 impl Encoded {
-    /// Encodes `packet` for clients speaking `version`.
+    /// Encodes `packet` for clients speaking `version`, with the default
+    /// (text) parser.
     pub fn new(packet: &Packet, version: ProtocolVersion) -> Encoded {
         let mut out = Vec::with_capacity(64);
         out.push(b'4');
@@ -173,7 +181,29 @@ impl Encoded {
             text: Str::try_from(Bytes::from(out)).unwrap_or_default(),
             attachments: packet.attachments().to_vec(),
             compress: true,
+            msgpack: false,
         }
+    }
+
+    /// Encodes `packet` for clients speaking `version` with `parser`: the
+    /// server's [`Config::parser`](crate::Config::parser), so that every
+    /// client of the server reads it.
+    pub fn with_parser(packet: &Packet, version: ProtocolVersion, parser: Parser) -> Encoded {
+        match parser {
+            Parser::Msgpack => Encoded {
+                text: Str::default(),
+                attachments: vec![socketio_packet::msgpack::encode(packet)],
+                compress: true,
+                msgpack: true,
+            },
+            _ => Encoded::new(packet, version),
+        }
+    }
+
+    /// Whether it is one msgpack message rather than a text message and
+    /// its attachments.
+    pub fn is_msgpack(&self) -> bool {
+        self.msgpack
     }
 
     /// Whether the packet's WebSocket frames may be compressed (the
@@ -191,12 +221,13 @@ impl Encoded {
         self.compress
     }
 
-    /// The Engine.IO message text (`42["event",1]`).
+    /// The Engine.IO message text (`42["event",1]`); empty for a msgpack
+    /// message.
     pub fn text(&self) -> &Str {
         &self.text
     }
 
-    /// The binary attachments.
+    /// The binary attachments; for a msgpack message, the message.
     pub fn attachments(&self) -> &[Bytes] {
         &self.attachments
     }

@@ -56,6 +56,19 @@ pub enum BuildError {
     /// The operating system gave no randomness for the session ids.
     #[error("no randomness for the session ids: {0}")]
     Random(String),
+    /// The session [`Cookie`](crate::Cookie) has a name or an attribute
+    /// that cannot be written in a `Set-Cookie` header.
+    #[error("the session cookie: {0}")]
+    Cookie(String),
+    /// The client bundle of
+    /// [`serve_client`](crate::SocketIoBuilder::serve_client) cannot be read.
+    #[error("the client bundle in {}: {reason}", path.display())]
+    ClientBundle {
+        /// The directory given to `serve_client`.
+        path: std::path::PathBuf,
+        /// What is missing, and how to install it.
+        reason: String,
+    },
 }
 
 /// A cluster query failed.

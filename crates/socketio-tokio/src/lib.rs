@@ -96,7 +96,7 @@ pub use api::socket::{
 };
 pub use args::RoomParam;
 pub use cluster::{Adapter, AdapterError, AdapterStats, RemoteSocket, ServerAck, ServerSideEvent};
-pub use config::{Cors, PerMessageDeflate, SocketIoBuilder};
+pub use config::{Cookie, Cors, PerMessageDeflate, SameSite, SocketIoBuilder};
 pub use error::{AckError, BuildError, EmitError, ServeError};
 pub use http::serve::{HttpServer, serve};
 pub use http::service::{
@@ -106,6 +106,6 @@ pub use stats::{HandshakeRefusal, REASONS, ServerStats};
 
 pub use socketio_proto::socketio_packet::ProtocolVersion;
 pub use socketio_proto::{
-    self, Data as Message, DisconnectReason, Payload, Recovery, RoomEvent, Str,
+    self, Data as Message, DisconnectReason, Parser, Payload, Recovery, RoomEvent, Str,
     TransportKind as TransportType,
 };

@@ -8,6 +8,12 @@
 //! the URI, the names and the values are copied back to back into one
 //! allocation; the `HeaderMap` and `Uri` are built from it (sharing it) the
 //! first time the application asks for them.
+//!
+//! Of the request's extensions (what tower layers inserted: an
+//! authenticated user, say), only those of the types the application named
+//! are kept, moved from the request: 8 bytes when there are none. Keeping
+//! them all would keep whatever they share, such as a clone of hyper's URI
+//! (axum's `OriginalUri`), a slice of the connection's read buffer.
 
 use std::sync::OnceLock;
 
@@ -30,6 +36,7 @@ pub(crate) struct RequestHead {
     ends: Box<[(u32, u32)]>,
     headers: OnceLock<Box<HeaderMap>>,
     uri: OnceLock<Box<Uri>>,
+    extensions: http::Extensions,
 }
 
 impl RequestHead {
@@ -70,7 +77,19 @@ impl RequestHead {
             ends: ends.into_boxed_slice(),
             headers: OnceLock::new(),
             uri: OnceLock::new(),
+            extensions: http::Extensions::new(),
         }
+    }
+
+    /// Keeps `extensions` with the head.
+    pub(crate) fn with_extensions(mut self, extensions: http::Extensions) -> RequestHead {
+        self.extensions = extensions;
+        self
+    }
+
+    /// The request's extensions.
+    pub(crate) fn extensions(&self) -> &http::Extensions {
+        &self.extensions
     }
 
     /// The URI as text.

@@ -113,9 +113,11 @@ async fn origin_allowlist_on_both_transports() {
 #[tokio::test]
 async fn allow_request_sees_the_request_head() {
     let server = start_with(SocketIo::builder().allow_request(|req| {
-        req.headers
+        let ok = req
+            .headers
             .get("x-token")
-            .is_some_and(|v| v.as_bytes() == b"secret")
+            .is_some_and(|v| v.as_bytes() == b"secret");
+        std::future::ready(if ok { Ok(()) } else { Err(String::new()) })
     }))
     .await;
     get(server.addr, HANDSHAKE)

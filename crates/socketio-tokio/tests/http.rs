@@ -109,7 +109,12 @@ async fn cors_allowlist_with_credentials() {
 #[tokio::test]
 async fn allow_request_refuses_with_403_and_websockets_with_400() {
     let io = SocketIo::builder()
-        .allow_request(|req| req.headers.contains_key("x-ticket"))
+        .allow_request(|req| {
+            std::future::ready(match req.headers.contains_key("x-ticket") {
+                true => Ok(()),
+                false => Err(String::new()),
+            })
+        })
         .build()
         .unwrap();
     let addr = start(io).await;
@@ -132,7 +137,7 @@ async fn allow_request_refuses_with_403_and_websockets_with_400() {
     )
     .await;
     assert_eq!(ws.status, 400);
-    assert_eq!(ws.body, "");
+    assert_eq!(ws.body, "Forbidden");
 }
 
 #[tokio::test]

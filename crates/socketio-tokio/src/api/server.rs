@@ -424,6 +424,8 @@ impl SocketIo {
         engine: Option<EngineHandler>,
     ) -> Result<SocketIo, BuildError> {
         let ids = IdGenerator::from_os().map_err(|e| BuildError::Random(e.to_string()))?;
+        let mut builder = builder;
+        builder.options.prepare()?;
         let config = builder.config;
         let shared = Shared {
             state: Mutex::new(Endpoint::carrying(config.clone(), ids)),

@@ -71,6 +71,25 @@ impl Handshake {
         socketio_proto::http::query_param(self.query(), name)
     }
 
+    /// The extensions of the request that opened the connection that the
+    /// server keeps: the values of the types named with
+    /// [`SocketIoBuilder::keep_extension`](crate::SocketIoBuilder::keep_extension),
+    /// which the tower layers in front of the server put there (an
+    /// authenticated user, say).
+    ///
+    /// ```
+    /// # fn f(handshake: &socketio_tokio::Handshake) {
+    /// #[derive(Clone)]
+    /// struct User(String);
+    /// if let Some(User(name)) = handshake.extensions().get::<User>() {
+    ///     println!("{name} connected");
+    /// }
+    /// # }
+    /// ```
+    pub fn extensions(&self) -> &http::Extensions {
+        self.http.head.extensions()
+    }
+
     /// The client's address, when the server knows it: [`SocketIo::serve`]
     /// records it; under another server, put a [`RemoteAddr`] (or a
     /// [`SocketAddr`]) in the request's extensions.
@@ -341,6 +360,8 @@ pub(crate) struct SocketInner {
     pub(crate) id: Str,
     pub(crate) nsp: Str,
     pub(crate) version: ProtocolVersion,
+    /// The server's parser, which this socket's emits are encoded with.
+    pub(crate) parser: socketio_proto::Parser,
     pub(crate) link: Arc<Link>,
     pub(crate) shared: Weak<Shared>,
     pub(crate) ns: Arc<NsInner>,
@@ -1195,7 +1216,8 @@ impl Emitter<'_> {
                 shared.emit_stored(&socket.0.link, &socket.0.id, &packet, self.compress)
             }
             None => {
-                let encoded = Encoded::new(&packet, socket.0.version).with_compress(self.compress);
+                let encoded = Encoded::with_parser(&packet, socket.0.version, socket.0.parser)
+                    .with_compress(self.compress);
                 socket
                     .0
                     .link

@@ -695,6 +695,7 @@ impl Driver {
             id,
             nsp: pending.nsp,
             version: core.conn.socket_version(),
+            parser: self.shared.config.parser,
             link: self.link.clone(),
             shared: Arc::downgrade(&self.shared),
             ns: pending.ns,

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,13 +13,16 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
-use socketio_proto::{ConnectionHandle, HttpError, Method, Request, RequestId, Response, Route};
+use socketio_proto::{
+    ConnectionHandle, HttpError, Method, Request, RequestId, Response, Route, Str,
+};
 use tokio::sync::oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -232,6 +236,23 @@ where
     }
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let shared = &self.io.shared;
+        if let Some(files) = &shared.options.client_files
+            && let Some(name) =
+                crate::http::client::file_name(req.uri().path(), &shared.config.path)
+        {
+            let res = crate::http::client::serve(files, name, req.headers());
+            let res = with_cors(
+                res,
+                shared.options.cors.as_ref(),
+                req.headers().get(header::ORIGIN),
+            );
+            return ResponseFuture {
+                inner: FutInner::Ours {
+                    fut: Box::pin(std::future::ready(res)),
+                },
+            };
+        }
         if self.io.shared.config.matches_path(req.uri().path()) {
             let shared = self.io.shared.clone();
             let (parts, body) = req.into_parts();
@@ -401,12 +422,27 @@ where
                 origin.as_ref(),
             );
         }
-        if let Some(allow) = &shared.options.allow_request
-            && !parts.as_ref().is_some_and(|p| allow(p))
-        {
-            tracing::debug!("handshake refused by allow_request");
-            shared.stats.refused(HandshakeRefusal::AllowRequest);
-            return refuse(websocket, cors, origin.as_ref());
+        if let Some(allow) = &shared.options.allow_request {
+            // A hook that panics refuses the handshake; the server goes on.
+            let verdict = match parts.as_deref() {
+                Some(parts) => {
+                    let check = std::panic::catch_unwind(AssertUnwindSafe(|| allow(parts)));
+                    match check {
+                        Ok(check) => AssertUnwindSafe(check).catch_unwind().await,
+                        Err(panic) => Err(panic),
+                    }
+                    .unwrap_or_else(|_| {
+                        tracing::error!("the allow_request hook panicked");
+                        Err(String::new())
+                    })
+                }
+                None => Err(String::new()),
+            };
+            if let Err(message) = verdict {
+                tracing::debug!(message, "handshake refused by allow_request");
+                shared.stats.refused(HandshakeRefusal::AllowRequest);
+                return refuse_with(websocket, cors, origin.as_ref(), &message);
+            }
         }
         let ip = parts.as_deref().and_then(remote_addr).map(|a| a.ip());
         slot = shared.sessions.admit(&shared.options.admission, ip);
@@ -445,11 +481,38 @@ where
     } else {
         None
     };
+    let given_sid = match (&shared.options.generate_id, parts.as_deref()) {
+        (Some(generate), Some(parts)) if handshake => {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| generate(parts))) {
+                Ok(sid) => Some(Str::from(sid)),
+                Err(_) => {
+                    // Refused as the reference refuses a `generateId` that
+                    // throws.
+                    tracing::error!("the generate_id hook panicked");
+                    if websocket {
+                        return plain(StatusCode::BAD_REQUEST);
+                    }
+                    let refused = to_http(Response::error(HttpError::BadRequest));
+                    return with_cors(refused, cors, origin.as_ref());
+                }
+            }
+        }
+        _ => None,
+    };
     let id = RequestId(shared.next_request.fetch_add(1, Ordering::Relaxed));
     let now = clock::now();
     let routed = {
         let mut state = shared.lock();
-        match state.handle_request(now, id, &request) {
+        let route = match given_sid {
+            Some(sid) => state
+                .handle_request_with_id(now, id, &request, sid.clone())
+                .unwrap_or_else(|e| {
+                    tracing::error!(%sid, error = %e, "generate_id gave an id that cannot be used");
+                    Route::Respond(Response::error(HttpError::BadRequest))
+                }),
+            None => state.handle_request(now, id, &request),
+        };
+        match route {
             Route::Respond(r) => Routed::Respond(r),
             Route::New(handle, conn) => {
                 // Attached under the same lock, so that a broadcast planned
@@ -477,20 +540,32 @@ where
                 true => socketio_proto::TransportKind::WebSocket,
                 false => socketio_proto::TransportKind::Polling,
             });
+            let remote_addr = parts.as_deref().and_then(remote_addr);
             let http = Arc::new(HttpInfo {
                 head: parts
-                    .as_deref()
-                    .map(|p| RequestHead::new(&p.uri, &p.headers))
+                    .as_deref_mut()
+                    .map(|p| {
+                        let kept = kept_extensions(p, &shared.options.keep_extensions);
+                        RequestHead::new(&p.uri, &p.headers).with_extensions(kept)
+                    })
                     .unwrap_or_else(|| RequestHead::new(&http::Uri::default(), &HeaderMap::new())),
-                remote_addr: parts.as_deref().and_then(remote_addr),
+                remote_addr,
                 time: SystemTime::now(),
             });
-            let span = {
+            let (span, cookie) = {
                 let core = link.lock();
-                let span = tracing::info_span!("connection", sid = %core.conn.sid());
+                let sid = core.conn.sid();
+                let span = tracing::info_span!("connection", sid = %sid);
                 let transport = core.conn.transport();
                 tracing::debug!(parent: &span, ?transport, "connection opened");
-                span
+                let cookie = shared.options.cookie.as_ref().and_then(|c| c.header(sid));
+                (span, cookie)
+            };
+            let with_cookie = |mut res: http::Response<Full<Bytes>>| {
+                if let Some(cookie) = cookie {
+                    res.headers_mut().insert(header::SET_COOKIE, cookie);
+                }
+                res
             };
             if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
                 let mut driver = Driver::new(
@@ -505,7 +580,7 @@ where
                 driver.slot = slot;
                 DriverCell::spawn(driver, span);
                 upgrade(&shared, id, None, on_upgrade, link, deflate);
-                return switching_protocols(&key, deflate);
+                return with_cookie(switching_protocols(&key, deflate));
             }
             let (reply, answer) = oneshot::channel();
             let mut driver = Driver::new(
@@ -522,7 +597,7 @@ where
             // it here rather than wait for the task.
             DriverCell::spawn(driver, span).try_step();
             match answer.await {
-                Ok(r) => compress(r),
+                Ok(r) => with_cookie(compress(r)),
                 Err(_) => to_http(Response::error(HttpError::UnknownSid)),
             }
         }
@@ -792,17 +867,59 @@ fn switching_protocols(key: &HeaderValue, deflate: Option<Agreed>) -> http::Resp
     res
 }
 
-/// A refused request: `403 {"code":4,"message":"Forbidden"}`, or a plain
-/// 400 for a WebSocket upgrade, as the reference refuses them.
+/// The extensions of a handshake's request to keep with the connection:
+/// those of the types the application named
+/// ([`keep_extension`](crate::SocketIoBuilder::keep_extension)), moved
+/// out of the request.
+fn kept_extensions(
+    parts: &mut http::request::Parts,
+    keep: &[crate::config::KeepExtension],
+) -> http::Extensions {
+    let mut kept = http::Extensions::new();
+    for keep in keep {
+        keep(&mut parts.extensions, &mut kept);
+    }
+    kept
+}
+
+/// A refused request: `403 {"code":4,"message":"Forbidden"}`, or a 400 for
+/// a WebSocket upgrade, as the reference refuses them.
 fn refuse(
     websocket: bool,
     cors: Option<&Cors>,
     origin: Option<&HeaderValue>,
 ) -> http::Response<Full<Bytes>> {
+    refuse_with(websocket, cors, origin, "")
+}
+
+/// A request refused with `message` (`Forbidden` when empty), as the
+/// reference's `abortRequest` and `abortUpgrade` answer an `allowRequest`
+/// refusal: `403 {"code":4,"message":<message>}`, or for a WebSocket
+/// upgrade a `400 Bad Request` whose body is the message.
+fn refuse_with(
+    websocket: bool,
+    cors: Option<&Cors>,
+    origin: Option<&HeaderValue>,
+    message: &str,
+) -> http::Response<Full<Bytes>> {
+    let message = match message.is_empty() {
+        true => HttpError::Forbidden.message(),
+        false => message,
+    };
     if websocket {
-        return plain(StatusCode::BAD_REQUEST);
+        let mut res = plain(StatusCode::BAD_REQUEST);
+        *res.body_mut() = Full::new(Bytes::from(message.to_owned()));
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        return res;
     }
-    with_cors(to_http(Response::error(HttpError::Forbidden)), cors, origin)
+    let body = serde_json::json!({ "code": HttpError::Forbidden.code(), "message": message });
+    let response = Response {
+        status: HttpError::Forbidden.status(),
+        content_type: socketio_proto::ContentType::Json,
+        body: Bytes::from(body.to_string()),
+    };
+    with_cors(to_http(response), cors, origin)
 }
 
 fn plain(status: StatusCode) -> http::Response<Full<Bytes>> {
