@@ -11,7 +11,8 @@ mod common;
 use bytes::Bytes;
 use serde_json::json;
 use socketio_tokio::{
-    AckError, AckSender, ConnectError, ConnectRequest, Data, Parser, RawArgs, Socket, SocketIo,
+    AckError, AckSender, ConnectError, ConnectHandler, ConnectRequest, Data, Parser, RawArgs,
+    Socket, SocketIo,
 };
 use tokio::net::TcpListener;
 
@@ -69,10 +70,13 @@ async fn start() -> String {
         );
         socket.emit("hello", &(socket.ns(), Bytes::from_static(&[6])))
     });
-    io.ns("/private", |_socket: Socket| async move {})
-        .with(|_req: ConnectRequest| async move {
+    let private = |_socket: Socket| async move {};
+    io.ns(
+        "/private",
+        private.with(|_req: ConnectRequest| async move {
             Err::<(), _>(ConnectError::new("forbidden").with_data(json!({ "reason": "msgpack" })))
-        });
+        }),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { io.serve(listener).await });
