@@ -343,7 +343,11 @@ impl<S> NamespaceIndex<S> {
     fn remove(&mut self, sid: &Str) -> Vec<(Str, bool)> {
         let mut left = Vec::new();
         if let Some(entry) = self.sockets.remove(sid) {
-            let own = entry.own_room();
+            // Its own room first, as the reference leaves its rooms in the
+            // order it joined them.
+            if entry.own_room() {
+                left.push((sid.clone(), !self.rooms.contains_key(sid)));
+            }
             for room in entry.rooms.map(|rooms| *rooms).unwrap_or_default() {
                 let mut deleted = false;
                 let owner_in = self.sockets.get(&room).is_some_and(SocketEntry::own_room);
@@ -355,9 +359,6 @@ impl<S> NamespaceIndex<S> {
                     }
                 }
                 left.push((room, deleted));
-            }
-            if own {
-                left.push((sid.clone(), !self.rooms.contains_key(sid)));
             }
         }
         left
@@ -817,6 +818,8 @@ impl<C, S> Endpoint<C, S> {
             } => {
                 // Back in its own room, as every socket that connects.
                 let index = self.index.entry(nsp.clone()).or_default();
+                // Others may have joined its room while it was away.
+                let created = !index.rooms.contains_key(&sid);
                 index
                     .sockets
                     .insert(sid.clone(), SocketEntry::new(handle, true, since));
@@ -824,7 +827,7 @@ impl<C, S> Endpoint<C, S> {
                     .into_iter()
                     .map(|room| (room.clone(), index.join(&sid, room)))
                     .collect();
-                self.note(&nsp, &sid, &sid, Change::Joined { created: true });
+                self.note(&nsp, &sid, &sid, Change::Joined { created });
                 for (room, change) in changes {
                     self.note(&nsp, &sid, &room, change);
                 }

@@ -754,26 +754,26 @@ fn room_changes_are_reported_as_the_reference_adapter_reports_them() {
     // B leaves: its own room goes; A's room keeps A.
     h.ws_text(&b.0, b.1, "41");
     h.pump();
-    let mut got = events(&mut h);
-    got.sort_by_key(|e| format!("{e:?}"));
-    let mut want = vec![
-        RoomEvent::Left {
-            nsp: nsp(),
-            room: sa.clone(),
-            sid: sb.clone(),
-        },
-        RoomEvent::Left {
-            nsp: nsp(),
-            room: sb.clone(),
-            sid: sb.clone(),
-        },
-        RoomEvent::Deleted {
-            nsp: nsp(),
-            room: sb.clone(),
-        },
-    ];
-    want.sort_by_key(|e| format!("{e:?}"));
-    assert_eq!(got, want);
+    // Its own room first, then the others.
+    assert_eq!(
+        events(&mut h),
+        [
+            RoomEvent::Left {
+                nsp: nsp(),
+                room: sb.clone(),
+                sid: sb.clone()
+            },
+            RoomEvent::Deleted {
+                nsp: nsp(),
+                room: sb.clone()
+            },
+            RoomEvent::Left {
+                nsp: nsp(),
+                room: sa.clone(),
+                sid: sb.clone()
+            },
+        ]
+    );
 }
 
 #[test]

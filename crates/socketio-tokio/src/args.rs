@@ -10,6 +10,8 @@
 //!   Another count is [`DataError::ArgumentCount`].
 //!
 //! A fixed-size array (`[T; N]`) counts as a tuple: serde sees the two alike.
+//! So does `serde_json::Value::Null` count as `()`, no argument: send one
+//! `null` argument as `&(Value::Null,)` (or `&None::<()>`).
 //!
 //! Room names are given as one or more too ([`RoomParam`]).
 

@@ -228,8 +228,9 @@ pub struct ServerStats {
     pub bytes_out: u64,
     /// Socket.IO events received from clients.
     pub events_in: u64,
-    /// Broadcasts planned on this node (emitted here or received from the
-    /// other nodes).
+    /// Broadcasts emitted here (with or without acknowledgements; a dynamic
+    /// namespace's to its children counts once) or received from the other
+    /// nodes.
     pub broadcasts: u64,
     /// Connections the broadcasts were handed to on this node.
     pub broadcast_recipients: u64,

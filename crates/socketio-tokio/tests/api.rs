@@ -8,6 +8,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "common/raw.rs"]
+#[allow(dead_code)]
+mod raw;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -217,8 +220,9 @@ async fn the_application_api_with_the_official_client() {
     let j = joined.clone();
     io.on_connection(move |socket| {
         // Every namespace's sockets, each with its Engine.IO session.
-        assert!(!socket.conn_id().is_empty());
-        j.lock().unwrap().push(socket.ns().to_owned());
+        j.lock()
+            .unwrap()
+            .push((socket.ns().to_owned(), socket.conn_id()));
     });
     io.ns("/api", on_connect.with(authorize));
     let parent = io.dyn_ns(
@@ -258,7 +262,9 @@ async fn the_application_api_with_the_official_client() {
     assert_eq!(r["who"], json!(["ann", "carl"]));
     assert_eq!(r["namespaces"], json!(["/api", "/game-1", "/game-2"]));
     assert_eq!(r["news"], json!(["hello children", "hello children"]));
-    let mut joined = joined.lock().unwrap().clone();
+    let joined = joined.lock().unwrap().clone();
+    assert!(joined.iter().all(|(_, conn)| !conn.is_empty()));
+    let mut joined: Vec<String> = joined.into_iter().map(|(nsp, _)| nsp).collect();
     joined.sort();
     assert_eq!(joined, ["/api", "/api", "/api", "/game-1", "/game-2"]);
     // Without cleanup, the children stay after their sockets left.
@@ -293,5 +299,60 @@ async fn empty_child_namespaces_are_cleaned_up_when_asked() {
     // Created again after it was cleaned up: announced twice, gone now.
     assert_eq!(*announced.lock().unwrap(), ["/game-9", "/game-9"]);
     assert!(parent.children().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_acknowledgement_per_event_and_a_connect_handler_that_cannot_run_lets_go() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = common::start_with(common::builder(), "127.0.0.1:0", common::Log::default()).await;
+    server.io.ns("/acks", |socket: Socket| async move {
+        socket.on(
+            "two-acks",
+            |ack: AckSender| async move { ack.send(&"first") },
+        );
+        socket.on(
+            "two-acks",
+            |ack: AckSender| async move { ack.send(&"second") },
+        );
+        socket.on("cloned-ack", |ack: AckSender| async move {
+            ack.clone().send(&1)?;
+            ack.send(&2)
+        });
+        socket.on("ping", |ack: AckSender| async move { ack.send(&"pong") })
+    });
+    #[derive(Clone)]
+    struct NotGiven;
+    server.io.ns(
+        "/needs-state",
+        |_s: Socket, State(_n): State<NotGiven>| async move {},
+    );
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
+    let mut ws = raw::ws_open(&url).await.unwrap();
+    assert!(raw::recv_text(&mut ws).await.starts_with("0{"));
+    ws.send(Message::text("40/acks,")).await.unwrap();
+    assert!(raw::recv_text(&mut ws).await.starts_with("40/acks,{"));
+    ws.send(Message::text(r#"42/acks,1["two-acks"]"#))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"42/acks,2["cloned-ack"]"#))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"42/acks,3["ping"]"#))
+        .await
+        .unwrap();
+    // Each event is acknowledged once, with the first answer sent.
+    assert_eq!(raw::recv_text(&mut ws).await, r#"43/acks,1["first"]"#);
+    assert_eq!(raw::recv_text(&mut ws).await, "43/acks,2[1]");
+    assert_eq!(raw::recv_text(&mut ws).await, r#"43/acks,3["pong"]"#);
+    // A connect handler whose extractors fail: the socket is let go.
+    ws.send(Message::text("40/needs-state,")).await.unwrap();
+    assert!(
+        raw::recv_text(&mut ws)
+            .await
+            .starts_with("40/needs-state,{")
+    );
+    assert_eq!(raw::recv_text(&mut ws).await, "41/needs-state,");
     server.stop().await;
 }

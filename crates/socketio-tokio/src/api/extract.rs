@@ -50,6 +50,12 @@ impl HandlerResult for () {
     fn report(self, _what: &str) {}
 }
 
+/// A handler that ends with registering a listener (`socket.on(..)` as its
+/// last expression) returns the listener's id: nothing to report.
+impl HandlerResult for crate::api::socket::ListenerId {
+    fn report(self, _what: &str) {}
+}
+
 impl<E: fmt::Display + Send> HandlerResult for Result<(), E> {
     fn report(self, what: &str) {
         if let Err(e) = self {
@@ -376,7 +382,8 @@ impl<C: Parts, T: Clone + Send + Sync + 'static> FromParts<C> for MaybeExtension
 /// the argument list (`Data<(A, B)>` takes two arguments, `Data<(A,)>`
 /// one), any other type is one argument (or none, when it deserializes from
 /// `null`, as `Option<_>` does). In a connect handler or middleware, the
-/// auth object the client sent. Binary buffers come back in place of their
+/// auth object the client sent (none is `{}`, as the reference reads it,
+/// or else `null`). Binary buffers come back in place of their
 /// placeholders (use `bytes::Bytes` or `serde_bytes::ByteBuf` fields).
 ///
 /// When the arguments do not match, the handler is not called and the
@@ -422,11 +429,15 @@ impl<T: DeserializeOwned> FromParts<ConnectRequest> for Data<T> {
     }
 }
 
-/// The auth object as `T`; none is `null` (so `Option<T>` takes it).
+/// The auth object as `T`. A client that sent none sent `{}`, as the
+/// reference reads it (a map, or a struct whose fields all have defaults,
+/// takes it); else `null` (`Option<T>` takes it as `None`).
 fn auth<T: DeserializeOwned>(handshake: &Handshake) -> Result<T, DataError> {
     match handshake.auth_payload() {
         Some(_) => handshake.auth(),
-        None => T::deserialize(serde_json::Value::Null).map_err(|_| DataError::NoArguments),
+        None => T::deserialize(serde_json::json!({}))
+            .or_else(|_| T::deserialize(serde_json::Value::Null))
+            .map_err(|_| DataError::NoArguments),
     }
 }
 

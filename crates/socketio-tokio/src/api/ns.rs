@@ -1,6 +1,6 @@
 //! Namespaces: their connect handler and connect middlewares.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -115,36 +115,58 @@ impl IntoNsHandler<WithMiddlewares> for NsHandler {
 pub(crate) struct NsInner {
     pub(crate) handler: ErasedHandler<Socket>,
     pub(crate) middlewares: Vec<ErasedMiddleware>,
-    /// For a dynamic namespace: the namespaces it serves that have sockets
-    /// (or had, unless empty ones are cleaned up).
-    pub(crate) children: Mutex<BTreeSet<Str>>,
+    /// Whether it serves the namespaces a matcher accepts.
+    pub(crate) dynamic: bool,
+    /// For a dynamic namespace: the namespaces it serves, with how many
+    /// sockets each has (a child is kept at zero unless empty ones are
+    /// cleaned up).
+    children: Mutex<BTreeMap<Str, usize>>,
 }
 
 impl NsInner {
-    pub(crate) fn new(handler: NsHandler) -> Arc<NsInner> {
+    pub(crate) fn new(handler: NsHandler, dynamic: bool) -> Arc<NsInner> {
         Arc::new(NsInner {
             handler: handler.handler,
             middlewares: handler.middlewares,
-            children: Mutex::new(BTreeSet::new()),
+            dynamic,
+            children: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    fn children_guard(&self) -> std::sync::MutexGuard<'_, BTreeMap<Str, usize>> {
+        self.children.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The child namespaces of a dynamic namespace.
     pub(crate) fn children(&self) -> Vec<Str> {
-        let children = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        children.iter().cloned().collect()
+        self.children_guard().keys().cloned().collect()
     }
 
-    /// Records child `nsp`; whether it is new.
-    pub(crate) fn add_child(&self, nsp: &Str) -> bool {
-        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        children.insert(nsp.clone())
+    /// Counts a socket of child `nsp`; whether the child is new.
+    pub(crate) fn add_child_socket(&self, nsp: &Str) -> bool {
+        let mut children = self.children_guard();
+        match children.get_mut(nsp) {
+            Some(count) => {
+                *count += 1;
+                false
+            }
+            None => {
+                children.insert(nsp.clone(), 1);
+                true
+            }
+        }
     }
 
-    /// Forgets child `nsp`.
-    pub(crate) fn remove_child(&self, nsp: &str) {
-        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        children.remove(nsp);
+    /// Counts a socket of child `nsp` gone; forgets the child once it has
+    /// none, when `cleanup`.
+    pub(crate) fn remove_child_socket(&self, nsp: &str, cleanup: bool) {
+        let mut children = self.children_guard();
+        if let Some(count) = children.get_mut(nsp) {
+            *count = count.saturating_sub(1);
+            if *count == 0 && cleanup {
+                children.remove(nsp);
+            }
+        }
     }
 }
 

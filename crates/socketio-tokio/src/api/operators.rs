@@ -154,17 +154,21 @@ impl BroadcastOperator {
         let Some(shared) = self.shared.upgrade() else {
             return Ok(());
         };
-        if self.parent.is_none() {
-            shared.broadcast(packet, &self.opts);
-            return Ok(());
-        }
-        for nsp in self.namespaces() {
-            let packet = Packet {
-                nsp,
-                kind: packet.kind.clone(),
-            };
-            shared.broadcast(packet, &self.opts);
-        }
+        let recipients = match self.parent {
+            None => shared.broadcast(packet, &self.opts),
+            Some(_) => self
+                .namespaces()
+                .into_iter()
+                .map(|nsp| {
+                    let packet = Packet {
+                        nsp,
+                        kind: packet.kind.clone(),
+                    };
+                    shared.broadcast(packet, &self.opts)
+                })
+                .sum(),
+        };
+        shared.stats.broadcast(recipients);
         Ok(())
     }
 
@@ -224,7 +228,9 @@ impl BroadcastOperator {
                 nsp,
                 kind: packet.kind.clone(),
             };
-            for (sid, rx) in shared.emit_with_acks(&packet, &self.opts, timeout) {
+            let pending = shared.emit_with_acks(&packet, &self.opts, timeout);
+            shared.stats.broadcast(pending.len());
+            for (sid, rx) in pending {
                 stream.pending.push(AckWait { sid, rx });
             }
             if let Some(adapter) = &adapter {
@@ -403,7 +409,7 @@ fn socket_actions(shared: Weak<Shared>, nsp: Str) -> crate::cluster::ActionFn {
             SocketAction::Emit(mut packet) => {
                 packet.nsp = nsp.clone();
                 if let Some(shared) = op.shared.upgrade() {
-                    shared.broadcast(packet, &op.opts);
+                    let _ = shared.broadcast(packet, &op.opts);
                 }
             }
             SocketAction::Join(rooms) => op.join(rooms),

@@ -1,6 +1,6 @@
 //! [`SocketIo`]: the server handle, and the state its connections share.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -75,11 +75,18 @@ impl Drop for Locked<'_> {
                 adapter.publish(op);
             }
         }
-        let events: Vec<RoomEvent> = std::iter::from_fn(|| state.poll_room_event()).collect();
+        let mut any = false;
+        if let Some(first) = state.poll_room_event() {
+            // Queued under the endpoint's lock: in the order they happened.
+            let mut queue = self.shared.room_queue();
+            queue.push_back(first);
+            queue.extend(std::iter::from_fn(|| state.poll_room_event()));
+            any = true;
+        }
         drop(state);
         // The application's listeners run with the lock released.
-        if !events.is_empty() {
-            self.shared.room_events(&events);
+        if any {
+            self.shared.dispatch_room_events();
         }
     }
 }
@@ -132,6 +139,10 @@ pub(crate) struct Shared {
     pub(crate) new_namespace: RwLock<Vec<NewNamespaceListener>>,
     /// The listeners of room changes.
     pub(crate) room_listeners: RwLock<Vec<RoomListener>>,
+    /// The room changes not yet given to the listeners, in order.
+    room_queue: Mutex<VecDeque<RoomEvent>>,
+    /// Whether a thread is giving room changes to the listeners.
+    dispatching_rooms: AtomicBool,
     /// The listeners of every new socket.
     pub(crate) connection_listeners: RwLock<Vec<ConnectionListener>>,
     /// The server's counters.
@@ -159,20 +170,39 @@ impl Shared {
         }
     }
 
-    /// Gives room changes to the application's room listeners, in order; a
-    /// listener that panics is logged and the others still run.
-    fn room_events(&self, events: &[RoomEvent]) {
-        let listeners = self
-            .room_listeners
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for event in events {
-            for l in &listeners {
-                let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(event)));
-                if called.is_err() {
-                    tracing::error!(?event, "room listener panicked");
+    fn room_queue(&self) -> MutexGuard<'_, VecDeque<RoomEvent>> {
+        self.room_queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives the queued room changes to the application's room listeners,
+    /// in order, from one thread at a time: a thread that finds another
+    /// giving them leaves its own to it (so does a listener whose own room
+    /// change queued more). A listener that panics is logged and the others
+    /// still run.
+    fn dispatch_room_events(&self) {
+        loop {
+            if self.dispatching_rooms.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let listeners = self
+                .room_listeners
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            while let Some(event) = self.room_queue().pop_front() {
+                for l in &listeners {
+                    let called =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(&event)));
+                    if called.is_err() {
+                        tracing::error!(?event, "room listener panicked");
+                    }
                 }
+            }
+            self.dispatching_rooms.store(false, Ordering::Release);
+            // Changes queued between the last look and the release are
+            // given now, unless another thread took them.
+            if self.room_queue().is_empty() {
+                return;
             }
         }
     }
@@ -199,10 +229,12 @@ impl Shared {
 
     /// Broadcasts `packet` to the sockets `opts` selects (and, unless
     /// local, through the adapter to the other nodes).
-    pub(crate) fn broadcast(&self, packet: Packet, opts: &BroadcastOptions) {
+    ///
+    /// Returns the number of local connections it was handed to.
+    pub(crate) fn broadcast(&self, packet: Packet, opts: &BroadcastOptions) -> usize {
         let mut state = self.lock();
         let plan = state.broadcast(clock::now(), &packet, opts);
-        deliver(state, packet, plan);
+        deliver(state, packet, plan)
     }
 
     /// Emits `packet` to the socket `sid` on `link`, through the endpoint
@@ -239,7 +271,8 @@ impl Shared {
         match state.handle_cluster_op(clock::now(), op) {
             ClusterAction::Broadcast(plan) => {
                 if let Some(packet) = packet {
-                    deliver(state, packet, plan);
+                    let recipients = deliver(state, packet, plan);
+                    self.stats.broadcast(recipients);
                 }
             }
             ClusterAction::Disconnect { targets, close } => {
@@ -354,13 +387,13 @@ pub(crate) fn own_room(sid: &Str, compress: bool) -> BroadcastOptions {
 /// recovery under the lock, so that every connection gets stored packets
 /// in the order of their offsets (a client recovers from the last one it
 /// got).
-fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast) {
+fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast) -> usize {
     let targets: Vec<Arc<Link>> = plan
         .targets
         .iter()
         .filter_map(|h| state.connection(*h).cloned())
         .collect();
-    state.shared.stats.broadcast(targets.len());
+    let recipients = targets.len();
     let _ordered = match plan.stored {
         true => Some(state),
         false => {
@@ -373,6 +406,7 @@ fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast) {
         // a volatile packet, skipped; the others still get it.
         link.deliver(&packet, &plan.encoded, plan.volatile);
     }
+    recipients
 }
 
 /// Tells the connections of `targets` to disconnect their socket on `nsp`,
@@ -443,6 +477,8 @@ impl SocketIo {
             server_side: RwLock::new(Vec::new()),
             new_namespace: RwLock::new(Vec::new()),
             room_listeners: RwLock::new(Vec::new()),
+            room_queue: Mutex::new(VecDeque::new()),
+            dispatching_rooms: AtomicBool::new(false),
             connection_listeners: RwLock::new(Vec::new()),
             stats: crate::stats::Stats::default(),
         };
@@ -488,7 +524,7 @@ impl SocketIo {
     /// ```
     pub fn ns<M>(&self, path: impl Into<String>, handler: impl IntoNsHandler<M>) -> Namespace {
         let path = path.into();
-        let inner = NsInner::new(handler.into_ns_handler());
+        let inner = NsInner::new(handler.into_ns_handler(), false);
         self.shared
             .namespaces_mut()
             .fixed
@@ -521,7 +557,7 @@ impl SocketIo {
     where
         F: Fn(&str) -> bool + Send + Sync + 'static,
     {
-        let inner = NsInner::new(handler.into_ns_handler());
+        let inner = NsInner::new(handler.into_ns_handler(), true);
         self.shared
             .namespaces_mut()
             .dynamic

@@ -633,9 +633,9 @@ impl Socket {
         self.0.listeners().fallback = Some(erase(handler));
     }
 
-    /// Calls `listener` with every incoming event (after the per-event
-    /// middlewares let it through, before its handlers), after the
-    /// catch-all listeners added before (the reference's `socket.onAny`).
+    /// Calls `listener` with every incoming event (before the per-event
+    /// middlewares and the handlers), after the catch-all listeners added
+    /// before (the reference's `socket.onAny`).
     ///
     /// ```
     /// # fn f(socket: socketio_tokio::Socket) {
@@ -1200,7 +1200,7 @@ impl Emitter<'_> {
                 && !self.volatile
                 && let Some(shared) = socket.0.shared.upgrade()
             {
-                shared.broadcast(packet, &own_room(&socket.0.id, self.compress));
+                let _ = shared.broadcast(packet, &own_room(&socket.0.id, self.compress));
                 return Ok(());
             }
             return Err(EmitError::Disconnected);

@@ -413,7 +413,10 @@ impl Driver {
                             catch(fut, "connect handler").map(|()| TaskOutput::Nothing),
                         ),
                         Some(Err(e)) => {
+                            // A socket with no handler would look connected
+                            // and answer nothing: it is let go instead.
                             tracing::warn!(%nsp, error = %e, "connect handler not called");
+                            self.link.disconnect(&nsp);
                         }
                         None => {}
                     }
@@ -712,23 +715,19 @@ impl Driver {
         })
     }
 
-    /// Records a dynamic namespace's child when its first socket joins
-    /// (telling the `new_namespace` listeners).
+    /// Counts a socket of a dynamic namespace's child; a new child is
+    /// announced to the `new_namespace` listeners.
     fn add_child(&self, socket: &SocketInner) {
-        let dynamic = !self.shared.namespaces().fixed.contains_key(&*socket.nsp);
-        if dynamic && socket.ns.add_child(&socket.nsp) {
+        if socket.ns.dynamic && socket.ns.add_child_socket(&socket.nsp) {
             self.shared.namespace_added(&socket.nsp);
         }
     }
 
-    /// Forgets a dynamic namespace's child when its last socket left, if
-    /// the server cleans up empty children.
+    /// Counts a socket of a dynamic namespace's child gone.
     fn forget_child(&self, socket: &SocketInner) {
-        if self.shared.options.cleanup_empty_child_namespaces
-            && !self.shared.namespaces().fixed.contains_key(&*socket.nsp)
-            && self.shared.lock().socket_count(&socket.nsp) == 0
-        {
-            socket.ns.remove_child(&socket.nsp);
+        if socket.ns.dynamic {
+            let cleanup = self.shared.options.cleanup_empty_child_namespaces;
+            socket.ns.remove_child_socket(&socket.nsp, cleanup);
         }
     }
 
@@ -751,7 +750,15 @@ impl Driver {
             return;
         };
         let socket = Socket(inner.clone());
-        let middlewares = inner.listeners().middlewares.clone();
+        let (any, middlewares) = {
+            let l = inner.listeners();
+            (l.any(), l.middlewares.clone())
+        };
+        // The catch-all listeners see every event, before the middlewares
+        // (the reference's `onevent`).
+        for l in &any {
+            catch_call(|| l(&socket, &m.name, &m.data), "catch-all listener");
+        }
         let ctx = EventContext {
             socket: socket.clone(),
             name: m.name,
@@ -779,6 +786,10 @@ impl Driver {
                     });
                     return;
                 }
+            }
+            // An event let through after the socket left is dropped.
+            if !socket.connected() {
+                return;
             }
             if let Some(fut) = run_handlers(ctx) {
                 fut.await;
@@ -1181,6 +1192,16 @@ impl Drop for Driver {
         for (_, _, reply) in acks {
             fail(reply, AckError::Disconnected);
         }
+        // Counted as the transport failing, as the core closed it.
+        if self.closed_at.is_none() {
+            self.shared.stats.closed(DisconnectReason::TransportError);
+        }
+        for s in &sockets {
+            self.shared
+                .stats
+                .socket_disconnected(DisconnectReason::TransportError);
+            self.forget_child(s);
+        }
         {
             let mut state = self.shared.lock();
             for s in &sockets {
@@ -1219,20 +1240,15 @@ impl Drop for Unwinding<'_> {
     }
 }
 
-/// Calls the catch-all listeners with an event, then starts its handlers
-/// (once-only ones taken out, else the fallback): their futures as one, or
-/// nothing when none was started. A handler whose extractors fail is not
-/// called, and the socket's error listeners hear of it.
+/// Starts an event's handlers (once-only ones taken out, else the
+/// fallback): their futures as one, or nothing when none was started. A
+/// handler whose extractors fail is not called (a once-only one is used up
+/// all the same, as the reference calls it whatever its arguments), and the
+/// socket's error listeners hear of it.
 fn run_handlers(mut ctx: EventContext) -> Option<BoxFuture<'static, ()>> {
     let socket = ctx.socket.clone();
-    let (any, handlers) = {
-        let mut l = socket.0.listeners();
-        (l.any(), l.event_handlers(&ctx.name))
-    };
-    for l in &any {
-        catch_call(|| l(&socket, &ctx.name, &ctx.data), "catch-all listener");
-    }
-    if handlers.len() > 1 && ctx.ack_id.is_some() {
+    let handlers = socket.0.listeners().event_handlers(&ctx.name);
+    if ctx.ack_id.is_some() {
         ctx.acked = Some(Arc::new(std::sync::atomic::AtomicBool::new(false)));
     }
     let mut futs = Vec::new();
