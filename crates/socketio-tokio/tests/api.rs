@@ -8,9 +8,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-#[path = "common/raw.rs"]
-#[allow(dead_code)]
-mod raw;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -302,6 +299,21 @@ async fn empty_child_namespaces_are_cleaned_up_when_asked() {
     server.stop().await;
 }
 
+/// The next text frame of a WebSocket client.
+async fn next_text(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> String {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket is open")
+            .expect("a frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return t.to_string();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_acknowledgement_per_event_and_a_connect_handler_that_cannot_run_lets_go() {
     use futures_util::SinkExt;
@@ -329,10 +341,11 @@ async fn one_acknowledgement_per_event_and_a_connect_handler_that_cannot_run_let
         |_s: Socket, State(_n): State<NotGiven>| async move {},
     );
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
-    let mut ws = raw::ws_open(&url).await.unwrap();
-    assert!(raw::recv_text(&mut ws).await.starts_with("0{"));
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("0{"));
     ws.send(Message::text("40/acks,")).await.unwrap();
-    assert!(raw::recv_text(&mut ws).await.starts_with("40/acks,{"));
+    assert!(next_text(&mut ws).await.starts_with("40/acks,{"));
     ws.send(Message::text(r#"42/acks,1["two-acks"]"#))
         .await
         .unwrap();
@@ -343,16 +356,12 @@ async fn one_acknowledgement_per_event_and_a_connect_handler_that_cannot_run_let
         .await
         .unwrap();
     // Each event is acknowledged once, with the first answer sent.
-    assert_eq!(raw::recv_text(&mut ws).await, r#"43/acks,1["first"]"#);
-    assert_eq!(raw::recv_text(&mut ws).await, "43/acks,2[1]");
-    assert_eq!(raw::recv_text(&mut ws).await, r#"43/acks,3["pong"]"#);
+    assert_eq!(next_text(&mut ws).await, r#"43/acks,1["first"]"#);
+    assert_eq!(next_text(&mut ws).await, "43/acks,2[1]");
+    assert_eq!(next_text(&mut ws).await, r#"43/acks,3["pong"]"#);
     // A connect handler whose extractors fail: the socket is let go.
     ws.send(Message::text("40/needs-state,")).await.unwrap();
-    assert!(
-        raw::recv_text(&mut ws)
-            .await
-            .starts_with("40/needs-state,{")
-    );
-    assert_eq!(raw::recv_text(&mut ws).await, "41/needs-state,");
+    assert!(next_text(&mut ws).await.starts_with("40/needs-state,{"));
+    assert_eq!(next_text(&mut ws).await, "41/needs-state,");
     server.stop().await;
 }
