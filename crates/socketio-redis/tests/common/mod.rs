@@ -251,3 +251,172 @@ pub async fn eventually(what: &str, f: impl Fn() -> bool) {
     }
     panic!("never: {what}");
 }
+
+/// A Redis Cluster of `redis-server` masters (no replicas, no persistence)
+/// in a directory of its own, made with `redis-cli --cluster create`;
+/// every server is killed on drop.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    bus: Vec<u16>,
+    dir: PathBuf,
+    children: Vec<Option<std::process::Child>>,
+}
+
+impl RedisCluster {
+    pub fn start(masters: usize) -> RedisCluster {
+        let dir = std::env::temp_dir().join(format!(
+            "socketio-redis-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cluster = RedisCluster {
+            ports: Vec::new(),
+            bus: Vec::new(),
+            dir,
+            children: Vec::new(),
+        };
+        for _ in 0..masters {
+            cluster.ports.push(free_port());
+            cluster.bus.push(free_port());
+            cluster.children.push(None);
+        }
+        for i in 0..masters {
+            cluster.spawn(i);
+        }
+        let mut create = std::process::Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for port in &cluster.ports {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli is missing (apt-get install redis-tools)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        cluster.wait_ok();
+        cluster
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let port = self.ports[i].to_string();
+        let conf = self.dir.join(format!("nodes-{port}.conf"));
+        let mut child = std::process::Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--cluster-enabled", "yes", "--cluster-port"])
+            .arg(self.bus[i].to_string())
+            .arg("--cluster-config-file")
+            .arg(&conf)
+            .args(["--cluster-node-timeout", "2000"])
+            .args(["--cluster-require-full-coverage", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is missing (apt-get install redis-server)");
+        for _ in 0..1200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.ports[i])).is_ok() {
+                self.children[i] = Some(child);
+                return;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("redis-server exited ({status}) instead of listening on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start on port {port}");
+    }
+
+    /// `redis-cli` against node `i`.
+    pub fn cli(&self, i: usize, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &self.ports[i].to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits (bounded, 60 s) until every node says the cluster is up.
+    pub fn wait_ok(&self) {
+        for _ in 0..600 {
+            let ok = (0..self.ports.len()).all(|i| {
+                self.children[i].is_some()
+                    && self
+                        .cli(i, &["cluster", "info"])
+                        .contains("cluster_state:ok")
+            });
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the Redis Cluster never came up");
+    }
+
+    /// The node that serves the hash slot of `key`.
+    pub fn owner_of(&self, key: &str) -> usize {
+        let slot: u16 = self
+            .cli(0, &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .unwrap();
+        let nodes = self.cli(0, &["cluster", "nodes"]);
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let serves = fields.iter().skip(8).any(|range| {
+                let mut ends = range.split('-').map(|s| s.parse::<u16>());
+                match (ends.next(), ends.next()) {
+                    (Some(Ok(a)), Some(Ok(b))) => (a..=b).contains(&slot),
+                    (Some(Ok(a)), None) => a == slot,
+                    _ => false,
+                }
+            });
+            if serves {
+                let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+                return self.ports.iter().position(|p| *p == port).unwrap();
+            }
+        }
+        panic!("no node serves slot {slot}: {nodes}");
+    }
+
+    /// Kills node `i` (its clients see their connections drop).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills node `i` and starts it again on the same port, with its
+    /// cluster configuration (its identity and its slots).
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        self.wait_ok();
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
