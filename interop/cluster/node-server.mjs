@@ -1,8 +1,10 @@
 // A Node socket.io server in a Redis cluster, driven over stdin.
-// Usage: node node-server.mjs <redis url> <port> [sharded]
+// Usage: node node-server.mjs <redis url> <port> [sharded|postgres]
 // With "sharded", the Redis URL lists the nodes of a Redis Cluster
 // (comma-separated) and the adapter is createShardedAdapter in its
 // "static" subscription mode; the emitter is then unavailable.
+// With "postgres", the URL is a Postgres connection string, the adapter
+// @socket.io/postgres-adapter and the emitter @socket.io/postgres-emitter.
 //
 // Sockets join the room named by their `room` query parameter. Commands are
 // JSON lines on stdin, answers JSON lines on stdout:
@@ -28,23 +30,41 @@ import { createClient, createCluster } from "redis";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
+import { createAdapter as createPostgresAdapter } from "@socket.io/postgres-adapter";
+import { Emitter as PostgresEmitter } from "@socket.io/postgres-emitter";
+import pg from "pg";
 
 const [url, port, mode] = process.argv.slice(2);
 const sharded = mode === "sharded";
-const pub = sharded
-  ? createCluster({ rootNodes: url.split(",").map((url) => ({ url })) })
-  : createClient({ url });
-const sub = pub.duplicate();
-pub.on("error", () => {});
-sub.on("error", () => {});
-await Promise.all([pub.connect(), sub.connect()]);
+let adapter, emitter, sub;
+if (mode === "postgres") {
+  const pool = new pg.Pool({ connectionString: url });
+  pool.on("error", () => {});
+  // The adapter's listening client has no "error" listener: when Postgres
+  // restarts, its error would end the process (and the client would never
+  // say "end", on which the adapter connects again).
+  pool.on("connect", (client) => client.on("error", () => {}));
+  await pool.query(
+    "CREATE TABLE IF NOT EXISTS socket_io_attachments (id bigserial UNIQUE, created_at timestamptz DEFAULT NOW(), payload bytea)",
+  );
+  adapter = createPostgresAdapter(pool, { heartbeatInterval: 1000, heartbeatTimeout: 3000 });
+  emitter = new PostgresEmitter(pool);
+} else {
+  const pub = sharded
+    ? createCluster({ rootNodes: url.split(",").map((url) => ({ url })) })
+    : createClient({ url });
+  sub = pub.duplicate();
+  pub.on("error", () => {});
+  sub.on("error", () => {});
+  await Promise.all([pub.connect(), sub.connect()]);
+  adapter = sharded
+    ? createShardedAdapter(pub, sub, { subscriptionMode: "static" })
+    : createAdapter(pub, sub, { requestsTimeout: 3000 });
+  emitter = sharded ? null : new Emitter(pub);
+}
 
 const httpServer = createServer();
-const adapter = sharded
-  ? createShardedAdapter(pub, sub, { subscriptionMode: "static" })
-  : createAdapter(pub, sub, { requestsTimeout: 3000 });
 const io = new Server(httpServer, { adapter });
-const emitter = sharded ? null : new Emitter(pub);
 io.on("connection", (socket) => {
   const room = socket.handshake.query.room;
   if (room) socket.join(room);

@@ -22,4 +22,4 @@
 mod node;
 pub mod wire;
 
-pub use node::{ClusterNode, Route, Transport, random_id};
+pub use node::{ClusterNode, Heartbeat, Route, Transport, random_id};

@@ -12,6 +12,8 @@ use socketio_packet::{Packet, Payload};
 use socketio_tokio::socketio_proto::{BroadcastOptions, ClusterOp};
 use socketio_tokio::{Adapter, AdapterError, LocalNode, RemoteSocket, ServerAck, Str};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::wire::{self, Body, Message};
 
@@ -41,12 +43,40 @@ pub trait Transport: Send + Sync + 'static {
     /// Namespace `nsp` is served here: receive its messages from now on.
     fn add_namespace(&self, nsp: &str);
 
-    /// Sends `message` along `route`. Must not block: queue it (in a
-    /// bounded queue) and send it from a task of your own.
-    fn send(&self, route: Route<'_>, message: Bytes);
+    /// Sends `message` (of type `kind`, see
+    /// [`message_type`](crate::wire::message_type)) along `route`. Must not
+    /// block: queue it (in a bounded queue) and send it from a task of your
+    /// own.
+    fn send(&self, route: Route<'_>, kind: u64, message: Bytes);
 
-    /// How many nodes (this one included) serve `nsp`.
+    /// How many nodes (this one included) serve `nsp`. Not called when the
+    /// node counts the others by their heartbeats ([`Heartbeat`]).
     fn server_count(&self, nsp: &str) -> BoxFuture<'static, Result<usize, AdapterError>>;
+}
+
+/// The heartbeats of `ClusterAdapterWithHeartbeat`, for transports that
+/// cannot count their subscribers (Postgres, Redis Streams): each node
+/// announces itself when it starts (`INITIAL_HEARTBEAT`, which the others
+/// answer with a heartbeat), sends a heartbeat every `interval`, and
+/// counts as gone after `timeout` without a message, or when it says so
+/// (`ADAPTER_CLOSE`). The server count is this node plus the others seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// How often a node sends a heartbeat (the reference's
+    /// `heartbeatInterval`, 5 s by default).
+    pub interval: Duration,
+    /// After how long without a message a node counts as gone (the
+    /// reference's `heartbeatTimeout`, 10 s by default).
+    pub timeout: Duration,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// A query waiting for the other nodes' responses.
@@ -96,6 +126,10 @@ pub struct ClusterNode<T> {
     node: LocalNode,
     transport: T,
     requests_timeout: Duration,
+    heartbeat: Option<Heartbeat>,
+    /// With heartbeats: the namespaces served here, and for each the other
+    /// nodes seen and when they were last heard from.
+    nodes: Mutex<HashMap<String, HashMap<String, Instant>>>,
     pending: Mutex<HashMap<String, Pending>>,
     ack_requests: Mutex<HashMap<String, AckRequest>>,
     this: Weak<ClusterNode<T>>,
@@ -111,18 +145,24 @@ impl<T> std::fmt::Debug for ClusterNode<T> {
 
 impl<T: Transport> ClusterNode<T> {
     /// A node of uid `uid` for the server `node` stands for; cluster queries
-    /// wait at most `requests_timeout` for the other nodes.
+    /// wait at most `requests_timeout` for the other nodes. With
+    /// `heartbeat`, the node counts the others by their heartbeats (then
+    /// call [`start_heartbeat`](ClusterNode::start_heartbeat)); without,
+    /// the transport counts them.
     pub fn new(
         uid: String,
         node: LocalNode,
         transport: T,
         requests_timeout: Duration,
+        heartbeat: Option<Heartbeat>,
     ) -> Arc<ClusterNode<T>> {
         Arc::new_cyclic(|this| ClusterNode {
             uid,
             node,
             transport,
             requests_timeout,
+            heartbeat,
+            nodes: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             ack_requests: Mutex::new(HashMap::new()),
             this: this.clone(),
@@ -150,7 +190,63 @@ impl<T: Transport> ClusterNode<T> {
             nsp: nsp.to_owned(),
             body,
         };
-        self.transport.send(route, wire::encode(&message));
+        self.transport
+            .send(route, message.body.kind(), wire::encode(&message));
+    }
+
+    fn send_all(&self, nsp: &str, body: Body) {
+        self.send(Route::All { nsp, room: None }, nsp, body);
+    }
+
+    /// How many nodes serve `nsp`: by their heartbeats, or as the
+    /// transport counts them.
+    fn count(&self, nsp: &str) -> BoxFuture<'static, Result<usize, AdapterError>> {
+        if self.heartbeat.is_some() {
+            let others = lock(&self.nodes).get(nsp).map_or(0, HashMap::len);
+            return Box::pin(async move { Ok(1 + others) });
+        }
+        self.transport.server_count(nsp)
+    }
+
+    /// Starts the heartbeats (with [`Heartbeat`] only): every interval, a
+    /// heartbeat on each namespace and the nodes silent for too long
+    /// forgotten. The task ends with the server.
+    pub fn start_heartbeat(&self) -> Option<JoinHandle<()>> {
+        let heartbeat = self.heartbeat?;
+        let this = self.this.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(heartbeat.interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(this) = this.upgrade() else { return };
+                if !this.node.is_alive() {
+                    return;
+                }
+                let namespaces: Vec<String> = {
+                    let mut nodes = lock(&this.nodes);
+                    for others in nodes.values_mut() {
+                        others.retain(|_, seen| seen.elapsed() <= heartbeat.timeout);
+                    }
+                    nodes.keys().cloned().collect()
+                };
+                for nsp in namespaces {
+                    this.send_all(&nsp, Body::Heartbeat);
+                }
+            }
+        }))
+    }
+
+    /// Tells the other nodes that this one leaves (with [`Heartbeat`] only:
+    /// they stop counting it at once).
+    pub fn announce_close(&self) {
+        if self.heartbeat.is_none() {
+            return;
+        }
+        let namespaces: Vec<String> = lock(&self.nodes).keys().cloned().collect();
+        for nsp in namespaces {
+            self.send_all(&nsp, Body::AdapterClose);
+        }
     }
 
     fn respond(&self, nsp: &str, to: &str, body: Body) {
@@ -160,7 +256,13 @@ impl<T: Transport> ClusterNode<T> {
     /// Carries out a message another node sent: a malformed one is ignored
     /// with a warning, and so are this node's own.
     pub fn handle(&self, raw: &[u8]) {
-        match wire::decode(raw) {
+        self.handle_in(raw, None);
+    }
+
+    /// [`handle`](ClusterNode::handle) for a message that came on the
+    /// channel of namespace `nsp`, which it may not name.
+    pub fn handle_in(&self, raw: &[u8], nsp: Option<&str>) {
+        match wire::decode_in(raw, nsp) {
             Ok(message) => self.handle_message(message),
             Err(error) => tracing::warn!(%error, "ignoring a malformed cluster message"),
         }
@@ -172,7 +274,20 @@ impl<T: Transport> ClusterNode<T> {
             return;
         }
         let Message { uid, nsp, body } = message;
+        if self.heartbeat.is_some() && uid != "emitter" {
+            let mut nodes = lock(&self.nodes);
+            if let Some(others) = nodes.get_mut(&nsp) {
+                if body == Body::AdapterClose {
+                    others.remove(&uid);
+                } else {
+                    others.insert(uid.clone(), Instant::now());
+                }
+            }
+        }
         match body {
+            Body::InitialHeartbeat if self.heartbeat.is_some() => {
+                self.send_all(&nsp, Body::Heartbeat);
+            }
             Body::Broadcast {
                 packet,
                 opts,
@@ -337,7 +452,7 @@ impl<T: Transport> ClusterNode<T> {
         body: impl FnOnce(String) -> Body,
         what: &'static str,
     ) -> Result<Answer, AdapterError> {
-        let others = self.transport.server_count(nsp).await?.saturating_sub(1);
+        let others = self.count(nsp).await?.saturating_sub(1);
         if others == 0 {
             return Ok(Answer {
                 sockets: Vec::new(),
@@ -369,6 +484,14 @@ impl<T: Transport> ClusterNode<T> {
 impl<T: Transport> Adapter for ClusterNode<T> {
     fn add_namespace(&self, nsp: &str) {
         self.transport.add_namespace(nsp);
+        if self.heartbeat.is_some() {
+            let new = lock(&self.nodes)
+                .insert(nsp.to_owned(), HashMap::new())
+                .is_none();
+            if new {
+                self.send_all(nsp, Body::InitialHeartbeat);
+            }
+        }
     }
 
     fn publish(&self, op: ClusterOp) {
@@ -440,7 +563,7 @@ impl<T: Transport> Adapter for ClusterNode<T> {
     }
 
     fn server_count(&self, nsp: Str) -> BoxFuture<'static, Result<usize, AdapterError>> {
-        self.transport.server_count(&nsp)
+        self.count(&nsp)
     }
 
     fn broadcast_with_ack(
@@ -455,7 +578,7 @@ impl<T: Transport> Adapter for ClusterNode<T> {
                 return Ok(Vec::new());
             };
             let nsp = packet.nsp.clone();
-            let others = this.transport.server_count(&nsp).await?.saturating_sub(1);
+            let others = this.count(&nsp).await?.saturating_sub(1);
             if others == 0 {
                 return Ok(Vec::new());
             }

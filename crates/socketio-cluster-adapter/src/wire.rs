@@ -471,6 +471,18 @@ fn map_entries(msg: &[u8]) -> Result<Vec<Entry>, WireError> {
 ///
 /// [`WireError`] when it is neither, or not of the protocol's shape.
 pub fn decode(msg: &[u8]) -> Result<Message, WireError> {
+    decode_in(msg, None)
+}
+
+/// Decodes a message that may lack its `nsp` (those of
+/// `@socket.io/postgres-emitter` do), taking `nsp` then: the namespace of
+/// the channel it came on.
+///
+/// # Errors
+///
+/// [`WireError`] when it is neither JSON nor msgpack, or not of the
+/// protocol's shape.
+pub fn decode_in(msg: &[u8], nsp: Option<&str>) -> Result<Message, WireError> {
     let value = if msg.first() == Some(&b'{') {
         let json: serde_json::Value = serde_json::from_slice(msg)?;
         from_json(&json)
@@ -482,7 +494,7 @@ pub fn decode(msg: &[u8]) -> Result<Message, WireError> {
         }
         value
     };
-    decode_value(&value)
+    decode_value(&value, nsp)
 }
 
 fn get<'a>(map: &'a rmpv::Value, key: &str) -> Option<&'a rmpv::Value> {
@@ -577,12 +589,14 @@ fn ack_payload(v: &rmpv::Value) -> Result<Payload, WireError> {
     }
 }
 
-fn decode_value(v: &rmpv::Value) -> Result<Message, WireError> {
+fn decode_value(v: &rmpv::Value, default_nsp: Option<&str>) -> Result<Message, WireError> {
     let kind = get(v, "type")
         .and_then(rmpv::Value::as_u64)
         .ok_or(WireError::Malformed("no type"))?;
     let uid = get_str(v, "uid").unwrap_or_default();
-    let nsp = get_str(v, "nsp").ok_or(WireError::Malformed("no nsp"))?;
+    let nsp = get_str(v, "nsp")
+        .or_else(|| default_nsp.map(str::to_owned))
+        .ok_or(WireError::Malformed("no nsp"))?;
     let nil = rmpv::Value::Nil;
     let data = get(v, "data").unwrap_or(&nil);
     let body = match u8::try_from(kind).unwrap_or(0) {

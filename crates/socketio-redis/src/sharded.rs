@@ -163,7 +163,7 @@ impl ShardedRedisAdapterBuilder {
             ns_tx,
             namespaces: Mutex::new(HashSet::new()),
         };
-        let node = ClusterNode::new(uid, io.local_node(), transport, self.requests_timeout);
+        let node = ClusterNode::new(uid, io.local_node(), transport, self.requests_timeout, None);
         io.attach_adapter(node.clone())
             .map_err(|_| RedisAdapterError::AlreadyAttached)?;
         // The namespaces declared so far: subscribed before this returns, so
@@ -223,7 +223,7 @@ impl Transport for Sharded {
         }
     }
 
-    fn send(&self, route: Route<'_>, message: Bytes) {
+    fn send(&self, route: Route<'_>, _kind: u64, message: Bytes) {
         let channel = match route {
             Route::All { nsp, .. } => self.channel(nsp),
             Route::Node { nsp, uid } => format!("{}{uid}#", self.channel(nsp)),
