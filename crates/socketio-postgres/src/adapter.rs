@@ -14,6 +14,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
+use crate::wire;
+
 /// The adapter could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -456,16 +458,9 @@ impl Shared {
                 .await?;
             return Ok(());
         }
-        let payload = if message.first() == Some(&b'{') {
-            match json_to_msgpack(message) {
-                Some(payload) => payload,
-                None => {
-                    tracing::warn!("cannot re-encode a message as msgpack; dropped");
-                    return Ok(());
-                }
-            }
-        } else {
-            message.to_vec()
+        let Some(payload) = wire::attachment_payload(message) else {
+            tracing::warn!("cannot re-encode a message as msgpack; dropped");
+            return Ok(());
         };
         let insert = format!(
             "INSERT INTO {} (payload) VALUES ($1) RETURNING id",
@@ -473,12 +468,7 @@ impl Shared {
         );
         let row = client.query_one(&insert, &[&payload]).await?;
         let id: i64 = row.get(0);
-        let header = serde_json::json!({
-            "uid": self.node.uid(),
-            "type": kind,
-            "attachmentId": id.to_string(),
-        })
-        .to_string();
+        let header = wire::attachment_header(self.node.uid(), kind, id);
         client
             .execute("SELECT pg_notify($1, $2)", &[&channel, &header])
             .await?;
@@ -490,25 +480,13 @@ impl Shared {
     async fn receive(&self, channel: &str, payload: String) {
         // The emitter's messages do not name their namespace: the channel does.
         let nsp = self.node.transport().nsp_of(channel);
-        let header: Option<serde_json::Value> = serde_json::from_str(&payload).ok();
-        let attachment = header
-            .as_ref()
-            .and_then(|h| h.get("attachmentId"))
-            .and_then(|id| match id {
-                serde_json::Value::String(s) => s.parse::<i64>().ok(),
-                serde_json::Value::Number(n) => n.as_i64(),
-                _ => None,
-            });
-        let Some(id) = attachment else {
+        let Some(id) = wire::attachment_id(&payload) else {
             self.node.handle_in(payload.as_bytes(), nsp);
             return;
         };
-        if header
-            .as_ref()
-            .and_then(|h| h.get("uid"))
-            .and_then(|u| u.as_str())
-            == Some(self.node.uid())
-        {
+        // Its own attachments: not worth reading.
+        let own = format!("\"uid\":{}", serde_json::Value::from(self.node.uid()));
+        if payload.contains(&own) {
             return;
         }
         let Some(client) = self.commands.get().await else {
@@ -525,14 +503,6 @@ impl Shared {
             Err(error) => tracing::warn!(%error, id, "cannot read an attachment"),
         }
     }
-}
-
-/// A JSON message as msgpack (for the attachments table).
-fn json_to_msgpack(message: &[u8]) -> Option<Vec<u8>> {
-    let json: serde_json::Value = serde_json::from_slice(message).ok()?;
-    let mut out = Vec::with_capacity(message.len());
-    rmpv::encode::write_value(&mut out, &socketio_cluster_adapter::wire::from_json(&json)).ok()?;
-    Some(out)
 }
 
 async fn publisher(shared: Arc<Shared>, mut rx: mpsc::Receiver<(String, u64, Bytes)>) {

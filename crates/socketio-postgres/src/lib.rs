@@ -42,6 +42,7 @@
 //! once, to the nodes listening at that moment.
 
 mod adapter;
+pub mod wire;
 
 pub use adapter::{PostgresAdapter, PostgresAdapterBuilder, PostgresAdapterError};
 pub use socketio_cluster_adapter::Heartbeat;

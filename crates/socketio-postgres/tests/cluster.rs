@@ -355,3 +355,25 @@ async fn unreachable_postgres_is_a_typed_error() {
         "{bad:?}"
     );
 }
+
+#[tokio::test]
+async fn recorded_vectors_match_node() {
+    node_ready();
+    let pg = Postgres::start();
+    let out = tokio::process::Command::new("node")
+        .arg(common::workspace().join("interop/cluster/record-postgres-vectors.mjs"))
+        .arg(pg.url())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        recorded.trim_end(),
+        include_str!("vectors/node-postgres-adapter-0.5.0.jsonl").trim_end()
+    );
+}
