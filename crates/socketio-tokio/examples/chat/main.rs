@@ -12,8 +12,10 @@
 //! `socket.io.min.js` to serve), `--redis <url>` (join the cluster of every
 //! instance started with the same Redis: messages, typing and presence
 //! events reach the members of a room on every instance; each instance
-//! keeps its own member lists and history). The event contract is in
-//! `README.md`.
+//! keeps its own member lists and history), `--redis-cluster <url,...>`
+//! (the same through a Redis Cluster, with the sharded adapter),
+//! `--postgres <connection string>` (the same through Postgres). The event
+//! contract is in `README.md`.
 
 mod server;
 
@@ -24,15 +26,20 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: chat [--addr <ip>] [--port <port>] [--client <path to socket.io.min.js>]
             [--redis <redis://host:port>]
+            [--redis-cluster <redis://host:port,...>]
+            [--postgres <postgresql://user@host:port/db>]
 
 Serves the chat page and its Socket.IO endpoint on http://<addr>:<port>
 (default http://127.0.0.1:3000). With --redis, every instance started with
-the same Redis forms one cluster.";
+the same Redis forms one cluster; --redis-cluster does the same through the
+nodes of a Redis Cluster (sharded pub/sub), --postgres through Postgres.";
 
 struct Args {
     addr: SocketAddr,
     client: PathBuf,
     redis: Option<String>,
+    redis_cluster: Option<String>,
+    postgres: Option<String>,
 }
 
 /// The arguments, or `None` when help was asked for.
@@ -42,6 +49,8 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut addr: Option<SocketAddr> = None;
     let mut client = server::default_client_path();
     let mut redis = None;
+    let mut redis_cluster = None;
+    let mut postgres = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -79,6 +88,8 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "--client" => client = PathBuf::from(value()?),
             "--redis" => redis = Some(value()?),
+            "--redis-cluster" => redis_cluster = Some(value()?),
+            "--postgres" => postgres = Some(value()?),
             _ => return Err(format!("unknown argument `{arg}`\n\n{USAGE}")),
         }
     }
@@ -87,10 +98,18 @@ fn parse_args() -> Result<Option<Args>, String> {
         (Some(a), None) => a,
         (None, p) => SocketAddr::new(ip, p.unwrap_or(3000)),
     };
+    let backends = [redis.is_some(), redis_cluster.is_some(), postgres.is_some()];
+    if backends.into_iter().filter(|b| *b).count() > 1 {
+        return Err(format!(
+            "--redis, --redis-cluster and --postgres exclude each other\n\n{USAGE}"
+        ));
+    }
     Ok(Some(Args {
         addr,
         client,
         redis,
+        redis_cluster,
+        postgres,
     }))
 }
 
@@ -143,6 +162,41 @@ async fn main() -> ExitCode {
         Some(url) => match socketio_redis::RedisAdapter::builder(url).attach(&io).await {
             Ok(adapter) => {
                 println!("in the cluster of {url}");
+                Some(adapter)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let _sharded = match &args.redis_cluster {
+        Some(urls) => {
+            let nodes = urls.split(',').map(str::to_owned);
+            match socketio_redis::ShardedRedisAdapter::builder(nodes)
+                .attach(&io)
+                .await
+            {
+                Ok(adapter) => {
+                    println!("in the cluster of the Redis Cluster {urls}");
+                    Some(adapter)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
+    let _postgres = match &args.postgres {
+        Some(config) => match socketio_postgres::PostgresAdapter::builder(config)
+            .attach(&io)
+            .await
+        {
+            Ok(adapter) => {
+                println!("in the cluster of Postgres {config}");
                 Some(adapter)
             }
             Err(e) => {
