@@ -201,8 +201,13 @@ impl<T: Transport> ClusterNode<T> {
     /// How many nodes serve `nsp`: by their heartbeats, or as the
     /// transport counts them.
     fn count(&self, nsp: &str) -> BoxFuture<'static, Result<usize, AdapterError>> {
-        if self.heartbeat.is_some() {
-            let others = lock(&self.nodes).get(nsp).map_or(0, HashMap::len);
+        if let Some(heartbeat) = self.heartbeat {
+            let others = lock(&self.nodes).get(nsp).map_or(0, |others| {
+                others
+                    .values()
+                    .filter(|seen| seen.elapsed() <= heartbeat.timeout)
+                    .count()
+            });
             return Box::pin(async move { Ok(1 + others) });
         }
         self.transport.server_count(nsp)

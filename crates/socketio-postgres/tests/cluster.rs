@@ -294,7 +294,9 @@ async fn rust_and_node_servers_share_postgres() {
     })
     .await;
     pg.restart();
-    tokio::time::sleep(HEARTBEAT.timeout + Duration::from_millis(500)).await;
+    // Past the timeout and the next sweep of the nodes silent for too long
+    // (every second, on the Node server too).
+    tokio::time::sleep(HEARTBEAT.timeout + Duration::from_millis(1500)).await;
     three_servers(&a, &b, &mut n).await;
     a.to("r1").emit("after-restart-a", &()).unwrap();
     n.command(json!({"op": "emit", "to": ["r2"], "event": "after-restart-n", "args": []}))
