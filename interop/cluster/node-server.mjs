@@ -1,10 +1,11 @@
 // A Node socket.io server in a Redis cluster, driven over stdin.
-// Usage: node node-server.mjs <redis url> <port> [sharded|postgres]
+// Usage: node node-server.mjs <redis url> <port> [sharded|postgres|streams]
 // With "sharded", the Redis URL lists the nodes of a Redis Cluster
 // (comma-separated) and the adapter is createShardedAdapter in its
 // "static" subscription mode; the emitter is then unavailable.
 // With "postgres", the URL is a Postgres connection string, the adapter
 // @socket.io/postgres-adapter and the emitter @socket.io/postgres-emitter.
+// With "streams", the adapter is @socket.io/redis-streams-adapter (no emitter).
 //
 // Sockets join the room named by their `room` query parameter. Commands are
 // JSON lines on stdin, answers JSON lines on stdout:
@@ -33,6 +34,7 @@ import { Emitter } from "@socket.io/redis-emitter";
 import { createAdapter as createPostgresAdapter } from "@socket.io/postgres-adapter";
 import { Emitter as PostgresEmitter } from "@socket.io/postgres-emitter";
 import pg from "pg";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 
 const [url, port, mode] = process.argv.slice(2);
 const sharded = mode === "sharded";
@@ -49,6 +51,11 @@ if (mode === "postgres") {
   );
   adapter = createPostgresAdapter(pool, { heartbeatInterval: 1000, heartbeatTimeout: 3000 });
   emitter = new PostgresEmitter(pool);
+} else if (mode === "streams") {
+  const client = createClient({ url });
+  client.on("error", () => {});
+  await client.connect();
+  adapter = createStreamsAdapter(client);
 } else {
   const pub = sharded
     ? createCluster({ rootNodes: url.split(",").map((url) => ({ url })) })

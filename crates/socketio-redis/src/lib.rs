@@ -84,11 +84,28 @@
 //! # }
 //! ```
 
+//!
+//! # Redis Streams
+//!
+//! With the `streams` feature, [`StreamsRedisAdapter`] speaks
+//! `@socket.io/redis-streams-adapter` 0.3: broadcasts, room changes and
+//! disconnections are appended to one stream (`XADD`, trimmed to about
+//! 10,000 entries), which every node reads from where it last read, so a
+//! node whose connection to Redis drops for a moment misses nothing the
+//! stream still holds; requests and answers go through pub/sub. Connection
+//! state recovery across servers (the reference keeps sessions in Redis)
+//! is not carried: a client that reconnects to another server gets a new
+//! session.
+
 mod node;
 #[cfg(feature = "sharded")]
 mod sharded;
+#[cfg(feature = "streams")]
+mod streams;
 pub mod wire;
 
 pub use node::{RedisAdapter, RedisAdapterBuilder, RedisAdapterError};
 #[cfg(feature = "sharded")]
 pub use sharded::{ShardedRedisAdapter, ShardedRedisAdapterBuilder};
+#[cfg(feature = "streams")]
+pub use streams::{StreamsRedisAdapter, StreamsRedisAdapterBuilder};
