@@ -102,6 +102,8 @@ mod node;
 mod sharded;
 #[cfg(feature = "streams")]
 mod streams;
+#[cfg(feature = "streams")]
+pub mod streams_wire;
 pub mod wire;
 
 pub use node::{RedisAdapter, RedisAdapterBuilder, RedisAdapterError};
