@@ -14,6 +14,7 @@
 //! events reach the members of a room on every instance; each instance
 //! keeps its own member lists and history), `--redis-cluster <url,...>`
 //! (the same through a Redis Cluster, with the sharded adapter),
+//! `--redis-streams <url>` (the same through Redis Streams),
 //! `--postgres <connection string>` (the same through Postgres). The event
 //! contract is in `README.md`.
 
@@ -27,18 +28,21 @@ const USAGE: &str = "\
 usage: chat [--addr <ip>] [--port <port>] [--client <path to socket.io.min.js>]
             [--redis <redis://host:port>]
             [--redis-cluster <redis://host:port,...>]
+            [--redis-streams <redis://host:port>]
             [--postgres <postgresql://user@host:port/db>]
 
 Serves the chat page and its Socket.IO endpoint on http://<addr>:<port>
 (default http://127.0.0.1:3000). With --redis, every instance started with
 the same Redis forms one cluster; --redis-cluster does the same through the
-nodes of a Redis Cluster (sharded pub/sub), --postgres through Postgres.";
+nodes of a Redis Cluster (sharded pub/sub), --redis-streams through Redis
+Streams, --postgres through Postgres.";
 
 struct Args {
     addr: SocketAddr,
     client: PathBuf,
     redis: Option<String>,
     redis_cluster: Option<String>,
+    redis_streams: Option<String>,
     postgres: Option<String>,
 }
 
@@ -50,6 +54,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut client = server::default_client_path();
     let mut redis = None;
     let mut redis_cluster = None;
+    let mut redis_streams = None;
     let mut postgres = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -89,6 +94,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--client" => client = PathBuf::from(value()?),
             "--redis" => redis = Some(value()?),
             "--redis-cluster" => redis_cluster = Some(value()?),
+            "--redis-streams" => redis_streams = Some(value()?),
             "--postgres" => postgres = Some(value()?),
             _ => return Err(format!("unknown argument `{arg}`\n\n{USAGE}")),
         }
@@ -98,10 +104,15 @@ fn parse_args() -> Result<Option<Args>, String> {
         (Some(a), None) => a,
         (None, p) => SocketAddr::new(ip, p.unwrap_or(3000)),
     };
-    let backends = [redis.is_some(), redis_cluster.is_some(), postgres.is_some()];
+    let backends = [
+        redis.is_some(),
+        redis_cluster.is_some(),
+        redis_streams.is_some(),
+        postgres.is_some(),
+    ];
     if backends.into_iter().filter(|b| *b).count() > 1 {
         return Err(format!(
-            "--redis, --redis-cluster and --postgres exclude each other\n\n{USAGE}"
+            "--redis, --redis-cluster, --redis-streams and --postgres exclude each other\n\n{USAGE}"
         ));
     }
     Ok(Some(Args {
@@ -109,6 +120,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         client,
         redis,
         redis_cluster,
+        redis_streams,
         postgres,
     }))
 }
@@ -188,6 +200,22 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        None => None,
+    };
+    let _streams = match &args.redis_streams {
+        Some(url) => match socketio_redis::StreamsRedisAdapter::builder(url)
+            .attach(&io)
+            .await
+        {
+            Ok(adapter) => {
+                println!("in the cluster of the Redis Streams of {url}");
+                Some(adapter)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         None => None,
     };
     let _postgres = match &args.postgres {
