@@ -1,5 +1,11 @@
 // A Node socket.io server in a Redis cluster, driven over stdin.
-// Usage: node node-server.mjs <redis url> <port>
+// Usage: node node-server.mjs <redis url> <port> [sharded|postgres|streams]
+// With "sharded", the Redis URL lists the nodes of a Redis Cluster
+// (comma-separated) and the adapter is createShardedAdapter in its
+// "static" subscription mode; the emitter is then unavailable.
+// With "postgres", the URL is a Postgres connection string, the adapter
+// @socket.io/postgres-adapter and the emitter @socket.io/postgres-emitter.
+// With "streams", the adapter is @socket.io/redis-streams-adapter (no emitter).
 //
 // Sockets join the room named by their `room` query parameter. Commands are
 // JSON lines on stdin, answers JSON lines on stdout:
@@ -8,9 +14,11 @@
 //   {"op":"fetch","to":[..]}      -> {"fetched":[{id, rooms, handshake, data}]}
 //   {"op":"rooms"}                -> {"rooms":[..]}               (adapter.allRooms())
 //   {"op":"join","to":[..],"rooms":[..]}                          (socketsJoin)
+//   {"op":"leave","to":[..],"rooms":[..]}                         (socketsLeave)
 //   {"op":"disconnect","to":[..],"close":bool}                    (disconnectSockets)
 //   {"op":"emit-ack","to":[..],"event":e,"args":[..]} -> {"acks":[..]}  (timeout(3000).emitWithAck)
 //   {"op":"count"}                -> {"count":n}                  (serverCount)
+//   {"op":"resubscribe"}          (sharded: SSUBSCRIBE the adapter's channels again)
 //   {"op":"sse","event":e,"args":[..]}                            (serverSideEmit)
 //   {"op":"sse-ack","event":e,"args":[..]} -> {"responses":[..]}  (serverSideEmitWithAck)
 // The server answers the server-side emit "ping" with "pong-node", and
@@ -19,21 +27,51 @@
 // Prints {"ready":port} once listening.
 import { createServer } from "node:http";
 import { createInterface } from "node:readline";
-import { createClient } from "redis";
+import { createClient, createCluster } from "redis";
 import { Server } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
+import { createAdapter as createPostgresAdapter } from "@socket.io/postgres-adapter";
+import { Emitter as PostgresEmitter } from "@socket.io/postgres-emitter";
+import pg from "pg";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 
-const [url, port] = process.argv.slice(2);
-const pub = createClient({ url });
-const sub = pub.duplicate();
-pub.on("error", () => {});
-sub.on("error", () => {});
-await Promise.all([pub.connect(), sub.connect()]);
+const [url, port, mode] = process.argv.slice(2);
+const sharded = mode === "sharded";
+let adapter, emitter, sub;
+if (mode === "postgres") {
+  const pool = new pg.Pool({ connectionString: url });
+  pool.on("error", () => {});
+  // The adapter's listening client has no "error" listener: when Postgres
+  // restarts, its error would end the process (and the client would never
+  // say "end", on which the adapter connects again).
+  pool.on("connect", (client) => client.on("error", () => {}));
+  await pool.query(
+    "CREATE TABLE IF NOT EXISTS socket_io_attachments (id bigserial UNIQUE, created_at timestamptz DEFAULT NOW(), payload bytea)",
+  );
+  adapter = createPostgresAdapter(pool, { heartbeatInterval: 1000, heartbeatTimeout: 3000 });
+  emitter = new PostgresEmitter(pool);
+} else if (mode === "streams") {
+  const client = createClient({ url });
+  client.on("error", () => {});
+  await client.connect();
+  adapter = createStreamsAdapter(client);
+} else {
+  const pub = sharded
+    ? createCluster({ rootNodes: url.split(",").map((url) => ({ url })) })
+    : createClient({ url });
+  sub = pub.duplicate();
+  pub.on("error", () => {});
+  sub.on("error", () => {});
+  await Promise.all([pub.connect(), sub.connect()]);
+  adapter = sharded
+    ? createShardedAdapter(pub, sub, { subscriptionMode: "static" })
+    : createAdapter(pub, sub, { requestsTimeout: 3000 });
+  emitter = sharded ? null : new Emitter(pub);
+}
 
 const httpServer = createServer();
-const io = new Server(httpServer, { adapter: createAdapter(pub, sub, { requestsTimeout: 3000 }) });
-const emitter = new Emitter(pub);
+const io = new Server(httpServer, { adapter });
 io.on("connection", (socket) => {
   const room = socket.handshake.query.room;
   if (room) socket.join(room);
@@ -81,6 +119,20 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
         break;
       case "join":
         select(cmd).socketsJoin(cmd.rooms);
+        break;
+      case "resubscribe": {
+        // node-redis 4 loses a sharded subscription for good when the Redis
+        // node it lives on restarts (it subscribes again at once, the node
+        // refuses while it rejoins the cluster): subscribe again by hand.
+        const adapter = io.of("/").adapter;
+        for (const channel of [adapter.channel, adapter.responseChannel]) {
+          await sub.sUnsubscribe(channel);
+          await sub.sSubscribe(channel, (message, channel) => adapter.onRawMessage(message, channel), true);
+        }
+        break;
+      }
+      case "leave":
+        select(cmd).socketsLeave(cmd.rooms);
         break;
       case "disconnect":
         select(cmd).disconnectSockets(!!cmd.close);

@@ -5,8 +5,8 @@
 //! - the Python virtual environment `interop/.venv` with python-socketio,
 //!   when missing or installed from other requirements;
 //! - cargo-fuzz (unless the run does no fuzzing), clippy and rustfmt;
-//! - the system packages (Node.js and npm, Redis, and Chromium unless the run
-//!   has no browser test): installed with apt-get when running as root on a
+//! - the system packages (Node.js and npm, Redis and its command-line client,
+//!   PostgreSQL, and Chromium unless the run has no browser test): installed with apt-get when running as root on a
 //!   machine that has it, otherwise the setup fails saying how to install
 //!   them.
 //!
@@ -106,6 +106,15 @@ fn system_packages(needs: Needs) -> Result<()> {
     if !succeeds("redis-server", &["--version"]) {
         missing.push("redis-server");
     }
+    // The sharded adapter's tests make a Redis Cluster with redis-cli.
+    if !succeeds("redis-cli", &["--version"]) {
+        missing.push("redis-tools");
+    }
+    // The Postgres adapter's tests start Debian's server in a directory of
+    // their own.
+    if !has_postgres() {
+        missing.push("postgresql");
+    }
     if needs.browser && !Path::new(CHROMIUM).exists() {
         missing.push("chromium");
     }
@@ -130,6 +139,15 @@ fn system_packages(needs: Needs) -> Result<()> {
             ""
         },
     ))
+}
+
+/// Whether Debian's PostgreSQL server is installed (`/usr/lib/postgresql/<version>/bin/postgres`).
+fn has_postgres() -> bool {
+    fs::read_dir("/usr/lib/postgresql").is_ok_and(|versions| {
+        versions
+            .flatten()
+            .any(|v| v.path().join("bin/postgres").exists() && v.path().join("bin/initdb").exists())
+    })
 }
 
 /// Whether `installed` holds the same bytes as `source` (false when either

@@ -45,9 +45,7 @@
 //!   clients it sent to, then passes each acknowledgement on.
 //!
 //! Local operations ([`local`](socketio_tokio::BroadcastOperator::local))
-//! are never published, and a node ignores its own messages. Only the
-//! classic mode (PUBLISH, PSUBSCRIBE) is spoken, not the sharded one
-//! (SPUBLISH). Dynamic namespaces receive broadcasts (one pattern covers
+//! are never published, and a node ignores its own messages. Dynamic namespaces receive broadcasts (one pattern covers
 //! every namespace) but take part in requests only once declared with
 //! [`SocketIo::ns`](socketio_tokio::SocketIo::ns).
 //!
@@ -63,7 +61,53 @@
 //! buffers received messages in a queue of its own, without a bound: this
 //! adapter takes them as fast as they come, without awaiting anything.)
 
+//!
+//! # Sharded mode, for a Redis Cluster
+//!
+//! With the `sharded` feature, [`ShardedRedisAdapter`] speaks the sharded
+//! mode of the same library (`createShardedAdapter`, Redis 7's SPUBLISH and
+//! SSUBSCRIBE), whose messages are those of `socket.io-adapter`'s
+//! `ClusterAdapter` (the `socketio-cluster-adapter` crate). It connects with
+//! the `redis` crate's cluster client (RESP3, which carries the sharded
+//! messages as pushes), which follows the cluster's slots as they move and
+//! subscribes again after a node fails over or restarts.
+//!
+//! ```no_run
+//! # #[cfg(feature = "sharded")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use socketio_redis::ShardedRedisAdapter;
+//! let io = socketio_tokio::SocketIo::new()?;
+//! let _adapter = ShardedRedisAdapter::builder(["redis://127.0.0.1:7000"])
+//!     .attach(&io)
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+//!
+//! # Redis Streams
+//!
+//! With the `streams` feature, [`StreamsRedisAdapter`] speaks
+//! `@socket.io/redis-streams-adapter` 0.3: broadcasts, room changes and
+//! disconnections are appended to one stream (`XADD`, trimmed to about
+//! 10,000 entries), which every node reads from where it last read, so a
+//! node whose connection to Redis drops for a moment misses nothing the
+//! stream still holds; requests and answers go through pub/sub. Connection
+//! state recovery across servers (the reference keeps sessions in Redis)
+//! is not carried: a client that reconnects to another server gets a new
+//! session.
+
 mod node;
+#[cfg(feature = "sharded")]
+mod sharded;
+#[cfg(feature = "streams")]
+mod streams;
+#[cfg(feature = "streams")]
+pub mod streams_wire;
 pub mod wire;
 
 pub use node::{RedisAdapter, RedisAdapterBuilder, RedisAdapterError};
+#[cfg(feature = "sharded")]
+pub use sharded::{ShardedRedisAdapter, ShardedRedisAdapterBuilder};
+#[cfg(feature = "streams")]
+pub use streams::{StreamsRedisAdapter, StreamsRedisAdapterBuilder};

@@ -12,8 +12,11 @@
 //! `socket.io.min.js` to serve), `--redis <url>` (join the cluster of every
 //! instance started with the same Redis: messages, typing and presence
 //! events reach the members of a room on every instance; each instance
-//! keeps its own member lists and history). The event contract is in
-//! `README.md`.
+//! keeps its own member lists and history), `--redis-cluster <url,...>`
+//! (the same through a Redis Cluster, with the sharded adapter),
+//! `--redis-streams <url>` (the same through Redis Streams),
+//! `--postgres <connection string>` (the same through Postgres). The event
+//! contract is in `README.md`.
 
 mod server;
 
@@ -23,18 +26,26 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: chat [--addr <ip>] [--port <port>] [--client <path to socket.io.min.js>]
-            [--redis <redis://host:port>] [--metrics]
+            [--redis <redis://host:port>]
+            [--redis-cluster <redis://host:port,...>]
+            [--redis-streams <redis://host:port>]
+            [--postgres <postgresql://user@host:port/db>] [--metrics]
 
 Serves the chat page and its Socket.IO endpoint on http://<addr>:<port>
 (default http://127.0.0.1:3000). With --redis, every instance started with
-the same Redis forms one cluster. With --metrics, Prometheus metrics are
-served at /metrics.";
+the same Redis forms one cluster; --redis-cluster does the same through the
+nodes of a Redis Cluster (sharded pub/sub), --redis-streams through Redis
+Streams, --postgres through Postgres. With --metrics, Prometheus metrics
+are served at /metrics.";
 
 struct Args {
     addr: SocketAddr,
     client: PathBuf,
     redis: Option<String>,
     metrics: bool,
+    redis_cluster: Option<String>,
+    redis_streams: Option<String>,
+    postgres: Option<String>,
 }
 
 /// The arguments, or `None` when help was asked for.
@@ -45,6 +56,9 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut client = server::default_client_path();
     let mut redis = None;
     let mut metrics = false;
+    let mut redis_cluster = None;
+    let mut redis_streams = None;
+    let mut postgres = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -86,6 +100,9 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "--client" => client = PathBuf::from(value()?),
             "--redis" => redis = Some(value()?),
+            "--redis-cluster" => redis_cluster = Some(value()?),
+            "--redis-streams" => redis_streams = Some(value()?),
+            "--postgres" => postgres = Some(value()?),
             _ => return Err(format!("unknown argument `{arg}`\n\n{USAGE}")),
         }
     }
@@ -94,11 +111,25 @@ fn parse_args() -> Result<Option<Args>, String> {
         (Some(a), None) => a,
         (None, p) => SocketAddr::new(ip, p.unwrap_or(3000)),
     };
+    let backends = [
+        redis.is_some(),
+        redis_cluster.is_some(),
+        redis_streams.is_some(),
+        postgres.is_some(),
+    ];
+    if backends.into_iter().filter(|b| *b).count() > 1 {
+        return Err(format!(
+            "--redis, --redis-cluster, --redis-streams and --postgres exclude each other\n\n{USAGE}"
+        ));
+    }
     Ok(Some(Args {
         addr,
         client,
         redis,
         metrics,
+        redis_cluster,
+        redis_streams,
+        postgres,
     }))
 }
 
@@ -151,6 +182,57 @@ async fn main() -> ExitCode {
         Some(url) => match socketio_redis::RedisAdapter::builder(url).attach(&io).await {
             Ok(adapter) => {
                 println!("in the cluster of {url}");
+                Some(adapter)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let _sharded = match &args.redis_cluster {
+        Some(urls) => {
+            let nodes = urls.split(',').map(str::to_owned);
+            match socketio_redis::ShardedRedisAdapter::builder(nodes)
+                .attach(&io)
+                .await
+            {
+                Ok(adapter) => {
+                    println!("in the cluster of the Redis Cluster {urls}");
+                    Some(adapter)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
+    let _streams = match &args.redis_streams {
+        Some(url) => match socketio_redis::StreamsRedisAdapter::builder(url)
+            .attach(&io)
+            .await
+        {
+            Ok(adapter) => {
+                println!("in the cluster of the Redis Streams of {url}");
+                Some(adapter)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let _postgres = match &args.postgres {
+        Some(config) => match socketio_postgres::PostgresAdapter::builder(config)
+            .attach(&io)
+            .await
+        {
+            Ok(adapter) => {
+                println!("in the cluster of Postgres {config}");
                 Some(adapter)
             }
             Err(e) => {

@@ -1,0 +1,381 @@
+//! Two Rust servers and one Node `socket.io` server with
+//! `@socket.io/postgres-adapter` form one cluster over a real PostgreSQL
+//! (Debian's, started by the test in a temporary directory as `nobody`),
+//! with `@socket.io/postgres-emitter` and official clients on each server;
+//! large and binary messages go through the attachments table; Postgres is
+//! restarted mid-run.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{HEARTBEAT, Node, Postgres, events_of, eventually, got, node_ready, rust_server};
+use serde_json::{Value, json};
+use socketio_postgres::{PostgresAdapter, PostgresAdapterError};
+use socketio_tokio::SocketIo;
+
+const CLIENTS: [&str; 6] = ["a1", "a2", "b1", "b2", "n1", "n2"];
+
+fn receivers(clients: &Node, event: &str) -> BTreeSet<String> {
+    CLIENTS
+        .into_iter()
+        .filter(|c| got(clients, c, event))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+async fn node_answer(n: &mut Node, command: Value, key: &str) -> Value {
+    let replies = n.command(command).await;
+    replies.iter().find_map(|v| v.get(key)).unwrap().clone()
+}
+
+fn sorted(v: Value) -> Vec<String> {
+    let mut items: Vec<String> = serde_json::from_value(v).unwrap();
+    items.sort();
+    items
+}
+
+/// Waits (bounded, 15 s) until each of `a`, `b` and the Node server counts
+/// three servers, by their heartbeats.
+async fn three_servers(a: &SocketIo, b: &SocketIo, n: &mut Node) {
+    for io in [a, b] {
+        let mut count = 0;
+        for _ in 0..300 {
+            count = io.server_count("/").await.unwrap_or(0);
+            if count == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(count, 3);
+    }
+    let mut count = Value::Null;
+    for _ in 0..300 {
+        count = node_answer(n, json!({"op": "count"}), "count").await;
+        if count == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count, 3);
+}
+
+/// Every client in `want` gets `event` exactly once, and no other client.
+async fn exactly(clients: &Node, event: &str, want: &BTreeSet<String>) {
+    eventually(&format!("{event} reaches {want:?}"), || {
+        receivers(clients, event) == *want
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receivers(clients, event), *want, "{event}");
+    for c in want {
+        let n = events_of(clients, c)
+            .iter()
+            .filter(|(e, _)| e == event)
+            .count();
+        assert_eq!(n, 1, "{c} got {event} {n} times");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_and_node_servers_share_postgres() {
+    node_ready();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("socketio_postgres=debug,socketio_cluster_adapter=debug")
+        .with_test_writer()
+        .try_init();
+    let mut pg = Postgres::start();
+    let (a, _adapter_a, addr_a) = rust_server(&pg.config()).await;
+    let (b, _adapter_b, addr_b) = rust_server(&pg.url()).await;
+    let node_port = common::free_port();
+    let mut n = Node::spawn(
+        "node-server.mjs",
+        &[pg.url(), node_port.to_string(), "postgres".into()],
+    )
+    .await;
+    n.wait_for("the Node server", |v| v.get("ready").is_some())
+        .await;
+    let spec = json!([
+        {"name": "a1", "url": format!("http://{addr_a}"), "room": "r1"},
+        {"name": "a2", "url": format!("http://{addr_a}"), "room": "r2"},
+        {"name": "b1", "url": format!("http://{addr_b}"), "room": "r1"},
+        {"name": "b2", "url": format!("http://{addr_b}")},
+        {"name": "n1", "url": format!("http://127.0.0.1:{node_port}"), "room": "r1"},
+        {"name": "n2", "url": format!("http://127.0.0.1:{node_port}"), "room": "r2"},
+    ]);
+    let clients = Node::spawn("clients.mjs", &[spec.to_string()]).await;
+    let ready = clients
+        .wait_for("the clients", |v| v.get("ready").is_some())
+        .await;
+    let id = |name: &str| ready["ready"][name].as_str().unwrap().to_owned();
+    three_servers(&a, &b, &mut n).await;
+
+    // Broadcasts, with rooms and exceptions, both ways; binary data and
+    // messages over the limit of a notification go through the table.
+    let big = "x".repeat(20_000);
+    a.emit("from-a", &("hello", 1)).unwrap();
+    b.to("r1")
+        .emit("from-b-to-r1", &json!({"x": [1, 2.5, null]}))
+        .unwrap();
+    b.to(["r1", "r2"])
+        .except("r2")
+        .except(id("b1"))
+        .emit("rooms-from-b", &())
+        .unwrap();
+    a.emit("bin-from-a", &(serde_bytes::Bytes::new(&[1, 2, 3]),))
+        .unwrap();
+    b.emit("big-from-b", &(&big,)).unwrap();
+    a.local().emit("local-a", &()).unwrap();
+    n.command(json!({"op": "emit", "except": ["r1"], "event": "from-n-except-r1", "args": ["n"]}))
+        .await;
+    n.command(json!({"op": "emit", "to": ["r2"], "event": "from-n-to-r2", "args": []}))
+        .await;
+    n.command(json!({"op": "emit", "event": "bin-from-n", "args": [{"$hex": "0a0b"}]}))
+        .await;
+    n.command(json!({"op": "emit", "event": "big-from-n", "args": [big]}))
+        .await;
+    // The emitter, as a Node process that is no server.
+    n.command(json!({"op": "emitter", "to": ["r1"], "event": "from-emitter", "args": ["e"]}))
+        .await;
+    let everyone = set(&CLIENTS);
+    for (event, want) in [
+        ("from-a", everyone.clone()),
+        ("from-b-to-r1", set(&["a1", "b1", "n1"])),
+        ("rooms-from-b", set(&["a1", "n1"])),
+        ("bin-from-a", everyone.clone()),
+        ("big-from-b", everyone.clone()),
+        ("local-a", set(&["a1", "a2"])),
+        ("from-n-except-r1", set(&["a2", "b2", "n2"])),
+        ("from-n-to-r2", set(&["a2", "n2"])),
+        ("bin-from-n", everyone.clone()),
+        ("big-from-n", everyone.clone()),
+    ] {
+        exactly(&clients, event, &want).await;
+    }
+    let args_of = |c: &str, event: &str| {
+        events_of(&clients, c)
+            .into_iter()
+            .find(|(e, _)| e == event)
+            .map(|(_, a)| a)
+            .unwrap()
+    };
+    assert_eq!(args_of("n1", "from-a"), json!(["hello", 1]));
+    assert_eq!(
+        args_of("n1", "from-b-to-r1"),
+        json!([{"x": [1, 2.5, null]}])
+    );
+    assert_eq!(args_of("n2", "bin-from-a"), json!([{"$hex": "010203"}]));
+    assert_eq!(args_of("a1", "bin-from-n"), json!([{"$hex": "0a0b"}]));
+    assert_eq!(args_of("n1", "big-from-b"), json!([big]));
+    assert_eq!(args_of("b2", "big-from-n"), json!([big]));
+    // The emitter's messages name no namespace: the Rust servers take the
+    // channel's.
+    eventually("the Rust servers' r1 clients get from-emitter", || {
+        receivers(&clients, "from-emitter").is_superset(&set(&["a1", "b1"]))
+    })
+    .await;
+    assert_eq!(args_of("b1", "from-emitter"), json!(["e"]));
+
+    // fetchSockets both ways.
+    let fetched = node_answer(&mut n, json!({"op": "fetch", "to": ["r1"]}), "fetched").await;
+    let ids: BTreeSet<String> = fetched
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([id("a1"), id("b1"), id("n1")]));
+    let sockets = a.of("/").to("r2").fetch_sockets().await.unwrap();
+    let ids: BTreeSet<String> = sockets.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(ids, BTreeSet::from([id("a2"), id("n2")]));
+    let n2 = sockets.iter().find(|s| s.id == id("n2")).unwrap();
+    assert_eq!(n2.data, json!({"who": "node"}));
+    assert_eq!(n2.handshake["query"]["room"], "r2");
+
+    // Broadcasts with acknowledgements, both ways.
+    let mut acks: Vec<String> = a
+        .timeout(Duration::from_secs(3))
+        .emit_with_ack_all("ask", &())
+        .await
+        .unwrap();
+    acks.sort();
+    assert_eq!(acks, CLIENTS);
+    let acks = sorted(
+        node_answer(
+            &mut n,
+            json!({"op": "emit-ack", "to": ["r1"], "event": "ask-r1", "args": []}),
+            "acks",
+        )
+        .await,
+    );
+    assert_eq!(acks, ["a1", "b1", "n1"]);
+
+    // socketsJoin and socketsLeave, both ways.
+    n.command(json!({"op": "join", "to": [id("b2")], "rooms": ["r9"]}))
+        .await;
+    eventually("b2 joins r9", || b.of("/").to("r9").sockets().len() == 1).await;
+    a.of("/").to(id("n2")).join("r9");
+    a.of("/").to(id("a1")).join("r9");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.to("r9").emit("to-r9", &()).unwrap();
+    exactly(&clients, "to-r9", &set(&["a1", "b2", "n2"])).await;
+    n.command(json!({"op": "leave", "to": ["r9"], "rooms": ["r9"]}))
+        .await;
+    eventually("r9 is empty on b", || {
+        b.of("/").to("r9").sockets().is_empty()
+    })
+    .await;
+    eventually("r9 is empty on a", || {
+        a.of("/").to("r9").sockets().is_empty()
+    })
+    .await;
+    b.of("/").to(id("n1")).join("r8");
+    b.of("/").to(id("n1")).leave("r8");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    n.command(json!({"op": "emit", "to": ["r8", "r9"], "event": "to-r8-r9", "args": []}))
+        .await;
+    a.emit("after-leave", &()).unwrap();
+    exactly(&clients, "after-leave", &everyone).await;
+    assert!(receivers(&clients, "to-r8-r9").is_empty());
+
+    // Server-side emits, with and without acknowledgements, both ways.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    for (io, name) in [(&a, "pong-a"), (&b, "pong-b")] {
+        let seen = seen.clone();
+        io.on_server_side_emit(move |ev| {
+            if ev.event == "ping" {
+                if let Some(ack) = ev.ack {
+                    ack.send(&name).unwrap();
+                }
+            } else {
+                seen.lock().unwrap().push((name, ev.event, ev.args));
+            }
+        });
+    }
+    let mut answers: Vec<String> = b.server_side_emit_with_ack("ping", &()).await.unwrap();
+    answers.sort();
+    assert_eq!(answers, ["pong-a", "pong-node"]);
+    let answers = sorted(
+        node_answer(
+            &mut n,
+            json!({"op": "sse-ack", "event": "ping", "args": []}),
+            "responses",
+        )
+        .await,
+    );
+    assert_eq!(answers, ["pong-a", "pong-b"]);
+    n.command(json!({"op": "sse", "event": "hello", "args": [1, "two"]}))
+        .await;
+    a.server_side_emit("hello", &("from-a",)).unwrap();
+    n.wait_for("the Node server gets hello", |v| {
+        v["serverSide"] == json!(["hello", "from-a"])
+    })
+    .await;
+    eventually("the Rust servers get hello", || {
+        seen.lock().unwrap().len() == 3
+    })
+    .await;
+
+    // Postgres restarts: local delivery goes on meanwhile; then every
+    // server listens and publishes again (each hears the others'
+    // heartbeats once the ones from before have expired).
+    pg.stop();
+    a.emit("while-away", &()).unwrap();
+    eventually("a's clients get while-away", || {
+        receivers(&clients, "while-away").is_superset(&set(&["a1", "a2"]))
+    })
+    .await;
+    pg.restart();
+    // Past the timeout and the next sweep of the nodes silent for too long
+    // (every second, on the Node server too).
+    tokio::time::sleep(HEARTBEAT.timeout + Duration::from_millis(1500)).await;
+    three_servers(&a, &b, &mut n).await;
+    a.to("r1").emit("after-restart-a", &()).unwrap();
+    n.command(json!({"op": "emit", "to": ["r2"], "event": "after-restart-n", "args": []}))
+        .await;
+    b.emit("big-after-restart", &(&big,)).unwrap();
+    exactly(&clients, "after-restart-a", &set(&["a1", "b1", "n1"])).await;
+    exactly(&clients, "after-restart-n", &set(&["a2", "n2"])).await;
+    exactly(&clients, "big-after-restart", &everyone).await;
+    let sockets = b.of("/").to("r1").fetch_sockets().await.unwrap();
+    assert_eq!(sockets.len(), 3);
+
+    // disconnectSockets, both ways.
+    n.command(json!({"op": "disconnect", "to": [id("a1")]}))
+        .await;
+    b.of("/").to(id("n1")).disconnect().unwrap();
+    eventually("a1 and n1 are disconnected", || {
+        receivers(&clients, "disconnect") == set(&["a1", "n1"])
+    })
+    .await;
+
+    clients.stop().await;
+    n.stop().await;
+    drop(pg);
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_a_typed_error() {
+    let io = SocketIo::new().unwrap();
+    let port = common::free_port();
+    let err = PostgresAdapter::builder(format!("host=127.0.0.1 port={port} user=postgres"))
+        .connect_timeout(Duration::from_secs(2))
+        .attach(&io)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PostgresAdapterError::Connect(_) | PostgresAdapterError::Timeout
+        ),
+        "{err:?}"
+    );
+    assert_eq!(io.server_count("/").await.unwrap(), 1);
+    let bad = PostgresAdapter::builder("host=127.0.0.1 nonsense")
+        .attach(&io)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(bad, PostgresAdapterError::InvalidConfig(_)),
+        "{bad:?}"
+    );
+    let bad = PostgresAdapter::builder("host=127.0.0.1")
+        .table_name("t; DROP TABLE x")
+        .attach(&io)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(bad, PostgresAdapterError::InvalidTable(_)),
+        "{bad:?}"
+    );
+}
+
+#[tokio::test]
+async fn recorded_vectors_match_node() {
+    node_ready();
+    let pg = Postgres::start();
+    let out = tokio::process::Command::new("node")
+        .arg(common::workspace().join("interop/cluster/record-postgres-vectors.mjs"))
+        .arg(pg.url())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        recorded.trim_end(),
+        include_str!("vectors/node-postgres-adapter-0.5.0.jsonl").trim_end()
+    );
+}

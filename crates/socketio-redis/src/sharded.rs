@@ -1,0 +1,344 @@
+//! The sharded adapter: `createShardedAdapter` of `@socket.io/redis-adapter`
+//! over a Redis Cluster (Redis 7 sharded pub/sub).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind};
+use socketio_cluster_adapter::{ClusterNode, Route, Transport, random_id};
+use socketio_tokio::{AdapterError, SocketIo};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::RedisAdapterError;
+
+/// Options of a [`ShardedRedisAdapter`], then [`attach`](ShardedRedisAdapterBuilder::attach).
+#[derive(Debug, Clone)]
+pub struct ShardedRedisAdapterBuilder {
+    nodes: Vec<String>,
+    key: String,
+    requests_timeout: Duration,
+    connect_timeout: Duration,
+    queue: usize,
+}
+
+/// The sharded Redis adapter attached to a server: wire-compatible with
+/// `createShardedAdapter` of `@socket.io/redis-adapter` 8.x in its
+/// `"static"` subscription mode.
+///
+/// Each namespace has one channel, `<key>#<nsp>#`, which every node
+/// subscribes to with SSUBSCRIBE and publishes to with SPUBLISH, and each
+/// node a response channel, `<key>#<nsp>#<uid>#`. Redis Cluster places
+/// each channel on the shard of its hash slot, so the traffic of different
+/// namespaces spreads over the shards. The server count is `PUBSUB
+/// SHARDNUMSUB` of the namespace's channel, summed over the cluster's nodes.
+///
+/// Node servers in the same cluster must use `subscriptionMode: "static"`:
+/// in the reference's default `"dynamic"` mode, a Node server publishes a
+/// broadcast to one room on a channel of that room's own, to which this
+/// adapter does not subscribe (it would need to know when the server's
+/// rooms are created and deleted).
+/// The other way round works in every mode: this adapter publishes
+/// everything on the namespace's channel, to which every Node server
+/// subscribes.
+#[derive(Debug)]
+pub struct ShardedRedisAdapter {
+    node: Arc<ClusterNode<Sharded>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ShardedRedisAdapter {
+    /// A builder for the Redis Cluster that `nodes` (`redis://host:port`
+    /// URLs, one node or more) belong to.
+    pub fn builder<I, S>(nodes: I) -> ShardedRedisAdapterBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ShardedRedisAdapterBuilder {
+            nodes: nodes.into_iter().map(Into::into).collect(),
+            key: "socket.io".to_owned(),
+            requests_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            queue: 4096,
+        }
+    }
+
+    /// This node's id on the channels.
+    pub fn uid(&self) -> &str {
+        self.node.uid()
+    }
+
+    /// Stops publishing and receiving (the server then reaches only its own
+    /// sockets).
+    pub fn close(&self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl ShardedRedisAdapterBuilder {
+    /// The prefix of the channels: `socket.io` by default (the reference's
+    /// `channelPrefix`).
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
+    }
+
+    /// How long a cluster query waits for the other nodes: 5 s by default.
+    pub fn requests_timeout(mut self, timeout: Duration) -> Self {
+        self.requests_timeout = timeout;
+        self
+    }
+
+    /// How long connecting to the cluster may take: 5 s by default.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How many messages may wait to be published, and how many received
+    /// messages may wait to be handled: 4096 each by default. Beyond, a
+    /// message is dropped with a warning; local delivery is never held up.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue = capacity.max(1);
+        self
+    }
+
+    /// Connects to the cluster, subscribes, and makes `io` one node of it.
+    ///
+    /// # Errors
+    ///
+    /// [`RedisAdapterError`] when a URL is invalid, the cluster cannot be
+    /// reached within the connect timeout, or `io` already has an adapter.
+    pub async fn attach(self, io: &SocketIo) -> Result<ShardedRedisAdapter, RedisAdapterError> {
+        let url = self.nodes.join(",");
+        let (msg_tx, msg_rx) = mpsc::channel::<Incoming>(self.queue);
+        let push = move |info: PushInfo| -> Result<(), ()> {
+            let incoming = match (info.kind, info.data.get(1)) {
+                (PushKind::SMessage, Some(redis::Value::BulkString(payload))) => {
+                    Incoming::Message(Bytes::copy_from_slice(payload))
+                }
+                // Redis took a subscription away (its slot moved, or the
+                // node is leaving): subscribe again where it now lives.
+                (PushKind::SUnsubscribe, _) => Incoming::Unsubscribed,
+                _ => return Ok(()),
+            };
+            if msg_tx.try_send(incoming).is_err() {
+                tracing::warn!("receive queue full; a message of the cluster was dropped");
+            }
+            Ok(())
+        };
+        let client =
+            redis::cluster::ClusterClientBuilder::new(self.nodes.iter().map(String::as_str))
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(push)
+                .connection_timeout(self.connect_timeout)
+                .response_timeout(self.requests_timeout)
+                .build()
+                .map_err(RedisAdapterError::InvalidUrl)?;
+        let conn =
+            match tokio::time::timeout(self.connect_timeout, client.get_async_connection()).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(source)) => return Err(RedisAdapterError::Connect { url, source }),
+                Err(_) => return Err(RedisAdapterError::Timeout(url)),
+            };
+        let (pub_tx, pub_rx) = mpsc::channel(self.queue);
+        let (ns_tx, mut ns_rx) = mpsc::unbounded_channel();
+        let uid = random_id();
+        let transport = Sharded {
+            key: self.key,
+            uid: uid.clone(),
+            conn: conn.clone(),
+            pub_tx,
+            ns_tx,
+            namespaces: Mutex::new(HashSet::new()),
+        };
+        let node = ClusterNode::new(uid, io.local_node(), transport, self.requests_timeout, None);
+        io.attach_adapter(node.clone())
+            .map_err(|_| RedisAdapterError::AlreadyAttached)?;
+        // The namespaces declared so far: subscribed before this returns, so
+        // that the other nodes count this one at once.
+        let mut sub = conn.clone();
+        let mut declared = Vec::new();
+        while let Ok(nsp) = ns_rx.try_recv() {
+            declared.push(nsp.clone());
+            // One channel at a time: they live in different hash slots.
+            for channel in node.transport().channels(&nsp) {
+                let subscribed =
+                    tokio::time::timeout(self.connect_timeout, sub.ssubscribe(channel));
+                match subscribed.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(source)) => return Err(RedisAdapterError::Connect { url, source }),
+                    Err(_) => return Err(RedisAdapterError::Timeout(url)),
+                }
+            }
+        }
+        let publisher = tokio::spawn(publisher(conn.clone(), pub_rx));
+        let receiver = tokio::spawn(receiver(node.clone(), conn, declared, ns_rx, msg_rx));
+        tracing::info!(uid = %node.uid(), %url, "sharded redis adapter attached");
+        Ok(ShardedRedisAdapter {
+            node,
+            tasks: Mutex::new(vec![publisher, receiver]),
+        })
+    }
+}
+
+/// The transport: SPUBLISH on the namespace's channel or on a node's
+/// response channel.
+struct Sharded {
+    key: String,
+    uid: String,
+    conn: ClusterConnection,
+    pub_tx: mpsc::Sender<(String, Bytes)>,
+    ns_tx: mpsc::UnboundedSender<String>,
+    namespaces: Mutex<HashSet<String>>,
+}
+
+impl Sharded {
+    fn channel(&self, nsp: &str) -> String {
+        format!("{}#{nsp}#", self.key)
+    }
+
+    /// The channels this node subscribes to for `nsp`.
+    fn channels(&self, nsp: &str) -> Vec<String> {
+        let channel = self.channel(nsp);
+        vec![format!("{channel}{}#", self.uid), channel]
+    }
+}
+
+impl Transport for Sharded {
+    fn add_namespace(&self, nsp: &str) {
+        if lock(&self.namespaces).insert(nsp.to_owned()) {
+            let _ = self.ns_tx.send(nsp.to_owned());
+        }
+    }
+
+    fn send(&self, route: Route<'_>, _kind: u64, message: Bytes) {
+        let channel = match route {
+            Route::All { nsp, .. } => self.channel(nsp),
+            Route::Node { nsp, uid } => format!("{}{uid}#", self.channel(nsp)),
+        };
+        if let Err(mpsc::error::TrySendError::Full((channel, _))) =
+            self.pub_tx.try_send((channel, message))
+        {
+            tracing::warn!(%channel, "publish queue full; message for the cluster dropped");
+        }
+    }
+
+    fn server_count(&self, nsp: &str) -> BoxFuture<'static, Result<usize, AdapterError>> {
+        let mut conn = self.conn.clone();
+        let channel = self.channel(nsp);
+        Box::pin(async move {
+            // Sent to every node of the cluster, the counts summed.
+            let counts: HashMap<String, usize> = redis::cmd("PUBSUB")
+                .arg("SHARDNUMSUB")
+                .arg(&channel)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| AdapterError::Transport(e.to_string()))?;
+            Ok(counts.get(&channel).copied().unwrap_or(0))
+        })
+    }
+}
+
+async fn publisher(mut conn: ClusterConnection, mut rx: mpsc::Receiver<(String, Bytes)>) {
+    // One warning per outage, not one per message.
+    let mut failing = false;
+    while let Some((channel, payload)) = rx.recv().await {
+        let sent: Result<i64, _> = redis::cmd("SPUBLISH")
+            .arg(&channel)
+            .arg(payload.as_ref())
+            .query_async(&mut conn)
+            .await;
+        match sent {
+            Ok(_) if failing => {
+                tracing::info!("publishing to the Redis Cluster again");
+                failing = false;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(%error, %channel, "cannot publish; messages for the cluster are dropped until it is back");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+/// What the push sender hands to the receiver task.
+enum Incoming {
+    /// A message on one of the channels.
+    Message(Bytes),
+    /// Redis ended one of the subscriptions.
+    Unsubscribed,
+}
+
+/// How often the subscriptions are asserted again: the longest a node that
+/// lost them (its Redis node restarted and refused the automatic
+/// resubscription while rejoining the cluster) stays deaf.
+const RESUBSCRIBE: Duration = Duration::from_secs(1);
+
+async fn receiver(
+    node: Arc<ClusterNode<Sharded>>,
+    mut conn: ClusterConnection,
+    mut namespaces: Vec<String>,
+    mut ns_rx: mpsc::UnboundedReceiver<String>,
+    mut msg_rx: mpsc::Receiver<Incoming>,
+) {
+    let mut tick = tokio::time::interval(RESUBSCRIBE);
+    // Whether the last attempt to subscribe failed (one warning per outage).
+    let mut failing = false;
+    loop {
+        let resubscribe = tokio::select! {
+            msg = msg_rx.recv() => match msg {
+                Some(Incoming::Message(msg)) => {
+                    node.handle(&msg);
+                    false
+                }
+                Some(Incoming::Unsubscribed) => true,
+                None => return,
+            },
+            Some(nsp) = ns_rx.recv() => {
+                namespaces.push(nsp);
+                true
+            }
+            _ = tick.tick() => {
+                if !node.local_node().is_alive() {
+                    return;
+                }
+                true
+            }
+        };
+        if !resubscribe {
+            continue;
+        }
+        // SSUBSCRIBE to a channel already subscribed to changes nothing;
+        // to one whose subscription was lost, it restores it.
+        let mut ok = true;
+        for nsp in &namespaces {
+            for channel in node.transport().channels(nsp) {
+                if let Err(error) = conn.ssubscribe(&channel).await {
+                    if !failing {
+                        tracing::warn!(%error, %channel, "cannot subscribe; retrying");
+                    }
+                    ok = false;
+                }
+            }
+        }
+        if ok && failing {
+            tracing::info!("subscribed to the Redis Cluster again");
+        }
+        failing = !ok;
+    }
+}

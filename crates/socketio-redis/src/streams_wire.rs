@@ -1,0 +1,120 @@
+//! What `@socket.io/redis-streams-adapter` 0.3 writes, byte for byte,
+//! beside the messages themselves (`socketio_cluster_adapter::wire`).
+//!
+//! Requests that await answers (server-side emits, `fetchSockets`,
+//! broadcasts with acknowledgements) and the answers go through pub/sub as
+//! the msgpack form of the message; everything else is appended to the
+//! stream as the fields `uid`, `nsp`, `type` (in decimal) and `data` (the
+//! JSON text of the message's data, or its msgpack form in base64 when it
+//! holds binary values).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use socketio_cluster_adapter::wire::message_type;
+
+/// Whether a message goes through pub/sub rather than the stream (the
+/// reference's `isEphemeral`): requests awaiting answers.
+pub fn is_ephemeral(kind: u64, message: &[u8]) -> bool {
+    match u8::try_from(kind).unwrap_or(0) {
+        message_type::SERVER_SIDE_EMIT | message_type::FETCH_SOCKETS => true,
+        message_type::BROADCAST => {
+            // With a request id: a broadcast whose acknowledgements are collected.
+            to_value(message)
+                .and_then(|v| {
+                    field(&v, "data")
+                        .and_then(|d| field(d, "requestId"))
+                        .cloned()
+                })
+                .is_some()
+        }
+        _ => false,
+    }
+}
+
+/// A message (JSON or msgpack) as a msgpack value, its keys in their order.
+pub fn to_value(message: &[u8]) -> Option<rmpv::Value> {
+    if message.first() == Some(&b'{') {
+        serde_json::from_slice(message).ok()
+    } else {
+        let mut rd = message;
+        rmpv::decode::read_value(&mut rd).ok()
+    }
+}
+
+/// The value of `key` in map `v`.
+pub fn field<'a>(v: &'a rmpv::Value, key: &str) -> Option<&'a rmpv::Value> {
+    v.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+/// The msgpack form of a message, as published on the channels.
+pub fn pubsub_payload(message: &[u8]) -> Option<Vec<u8>> {
+    if message.first() != Some(&b'{') {
+        return Some(message.to_vec());
+    }
+    let mut out = Vec::with_capacity(message.len());
+    rmpv::encode::write_value(&mut out, &to_value(message)?).ok()?;
+    Some(out)
+}
+
+/// The fields of a stream entry: `uid`, `nsp`, `type` (in decimal), and
+/// `data`: its JSON text, or its msgpack form in base64 when it holds
+/// binary values (the message came as msgpack).
+pub fn entry_fields(kind: u64, message: &[u8]) -> Option<Vec<(&'static str, String)>> {
+    let value = to_value(message)?;
+    let text = |key| {
+        field(&value, key)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let mut fields = vec![
+        ("uid", text("uid")?),
+        ("nsp", text("nsp")?),
+        ("type", kind.to_string()),
+    ];
+    if let Some(data) = field(&value, "data") {
+        let data = if message.first() == Some(&b'{') {
+            serde_json::to_string(data).ok()?
+        } else {
+            let mut out = Vec::new();
+            rmpv::encode::write_value(&mut out, data).ok()?;
+            BASE64.encode(out)
+        };
+        fields.push(("data", data));
+    }
+    Some(fields)
+}
+
+/// A stream entry's fields as a message in msgpack (`None` when it is not
+/// one: no `nsp`, a bad type or data).
+pub fn entry_message(fields: &[(String, String)]) -> Option<Vec<u8>> {
+    let get = |key: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let nsp = get("nsp")?;
+    let kind: u64 = get("type")?.parse().ok()?;
+    let mut map = vec![(rmpv::Value::from("type"), rmpv::Value::from(kind))];
+    if let Some(data) = get("data") {
+        let data: rmpv::Value = if data.starts_with('{') {
+            serde_json::from_str(data).ok()?
+        } else {
+            let bytes = BASE64.decode(data).ok()?;
+            let mut rd = &bytes[..];
+            rmpv::decode::read_value(&mut rd).ok()?
+        };
+        map.push((rmpv::Value::from("data"), data));
+    }
+    map.push((
+        rmpv::Value::from("uid"),
+        rmpv::Value::from(get("uid").unwrap_or_default()),
+    ));
+    map.push((rmpv::Value::from("nsp"), rmpv::Value::from(nsp)));
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, &rmpv::Value::Map(map)).ok()?;
+    Some(out)
+}
