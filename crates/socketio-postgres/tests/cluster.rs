@@ -203,7 +203,8 @@ async fn rust_and_node_servers_share_postgres() {
     // Broadcasts with acknowledgements, both ways.
     let mut acks: Vec<String> = a
         .timeout(Duration::from_secs(3))
-        .emit_with_ack_all("ask", &())
+        .emit_with_ack("ask", &())
+        .unwrap()
         .await
         .unwrap();
     acks.sort();
