@@ -519,12 +519,14 @@ async fn way(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, conn: &Conn) -> Re
     let reader = async move {
         let mut buf = vec![0u8; chunk];
         loop {
-            let n = from.read(&mut buf).await.map_err(|_| End)?;
-            if n == 0 {
-                return Ok(());
-            }
+            let read = from.read(&mut buf).await;
+            // Half-open: not even the end of a side goes through.
             if conn.is_half_open() {
                 std::future::pending::<()>().await;
+            }
+            let n = read.map_err(|_| End)?;
+            if n == 0 {
+                return Ok(());
             }
             let mut data = &buf[..n];
             let mut cut = false;
@@ -574,6 +576,9 @@ async fn way(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, conn: &Conn) -> Re
             }
         }
         // The reader saw the end of its side: pass it on.
+        if conn.is_half_open() {
+            std::future::pending::<()>().await;
+        }
         let _ = to.shutdown().await;
         Ok(())
     };

@@ -265,3 +265,24 @@ async fn a_blackout_drops_the_live_connections_and_refuses_new_ones_for_a_while(
     assert!(proxy.stats().refused >= 1);
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
+
+#[tokio::test]
+async fn a_half_open_fault_passes_on_not_even_the_end_of_a_side() {
+    let (addr, mut rx) = sink().await;
+    let faults = Faults::default().half_open_after(Between::new(Duration::ZERO, Duration::ZERO));
+    let proxy = Proxy::with_faults(addr, faults, 13).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    while proxy.stats().half_open == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    client.write_all(b"never").await.unwrap();
+    client.shutdown().await.unwrap();
+    // The server sees neither the bytes nor the end.
+    assert!(
+        timeout(Duration::from_millis(500), rx.recv())
+            .await
+            .is_err()
+    );
+    assert_eq!(proxy.cut(), 1);
+    assert_eq!(timeout(WAIT, rx.recv()).await.unwrap(), Some(0));
+}
