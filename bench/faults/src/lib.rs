@@ -605,22 +605,18 @@ pub struct SoakOpts {
 
 /// A soak: `opts.clients` clients in the room through `proxy`, broadcasts at `opts.rate`,
 /// `opts.churn` clients leaving and new ones arriving every second, the proxy's faults on,
-/// for `opts.duration`; `sample` is read every `opts.every` (it is given the broadcaster,
-/// which can ask the server for its connection count). Returns the samples; the fleet
+/// for `opts.duration`. Every `opts.every`, `sample` gives the server's memory and tasks,
+/// and the server is asked for its connection count. Returns the samples; the fleet
 /// closes at the end.
 ///
 /// # Errors
 /// When the clients do not join within `opts.wait`, or the broadcaster fails.
-pub async fn soak<F, Fut>(
+pub async fn soak(
     server: SocketAddr,
     proxy: &Proxy,
     opts: &SoakOpts,
-    mut sample: F,
-) -> Result<Vec<Sample>, String>
-where
-    F: FnMut(&Broadcaster) -> Fut,
-    Fut: std::future::Future<Output = Sample>,
-{
+    mut sample: impl FnMut() -> Sample,
+) -> Result<Vec<Sample>, String> {
     let urls = [proxy.url()];
     let mut fleet = Fleet::join(&urls, opts.clients, 250, opts.wait).await?;
     let broadcaster = Broadcaster::connect(&format!("http://{server}"), opts.wait).await?;
@@ -648,7 +644,13 @@ where
         }
         if now >= next_sample {
             next_sample += opts.every;
-            let mut s = sample(&broadcaster).await;
+            // What the clients got is not counted here: their records would grow.
+            for client in &fleet.clients {
+                *lock(&client.arrivals) = Vec::new();
+            }
+            let mut s = sample();
+            // The broadcaster's own connection is not a client's.
+            s.connections = broadcaster.server_connections().await?.saturating_sub(1);
             s.secs = started.elapsed().as_secs();
             s.joined = fleet.joined_count() as u64;
             samples.push(s);
