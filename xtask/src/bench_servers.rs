@@ -47,7 +47,7 @@ pub(crate) fn bench(quick: bool, only: Option<&str>, servers: Option<&str>) -> R
 
 /// Builds and runs the fault scenarios (`bench/faults`): delivery under drops, half-open
 /// peers, the reconnect storm and the soak, ours beside socketioxide and Node; `only`
-/// picks some of them (`drops,halfopen,storm,soak`), `servers` some of the servers.
+/// picks some of them (`drops,halfopen,slow,storm,soak`), `servers` some of the servers.
 pub(crate) fn faults(quick: bool, only: Option<&str>, servers: Option<&str>) -> Result<()> {
     if Command::new("taskset").arg("-V").output().is_err() {
         return Err("taskset is missing (util-linux): the servers are pinned to one core".into());

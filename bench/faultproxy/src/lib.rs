@@ -441,9 +441,13 @@ async fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shar
                     let start = now + s.every.draw(&mut rng);
                     (s, rng.clone(), start, start + s.length)
                 });
+                if half_open_at.is_some_and(|at| at <= now) {
+                    state.stats.half_open += 1;
+                }
                 let conn = Arc::new(Conn {
                     epoch: shared.epoch.load(Ordering::SeqCst),
-                    half_open: AtomicBool::new(false),
+                    // Half-open from the start: not even the first bytes go through.
+                    half_open: AtomicBool::new(half_open_at.is_some_and(|at| at <= now)),
                     bytes: AtomicU64::new(0),
                     drop_at_bytes,
                     stall: Mutex::new(stall),

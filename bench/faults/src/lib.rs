@@ -386,9 +386,10 @@ pub struct DropsOpts {
 }
 
 /// Delivery under drops: `opts.clients` clients join the room through `proxy` (to the
-/// server at `server`); then every connection is cut, the proxy's faults are set to
-/// `opts.faults`, and a broadcaster straight to the server sends `opts.broadcasts`
-/// broadcasts while the clients are dropped and reconnect. Then the faults stop, every
+/// server at `server`), and a broadcaster straight to the server sends `opts.broadcasts`
+/// broadcasts at `opts.rate`; after the first second's, every connection is cut and the
+/// proxy's faults are set to `opts.faults`, so that the clients are dropped and
+/// reconnect while the rest flow. Then the faults stop, every
 /// client comes back into the room, markers are broadcast until every client got one,
 /// and each client's record is counted.
 ///
@@ -402,12 +403,16 @@ pub async fn drops(
     let fleet = Fleet::join(&[proxy.url()], opts.clients, 250, opts.wait).await?;
     let broadcaster = Broadcaster::connect(&format!("http://{server}"), opts.wait).await?;
     let before = proxy.stats();
-    proxy.set_faults(opts.faults.clone());
-    proxy.cut();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / opts.rate.max(1) as f64));
     for seq in 1..=opts.broadcasts {
         tick.tick().await;
         broadcaster.send(seq)?;
+        // A second of broadcasts first, so that every client holds an offset (the
+        // reference recovers no session without one), then the faults.
+        if seq == opts.rate.min(opts.broadcasts) {
+            proxy.set_faults(opts.faults.clone());
+            proxy.cut();
+        }
     }
     proxy.calm();
     let after = proxy.stats();

@@ -3,7 +3,7 @@
 //! and SVG plots.
 //!
 //! ```text
-//! faults-run [--quick] [--root DIR] [--only drops,storm,halfopen,soak]
+//! faults-run [--quick] [--root DIR] [--only drops,halfopen,slow,storm,soak]
 //!            [--servers ours,socketioxide,node] [--storm-clients N] [--soak-secs N]
 //! ```
 //!
@@ -270,6 +270,11 @@ async fn run() -> Result<()> {
         doc["scenarios"] = Value::Object(results.clone());
         save(&opts, &doc, &md)?;
     }
+    if opts.wants("slow") {
+        results.insert("slow".into(), slow_scenario(&opts, &mut md).await?);
+        doc["scenarios"] = Value::Object(results.clone());
+        save(&opts, &doc, &md)?;
+    }
     if opts.wants("storm") {
         results.insert("storm".into(), storm_scenario(&opts, &mut md).await?);
         doc["scenarios"] = Value::Object(results.clone());
@@ -463,6 +468,109 @@ async fn half_open_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
         "Half-open connections the server still holds",
         "seconds after the network went silent",
         "connections",
+        &series,
+    )?;
+    Ok(Value::Array(out))
+}
+
+// ---- slow readers ----
+
+async fn slow_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
+    let clients = if opts.quick { 2_000 } else { 10_000 };
+    let slow = clients / 10;
+    let rate = 2;
+    let (calm_secs, slow_secs) = if opts.quick { (10, 60) } else { (20, 70) };
+    let _ = writeln!(
+        md,
+        "## Slow readers\n\n\
+         {clients} clients in the room, {slow} of them through the proxy; broadcasts at {rate}/s, each carrying its send time. \
+         After {calm_secs} s the proxy stops forwarding those {slow} connections, and their reconnections (it stops reading from the server, as a client that stops reading; nothing is closed), \
+         and broadcasts go on for {slow_secs} s. \
+         Latency is from the broadcast's send time to its arrival, over the clients that read; the slow ones are closed by the server, whatever its reason, and counted through the `stats` event.\n\n\
+         | server | p50 before (ms) | p99 before (ms) | p50 with slow readers (ms) | p99 with slow readers (ms) | memory before (MiB) | highest with slow readers (MiB) | slow ones closed after (s) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut out = Vec::new();
+    let mut series = Vec::new();
+    for &kind in &opts.servers {
+        progress(&format!("slow: {} ({clients} clients)", kind.name()));
+        let server = start(opts, kind, false)?;
+        let proxy = Proxy::start(server.addr).await.map_err(|e| e.to_string())?;
+        let direct = format!("http://{}", server.addr);
+        // One in ten through the proxy.
+        let mut urls = vec![direct.clone(); 9];
+        urls.push(proxy.url());
+        let fleet = Fleet::join(&urls, clients, 500, Duration::from_secs(600)).await?;
+        let broadcaster = Broadcaster::connect(&direct, Duration::from_secs(30)).await?;
+        let mut seq = 0;
+        let mut tick = tokio::time::interval(Duration::from_millis(1000 / rate));
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(calm_secs) {
+            tick.tick().await;
+            seq += 1;
+            broadcaster.send(seq)?;
+        }
+        let rss_before = server.rss();
+        let before = fleet.take_latency();
+        proxy.half_open_all();
+        // The slow clients stay slow: their reconnections (once they give the silent
+        // connection up) are half-open from the start.
+        proxy.set_faults(
+            Faults::default().half_open_after(Between::new(Duration::ZERO, Duration::ZERO)),
+        );
+        let silent = Instant::now();
+        let mut closed_after = None;
+        let mut highest = rss_before;
+        let mut points = Vec::new();
+        while silent.elapsed() < Duration::from_secs(slow_secs) {
+            tick.tick().await;
+            seq += 1;
+            broadcaster.send(seq)?;
+            if seq % rate == 0 {
+                let rss = server.rss();
+                highest = highest.max(rss);
+                points.push((silent.elapsed().as_secs_f64(), rss as f64 / 1024.0));
+                let conns = broadcaster.server_connections().await?;
+                // Every client that reads, and the broadcaster.
+                if closed_after.is_none() && conns <= (clients - slow + 1) as u64 {
+                    closed_after = Some(silent.elapsed().as_secs_f64());
+                }
+            }
+        }
+        let during = fleet.take_latency();
+        let ms = |h: &hdrhistogram::Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
+            kind.name(),
+            ms(&before, 0.5),
+            ms(&before, 0.99),
+            ms(&during, 0.5),
+            ms(&during, 0.99),
+            mib(rss_before),
+            mib(highest),
+            closed_after.map_or(format!("not within {slow_secs}"), |s| format!("{s:.0}")),
+        );
+        out.push(json!({
+            "server": kind.name(), "clients": clients, "slow": slow, "rate": rate,
+            "p50_before_ms": ms(&before, 0.5), "p99_before_ms": ms(&before, 0.99),
+            "p50_during_ms": ms(&during, 0.5), "p99_during_ms": ms(&during, 0.99),
+            "deliveries_during": during.len(),
+            "rss_before_kib": rss_before, "rss_highest_kib": highest, "closed_after_secs": closed_after,
+        }));
+        series.push((kind, points));
+        fleet.close();
+        drop(fleet);
+        drop(proxy);
+        drop(server);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let _ = writeln!(md, "\n![Memory with slow readers](faults-slow.svg)\n");
+    plot(
+        &opts.out.join("faults-slow.svg"),
+        "Server memory once a tenth of the clients stop reading",
+        "seconds after they stopped",
+        "resident memory (MiB)",
         &series,
     )?;
     Ok(Value::Array(out))
