@@ -580,14 +580,16 @@ async fn slow_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
 
 async fn storm_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
     let clients = opts.storm_clients;
+    let storms = if opts.quick { 2 } else { 3 };
     let _ = writeln!(
         md,
         "## Reconnect storm\n\n\
          {clients} WebSocket clients join the room through two `faultproxy` processes; then both proxies drop every connection at once, \
-         and the clients reconnect with the official client's delays (1 s, randomised by half, growing to 5 s). \
-         Time until every client is connected and back in the room; handshakes refused; the server's memory before the storm and 10 s after the last client is back.\n\n\
-         | server | clients back | time to all back (s) | attempts | refused | memory before (MiB) | after (MiB) | after/before |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|"
+         and the clients reconnect with the official client's delays (1 s, randomised by half, growing to 5 s); {storms} storms in a row on the same server. \
+         Time until every client is connected and back in the room; handshakes refused; the server's memory before the first storm and 10 s after the last client is back from each; \
+         the connections the server holds at the end (its `stats`, less the client that asks).\n\n\
+         | server | storm | clients back | time to all back (s) | attempts | refused | memory before (MiB) | after (MiB) | after/before | connections after |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut out = Vec::new();
     for &kind in &opts.servers {
@@ -602,50 +604,59 @@ async fn storm_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
             .map(|p| format!("http://{}", p.addr))
             .collect();
         let fleet = Fleet::join(&urls, clients, 500, Duration::from_secs(600)).await?;
+        let watcher =
+            Broadcaster::connect(&format!("http://{}", server.addr), Duration::from_secs(30))
+                .await?;
         tokio::time::sleep(Duration::from_secs(10)).await;
         let before = server.rss();
-        let mut cut_err = None;
-        let result = storm(
-            &fleet,
-            || {
-                for p in &mut proxies {
-                    if let Err(e) = p.command("cut") {
-                        cut_err = Some(e);
+        for round in 1..=storms {
+            let mut cut_err = None;
+            let result = storm(
+                &fleet,
+                || {
+                    for p in &mut proxies {
+                        if let Err(e) = p.command("cut") {
+                            cut_err = Some(e);
+                        }
                     }
-                }
-            },
-            Duration::from_secs(300),
-        )
-        .await;
-        if let Some(e) = cut_err {
-            return Err(e);
+                },
+                Duration::from_secs(300),
+            )
+            .await;
+            if let Some(e) = cut_err {
+                return Err(e);
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let after = server.rss();
+            let conns = watcher.server_connections().await?.saturating_sub(1);
+            progress(&format!(
+                "  {result:?}, memory {before} KiB -> {after} KiB, {conns} connections"
+            ));
+            let _ = writeln!(
+                md,
+                "| {} | {round} | {} of {} | {:.1} | {} | {} | {} | {} | {:.2} | {conns} |",
+                kind.name(),
+                result.back,
+                result.clients,
+                result.secs,
+                result.attempts,
+                result.refused,
+                mib(before),
+                mib(after),
+                after as f64 / before.max(1) as f64
+            );
+            out.push(json!({
+                "server": kind.name(), "storm": round, "clients": result.clients, "back": result.back,
+                "secs": result.secs, "attempts": result.attempts, "refused": result.refused,
+                "rss_before_kib": before, "rss_after_kib": after, "connections_after": conns,
+            }));
         }
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let after = server.rss();
-        progress(&format!("  {result:?}, memory {before} KiB -> {after} KiB"));
-        let _ = writeln!(
-            md,
-            "| {} | {} of {} | {:.1} | {} | {} | {} | {} | {:.2} |",
-            kind.name(),
-            result.back,
-            result.clients,
-            result.secs,
-            result.attempts,
-            result.refused,
-            mib(before),
-            mib(after),
-            after as f64 / before.max(1) as f64
-        );
-        out.push(json!({
-            "server": kind.name(), "clients": result.clients, "back": result.back,
-            "secs": result.secs, "attempts": result.attempts, "refused": result.refused,
-            "rss_before_kib": before, "rss_after_kib": after,
-        }));
         fleet.close();
         drop(fleet);
+        drop(watcher);
         drop(proxies);
         drop(server);
-        // Let the closed sockets leave TIME_WAIT's share of the ports settle.
+        // Let the closed sockets' ports settle.
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     let _ = writeln!(md);
