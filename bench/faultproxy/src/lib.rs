@@ -483,13 +483,16 @@ async fn serve(
     let ways = async {
         let _ = tokio::try_join!(way(cr, sw, &conn), way(sr, cw, &conn));
     };
-    let timer = async {
+    let half_open = async {
         if let Some(at) = half_open_at {
             tokio::time::sleep_until(at).await;
             if conn.active() {
                 conn.make_half_open();
             }
         }
+        std::future::pending::<()>().await
+    };
+    let drop_timer = async {
         match drop_at {
             Some(at) => {
                 tokio::time::sleep_until(at).await;
@@ -502,7 +505,8 @@ async fn serve(
     };
     tokio::select! {
         () = ways => {}
-        () = timer => conn.shared.lock().stats.dropped += 1,
+        () = half_open => {}
+        () = drop_timer => conn.shared.lock().stats.dropped += 1,
     }
 }
 
