@@ -56,7 +56,10 @@ async fn half_open_peers_are_closed_by_the_ping_timeout_and_leave_nothing() {
     back_to(&server, baseline).await;
     // The proxy still holds every connection open: the server closed them itself.
     let stats = proxy.stats();
-    assert!(stats.half_open >= N as u64 && stats.live >= N as u64, "{stats:?}");
+    assert!(
+        stats.half_open >= N as u64 && stats.live >= N as u64,
+        "{stats:?}"
+    );
 }
 
 /// A polling handshake request.
