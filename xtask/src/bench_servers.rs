@@ -44,3 +44,40 @@ pub(crate) fn bench(quick: bool, only: Option<&str>, servers: Option<&str>) -> R
         &mut cmd,
     )
 }
+
+/// Builds and runs the fault scenarios (`bench/faults`): delivery under drops, half-open
+/// peers, the reconnect storm and the soak, ours beside socketioxide and Node; `only`
+/// picks some of them (`drops,halfopen,slow,storm,soak`), `servers` some of the servers.
+pub(crate) fn faults(quick: bool, only: Option<&str>, servers: Option<&str>) -> Result<()> {
+    if Command::new("taskset").arg("-V").output().is_err() {
+        return Err("taskset is missing (util-linux): the servers are pinned to one core".into());
+    }
+    run(
+        "build the benchmark servers, the fault proxy and the fault scenarios",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "bench-servers",
+            "-p",
+            "faultproxy",
+            "-p",
+            "bench-faults",
+        ]),
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let mut cmd = Command::new(target.join("release").join("faults-run"));
+    cmd.current_dir(root()).arg("--root").arg(root());
+    if quick {
+        cmd.arg("--quick");
+    }
+    if let Some(only) = only {
+        cmd.args(["--only", only]);
+    }
+    if let Some(servers) = servers {
+        cmd.args(["--servers", servers]);
+    }
+    run("fault scenarios (ours, socketioxide, Node)", &mut cmd)
+}

@@ -11,6 +11,8 @@
 //! - `bench [--quick] [--parsers | --servers] [--only SCENARIOS] [--with SERVERS]`:
 //!   run the benchmarks, ours and the competitors side by side: the parsers'
 //!   criterion benchmarks, then the servers under load (see `bench/`).
+//!   `bench --faults [--quick] [--only drops,halfopen,slow,storm,soak] [--with SERVERS]`:
+//!   only the fault scenarios (`bench/faults`, `docs/reliability.md`).
 //! - `invariants`: check that the protocol crates depend on no async runtime
 //!   and no HTTP stack, and that no crate's modules import each other in a
 //!   cycle (`socketio-tokio`'s go down its layers).
@@ -78,6 +80,7 @@ fn print_help() {
          bench [--quick]               benchmarks, ours beside the competitors\n  \
          bench --parsers | --servers   only the parser or only the server benchmarks\n  \
          bench --servers --only echo,rate,broadcast,idle,poll --with ours,socketioxide,node,raw\n  \
+         bench --faults [--quick] [--only drops,halfopen,slow,storm,soak] [--with ours,socketioxide,node]\n  \
          invariants                    check the protocol crates' dependency invariants"
     );
 }
@@ -367,6 +370,9 @@ fn bench(args: &[String]) -> Result<()> {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str)
     };
+    if args.iter().any(|a| a == "--faults") {
+        return bench_servers::faults(quick, value("--only"), value("--with"));
+    }
     if !servers_only {
         let mut cmd = cargo();
         cmd.args(["bench", "--workspace"]);

@@ -10,7 +10,12 @@
 //!   argument, a string;
 //! - `echo_ack`: acknowledges with the same arguments;
 //! - `join`: joins the room named by its first argument and acknowledges;
-//! - `broadcast`: emits `bcast` with its arguments (two integers) to the room `bench`.
+//! - `broadcast`: emits `bcast` with its arguments (two integers) to the room `bench`;
+//! - `stats`: acknowledges with the number of connections the server holds (the fault
+//!   benchmarks, `bench/faults`, watch it fall as the server closes peers).
+//!
+//! `--recovery` turns connection state recovery on with the reference's defaults (ours
+//! and the Node server; socketioxide 0.18 does not have it).
 
 use std::net::SocketAddr;
 
@@ -61,37 +66,48 @@ pub fn announce(addr: SocketAddr) {
 /// Our handlers on `/` of `io` (shared by `bench-ours` and `bench-ours-http1`).
 pub fn ours_handlers(io: &socketio_tokio::SocketIo) {
     use socketio_tokio::{AckSender, Data, Socket};
-    io.ns("/", |socket: Socket| async move {
-        socket.on(
-            "echo",
-            |socket: Socket, Data(args): Data<(u64, u64)>| async move {
-                let _ = socket.emit("echo", &args);
-            },
-        );
-        socket.on(
-            "echo_text",
-            |socket: Socket, Data(text): Data<String>| async move {
-                let _ = socket.emit("echo_text", &text);
-            },
-        );
-        socket.on(
-            "echo_ack",
-            |Data(args): Data<(u64, u64)>, ack: AckSender| async move {
-                let _ = ack.send(&args);
-            },
-        );
-        socket.on(
-            "join",
-            |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
-                socket.join(room);
-                let _ = ack.send(&());
-            },
-        );
-        socket.on(
-            "broadcast",
-            |socket: Socket, Data(args): Data<(u64, u64)>| async move {
-                let _ = socket.within(ROOM).emit("bcast", &args);
-            },
-        );
+    let server = io.clone();
+    io.ns("/", move |socket: Socket| {
+        let io = server.clone();
+        async move {
+            socket.on(
+                "echo",
+                |socket: Socket, Data(args): Data<(u64, u64)>| async move {
+                    let _ = socket.emit("echo", &args);
+                },
+            );
+            socket.on(
+                "echo_text",
+                |socket: Socket, Data(text): Data<String>| async move {
+                    let _ = socket.emit("echo_text", &text);
+                },
+            );
+            socket.on(
+                "echo_ack",
+                |Data(args): Data<(u64, u64)>, ack: AckSender| async move {
+                    let _ = ack.send(&args);
+                },
+            );
+            socket.on(
+                "join",
+                |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+                    socket.join(room);
+                    let _ = ack.send(&());
+                },
+            );
+            socket.on(
+                "broadcast",
+                |socket: Socket, Data(args): Data<(u64, u64)>| async move {
+                    let _ = socket.within(ROOM).emit("bcast", &args);
+                },
+            );
+            let io = io.clone();
+            socket.on("stats", move |ack: AckSender| {
+                let count = io.connection_count();
+                async move {
+                    let _ = ack.send(&(count,));
+                }
+            });
+        }
     });
 }

@@ -57,7 +57,7 @@ struct Socket {
     id: Option<String>,
     /// The private session id of connection state recovery.
     pid: Option<String>,
-    /// The offset of the last event received.
+    /// The offset of the last event handed to the application.
     offset: Option<String>,
     next_ack: u64,
     acks: Vec<PendingAck>,
@@ -67,6 +67,17 @@ struct Socket {
     /// ones first), delivered with it; and their bytes.
     receive_buffer: Vec<EventMessage>,
     received_bytes: usize,
+}
+
+impl Socket {
+    /// Remembers the offset `message` carries, when the session has a pid.
+    fn note_offset(&mut self, message: &EventMessage) {
+        if self.pid.is_some()
+            && let Some(offset) = last_string_arg(&message.data)
+        {
+            self.offset = Some(offset);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -620,8 +631,10 @@ impl Client {
                 s.state = SocketState::Connected;
                 // As the reference: the events that came first, then the connection.
                 s.received_bytes = 0;
-                self.events
-                    .extend(s.receive_buffer.drain(..).map(Event::Message));
+                for message in std::mem::take(&mut s.receive_buffer) {
+                    s.note_offset(&message);
+                    self.events.push_back(Event::Message(message));
+                }
                 self.events.push_back(Event::Connect {
                     nsp: s.nsp.clone(),
                     sid: answer.sid,
@@ -677,11 +690,6 @@ impl Client {
                 if s.state == SocketState::Disconnected {
                     return;
                 }
-                if s.pid.is_some()
-                    && let Some(offset) = last_string_arg(&data)
-                {
-                    s.offset = Some(offset);
-                }
                 let message = EventMessage {
                     nsp: s.nsp.clone(),
                     name,
@@ -689,9 +697,13 @@ impl Client {
                     ack_id: id,
                 };
                 if s.state == SocketState::Connected {
+                    s.note_offset(&message);
                     self.events.push_back(Event::Message(message));
                     return;
                 }
+                // The offset moves when the event is handed over, as the reference's
+                // `emitEvent`: an event kept for a CONNECT answer that never comes
+                // (the connection drops first) is lost with it, and asked for again.
                 // Before the CONNECT answer: kept for it, within max_incoming bytes.
                 let size = packet_bytes(&message.data);
                 if s.received_bytes + size > self.config.max_incoming {

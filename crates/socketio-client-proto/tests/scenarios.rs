@@ -932,6 +932,46 @@ fn close_sends_disconnects_and_the_close_packet() {
 }
 
 #[test]
+fn events_replayed_before_a_connect_answer_that_never_comes_are_asked_for_again() {
+    let mut h = Harness::new(polling());
+    h.client.connect(h.now, "/", None).unwrap();
+    h.open_polling("s1", &[]);
+    h.posts();
+    let get = h.take_get();
+    h.respond(get, "40{\"sid\":\"a\",\"pid\":\"P\"}\x1e42[\"m\",1,\"o1\"]");
+    let get = h.take_get();
+    h.client.handle_failure(h.now, get);
+    h.advance(Duration::from_secs(2));
+    h.open_polling("s2", &[]);
+    assert_eq!(h.posts(), [r#"40{"offset":"o1","pid":"P"}"#]);
+    h.take_events();
+    // The replay starts, and the connection drops before the CONNECT answer.
+    let get = h.take_get();
+    h.respond(get, "42[\"m\",2,\"o2\"]\x1e42[\"m\",3,\"o3\"]");
+    assert!(h.take_events().is_empty());
+    let get = h.take_get();
+    h.client.handle_failure(h.now, get);
+    h.advance(Duration::from_secs(2));
+    h.open_polling("s3", &[]);
+    // The application never got 2 and 3: the client resumes from 1, and gets them then.
+    assert_eq!(h.posts(), [r#"40{"offset":"o1","pid":"P"}"#]);
+    let get = h.take_get();
+    h.respond(
+        get,
+        "42[\"m\",2,\"o2\"]\x1e42[\"m\",3,\"o3\"]\x1e40{\"sid\":\"a\",\"pid\":\"P\"}",
+    );
+    let messages: Vec<String> = h
+        .take_events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.data.json().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(messages, [r#"["m",2,"o2"]"#, r#"["m",3,"o3"]"#]);
+}
+
+#[test]
 fn events_replayed_before_the_connect_answer_are_delivered_with_it() {
     let mut h = Harness::new(polling());
     h.client.connect(h.now, "/", None).unwrap();

@@ -10,7 +10,8 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Kind, Recorder, TestServer, bin, proxy::Proxy};
+use common::{Kind, Recorder, TestServer, bin};
+use faultproxy::Proxy;
 use serde_json::{Value, json};
 use socketio_client::{AckError, ConnectError, Socket, TransportKind, Transports};
 
@@ -265,7 +266,7 @@ async fn restart(kind: Kind, transports: Transports) {
 /// recovery on, the client gets its session back and every event once, in order.
 async fn recovery(kind: Kind, transports: Transports) {
     let server = TestServer::start(kind, 0, true).await;
-    let proxy = Proxy::start(server.addr()).await;
+    let proxy = Proxy::start(server.addr()).await.unwrap();
     let rec = Recorder::default();
     let ticks = Recorder::default();
     let t2 = ticks.clone();

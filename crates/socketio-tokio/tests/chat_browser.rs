@@ -9,8 +9,6 @@
 #[path = "../examples/chat/server.rs"]
 #[allow(dead_code)]
 mod chat;
-#[path = "common/proxy.rs"]
-mod proxy;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -114,7 +112,7 @@ async fn browser_pages_chat_in_rooms_and_reconnect() {
         }
     };
     // A page whose connection the script asks to cut goes through this.
-    let proxy = proxy::Proxy::start(addr).await;
+    let proxy = faultproxy::Proxy::start(addr).await.unwrap();
     let mut child = Command::new("node")
         .arg(workspace().join("interop/browser/chat.mjs"))
         .arg(format!("http://{addr}/"))

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::proxy::Proxy;
+use faultproxy::Proxy;
 use serde_json::{Value, json};
 use socketio_tokio::{
     AckSender, ConnectError, ConnectHandler, ConnectRequest, Data, Recovery, Socket, SocketIo,
@@ -96,7 +96,7 @@ impl Run {
         let addr = listener.local_addr().unwrap();
         let serving = io.clone();
         let task = tokio::spawn(async move { serving.serve(listener).await.unwrap() });
-        let proxy = Proxy::start(addr).await;
+        let proxy = Proxy::start(addr).await.unwrap();
         let mut client = common::spawn_bare_script(
             "recovery.mjs",
             &[&proxy.url(), transports, &delay_ms.to_string()],

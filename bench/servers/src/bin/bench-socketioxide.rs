@@ -32,6 +32,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let _ = ack.send(&());
             },
         );
+        socket.on("stats", async |io: SocketIo, ack: AckSender| {
+            let _ = ack.send(&(io.sockets().len(),));
+        });
         socket.on(
             "broadcast",
             async |socket: SocketRef, Data(args): Data<(u64, u64)>| {

@@ -20,9 +20,6 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
-#[path = "../../../socketio-tokio/tests/common/proxy.rs"]
-pub mod proxy;
-
 /// Which implementation serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

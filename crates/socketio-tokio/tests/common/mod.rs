@@ -21,7 +21,6 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 mod log;
-pub mod proxy;
 pub use log::Log;
 
 #[derive(Clone)]

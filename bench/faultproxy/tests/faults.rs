@@ -1,0 +1,288 @@
+//! Each fault of the proxy, seen from both ends of a real connection through it.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use faultproxy::{Between, Faults, Proxy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+
+/// A liveness bound, never a measure.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A server that reads each connection to its end and reports how many bytes it got
+/// (and whether it saw the end).
+async fn sink() -> (SocketAddr, mpsc::UnboundedReceiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut total = 0;
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    total += n;
+                }
+                let _ = tx.send(total);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A server that echoes every connection.
+async fn echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `n` bytes through `proxy` on a fresh connection, ignoring a write the drop
+/// broke, and returns what the sink got.
+async fn send_through(proxy: &Proxy, rx: &mut mpsc::UnboundedReceiver<usize>, n: usize) -> usize {
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    let data = vec![7u8; n];
+    for piece in data.chunks(1000) {
+        if client.write_all(piece).await.is_err() {
+            break;
+        }
+    }
+    let _ = client.shutdown().await;
+    timeout(WAIT, rx.recv()).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn a_faithful_proxy_forwards_everything_both_ways() {
+    let proxy = Proxy::start(echo().await).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let (mut r, mut w) = client.split();
+    let (_, back) = tokio::join!(
+        async {
+            w.write_all(&data).await.unwrap();
+            w.shutdown().await.unwrap();
+        },
+        async {
+            let mut back = Vec::new();
+            timeout(WAIT, r.read_to_end(&mut back))
+                .await
+                .unwrap()
+                .unwrap();
+            back
+        }
+    );
+    assert_eq!(back, data);
+    assert_eq!(proxy.stats().accepted, 1);
+    assert_eq!(proxy.stats().dropped, 0);
+}
+
+#[tokio::test]
+async fn a_drop_after_bytes_forwards_exactly_that_many_then_closes_both_sides() {
+    let (addr, mut rx) = sink().await;
+    let faults = Faults::default().drop_after_bytes(Between::new(2500, 2500));
+    let proxy = Proxy::with_faults(addr, faults, 1).await.unwrap();
+    assert_eq!(send_through(&proxy, &mut rx, 10_000).await, 2500);
+    // The client's side was closed too.
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    client.write_all(&[1u8; 3000]).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = timeout(WAIT, client.read(&mut buf)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert_eq!(timeout(WAIT, rx.recv()).await.unwrap(), Some(2500));
+    assert_eq!(proxy.stats().dropped, 2);
+}
+
+#[tokio::test]
+async fn the_same_seed_draws_the_same_faults_and_another_seed_others() {
+    let (addr, mut rx) = sink().await;
+    let faults = Faults::default().drop_after_bytes(Between::new(100, 5000));
+    let mut draws = Vec::new();
+    for seed in [42, 42, 43] {
+        let proxy = Proxy::with_faults(addr, faults.clone(), seed)
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            got.push(send_through(&proxy, &mut rx, 10_000).await);
+        }
+        assert!(got.iter().all(|n| (100..=5000).contains(n)), "{got:?}");
+        draws.push(got);
+    }
+    assert_eq!(draws[0], draws[1]);
+    assert_ne!(draws[0], draws[2]);
+}
+
+#[tokio::test]
+async fn a_drop_after_a_time_closes_an_idle_connection() {
+    let (addr, mut rx) = sink().await;
+    let faults = Faults::default().drop_after(Between::new(
+        Duration::from_millis(100),
+        Duration::from_millis(200),
+    ));
+    let proxy = Proxy::with_faults(addr, faults, 3).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    client.write_all(b"abc").await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = timeout(WAIT, client.read(&mut buf)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert_eq!(timeout(WAIT, rx.recv()).await.unwrap(), Some(3));
+    assert_eq!(proxy.stats().dropped, 1);
+}
+
+#[tokio::test]
+async fn a_half_open_connection_forwards_nothing_and_closes_nothing() {
+    let proxy = Proxy::start(echo().await).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    client.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    timeout(WAIT, client.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"ping");
+    assert_eq!(proxy.half_open_all(), 1);
+    client.write_all(b"lost").await.unwrap();
+    // Neither an answer nor an end comes; the connection stays open.
+    assert!(
+        timeout(Duration::from_millis(500), client.read(&mut buf))
+            .await
+            .is_err()
+    );
+    let stats = proxy.stats();
+    assert_eq!((stats.half_open, stats.live, stats.dropped), (1, 1, 0));
+    // A cut ends it.
+    assert_eq!(proxy.cut(), 1);
+    let read = timeout(WAIT, client.read(&mut buf)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+#[tokio::test]
+async fn latency_holds_each_chunk_and_a_bandwidth_cap_paces_the_bytes() {
+    let faults = Faults::default()
+        .latency(Duration::from_millis(300))
+        .bandwidth(20_000);
+    let proxy = Proxy::with_faults(echo().await, faults, 5).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    let sent = Instant::now();
+    client.write_all(&[9u8; 10_000]).await.unwrap();
+    let mut back = vec![0u8; 10_000];
+    timeout(WAIT, client.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    // Both ways held each chunk 300 ms; the way back paced 10 kB at 20 kB/s after its
+    // first 200-byte step: lower bounds the proxy cannot beat, whatever the machine.
+    assert!(
+        sent.elapsed() >= Duration::from_millis(600 + 490),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert!(back.iter().all(|b| *b == 9));
+}
+
+#[tokio::test]
+async fn a_stall_holds_the_bytes_then_lets_them_through() {
+    let faults = Faults::default().stall(
+        Between::new(Duration::ZERO, Duration::ZERO),
+        Duration::from_millis(400),
+    );
+    let proxy = Proxy::with_faults(echo().await, faults, 9).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    let sent = Instant::now();
+    client.write_all(b"held").await.unwrap();
+    let mut buf = [0u8; 4];
+    timeout(WAIT, client.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"held");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(390),
+        "{:?}",
+        sent.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn calm_cancels_the_faults_planned_for_live_connections() {
+    let (addr, mut rx) = sink().await;
+    let faults = Faults::default().drop_after_bytes(Between::new(500, 500));
+    let proxy = Proxy::with_faults(addr, faults, 11).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    client.write_all(&[1u8; 100]).await.unwrap();
+    // The connection is up through the proxy before the faults change.
+    while proxy.stats().live == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    proxy.calm();
+    client.write_all(&[1u8; 2000]).await.unwrap();
+    client.shutdown().await.unwrap();
+    assert_eq!(timeout(WAIT, rx.recv()).await.unwrap(), Some(2100));
+    assert_eq!(proxy.stats().dropped, 0);
+}
+
+#[tokio::test]
+async fn a_blackout_drops_the_live_connections_and_refuses_new_ones_for_a_while() {
+    let proxy = Proxy::start(echo().await).await.unwrap();
+    let mut first = TcpStream::connect(proxy.addr()).await.unwrap();
+    first.write_all(b"x").await.unwrap();
+    let mut buf = [0u8; 1];
+    timeout(WAIT, first.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(proxy.blackout(Duration::from_millis(300)), 1);
+    let read = timeout(WAIT, first.read(&mut buf)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // Refused until the blackout ends, served after.
+    let started = Instant::now();
+    loop {
+        let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+        let _ = c.write_all(b"y").await;
+        if let Ok(Ok(1)) = timeout(WAIT, c.read(&mut buf)).await {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "never served again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(proxy.stats().refused >= 1);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn a_half_open_fault_passes_on_not_even_the_end_of_a_side() {
+    let (addr, mut rx) = sink().await;
+    let faults = Faults::default().half_open_after(Between::new(Duration::ZERO, Duration::ZERO));
+    let proxy = Proxy::with_faults(addr, faults, 13).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    while proxy.stats().half_open == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    client.write_all(b"never").await.unwrap();
+    client.shutdown().await.unwrap();
+    // The server sees neither the bytes nor the end.
+    assert!(
+        timeout(Duration::from_millis(500), rx.recv())
+            .await
+            .is_err()
+    );
+    assert_eq!(proxy.cut(), 1);
+    assert_eq!(timeout(WAIT, rx.recv()).await.unwrap(), Some(0));
+}

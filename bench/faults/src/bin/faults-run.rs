@@ -1,0 +1,815 @@
+//! Runs the fault scenarios against ours, socketioxide and the Node.js server, side by
+//! side, on the same clients and the same proxy, and writes `target/bench/faults.{json,md}`
+//! and SVG plots.
+//!
+//! ```text
+//! faults-run [--quick] [--root DIR] [--only drops,halfopen,slow,storm,soak]
+//!            [--servers ours,socketioxide,node] [--storm-clients N] [--soak-secs N]
+//! ```
+//!
+//! Each server is a fresh process pinned to CPU 0 (`taskset -c 0`), started from the
+//! binaries next to this one (`bench-ours`, `bench-socketioxide`) or from
+//! `bench/node/server.mjs`; the clients and the proxy run in this process, except in the
+//! storm, where the proxy runs as two `faultproxy` processes (a proxy holds two
+//! descriptors per connection, and the open-file limit is per process).
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use bench_faults::{Broadcaster, DropsOpts, Fleet, Sample, SoakOpts, drops, soak, storm};
+use bench_loadgen::rss_kib;
+use faultproxy::{Between, Faults, Proxy};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+type Result<T> = std::result::Result<T, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ours,
+    Socketioxide,
+    Node,
+}
+
+const ALL: [Kind; 3] = [Kind::Ours, Kind::Socketioxide, Kind::Node];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Ours => "ours",
+            Kind::Socketioxide => "socketioxide",
+            Kind::Node => "node",
+        }
+    }
+
+    fn color(self) -> &'static str {
+        match self {
+            Kind::Ours => "#d62728",
+            Kind::Socketioxide => "#1f77b4",
+            Kind::Node => "#2ca02c",
+        }
+    }
+
+    /// Whether the server has connection state recovery.
+    fn has_recovery(self) -> bool {
+        self != Kind::Socketioxide
+    }
+}
+
+struct Opts {
+    quick: bool,
+    root: PathBuf,
+    bins: PathBuf,
+    out: PathBuf,
+    only: Vec<String>,
+    servers: Vec<Kind>,
+    storm_clients: usize,
+    soak_secs: u64,
+}
+
+impl Opts {
+    fn wants(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == scenario)
+    }
+}
+
+/// A server process, killed (by its pid) when dropped.
+struct Server {
+    child: Child,
+    pid: String,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn rss(&self) -> u64 {
+        rss_kib(&self.pid).unwrap_or(0)
+    }
+}
+
+fn start(opts: &Opts, kind: Kind, recovery: bool) -> Result<Server> {
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "0"]);
+    match kind {
+        Kind::Node => {
+            cmd.arg("node").arg(opts.root.join("bench/node/server.mjs"));
+        }
+        _ => {
+            cmd.arg(opts.bins.join(format!("bench-{}", kind.name())));
+        }
+    }
+    cmd.args(["--port", "0"]);
+    if recovery {
+        cmd.arg("--recovery");
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", kind.name()))?;
+    let pid = child.id().to_string();
+    let mut line = String::new();
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let Some(addr) = line.trim().strip_prefix("listening on ") else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("{} did not start: `{}`", kind.name(), line.trim()));
+    };
+    let addr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(Server { child, pid, addr })
+}
+
+/// A `faultproxy` process, killed (by its pid) when dropped.
+struct ProxyProcess {
+    child: Child,
+    stdin: ChildStdin,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    addr: SocketAddr,
+}
+
+impl ProxyProcess {
+    fn start(opts: &Opts, target: SocketAddr) -> Result<ProxyProcess> {
+        let mut child = Command::new("taskset")
+            .args(["-c", "1"])
+            .arg(opts.bins.join("faultproxy"))
+            .args(["--target", &target.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("faultproxy: {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        let line = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("faultproxy did not start: `{line}`"))?;
+        Ok(ProxyProcess {
+            child,
+            stdin,
+            lines,
+            addr,
+        })
+    }
+
+    fn command(&mut self, command: &str) -> Result<String> {
+        writeln!(self.stdin, "{command}").map_err(|e| e.to_string())?;
+        self.stdin.flush().map_err(|e| e.to_string())?;
+        self.lines
+            .next()
+            .and_then(|l| l.ok())
+            .ok_or_else(|| "faultproxy ended".to_owned())
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    if let Err(e) = runtime.block_on(run()) {
+        eprintln!("faults-run: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<()> {
+    let mut opts = Opts {
+        quick: false,
+        root: std::env::current_dir().map_err(|e| e.to_string())?,
+        bins: std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .parent()
+            .ok_or("no binary directory")?
+            .to_path_buf(),
+        out: PathBuf::new(),
+        only: Vec::new(),
+        servers: ALL.to_vec(),
+        storm_clients: 0,
+        soak_secs: 0,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--quick" => opts.quick = true,
+            "--root" => opts.root = PathBuf::from(value()?),
+            "--only" => opts.only = value()?.split(',').map(str::to_owned).collect(),
+            "--servers" => {
+                let names = value()?;
+                opts.servers = ALL
+                    .into_iter()
+                    .filter(|k| names.split(',').any(|n| n == k.name()))
+                    .collect();
+            }
+            "--storm-clients" => opts.storm_clients = value()?.parse().map_err(|_| "a number")?,
+            "--soak-secs" => opts.soak_secs = value()?.parse().map_err(|_| "a number")?,
+            other => return Err(format!("unknown flag `{other}`")),
+        }
+    }
+    if opts.storm_clients == 0 {
+        opts.storm_clients = if opts.quick { 2_000 } else { 19_000 };
+    }
+    if opts.soak_secs == 0 {
+        opts.soak_secs = if opts.quick { 120 } else { 600 };
+    }
+    if !opts.root.join("interop/node_modules/socket.io").is_dir() {
+        eprintln!(
+            "faults-run: interop/node_modules/socket.io is missing (npm ci --prefix interop); Node is left out"
+        );
+        opts.servers.retain(|k| *k != Kind::Node);
+    }
+    opts.out = opts.root.join("target/bench");
+    std::fs::create_dir_all(&opts.out).map_err(|e| e.to_string())?;
+    let mut doc = json!({
+        "date": utc_now(),
+        "quick": opts.quick,
+        "load_before": loadavg(),
+        "servers": opts.servers.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        "scenarios": {},
+    });
+    let mut md = format!(
+        "Fault scenarios, {} ({} mode); load average before: {}.\n\
+         Servers pinned to CPU 0; the clients (this workspace's `socketio-client`) and the proxy on the other core.\n\n",
+        doc["date"].as_str().unwrap_or(""),
+        if opts.quick { "quick" } else { "full" },
+        doc["load_before"].as_str().unwrap_or(""),
+    );
+    let mut results = serde_json::Map::new();
+    if opts.wants("drops") {
+        results.insert("drops".into(), drops_scenario(&opts, &mut md).await?);
+        doc["scenarios"] = Value::Object(results.clone());
+        save(&opts, &doc, &md)?;
+    }
+    if opts.wants("halfopen") {
+        results.insert("halfopen".into(), half_open_scenario(&opts, &mut md).await?);
+        doc["scenarios"] = Value::Object(results.clone());
+        save(&opts, &doc, &md)?;
+    }
+    if opts.wants("slow") {
+        results.insert("slow".into(), slow_scenario(&opts, &mut md).await?);
+        doc["scenarios"] = Value::Object(results.clone());
+        save(&opts, &doc, &md)?;
+    }
+    if opts.wants("storm") {
+        results.insert("storm".into(), storm_scenario(&opts, &mut md).await?);
+        doc["scenarios"] = Value::Object(results.clone());
+        save(&opts, &doc, &md)?;
+    }
+    if opts.wants("soak") {
+        results.insert("soak".into(), soak_scenario(&opts, &mut md).await?);
+        doc["scenarios"] = Value::Object(results.clone());
+        save(&opts, &doc, &md)?;
+    }
+    let _ = writeln!(md, "Load average after: {}.", loadavg());
+    doc["load_after"] = Value::from(loadavg());
+    save(&opts, &doc, &md)?;
+    println!("\n{md}");
+    Ok(())
+}
+
+fn save(opts: &Opts, doc: &Value, md: &str) -> Result<()> {
+    let json = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
+    std::fs::write(opts.out.join("faults.json"), json).map_err(|e| e.to_string())?;
+    std::fs::write(opts.out.join("faults.md"), md).map_err(|e| e.to_string())
+}
+
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn progress(line: &str) {
+    eprintln!("  {line}");
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+// ---- delivery under drops ----
+
+async fn drops_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
+    let (clients, broadcasts) = if opts.quick { (100, 500) } else { (500, 1500) };
+    let rate = 50;
+    let faults = Faults::default()
+        .drop_after(Between::new(
+            Duration::from_millis(300),
+            Duration::from_millis(3000),
+        ))
+        .drop_after_bytes(Between::new(500, 50_000));
+    let _ = writeln!(
+        md,
+        "## Delivery under drops\n\n\
+         {clients} clients in one room through the fault proxy; {broadcasts} broadcasts at {rate}/s from a client straight to the server. \
+         Each connection through the proxy is dropped after 0.3 to 3 s or after 0.5 to 50 kB, whichever comes first (seeded), and the clients reconnect with the official client's delays. \
+         Then the drops stop, every client comes back, and each client's record is counted.\n\n\
+         | server | recovery | delivered | lost | duplicated | reordered | clients with losses | drops | reconnections | recovered |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut runs: Vec<(Kind, bool)> = opts
+        .servers
+        .iter()
+        .map(|k| (*k, k.has_recovery()))
+        .collect();
+    if opts.servers.contains(&Kind::Ours) {
+        runs.push((Kind::Ours, false));
+    }
+    let mut out = Vec::new();
+    for (kind, recovery) in runs {
+        progress(&format!(
+            "drops: {} (recovery {})",
+            kind.name(),
+            if recovery { "on" } else { "off" }
+        ));
+        let server = start(opts, kind, recovery)?;
+        let proxy = Proxy::with_faults(server.addr, Faults::default(), 2026)
+            .await
+            .map_err(|e| e.to_string())?;
+        let d = drops(
+            server.addr,
+            &proxy,
+            &DropsOpts {
+                clients,
+                broadcasts,
+                rate,
+                faults: faults.clone(),
+                wait: Duration::from_secs(180),
+            },
+        )
+        .await?;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2}% | {} | {} | {} | {} | {} | {} | {} |",
+            kind.name(),
+            if recovery { "on" } else { "off" },
+            d.percent(),
+            d.lost,
+            d.duplicated,
+            d.reordered,
+            d.clients_with_losses,
+            d.drops,
+            d.reconnects,
+            d.recovered
+        );
+        out.push(json!({
+            "server": kind.name(), "recovery": recovery, "clients": d.clients,
+            "broadcasts": d.broadcasts, "expected": d.expected, "delivered": d.delivered,
+            "lost": d.lost, "duplicated": d.duplicated, "reordered": d.reordered,
+            "clients_with_losses": d.clients_with_losses, "drops": d.drops,
+            "reconnects": d.reconnects, "recovered": d.recovered, "percent": d.percent(),
+        }));
+    }
+    let _ = writeln!(md);
+    Ok(Value::Array(out))
+}
+
+// ---- half-open peers ----
+
+async fn half_open_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
+    let clients = if opts.quick { 500 } else { 2000 };
+    let _ = writeln!(
+        md,
+        "## Half-open peers\n\n\
+         {clients} clients join through the proxy; then the proxy stops forwarding every connection, closing nothing, and the clients go away. \
+         The server only learns of it from its heartbeat (default 25 s interval, 20 s timeout on every server). \
+         The server's connections are read every second through a client straight to it (the `stats` event).\n\n\
+         | server | memory before clients (MiB) | with clients | all closed after (s) | memory after | connections left |\n\
+         |---|---:|---:|---:|---:|---:|"
+    );
+    let mut out = Vec::new();
+    let mut series = Vec::new();
+    for &kind in &opts.servers {
+        progress(&format!("halfopen: {}", kind.name()));
+        let server = start(opts, kind, false)?;
+        let rss_empty = server.rss();
+        let proxy = Proxy::start(server.addr).await.map_err(|e| e.to_string())?;
+        let fleet = Fleet::join(&[proxy.url()], clients, 250, Duration::from_secs(120)).await?;
+        let watcher =
+            Broadcaster::connect(&format!("http://{}", server.addr), Duration::from_secs(30))
+                .await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss_full = server.rss();
+        proxy.half_open_all();
+        fleet.close();
+        drop(fleet);
+        let started = Instant::now();
+        let mut points = Vec::new();
+        let mut closed_after = None;
+        let mut left = 0;
+        while started.elapsed() < Duration::from_secs(120) {
+            // The watcher's own connection is one of them.
+            left = watcher.server_connections().await?.saturating_sub(1);
+            points.push((started.elapsed().as_secs_f64(), left as f64));
+            if left == 0 {
+                closed_after = Some(started.elapsed().as_secs_f64());
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let rss_after = server.rss();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            kind.name(),
+            mib(rss_empty),
+            mib(rss_full),
+            closed_after.map_or("not within 120".to_owned(), |s| format!("{s:.0}")),
+            mib(rss_after),
+            left
+        );
+        out.push(json!({
+            "server": kind.name(), "clients": clients, "rss_empty_kib": rss_empty,
+            "rss_full_kib": rss_full, "closed_after_secs": closed_after,
+            "rss_after_kib": rss_after, "left": left,
+        }));
+        series.push((kind, points));
+    }
+    let _ = writeln!(md, "\n![Half-open connections left](faults-halfopen.svg)\n");
+    plot(
+        &opts.out.join("faults-halfopen.svg"),
+        "Half-open connections the server still holds",
+        "seconds after the network went silent",
+        "connections",
+        &series,
+    )?;
+    Ok(Value::Array(out))
+}
+
+// ---- slow readers ----
+
+async fn slow_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
+    let clients = if opts.quick { 2_000 } else { 10_000 };
+    let slow = clients / 10;
+    let rate = 2;
+    let (calm_secs, slow_secs) = if opts.quick { (10, 60) } else { (20, 70) };
+    let _ = writeln!(
+        md,
+        "## Slow readers\n\n\
+         {clients} clients in the room, {slow} of them through the proxy; broadcasts at {rate}/s, each carrying its send time. \
+         After {calm_secs} s the proxy stops forwarding those {slow} connections, and their reconnections (it stops reading from the server, as a client that stops reading; nothing is closed), \
+         and broadcasts go on for {slow_secs} s. \
+         Latency is from the broadcast's send time to its arrival, over the clients that read; the slow ones are closed by the server, whatever its reason, and counted through the `stats` event.\n\n\
+         | server | p50 before (ms) | p99 before (ms) | p50 with slow readers (ms) | p99 with slow readers (ms) | memory before (MiB) | highest with slow readers (MiB) | slow ones closed after (s) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut out = Vec::new();
+    let mut series = Vec::new();
+    for &kind in &opts.servers {
+        progress(&format!("slow: {} ({clients} clients)", kind.name()));
+        let server = start(opts, kind, false)?;
+        let proxy = Proxy::start(server.addr).await.map_err(|e| e.to_string())?;
+        let direct = format!("http://{}", server.addr);
+        // One in ten through the proxy.
+        let mut urls = vec![direct.clone(); 9];
+        urls.push(proxy.url());
+        let fleet = Fleet::join(&urls, clients, 500, Duration::from_secs(600)).await?;
+        let broadcaster = Broadcaster::connect(&direct, Duration::from_secs(30)).await?;
+        let mut seq = 0;
+        let mut tick = tokio::time::interval(Duration::from_millis(1000 / rate));
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(calm_secs) {
+            tick.tick().await;
+            seq += 1;
+            broadcaster.send(seq)?;
+        }
+        let rss_before = server.rss();
+        let before = fleet.take_latency();
+        proxy.half_open_all();
+        // The slow clients stay slow: their reconnections (once they give the silent
+        // connection up) are half-open from the start.
+        proxy.set_faults(
+            Faults::default().half_open_after(Between::new(Duration::ZERO, Duration::ZERO)),
+        );
+        let silent = Instant::now();
+        let mut closed_after = None;
+        let mut highest = rss_before;
+        let mut points = Vec::new();
+        while silent.elapsed() < Duration::from_secs(slow_secs) {
+            tick.tick().await;
+            seq += 1;
+            broadcaster.send(seq)?;
+            if seq % rate == 0 {
+                let rss = server.rss();
+                highest = highest.max(rss);
+                points.push((silent.elapsed().as_secs_f64(), rss as f64 / 1024.0));
+                let conns = broadcaster.server_connections().await?;
+                // Every client that reads, and the broadcaster.
+                if closed_after.is_none() && conns <= (clients - slow + 1) as u64 {
+                    closed_after = Some(silent.elapsed().as_secs_f64());
+                }
+            }
+        }
+        let during = fleet.take_latency();
+        let ms = |h: &hdrhistogram::Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
+            kind.name(),
+            ms(&before, 0.5),
+            ms(&before, 0.99),
+            ms(&during, 0.5),
+            ms(&during, 0.99),
+            mib(rss_before),
+            mib(highest),
+            closed_after.map_or(format!("not within {slow_secs}"), |s| format!("{s:.0}")),
+        );
+        out.push(json!({
+            "server": kind.name(), "clients": clients, "slow": slow, "rate": rate,
+            "p50_before_ms": ms(&before, 0.5), "p99_before_ms": ms(&before, 0.99),
+            "p50_during_ms": ms(&during, 0.5), "p99_during_ms": ms(&during, 0.99),
+            "deliveries_during": during.len(),
+            "rss_before_kib": rss_before, "rss_highest_kib": highest, "closed_after_secs": closed_after,
+        }));
+        series.push((kind, points));
+        fleet.close();
+        drop(fleet);
+        drop(proxy);
+        drop(server);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let _ = writeln!(md, "\n![Memory with slow readers](faults-slow.svg)\n");
+    plot(
+        &opts.out.join("faults-slow.svg"),
+        "Server memory once a tenth of the clients stop reading",
+        "seconds after they stopped",
+        "resident memory (MiB)",
+        &series,
+    )?;
+    Ok(Value::Array(out))
+}
+
+// ---- reconnect storm ----
+
+async fn storm_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
+    let clients = opts.storm_clients;
+    let storms = if opts.quick { 2 } else { 3 };
+    let _ = writeln!(
+        md,
+        "## Reconnect storm\n\n\
+         {clients} WebSocket clients join the room through two `faultproxy` processes; then both proxies drop every connection at once, \
+         and the clients reconnect with the official client's delays (1 s, randomised by half, growing to 5 s); {storms} storms in a row on the same server. \
+         Time until every client is connected and back in the room; handshakes refused; the server's memory before the first storm and 10 s after the last client is back from each; \
+         the connections the server holds at the end (its `stats`, less the client that asks).\n\n\
+         | server | storm | clients back | time to all back (s) | attempts | refused | memory before (MiB) | after (MiB) | after/before | connections after |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut out = Vec::new();
+    for &kind in &opts.servers {
+        progress(&format!("storm: {} ({clients} clients)", kind.name()));
+        let server = start(opts, kind, false)?;
+        let mut proxies = vec![
+            ProxyProcess::start(opts, server.addr)?,
+            ProxyProcess::start(opts, server.addr)?,
+        ];
+        let urls: Vec<String> = proxies
+            .iter()
+            .map(|p| format!("http://{}", p.addr))
+            .collect();
+        let fleet = Fleet::join(&urls, clients, 500, Duration::from_secs(600)).await?;
+        let watcher =
+            Broadcaster::connect(&format!("http://{}", server.addr), Duration::from_secs(30))
+                .await?;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let before = server.rss();
+        for round in 1..=storms {
+            let mut cut_err = None;
+            let result = storm(
+                &fleet,
+                || {
+                    for p in &mut proxies {
+                        if let Err(e) = p.command("cut") {
+                            cut_err = Some(e);
+                        }
+                    }
+                },
+                Duration::from_secs(300),
+            )
+            .await;
+            if let Some(e) = cut_err {
+                return Err(e);
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let after = server.rss();
+            let conns = watcher.server_connections().await?.saturating_sub(1);
+            progress(&format!(
+                "  {result:?}, memory {before} KiB -> {after} KiB, {conns} connections"
+            ));
+            let _ = writeln!(
+                md,
+                "| {} | {round} | {} of {} | {:.1} | {} | {} | {} | {} | {:.2} | {conns} |",
+                kind.name(),
+                result.back,
+                result.clients,
+                result.secs,
+                result.attempts,
+                result.refused,
+                mib(before),
+                mib(after),
+                after as f64 / before.max(1) as f64
+            );
+            out.push(json!({
+                "server": kind.name(), "storm": round, "clients": result.clients, "back": result.back,
+                "secs": result.secs, "attempts": result.attempts, "refused": result.refused,
+                "rss_before_kib": before, "rss_after_kib": after, "connections_after": conns,
+            }));
+        }
+        fleet.close();
+        drop(fleet);
+        drop(watcher);
+        drop(proxies);
+        drop(server);
+        // Let the closed sockets' ports settle.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let _ = writeln!(md);
+    Ok(Value::Array(out))
+}
+
+// ---- soak ----
+
+async fn soak_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
+    let secs = opts.soak_secs;
+    let _ = writeln!(
+        md,
+        "## Soak\n\n\
+         {secs} s of broadcasts (20/s) to a room of 200 clients through the proxy (each connection dropped after 5 to 30 s), \
+         4 clients leaving and 4 new ones arriving every second; the server's memory sampled every 5 s. \
+         Servers with recovery have it on.\n\n\
+         | server | memory at 1 min (MiB) | at the end (MiB) | mean of the last fifth / mean of the second fifth | connections at the end |\n\
+         |---|---:|---:|---:|---:|"
+    );
+    let mut out = Vec::new();
+    let mut series = Vec::new();
+    for &kind in &opts.servers {
+        progress(&format!("soak: {} ({secs} s)", kind.name()));
+        let server = start(opts, kind, kind.has_recovery())?;
+        let proxy = Proxy::start(server.addr).await.map_err(|e| e.to_string())?;
+        let pid = server.pid.clone();
+        let samples = soak(
+            server.addr,
+            &proxy,
+            &SoakOpts {
+                duration: Duration::from_secs(secs),
+                clients: 200,
+                rate: 20,
+                churn: 4,
+                every: Duration::from_secs(5),
+                faults: Faults::default().drop_after(Between::new(
+                    Duration::from_secs(5),
+                    Duration::from_secs(30),
+                )),
+                wait: Duration::from_secs(120),
+            },
+            || Sample {
+                rss_kib: rss_kib(&pid).unwrap_or(0),
+                ..Sample::default()
+            },
+        )
+        .await?;
+        let n = samples.len().max(5);
+        let fifth = n / 5;
+        let mean =
+            |s: &[Sample]| s.iter().map(|x| x.rss_kib).sum::<u64>() as f64 / s.len().max(1) as f64;
+        let early = mean(&samples[fifth.min(samples.len())..(2 * fifth).min(samples.len())]);
+        let late = mean(&samples[samples.len().saturating_sub(fifth)..]);
+        let at_min = samples
+            .iter()
+            .find(|s| s.secs >= 60)
+            .map_or(0, |s| s.rss_kib);
+        let last = samples.last().copied().unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.3} | {} |",
+            kind.name(),
+            mib(at_min),
+            mib(last.rss_kib),
+            late / early.max(1.0),
+            last.connections
+        );
+        out.push(json!({
+            "server": kind.name(), "secs": secs,
+            "samples": samples.iter().map(|s| json!([s.secs, s.rss_kib, s.connections, s.joined])).collect::<Vec<_>>(),
+        }));
+        series.push((
+            kind,
+            samples
+                .iter()
+                .map(|s| (s.secs as f64, s.rss_kib as f64 / 1024.0))
+                .collect(),
+        ));
+    }
+    let _ = writeln!(md, "\n![Memory over the soak](faults-soak.svg)\n");
+    plot(
+        &opts.out.join("faults-soak.svg"),
+        "Server memory over the soak",
+        "seconds",
+        "resident memory (MiB)",
+        &series,
+    )?;
+    Ok(Value::Array(out))
+}
+
+// ---- plots ----
+
+/// A line plot of one series per server, as SVG.
+fn plot(
+    path: &std::path::Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(Kind, Vec<(f64, f64)>)],
+) -> Result<()> {
+    let (w, h, left, bottom, top, right) = (640.0, 360.0, 60.0, 40.0, 30.0, 110.0);
+    let points = series.iter().flat_map(|(_, p)| p.iter());
+    let x_max = points.clone().map(|p| p.0).fold(1.0_f64, f64::max);
+    let y_max = points.map(|p| p.1).fold(1.0_f64, f64::max) * 1.1;
+    let sx = |x: f64| left + x / x_max * (w - left - right);
+    let sy = |y: f64| h - bottom - y / y_max * (h - bottom - top);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"13\">{title}</text>\n\
+         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{x_label}</text>\n\
+         <text x=\"14\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {})\">{y_label}</text>\n",
+        w / 2.0,
+        h - bottom,
+        w - right,
+        h - bottom,
+        h - bottom,
+        (left + w - right) / 2.0,
+        h - 6.0,
+        h / 2.0,
+        h / 2.0,
+    );
+    for i in 0..=4 {
+        let (xv, yv) = (x_max * i as f64 / 4.0, y_max * i as f64 / 4.0);
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{xv:.0}</text>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{yv:.0}</text>",
+            sx(xv),
+            h - bottom + 14.0,
+            left - 4.0,
+            sy(yv) + 4.0
+        );
+    }
+    for (i, (kind, pts)) in series.iter().enumerate() {
+        let line: Vec<String> = pts
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"/>\
+             <text x=\"{}\" y=\"{}\" fill=\"{}\">{}</text>",
+            kind.color(),
+            line.join(" "),
+            w - right + 8.0,
+            top + 16.0 * (i as f64 + 1.0),
+            kind.color(),
+            kind.name()
+        );
+    }
+    svg.push_str("</svg>\n");
+    std::fs::write(path, svg).map_err(|e| e.to_string())
+}
