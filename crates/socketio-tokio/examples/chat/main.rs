@@ -12,7 +12,9 @@
 //! `socket.io.min.js` to serve), `--redis <url>` (join the cluster of every
 //! instance started with the same Redis: messages, typing and presence
 //! events reach the members of a room on every instance; each instance
-//! keeps its own member lists and history). The event contract is in
+//! keeps its own member lists and history), `--admin <password>` (the
+//! Socket.IO Admin UI at `/admin/`, user `admin`; `--admin-ui <path>`:
+//! the UI's files, the npm package's `ui/dist`). The event contract is in
 //! `README.md`.
 
 mod server;
@@ -24,15 +26,19 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: chat [--addr <ip>] [--port <port>] [--client <path to socket.io.min.js>]
             [--redis <redis://host:port>]
+            [--admin <password>] [--admin-ui <path to @socket.io/admin-ui/ui/dist>]
 
 Serves the chat page and its Socket.IO endpoint on http://<addr>:<port>
 (default http://127.0.0.1:3000). With --redis, every instance started with
-the same Redis forms one cluster.";
+the same Redis forms one cluster. With --admin, the Socket.IO Admin UI is
+at http://<addr>:<port>/admin/ (user admin, the password given).";
 
 struct Args {
     addr: SocketAddr,
     client: PathBuf,
     redis: Option<String>,
+    admin: Option<String>,
+    admin_ui: PathBuf,
 }
 
 /// The arguments, or `None` when help was asked for.
@@ -42,6 +48,8 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut addr: Option<SocketAddr> = None;
     let mut client = server::default_client_path();
     let mut redis = None;
+    let mut admin = None;
+    let mut admin_ui = server::default_admin_ui_path();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -79,6 +87,8 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "--client" => client = PathBuf::from(value()?),
             "--redis" => redis = Some(value()?),
+            "--admin" => admin = Some(value()?),
+            "--admin-ui" => admin_ui = PathBuf::from(value()?),
             _ => return Err(format!("unknown argument `{arg}`\n\n{USAGE}")),
         }
     }
@@ -91,6 +101,8 @@ fn parse_args() -> Result<Option<Args>, String> {
         addr,
         client,
         redis,
+        admin,
+        admin_ui,
     }))
 }
 
@@ -152,7 +164,27 @@ async fn main() -> ExitCode {
         },
         None => None,
     };
-    match server::serve_on(io, listener, client_js, stop).await {
+    let admin_ui = match &args.admin {
+        Some(password) => {
+            let server_id = match listener.local_addr() {
+                Ok(addr) => format!("chat@{addr}"),
+                Err(_) => format!("chat@{}", args.addr),
+            };
+            match server::admin(&io, password, server_id, &args.admin_ui) {
+                Ok(ui) => {
+                    println!("admin UI on /admin/ (user admin)");
+                    Some(ui)
+                }
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
+    let http = server::http_server(&io);
+    match server::serve_app(io, http, listener, client_js, admin_ui, stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -48,6 +48,39 @@ pub(crate) fn default_client_path() -> PathBuf {
         .join("../../interop/node_modules/socket.io-client/dist/socket.io.min.js")
 }
 
+/// Where the Admin UI's files are, in the workspace's `interop` folder
+/// (installed by `npm ci --prefix interop`).
+pub(crate) fn default_admin_ui_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../interop/node_modules/@socket.io/admin-ui/ui/dist")
+}
+
+/// Instruments `io` for the Admin UI (namespace `/admin`, user `admin`,
+/// the password hashed here with bcrypt), as the server `server_id` in
+/// the UI; the UI's files from `ui_dir`, served at `/admin/`.
+pub(crate) fn admin(
+    io: &SocketIo,
+    password: &str,
+    server_id: String,
+    ui_dir: &Path,
+) -> Result<socketio_admin::UiService, String> {
+    let ui = socketio_admin::UiService::new(ui_dir);
+    if !ui.is_installed() {
+        return Err(format!(
+            "the Admin UI is missing at {}\n\
+             Install it with `npm ci --prefix interop` at the workspace root \
+             (or pass its path with --admin-ui).",
+            ui_dir.display()
+        ));
+    }
+    let hash = socketio_admin::bcrypt::hash(password, socketio_admin::bcrypt::DEFAULT_COST)
+        .map_err(|e| format!("cannot hash the admin password: {e}"))?;
+    let options = socketio_admin::AdminOptions::new(socketio_admin::Auth::basic("admin", hash))
+        .server_id(server_id);
+    socketio_admin::instrument(io, options).map_err(|e| e.to_string())?;
+    Ok(ui)
+}
+
 /// Reads the browser client, or says how to install it.
 pub(crate) fn load_client(path: &Path) -> Result<Bytes, String> {
     match std::fs::read(path) {
@@ -525,11 +558,23 @@ pub(crate) fn router(io: &SocketIo, client_js: Bytes) -> Router {
         .fallback_service(io.service())
 }
 
+/// The application with the Admin UI at `/admin/`.
+pub(crate) fn router_with_admin(
+    io: &SocketIo,
+    client_js: Bytes,
+    ui: socketio_admin::UiService,
+) -> Router {
+    router(io, client_js)
+        .route_service("/admin", ui.clone())
+        .route_service("/admin/", ui.clone())
+        .route_service("/admin/{*file}", ui)
+}
+
 /// Serves the chat on `listener` until `stop` completes; then the sockets
 /// are closed ("server shutting down") and the server returns.
 #[allow(
     dead_code,
-    reason = "the tests' entry point; the binary calls `serve_on`"
+    reason = "the tests' entry point; the binary calls `serve_app`"
 )]
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -567,6 +612,10 @@ pub(crate) fn http_server(io: &SocketIo) -> HttpServer {
 
 /// Serves the chat with `io` (a server that may be one node of a cluster)
 /// on `listener` until `stop` completes, like [`serve`].
+#[allow(
+    dead_code,
+    reason = "the cluster tests' entry point; the binary calls `serve_app`"
+)]
 pub(crate) async fn serve_on(
     io: SocketIo,
     listener: TcpListener,
@@ -587,8 +636,24 @@ pub(crate) async fn serve_with(
     client_js: Bytes,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    serve_app(io, server, listener, client_js, None, stop).await
+}
+
+/// Serves the chat, and the Admin UI's files when `admin_ui` is given (see
+/// [`admin`]), like [`serve_with`].
+pub(crate) async fn serve_app(
+    io: SocketIo,
+    server: HttpServer,
+    listener: TcpListener,
+    client_js: Bytes,
+    admin_ui: Option<socketio_admin::UiService>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     io.ns("/", on_connect);
-    let app = router(&io, client_js);
+    let app = match admin_ui {
+        Some(ui) => router_with_admin(&io, client_js, ui),
+        None => router(&io, client_js),
+    };
     server
         .serve_until(listener, app, async move {
             stop.await;
