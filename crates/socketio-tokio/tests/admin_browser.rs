@@ -39,7 +39,7 @@ impl Drop for Redis {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_admin_ui_lists_and_disconnects_the_chat_clients_of_a_cluster() {
+async fn browser_admin_ui_lists_and_disconnects_the_chat_clients_of_a_cluster() {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: install Chromium with \
