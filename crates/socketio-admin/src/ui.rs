@@ -189,8 +189,69 @@ impl<B> tower_service::Service<Request<B>> for UiService {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_are_served_under_the_mount_path_with_their_types() {
+        let dir = std::env::temp_dir().join(format!("socketio-admin-ui-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("js")).unwrap();
+        std::fs::write(
+            dir.join("index.html"),
+            r#"<link href="https://cdn.example/x.css" rel="stylesheet"><link href="css/a.css" rel="stylesheet">"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join("js/app.js"), "run()").unwrap();
+        let ui = UiService::new(&dir).mounted_at("/admin/");
+        assert!(ui.is_installed());
+
+        let res = ui.respond("/admin");
+        assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(res.headers()[header::LOCATION], "/admin/");
+
+        let res = ui.respond("/admin/");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        let body = res.into_body();
+        let body = body_text(body);
+        assert_eq!(body, r#"<link href="css/a.css" rel="stylesheet">"#);
+
+        let res = ui.respond("/admin/js/app.js");
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(body_text(res.into_body()), "run()");
+
+        assert_eq!(
+            ui.respond("/admin/js/none.js").status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ui.respond("/admin/../Cargo.toml").status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ui.respond("/other/js/app.js").status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(ui.respond("/administrator").status(), StatusCode::NOT_FOUND);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The whole body of a served file, as text.
+    fn body_text(body: Full<Bytes>) -> String {
+        use http_body_util::BodyExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = rt.block_on(body.collect()).unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
 
     #[test]
     fn paths_that_leave_the_directory_are_refused() {

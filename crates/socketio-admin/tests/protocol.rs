@@ -293,3 +293,50 @@ fn hashes_made_by_bcryptjs_are_verified() {
         socketio_admin::instrument(&io, AdminOptions::new(Auth::basic("admin", "plain"))).is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_field_stays_out_of_the_applications_data() {
+    let io = SocketIo::new().unwrap();
+    io.ns("/", |socket: Socket| async move {
+        socket.set_data(&json!({ "name": "ana" })).unwrap();
+    });
+    socketio_admin::instrument(&io, AdminOptions::new(Auth::None)).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = io.clone();
+    tokio::spawn(async move { serving.serve(listener).await });
+    let client = socketio_client::connect(&format!("http://{addr}/"))
+        .connect()
+        .unwrap();
+    let mut sockets = Vec::new();
+    for _ in 0..400 {
+        sockets = io.of("/").sockets();
+        if sockets.first().is_some_and(|s| s.data::<Value>().is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let socket = sockets.first().expect("the client joined");
+    // The client opens with long-polling and upgrades: the field follows.
+    for _ in 0..400 {
+        if socket.transport().as_str() == "websocket" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(socket.transport().as_str(), "websocket");
+    // The application reads back what it set, and only that.
+    assert_eq!(socket.data::<Value>(), Some(json!({ "name": "ana" })));
+    let fetched = io.of("/").fetch_sockets().await.unwrap();
+    let data = &fetched[0].data;
+    assert_eq!(data["name"], "ana");
+    assert_eq!(data["_admin"]["clientId"].as_str().unwrap().len(), 12);
+    assert_eq!(data["_admin"]["transport"], "websocket");
+    // Setting the data again leaves the field in place.
+    socket.set_data(&json!({ "name": "bea" })).unwrap();
+    let fetched = io.of("/").fetch_sockets().await.unwrap();
+    assert_eq!(fetched[0].data["name"], "bea");
+    assert_eq!(fetched[0].data["_admin"]["transport"], "websocket");
+    assert_eq!(socket.data::<Value>(), Some(json!({ "name": "bea" })));
+    drop(client);
+}
