@@ -39,6 +39,7 @@ pub struct UiService {
 struct Inner {
     dir: PathBuf,
     mount: String,
+    icons: Option<PathBuf>,
 }
 
 impl UiService {
@@ -48,6 +49,7 @@ impl UiService {
             inner: Arc::new(Inner {
                 dir: dir.into(),
                 mount: "/admin".to_owned(),
+                icons: None,
             }),
         }
     }
@@ -62,6 +64,20 @@ impl UiService {
             inner: Arc::new(Inner {
                 dir: self.inner.dir.clone(),
                 mount,
+                icons: self.inner.icons.clone(),
+            }),
+        }
+    }
+
+    /// Serves the icon font that `index.html` loads from a CDN from `dir`
+    /// instead (the npm package `@mdi/font`, with its `css` and `fonts`),
+    /// under `<mount>/mdi/`; without it the UI's buttons show no icons.
+    pub fn with_icons(self, dir: impl Into<PathBuf>) -> UiService {
+        UiService {
+            inner: Arc::new(Inner {
+                dir: self.inner.dir.clone(),
+                mount: self.inner.mount.clone(),
+                icons: Some(dir.into()),
             }),
         }
     }
@@ -90,12 +106,19 @@ impl UiService {
         if !safe(file) {
             return status(StatusCode::NOT_FOUND);
         }
-        let full = self.inner.dir.join(file);
+        let full = match (file.strip_prefix(ICONS), &self.inner.icons) {
+            (Some(icon_file), Some(icons)) => icons.join(icon_file),
+            _ => self.inner.dir.join(file),
+        };
         let Ok(bytes) = std::fs::read(&full) else {
             return status(StatusCode::NOT_FOUND);
         };
         let body = match file == "index.html" {
-            true => Bytes::from(strip_remote_stylesheets(&String::from_utf8_lossy(&bytes))),
+            true => {
+                let html = String::from_utf8_lossy(&bytes);
+                let icons = self.inner.icons.is_some().then_some(ICONS_CSS);
+                Bytes::from(strip_remote_stylesheets(&html, icons))
+            }
             false => Bytes::from(bytes),
         };
         let mut res = Response::new(Full::new(body));
@@ -149,8 +172,14 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// `index.html` without the `<link>` tags that load from another origin.
-fn strip_remote_stylesheets(html: &str) -> String {
+/// Where the icon font is served, under the mount path.
+const ICONS: &str = "mdi/";
+/// Its stylesheet, relative to `index.html`.
+const ICONS_CSS: &str = "mdi/css/materialdesignicons.min.css";
+
+/// `index.html` without the `<link>` tags that load from another origin;
+/// the icon font's stylesheet from `icons` when given.
+fn strip_remote_stylesheets(html: &str, icons: Option<&str>) -> String {
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     while let Some(start) = rest.find("<link") {
@@ -158,7 +187,11 @@ fn strip_remote_stylesheets(html: &str) -> String {
         let tail = &rest[start..];
         let end = tail.find('>').map_or(tail.len(), |e| e + 1);
         let tag = &tail[..end];
-        if !(tag.contains("href=\"https://")
+        if let Some(css) = icons
+            && tag.contains("materialdesignicons")
+        {
+            out.push_str(&format!(r#"<link rel="stylesheet" href="{css}">"#));
+        } else if !(tag.contains("href=\"https://")
             || tag.contains("href=\"http://")
             || tag.contains("href=\"//"))
         {
@@ -243,6 +276,33 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    #[test]
+    fn the_icon_font_is_served_from_its_own_directory() {
+        let base =
+            std::env::temp_dir().join(format!("socketio-admin-icons-{}", std::process::id()));
+        let (dir, icons) = (base.join("ui"), base.join("mdi"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(icons.join("css")).unwrap();
+        std::fs::write(
+            dir.join("index.html"),
+            r#"<link rel="stylesheet" href="https://cdn.example/npm/@mdi/font@latest/css/materialdesignicons.min.css">"#,
+        )
+        .unwrap();
+        std::fs::write(icons.join("css/materialdesignicons.min.css"), ".mdi{}").unwrap();
+        let ui = UiService::new(&dir).with_icons(&icons);
+        assert_eq!(
+            body_text(ui.respond("/admin/").into_body()),
+            r#"<link rel="stylesheet" href="mdi/css/materialdesignicons.min.css">"#
+        );
+        let res = ui.respond("/admin/mdi/css/materialdesignicons.min.css");
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "text/css; charset=utf-8"
+        );
+        assert_eq!(body_text(res.into_body()), ".mdi{}");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
     /// The whole body of a served file, as text.
     fn body_text(body: Full<Bytes>) -> String {
         use http_body_util::BodyExt;
@@ -266,7 +326,7 @@ mod tests {
     fn remote_stylesheets_are_left_out() {
         let html = r#"<head><link rel="icon" href="favicon.png"><link rel="stylesheet" href="https://fonts.example/css"><link href="css/app.css" rel="stylesheet"></head>"#;
         assert_eq!(
-            strip_remote_stylesheets(html),
+            strip_remote_stylesheets(html, None),
             r#"<head><link rel="icon" href="favicon.png"><link href="css/app.css" rel="stylesheet"></head>"#
         );
     }

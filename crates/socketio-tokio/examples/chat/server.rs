@@ -64,7 +64,12 @@ pub(crate) fn admin(
     server_id: String,
     ui_dir: &Path,
 ) -> Result<socketio_admin::UiService, String> {
-    let ui = socketio_admin::UiService::new(ui_dir);
+    let mut ui = socketio_admin::UiService::new(ui_dir);
+    // The icon font the UI would load from a CDN, when it is installed.
+    let icons = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/node_modules/@mdi/font");
+    if icons.join("css").is_dir() {
+        ui = ui.with_icons(icons);
+    }
     if !ui.is_installed() {
         return Err(format!(
             "the Admin UI is missing at {}\n\
