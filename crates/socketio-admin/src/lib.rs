@@ -295,7 +295,10 @@ async fn authenticate(
                 .await
                 .unwrap_or(false);
         if matches {
-            let id = random_id();
+            let Some(id) = random_id() else {
+                tracing::error!("admin UI: no randomness for a session id");
+                return Err(ConnectError::new("no session"));
+            };
             sessions.insert(id.clone());
             req.extensions().insert(NewSession(id));
             return Ok(());
@@ -305,18 +308,13 @@ async fn authenticate(
     Err(ConnectError::new("invalid credentials"))
 }
 
-/// 8 random bytes in hex, as the reference's session ids.
-fn random_id() -> String {
+/// 8 random bytes in hex, as the reference's session ids; `None` when the
+/// operating system gives no randomness (a guessable session id would let
+/// anyone in).
+fn random_id() -> Option<String> {
     let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        // Without the system's randomness, the clock's nanoseconds and a
-        // counter still make the id unique on this server.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        bytes = nanos.to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The name of this host, as the reference's `os.hostname()`.
