@@ -15,8 +15,11 @@
 //! keeps its own member lists and history), `--redis-cluster <url,...>`
 //! (the same through a Redis Cluster, with the sharded adapter),
 //! `--redis-streams <url>` (the same through Redis Streams),
-//! `--postgres <connection string>` (the same through Postgres). The event
-//! contract is in `README.md`.
+//! `--postgres <connection string>` (the same through Postgres),
+//! `--metrics` (Prometheus metrics at `/metrics`), `--admin <password>` (the
+//! Socket.IO Admin UI at `/admin/`, user `admin`; `--admin-ui <path>`: the
+//! UI's files, the npm package's `ui/dist`). The event contract is in
+//! `README.md`.
 
 mod server;
 
@@ -30,13 +33,15 @@ usage: chat [--addr <ip>] [--port <port>] [--client <path to socket.io.min.js>]
             [--redis-cluster <redis://host:port,...>]
             [--redis-streams <redis://host:port>]
             [--postgres <postgresql://user@host:port/db>] [--metrics]
+            [--admin <password>] [--admin-ui <path to @socket.io/admin-ui/ui/dist>]
 
 Serves the chat page and its Socket.IO endpoint on http://<addr>:<port>
 (default http://127.0.0.1:3000). With --redis, every instance started with
 the same Redis forms one cluster; --redis-cluster does the same through the
 nodes of a Redis Cluster (sharded pub/sub), --redis-streams through Redis
 Streams, --postgres through Postgres. With --metrics, Prometheus metrics
-are served at /metrics.";
+are served at /metrics. With --admin, the Socket.IO Admin UI is at
+http://<addr>:<port>/admin/ (user admin, the password given).";
 
 struct Args {
     addr: SocketAddr,
@@ -46,6 +51,8 @@ struct Args {
     redis_cluster: Option<String>,
     redis_streams: Option<String>,
     postgres: Option<String>,
+    admin: Option<String>,
+    admin_ui: PathBuf,
 }
 
 /// The arguments, or `None` when help was asked for.
@@ -59,6 +66,8 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut redis_cluster = None;
     let mut redis_streams = None;
     let mut postgres = None;
+    let mut admin = None;
+    let mut admin_ui = server::default_admin_ui_path();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -103,6 +112,8 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--redis-cluster" => redis_cluster = Some(value()?),
             "--redis-streams" => redis_streams = Some(value()?),
             "--postgres" => postgres = Some(value()?),
+            "--admin" => admin = Some(value()?),
+            "--admin-ui" => admin_ui = PathBuf::from(value()?),
             _ => return Err(format!("unknown argument `{arg}`\n\n{USAGE}")),
         }
     }
@@ -130,6 +141,8 @@ fn parse_args() -> Result<Option<Args>, String> {
         redis_cluster,
         redis_streams,
         postgres,
+        admin,
+        admin_ui,
     }))
 }
 
@@ -243,6 +256,22 @@ async fn main() -> ExitCode {
         None => None,
     };
     let mut routes = axum::Router::new();
+    if let Some(password) = &args.admin {
+        let server_id = match listener.local_addr() {
+            Ok(addr) => format!("chat@{addr}"),
+            Err(_) => format!("chat@{}", args.addr),
+        };
+        match server::admin(&io, password, server_id, &args.admin_ui) {
+            Ok(ui) => {
+                println!("admin UI on /admin/ (user admin)");
+                routes = routes.merge(server::admin_routes(ui));
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if args.metrics {
         let metrics = socketio_metrics::Metrics::new(&io);
         routes = routes.route_service("/metrics", metrics);

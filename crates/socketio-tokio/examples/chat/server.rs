@@ -48,6 +48,52 @@ pub(crate) fn default_client_path() -> PathBuf {
         .join("../../interop/node_modules/socket.io-client/dist/socket.io.min.js")
 }
 
+/// Where the Admin UI's files are, in the workspace's `interop` folder
+/// (installed by `npm ci --prefix interop`).
+pub(crate) fn default_admin_ui_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../interop/node_modules/@socket.io/admin-ui/ui/dist")
+}
+
+/// Instruments `io` for the Admin UI (namespace `/admin`, user `admin`,
+/// the password hashed here with bcrypt), as the server `server_id` in
+/// the UI; the UI's files from `ui_dir`, served at `/admin/`.
+pub(crate) fn admin(
+    io: &SocketIo,
+    password: &str,
+    server_id: String,
+    ui_dir: &Path,
+) -> Result<socketio_admin::UiService, String> {
+    let mut ui = socketio_admin::UiService::new(ui_dir);
+    // The icon font the UI would load from a CDN, when it is installed.
+    let icons = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/node_modules/@mdi/font");
+    if icons.join("css").is_dir() {
+        ui = ui.with_icons(icons);
+    }
+    if !ui.is_installed() {
+        return Err(format!(
+            "the Admin UI is missing at {}\n\
+             Install it with `npm ci --prefix interop` at the workspace root \
+             (or pass its path with --admin-ui).",
+            ui_dir.display()
+        ));
+    }
+    let hash = socketio_admin::bcrypt::hash(password, socketio_admin::bcrypt::DEFAULT_COST)
+        .map_err(|e| format!("cannot hash the admin password: {e}"))?;
+    let options = socketio_admin::AdminOptions::new(socketio_admin::Auth::basic("admin", hash))
+        .server_id(server_id);
+    socketio_admin::instrument(io, options).map_err(|e| e.to_string())?;
+    Ok(ui)
+}
+
+/// The routes of the Admin UI's files, at `/admin/`.
+pub(crate) fn admin_routes(ui: socketio_admin::UiService) -> Router {
+    Router::new()
+        .route_service("/admin", ui.clone())
+        .route_service("/admin/", ui.clone())
+        .route_service("/admin/{*file}", ui)
+}
+
 /// Reads the browser client, or says how to install it.
 pub(crate) fn load_client(path: &Path) -> Result<Bytes, String> {
     match std::fs::read(path) {
@@ -590,8 +636,23 @@ pub(crate) async fn serve_with(
     serve_with_routes(io, server, listener, client_js, Router::new(), stop).await
 }
 
-/// Serves the chat as [`serve_with`] does, with `routes` (metrics, say)
-/// beside the chat's own.
+/// Serves the chat, and the Admin UI's files when `admin_ui` is given (see
+/// [`admin`]), like [`serve_with`].
+#[allow(dead_code, reason = "the Admin UI test's entry point")]
+pub(crate) async fn serve_app(
+    io: SocketIo,
+    server: HttpServer,
+    listener: TcpListener,
+    client_js: Bytes,
+    admin_ui: Option<socketio_admin::UiService>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let routes = admin_ui.map(admin_routes).unwrap_or_default();
+    serve_with_routes(io, server, listener, client_js, routes, stop).await
+}
+
+/// Serves the chat as [`serve_with`] does, with `routes` (metrics, the
+/// Admin UI's files) beside the chat's own.
 pub(crate) async fn serve_with_routes(
     io: SocketIo,
     server: HttpServer,

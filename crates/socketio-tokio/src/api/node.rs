@@ -200,12 +200,24 @@ fn describe(state: &State, socket: &SocketInner) -> RemoteSocket {
             .iter()
             .map(|r| r.to_string())
             .collect(),
-        socket
-            .data()
-            .as_deref()
-            .and_then(|d| serde_json::from_str(d).ok())
-            .unwrap_or_else(|| serde_json::json!({})),
+        described_data(socket),
     )
+}
+
+/// The socket's data with the fields set by
+/// [`Socket::set_data_field`](crate::Socket::set_data_field).
+fn described_data(socket: &SocketInner) -> serde_json::Value {
+    let mut data = socket
+        .data()
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let serde_json::Value::Object(map) = &mut data {
+        for (name, value) in socket.data_fields().iter() {
+            map.insert(name.clone(), value.clone());
+        }
+    }
+    data
 }
 
 /// Milliseconds since the epoch as JavaScript's `new Date().toString()`

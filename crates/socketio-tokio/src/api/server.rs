@@ -373,6 +373,27 @@ impl fmt::Debug for SocketIo {
     }
 }
 
+/// A handle to a [`SocketIo`] that does not keep it alive
+/// ([`SocketIo::downgrade`]): what a listener the server holds, or a
+/// background task, keeps to reach the server without a reference cycle.
+#[derive(Clone)]
+pub struct WeakSocketIo {
+    shared: std::sync::Weak<Shared>,
+}
+
+impl fmt::Debug for WeakSocketIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakSocketIo").finish_non_exhaustive()
+    }
+}
+
+impl WeakSocketIo {
+    /// The server, while some [`SocketIo`] handle of it is still there.
+    pub fn upgrade(&self) -> Option<SocketIo> {
+        self.shared.upgrade().map(|shared| SocketIo { shared })
+    }
+}
+
 /// Who a socket's stored emit goes to: its own room, on this node (the
 /// reference sends a socket's emits through its adapter this way when
 /// recovery is on).
@@ -593,6 +614,13 @@ impl SocketIo {
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::new(listener));
         self.shared.lock().record_room_events(true);
+    }
+
+    /// A handle to this server that does not keep it alive.
+    pub fn downgrade(&self) -> WeakSocketIo {
+        WeakSocketIo {
+            shared: Arc::downgrade(&self.shared),
+        }
     }
 
     /// Calls `listener` with every socket that joins any namespace, right

@@ -386,6 +386,9 @@ pub(crate) struct SocketInner {
     /// The rooms the socket was in when it left, while its disconnecting
     /// handlers run (it is out of them by then).
     pub(crate) left_rooms: Mutex<Vec<Str>>,
+    /// Fields added to the data as [`fetch_sockets`](crate::BroadcastOperator::fetch_sockets)
+    /// describes it, kept out of the application's data.
+    pub(crate) data_fields: Mutex<Vec<(String, serde_json::Value)>>,
 }
 
 impl SocketInner {
@@ -395,6 +398,10 @@ impl SocketInner {
 
     pub(crate) fn data(&self) -> MutexGuard<'_, Option<Str>> {
         self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn data_fields(&self) -> MutexGuard<'_, Vec<(String, serde_json::Value)>> {
+        self.data_fields.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn left_rooms(&self) -> MutexGuard<'_, Vec<Str>> {
@@ -525,6 +532,23 @@ impl Socket {
         })?;
         *self.0.data() = Some(Str::from(json));
         Ok(())
+    }
+
+    /// Sets field `name` of the socket's data as
+    /// [`fetch_sockets`](crate::BroadcastOperator::fetch_sockets) describes
+    /// it, on this node and to the other nodes of a cluster, without
+    /// touching the application's data: [`data`](Socket::data) does not
+    /// see it and [`set_data`](Socket::set_data) does not erase it. Where
+    /// instrumentation leaves what other servers read (the admin UI's
+    /// `socket.data._admin`). The field is shown when the application's
+    /// data is an object or unset; data of another JSON type is shown as
+    /// it is.
+    pub fn set_data_field(&self, name: &str, value: serde_json::Value) {
+        let mut fields = self.0.data_fields();
+        match fields.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value,
+            None => fields.push((name.to_owned(), value)),
+        }
     }
 
     /// The id of the Engine.IO session the socket runs over (the

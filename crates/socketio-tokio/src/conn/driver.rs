@@ -712,6 +712,7 @@ impl Driver {
             stored: self.shared.config.recovery.is_some(),
             data: std::sync::Mutex::new(None),
             left_rooms: std::sync::Mutex::new(Vec::new()),
+            data_fields: std::sync::Mutex::new(Vec::new()),
         })
     }
 
