@@ -54,10 +54,39 @@ pub struct Counters {
     pub buffer_overflows: u64,
 }
 
-impl Counters {
+/// [`Counters`] as a connection keeps them between two takes, in 32 bits
+/// (saturating: a binding takes them at every step).
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    packets_in: u32,
+    bytes_in: u32,
+    packets_out: u32,
+    bytes_out: u32,
+    upgrades_failed: u16,
+    buffer_overflows: u16,
+}
+
+fn add32(counter: &mut u32, n: usize) {
+    *counter = counter.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+}
+
+impl Tally {
     fn sent(&mut self, out: &Out) {
-        self.packets_out += 1;
-        self.bytes_out += out.size() as u64;
+        add32(&mut self.packets_out, 1);
+        add32(&mut self.bytes_out, out.size());
+    }
+
+    fn received(&mut self, bytes: usize) {
+        add32(&mut self.packets_in, 1);
+        add32(&mut self.bytes_in, bytes);
+    }
+
+    fn upgrade_failed(&mut self) {
+        self.upgrades_failed = self.upgrades_failed.saturating_add(1);
+    }
+
+    fn overflow(&mut self) {
+        self.buffer_overflows = self.buffer_overflows.saturating_add(1);
     }
 }
 
@@ -146,8 +175,9 @@ enum Transport {
 ///   [`poll_timeout`](Connection::poll_timeout).
 #[derive(Debug)]
 pub struct Connection {
-    /// What the binding counts, since it last took it.
-    counters: Counters,
+    /// What the binding counts, since it last took it (taken at every
+    /// step of the binding: small counts, kept small).
+    counters: Tally,
     config: Arc<Config>,
     sid: Str,
     eio: EioVersion,
@@ -231,7 +261,7 @@ impl Connection {
             upgrade_deadline: None,
             buffer: VecDeque::new(),
             buffered_bytes: 0,
-            counters: Counters::default(),
+            counters: Tally::default(),
             side: VecDeque::new(),
             responses: VecDeque::new(),
             events: VecDeque::new(),
@@ -478,7 +508,7 @@ impl Connection {
         if len > self.config.max_payload {
             if matches!(self.upgrade, Upgrade::Opened { ws: p } | Upgrade::Probed { ws: p } if p == ws)
             {
-                self.counters.upgrades_failed += 1;
+                self.counters.upgrade_failed();
                 self.side.push_back(Transmit::Close { transport: ws });
                 self.upgrade = Upgrade::None;
                 self.upgrade_deadline = None;
@@ -557,7 +587,7 @@ impl Connection {
             }
             _ => {
                 // Anything else during the probe closes the new transport.
-                self.counters.upgrades_failed += 1;
+                self.counters.upgrade_failed();
                 self.side.push_back(Transmit::Close { transport: ws });
                 self.upgrade = Upgrade::None;
                 self.upgrade_deadline = None;
@@ -570,7 +600,7 @@ impl Connection {
     pub fn handle_transport_closed(&mut self, _now: Instant, id: RequestId, error: bool) {
         match self.upgrade {
             Upgrade::Opened { ws } | Upgrade::Probed { ws } if ws == id => {
-                self.counters.upgrades_failed += 1;
+                self.counters.upgrade_failed();
                 self.upgrade = Upgrade::None;
                 self.upgrade_deadline = None;
                 return;
@@ -634,7 +664,7 @@ impl Connection {
         }
         if self.upgrade_deadline.is_some_and(|d| d <= now) {
             if let Upgrade::Opened { ws } | Upgrade::Probed { ws } = self.upgrade {
-                self.counters.upgrades_failed += 1;
+                self.counters.upgrade_failed();
                 self.side.push_back(Transmit::Close { transport: ws });
             }
             self.upgrade = Upgrade::None;
@@ -674,12 +704,11 @@ impl Connection {
     // ----- engine.io -----
 
     fn on_engine_packet(&mut self, now: Instant, packet: EioPacket) {
-        self.counters.packets_in += 1;
-        self.counters.bytes_in += match &packet {
+        self.counters.received(match &packet {
             EioPacket::Message(Data::Text(s)) => s.len(),
             EioPacket::Message(Data::Binary(b)) => b.len(),
             _ => 1,
-        } as u64;
+        });
         match packet {
             EioPacket::Ping(data) => {
                 if self.eio == EioVersion::V4 {
@@ -717,7 +746,7 @@ impl Connection {
         if self.buffered_bytes + out.size() > self.config.max_buffer_size {
             // A peer that makes the server answer (v3 pings) but never
             // reads gets no unbounded buffer.
-            self.counters.buffer_overflows += 1;
+            self.counters.overflow();
             self.close_now(DisconnectReason::TransportError, true);
             return;
         }
@@ -1383,7 +1412,7 @@ impl Connection {
             if volatile {
                 return Err(SendError::Dropped);
             }
-            self.counters.buffer_overflows += 1;
+            self.counters.overflow();
             self.close_now(DisconnectReason::TransportError, true);
             return Err(SendError::BufferFull);
         }
@@ -1424,7 +1453,7 @@ impl Connection {
             Data::Binary(b) => Out::Binary(b, true),
         };
         if self.buffered_bytes + out.size() > self.config.max_buffer_size {
-            self.counters.buffer_overflows += 1;
+            self.counters.overflow();
             self.close_now(DisconnectReason::TransportError, true);
             return Err(SendError::BufferFull);
         }
@@ -1544,7 +1573,15 @@ impl Connection {
     /// failed upgrades, buffer overflows): what a binding adds to its
     /// server's counters.
     pub fn take_counters(&mut self) -> Counters {
-        std::mem::take(&mut self.counters)
+        let t = std::mem::take(&mut self.counters);
+        Counters {
+            packets_in: t.packets_in.into(),
+            bytes_in: t.bytes_in.into(),
+            packets_out: t.packets_out.into(),
+            bytes_out: t.bytes_out.into(),
+            upgrades_failed: t.upgrades_failed.into(),
+            buffer_overflows: t.buffer_overflows.into(),
+        }
     }
 
     /// The next application event.
@@ -1717,7 +1754,8 @@ mod layout {
     #[test]
     fn the_connection_stays_small() {
         // Boxed once per session: a guard of the layout, not a timing.
-        assert!(std::mem::size_of::<Connection>() <= 456);
+        // 24 bytes of it are the counters a binding takes at every step.
+        assert!(std::mem::size_of::<Connection>() <= 472);
         assert!(std::mem::size_of::<Out>() <= 72);
         assert!(std::mem::size_of::<Socket>() <= 112);
     }
