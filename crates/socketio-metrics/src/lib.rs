@@ -21,8 +21,8 @@
 //! | `socketio_broadcasts_total`, `socketio_broadcast_recipients_total` | counter: broadcasts and their fan-out | |
 //! | `socketio_ack_timeouts_total` | counter | |
 //! | `socketio_buffer_overflows_total` | counter: send buffers over `max_buffer_size` | |
-//! | `socketio_adapter_queue_depth`, `socketio_adapter_queue_capacity` | gauge (with an adapter) | |
-//! | `socketio_adapter_reconnects_total`, `socketio_adapter_dropped_total` | counter (with an adapter) | |
+//! | `socketio_adapter_queue_depth`, `socketio_adapter_queue_capacity` | gauge (with an adapter that counts them: `socketio-redis`) | |
+//! | `socketio_adapter_reconnects_total`, `socketio_adapter_dropped_total` | counter (with an adapter that counts them) | |
 //!
 //! ```no_run
 //! use socketio_tokio::SocketIo;

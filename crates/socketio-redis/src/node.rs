@@ -1,6 +1,7 @@
 //! The adapter: a publisher task, a subscriber task, and the requests in flight.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -10,7 +11,9 @@ use futures_util::future::BoxFuture;
 use redis::aio::{MultiplexedConnection, PubSub};
 use socketio_packet::{Packet, Payload};
 use socketio_tokio::socketio_proto::{BroadcastOptions, ClusterOp};
-use socketio_tokio::{Adapter, AdapterError, LocalNode, RemoteSocket, ServerAck, SocketIo, Str};
+use socketio_tokio::{
+    Adapter, AdapterError, AdapterStats, LocalNode, RemoteSocket, ServerAck, SocketIo, Str,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -116,6 +119,8 @@ impl RedisAdapterBuilder {
             pending: Mutex::new(HashMap::new()),
             ack_requests: Mutex::new(HashMap::new()),
             this: Mutex::new(std::sync::Weak::new()),
+            reconnects: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         });
         *lock(&inner.this) = Arc::downgrade(&inner);
         let mut pubsub = inner.subscribe_all().await?;
@@ -232,6 +237,11 @@ struct Inner {
     ack_requests: Mutex<HashMap<String, AckRequest>>,
     /// Itself, weakly.
     this: Mutex<std::sync::Weak<Inner>>,
+    /// Times a connection to Redis (commands or subscriptions) was made
+    /// again after it was lost.
+    reconnects: AtomicU64,
+    /// Messages for the other nodes that were not published.
+    dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -329,6 +339,7 @@ impl Inner {
         match connect(&self.client, &self.url, self.connect_timeout).await {
             Ok(conn) => {
                 tracing::info!(url = %self.url, "reconnected to Redis");
+                self.reconnects.fetch_add(1, Ordering::Relaxed);
                 *lock(&self.retry_at) = None;
                 *lock(&self.conn) = Some(conn.clone());
                 Some(conn)
@@ -353,6 +364,7 @@ impl Inner {
         if let Err(e) = self.pub_tx.try_send((channel, payload)) {
             match e {
                 mpsc::error::TrySendError::Full((channel, _)) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%channel, "publish queue full; message for the cluster dropped");
                 }
                 mpsc::error::TrySendError::Closed(_) => {}
@@ -712,6 +724,16 @@ impl Inner {
 }
 
 impl Adapter for Inner {
+    fn stats(&self) -> Option<AdapterStats> {
+        let capacity = self.pub_tx.max_capacity();
+        let mut stats = AdapterStats::default();
+        stats.queue_depth = (capacity - self.pub_tx.capacity()) as u64;
+        stats.queue_capacity = capacity as u64;
+        stats.reconnects = self.reconnects.load(Ordering::Relaxed);
+        stats.dropped = self.dropped.load(Ordering::Relaxed);
+        Some(stats)
+    }
+
     fn add_namespace(&self, nsp: &str) {
         if lock(&self.namespaces).insert(nsp.to_owned()) {
             let _ = self.ns_tx.send(nsp.to_owned());
@@ -872,6 +894,7 @@ async fn publisher(inner: Arc<Inner>, mut rx: mpsc::Receiver<(String, Bytes)>) {
                 dropping = true;
             }
             tracing::debug!(%channel, "message for the cluster dropped");
+            inner.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         };
         let sent: Result<i64, _> = redis::cmd("PUBLISH")
@@ -885,7 +908,11 @@ async fn publisher(inner: Arc<Inner>, mut rx: mpsc::Receiver<(String, Bytes)>) {
                 dropping = false;
             }
             Ok(_) => {}
-            Err(e) => inner.connection_failed(&e),
+            Err(e) => {
+                // The message went down with the connection.
+                inner.dropped.fetch_add(1, Ordering::Relaxed);
+                inner.connection_failed(&e);
+            }
         }
     }
 }
@@ -903,6 +930,7 @@ async fn subscriber(
             None => match inner.subscribe_all().await {
                 Ok(ps) => {
                     tracing::info!(url = %inner.url, "resubscribed to Redis");
+                    inner.reconnects.fetch_add(1, Ordering::Relaxed);
                     backoff = MIN_BACKOFF;
                     ps
                 }

@@ -76,6 +76,12 @@ async fn redis_restart_mid_run() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(n, 2);
+    // What the adapter counted: the reconnection, the messages lost while
+    // Redis was away, and its queue.
+    let stats = a.adapter_stats().unwrap();
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    assert!(stats.dropped >= 1, "{stats:?}");
+    assert!(stats.queue_capacity > 0 && stats.queue_depth <= stats.queue_capacity);
     let sockets = a.of("/").fetch_sockets().await.unwrap();
     assert_eq!(sockets.len(), 2);
     // Local delivery never missed a message.

@@ -78,9 +78,10 @@ pub trait Adapter: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Vec<serde_json::Value>, AdapterError>>;
 
     /// What the adapter counts, for metrics: its publish queue, its
-    /// reconnections, the messages it dropped. Nothing by default.
-    fn stats(&self) -> AdapterStats {
-        AdapterStats::default()
+    /// reconnections, the messages it dropped; `None` (the default) for an
+    /// adapter that counts none of it.
+    fn stats(&self) -> Option<AdapterStats> {
+        None
     }
 }
 

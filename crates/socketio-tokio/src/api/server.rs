@@ -958,9 +958,10 @@ impl SocketIo {
     }
 
     /// What the attached adapter counts (its queue, reconnections, dropped
-    /// messages); `None` without an adapter.
+    /// messages); `None` without an adapter, or with one that counts none
+    /// of it.
     pub fn adapter_stats(&self) -> Option<crate::cluster::AdapterStats> {
-        self.shared.adapter.get().map(|a| a.stats())
+        self.shared.adapter.get().and_then(|a| a.stats())
     }
 
     /// How many nodes serve `nsp`: 1 without an adapter.
