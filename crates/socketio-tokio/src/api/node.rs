@@ -51,6 +51,19 @@ impl LocalNode {
         }
     }
 
+    /// Carries out an operation in the cluster's order, for an adapter that
+    /// [owns recovery](crate::Adapter::owns_recovery): `offset` is its place
+    /// in that order, and `own` says whether this node published it. A
+    /// broadcast that is stored for recovery is delivered with `offset` as
+    /// its last argument, this node's own too (they were not delivered when
+    /// emitted); this node's other operations were carried out already.
+    /// Call it in the cluster's order.
+    pub fn apply_at(&self, op: ClusterOp, offset: &str, own: bool) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.apply_cluster_op_at(op, Some((offset, own)));
+        }
+    }
+
     /// The local sockets of `nsp` that `opts` selects, described for the
     /// other nodes.
     pub fn fetch_sockets(&self, nsp: &str, opts: &BroadcastOptions) -> Vec<RemoteSocket> {
