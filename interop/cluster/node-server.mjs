@@ -1,5 +1,6 @@
 // A Node socket.io server in a Redis cluster, driven over stdin.
-// Usage: node node-server.mjs <redis url> <port> [sharded|postgres|streams]
+// Usage: node node-server.mjs <redis url> <port> [sharded|postgres|streams] [recovery]
+// With "recovery", connection state recovery is on (the reference's defaults).
 // With "sharded", the Redis URL lists the nodes of a Redis Cluster
 // (comma-separated) and the adapter is createShardedAdapter in its
 // "static" subscription mode; the emitter is then unavailable.
@@ -36,7 +37,7 @@ import { Emitter as PostgresEmitter } from "@socket.io/postgres-emitter";
 import pg from "pg";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 
-const [url, port, mode] = process.argv.slice(2);
+const [url, port, mode, recovery] = process.argv.slice(2);
 const sharded = mode === "sharded";
 let adapter, emitter, sub;
 if (mode === "postgres") {
@@ -71,7 +72,10 @@ if (mode === "postgres") {
 }
 
 const httpServer = createServer();
-const io = new Server(httpServer, { adapter });
+const io = new Server(httpServer, {
+  adapter,
+  ...(recovery === "recovery" ? { connectionStateRecovery: {} } : {}),
+});
 io.on("connection", (socket) => {
   const room = socket.handshake.query.room;
   if (room) socket.join(room);
