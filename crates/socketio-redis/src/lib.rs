@@ -108,6 +108,6 @@ pub mod wire;
 
 pub use node::{RedisAdapter, RedisAdapterBuilder, RedisAdapterError};
 #[cfg(feature = "sharded")]
-pub use sharded::{ShardedRedisAdapter, ShardedRedisAdapterBuilder};
+pub use sharded::{ShardedRedisAdapter, ShardedRedisAdapterBuilder, SubscriptionMode};
 #[cfg(feature = "streams")]
 pub use streams::{StreamsRedisAdapter, StreamsRedisAdapterBuilder};
