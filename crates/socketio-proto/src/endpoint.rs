@@ -1446,6 +1446,22 @@ impl<C, S> Endpoint<C, S> {
             op => self.handle_cluster_op(now, op),
         }
     }
+
+    /// Carries out an operation of this node's that the cluster could not
+    /// take (its backend was away): a broadcast that was
+    /// [deferred](Broadcast::deferred) is planned here after all, without an
+    /// offset (as the reference delivers a broadcast it could not publish);
+    /// anything else was carried out when it was made.
+    pub fn handle_unpublished_op(&mut self, now: Instant, op: ClusterOp) -> ClusterAction {
+        match op {
+            ClusterOp::Broadcast { packet, opts }
+                if self.cluster_recovery() && Store::keeps(&packet, opts.volatile) =>
+            {
+                ClusterAction::Broadcast(self.plan(now, &packet, &opts))
+            }
+            _ => ClusterAction::Done,
+        }
+    }
 }
 
 /// A broadcast, planned: the packet encoded once and where it goes.

@@ -828,6 +828,24 @@ fn with_the_cluster_owning_recovery_stored_broadcasts_wait_for_their_offset() {
             .handle_cluster_op_at(h.now, op, "1700000000001-0", true),
         ClusterAction::Done
     ));
+    // One the cluster could not take is delivered after all, with no
+    // offset; a volatile one is not delivered twice.
+    h.endpoint
+        .broadcast(h.now, &event("news", &(3,)), &BroadcastOptions::all());
+    let op = h.endpoint.poll_cluster_op().expect("published");
+    let ClusterAction::Broadcast(plan) = h.endpoint.handle_unpublished_op(h.now, op) else {
+        panic!("a broadcast")
+    };
+    assert!(!plan.stored);
+    deliver(&mut h, &plan);
+    assert_eq!(h.text_frames(client.ws), ["42[\"news\",3]"]);
+    h.endpoint
+        .broadcast(h.now, &event("news", &(4,)), &volatile);
+    let op = h.endpoint.poll_cluster_op().expect("published");
+    assert!(matches!(
+        h.endpoint.handle_unpublished_op(h.now, op),
+        ClusterAction::Done
+    ));
     // Nothing is kept by the endpoint itself.
     assert_eq!(h.endpoint.recovery_store_size(), (0, 0, 0));
 }

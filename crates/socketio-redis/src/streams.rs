@@ -11,7 +11,7 @@ use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use socketio_cluster_adapter::wire::{self, Body};
 use socketio_cluster_adapter::{ClusterNode, Route, Transport, random_id};
-use socketio_tokio::socketio_proto::{ClusterSession, MissedBroadcast};
+use socketio_tokio::socketio_proto::{ClusterOp, ClusterSession, MissedBroadcast};
 use socketio_tokio::{AdapterError, RestoredSession, SocketIo, Str};
 use tokio::sync::{OwnedMutexGuard, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -613,7 +613,11 @@ async fn publisher(
                 for (k, v) in fields {
                     cmd.arg(k).arg(v);
                 }
-                commands.query::<String>(&cmd).await.map(drop)
+                let appended = commands.query::<String>(&cmd).await.map(drop);
+                if appended.is_err() {
+                    unpublished(&node, &message);
+                }
+                appended
             }
             Outgoing::Persist(key, value, ttl) => {
                 let mut cmd = redis::cmd("SET");
@@ -637,6 +641,28 @@ async fn publisher(
                 failing = true;
             }
         }
+    }
+}
+
+/// A message the stream did not take: a broadcast this node deferred
+/// until the stream gave it back is delivered here without an offset.
+fn unpublished(node: &ClusterNode<Streams>, message: &[u8]) {
+    if !node.transport().owns_recovery() {
+        return;
+    }
+    if let Ok(wire::Message {
+        body:
+            Body::Broadcast {
+                packet,
+                opts,
+                request_id: None,
+                ..
+            },
+        ..
+    }) = wire::decode_in(message, None)
+    {
+        node.local_node()
+            .apply_unpublished(ClusterOp::Broadcast { packet, opts });
     }
 }
 

@@ -249,3 +249,45 @@ async fn a_session_moves_from_a_node_server_to_a_rust_server() {
     let b = Server::rust(&redis.url()).await;
     recovers_across(a, b, &redis).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_away_broadcasts_still_reach_this_servers_clients() {
+    node_ready();
+    let mut redis = Redis::start();
+    let mut a = Server::rust(&redis.url()).await;
+    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
+    client
+        .wait_for("the connection", |v| v["event"] == "connect")
+        .await;
+    // A broadcast of this server's reaches its client through the stream,
+    // with the entry's id as its offset.
+    let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
+    for n in 0..200 {
+        if probed(&client) {
+            break;
+        }
+        a.emit("probe", n).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("a probe", || probed(&client)).await;
+    a.emit("tick", 1).await;
+    eventually("tick 1", || !ticks(&client).is_empty()).await;
+    entry_id(&ticks(&client)[0].1);
+
+    // Redis goes away: the stream takes nothing, and the broadcast is
+    // delivered here all the same, without an offset (as the reference
+    // does), once.
+    redis.kill();
+    a.emit("tick", 2).await;
+    eventually("tick 2", || ticks(&client).len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = client.lines();
+    let got: Vec<&Value> = lines.iter().filter(|v| v.get("tick").is_some()).collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1]["tick"], 2);
+    assert_eq!(got[1]["offset"], 2, "no offset: {}", got[1]);
+
+    client.send_line("quit").await;
+    client.stop().await;
+    a.stop().await;
+}

@@ -91,6 +91,16 @@ impl Drop for Locked<'_> {
     }
 }
 
+/// Where an operation from the cluster stands in the cluster's order.
+pub(crate) enum Order<'a> {
+    /// The cluster has no order (pub/sub).
+    None,
+    /// At `offset` in the cluster's order; published by this node if `own`.
+    At { offset: &'a str, own: bool },
+    /// This node's, and the cluster could not take it.
+    Unpublished,
+}
+
 /// The declared namespaces.
 #[derive(Default)]
 pub(crate) struct Namespaces {
@@ -265,13 +275,14 @@ impl Shared {
     /// broadcast as a local one is delivered, changes rooms, or
     /// disconnects sockets. Nothing is published again.
     pub(crate) fn apply_cluster_op(&self, op: ClusterOp) {
-        self.apply_cluster_op_at(op, None);
+        self.apply_cluster_op_at(op, Order::None);
     }
 
     /// [`apply_cluster_op`](Shared::apply_cluster_op) for an operation in
-    /// the cluster's order: at `offset`, published by this node if `own`
-    /// (see [`Endpoint::handle_cluster_op_at`]).
-    pub(crate) fn apply_cluster_op_at(&self, op: ClusterOp, at: Option<(&str, bool)>) {
+    /// the cluster's order (see [`Endpoint::handle_cluster_op_at`]), or one
+    /// of this node's that the cluster could not take (see
+    /// [`Endpoint::handle_unpublished_op`]).
+    pub(crate) fn apply_cluster_op_at(&self, op: ClusterOp, at: Order<'_>) {
         let (packet, nsp) = match &op {
             ClusterOp::Broadcast { packet, .. } => (Some(packet.clone()), packet.nsp.clone()),
             ClusterOp::AddSockets { nsp, .. }
@@ -281,8 +292,9 @@ impl Shared {
         };
         let mut state = self.lock();
         let action = match at {
-            Some((offset, own)) => state.handle_cluster_op_at(clock::now(), op, offset, own),
-            None => state.handle_cluster_op(clock::now(), op),
+            Order::At { offset, own } => state.handle_cluster_op_at(clock::now(), op, offset, own),
+            Order::Unpublished => state.handle_unpublished_op(clock::now(), op),
+            Order::None => state.handle_cluster_op(clock::now(), op),
         };
         match action {
             ClusterAction::Broadcast(plan) => {
