@@ -1,8 +1,11 @@
 // A Node socket.io server in a Redis cluster, driven over stdin.
-// Usage: node node-server.mjs <redis url> <port> [sharded|postgres|streams]
+// Usage: node node-server.mjs <redis url> <port> [sharded|sharded-dynamic|sharded-dynamic-private|postgres|streams] [recovery]
+// With "recovery", connection state recovery is on (the reference's defaults).
 // With "sharded", the Redis URL lists the nodes of a Redis Cluster
 // (comma-separated) and the adapter is createShardedAdapter in its
-// "static" subscription mode; the emitter is then unavailable.
+// "static" subscription mode ("dynamic" and "dynamic-private" with
+// "sharded-dynamic" and "sharded-dynamic-private"); the emitter is then
+// unavailable.
 // With "postgres", the URL is a Postgres connection string, the adapter
 // @socket.io/postgres-adapter and the emitter @socket.io/postgres-emitter.
 // With "streams", the adapter is @socket.io/redis-streams-adapter (no emitter).
@@ -36,8 +39,9 @@ import { Emitter as PostgresEmitter } from "@socket.io/postgres-emitter";
 import pg from "pg";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 
-const [url, port, mode] = process.argv.slice(2);
-const sharded = mode === "sharded";
+const [url, port, mode, recovery] = process.argv.slice(2);
+const sharded = typeof mode === "string" && mode.startsWith("sharded");
+const subscriptionMode = sharded && mode !== "sharded" ? mode.slice("sharded-".length) : "static";
 let adapter, emitter, sub;
 if (mode === "postgres") {
   const pool = new pg.Pool({ connectionString: url });
@@ -65,13 +69,16 @@ if (mode === "postgres") {
   sub.on("error", () => {});
   await Promise.all([pub.connect(), sub.connect()]);
   adapter = sharded
-    ? createShardedAdapter(pub, sub, { subscriptionMode: "static" })
+    ? createShardedAdapter(pub, sub, { subscriptionMode })
     : createAdapter(pub, sub, { requestsTimeout: 3000 });
   emitter = sharded ? null : new Emitter(pub);
 }
 
 const httpServer = createServer();
-const io = new Server(httpServer, { adapter });
+const io = new Server(httpServer, {
+  adapter,
+  ...(recovery === "recovery" ? { connectionStateRecovery: {} } : {}),
+});
 io.on("connection", (socket) => {
   const room = socket.handshake.query.room;
   if (room) socket.join(room);

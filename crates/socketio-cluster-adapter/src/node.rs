@@ -9,8 +9,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use socketio_packet::{Packet, Payload};
+use socketio_tokio::socketio_proto::ClusterSession;
 use socketio_tokio::socketio_proto::{BroadcastOptions, ClusterOp};
-use socketio_tokio::{Adapter, AdapterError, LocalNode, RemoteSocket, ServerAck, Str};
+use socketio_tokio::{
+    Adapter, AdapterError, LocalNode, RemoteSocket, RestoredSession, ServerAck, Str,
+};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -52,6 +55,32 @@ pub trait Transport: Send + Sync + 'static {
     /// How many nodes (this one included) serve `nsp`. Not called when the
     /// node counts the others by their heartbeats ([`Heartbeat`]).
     fn server_count(&self, nsp: &str) -> BoxFuture<'static, Result<usize, AdapterError>>;
+
+    /// Whether the transport owns connection state recovery (see
+    /// [`Adapter::owns_recovery`]): then it hands every broadcast it reads,
+    /// this node's own too, to [`ClusterNode::handle_at`] with its offset,
+    /// in one order that every node reads. False by default.
+    fn owns_recovery(&self) -> bool {
+        false
+    }
+
+    /// Keeps the session of a socket that dropped, on namespace `nsp`, for
+    /// any node to give back (when the transport owns recovery). Must not
+    /// block.
+    fn persist_session(&self, nsp: &str, session: &ClusterSession) {
+        let _ = (nsp, session);
+    }
+
+    /// Gives back a kept session (see [`Adapter::restore_session`]).
+    fn restore_session(
+        &self,
+        nsp: Str,
+        pid: Str,
+        offset: Str,
+    ) -> BoxFuture<'static, Result<Option<RestoredSession>, AdapterError>> {
+        let _ = (nsp, pid, offset);
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The heartbeats of `ClusterAdapterWithHeartbeat`, for transports that
@@ -273,9 +302,37 @@ impl<T: Transport> ClusterNode<T> {
         }
     }
 
+    /// Carries out a message read in the cluster's order, at `offset`:
+    /// broadcasts without acknowledgements go to
+    /// [`LocalNode::apply_at`], this node's own too; the rest as
+    /// [`handle`](ClusterNode::handle) does.
+    pub fn handle_at(&self, raw: &[u8], offset: &str) {
+        match wire::decode_in(raw, None) {
+            Ok(message) => self.handle_message_at(message, Some(offset)),
+            Err(error) => tracing::warn!(%error, "ignoring a malformed cluster message"),
+        }
+    }
+
     /// Carries out a decoded message of another node (this node's own are ignored).
     pub fn handle_message(&self, message: Message) {
+        self.handle_message_at(message, None);
+    }
+
+    fn handle_message_at(&self, message: Message, offset: Option<&str>) {
         if message.uid == self.uid {
+            if let (
+                Some(offset),
+                Body::Broadcast {
+                    packet,
+                    opts,
+                    request_id: None,
+                    ..
+                },
+            ) = (offset, message.body)
+            {
+                self.node
+                    .apply_at(ClusterOp::Broadcast { packet, opts }, offset, true);
+            }
             return;
         }
         let Message { uid, nsp, body } = message;
@@ -298,7 +355,13 @@ impl<T: Transport> ClusterNode<T> {
                 opts,
                 request_id: None,
                 ..
-            } => self.node.apply(ClusterOp::Broadcast { packet, opts }),
+            } => match offset {
+                Some(offset) => {
+                    self.node
+                        .apply_at(ClusterOp::Broadcast { packet, opts }, offset, false);
+                }
+                None => self.node.apply(ClusterOp::Broadcast { packet, opts }),
+            },
             Body::Broadcast {
                 packet,
                 opts,
@@ -543,6 +606,22 @@ impl<T: Transport> Adapter for ClusterNode<T> {
                 };
                 self.send(route, &nsp, Body::DisconnectSockets { opts, close });
             }
+            ClusterOp::PersistSession {
+                nsp,
+                sid,
+                pid,
+                rooms,
+                data,
+            } => {
+                let session = ClusterSession {
+                    sid,
+                    pid,
+                    rooms,
+                    data,
+                    missed: Vec::new(),
+                };
+                self.transport.persist_session(&nsp, &session);
+            }
         }
     }
 
@@ -559,6 +638,19 @@ impl<T: Transport> Adapter for ClusterNode<T> {
             let body = |request_id| Body::FetchSockets { opts, request_id };
             Ok(this.ask(&nsp, body, "fetchSockets").await?.sockets)
         })
+    }
+
+    fn owns_recovery(&self) -> bool {
+        self.transport.owns_recovery()
+    }
+
+    fn restore_session(
+        &self,
+        nsp: Str,
+        pid: Str,
+        offset: Str,
+    ) -> BoxFuture<'static, Result<Option<RestoredSession>, AdapterError>> {
+        self.transport.restore_session(nsp, pid, offset)
     }
 
     fn all_rooms(&self, _nsp: Str) -> BoxFuture<'static, Result<Vec<Str>, AdapterError>> {

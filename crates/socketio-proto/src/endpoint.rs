@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::connection::{Connection, Opening};
 use crate::http::{HttpError, Method, Request, Response};
 use crate::ids::{IdGenerator, SessionIdError, check_session_id};
-use crate::recovery::{Kept, NotRecovered, Restored, Store};
+use crate::recovery::{Kept, NotRecovered, Restored, Store, reaches};
 use crate::types::{ConnectionHandle, Encoded, EndpointEvent, HandleMap, RequestId, Resume};
 
 /// Where a request goes.
@@ -98,6 +98,51 @@ pub enum ClusterOp {
         /// Close their whole connections, not only the namespace.
         close: bool,
     },
+    /// Keep the session of a socket that dropped, for the cluster to give
+    /// back on any node (only when the adapter owns recovery, see
+    /// [`Endpoint::set_cluster_recovery`]). The other nodes are not told.
+    PersistSession {
+        /// The namespace.
+        nsp: Str,
+        /// The socket id.
+        sid: Str,
+        /// The private session id.
+        pid: Str,
+        /// The rooms it was in, its own id among them.
+        rooms: Vec<Str>,
+        /// The application's data, as JSON.
+        data: Option<Str>,
+    },
+}
+
+/// A session as a cluster adapter that owns recovery keeps it (see
+/// [`Endpoint::set_cluster_recovery`](Endpoint::set_cluster_recovery)),
+/// given back by [`Endpoint::restore_from_cluster`](Endpoint::restore_from_cluster).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSession {
+    /// The socket id.
+    pub sid: Str,
+    /// The private session id.
+    pub pid: Str,
+    /// The rooms it was in (its own id among them).
+    pub rooms: Vec<Str>,
+    /// The application's data, as JSON.
+    pub data: Option<Str>,
+    /// The broadcasts of the cluster after the client's offset, in the
+    /// cluster's order, each with its offset: the endpoint keeps those the
+    /// session's rooms were sent.
+    pub missed: Vec<MissedBroadcast>,
+}
+
+/// A broadcast of the cluster that a session may have missed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissedBroadcast {
+    /// The packet, without its offset.
+    pub packet: Packet,
+    /// Who it went to.
+    pub opts: BroadcastOptions,
+    /// Its offset in the cluster's order.
+    pub offset: Str,
 }
 
 /// A change of a room on this node, as the reference's in-memory adapter
@@ -484,6 +529,8 @@ pub struct Endpoint<C = (), S = ()> {
     room_events: Option<VecDeque<RoomEvent>>,
     /// The recovery store, when recovery is on.
     store: Option<Store>,
+    /// Whether the cluster's adapter owns recovery.
+    cluster_recovery: bool,
 }
 
 impl<C, S> fmt::Debug for Endpoint<C, S> {
@@ -535,6 +582,7 @@ impl<C, S> Endpoint<C, S> {
             clustered: false,
             room_events: None,
             store,
+            cluster_recovery: false,
         }
     }
 
@@ -843,7 +891,16 @@ impl<C, S> Endpoint<C, S> {
                 if !ours {
                     return;
                 }
-                if let (Some(pid), Some(_)) = (pid, &self.store) {
+                if let (Some(pid), true) = (&pid, self.cluster_recovery()) {
+                    let rooms = self.rooms_of(&nsp, &sid);
+                    self.publish(ClusterOp::PersistSession {
+                        nsp: nsp.clone(),
+                        sid: sid.clone(),
+                        pid: pid.clone(),
+                        rooms,
+                        data: None,
+                    });
+                } else if let (Some(pid), Some(_)) = (pid, &self.store) {
                     let rooms = self.rooms_of(&nsp, &sid);
                     let since = self
                         .index
@@ -994,12 +1051,33 @@ impl<C, S> Endpoint<C, S> {
     /// the planned broadcasts to their connections in the order they were
     /// planned: a client recovers from the last offset it got, so every
     /// connection must get stored packets in offset order.
+    ///
+    /// When the cluster's adapter owns recovery (see
+    /// [`set_cluster_recovery`](Endpoint::set_cluster_recovery)), such an
+    /// event is not planned here: it goes to the cluster only, and comes
+    /// back with its offset through
+    /// [`handle_cluster_op_at`](Endpoint::handle_cluster_op_at); the plan
+    /// returned is empty and [`Broadcast::deferred`].
     pub fn broadcast(
         &mut self,
         now: Instant,
         packet: &Packet,
         opts: &BroadcastOptions,
     ) -> Broadcast {
+        if !opts.local && self.cluster_recovery() && Store::keeps(packet, opts.volatile) {
+            self.publish(ClusterOp::Broadcast {
+                packet: packet.clone(),
+                opts: opts.clone(),
+            });
+            return Broadcast {
+                encoded: Encoded::with_parser(packet, ProtocolVersion::V5, self.config.parser)
+                    .with_compress(opts.compress),
+                targets: Vec::new(),
+                volatile: opts.volatile,
+                stored: false,
+                deferred: true,
+            };
+        }
         if !opts.local {
             self.publish(ClusterOp::Broadcast {
                 packet: packet.clone(),
@@ -1016,6 +1094,8 @@ impl<C, S> Endpoint<C, S> {
             .map(|i| i.targets_with(opts, |_, handle| handle))
             .unwrap_or_default();
         let stamped = match &self.store {
+            // The cluster's offsets only: a packet without one has none.
+            Some(_) if self.cluster_recovery() => None,
             Some(_) if Store::keeps(packet, opts.volatile) => Store::stamp(packet, &mut self.ids),
             _ => None,
         };
@@ -1026,6 +1106,7 @@ impl<C, S> Endpoint<C, S> {
                 targets,
                 volatile: opts.volatile,
                 stored: false,
+                deferred: false,
             };
         };
         let encoded = Encoded::with_parser(&stamped, ProtocolVersion::V5, self.config.parser)
@@ -1045,6 +1126,7 @@ impl<C, S> Endpoint<C, S> {
             targets,
             volatile: opts.volatile,
             stored: true,
+            deferred: false,
         }
     }
 
@@ -1077,7 +1159,18 @@ impl<C, S> Endpoint<C, S> {
     /// be given back with it; false when there is no such session, or when
     /// the data would take the store over its bound in bytes (the session is
     /// then dropped).
+    ///
+    /// When the cluster's adapter owns recovery, the data goes with the
+    /// session that [`ClusterOp::PersistSession`] hands it, which must not
+    /// have been polled yet.
     pub fn set_session_data(&mut self, pid: &str, data: Str) -> bool {
+        if self.cluster_recovery() {
+            let op = self.cluster_out.iter_mut().rev().find_map(|op| match op {
+                ClusterOp::PersistSession { pid: p, data, .. } if &**p == pid => Some(data),
+                _ => None,
+            });
+            return op.map(|d| *d = Some(data)).is_some();
+        }
         self.store.as_mut().is_some_and(|s| s.set_data(pid, data))
     }
 
@@ -1085,8 +1178,105 @@ impl<C, S> Endpoint<C, S> {
     /// back with it ([`Restored::kept`]); false when there is no such
     /// session, or when the store is at its bound in bytes (the session is
     /// then dropped).
+    ///
+    /// When the cluster's adapter owns recovery, nothing is kept (the
+    /// session may come back on another node): false.
     pub fn keep_with_session(&mut self, pid: &str, value: Kept) -> bool {
+        if self.cluster_recovery() {
+            return false;
+        }
         self.store.as_mut().is_some_and(|s| s.keep(pid, value))
+    }
+
+    /// Hands connection state recovery to the cluster's adapter (with
+    /// `on`), as the reference's Redis Streams adapter takes it: an adapter
+    /// that puts the cluster's broadcasts in one order that every node
+    /// reads, and keeps sessions where every node finds them.
+    ///
+    /// Then, with recovery on and the endpoint
+    /// [clustered](Endpoint::set_clustered): a broadcast that would be
+    /// stored is not delivered here but only queued for the cluster
+    /// ([`Broadcast::deferred`]), and delivered when the adapter gives it
+    /// back with its offset in the cluster's order
+    /// ([`handle_cluster_op_at`](Endpoint::handle_cluster_op_at)), on this
+    /// node as on the others; a socket that drops for a reason that keeps
+    /// sessions is queued as [`ClusterOp::PersistSession`] instead of being
+    /// saved here; and a client that asks to recover is given its session
+    /// by [`restore_from_cluster`](Endpoint::restore_from_cluster) from what
+    /// the adapter found. The endpoint's own store holds nothing.
+    pub fn set_cluster_recovery(&mut self, on: bool) {
+        self.cluster_recovery = on;
+    }
+
+    /// Whether the cluster's adapter owns recovery now: asked for, with
+    /// recovery on and the endpoint clustered.
+    pub fn cluster_recovery(&self) -> bool {
+        self.cluster_recovery && self.clustered && self.store.is_some()
+    }
+
+    /// Gives back a session that the cluster's adapter kept, on `nsp`, with
+    /// the broadcasts among `session.missed` that its rooms were sent, each
+    /// with its offset, in the cluster's order. Answer the client with
+    /// [`Connection::accept_restored`] as for
+    /// [`restore`](Endpoint::restore). The adapter must give each session
+    /// once, and every broadcast after the client's offset up to the last
+    /// one it delivered on this node (so that nothing is missed or given
+    /// twice), or no session at all.
+    ///
+    /// # Errors
+    ///
+    /// [`NotRecovered`]: the cluster does not own recovery, the socket is
+    /// connected here, or it missed more than one session may replay.
+    pub fn restore_from_cluster(
+        &mut self,
+        nsp: &str,
+        session: ClusterSession,
+    ) -> Result<Restored, NotRecovered> {
+        if !self.cluster_recovery() {
+            return Err(NotRecovered::Off);
+        }
+        if self
+            .index
+            .get(nsp)
+            .is_some_and(|i| i.sockets.contains_key(&session.sid))
+        {
+            return Err(NotRecovered::UnknownSession);
+        }
+        let Some(store) = &self.store else {
+            return Err(NotRecovered::Off);
+        };
+        let (max_packets, max_bytes) = store.missed_bounds();
+        let rooms: HashSet<&str> = session.rooms.iter().map(|r| &**r).collect();
+        let mut missed = Vec::new();
+        let mut bytes = 0;
+        for m in &session.missed {
+            if &*m.packet.nsp != nsp
+                || !Store::keeps(&m.packet, m.opts.volatile)
+                || !reaches(&m.opts.rooms, &m.opts.except, &rooms)
+            {
+                continue;
+            }
+            let Some((stamped, _)) = Store::stamp_with(&m.packet, m.offset.clone()) else {
+                continue;
+            };
+            let encoded = Encoded::with_parser(&stamped, ProtocolVersion::V5, self.config.parser)
+                .with_compress(m.opts.compress);
+            bytes += encoded.size();
+            if missed.len() == max_packets || bytes > max_bytes {
+                return Err(NotRecovered::TooMuchMissed);
+            }
+            missed.push(encoded);
+        }
+        Ok(Restored {
+            nsp: Str::from(nsp),
+            sid: session.sid,
+            pid: session.pid,
+            rooms: session.rooms,
+            data: session.data,
+            kept: None,
+            missed,
+            since: 0,
+        })
     }
 
     /// The recovery store's size: packets kept, sessions saved, and the
@@ -1207,6 +1397,69 @@ impl<C, S> Endpoint<C, S> {
                 targets: self.sockets(&nsp, &opts),
                 close,
             },
+            ClusterOp::PersistSession { .. } => ClusterAction::Done,
+        }
+    }
+
+    /// Carries out an operation as the cluster ordered it: `offset` is its
+    /// place in the cluster's order, and `own` says whether this node
+    /// published it.
+    ///
+    /// When the cluster's adapter owns recovery (see
+    /// [`set_cluster_recovery`](Endpoint::set_cluster_recovery)), a
+    /// broadcast that is stored gets `offset` appended to its arguments and
+    /// is planned here, whichever node published it (this node's own were
+    /// deferred). Otherwise this node's own operations were carried out
+    /// when they were made (nothing is done again), and the others' as
+    /// [`handle_cluster_op`](Endpoint::handle_cluster_op) does.
+    pub fn handle_cluster_op_at(
+        &mut self,
+        now: Instant,
+        op: ClusterOp,
+        offset: &str,
+        own: bool,
+    ) -> ClusterAction {
+        match op {
+            ClusterOp::Broadcast { packet, opts }
+                if self.cluster_recovery() && Store::keeps(&packet, opts.volatile) =>
+            {
+                let targets = self
+                    .index
+                    .get(packet.nsp.as_str())
+                    .map(|i| i.targets_with(&opts, |_, handle| handle))
+                    .unwrap_or_default();
+                let stamped = Store::stamp_with(&packet, Str::from(offset));
+                let (packet, stored) = match &stamped {
+                    Some((stamped, _)) => (stamped, true),
+                    None => (&packet, false),
+                };
+                ClusterAction::Broadcast(Broadcast {
+                    encoded: Encoded::with_parser(packet, ProtocolVersion::V5, self.config.parser)
+                        .with_compress(opts.compress),
+                    targets,
+                    volatile: false,
+                    stored,
+                    deferred: false,
+                })
+            }
+            _ if own => ClusterAction::Done,
+            op => self.handle_cluster_op(now, op),
+        }
+    }
+
+    /// Carries out an operation of this node's that the cluster could not
+    /// take (its backend was away): a broadcast that was
+    /// [deferred](Broadcast::deferred) is planned here after all, without an
+    /// offset (as the reference delivers a broadcast it could not publish);
+    /// anything else was carried out when it was made.
+    pub fn handle_unpublished_op(&mut self, now: Instant, op: ClusterOp) -> ClusterAction {
+        match op {
+            ClusterOp::Broadcast { packet, opts }
+                if self.cluster_recovery() && Store::keeps(&packet, opts.volatile) =>
+            {
+                ClusterAction::Broadcast(self.plan(now, &packet, &opts))
+            }
+            _ => ClusterAction::Done,
         }
     }
 }
@@ -1223,6 +1476,10 @@ pub struct Broadcast {
     /// Whether it was stored for recovery, with an offset: hand it to every
     /// connection before any broadcast planned after it.
     pub stored: bool,
+    /// Whether it is delivered later, here too, when the cluster gives it
+    /// back with its offset (see [`Endpoint::set_cluster_recovery`]): no
+    /// connection gets [`encoded`](Broadcast::encoded) now.
+    pub deferred: bool,
 }
 
 #[cfg(test)]

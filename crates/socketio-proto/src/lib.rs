@@ -72,8 +72,8 @@ mod types;
 pub use config::{Config, Parser, Recovery, Transports};
 pub use connection::{Connection, Counters};
 pub use endpoint::{
-    Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Endpoint, NamespaceMatcher, RoomEvent,
-    Route,
+    Broadcast, BroadcastOptions, ClusterAction, ClusterOp, ClusterSession, Endpoint,
+    MissedBroadcast, NamespaceMatcher, RoomEvent, Route,
 };
 pub use http::{ContentType, HttpError, Method, Request, Response};
 pub use ids::{IdGenerator, MAX_SESSION_ID_LEN, SessionIdError, check_session_id};

@@ -127,13 +127,19 @@ struct StoredPacket {
 }
 
 impl StoredPacket {
-    /// Whether a socket in `rooms` was sent this packet (the reference's
-    /// rule). A packet names few rooms: each is looked up in the socket's.
+    /// Whether a socket in `rooms` was sent this packet.
     fn reaches(&self, rooms: &HashSet<&str>) -> bool {
-        let included = self.rooms.is_empty() || self.rooms.iter().any(|r| rooms.contains(&**r));
-        let excluded = self.except.iter().any(|r| rooms.contains(&**r));
-        included && !excluded
+        reaches(&self.rooms, &self.except, rooms)
     }
+}
+
+/// Whether a socket in `rooms` was sent a packet for `to` but `except` (the
+/// reference's rule). A packet names few rooms: each is looked up in the
+/// socket's.
+pub(crate) fn reaches(to: &[Str], except: &[Str], rooms: &HashSet<&str>) -> bool {
+    let included = to.is_empty() || to.iter().any(|r| rooms.contains(&**r));
+    let excluded = except.iter().any(|r| rooms.contains(&**r));
+    included && !excluded
 }
 
 #[derive(Debug)]
@@ -217,10 +223,16 @@ impl Store {
     /// `packet` with a new offset appended to its arguments, and that offset;
     /// `None` when the packet is not kept (see [`Store::keeps`]).
     pub(crate) fn stamp(packet: &Packet, ids: &mut IdGenerator) -> Option<(Packet, Str)> {
+        let offset = ids.next_id();
+        Store::stamp_with(packet, offset)
+    }
+
+    /// `packet` with `offset` appended to its arguments, and that offset;
+    /// `None` when the packet is not an event.
+    pub(crate) fn stamp_with(packet: &Packet, offset: Str) -> Option<(Packet, Str)> {
         let PacketKind::Event { name, data, id } = &packet.kind else {
             return None;
         };
-        let offset = ids.next_id();
         let data = data.with_str_arg(&offset)?;
         let stamped = Packet {
             nsp: packet.nsp.clone(),
@@ -482,6 +494,11 @@ impl Store {
             missed.push(p.encoded.clone());
         }
         Ok((missed, first))
+    }
+
+    /// The most packets, and bytes, one session may replay.
+    pub(crate) fn missed_bounds(&self) -> (usize, usize) {
+        (self.config.max_missed_packets, self.max_missed_bytes)
     }
 
     /// Drops what is older than the window.

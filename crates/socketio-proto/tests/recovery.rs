@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use harness::Harness;
 use socketio_proto::{
-    BroadcastOptions, Config, DisconnectReason, Event, NotRecovered, Packet, Recovery, RequestId,
-    Resume, Str,
+    BroadcastOptions, ClusterAction, ClusterOp, ClusterSession, Config, DisconnectReason, Event,
+    MissedBroadcast, NotRecovered, Packet, Recovery, RequestId, Resume, Str,
 };
 
 fn config(recovery: Recovery) -> Config {
@@ -760,4 +760,195 @@ fn missed_packets_that_do_not_fit_change_nothing() {
     assert!(conn.awaits_connect("/"), "still waiting for an answer");
     let id = conn.accept("/").expect("a new session");
     assert_ne!(id.as_str(), a.id);
+}
+
+/// A cluster whose adapter owns recovery: this node's endpoint, one
+/// client on it.
+fn cluster_harness(recovery: Recovery) -> (Harness, Client) {
+    let mut h = Harness::new(config(recovery));
+    h.endpoint.set_clustered(true);
+    h.endpoint.set_cluster_recovery(true);
+    assert!(h.endpoint.cluster_recovery());
+    let client = connect(&mut h);
+    (h, client)
+}
+
+/// Delivers a plan to its connections, as a binding does.
+fn deliver(h: &mut Harness, plan: &socketio_proto::Broadcast) {
+    for handle in &plan.targets {
+        let conn = h.conns.get_mut(handle).expect("connection");
+        conn.send_encoded("/", &plan.encoded, plan.volatile)
+            .expect("sent");
+    }
+    h.pump();
+}
+
+fn missed(n: u32, opts: BroadcastOptions, offset: &str) -> MissedBroadcast {
+    MissedBroadcast {
+        packet: event("news", &(n,)),
+        opts,
+        offset: Str::from(offset),
+    }
+}
+
+#[test]
+fn with_the_cluster_owning_recovery_stored_broadcasts_wait_for_their_offset() {
+    let (mut h, client) = cluster_harness(Recovery::default());
+    let plan = h
+        .endpoint
+        .broadcast(h.now, &event("news", &(1,)), &BroadcastOptions::all());
+    assert!(plan.deferred && plan.targets.is_empty());
+    let op = h.endpoint.poll_cluster_op().expect("published");
+    assert!(h.text_frames(client.ws).is_empty(), "not delivered yet");
+    // The cluster gives it back in its order: delivered with that offset.
+    let ClusterAction::Broadcast(plan) =
+        h.endpoint
+            .handle_cluster_op_at(h.now, op.clone(), "1700000000000-0", true)
+    else {
+        panic!("a broadcast")
+    };
+    assert!(plan.stored && !plan.deferred);
+    deliver(&mut h, &plan);
+    assert_eq!(
+        events(&h.text_frames(client.ws)),
+        [(1, "1700000000000-0".to_owned())]
+    );
+    // A volatile one goes out at once, with no offset; given back, it is
+    // not delivered again.
+    let volatile = BroadcastOptions::all().volatile();
+    let plan = h
+        .endpoint
+        .broadcast(h.now, &event("news", &(2,)), &volatile);
+    assert!(!plan.deferred && plan.targets.len() == 1);
+    deliver(&mut h, &plan);
+    assert_eq!(h.text_frames(client.ws), ["42[\"news\",2]"]);
+    let op = h.endpoint.poll_cluster_op().expect("published");
+    assert!(matches!(
+        h.endpoint
+            .handle_cluster_op_at(h.now, op, "1700000000001-0", true),
+        ClusterAction::Done
+    ));
+    // One the cluster could not take is delivered after all, with no
+    // offset; a volatile one is not delivered twice.
+    h.endpoint
+        .broadcast(h.now, &event("news", &(3,)), &BroadcastOptions::all());
+    let op = h.endpoint.poll_cluster_op().expect("published");
+    let ClusterAction::Broadcast(plan) = h.endpoint.handle_unpublished_op(h.now, op) else {
+        panic!("a broadcast")
+    };
+    assert!(!plan.stored);
+    deliver(&mut h, &plan);
+    assert_eq!(h.text_frames(client.ws), ["42[\"news\",3]"]);
+    h.endpoint
+        .broadcast(h.now, &event("news", &(4,)), &volatile);
+    let op = h.endpoint.poll_cluster_op().expect("published");
+    assert!(matches!(
+        h.endpoint.handle_unpublished_op(h.now, op),
+        ClusterAction::Done
+    ));
+    // Nothing is kept by the endpoint itself.
+    assert_eq!(h.endpoint.recovery_store_size(), (0, 0, 0));
+}
+
+#[test]
+fn with_the_cluster_owning_recovery_a_session_goes_to_the_cluster_and_comes_back() {
+    let (mut h, client) = cluster_harness(Recovery::default());
+    h.endpoint.join("/", &Str::from(client.id.as_str()), "r");
+    drop_transport(&mut h, &client);
+    assert!(
+        h.endpoint
+            .set_session_data(&client.pid, Str::from("{\"user\":\"ann\"}"))
+    );
+    let op = h.endpoint.poll_cluster_op().expect("a session to keep");
+    let ClusterOp::PersistSession {
+        nsp,
+        sid,
+        pid,
+        rooms,
+        data,
+    } = op
+    else {
+        panic!("{op:?}")
+    };
+    assert_eq!((&*nsp, &*sid, &*pid), ("/", &*client.id, &*client.pid));
+    let mut want = vec![Str::from("r"), sid.clone()];
+    want.sort();
+    assert_eq!(rooms, want);
+    assert_eq!(data.as_deref(), Some("{\"user\":\"ann\"}"));
+    assert_eq!(h.endpoint.recovery_store_size(), (0, 0, 0));
+
+    // Another node's client comes back here with the session the cluster
+    // kept, and what the cluster sent since its offset.
+    let (conn_sid, ws, _) = ask_to_resume(&mut h, &client.pid, "1-0");
+    let session = ClusterSession {
+        sid,
+        pid,
+        rooms,
+        data,
+        missed: vec![
+            missed(2, BroadcastOptions::all(), "2-0"),
+            missed(3, BroadcastOptions::all().to("elsewhere"), "3-0"),
+            missed(4, BroadcastOptions::all().volatile(), "4-0"),
+            missed(5, BroadcastOptions::all().except("r"), "5-0"),
+            missed(6, BroadcastOptions::all().to("r"), "6-0"),
+        ],
+    };
+    let restored = h
+        .endpoint
+        .restore_from_cluster("/", session.clone())
+        .expect("restored");
+    assert_eq!(restored.missed.len(), 2);
+    let id = h.conn(&conn_sid).accept_restored(&restored).expect("ok");
+    assert_eq!(id.as_str(), client.id);
+    let mut frames = h.text_frames(ws);
+    assert_eq!(
+        frames.pop(),
+        Some(format!(
+            "40{{\"sid\":\"{}\",\"pid\":\"{}\"}}",
+            client.id, client.pid
+        ))
+    );
+    assert_eq!(
+        events(&frames),
+        [(2, "2-0".to_owned()), (6, "6-0".to_owned())]
+    );
+    h.pump();
+    // Back in its rooms; and not restored twice while it is connected.
+    let rooms = h.endpoint.rooms_of("/", &client.id);
+    assert!(rooms.iter().any(|r| &**r == "r"), "{rooms:?}");
+    assert_eq!(
+        h.endpoint.restore_from_cluster("/", session).err(),
+        Some(NotRecovered::UnknownSession)
+    );
+}
+
+#[test]
+fn with_the_cluster_owning_recovery_the_replay_keeps_its_bounds() {
+    let (mut h, client) = cluster_harness(Recovery::default().with_missed_bounds(2, 1 << 20));
+    drop_transport(&mut h, &client);
+    let session = |n: u32| ClusterSession {
+        sid: Str::from(client.id.as_str()),
+        pid: Str::from(client.pid.as_str()),
+        rooms: vec![Str::from(client.id.as_str())],
+        data: None,
+        missed: (0..n)
+            .map(|i| missed(i, BroadcastOptions::all(), &format!("{i}-1")))
+            .collect(),
+    };
+    assert_eq!(
+        h.endpoint.restore_from_cluster("/", session(3)).err(),
+        Some(NotRecovered::TooMuchMissed)
+    );
+    assert_eq!(
+        h.endpoint
+            .restore_from_cluster("/", session(2))
+            .map(|r| r.missed.len()),
+        Ok(2)
+    );
+    // Without the cluster owning it, nothing comes from the cluster.
+    h.endpoint.set_cluster_recovery(false);
+    assert_eq!(
+        h.endpoint.restore_from_cluster("/", session(0)).err(),
+        Some(NotRecovered::Off)
+    );
 }

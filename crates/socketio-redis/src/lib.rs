@@ -70,7 +70,11 @@
 //! `ClusterAdapter` (the `socketio-cluster-adapter` crate). It connects with
 //! the `redis` crate's cluster client (RESP3, which carries the sharded
 //! messages as pushes), which follows the cluster's slots as they move and
-//! subscribes again after a node fails over or restarts.
+//! subscribes again after a node fails over or restarts. It speaks the
+//! three subscription modes ([`SubscriptionMode`]): `"static"` (the
+//! default here), and `"dynamic"` and `"dynamic-private"`, where each room
+//! has a channel that a server subscribes to while the room has members
+//! there.
 //!
 //! ```no_run
 //! # #[cfg(feature = "sharded")]
@@ -92,10 +96,11 @@
 //! disconnections are appended to one stream (`XADD`, trimmed to about
 //! 10,000 entries), which every node reads from where it last read, so a
 //! node whose connection to Redis drops for a moment misses nothing the
-//! stream still holds; requests and answers go through pub/sub. Connection
-//! state recovery across servers (the reference keeps sessions in Redis)
-//! is not carried: a client that reconnects to another server gets a new
-//! session.
+//! stream still holds; requests and answers go through pub/sub. With
+//! connection state recovery on, the adapter carries it across servers as
+//! the reference does (sessions kept in Redis, offsets that are the
+//! stream's entry ids): a client that reconnects to another server, ours
+//! or a Node one, gets its session back with every broadcast it missed.
 
 mod node;
 #[cfg(feature = "sharded")]
@@ -108,6 +113,6 @@ pub mod wire;
 
 pub use node::{RedisAdapter, RedisAdapterBuilder, RedisAdapterError};
 #[cfg(feature = "sharded")]
-pub use sharded::{ShardedRedisAdapter, ShardedRedisAdapterBuilder};
+pub use sharded::{ShardedRedisAdapter, ShardedRedisAdapterBuilder, SubscriptionMode};
 #[cfg(feature = "streams")]
 pub use streams::{StreamsRedisAdapter, StreamsRedisAdapterBuilder};

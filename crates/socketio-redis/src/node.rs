@@ -764,6 +764,8 @@ impl Adapter for Inner {
                     },
                 );
             }
+            // This adapter keeps no sessions: it does not own recovery.
+            ClusterOp::PersistSession { .. } => {}
         }
     }
 

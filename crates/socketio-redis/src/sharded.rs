@@ -10,8 +10,8 @@ use futures_util::future::BoxFuture;
 use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind};
 use socketio_cluster_adapter::{ClusterNode, Route, Transport, random_id};
-use socketio_tokio::{AdapterError, SocketIo};
-use tokio::sync::mpsc;
+use socketio_tokio::{AdapterError, RoomEvent, SocketIo};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::RedisAdapterError;
@@ -24,11 +24,32 @@ pub struct ShardedRedisAdapterBuilder {
     requests_timeout: Duration,
     connect_timeout: Duration,
     queue: usize,
+    mode: SubscriptionMode,
+}
+
+/// Which channels the nodes subscribe to (the reference's
+/// `subscriptionMode`); every node of a cluster must use the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscriptionMode {
+    /// The namespace's channel and the node's response channel only:
+    /// every broadcast goes to every node (`"static"`).
+    #[default]
+    Static,
+    /// Also a channel per room, `<key>#<nsp>#<room>#`, subscribed while the
+    /// room has members on this node: a broadcast to one room (not a
+    /// socket's own, nor one whose name is 20 characters long, as socket ids
+    /// are) goes only to the nodes where it has members (`"dynamic"`, the
+    /// reference's default).
+    Dynamic,
+    /// As [`Dynamic`](SubscriptionMode::Dynamic), for sockets' own rooms
+    /// too (`"dynamic-private"`).
+    DynamicPrivate,
 }
 
 /// The sharded Redis adapter attached to a server: wire-compatible with
-/// `createShardedAdapter` of `@socket.io/redis-adapter` 8.x in its
-/// `"static"` subscription mode.
+/// `createShardedAdapter` of `@socket.io/redis-adapter` 8.x, in each of its
+/// subscription modes ([`SubscriptionMode`]).
 ///
 /// Each namespace has one channel, `<key>#<nsp>#`, which every node
 /// subscribes to with SSUBSCRIBE and publishes to with SPUBLISH, and each
@@ -37,14 +58,11 @@ pub struct ShardedRedisAdapterBuilder {
 /// namespaces spreads over the shards. The server count is `PUBSUB
 /// SHARDNUMSUB` of the namespace's channel, summed over the cluster's nodes.
 ///
-/// Node servers in the same cluster must use `subscriptionMode: "static"`:
-/// in the reference's default `"dynamic"` mode, a Node server publishes a
-/// broadcast to one room on a channel of that room's own, to which this
-/// adapter does not subscribe (it would need to know when the server's
-/// rooms are created and deleted).
-/// The other way round works in every mode: this adapter publishes
-/// everything on the namespace's channel, to which every Node server
-/// subscribes.
+/// In the dynamic modes, each room also has a channel, `<key>#<nsp>#<room>#`,
+/// which a node subscribes to when the room gets its first member there and
+/// leaves when its last one goes (the server's room events, so attach the
+/// adapter before sockets join rooms); a broadcast to exactly one room,
+/// without acknowledgements, goes on the room's channel.
 #[derive(Debug)]
 pub struct ShardedRedisAdapter {
     node: Arc<ClusterNode<Sharded>>,
@@ -69,6 +87,7 @@ impl ShardedRedisAdapter {
             requests_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             queue: 4096,
+            mode: SubscriptionMode::Static,
         }
     }
 
@@ -91,6 +110,13 @@ impl ShardedRedisAdapterBuilder {
     /// `channelPrefix`).
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.key = key.into();
+        self
+    }
+
+    /// Which channels the nodes subscribe to: [`SubscriptionMode::Static`]
+    /// by default. Give every node of the cluster, Node servers too, the same.
+    pub fn subscription_mode(mut self, mode: SubscriptionMode) -> Self {
+        self.mode = mode;
         self
     }
 
@@ -162,10 +188,21 @@ impl ShardedRedisAdapterBuilder {
             pub_tx,
             ns_tx,
             namespaces: Mutex::new(HashSet::new()),
+            mode: self.mode,
+            rooms: Mutex::new(RoomChannels::default()),
+            rooms_changed: Notify::new(),
         };
         let node = ClusterNode::new(uid, io.local_node(), transport, self.requests_timeout, None);
         io.attach_adapter(node.clone())
             .map_err(|_| RedisAdapterError::AlreadyAttached)?;
+        if self.mode != SubscriptionMode::Static {
+            let weak = Arc::downgrade(&node);
+            io.on_room_event(move |event| {
+                if let Some(node) = weak.upgrade() {
+                    node.transport().room_event(event);
+                }
+            });
+        }
         // The namespaces declared so far: subscribed before this returns, so
         // that the other nodes count this one at once.
         let mut sub = conn.clone();
@@ -202,11 +239,76 @@ struct Sharded {
     pub_tx: mpsc::Sender<(String, Bytes)>,
     ns_tx: mpsc::UnboundedSender<String>,
     namespaces: Mutex<HashSet<String>>,
+    mode: SubscriptionMode,
+    rooms: Mutex<RoomChannels>,
+    /// Woken when the room channels wanted change.
+    rooms_changed: Notify,
+}
+
+/// The room channels of the dynamic modes.
+#[derive(Debug, Default)]
+struct RoomChannels {
+    /// Rooms created whose first member is not known yet (namespace, room):
+    /// a room named by the socket that creates it is its own.
+    created: HashSet<(String, String)>,
+    /// The channels of the rooms that have members here.
+    wanted: HashSet<String>,
 }
 
 impl Sharded {
     fn channel(&self, nsp: &str) -> String {
         format!("{}#{nsp}#", self.key)
+    }
+
+    fn room_channel(&self, nsp: &str, room: &str) -> String {
+        format!("{}#{nsp}#{room}#", self.key)
+    }
+
+    /// Whether a broadcast to `room` alone goes on the room's channel (the
+    /// reference's `computeChannel`; its lengths count UTF-16 units).
+    fn uses_room_channel(&self, room: &str) -> bool {
+        match self.mode {
+            SubscriptionMode::Static => false,
+            SubscriptionMode::Dynamic => room.encode_utf16().count() != 20,
+            SubscriptionMode::DynamicPrivate => true,
+        }
+    }
+
+    /// Follows the server's rooms: a room's channel is wanted from its
+    /// creation to its deletion, a socket's own room only in
+    /// [`SubscriptionMode::DynamicPrivate`].
+    fn room_event(&self, event: &RoomEvent) {
+        let mut rooms = lock(&self.rooms);
+        let changed = match event {
+            RoomEvent::Created { nsp, room } => match self.mode {
+                SubscriptionMode::DynamicPrivate => {
+                    rooms.wanted.insert(self.room_channel(nsp, room))
+                }
+                _ => {
+                    rooms.created.insert((nsp.to_string(), room.to_string()));
+                    false
+                }
+            },
+            RoomEvent::Joined { nsp, room, sid } => {
+                let key = (nsp.to_string(), room.to_string());
+                rooms.created.remove(&key)
+                    && room != sid
+                    && rooms.wanted.insert(self.room_channel(nsp, room))
+            }
+            RoomEvent::Deleted { nsp, room } => {
+                rooms.created.remove(&(nsp.to_string(), room.to_string()));
+                rooms.wanted.remove(&self.room_channel(nsp, room))
+            }
+            _ => false,
+        };
+        drop(rooms);
+        if changed {
+            self.rooms_changed.notify_one();
+        }
+    }
+
+    fn wanted_rooms(&self) -> HashSet<String> {
+        lock(&self.rooms).wanted.clone()
     }
 
     /// The channels this node subscribes to for `nsp`.
@@ -225,6 +327,10 @@ impl Transport for Sharded {
 
     fn send(&self, route: Route<'_>, _kind: u64, message: Bytes) {
         let channel = match route {
+            Route::All {
+                nsp,
+                room: Some(room),
+            } if self.uses_room_channel(room) => self.room_channel(nsp, room),
             Route::All { nsp, .. } => self.channel(nsp),
             Route::Node { nsp, uid } => format!("{}{uid}#", self.channel(nsp)),
         };
@@ -299,8 +405,14 @@ async fn receiver(
     let mut tick = tokio::time::interval(RESUBSCRIBE);
     // Whether the last attempt to subscribe failed (one warning per outage).
     let mut failing = false;
+    // The room channels subscribed to (dynamic modes).
+    let mut rooms: HashSet<String> = HashSet::new();
     loop {
         let resubscribe = tokio::select! {
+            () = node.transport().rooms_changed.notified() => {
+                follow_rooms(&node, &mut conn, &mut rooms).await;
+                continue;
+            }
             msg = msg_rx.recv() => match msg {
                 Some(Incoming::Message(msg)) => {
                     node.handle(&msg);
@@ -325,15 +437,18 @@ async fn receiver(
         }
         // SSUBSCRIBE to a channel already subscribed to changes nothing;
         // to one whose subscription was lost, it restores it.
-        let mut ok = true;
-        for nsp in &namespaces {
-            for channel in node.transport().channels(nsp) {
-                if let Err(error) = conn.ssubscribe(&channel).await {
-                    if !failing {
-                        tracing::warn!(%error, %channel, "cannot subscribe; retrying");
-                    }
-                    ok = false;
+        let mut ok = follow_rooms(&node, &mut conn, &mut rooms).await;
+        let channels = namespaces
+            .iter()
+            .flat_map(|nsp| node.transport().channels(nsp))
+            .chain(rooms.iter().cloned())
+            .collect::<Vec<_>>();
+        for channel in channels {
+            if let Err(error) = conn.ssubscribe(&channel).await {
+                if !failing {
+                    tracing::warn!(%error, %channel, "cannot subscribe; retrying");
                 }
+                ok = false;
             }
         }
         if ok && failing {
@@ -341,4 +456,38 @@ async fn receiver(
         }
         failing = !ok;
     }
+}
+
+/// Subscribes to the room channels now wanted and leaves those no longer
+/// wanted; false when Redis refused one (it is tried again).
+async fn follow_rooms(
+    node: &ClusterNode<Sharded>,
+    conn: &mut ClusterConnection,
+    subscribed: &mut HashSet<String>,
+) -> bool {
+    let wanted = node.transport().wanted_rooms();
+    let mut ok = true;
+    for channel in wanted.difference(subscribed).cloned().collect::<Vec<_>>() {
+        match conn.ssubscribe(&channel).await {
+            Ok(()) => {
+                subscribed.insert(channel);
+            }
+            Err(error) => {
+                tracing::debug!(%error, %channel, "cannot subscribe to a room; retrying");
+                ok = false;
+            }
+        }
+    }
+    for channel in subscribed.difference(&wanted).cloned().collect::<Vec<_>>() {
+        match conn.sunsubscribe(&channel).await {
+            Ok(()) => {
+                subscribed.remove(&channel);
+            }
+            Err(error) => {
+                tracing::debug!(%error, %channel, "cannot leave a room's channel; retrying");
+                ok = false;
+            }
+        }
+    }
+    ok
 }

@@ -9,13 +9,18 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
+use socketio_cluster_adapter::wire::{self, Body};
 use socketio_cluster_adapter::{ClusterNode, Route, Transport, random_id};
-use socketio_tokio::{AdapterError, SocketIo};
-use tokio::sync::mpsc;
+use socketio_tokio::socketio_proto::{ClusterOp, ClusterSession, MissedBroadcast};
+use socketio_tokio::{AdapterError, RestoredSession, SocketIo, Str};
+use tokio::sync::{OwnedMutexGuard, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::RedisAdapterError;
-use crate::streams_wire::{entry_fields, entry_message, is_ephemeral, pubsub_payload};
+use crate::streams_wire::{
+    StreamId, decode_session, encode_session, entry_fields, entry_message, is_ephemeral,
+    pubsub_payload,
+};
 
 /// Options of a [`StreamsRedisAdapter`], then [`attach`](StreamsRedisAdapterBuilder::attach).
 #[derive(Debug, Clone)]
@@ -29,6 +34,7 @@ pub struct StreamsRedisAdapterBuilder {
     requests_timeout: Duration,
     connect_timeout: Duration,
     queue: usize,
+    session_key_prefix: String,
 }
 
 /// The Redis Streams adapter attached to a server: wire-compatible with
@@ -42,8 +48,17 @@ pub struct StreamsRedisAdapterBuilder {
 /// server-side emits, broadcasts with acknowledgements) go through pub/sub
 /// on `<prefix>#<nsp>#`, their answers on the asking node's
 /// `<prefix>#<nsp>#<uid>#`; the server count is `PUBSUB NUMSUB` of the
-/// namespace's channel. Connection state recovery across servers (the
-/// reference's session store in Redis) is not carried.
+/// namespace's channel.
+///
+/// With connection state recovery on (the server's
+/// [`Recovery`](socketio_tokio::Recovery)), the adapter owns it as the
+/// reference does: the offsets clients hold are the stream's entry ids, and
+/// every node delivers a stored broadcast, its own too, when it reads it
+/// from the stream, so that every node's clients get them in the stream's
+/// order. The session of a socket that drops is kept in Redis under
+/// `sio:session:<pid>` for the recovery window; a client that comes back to
+/// any node (a Node.js one too) gets it, and the broadcasts after its
+/// offset read back from the stream.
 #[derive(Debug)]
 pub struct StreamsRedisAdapter {
     node: Arc<ClusterNode<Streams>>,
@@ -67,6 +82,7 @@ impl StreamsRedisAdapter {
             requests_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             queue: 4096,
+            session_key_prefix: "sio:session:".to_owned(),
         }
     }
 
@@ -102,6 +118,13 @@ impl StreamsRedisAdapterBuilder {
     /// reference's `maxLen`).
     pub fn max_len(mut self, max_len: u64) -> Self {
         self.max_len = max_len.max(1);
+        self
+    }
+
+    /// The prefix of the keys of the sessions kept for recovery:
+    /// `sio:session:` by default (the reference's `sessionKeyPrefix`).
+    pub fn session_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.session_key_prefix = prefix.into();
         self
     }
 
@@ -193,6 +216,9 @@ impl StreamsRedisAdapterBuilder {
         let (pub_tx, pub_rx) = mpsc::channel(self.queue);
         let (ns_tx, mut ns_rx) = mpsc::unbounded_channel();
         let uid = random_id();
+        let start = StreamId::parse(&offset).unwrap_or_default();
+        let (read_tx, read_rx) = watch::channel(start);
+        let position = Arc::new(tokio::sync::Mutex::new(offset));
         let transport = Streams {
             prefix: self.prefix,
             stream: self.stream,
@@ -201,6 +227,15 @@ impl StreamsRedisAdapterBuilder {
             pub_tx,
             ns_tx,
             namespaces: Mutex::new(HashSet::new()),
+            recovery: io
+                .config()
+                .recovery
+                .as_ref()
+                .map(|r| r.max_disconnection_duration),
+            session_key_prefix: self.session_key_prefix,
+            position: position.clone(),
+            read: read_rx,
+            requests_timeout: self.requests_timeout,
         };
         let node = ClusterNode::new(uid, io.local_node(), transport, self.requests_timeout, None);
         io.attach_adapter(node.clone())
@@ -223,7 +258,13 @@ impl StreamsRedisAdapterBuilder {
         };
         let tasks = vec![
             tokio::spawn(publisher(node.clone(), commands, self.max_len, pub_rx)),
-            tokio::spawn(reader(node.clone(), reading, reader_conn, offset)),
+            tokio::spawn(reader(
+                node.clone(),
+                reading,
+                reader_conn,
+                position,
+                read_tx,
+            )),
             tokio::spawn(subscriber(
                 node.clone(),
                 client,
@@ -244,6 +285,8 @@ impl StreamsRedisAdapterBuilder {
 enum Outgoing {
     Publish(String, Bytes),
     Append(u64, Bytes),
+    /// A session kept for recovery: its key, its value, for how long.
+    Persist(String, String, Duration),
 }
 
 /// The transport.
@@ -255,6 +298,15 @@ struct Streams {
     pub_tx: mpsc::Sender<Outgoing>,
     ns_tx: mpsc::UnboundedSender<String>,
     namespaces: Mutex<HashSet<String>>,
+    /// With recovery on, how long sessions are kept.
+    recovery: Option<Duration>,
+    session_key_prefix: String,
+    /// The id of the last entry delivered here, locked while entries are
+    /// delivered and while a session is being given back.
+    position: Arc<tokio::sync::Mutex<String>>,
+    /// The same, watched.
+    read: watch::Receiver<StreamId>,
+    requests_timeout: Duration,
 }
 
 impl Streams {
@@ -290,6 +342,38 @@ impl Transport for Streams {
         }
     }
 
+    fn owns_recovery(&self) -> bool {
+        self.recovery.is_some()
+    }
+
+    fn persist_session(&self, _nsp: &str, session: &ClusterSession) {
+        let Some(ttl) = self.recovery else {
+            return;
+        };
+        let key = format!("{}{}", self.session_key_prefix, session.pid);
+        let outgoing = Outgoing::Persist(key, encode_session(session), ttl);
+        if self.pub_tx.try_send(outgoing).is_err() {
+            tracing::warn!("publish queue full; session for recovery dropped");
+        }
+    }
+
+    fn restore_session(
+        &self,
+        nsp: Str,
+        pid: Str,
+        offset: Str,
+    ) -> BoxFuture<'static, Result<Option<RestoredSession>, AdapterError>> {
+        let restore = Restore {
+            commands: self.commands.clone(),
+            stream: self.stream.clone(),
+            key: format!("{}{pid}", self.session_key_prefix),
+            position: self.position.clone(),
+            read: self.read.clone(),
+            timeout: self.requests_timeout,
+        };
+        Box::pin(async move { restore.run(&nsp, &offset).await })
+    }
+
     fn server_count(&self, nsp: &str) -> BoxFuture<'static, Result<usize, AdapterError>> {
         let commands = self.commands.clone();
         let channel = self.channel(nsp);
@@ -302,6 +386,113 @@ impl Transport for Streams {
                 .map_err(|e| AdapterError::Transport(e.to_string()))?;
             Ok(n)
         })
+    }
+}
+
+/// What giving back a session needs.
+struct Restore {
+    commands: Arc<Commands>,
+    stream: String,
+    key: String,
+    position: Arc<tokio::sync::Mutex<String>>,
+    read: watch::Receiver<StreamId>,
+    timeout: Duration,
+}
+
+/// How many entries one `XRANGE` of a session's missed broadcasts reads.
+const RANGE_COUNT: usize = 1000;
+
+impl Restore {
+    /// The session, with the broadcasts of namespace `nsp` after `offset`
+    /// up to the last entry delivered here, and the reader held until the
+    /// socket is back (so that each entry reaches it once: from this list
+    /// or from the reader).
+    async fn run(
+        mut self,
+        nsp: &str,
+        offset: &str,
+    ) -> Result<Option<RestoredSession>, AdapterError> {
+        let err = |e: redis::RedisError| AdapterError::Transport(e.to_string());
+        // An entry id, as the reference requires.
+        let Some(at) = StreamId::parse(offset) else {
+            return Ok(None);
+        };
+        // The client may have got entries from another node that this one
+        // has not read yet: wait until it has.
+        let reader = &mut self.read;
+        let caught_up = async move { reader.wait_for(|r| *r >= at).await.is_ok() };
+        if !tokio::time::timeout(self.timeout, caught_up)
+            .await
+            .unwrap_or(false)
+        {
+            return Ok(None);
+        }
+        let hold: OwnedMutexGuard<String> = self.position.clone().lock_owned().await;
+        let upto = hold.clone();
+        let mut getdel = redis::cmd("GETDEL");
+        getdel.arg(&self.key);
+        let raw: Option<String> = self.commands.query(&getdel).await.map_err(err)?;
+        // The offset must still be in the stream: else what followed it
+        // may be trimmed, and the replay would have holes.
+        let mut exists = redis::cmd("XRANGE");
+        exists.arg(&self.stream).arg(offset).arg(offset);
+        let found: redis::Value = self.commands.query(&exists).await.map_err(err)?;
+        let (Some(raw), false) = (raw, range_entries(&found).is_empty()) else {
+            return Ok(None);
+        };
+        let Some(mut session) = decode_session(&raw) else {
+            tracing::warn!(key = %self.key, "ignoring a session that cannot be read");
+            return Ok(None);
+        };
+        let mut from = format!("({offset}");
+        loop {
+            let mut range = redis::cmd("XRANGE");
+            range
+                .arg(&self.stream)
+                .arg(&from)
+                .arg(&upto)
+                .arg("COUNT")
+                .arg(RANGE_COUNT);
+            let reply: redis::Value = self.commands.query(&range).await.map_err(err)?;
+            let entries = range_entries(&reply);
+            let full = entries.len() == RANGE_COUNT;
+            for (id, fields) in &entries {
+                if let Some(missed) = missed_broadcast(nsp, id, fields) {
+                    session.missed.push(missed);
+                }
+            }
+            match entries.last() {
+                Some((last, _)) if full && *last != upto => from = format!("({last}"),
+                _ => break,
+            }
+        }
+        Ok(Some(RestoredSession {
+            session,
+            hold: Some(Box::new(hold)),
+        }))
+    }
+}
+
+/// The broadcast without acknowledgements of namespace `nsp` that a stream
+/// entry holds, if it does.
+fn missed_broadcast(nsp: &str, id: &str, fields: &[(String, String)]) -> Option<MissedBroadcast> {
+    let field = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    if field("nsp")? != nsp || field("type")? != "3" {
+        return None;
+    }
+    let message = wire::decode_in(&entry_message(fields)?, None).ok()?;
+    match message.body {
+        Body::Broadcast {
+            packet,
+            opts,
+            request_id: None,
+            ..
+        } => Some(MissedBroadcast {
+            packet,
+            opts,
+            offset: Str::from(id),
+        }),
+        _ => None,
     }
 }
 
@@ -422,7 +613,19 @@ async fn publisher(
                 for (k, v) in fields {
                     cmd.arg(k).arg(v);
                 }
-                commands.query::<String>(&cmd).await.map(drop)
+                let appended = commands.query::<String>(&cmd).await.map(drop);
+                if appended.is_err() {
+                    unpublished(&node, &message);
+                }
+                appended
+            }
+            Outgoing::Persist(key, value, ttl) => {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(&key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+                commands.query::<()>(&cmd).await
             }
         };
         match sent {
@@ -441,6 +644,28 @@ async fn publisher(
     }
 }
 
+/// A message the stream did not take: a broadcast this node deferred
+/// until the stream gave it back is delivered here without an offset.
+fn unpublished(node: &ClusterNode<Streams>, message: &[u8]) {
+    if !node.transport().owns_recovery() {
+        return;
+    }
+    if let Ok(wire::Message {
+        body:
+            Body::Broadcast {
+                packet,
+                opts,
+                request_id: None,
+                ..
+            },
+        ..
+    }) = wire::decode_in(message, None)
+    {
+        node.local_node()
+            .apply_unpublished(ClusterOp::Broadcast { packet, opts });
+    }
+}
+
 /// How the reader connects and reads.
 struct Reading {
     client: redis::Client,
@@ -452,14 +677,18 @@ struct Reading {
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// Reads the stream from `offset` on, for as long as the server lives;
+/// Reads the stream from `position` on, for as long as the server lives;
 /// connects again with backoff, and goes on from the last entry read.
+/// Each entry is handed over with its id under the lock of `position`,
+/// which then moves to it (and `read` with it).
 async fn reader(
     node: Arc<ClusterNode<Streams>>,
     reading: Reading,
     conn: MultiplexedConnection,
-    mut offset: String,
+    position: Arc<tokio::sync::Mutex<String>>,
+    read: watch::Sender<StreamId>,
 ) {
+    let mut offset = position.lock().await.clone();
     let mut conn = Some(conn);
     let mut backoff = MIN_BACKOFF;
     loop {
@@ -500,11 +729,20 @@ async fn reader(
         match reply {
             Ok(reply) => {
                 backoff = MIN_BACKOFF;
-                for (id, fields) in read_entries(&reply) {
-                    if let Some(message) = entry_message(&fields) {
-                        node.handle(&message);
+                let entries = read_entries(&reply);
+                if !entries.is_empty() {
+                    let mut at = position.lock().await;
+                    for (id, fields) in entries {
+                        if let Some(message) = entry_message(&fields) {
+                            node.handle_at(&message, &id);
+                        }
+                        offset = id;
                     }
-                    offset = id;
+                    at.clone_from(&offset);
+                    drop(at);
+                    if let Some(id) = StreamId::parse(&offset) {
+                        read.send_replace(id);
+                    }
                 }
                 conn = Some(c);
             }

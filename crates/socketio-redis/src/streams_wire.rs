@@ -11,6 +11,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use socketio_cluster_adapter::wire::message_type;
+use socketio_tokio::Str;
+use socketio_tokio::socketio_proto::ClusterSession;
 
 /// Whether a message goes through pub/sub rather than the stream (the
 /// reference's `isEphemeral`): requests awaiting answers.
@@ -117,4 +119,75 @@ pub fn entry_message(fields: &[(String, String)]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     rmpv::encode::write_value(&mut out, &rmpv::Value::Map(map)).ok()?;
     Some(out)
+}
+
+/// A stream entry's id, `<milliseconds>-<sequence>`, in the stream's order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamId(pub u64, pub u64);
+
+impl StreamId {
+    /// Reads `<digits>-<digits>` (the reference accepts nothing else as an
+    /// offset).
+    pub fn parse(id: &str) -> Option<StreamId> {
+        let (ms, seq) = id.split_once('-')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return None;
+        }
+        Some(StreamId(ms.parse().ok()?, seq.parse().ok()?))
+    }
+}
+
+/// A session kept for recovery as the reference keeps it: the msgpack map
+/// `{sid, pid, rooms, data}` in base64 (`data` nil when the application set
+/// none).
+pub fn encode_session(session: &ClusterSession) -> String {
+    let data = session
+        .data
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .and_then(|d| rmpv::ext::to_value(d).ok())
+        .unwrap_or(rmpv::Value::Nil);
+    let text = |s: &str| rmpv::Value::from(s);
+    let map = rmpv::Value::Map(vec![
+        (text("sid"), text(&session.sid)),
+        (text("pid"), text(&session.pid)),
+        (
+            text("rooms"),
+            rmpv::Value::Array(session.rooms.iter().map(|r| text(r)).collect()),
+        ),
+        (text("data"), data),
+    ]);
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = rmpv::encode::write_value(&mut out, &map);
+    BASE64.encode(out)
+}
+
+/// A session kept by [`encode_session`] or by the reference; `None` when it
+/// is not one. Its missed broadcasts are left empty.
+pub fn decode_session(raw: &str) -> Option<ClusterSession> {
+    let bytes = BASE64.decode(raw).ok()?;
+    let mut rd = &bytes[..];
+    let value = rmpv::decode::read_value(&mut rd).ok()?;
+    let text = |key| field(&value, key).and_then(|v| v.as_str()).map(Str::from);
+    let rooms = field(&value, "rooms")?
+        .as_array()?
+        .iter()
+        .map(|r| r.as_str().map(Str::from))
+        .collect::<Option<Vec<Str>>>()?;
+    let data = match field(&value, "data") {
+        None | Some(rmpv::Value::Nil) => None,
+        Some(data) => {
+            let json: serde_json::Value = rmpv::ext::from_value(data.clone()).ok()?;
+            Some(Str::from(json.to_string()))
+        }
+    };
+    Some(ClusterSession {
+        sid: text("sid")?,
+        pid: text("pid")?,
+        rooms,
+        data,
+        missed: Vec::new(),
+    })
 }

@@ -23,7 +23,7 @@ use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use socketio_proto::socketio_packet::Packet;
-use socketio_proto::{BroadcastOptions, ClusterOp, Payload, Str};
+use socketio_proto::{BroadcastOptions, ClusterOp, ClusterSession, Payload, Str};
 
 use crate::args::{RoomParam, event_packet};
 pub use crate::error::AdapterError;
@@ -82,6 +82,56 @@ pub trait Adapter: Send + Sync + 'static {
     /// adapter that counts none of it.
     fn stats(&self) -> Option<AdapterStats> {
         None
+    }
+
+    /// Whether this adapter owns connection state recovery, as the
+    /// reference's Redis Streams adapter does: it puts the cluster's
+    /// broadcasts in one order that every node reads and delivers each
+    /// (this node's own too) through
+    /// [`LocalNode::apply_at`](crate::LocalNode::apply_at) with its offset
+    /// in that order, keeps the sessions that
+    /// [`ClusterOp::PersistSession`] hands it where every node finds them,
+    /// and gives them back with [`restore_session`](Adapter::restore_session).
+    /// Read once, when the adapter is attached; false by default.
+    fn owns_recovery(&self) -> bool {
+        false
+    }
+
+    /// The session `pid` of namespace `nsp`, kept by the cluster, with the
+    /// broadcasts after `offset`, for a client that asks to recover it
+    /// (only when the adapter [owns recovery](Adapter::owns_recovery)).
+    /// `None` when there is no such session, or the offset is unknown: the
+    /// client gets a new session. A session is given once.
+    ///
+    /// The broadcasts listed must be every one after `offset` up to the last
+    /// one this node has delivered, and the adapter must deliver no other
+    /// until [`RestoredSession::hold`] is dropped (the binding drops it
+    /// once the socket is back): so the client gets each exactly once.
+    fn restore_session(
+        &self,
+        nsp: Str,
+        pid: Str,
+        offset: Str,
+    ) -> BoxFuture<'static, Result<Option<RestoredSession>, AdapterError>> {
+        let _ = (nsp, pid, offset);
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// A session the cluster gave back ([`Adapter::restore_session`]).
+pub struct RestoredSession {
+    /// The session and what it may have missed.
+    pub session: ClusterSession,
+    /// Dropped once the socket is back on this node, with its missed
+    /// packets: until then the adapter delivers nothing more.
+    pub hold: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl fmt::Debug for RestoredSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestoredSession")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
     }
 }
 

@@ -95,7 +95,9 @@ pub use api::socket::{
     SocketError,
 };
 pub use args::RoomParam;
-pub use cluster::{Adapter, AdapterError, AdapterStats, RemoteSocket, ServerAck, ServerSideEvent};
+pub use cluster::{
+    Adapter, AdapterError, AdapterStats, RemoteSocket, RestoredSession, ServerAck, ServerSideEvent,
+};
 pub use config::{Cookie, Cors, PerMessageDeflate, SameSite, SocketIoBuilder};
 pub use error::{AckError, BuildError, EmitError, ServeError};
 pub use http::serve::{HttpServer, serve};

@@ -54,7 +54,9 @@ impl Redis {
             .expect("redis-server is missing (apt-get install redis-server)");
         // Generous: the machine may be busy building and testing.
         for _ in 0..1200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // A PING answered: this server, not another process that took
+            // the port between the look and the bind (this one then exits).
+            if answers_ping(self.port) && matches!(child.try_wait(), Ok(None)) {
                 self.child = Some(child);
                 return Ok(());
             }
@@ -86,6 +88,19 @@ impl Redis {
             panic!("{e}");
         }
     }
+}
+
+/// Whether a Redis server on `port` answers PING.
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut answer = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && &answer == b"+PONG\r\n"
 }
 
 impl Drop for Redis {

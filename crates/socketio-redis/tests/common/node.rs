@@ -84,6 +84,15 @@ impl Node {
         self.stdin.flush().await.unwrap();
     }
 
+    /// Writes one line of text on its stdin.
+    pub async fn send_line(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
     /// Sends a command and waits for its `done` (after its answer line, if any).
     pub async fn command(&mut self, cmd: Value) -> Vec<Value> {
         let before = self.lines().len();

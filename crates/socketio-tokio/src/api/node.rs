@@ -11,7 +11,7 @@ use futures_util::stream::{BoxStream, FuturesUnordered};
 use socketio_proto::socketio_packet::Packet;
 use socketio_proto::{BroadcastOptions, ClusterOp, Payload, Str};
 
-use crate::api::server::{Shared, State};
+use crate::api::server::{Order, Shared, State};
 use crate::api::socket::SocketInner;
 use crate::cluster::{RemoteSocket, ServerAck, ServerSideEvent, ServerSideHandler};
 use crate::error::AckError;
@@ -48,6 +48,30 @@ impl LocalNode {
     pub fn apply(&self, op: ClusterOp) {
         if let Some(shared) = self.shared.upgrade() {
             shared.apply_cluster_op(op);
+        }
+    }
+
+    /// Carries out an operation in the cluster's order, for an adapter that
+    /// [owns recovery](crate::Adapter::owns_recovery): `offset` is its place
+    /// in that order, and `own` says whether this node published it. A
+    /// broadcast that is stored for recovery is delivered with `offset` as
+    /// its last argument, this node's own too (they were not delivered when
+    /// emitted); this node's other operations were carried out already.
+    /// Call it in the cluster's order.
+    pub fn apply_at(&self, op: ClusterOp, offset: &str, own: bool) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.apply_cluster_op_at(op, Order::At { offset, own });
+        }
+    }
+
+    /// Carries out an operation of this node's that the adapter could not
+    /// publish (its backend was away), for an adapter that
+    /// [owns recovery](crate::Adapter::owns_recovery): a broadcast that
+    /// waited for the cluster to give it back is delivered here without an
+    /// offset, as the reference does; nothing else is done again.
+    pub fn apply_unpublished(&self, op: ClusterOp) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.apply_cluster_op_at(op, Order::Unpublished);
         }
     }
 

@@ -91,6 +91,16 @@ impl Drop for Locked<'_> {
     }
 }
 
+/// Where an operation from the cluster stands in the cluster's order.
+pub(crate) enum Order<'a> {
+    /// The cluster has no order (pub/sub).
+    None,
+    /// At `offset` in the cluster's order; published by this node if `own`.
+    At { offset: &'a str, own: bool },
+    /// This node's, and the cluster could not take it.
+    Unpublished,
+}
+
 /// The declared namespaces.
 #[derive(Default)]
 pub(crate) struct Namespaces {
@@ -252,6 +262,10 @@ impl Shared {
         let plan = state.broadcast(clock::now(), packet, &opts);
         // Sent under the endpoint's lock: stored packets reach each
         // connection in offset order.
+        if plan.deferred {
+            // Delivered when the cluster gives it back with its offset.
+            return Ok(());
+        }
         let sent = link.send_encoded(&packet.nsp, &plan.encoded, false);
         drop(state);
         sent
@@ -261,14 +275,28 @@ impl Shared {
     /// broadcast as a local one is delivered, changes rooms, or
     /// disconnects sockets. Nothing is published again.
     pub(crate) fn apply_cluster_op(&self, op: ClusterOp) {
+        self.apply_cluster_op_at(op, Order::None);
+    }
+
+    /// [`apply_cluster_op`](Shared::apply_cluster_op) for an operation in
+    /// the cluster's order (see [`Endpoint::handle_cluster_op_at`]), or one
+    /// of this node's that the cluster could not take (see
+    /// [`Endpoint::handle_unpublished_op`]).
+    pub(crate) fn apply_cluster_op_at(&self, op: ClusterOp, at: Order<'_>) {
         let (packet, nsp) = match &op {
             ClusterOp::Broadcast { packet, .. } => (Some(packet.clone()), packet.nsp.clone()),
             ClusterOp::AddSockets { nsp, .. }
             | ClusterOp::DelSockets { nsp, .. }
-            | ClusterOp::DisconnectSockets { nsp, .. } => (None, nsp.clone()),
+            | ClusterOp::DisconnectSockets { nsp, .. }
+            | ClusterOp::PersistSession { nsp, .. } => (None, nsp.clone()),
         };
         let mut state = self.lock();
-        match state.handle_cluster_op(clock::now(), op) {
+        let action = match at {
+            Order::At { offset, own } => state.handle_cluster_op_at(clock::now(), op, offset, own),
+            Order::Unpublished => state.handle_unpublished_op(clock::now(), op),
+            Order::None => state.handle_cluster_op(clock::now(), op),
+        };
+        match action {
             ClusterAction::Broadcast(plan) => {
                 if let Some(packet) = packet {
                     let recipients = deliver(state, packet, plan);
@@ -873,7 +901,11 @@ impl SocketIo {
     /// Gives the adapter back when one is already attached.
     pub fn attach_adapter(&self, adapter: Arc<dyn Adapter>) -> Result<(), Arc<dyn Adapter>> {
         self.shared.adapter.set(adapter.clone())?;
-        self.shared.lock().set_clustered(true);
+        {
+            let mut state = self.shared.lock();
+            state.set_clustered(true);
+            state.set_cluster_recovery(adapter.owns_recovery());
+        }
         let names: Vec<String> = self.shared.namespaces().fixed.keys().cloned().collect();
         for nsp in names {
             adapter.add_namespace(&nsp);

@@ -24,8 +24,8 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, StreamExt};
 use socketio_proto::{
-    ConnectionHandle, Data, DisconnectReason, EndpointEvent, Event, EventMessage, Kept, Payload,
-    RequestId, Response, Resume, Str, Transmit,
+    ConnectionHandle, Data, DisconnectReason, EndpointEvent, Event, EventMessage, Kept,
+    NotRecovered, Payload, RequestId, Response, Restored, Resume, Str, Transmit,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
@@ -39,6 +39,7 @@ use crate::api::socket::{
     Entry, EventInfo, Extensions, Handshake, HttpInfo, Listeners, Socket, SocketError, SocketInner,
 };
 use crate::clock;
+use crate::cluster::RestoredSession;
 use crate::error::AckError;
 use crate::mailbox::{Cmd, CmdRx, Inbox, Step};
 use crate::ws::{Incoming, WsConn, WsError};
@@ -50,6 +51,13 @@ enum TaskOutput {
     Connect {
         pending: Box<PendingConnect>,
         result: Result<(), ConnectError>,
+    },
+    /// The cluster answered a request to recover a session; the
+    /// middlewares run next when they were skipped for it.
+    Restore {
+        pending: Box<PendingConnect>,
+        restored: Option<RestoredSession>,
+        middlewares: bool,
     },
 }
 
@@ -559,29 +567,41 @@ impl Driver {
             nsp_query: query,
         };
         let extensions = Extensions::default();
-        let middlewares = ns.middlewares.clone();
         let skip = match (&resume, self.shared.config.recovery.as_ref()) {
             (Some(_), Some(recovery)) => recovery.skip_middlewares,
             _ => false,
         };
         let mut pending = PendingConnect {
-            nsp: nsp.clone(),
+            nsp,
             ns,
-            handshake: handshake.clone(),
-            extensions: extensions.clone(),
+            handshake,
+            extensions,
             resume,
         };
         if skip {
+            if self.cluster_restores(&pending) {
+                self.restore_from_cluster(cx, pending, true);
+                return;
+            }
             // Only a socket actually recovered skips them.
             match self.try_restore(pending) {
                 Some(back) => pending = back,
                 None => return,
             }
         }
+        self.run_middlewares(cx, pending);
+    }
+
+    /// Runs the namespace's middlewares for `pending`, then accepts it.
+    fn run_middlewares(&mut self, cx: &mut Context<'_>, pending: PendingConnect) {
+        let middlewares = pending.ns.middlewares.clone();
         if middlewares.is_empty() {
-            self.accept(pending);
+            self.accept(cx, pending);
             return;
         }
+        let nsp = pending.nsp.clone();
+        let handshake = pending.handshake.clone();
+        let extensions = pending.extensions.clone();
         let (transport, version) = {
             let core = self.core();
             (core.conn.transport(), core.conn.socket_version())
@@ -619,11 +639,57 @@ impl Driver {
     }
 
     /// Accepts a connect request: the session it asks for when the endpoint
-    /// still has it, else a new socket.
-    fn accept(&self, pending: PendingConnect) {
+    /// (or the cluster) still has it, else a new socket.
+    fn accept(&mut self, cx: &mut Context<'_>, pending: PendingConnect) {
+        if self.cluster_restores(&pending) {
+            self.restore_from_cluster(cx, pending, false);
+            return;
+        }
         if let Some(pending) = self.try_restore(pending) {
             self.accept_new(pending);
         }
+    }
+
+    /// Whether the session `pending` asks for is the cluster's to give back.
+    fn cluster_restores(&self, pending: &PendingConnect) -> bool {
+        pending.resume.as_ref().is_some_and(|r| r.offset.is_some())
+            && self.shared.adapter.get().is_some()
+            && self.shared.lock().cluster_recovery()
+    }
+
+    /// Asks the cluster for the session `pending` asks for; its answer
+    /// comes back as [`TaskOutput::Restore`].
+    fn restore_from_cluster(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut pending: PendingConnect,
+        middlewares: bool,
+    ) {
+        let resume = pending.resume.take();
+        let adapter = self.shared.adapter.get().cloned();
+        let nsp = pending.nsp.clone();
+        let fut = async move {
+            let asked = match (adapter, resume) {
+                (
+                    Some(adapter),
+                    Some(Resume {
+                        pid,
+                        offset: Some(offset),
+                    }),
+                ) => adapter.restore_session(nsp.clone(), pid, offset).await,
+                _ => Ok(None),
+            };
+            let restored = asked.unwrap_or_else(|error| {
+                tracing::debug!(%nsp, %error, "the cluster gave no session");
+                None
+            });
+            TaskOutput::Restore {
+                pending: Box::new(pending),
+                restored,
+                middlewares,
+            }
+        };
+        self.spawn(cx, fut);
     }
 
     /// Recovers the session `pending` asks for; gives `pending` back (with
@@ -637,12 +703,24 @@ impl Driver {
         let Some(resume) = pending.resume.take() else {
             return Some(pending);
         };
+        self.install(pending, |state, nsp| {
+            state.restore(clock::now(), nsp, &resume)
+        })
+    }
+
+    /// Puts back the socket of a session that `restore` gives, with its
+    /// missed packets; gives `pending` back when there is none.
+    fn install(
+        &self,
+        mut pending: PendingConnect,
+        restore: impl FnOnce(&mut Locked<'_>, &str) -> Result<Restored, NotRecovered>,
+    ) -> Option<PendingConnect> {
         let mut state = self.shared.lock();
         let mut core = self.link.lock();
         if !core.conn.awaits_connect(&pending.nsp) {
             return Some(pending);
         }
-        let restored = match state.restore(clock::now(), &pending.nsp, &resume) {
+        let restored = match restore(&mut state, &pending.nsp) {
             Ok(restored) => restored,
             Err(why) => {
                 tracing::debug!(nsp = %pending.nsp, %why, "session not recovered");
@@ -732,14 +810,39 @@ impl Driver {
         }
     }
 
-    fn on_task_output(&mut self, out: TaskOutput) {
-        if let TaskOutput::Connect { pending, result } = out {
-            match result {
-                Ok(()) => self.accept(*pending),
+    fn on_task_output(&mut self, cx: &mut Context<'_>, out: TaskOutput) {
+        match out {
+            TaskOutput::Nothing => {}
+            TaskOutput::Connect { pending, result } => match result {
+                Ok(()) => self.accept(cx, *pending),
                 Err(e) => {
                     let nsp = pending.nsp;
                     tracing::debug!(%nsp, error = %e.message, "connect refused");
                     let _ = self.core().conn.reject(&nsp, &e.message, e.data.as_ref());
+                }
+            },
+            TaskOutput::Restore {
+                pending,
+                restored,
+                middlewares,
+            } => {
+                let pending = match restored {
+                    Some(RestoredSession { session, hold }) => {
+                        let back = self.install(*pending, |state, nsp| {
+                            state.restore_from_cluster(nsp, session)
+                        });
+                        // The adapter delivers again once the socket is back.
+                        drop(hold);
+                        match back {
+                            Some(pending) => pending,
+                            None => return,
+                        }
+                    }
+                    None => *pending,
+                };
+                match middlewares {
+                    true => self.run_middlewares(cx, pending),
+                    false => self.accept_new(pending),
                 }
             }
         }
@@ -812,7 +915,7 @@ impl Driver {
     ) {
         let mut fut: BoxFuture<'static, TaskOutput> = Box::pin(fut);
         match fut.as_mut().poll(cx) {
-            Poll::Ready(out) => self.on_task_output(out),
+            Poll::Ready(out) => self.on_task_output(cx, out),
             Poll::Pending => self.tasks.push(fut),
         }
     }
@@ -823,7 +926,7 @@ impl Driver {
             match self.tasks.poll_next_unpin(cx) {
                 Poll::Ready(Some(out)) => {
                     progress = true;
-                    self.on_task_output(out);
+                    self.on_task_output(cx, out);
                 }
                 Poll::Ready(None) | Poll::Pending => {
                     self.tasks_busy = false;

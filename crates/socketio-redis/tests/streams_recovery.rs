@@ -1,0 +1,293 @@
+//! Connection state recovery across the servers of a Redis Streams
+//! cluster, on a real `redis-server`: the official client in a room on
+//! server A is cut off while broadcasts go on, comes back to server B, and
+//! gets its session and every packet it missed, once and in order. A and B
+//! are our servers, or one of them a Node `socket.io` server with
+//! `@socket.io/redis-streams-adapter`.
+
+#![cfg(feature = "streams")]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{Node, Redis, eventually, node_ready};
+use serde_json::{Value, json};
+use socketio_redis::StreamsRedisAdapter;
+use socketio_tokio::{Recovery, Socket, SocketIo};
+use tokio::net::TcpListener;
+
+/// A server of the cluster, with recovery on: sockets join the room of
+/// their `room` query parameter.
+enum Server {
+    Rust(SocketIo, StreamsRedisAdapter, SocketAddr),
+    Node(Node, u16),
+}
+
+impl Server {
+    async fn rust(url: &str) -> Server {
+        let io = SocketIo::builder()
+            .connection_state_recovery(Recovery::default())
+            .build()
+            .unwrap();
+        io.ns("/", |socket: Socket| async move {
+            if let Some(room) = socket.handshake().query_param("room") {
+                socket.join(room);
+            }
+        });
+        let adapter = StreamsRedisAdapter::builder(url)
+            .requests_timeout(Duration::from_secs(3))
+            .attach(&io)
+            .await
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = io.clone();
+        tokio::spawn(async move { served.serve(listener).await });
+        Server::Rust(io, adapter, addr)
+    }
+
+    async fn node(url: &str) -> Server {
+        let port = common::free_port();
+        let n = Node::spawn(
+            "node-server.mjs",
+            &[
+                url.to_owned(),
+                port.to_string(),
+                "streams".into(),
+                "recovery".into(),
+            ],
+        )
+        .await;
+        n.wait_for("the Node server", |v| v.get("ready").is_some())
+            .await;
+        Server::Node(n, port)
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Server::Rust(_, _, addr) => format!("http://{addr}"),
+            Server::Node(_, port) => format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Broadcasts `event` with `n` to the room "r", from this server.
+    async fn emit(&mut self, event: &str, n: u64) {
+        match self {
+            Server::Rust(io, _, _) => io.to("r").emit(event, &(n,)).unwrap(),
+            Server::Node(node, _) => {
+                node.command(json!({"op": "emit", "to": ["r"], "event": event, "args": [n]}))
+                    .await;
+            }
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Server::Rust(io, adapter, _) => {
+                adapter.close();
+                drop(io);
+            }
+            Server::Node(node, _) => node.stop().await,
+        }
+    }
+}
+
+/// What the client printed: its connections, in order.
+fn connects(client: &Node) -> Vec<Value> {
+    client
+        .lines()
+        .into_iter()
+        .filter(|v| v["event"] == "connect")
+        .collect()
+}
+
+/// The ticks the client got, in order, with their offsets.
+fn ticks(client: &Node) -> Vec<(u64, String)> {
+    client
+        .lines()
+        .into_iter()
+        .filter(|v| v.get("tick").is_some())
+        .map(|v| {
+            (
+                v["tick"].as_u64().unwrap(),
+                v["offset"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// An offset as the stream's entry id it must be.
+fn entry_id(offset: &str) -> (u64, u64) {
+    let (ms, seq) = offset
+        .split_once('-')
+        .unwrap_or_else(|| panic!("{offset:?} is not an entry id"));
+    (ms.parse().unwrap(), seq.parse().unwrap())
+}
+
+async fn sessions_kept(redis: &Redis) -> usize {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sio:session:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.len()
+}
+
+/// The scenario: the client on `a`, cut off, back on `b`.
+async fn recovers_across(mut a: Server, mut b: Server, redis: &Redis) {
+    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
+    let first = client
+        .wait_for("the first connection", |v| v["event"] == "connect")
+        .await;
+    assert_eq!(first["recovered"], false);
+    let id = first["id"].as_str().unwrap().to_owned();
+    // Broadcasts from `b` reach it on `a` once it is in the room.
+    let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
+    for n in 0..200 {
+        if probed(&client) {
+            break;
+        }
+        b.emit("probe", n).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("a probe", || probed(&client)).await;
+    for n in 1..=5 {
+        b.emit("tick", n).await;
+    }
+    eventually("ticks 1 to 5 on a", || {
+        ticks(&client).last().is_some_and(|(n, _)| *n == 5)
+    })
+    .await;
+
+    // Cut off; meanwhile ticks 6 to 10 go out from `b`.
+    client.send_line("cut").await;
+    client
+        .wait_for("the disconnection", |v| v["event"] == "disconnect")
+        .await;
+    for n in 6..=10 {
+        b.emit("tick", n).await;
+    }
+    // `a` keeps the session in Redis.
+    for _ in 0..400 {
+        if sessions_kept(redis).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        sessions_kept(redis).await,
+        1,
+        "the session is kept in Redis"
+    );
+
+    // Back, on `b`: the same socket, recovered, and the missed ticks.
+    client.send_line(&format!("connect {}", b.url())).await;
+    eventually("the second connection", || connects(&client).len() == 2).await;
+    let second = &connects(&client)[1];
+    assert_eq!(second["recovered"], true, "{second}");
+    assert_eq!(second["id"], id.as_str());
+    assert_eq!(
+        sessions_kept(redis).await,
+        0,
+        "a session is given back once"
+    );
+    // Ticks from `a` now reach it on `b`.
+    for n in 11..=15 {
+        a.emit("tick", n).await;
+    }
+    eventually("ticks up to 15 on b", || {
+        ticks(&client).last().is_some_and(|(n, _)| *n == 15)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let got = ticks(&client);
+    let numbers: Vec<u64> = got.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        numbers,
+        (1..=15).collect::<Vec<_>>(),
+        "every tick once and in order"
+    );
+    // The offsets are the stream's entry ids, in the stream's order.
+    let ids: Vec<(u64, u64)> = got.iter().map(|(_, o)| entry_id(o)).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+
+    client.send_line("quit").await;
+    client.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_from_one_rust_server_to_another() {
+    node_ready();
+    let redis = Redis::start();
+    let a = Server::rust(&redis.url()).await;
+    let b = Server::rust(&redis.url()).await;
+    recovers_across(a, b, &redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_from_a_rust_server_to_a_node_server() {
+    node_ready();
+    let redis = Redis::start();
+    let a = Server::rust(&redis.url()).await;
+    let b = Server::node(&redis.url()).await;
+    recovers_across(a, b, &redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_from_a_node_server_to_a_rust_server() {
+    node_ready();
+    let redis = Redis::start();
+    let a = Server::node(&redis.url()).await;
+    let b = Server::rust(&redis.url()).await;
+    recovers_across(a, b, &redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_away_broadcasts_still_reach_this_servers_clients() {
+    node_ready();
+    let mut redis = Redis::start();
+    let mut a = Server::rust(&redis.url()).await;
+    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
+    client
+        .wait_for("the connection", |v| v["event"] == "connect")
+        .await;
+    // A broadcast of this server's reaches its client through the stream,
+    // with the entry's id as its offset.
+    let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
+    for n in 0..200 {
+        if probed(&client) {
+            break;
+        }
+        a.emit("probe", n).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("a probe", || probed(&client)).await;
+    a.emit("tick", 1).await;
+    eventually("tick 1", || !ticks(&client).is_empty()).await;
+    entry_id(&ticks(&client)[0].1);
+
+    // Redis goes away: the stream takes nothing, and the broadcast is
+    // delivered here all the same, without an offset (as the reference
+    // does), once.
+    redis.kill();
+    a.emit("tick", 2).await;
+    eventually("tick 2", || ticks(&client).len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = client.lines();
+    let got: Vec<&Value> = lines.iter().filter(|v| v.get("tick").is_some()).collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1]["tick"], 2);
+    assert_eq!(got[1]["offset"], 2, "no offset: {}", got[1]);
+
+    client.send_line("quit").await;
+    client.stop().await;
+    a.stop().await;
+}
