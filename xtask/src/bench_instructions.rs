@@ -286,7 +286,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
-                std::fs::File::create(out.with_extension("log")).map_err(|e| e.to_string())?,
+                std::fs::File::create(log_path(out)).map_err(|e| e.to_string())?,
             ));
         let mut child = cmd
             .spawn()
@@ -308,7 +308,7 @@ impl Server {
                 "{name} under {} did not start: `{}` (see {})",
                 tool.name(),
                 line.trim(),
-                out.with_extension("log").display()
+                log_path(out).display()
             ));
         };
         server.addr = addr.to_owned();
@@ -467,7 +467,7 @@ fn measure(ctx: &Ctx, server: &str, tool: Tool, gen_args: &[String], tag: &str) 
                 .ok_or_else(|| format!("{}: no total line", out.display()))?;
         }
         Tool::Dhat => {
-            let log = out.with_extension("log");
+            let log = log_path(&out);
             count.total = dhat_blocks(&read(&log)?)
                 .ok_or_else(|| format!("{}: no `Total:` line", log.display()))?;
         }
@@ -475,6 +475,14 @@ fn measure(ctx: &Ctx, server: &str, tool: Tool, gen_args: &[String], tag: &str) 
     // The outputs are large; the figures are in the JSON.
     let _ = std::fs::remove_file(&out);
     Ok(count)
+}
+
+/// The tool's own messages (and the server's standard error) of a run:
+/// `<tag>.<tool>.log` beside the tool's output `<tag>.<tool>`.
+fn log_path(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".log");
+    PathBuf::from(name)
 }
 
 fn read(path: &Path) -> Result<String> {
