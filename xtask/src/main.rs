@@ -11,6 +11,9 @@
 //! - `bench [--quick] [--parsers | --servers] [--only SCENARIOS] [--with SERVERS]`:
 //!   run the benchmarks, ours and the competitors side by side: the parsers'
 //!   criterion benchmarks, then the servers under load (see `bench/`).
+//!   `bench --instructions [--quick] [--runs N] [--only SCENARIOS]`: user-space
+//!   instructions, system calls and heap allocations per operation, ours beside
+//!   socketioxide, counted under callgrind, strace and dhat (`bench_instructions.rs`).
 //!   `bench --faults [--quick] [--only drops,halfopen,slow,storm,soak] [--with SERVERS]`:
 //!   only the fault scenarios (`bench/faults`, `docs/reliability.md`).
 //! - `invariants`: check that the protocol crates depend on no async runtime
@@ -23,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod bench_instructions;
 mod bench_servers;
 mod invariants;
 mod layers;
@@ -80,6 +84,8 @@ fn print_help() {
          bench [--quick]               benchmarks, ours beside the competitors\n  \
          bench --parsers | --servers   only the parser or only the server benchmarks\n  \
          bench --servers --only echo,rate,broadcast,idle,poll --with ours,socketioxide,node,raw\n  \
+         bench --instructions [--quick] [--runs N] [--only echo,broadcast,broadcast10k,poll,connect,connect_poll]\n  \
+                                       instructions, system calls, allocations per operation, ours and socketioxide\n  \
          bench --faults [--quick] [--only drops,halfopen,slow,storm,soak] [--with ours,socketioxide,node]\n  \
          invariants                    check the protocol crates' dependency invariants"
     );
@@ -370,6 +376,18 @@ fn bench(args: &[String]) -> Result<()> {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str)
     };
+    if args.iter().any(|a| a == "--instructions") {
+        let runs = match value("--runs") {
+            Some(n) => Some(
+                n.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("--runs takes a whole number above 0")?,
+            ),
+            None => None,
+        };
+        return bench_instructions::bench(quick, runs, value("--only"));
+    }
     if args.iter().any(|a| a == "--faults") {
         return bench_servers::faults(quick, value("--only"), value("--with"));
     }

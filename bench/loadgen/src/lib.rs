@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// The figures of one generator process.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
-    /// The scenario: `echo`, `echo_ack`, `broadcast`, `idle` or `poll`.
+    /// The scenario: `echo`, `echo_ack`, `broadcast`, `idle`, `poll`, `connect` or `connect_poll`.
     pub scenario: String,
     /// Clients asked for.
     pub clients: u64,

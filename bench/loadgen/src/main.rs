@@ -19,7 +19,11 @@
 //! - `broadcast`: every client joins the room, one more client emits `broadcast`
 //!   at the rate, each delivery of `bcast` is timed;
 //! - `idle`: the clients connect, answer pings, and hold until standard input closes;
-//! - `poll`: long-polling only, each client posts an `echo` and polls until it is back.
+//! - `poll`: long-polling only, each client posts an `echo` and polls until it is back;
+//! - `connect`: the clients connect (WebSocket, Engine.IO open, Socket.IO CONNECT) and
+//!   the generator exits at once, closing them: what one handshake costs;
+//! - `connect_poll`: the same over long-polling (the open packet's GET, the CONNECT's
+//!   POST, the GET that brings its answer).
 //!
 //! `--raw` skips the Engine.IO and Socket.IO handshakes (for the raw WebSocket
 //! echo server, the ceiling): the frames are the same.
@@ -58,6 +62,8 @@ enum Scenario {
     Broadcast,
     Idle,
     Poll,
+    Connect,
+    ConnectPoll,
 }
 
 #[derive(Debug, Clone)]
@@ -79,7 +85,8 @@ struct Config {
 fn usage(why: &str) -> ! {
     eprintln!("loadgen: {why}");
     eprintln!(
-        "usage: loadgen --addr HOST:PORT --scenario echo|echo_ack|broadcast|idle|poll \
+        "usage: loadgen --addr HOST:PORT \
+         --scenario echo|echo_ack|broadcast|idle|poll|connect|connect_poll \
          [--clients N] [--rate MSG/S] [--warmup S] [--duration S] [--drain S] [--raw] \
          [--sources K] [--source-base B] [--concurrency C] [--room NAME]"
     );
@@ -133,6 +140,8 @@ fn parse_args() -> Config {
                     "broadcast" => Scenario::Broadcast,
                     "idle" => Scenario::Idle,
                     "poll" => Scenario::Poll,
+                    "connect" => Scenario::Connect,
+                    "connect_poll" => Scenario::ConnectPoll,
                     other => usage(&format!("unknown scenario `{other}`")),
                 }
             }
@@ -269,7 +278,7 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
         first_error: None,
         gen_ticks: 0,
     }));
-    if cfg.scenario == Scenario::Poll {
+    if matches!(cfg.scenario, Scenario::Poll | Scenario::ConnectPoll) {
         return run_poll(cfg, stats).await;
     }
     let cfg = Rc::new(cfg);
@@ -291,6 +300,10 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
     drop(up_tx);
     let sockets = collect_connections(&mut up_rx, &stats).await;
     let connect_secs = connect_start.elapsed().as_secs_f64();
+    if cfg.scenario == Scenario::Connect {
+        say("READY");
+        return Ok(connect_report(&cfg, &stats.borrow(), connect_secs));
+    }
     // The broadcast's sender is one more client, in no room.
     let sender = if cfg.scenario == Scenario::Broadcast {
         Some(connect(&cfg, cfg.clients, false).await?)
@@ -417,6 +430,23 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
         }
     }
     Ok(report)
+}
+
+/// The report of a scenario that only connects: its clients, the handshakes
+/// that succeeded and failed, and how long they took.
+fn connect_report(cfg: &Config, s: &Stats, connect_secs: f64) -> Report {
+    let scenario = match cfg.scenario {
+        Scenario::ConnectPoll => "connect_poll",
+        _ => "connect",
+    };
+    Report {
+        scenario: scenario.into(),
+        clients: cfg.clients as u64,
+        connected: s.connected,
+        failed: s.failed,
+        connect_secs,
+        ..Report::default()
+    }
 }
 
 fn all_answered(s: &Stats, recipients: usize) -> bool {
@@ -663,6 +693,9 @@ async fn run_poll(cfg: Config, stats: Shared) -> Result<Report, BoxError> {
     let sessions = collect_connections(&mut up_rx, &stats).await;
     let connect_secs = connect_start.elapsed().as_secs_f64();
     say("READY");
+    if cfg.scenario == Scenario::ConnectPoll {
+        return Ok(connect_report(&cfg, &stats.borrow(), connect_secs));
+    }
     let t0 = stats.borrow().t0;
     let start = Instant::now() + Duration::from_millis(100);
     let window_start = start + cfg.warmup;

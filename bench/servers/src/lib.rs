@@ -16,6 +16,9 @@
 //!
 //! `--recovery` turns connection state recovery on with the reference's defaults (ours
 //! and the Node server; socketioxide 0.18 does not have it).
+//! `--ping-interval S` (ours and socketioxide) sets the interval between pings, so that a
+//! run under valgrind, many times slower, sends no ping (the instruction counts of
+//! `cargo xtask bench --instructions` leave pings out).
 
 use std::net::SocketAddr;
 
@@ -31,6 +34,20 @@ pub fn port() -> u16 {
         }
     }
     0
+}
+
+/// The interval given as `--ping-interval S` in seconds, if any.
+pub fn ping_interval() -> Option<std::time::Duration> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--ping-interval" {
+            let secs = args.next().and_then(|s| s.parse::<f64>().ok());
+            return secs
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(std::time::Duration::from_secs_f64);
+        }
+    }
+    None
 }
 
 /// Whether `--<name>` is on the command line.

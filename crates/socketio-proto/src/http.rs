@@ -275,7 +275,7 @@ pub enum ContentType {
 
 impl ContentType {
     /// The header value.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ContentType::Text => "text/plain; charset=UTF-8",
             ContentType::Binary => "application/octet-stream",

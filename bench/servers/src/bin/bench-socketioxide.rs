@@ -1,7 +1,8 @@
 //! The benchmark server on socketioxide (crates.io), served by hyper's HTTP/1
 //! connection with upgrades as in its own hyper example, tracing off, default
 //! buffers, TCP_NODELAY as ours and Node set it, on a current-thread runtime
-//! (the server is pinned to one core).
+//! (the server is pinned to one core). `--ping-interval S` sets the interval
+//! between pings.
 
 use bench_servers::{ROOM, announce};
 use hyper::server::conn::http1;
@@ -11,7 +12,11 @@ use socketioxide::extract::{AckSender, Data, SocketRef};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (svc, io) = SocketIo::new_svc();
+    let mut builder = SocketIo::builder();
+    if let Some(interval) = bench_servers::ping_interval() {
+        builder = builder.ping_interval(interval);
+    }
+    let (svc, io) = builder.build_svc();
     io.ns("/", async |socket: SocketRef| {
         socket.on(
             "echo",

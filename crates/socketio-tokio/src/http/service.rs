@@ -954,12 +954,26 @@ fn to_http(r: Response) -> http::Response<Full<Bytes>> {
     let mut res = http::Response::new(Full::new(r.body));
     *res.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
     let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, content_type(r.content_type));
     h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(r.content_type.as_str()),
+        header::CACHE_CONTROL,
+        const { HeaderValue::from_static("no-store") },
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
+}
+
+/// The header value of a content type, checked when compiled:
+/// `HeaderValue::from_static` called at run time checks every byte again.
+fn content_type(t: socketio_proto::ContentType) -> HeaderValue {
+    use socketio_proto::ContentType;
+    match t {
+        ContentType::Text => const { HeaderValue::from_static(ContentType::Text.as_str()) },
+        ContentType::Binary => const { HeaderValue::from_static(ContentType::Binary.as_str()) },
+        ContentType::Json => const { HeaderValue::from_static(ContentType::Json.as_str()) },
+        ContentType::Javascript => {
+            const { HeaderValue::from_static(ContentType::Javascript.as_str()) }
+        }
+    }
 }
 
 fn with_cors(
