@@ -32,7 +32,7 @@ use tokio::time::Sleep;
 
 use crate::api::engine::EngineSocket;
 use crate::api::extract::{DisconnectContext, ErasedHandler, EventContext};
-use crate::api::link::{Core, Link, fail};
+use crate::api::link::{Core, Direct, Link, fail};
 use crate::api::ns::{ConnectError, ConnectRequest, NsInner};
 use crate::api::server::{Locked, Shared};
 use crate::api::socket::{
@@ -944,6 +944,26 @@ impl Driver {
         progress || before != self.streams.len()
     }
 
+    /// The connection's one WebSocket, when nothing waits to be written on
+    /// it here and broadcasts may write on it themselves until the next
+    /// step (see `api::link`).
+    fn idle_ws(&self) -> Option<Direct> {
+        if self.pending_tx.is_some() || !self.awaited_ws.is_empty() || self.closed_at.is_some() {
+            return None;
+        }
+        let [entry] = self.streams.as_slice() else {
+            return None;
+        };
+        if entry.flush || entry.closing || entry.done || entry.read_done {
+            return None;
+        }
+        let stream = entry.ws.idle_stream()?;
+        Some(Direct {
+            ws: entry.id,
+            stream: stream.clone(),
+        })
+    }
+
     fn finished(&mut self, now: Instant) -> bool {
         let Some(closed_at) = self.closed_at else {
             return false;
@@ -1105,11 +1125,13 @@ impl Driver {
         for _ in 0..BUDGET {
             let now = clock::now();
             let mut progress = false;
-            {
+            let unwritten = {
                 let mut core = this.link.lock();
                 // This turn looks at everything: what changes from now on
                 // is for the next one.
                 core.dirty = false;
+                // The WebSocket is the task's again until the step ends.
+                core.direct = None;
                 // Due timers first, as Node's event loop runs them before
                 // I/O: a poll that arrives after the ping timeout finds the
                 // session closed, even if its timer has not fired yet.
@@ -1119,6 +1141,16 @@ impl Driver {
                     }
                     // A late ping may make its pong already overdue: go again.
                     core.conn.handle_timeout(now);
+                    progress = true;
+                }
+                core.unwritten.take()
+            };
+            if let Some(unwritten) = unwritten {
+                // What a broadcast left unwritten goes before anything else.
+                let (id, frame) = *unwritten;
+                if let Some(entry) = this.streams.iter_mut().find(|e| e.id == id && !e.done) {
+                    entry.ws.resume(frame);
+                    entry.flush = true;
                     progress = true;
                 }
             }
@@ -1134,7 +1166,7 @@ impl Driver {
             progress |= this.drain(cx, now);
             progress |= this.poll_writes(cx, now);
             if this.finished(now) {
-                this.link.step_ending();
+                this.link.step_ending(None);
                 return Poll::Ready(());
             }
             if progress && this.has_more() {
@@ -1143,7 +1175,7 @@ impl Driver {
             let Some(deadline) = this.deadline() else {
                 // What another task changed meanwhile is seen before the
                 // step ends; later changes wake the task.
-                if this.link.step_ending() {
+                if this.link.step_ending(this.idle_ws()) {
                     continue;
                 }
                 return Poll::Pending;
@@ -1156,7 +1188,7 @@ impl Driver {
             }
             match this.sleep.as_mut().poll(cx) {
                 Poll::Pending => {
-                    if this.link.step_ending() {
+                    if this.link.step_ending(this.idle_ws()) {
                         continue;
                     }
                     return Poll::Pending;
@@ -1170,7 +1202,7 @@ impl Driver {
             }
         }
         // Yield to the other tasks; come back at once.
-        this.link.step_ending();
+        this.link.step_ending(None);
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -1185,6 +1217,9 @@ impl Drop for Driver {
             let mut core = self.core();
             core.conn.close(now, DisconnectReason::TransportError);
             core.outgoing.clear();
+            // The socket closes with the task.
+            core.direct = None;
+            core.unwritten = None;
             (
                 std::mem::take(&mut core.sockets),
                 std::mem::take(&mut core.acks),
