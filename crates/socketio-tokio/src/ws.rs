@@ -194,7 +194,11 @@ impl TcpIo {
         TcpIo {
             stream: Arc::new(stream),
             // An empty prefix would keep the HTTP server's read buffer.
-            prefix: if prefix.is_empty() { Bytes::new() } else { prefix },
+            prefix: if prefix.is_empty() {
+                Bytes::new()
+            } else {
+                prefix
+            },
             _keep: keep,
         }
     }
