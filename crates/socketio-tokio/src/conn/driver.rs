@@ -98,7 +98,9 @@ pub(crate) struct Driver {
     pending_tx: Option<Transmit>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
-    tasks: FuturesUnordered<BoxFuture<'static, TaskOutput>>,
+    /// The handler futures that did not finish when first polled; none
+    /// (and no allocation) while there are none, as on an idle connection.
+    tasks: Option<FuturesUnordered<BoxFuture<'static, TaskOutput>>>,
     engine_tx: Option<(mpsc::UnboundedSender<Data>, Inbox)>,
     closed_at: Option<Instant>,
     /// In this wake-up, every WebSocket read ended "not now": its waker is
@@ -140,7 +142,7 @@ impl Driver {
             pending_tx: None,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed: None,
-            tasks: FuturesUnordered::new(),
+            tasks: None,
             engine_tx: None,
             closed_at: None,
             reads_idle: false,
@@ -169,6 +171,7 @@ impl Driver {
                 let fut = catch(fut, "engine handler");
                 driver
                     .tasks
+                    .get_or_insert_with(FuturesUnordered::new)
                     .push(Box::pin(fut.map(|()| TaskOutput::Nothing)));
             }
         }
@@ -191,6 +194,11 @@ impl Driver {
             Cmd::WsOpen { id, req, ws } => {
                 self.reads_idle = false;
                 self.awaited_ws.retain(|w| *w != id);
+                if self.awaited_ws.is_empty() {
+                    self.awaited_ws = Vec::new();
+                }
+                // Usually the one WebSocket: room for it alone.
+                self.streams.reserve_exact(1);
                 self.streams.push(WsEntry {
                     id,
                     ws,
@@ -813,19 +821,32 @@ impl Driver {
         let mut fut: BoxFuture<'static, TaskOutput> = Box::pin(fut);
         match fut.as_mut().poll(cx) {
             Poll::Ready(out) => self.on_task_output(out),
-            Poll::Pending => self.tasks.push(fut),
+            Poll::Pending => self
+                .tasks
+                .get_or_insert_with(FuturesUnordered::new)
+                .push(fut),
         }
     }
 
     fn poll_tasks(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
         for _ in 0..BUDGET {
-            match self.tasks.poll_next_unpin(cx) {
+            let Some(tasks) = &mut self.tasks else {
+                self.tasks_busy = false;
+                return progress;
+            };
+            match tasks.poll_next_unpin(cx) {
                 Poll::Ready(Some(out)) => {
                     progress = true;
                     self.on_task_output(out);
                 }
-                Poll::Ready(None) | Poll::Pending => {
+                Poll::Ready(None) => {
+                    // None left: the set goes, with its allocation.
+                    self.tasks = None;
+                    self.tasks_busy = false;
+                    return progress;
+                }
+                Poll::Pending => {
                     self.tasks_busy = false;
                     return progress;
                 }
@@ -978,7 +999,7 @@ impl Driver {
             && self.pending_tx.is_none()
             && self.streams.is_empty()
             && self.replies.is_empty()
-            && self.tasks.is_empty()
+            && self.tasks.as_ref().is_none_or(FuturesUnordered::is_empty)
     }
 
     fn deadline(&self) -> Option<Instant> {
