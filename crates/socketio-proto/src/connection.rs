@@ -166,6 +166,7 @@ enum Transport {
 ///   [`reject`](Connection::reject), [`emit`](Connection::emit),
 ///   [`emit_with_ack`](Connection::emit_with_ack), [`ack`](Connection::ack),
 ///   [`send_encoded`](Connection::send_encoded),
+///   [`send_encoded_now`](Connection::send_encoded_now),
 ///   [`disconnect`](Connection::disconnect), [`close`](Connection::close);
 /// - `poll_*`: output. After any input or command, drain
 ///   [`poll_response`](Connection::poll_response),
@@ -1419,6 +1420,43 @@ impl Connection {
         self.queue_encoded(encoded);
         self.flush_polling();
         Ok(())
+    }
+
+    /// Takes a packet encoded once (a broadcast) as written now, on the
+    /// WebSocket `ws`, when nothing waits to go before it: the binding's
+    /// socket is idle and writable, and says so by calling this.
+    ///
+    /// Gives the packet's one frame when it is taken: it is counted as sent
+    /// (in [`take_counters`](Connection::take_counters)) and never enters
+    /// the send buffer, so the binding must write it before any frame that
+    /// [`poll_transmit`](Connection::poll_transmit) gives later, and keep
+    /// what the socket does not take at once ahead of those.
+    /// Gives `None`, changing nothing, when the packet must take the
+    /// ordinary way ([`send_encoded`](Connection::send_encoded)): the
+    /// connection is not open, has no socket on `nsp`, its transport is
+    /// not `ws`, the send buffer holds something, or the packet takes more
+    /// than one frame or more than the buffer's bound.
+    pub fn send_encoded_now(
+        &mut self,
+        nsp: &str,
+        encoded: &Encoded,
+        ws: RequestId,
+    ) -> Option<Data> {
+        if self.state != State::Open
+            || !matches!(self.transport, Transport::WebSocket(t) if t == ws)
+            || !self.buffer.is_empty()
+            || encoded.size() > self.config.max_buffer_size
+            || !self.sockets.iter().any(|s| &*s.nsp == nsp)
+        {
+            return None;
+        }
+        let out = match (encoded.msgpack, encoded.attachments.as_slice()) {
+            (false, []) => Out::Text(encoded.text.clone(), encoded.compress),
+            (true, [message]) => Out::Binary(message.clone(), encoded.compress),
+            _ => return None,
+        };
+        self.counters.sent(&out);
+        Some(self.ws_frame(out).0)
     }
 
     /// Puts an encoded packet in the send buffer (its bound checked by the

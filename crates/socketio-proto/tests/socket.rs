@@ -802,3 +802,79 @@ fn a_connection_counts_its_packets_bytes_and_failed_upgrades() {
         socketio_proto::Counters::default()
     );
 }
+
+/// A broadcast to a WebSocket with nothing buffered is taken as written now:
+/// its one frame comes back for the binding to write, counted as sent, and
+/// the send buffer stays empty; with anything buffered, or anything that is
+/// not that open WebSocket's one frame, nothing changes and the packet takes
+/// the send buffer's way, behind what is there.
+#[test]
+fn a_broadcast_to_an_idle_websocket_is_taken_as_written_now() {
+    let mut h = Harness::new(config());
+    let (sid, ws, _) = joined(&mut h);
+    let packet = Packet::event(Str::from("/"), "news", &(1,), None).expect("an event");
+    let plan = h
+        .endpoint
+        .broadcast(h.now, &packet, &BroadcastOptions::all());
+    let _ = h.conn(&sid).take_counters();
+
+    let frame = h.conn(&sid).send_encoded_now("/", &plan.encoded, ws);
+    assert_eq!(
+        frame,
+        Some(socketio_proto::Data::Text(Str::from("42[\"news\",1]")))
+    );
+    assert_eq!(h.conn(&sid).buffered_bytes(), 0);
+    assert!(!h.conn(&sid).has_output());
+    let counted = h.conn(&sid).take_counters();
+    assert_eq!((counted.packets_out, counted.bytes_out), (1, 12));
+    assert!(
+        h.text_frames(ws).is_empty(),
+        "nothing goes through the buffer"
+    );
+
+    // Not this session's WebSocket, not a namespace it joined.
+    assert_eq!(
+        h.conn(&sid)
+            .send_encoded_now("/", &plan.encoded, RequestId(9999)),
+        None
+    );
+    assert_eq!(
+        h.conn(&sid).send_encoded_now("/admin", &plan.encoded, ws),
+        None
+    );
+    // A packet with an attachment takes two frames.
+    let binary = Packet::event(
+        Str::from("/"),
+        "file",
+        &(serde_bytes::Bytes::new(&[1, 2]),),
+        None,
+    )
+    .expect("an event");
+    let two = h
+        .endpoint
+        .broadcast(h.now, &binary, &BroadcastOptions::all());
+    assert_eq!(h.conn(&sid).send_encoded_now("/", &two.encoded, ws), None);
+    assert!(!h.conn(&sid).has_output(), "refused, nothing changed");
+    h.conn(&sid)
+        .send_encoded("/", &two.encoded, false)
+        .expect("buffered");
+
+    // Something buffered: the next one waits behind it.
+    assert_eq!(h.conn(&sid).send_encoded_now("/", &plan.encoded, ws), None);
+    h.conn(&sid)
+        .send_encoded("/", &plan.encoded, false)
+        .expect("buffered");
+    let frames = h.text_frames(ws);
+    assert_eq!(frames.len(), 3, "{frames:?}");
+    assert_eq!(frames[2], "42[\"news\",1]");
+    assert!(
+        h.conn(&sid)
+            .send_encoded_now("/", &plan.encoded, ws)
+            .is_some()
+    );
+
+    // A closed connection takes nothing.
+    let now = h.now;
+    h.conn(&sid).close(now, DisconnectReason::ForcedServerClose);
+    assert_eq!(h.conn(&sid).send_encoded_now("/", &plan.encoded, ws), None);
+}

@@ -15,6 +15,13 @@
 //! written from its own bytes with its header beside it, with no copy and no
 //! buffer.
 //!
+//! A WebSocket over a TCP stream (the standalone server's, or hyper's on a
+//! plain `TcpStream`) holds the stream through a shared handle, read and
+//! written with the runtime's readiness: while the connection's task is
+//! idle and nothing is queued here, its link writes broadcasts on it
+//! directly (see `api::link`), and a frame of which the socket took only a
+//! part comes back here, ahead of everything ([`WsConn::resume`]).
+//!
 //! With permessage-deflate agreed, a message of the threshold and more is
 //! compressed when it is queued, and compressed messages from the peer are
 //! inflated under the message limit; the deflate state is the thread's, so
@@ -22,6 +29,7 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -29,6 +37,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use socketio_proto::{Data, Str};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use websocket_frame::deflate::Deflater;
 use websocket_frame::{Decoder, Message, OpCode, ProtocolError, close_code};
 
@@ -102,8 +111,10 @@ pub(crate) struct WsLimits {
     pub(crate) max_write: usize,
 }
 
-/// A frame queued alone, written from its payload's own bytes.
-struct Single {
+/// A frame queued alone, written from its payload's own bytes; also a
+/// frame a broadcast wrote itself on an idle socket (see `api::link`), of
+/// which the socket may have taken only a part.
+pub(crate) struct Single {
     header: [u8; websocket_frame::MAX_SERVER_HEADER_LEN],
     header_len: usize,
     payload: Bytes,
@@ -112,6 +123,21 @@ struct Single {
 }
 
 impl Single {
+    /// The uncompressed frame of `data`, none of it written.
+    pub(crate) fn new(data: &Data) -> Single {
+        let (opcode, payload) = match data {
+            Data::Text(s) => (OpCode::Text, s.clone().into_bytes()),
+            Data::Binary(b) => (OpCode::Binary, b.clone()),
+        };
+        let (header, header_len) = websocket_frame::header(opcode, payload.len());
+        Single {
+            header,
+            header_len,
+            payload,
+            written: 0,
+        }
+    }
+
     fn remaining(&self) -> usize {
         self.header_len + self.payload.len() - self.written
     }
@@ -122,13 +148,156 @@ impl Single {
         let payload = &self.payload[self.written.saturating_sub(self.header_len)..];
         (header, payload)
     }
+
+    /// Writes what is left with one non-blocking system call at most (none
+    /// when the runtime knows the socket is not writable); true when all of
+    /// it is written. An error is left for the connection's task to meet on
+    /// its next write.
+    pub(crate) fn try_write(&mut self, stream: &TcpStream) -> bool {
+        let (header, payload) = self.slices();
+        let slices = [IoSlice::new(header), IoSlice::new(payload)];
+        if let Ok(n) = stream.try_write_vectored(&slices) {
+            self.written += n;
+        }
+        self.remaining() == 0
+    }
+}
+
+/// The socket under a WebSocket.
+pub(crate) enum WsIo {
+    /// A TCP stream, which the connection's link may write on while the
+    /// connection's task is idle (see `api::link`).
+    Tcp(TcpIo),
+    /// Any other upgraded connection (TLS, or an I/O type this crate does
+    /// not know).
+    Other(Upgrade),
+}
+
+/// A TCP stream taken out of an upgraded HTTP connection.
+pub(crate) struct TcpIo {
+    stream: Arc<TcpStream>,
+    /// What the HTTP server read past the upgrade request.
+    prefix: Bytes,
+    /// What must live as long as the connection (its place under the
+    /// server's connection caps).
+    _keep: Option<Box<dyn Send + Sync>>,
+}
+
+impl TcpIo {
+    /// `stream`, with the bytes already read from it, and what must live as
+    /// long as it.
+    pub(crate) fn new(
+        stream: TcpStream,
+        prefix: Bytes,
+        keep: Option<Box<dyn Send + Sync>>,
+    ) -> TcpIo {
+        TcpIo {
+            stream: Arc::new(stream),
+            // An empty prefix would keep the HTTP server's read buffer.
+            prefix: if prefix.is_empty() {
+                Bytes::new()
+            } else {
+                prefix
+            },
+            _keep: keep,
+        }
+    }
+}
+
+impl AsyncRead for WsIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Other(io) => Pin::new(io).poll_read(cx, buf),
+            WsIo::Tcp(tcp) => {
+                if !tcp.prefix.is_empty() {
+                    let n = tcp.prefix.len().min(buf.remaining());
+                    buf.put_slice(&tcp.prefix.split_to(n));
+                    if tcp.prefix.is_empty() {
+                        // Let the HTTP server's read buffer go.
+                        tcp.prefix = Bytes::new();
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                loop {
+                    ready!(tcp.stream.poll_read_ready(cx))?;
+                    match tcp.stream.try_read(buf.initialize_unfilled()) {
+                        Ok(n) => {
+                            buf.advance(n);
+                            return Poll::Ready(Ok(()));
+                        }
+                        // The readiness was cleared: wait for the next.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for WsIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WsIo::Other(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            WsIo::Tcp(tcp) => loop {
+                ready!(tcp.stream.poll_write_ready(cx))?;
+                match tcp.stream.try_write_vectored(bufs) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    written => return Poll::Ready(written),
+                }
+            },
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            WsIo::Other(io) => io.is_write_vectored(),
+            WsIo::Tcp(_) => true,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Other(io) => Pin::new(io).poll_flush(cx),
+            WsIo::Tcp(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Other(io) => Pin::new(io).poll_shutdown(cx),
+            // The link holds the stream only between the task's steps, and
+            // this runs in one: the stream is the task's alone. Were it
+            // not, the stream would close when the last holder drops it.
+            WsIo::Tcp(tcp) => match Arc::get_mut(&mut tcp.stream) {
+                Some(stream) => Pin::new(stream).poll_shutdown(cx),
+                None => Poll::Ready(Ok(())),
+            },
+        }
+    }
 }
 
 /// The socket of an upgraded HTTP connection.
 pub(crate) type Upgrade = TokioIo<Upgraded>;
 
 /// A server WebSocket over `T` (an upgraded connection).
-pub(crate) struct WsConn<T = Upgrade> {
+pub(crate) struct WsConn<T = WsIo> {
     io: T,
     decoder: Decoder,
     limits: WsLimits,
@@ -417,6 +586,42 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsConn<T> {
         }
         ready!(self.poll_finish(cx))?;
         Poll::Ready(Ok(()))
+    }
+}
+
+impl WsConn<WsIo> {
+    /// The stream a broadcast may write on itself while the connection's
+    /// task is idle: a TCP stream with nothing queued, no compression
+    /// agreed and no close frame sent; else none.
+    pub(crate) fn idle_stream(&self) -> Option<&Arc<TcpStream>> {
+        match &self.io {
+            WsIo::Tcp(tcp) if self.deflater.is_none() && !self.close_sent && self.queued() == 0 => {
+                Some(&tcp.stream)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<T> WsConn<T> {
+    /// Takes back a frame of which the socket took only a part (or none):
+    /// its rest goes out before anything else.
+    pub(crate) fn resume(&mut self, frame: Single) {
+        if self.single.is_none() && self.written == self.wbuf.len() {
+            self.wbuf.clear();
+            self.written = 0;
+            self.single = Some(frame);
+        } else {
+            let (header, payload) = frame.slices();
+            let rest: Vec<u8> = [header, payload].concat();
+            if let Some(single) = self.single.take() {
+                let (h, p) = single.slices();
+                let queued: Vec<u8> = [h, p, &self.wbuf[self.written..]].concat();
+                self.wbuf = queued;
+                self.written = 0;
+            }
+            self.wbuf.splice(self.written..self.written, rest);
+        }
     }
 }
 

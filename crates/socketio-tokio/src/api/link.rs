@@ -13,6 +13,19 @@
 //! no wake-up, and a broadcast hands each recipient the shared bytes with
 //! no allocation.
 //!
+//! A broadcast to a connection whose WebSocket is idle goes further: its
+//! frame is written on the socket by the broadcaster itself, straight from
+//! the shared bytes, with no allocation, no queue and no wake-up. The task
+//! says when that may happen: at the end of a step after which nothing is
+//! queued for its one WebSocket (a TCP stream, with no compression agreed),
+//! it leaves the stream in the link ([`Direct`]), and it takes it back when
+//! its next step starts, under this lock both times. So nothing the task
+//! writes is ever under way while a broadcast writes, the core's send
+//! buffer is empty (the core checks, in `send_encoded_now`, and counts the
+//! packet as sent), and what a broadcast's write leaves unwritten waits in
+//! the link, for the task to write before anything else, while every later
+//! packet takes the ordinary way.
+//!
 //! HTTP requests and WebSockets for the session still go to the task over
 //! its channel ([`crate::mailbox`]): there two tasks must talk.
 
@@ -22,12 +35,16 @@ use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
 use socketio_proto::socketio_packet::Packet;
-use socketio_proto::{Connection, Data, DisconnectReason, Encoded, Payload, SendError, Str};
+use socketio_proto::{
+    Connection, Data, DisconnectReason, Encoded, Payload, RequestId, SendError, Str,
+};
+use tokio::net::TcpStream;
 
 use crate::api::socket::SocketInner;
 use crate::clock;
 use crate::error::{AckError, EmitError};
 use crate::mailbox::{AckReply, Cmd, CmdTx, Step};
+use crate::ws::Single;
 
 /// What the link's lock guards.
 pub(crate) struct Core {
@@ -44,6 +61,21 @@ pub(crate) struct Core {
     /// Something other than the task changed the connection since the task
     /// last looked: new output, a new deadline.
     pub(crate) dirty: bool,
+    /// The idle WebSocket a broadcast may write on, left by the task at the
+    /// end of a step and taken back when the next starts.
+    pub(crate) direct: Option<Direct>,
+    /// What of a frame written by a broadcast the socket did not take: the
+    /// task writes it before anything else.
+    pub(crate) unwritten: Option<Box<(RequestId, Single)>>,
+}
+
+/// A connection's one WebSocket, idle (nothing queued for it anywhere) and
+/// not compressing: see the [module](self) documentation.
+pub(crate) struct Direct {
+    /// The WebSocket's transport, as the core knows it.
+    pub(crate) ws: RequestId,
+    /// Its socket.
+    pub(crate) stream: Arc<TcpStream>,
 }
 
 /// A connection's shared half. See the [module](self) documentation.
@@ -70,6 +102,8 @@ impl Link {
                 acks: Vec::new(),
                 outgoing: Vec::new(),
                 dirty: false,
+                direct: None,
+                unwritten: None,
             }),
             waker: AtomicWaker::new(),
             stepping: AtomicBool::new(false),
@@ -110,14 +144,17 @@ impl Link {
     }
 
     /// The task ends a step; true when something changed meanwhile, in
-    /// which case the step goes on (and counts as started again).
-    pub(crate) fn step_ending(&self) -> bool {
+    /// which case the step goes on (and counts as started again). Else the
+    /// task's idle WebSocket, if it has one, is left for broadcasts to
+    /// write on until the next step starts.
+    pub(crate) fn step_ending(&self, idle: Option<Direct>) -> bool {
         self.stepping.store(false, Ordering::SeqCst);
         let mut core = self.lock();
         if std::mem::take(&mut core.dirty) {
             self.stepping.store(true, Ordering::SeqCst);
             return true;
         }
+        core.direct = idle;
         false
     }
 
@@ -157,10 +194,16 @@ impl Link {
             core.dirty = true;
             r
         };
+        self.notify();
+        r
+    }
+
+    /// Wakes the task, unless it is taking a step (which looks at `dirty`
+    /// before it ends).
+    fn notify(&self) {
         if !self.stepping.load(Ordering::SeqCst) {
             self.waker.wake();
         }
-        r
     }
 
     /// Sends an encoded packet to the socket on `nsp`.
@@ -174,24 +217,59 @@ impl Link {
     }
 
     /// Delivers a broadcast: the shared bytes to the socket on `packet`'s
-    /// namespace. If that socket has outgoing listeners, the connection's
-    /// task calls them with the packet.
+    /// namespace, written here when the connection's WebSocket is idle, else
+    /// put in the core's send buffer for the task. If that socket has
+    /// outgoing listeners, the connection's task calls them with the packet.
     pub(crate) fn deliver(&self, packet: &Packet, encoded: &Encoded, volatile: bool) {
-        self.change(
-            |core| match core.conn.send_encoded(&packet.nsp, encoded, volatile) {
-                Ok(()) => {
-                    let listening = core
-                        .sockets
-                        .iter()
-                        .find(|s| s.nsp == packet.nsp && s.has_outgoing_listeners())
-                        .cloned();
-                    if let Some(socket) = listening {
-                        core.outgoing.push((socket, packet.clone()));
-                    }
+        let mut guard = self.lock();
+        let core = &mut *guard;
+        let now = core.direct.as_ref().and_then(|direct| {
+            let frame = core
+                .conn
+                .send_encoded_now(&packet.nsp, encoded, direct.ws)?;
+            let mut frame = Single::new(&frame);
+            Some(
+                frame
+                    .try_write(&direct.stream)
+                    .then_some(())
+                    .ok_or((direct.ws, frame)),
+            )
+        });
+        let sent = match now {
+            // Written whole: the task need not hear of it.
+            Some(Ok(())) => Ok(()),
+            Some(Err((ws, frame))) => {
+                // The rest goes first when the task next runs; every later
+                // packet goes through the send buffer.
+                core.unwritten = Some(Box::new((ws, frame)));
+                core.direct = None;
+                core.dirty = true;
+                Ok(())
+            }
+            None => {
+                core.dirty = true;
+                core.conn.send_encoded(&packet.nsp, encoded, volatile)
+            }
+        };
+        match sent {
+            Ok(()) => {
+                let listening = core
+                    .sockets
+                    .iter()
+                    .find(|s| s.nsp == packet.nsp && s.has_outgoing_listeners())
+                    .cloned();
+                if let Some(socket) = listening {
+                    core.outgoing.push((socket, packet.clone()));
+                    core.dirty = true;
                 }
-                Err(e) => log_send_error(e),
-            },
-        );
+            }
+            Err(e) => log_send_error(e),
+        }
+        let dirty = core.dirty;
+        drop(guard);
+        if dirty {
+            self.notify();
+        }
     }
 
     /// Emits `packet` (an event) and sends its acknowledgement to `reply`
@@ -324,8 +402,8 @@ mod tests {
             "no wake-up during a step"
         );
         // The step sees the change before it ends, and goes on.
-        assert!(link.step_ending());
-        assert!(!link.step_ending(), "then nothing is left");
+        assert!(link.step_ending(None));
+        assert!(!link.step_ending(None), "then nothing is left");
 
         // Between steps a change wakes the task, once.
         link.disconnect("/");
@@ -335,7 +413,7 @@ mod tests {
         link.close(DisconnectReason::ForcedClose);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         link.step_started(&waker);
-        assert!(link.step_ending(), "the step sees both changes");
-        assert!(!link.step_ending());
+        assert!(link.step_ending(None), "the step sees both changes");
+        assert!(!link.step_ending(None));
     }
 }

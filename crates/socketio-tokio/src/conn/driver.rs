@@ -32,7 +32,7 @@ use tokio::time::Sleep;
 
 use crate::api::engine::EngineSocket;
 use crate::api::extract::{DisconnectContext, ErasedHandler, EventContext};
-use crate::api::link::{Core, Link, fail};
+use crate::api::link::{Core, Direct, Link, fail};
 use crate::api::ns::{ConnectError, ConnectRequest, NsInner};
 use crate::api::server::{Locked, Shared};
 use crate::api::socket::{
@@ -106,7 +106,9 @@ pub(crate) struct Driver {
     pending_tx: Option<Transmit>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
-    tasks: FuturesUnordered<BoxFuture<'static, TaskOutput>>,
+    /// The handler futures that did not finish when first polled; none
+    /// (and no allocation) while there are none, as on an idle connection.
+    tasks: Option<FuturesUnordered<BoxFuture<'static, TaskOutput>>>,
     engine_tx: Option<(mpsc::UnboundedSender<Data>, Inbox)>,
     closed_at: Option<Instant>,
     /// In this wake-up, every WebSocket read ended "not now": its waker is
@@ -148,7 +150,7 @@ impl Driver {
             pending_tx: None,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed: None,
-            tasks: FuturesUnordered::new(),
+            tasks: None,
             engine_tx: None,
             closed_at: None,
             reads_idle: false,
@@ -177,6 +179,7 @@ impl Driver {
                 let fut = catch(fut, "engine handler");
                 driver
                     .tasks
+                    .get_or_insert_with(FuturesUnordered::new)
                     .push(Box::pin(fut.map(|()| TaskOutput::Nothing)));
             }
         }
@@ -199,6 +202,11 @@ impl Driver {
             Cmd::WsOpen { id, req, ws } => {
                 self.reads_idle = false;
                 self.awaited_ws.retain(|w| *w != id);
+                if self.awaited_ws.is_empty() {
+                    self.awaited_ws = Vec::new();
+                }
+                // Usually the one WebSocket: room for it alone.
+                self.streams.reserve_exact(1);
                 self.streams.push(WsEntry {
                     id,
                     ws,
@@ -916,19 +924,32 @@ impl Driver {
         let mut fut: BoxFuture<'static, TaskOutput> = Box::pin(fut);
         match fut.as_mut().poll(cx) {
             Poll::Ready(out) => self.on_task_output(cx, out),
-            Poll::Pending => self.tasks.push(fut),
+            Poll::Pending => self
+                .tasks
+                .get_or_insert_with(FuturesUnordered::new)
+                .push(fut),
         }
     }
 
     fn poll_tasks(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
         for _ in 0..BUDGET {
-            match self.tasks.poll_next_unpin(cx) {
+            let Some(tasks) = &mut self.tasks else {
+                self.tasks_busy = false;
+                return progress;
+            };
+            match tasks.poll_next_unpin(cx) {
                 Poll::Ready(Some(out)) => {
                     progress = true;
                     self.on_task_output(cx, out);
                 }
-                Poll::Ready(None) | Poll::Pending => {
+                Poll::Ready(None) => {
+                    // None left: the set goes, with its allocation.
+                    self.tasks = None;
+                    self.tasks_busy = false;
+                    return progress;
+                }
+                Poll::Pending => {
                     self.tasks_busy = false;
                     return progress;
                 }
@@ -1047,6 +1068,26 @@ impl Driver {
         progress || before != self.streams.len()
     }
 
+    /// The connection's one WebSocket, when nothing waits to be written on
+    /// it here and broadcasts may write on it themselves until the next
+    /// step (see `api::link`).
+    fn idle_ws(&self) -> Option<Direct> {
+        if self.pending_tx.is_some() || !self.awaited_ws.is_empty() || self.closed_at.is_some() {
+            return None;
+        }
+        let [entry] = self.streams.as_slice() else {
+            return None;
+        };
+        if entry.flush || entry.closing || entry.done || entry.read_done {
+            return None;
+        }
+        let stream = entry.ws.idle_stream()?;
+        Some(Direct {
+            ws: entry.id,
+            stream: stream.clone(),
+        })
+    }
+
     fn finished(&mut self, now: Instant) -> bool {
         let Some(closed_at) = self.closed_at else {
             return false;
@@ -1061,7 +1102,7 @@ impl Driver {
             && self.pending_tx.is_none()
             && self.streams.is_empty()
             && self.replies.is_empty()
-            && self.tasks.is_empty()
+            && self.tasks.as_ref().is_none_or(FuturesUnordered::is_empty)
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -1208,11 +1249,13 @@ impl Driver {
         for _ in 0..BUDGET {
             let now = clock::now();
             let mut progress = false;
-            {
+            let unwritten = {
                 let mut core = this.link.lock();
                 // This turn looks at everything: what changes from now on
                 // is for the next one.
                 core.dirty = false;
+                // The WebSocket is the task's again until the step ends.
+                core.direct = None;
                 // Due timers first, as Node's event loop runs them before
                 // I/O: a poll that arrives after the ping timeout finds the
                 // session closed, even if its timer has not fired yet.
@@ -1222,6 +1265,16 @@ impl Driver {
                     }
                     // A late ping may make its pong already overdue: go again.
                     core.conn.handle_timeout(now);
+                    progress = true;
+                }
+                core.unwritten.take()
+            };
+            if let Some(unwritten) = unwritten {
+                // What a broadcast left unwritten goes before anything else.
+                let (id, frame) = *unwritten;
+                if let Some(entry) = this.streams.iter_mut().find(|e| e.id == id && !e.done) {
+                    entry.ws.resume(frame);
+                    entry.flush = true;
                     progress = true;
                 }
             }
@@ -1237,7 +1290,7 @@ impl Driver {
             progress |= this.drain(cx, now);
             progress |= this.poll_writes(cx, now);
             if this.finished(now) {
-                this.link.step_ending();
+                this.link.step_ending(None);
                 return Poll::Ready(());
             }
             if progress && this.has_more() {
@@ -1246,7 +1299,7 @@ impl Driver {
             let Some(deadline) = this.deadline() else {
                 // What another task changed meanwhile is seen before the
                 // step ends; later changes wake the task.
-                if this.link.step_ending() {
+                if this.link.step_ending(this.idle_ws()) {
                     continue;
                 }
                 return Poll::Pending;
@@ -1259,7 +1312,7 @@ impl Driver {
             }
             match this.sleep.as_mut().poll(cx) {
                 Poll::Pending => {
-                    if this.link.step_ending() {
+                    if this.link.step_ending(this.idle_ws()) {
                         continue;
                     }
                     return Poll::Pending;
@@ -1273,7 +1326,7 @@ impl Driver {
             }
         }
         // Yield to the other tasks; come back at once.
-        this.link.step_ending();
+        this.link.step_ending(None);
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -1288,6 +1341,9 @@ impl Drop for Driver {
             let mut core = self.core();
             core.conn.close(now, DisconnectReason::TransportError);
             core.outgoing.clear();
+            // The socket closes with the task.
+            core.direct = None;
+            core.unwritten = None;
             (
                 std::mem::take(&mut core.sockets),
                 std::mem::take(&mut core.acks),

@@ -595,9 +595,21 @@ impl Drop for Slot {
 
 /// A TCP stream that holds its connection's [`Slot`] for as long as it
 /// is open, served by hyper or upgraded to a WebSocket.
-struct Counted {
+pub(crate) struct Counted {
     stream: TcpStream,
     _slot: Slot,
+}
+
+impl Counted {
+    /// The stream, and its place under the caps when it has one (to keep
+    /// for as long as the stream is open).
+    pub(crate) fn into_parts(self) -> (TcpStream, Option<Box<dyn Send + Sync>>) {
+        let keep = match self._slot.held {
+            Some(_) => Some(Box::new(self._slot) as Box<dyn Send + Sync>),
+            None => None,
+        };
+        (self.stream, keep)
+    }
 }
 
 impl AsyncRead for Counted {

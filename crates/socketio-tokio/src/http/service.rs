@@ -38,7 +38,7 @@ use crate::http::compress::Coding;
 use crate::mailbox::{Cmd, CmdRx};
 use crate::request_head::RequestHead;
 use crate::stats::HandshakeRefusal;
-use crate::ws::{WsConn, WsLimits};
+use crate::ws::{TcpIo, WsConn, WsIo, WsLimits};
 
 /// A boxed error, as bodies report them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -714,7 +714,7 @@ fn upgrade(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let deflater = deflate.map(|a| a.deflater());
-                let ws = WsConn::new(TokioIo::new(upgraded), limits, deflater);
+                let ws = WsConn::new(ws_io(upgraded), limits, deflater);
                 let _ = link.send(Cmd::WsOpen {
                     id,
                     req: req.map(Box::new),
@@ -727,6 +727,24 @@ fn upgrade(
             }
         }
     });
+}
+
+/// The socket under an upgraded connection: its TCP stream when it is one
+/// (served by [`SocketIo::serve`](crate::SocketIo::serve) or its
+/// [`HttpServer`](super::serve::HttpServer), or by hyper on a plain
+/// `TcpStream`, as axum serves), on which broadcasts may write themselves.
+fn ws_io(upgraded: hyper::upgrade::Upgraded) -> WsIo {
+    let upgraded = match upgraded.downcast::<TokioIo<super::serve::Counted>>() {
+        Ok(parts) => {
+            let (stream, keep) = parts.io.into_inner().into_parts();
+            return WsIo::Tcp(TcpIo::new(stream, parts.read_buf, keep));
+        }
+        Err(upgraded) => upgraded,
+    };
+    match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
+        Ok(parts) => WsIo::Tcp(TcpIo::new(parts.io.into_inner(), parts.read_buf, None)),
+        Err(upgraded) => WsIo::Other(TokioIo::new(upgraded)),
+    }
 }
 
 /// The client's address: a [`RemoteAddr`] in the extensions, or a
