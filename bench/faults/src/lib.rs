@@ -281,6 +281,15 @@ impl Broadcaster {
     /// # Errors
     /// When no answer comes within 10 s.
     pub async fn server_connections(&self) -> Result<u64, String> {
+        Ok(self.server_stats().await?.0)
+    }
+
+    /// Asks the server how many connections it holds and, from a Rust server, how many
+    /// tasks are alive on its runtime.
+    ///
+    /// # Errors
+    /// When no answer comes within 10 s.
+    pub async fn server_stats(&self) -> Result<(u64, Option<u64>), String> {
         let ack = self
             .socket
             .timeout(Duration::from_secs(10))
@@ -289,9 +298,11 @@ impl Broadcaster {
             .await
             .map_err(|e| e.to_string())?;
         let args: Vec<serde_json::Value> = ack.args().map_err(|e| e.to_string())?;
-        args.first()
+        let connections = args
+            .first()
             .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| format!("stats answered {args:?}"))
+            .ok_or_else(|| format!("stats answered {args:?}"))?;
+        Ok((connections, args.get(1).and_then(serde_json::Value::as_u64)))
     }
 }
 
@@ -581,7 +592,8 @@ pub struct Sample {
     pub secs: u64,
     /// The server's resident memory, KiB.
     pub rss_kib: u64,
-    /// The server's tasks (0 when not known).
+    /// The server's tasks (0 when not known): from `sample`, or else as the server's
+    /// `stats` answer gives them.
     pub tasks: u64,
     /// The connections the server holds.
     pub connections: u64,
@@ -611,7 +623,8 @@ pub struct SoakOpts {
 /// A soak: `opts.clients` clients in the room through `proxy`, broadcasts at `opts.rate`,
 /// `opts.churn` clients leaving and new ones arriving every second, the proxy's faults on,
 /// for `opts.duration`. Every `opts.every`, `sample` gives the server's memory and tasks,
-/// and the server is asked for its connection count. Returns the samples; the fleet
+/// and the server is asked for its connection count (and its tasks, when `sample` does
+/// not know them). Returns the samples; the fleet
 /// closes at the end.
 ///
 /// # Errors
@@ -654,8 +667,12 @@ pub async fn soak(
                 *lock(&client.arrivals) = Vec::new();
             }
             let mut s = sample();
+            let (connections, tasks) = broadcaster.server_stats().await?;
             // The broadcaster's own connection is not a client's.
-            s.connections = broadcaster.server_connections().await?.saturating_sub(1);
+            s.connections = connections.saturating_sub(1);
+            if s.tasks == 0 {
+                s.tasks = tasks.unwrap_or(0);
+            }
             s.secs = started.elapsed().as_secs();
             s.joined = fleet.joined_count() as u64;
             samples.push(s);

@@ -5,7 +5,8 @@
 //! Checked: the task count follows the connections (never more than at the first
 //! sample, per connection, plus a margin), memory does not climb (the last minute's mean
 //! within 25% of the second minute's), and once the clients are gone the server's task
-//! count is back to where it started and no connection is left.
+//! count is back to where it started, no connection is left, and what connection state
+//! recovery kept is dropped at the end of its window.
 //!
 //! It runs alone in its test binary: the memory sampled is this process's.
 
@@ -77,14 +78,20 @@ async fn five_minutes_of_churn_and_drops_leave_memory_and_tasks_flat() {
         late <= early * 1.25,
         "memory climbed: {early:.0} KiB then {late:.0} KiB"
     );
-    // Everyone gone: nothing left on the server.
-    let (ok, (tasks, conns)) = eventually(WAIT, || {
+    // Everyone gone: nothing left on the server once what recovery keeps has expired
+    // (the sessions of the clients dropped last are kept for its window, 2 minutes).
+    let window = Recovery::default().max_disconnection_duration;
+    let (ok, (tasks, conns, kept)) = eventually(WAIT + window, || {
         let (tasks, conns) = (server.tasks(), server.io.connection_count());
-        (tasks <= baseline && conns == 0, (tasks, conns))
+        let kept = server.io.recovery_store_size();
+        (
+            tasks <= baseline && conns == 0 && kept == (0, 0, 0),
+            (tasks, conns, kept),
+        )
     })
     .await;
     assert!(
         ok,
-        "{tasks} tasks (baseline {baseline}), {conns} connections left"
+        "{tasks} tasks (baseline {baseline}), {conns} connections, {kept:?} kept for recovery left"
     );
 }

@@ -12,7 +12,9 @@
 //! - `join`: joins the room named by its first argument and acknowledges;
 //! - `broadcast`: emits `bcast` with its arguments (two integers) to the room `bench`;
 //! - `stats`: acknowledges with the number of connections the server holds (the fault
-//!   benchmarks, `bench/faults`, watch it fall as the server closes peers).
+//!   benchmarks, `bench/faults`, watch it fall as the server closes peers), and, from
+//!   the Rust servers, the tasks alive on the server's tokio runtime as a second argument
+//!   (the soak samples it).
 //!
 //! `--recovery` turns connection state recovery on with the reference's defaults (ours
 //! and the Node server; socketioxide 0.18 does not have it).
@@ -80,6 +82,41 @@ pub fn announce(addr: SocketAddr) {
     let _ = out.flush();
 }
 
+/// Runs our benchmark server (`bench-ours`, `bench-ours-mimalloc`) on a
+/// current-thread runtime: `--deflate` turns on permessage-deflate with the
+/// reference's defaults, `--recovery` connection state recovery.
+///
+/// # Errors
+/// When the runtime, the server or the listener cannot be made.
+pub fn run_ours() -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut builder = socketio_tokio::SocketIo::builder();
+        if flag("deflate") {
+            builder = builder.per_message_deflate(Some(socketio_tokio::PerMessageDeflate::new()));
+        }
+        if let Some(interval) = ping_interval() {
+            builder = builder.ping_interval(interval);
+        }
+        if flag("recovery") {
+            builder = builder.connection_state_recovery(socketio_tokio::Recovery::default());
+        }
+        let io = builder.build()?;
+        ours_handlers(&io);
+        let listener = listen()?;
+        announce(listener.local_addr()?);
+        io.serve(listener).await?;
+        Ok(())
+    })
+}
+
+/// The tasks alive on the current tokio runtime (0 outside of one).
+pub fn alive_tasks() -> usize {
+    tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks())
+}
+
 /// Our handlers on `/` of `io` (shared by `bench-ours` and `bench-ours-http1`).
 pub fn ours_handlers(io: &socketio_tokio::SocketIo) {
     use socketio_tokio::{AckSender, Data, Socket};
@@ -122,7 +159,7 @@ pub fn ours_handlers(io: &socketio_tokio::SocketIo) {
             socket.on("stats", move |ack: AckSender| {
                 let count = io.connection_count();
                 async move {
-                    let _ = ack.send(&(count,));
+                    let _ = ack.send(&(count, alive_tasks()));
                 }
             });
         }

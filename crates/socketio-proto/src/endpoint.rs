@@ -13,7 +13,9 @@ use crate::connection::{Connection, Opening};
 use crate::http::{HttpError, Method, Request, Response};
 use crate::ids::{IdGenerator, SessionIdError, check_session_id};
 use crate::recovery::{Kept, NotRecovered, Restored, Store, reaches};
-use crate::types::{ConnectionHandle, Encoded, EndpointEvent, HandleMap, RequestId, Resume};
+use crate::types::{
+    ConnectionHandle, Encoded, EndpointEvent, HandleMap, RequestId, Resume, shrink,
+};
 
 /// Where a request goes.
 #[derive(Debug)]
@@ -376,8 +378,10 @@ impl<S> NamespaceIndex<S> {
         let owner_in = self.sockets.get(room).is_some_and(SocketEntry::own_room);
         if let Some(members) = self.rooms.get_mut(room) {
             members.remove(sid);
+            shrink(members);
             if members.is_empty() {
                 self.rooms.remove(room);
+                shrink(&mut self.rooms);
                 deleted = !owner_in;
             }
         }
@@ -398,6 +402,7 @@ impl<S> NamespaceIndex<S> {
                 let owner_in = self.sockets.get(&room).is_some_and(SocketEntry::own_room);
                 if let Some(members) = self.rooms.get_mut(&room) {
                     members.remove(sid);
+                    shrink(members);
                     if members.is_empty() {
                         self.rooms.remove(&room);
                         deleted = !owner_in;
@@ -405,6 +410,8 @@ impl<S> NamespaceIndex<S> {
                 }
                 left.push((room, deleted));
             }
+            shrink(&mut self.sockets);
+            shrink(&mut self.rooms);
         }
         left
     }
@@ -924,6 +931,8 @@ impl<C, S> Endpoint<C, S> {
             EndpointEvent::Closed => {
                 if let Some(session) = self.conns.remove(&handle) {
                     self.sessions.remove(&session.sid);
+                    shrink(&mut self.conns);
+                    shrink(&mut self.sessions);
                 }
             }
         }
@@ -1277,6 +1286,26 @@ impl<C, S> Endpoint<C, S> {
             missed,
             since: 0,
         })
+    }
+
+    /// Drops from the recovery store the packets and the sessions older
+    /// than [`Recovery::max_disconnection_duration`](crate::Recovery::max_disconnection_duration)
+    /// as of `now`. The store drops them on its own when a packet is
+    /// stored or a session saved or restored; a server that goes quiet (say
+    /// after a reconnect storm whose clients did not all come back) calls
+    /// this at [`poll_timeout`](Endpoint::poll_timeout) so that they do not
+    /// stay until the next one.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(store) = &mut self.store {
+            store.handle_timeout(now);
+        }
+    }
+
+    /// When [`handle_timeout`](Endpoint::handle_timeout) has something to
+    /// drop next: the oldest packet's or saved session's end; `None` when
+    /// the recovery store is empty (or recovery is off).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.store.as_ref().and_then(Store::next_expiry)
     }
 
     /// The recovery store's size: packets kept, sessions saved, and the

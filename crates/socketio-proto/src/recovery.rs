@@ -25,14 +25,14 @@ use std::any::Any;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use engineio_packet::Str;
 use socketio_packet::{Packet, PacketKind};
 
 use crate::config::Recovery;
 use crate::ids::IdGenerator;
-use crate::types::{Encoded, Resume};
+use crate::types::{Encoded, Resume, shrink};
 
 /// The bytes a stored packet is counted for beyond its encoded bytes, its
 /// offset and its rooms: its entry, the offset's index entry and the
@@ -288,6 +288,8 @@ impl Store {
             }
             self.bytes -= p.cost as usize;
             self.first_seq += 1;
+            shrink(&mut self.packets);
+            shrink(&mut self.offsets);
         }
     }
 
@@ -368,6 +370,16 @@ impl Store {
     fn drop_session(&mut self, pid: &str) -> Option<Box<SavedSession>> {
         let session = self.sessions.remove(pid)?;
         self.bytes -= session.cost;
+        shrink(&mut self.sessions);
+        // The order's entries of sessions gone, at its front: they would
+        // only say to look again.
+        while let Some((at, pid)) = self.session_order.front() {
+            if self.sessions.get(pid).is_some_and(|s| s.at == *at) {
+                break;
+            }
+            self.session_order.pop_front();
+        }
+        shrink(&mut self.session_order);
         Some(session)
     }
 
@@ -499,6 +511,23 @@ impl Store {
     /// The most packets, and bytes, one session may replay.
     pub(crate) fn missed_bounds(&self) -> (usize, usize) {
         (self.config.max_missed_packets, self.max_missed_bytes)
+    }
+
+    /// Drops what is older than the window, as of `now`: what a binding
+    /// calls at [`Store::next_expiry`] when nothing else touched the store.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.expire(now);
+    }
+
+    /// When the oldest packet or session kept passes the window and is to be
+    /// dropped; `None` when the store is empty.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        let packet = self.packets.front().map(|p| p.at);
+        let session = self.session_order.front().map(|(at, _)| *at);
+        // Dropped once strictly older than the window.
+        let window = self.config.max_disconnection_duration + Duration::from_millis(1);
+        let oldest = packet.into_iter().chain(session).min()?;
+        Some(oldest.checked_add(window).unwrap_or(oldest))
     }
 
     /// Drops what is older than the window.

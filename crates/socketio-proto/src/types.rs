@@ -441,6 +441,73 @@ impl Resume {
     }
 }
 
+/// A collection that keeps the room its peak needed after it empties: a map
+/// or a queue grown by a burst (a reconnect storm holds the sessions that
+/// dropped beside those that came back) keeps its peak's size unless told.
+pub(crate) trait Shrink {
+    /// Its entries.
+    fn entries(&self) -> usize;
+    /// The entries it has room for.
+    fn room(&self) -> usize;
+    /// Keeps room for `n` entries at least, and gives the rest back.
+    fn shrink_to_entries(&mut self, n: usize);
+}
+
+/// Room a collection keeps whatever it holds: below it, giving room back
+/// costs more than it saves.
+const KEPT_ROOM: usize = 64;
+
+/// Gives back most of `c`'s room when it holds under a quarter of it: room
+/// for twice its entries stays, so that a collection that grows and shrinks
+/// around a size is never reallocated at every change (each shrink is paid by
+/// the removals before it).
+pub(crate) fn shrink<C: Shrink>(c: &mut C) {
+    let (len, room) = (c.entries(), c.room());
+    if room > KEPT_ROOM && len < room / 4 {
+        c.shrink_to_entries((len * 2).max(KEPT_ROOM / 2));
+    }
+}
+
+impl<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher> Shrink
+    for std::collections::HashMap<K, V, S>
+{
+    fn entries(&self) -> usize {
+        self.len()
+    }
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn shrink_to_entries(&mut self, n: usize) {
+        self.shrink_to(n);
+    }
+}
+
+impl<T: Eq + std::hash::Hash, S: std::hash::BuildHasher> Shrink
+    for std::collections::HashSet<T, S>
+{
+    fn entries(&self) -> usize {
+        self.len()
+    }
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn shrink_to_entries(&mut self, n: usize) {
+        self.shrink_to(n);
+    }
+}
+
+impl<T> Shrink for std::collections::VecDeque<T> {
+    fn entries(&self) -> usize {
+        self.len()
+    }
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn shrink_to_entries(&mut self, n: usize) {
+        self.shrink_to(n);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{ConnectionHandle, HandleMap};
@@ -461,5 +528,33 @@ mod tests {
         assert_eq!(top.len(), 128);
         let map: HandleMap<u64> = (0..100).map(|n| (ConnectionHandle(n), n * 2)).collect();
         assert_eq!(map.get(&ConnectionHandle(42)), Some(&84));
+    }
+
+    #[test]
+    fn a_collection_emptied_after_a_burst_gives_its_room_back() {
+        let mut map: std::collections::HashMap<u64, u64> = (0..10_000).map(|i| (i, i)).collect();
+        let peak = map.capacity();
+        // Half gone: the room stays (it may be needed again soon).
+        assert!(peak < 20_000, "{peak}");
+        map.retain(|k, _| *k < 5_000);
+        super::shrink(&mut map);
+        // (A map's room counts the slots its removals left, until it rehashes.)
+        assert!(map.capacity() > peak / 2, "{} of {peak}", map.capacity());
+        // Under a quarter: room for twice what is left.
+        map.retain(|k, _| *k < 1_000);
+        super::shrink(&mut map);
+        assert!(
+            map.capacity() >= 1_000 && map.capacity() <= peak / 4,
+            "{}",
+            map.capacity()
+        );
+        // Empty: a little room stays.
+        map.clear();
+        super::shrink(&mut map);
+        assert!(map.capacity() <= 64, "{}", map.capacity());
+        let mut queue: std::collections::VecDeque<u64> = (0..10_000).collect();
+        queue.clear();
+        super::shrink(&mut queue);
+        assert!(queue.capacity() <= 64, "{}", queue.capacity());
     }
 }

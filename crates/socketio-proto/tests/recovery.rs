@@ -242,6 +242,58 @@ fn a_session_is_recovered_once_and_not_past_the_window() {
 }
 
 #[test]
+fn a_quiet_server_drops_what_it_kept_at_the_end_of_the_window() {
+    let window = Duration::from_secs(60);
+    let mut h = Harness::new(config(
+        Recovery::default().with_max_disconnection_duration(window),
+    ));
+    assert_eq!(h.endpoint.poll_timeout(), None, "nothing kept");
+    let a = connect(&mut h);
+    let b = connect(&mut h);
+    let start = h.now;
+    broadcast(&mut h, 1, BroadcastOptions::all());
+    h.advance(Duration::from_secs(10));
+    drop_transport(&mut h, &a);
+    h.advance(Duration::from_secs(10));
+    drop_transport(&mut h, &b);
+    assert_eq!(h.endpoint.recovery_store_size().0, 1);
+    assert_eq!(h.endpoint.recovery_store_size().1, 2);
+    // Nothing else happens: the endpoint says when the oldest goes.
+    let first = h.endpoint.poll_timeout().expect("the packet's end");
+    assert!(first > start + window && first <= start + window + Duration::from_secs(1));
+    h.endpoint.handle_timeout(first - Duration::from_millis(2));
+    assert_eq!(h.endpoint.recovery_store_size().0, 1, "not before its end");
+    h.endpoint.handle_timeout(first);
+    assert_eq!(h.endpoint.recovery_store_size().0, 0, "the packet went");
+    assert_eq!(h.endpoint.recovery_store_size().1, 2);
+    // Then the first session, then the second.
+    let next = h.endpoint.poll_timeout().expect("a's end");
+    assert!(
+        next > start + window + Duration::from_secs(10),
+        "{:?}",
+        next - start
+    );
+    h.endpoint.handle_timeout(next);
+    assert_eq!(h.endpoint.recovery_store_size().1, 1);
+    let last = h.endpoint.poll_timeout().expect("b's end");
+    h.endpoint.handle_timeout(last);
+    assert_eq!(h.endpoint.recovery_store_size(), (0, 0, 0), "all expired");
+    assert_eq!(h.endpoint.poll_timeout(), None);
+}
+
+#[test]
+fn a_recovered_session_leaves_no_timeout_behind() {
+    let mut h = harness();
+    let a = connect(&mut h);
+    drop_transport(&mut h, &a);
+    assert!(h.endpoint.poll_timeout().is_some());
+    let (back, _) = connect_with(&mut h, &format!("40{{\"pid\":\"{}\"}}", a.pid));
+    assert_eq!(back.id, a.id);
+    assert_eq!(h.endpoint.recovery_store_size(), (0, 0, 0));
+    assert_eq!(h.endpoint.poll_timeout(), None);
+}
+
+#[test]
 fn just_inside_the_window_the_session_is_recovered() {
     let mut h = harness();
     let a = connect(&mut h);

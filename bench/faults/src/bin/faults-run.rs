@@ -4,11 +4,18 @@
 //!
 //! ```text
 //! faults-run [--quick] [--root DIR] [--only drops,halfopen,slow,storm,soak]
-//!            [--servers ours,socketioxide,node] [--storm-clients N] [--soak-secs N]
+//!            [--servers ours,ours-mimalloc,socketioxide,node] [--storm-clients N]
+//!            [--soak-secs N]
+//!            [--probe CMD]
 //! ```
 //!
+//! `--probe CMD` runs `CMD <pid> <label>` (through `sh -c`) at each of the storm's memory
+//! readings, the server's pid and a label such as `ours-before`, `ours-storm2`, then
+//! `ours-end` once the storms are over: a hook to read what the allocator holds at those
+//! moments (`bench/faults/probe-malloc.sh` does it with gdb and glibc's `malloc_info`).
+//!
 //! Each server is a fresh process pinned to CPU 0 (`taskset -c 0`), started from the
-//! binaries next to this one (`bench-ours`, `bench-socketioxide`) or from
+//! binaries next to this one (`bench-ours`, `bench-ours-mimalloc`, `bench-socketioxide`) or from
 //! `bench/node/server.mjs`; the clients and the proxy run in this process, except in the
 //! storm, where the proxy runs as two `faultproxy` processes (a proxy holds two
 //! descriptors per connection, and the open-file limit is per process).
@@ -31,16 +38,27 @@ type Result<T> = std::result::Result<T, String>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Ours,
+    /// Ours on mimalloc (`bench-ours-mimalloc`): only when asked for with `--servers`.
+    OursMimalloc,
     Socketioxide,
     Node,
 }
 
-const ALL: [Kind; 3] = [Kind::Ours, Kind::Socketioxide, Kind::Node];
+const ALL: [Kind; 4] = [
+    Kind::Ours,
+    Kind::OursMimalloc,
+    Kind::Socketioxide,
+    Kind::Node,
+];
+
+/// The servers run when `--servers` does not say.
+const DEFAULT: [Kind; 3] = [Kind::Ours, Kind::Socketioxide, Kind::Node];
 
 impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Ours => "ours",
+            Kind::OursMimalloc => "ours-mimalloc",
             Kind::Socketioxide => "socketioxide",
             Kind::Node => "node",
         }
@@ -49,6 +67,7 @@ impl Kind {
     fn color(self) -> &'static str {
         match self {
             Kind::Ours => "#d62728",
+            Kind::OursMimalloc => "#9467bd",
             Kind::Socketioxide => "#1f77b4",
             Kind::Node => "#2ca02c",
         }
@@ -69,6 +88,7 @@ struct Opts {
     servers: Vec<Kind>,
     storm_clients: usize,
     soak_secs: u64,
+    probe: Option<String>,
 }
 
 impl Opts {
@@ -208,9 +228,10 @@ async fn run() -> Result<()> {
             .to_path_buf(),
         out: PathBuf::new(),
         only: Vec::new(),
-        servers: ALL.to_vec(),
+        servers: DEFAULT.to_vec(),
         storm_clients: 0,
         soak_secs: 0,
+        probe: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -228,6 +249,7 @@ async fn run() -> Result<()> {
             }
             "--storm-clients" => opts.storm_clients = value()?.parse().map_err(|_| "a number")?,
             "--soak-secs" => opts.soak_secs = value()?.parse().map_err(|_| "a number")?,
+            "--probe" => opts.probe = Some(value()?),
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -578,6 +600,22 @@ async fn slow_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
 
 // ---- reconnect storm ----
 
+/// Runs the `--probe` command, if any, with the server's pid and `label`, and waits for it.
+fn probe(opts: &Opts, server: &Server, label: &str) -> Result<()> {
+    let Some(cmd) = &opts.probe else {
+        return Ok(());
+    };
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{cmd} {} {label}", server.pid))
+        .status()
+        .map_err(|e| format!("--probe: {e}"))?;
+    if !status.success() {
+        return Err(format!("--probe {label}: {status}"));
+    }
+    Ok(())
+}
+
 async fn storm_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
     let clients = opts.storm_clients;
     let storms = if opts.quick { 2 } else { 3 };
@@ -609,6 +647,7 @@ async fn storm_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
                 .await?;
         tokio::time::sleep(Duration::from_secs(10)).await;
         let before = server.rss();
+        probe(opts, &server, &format!("{}-before", kind.name()))?;
         for round in 1..=storms {
             let mut cut_err = None;
             let result = storm(
@@ -628,6 +667,7 @@ async fn storm_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
             }
             tokio::time::sleep(Duration::from_secs(10)).await;
             let after = server.rss();
+            probe(opts, &server, &format!("{}-storm{round}", kind.name()))?;
             let conns = watcher.server_connections().await?.saturating_sub(1);
             progress(&format!(
                 "  {result:?}, memory {before} KiB -> {after} KiB, {conns} connections"
@@ -651,6 +691,7 @@ async fn storm_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
                 "rss_before_kib": before, "rss_after_kib": after, "connections_after": conns,
             }));
         }
+        probe(opts, &server, &format!("{}-end", kind.name()))?;
         fleet.close();
         drop(fleet);
         drop(watcher);
@@ -665,24 +706,79 @@ async fn storm_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
 
 // ---- soak ----
 
+/// How flat a soak's series is: the means of its first and last windows, and the slope of
+/// a least-squares line through the samples after the first window (per hour).
+#[derive(Debug, Clone, Copy, Default)]
+struct Flatness {
+    window_secs: u64,
+    first: f64,
+    last: f64,
+    slope_per_hour: f64,
+}
+
+impl Flatness {
+    /// `points` are (seconds, value); the window is 10 minutes, or a fifth of a shorter run.
+    fn of(points: &[(f64, f64)], secs: u64) -> Flatness {
+        let window = 600.min(secs / 5).max(1);
+        let w = window as f64;
+        let end = points.last().map_or(0.0, |p| p.0);
+        let mean = |pts: Vec<f64>| pts.iter().sum::<f64>() / pts.len().max(1) as f64;
+        let first = mean(points.iter().filter(|p| p.0 < w).map(|p| p.1).collect());
+        let last = mean(
+            points
+                .iter()
+                .filter(|p| p.0 > end - w)
+                .map(|p| p.1)
+                .collect(),
+        );
+        let tail: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0 >= w).collect();
+        let n = tail.len() as f64;
+        let (mx, my) = (
+            tail.iter().map(|p| p.0).sum::<f64>() / n.max(1.0),
+            tail.iter().map(|p| p.1).sum::<f64>() / n.max(1.0),
+        );
+        let sxy: f64 = tail.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let sxx: f64 = tail.iter().map(|p| (p.0 - mx) * (p.0 - mx)).sum();
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        Flatness {
+            window_secs: window,
+            first,
+            last,
+            slope_per_hour: slope * 3600.0,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "window_secs": self.window_secs, "first": self.first, "last": self.last,
+            "last_over_first": self.last / self.first.max(f64::MIN_POSITIVE),
+            "slope_per_hour": self.slope_per_hour,
+        })
+    }
+}
+
 async fn soak_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
     let secs = opts.soak_secs;
+    let window = Flatness::of(&[], secs).window_secs;
     let _ = writeln!(
         md,
         "## Soak\n\n\
          {secs} s of broadcasts (20/s) to a room of 200 clients through the proxy (each connection dropped after 5 to 30 s), \
-         4 clients leaving and 4 new ones arriving every second; the server's memory sampled every 5 s. \
-         Servers with recovery have it on.\n\n\
-         | server | memory at 1 min (MiB) | at the end (MiB) | mean of the last fifth / mean of the second fifth | connections at the end |\n\
-         |---|---:|---:|---:|---:|"
+         4 clients leaving and 4 new ones arriving every second; the server's memory, its tasks (the Rust servers' `stats`) and its connections sampled every 5 s. \
+         Servers with recovery have it on. \
+         \"First\" and \"last\" are the means of the first and the last {window} s; the slope is a least-squares line through the samples after the first {window} s.\n\n\
+         | server | memory at 1 min (MiB) | at the end (MiB) | first (MiB) | last (MiB) | last / first | slope (MiB/h) | tasks first | tasks last | tasks slope (/h) | highest tasks | connections at the end |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut out = Vec::new();
     let mut series = Vec::new();
+    let mut task_series = Vec::new();
     for &kind in &opts.servers {
         progress(&format!("soak: {} ({secs} s)", kind.name()));
         let server = start(opts, kind, kind.has_recovery())?;
         let proxy = Proxy::start(server.addr).await.map_err(|e| e.to_string())?;
         let pid = server.pid.clone();
+        let started = Instant::now();
         let samples = soak(
             server.addr,
             &proxy,
@@ -698,43 +794,65 @@ async fn soak_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
                 )),
                 wait: Duration::from_secs(120),
             },
-            || Sample {
-                rss_kib: rss_kib(&pid).unwrap_or(0),
-                ..Sample::default()
+            || {
+                let rss_kib = rss_kib(&pid).unwrap_or(0);
+                let t = started.elapsed().as_secs();
+                if t % 60 < 5 {
+                    progress(&format!("  soak {}: {t} s, {rss_kib} KiB", kind.name()));
+                }
+                Sample {
+                    rss_kib,
+                    ..Sample::default()
+                }
             },
         )
         .await?;
-        let n = samples.len().max(5);
-        let fifth = n / 5;
-        let mean =
-            |s: &[Sample]| s.iter().map(|x| x.rss_kib).sum::<u64>() as f64 / s.len().max(1) as f64;
-        let early = mean(&samples[fifth.min(samples.len())..(2 * fifth).min(samples.len())]);
-        let late = mean(&samples[samples.len().saturating_sub(fifth)..]);
+        let rss: Vec<(f64, f64)> = samples
+            .iter()
+            .map(|s| (s.secs as f64, s.rss_kib as f64 / 1024.0))
+            .collect();
+        let tasks: Vec<(f64, f64)> = samples
+            .iter()
+            .map(|s| (s.secs as f64, s.tasks as f64))
+            .collect();
+        let (memory, task_flat) = (Flatness::of(&rss, secs), Flatness::of(&tasks, secs));
+        let has_tasks = samples.iter().any(|s| s.tasks > 0);
         let at_min = samples
             .iter()
             .find(|s| s.secs >= 60)
             .map_or(0, |s| s.rss_kib);
         let last = samples.last().copied().unwrap_or_default();
+        let highest_tasks = samples.iter().map(|s| s.tasks).max().unwrap_or(0);
+        let task_cells = if has_tasks {
+            format!(
+                "{:.1} | {:.1} | {:+.1} | {highest_tasks}",
+                task_flat.first, task_flat.last, task_flat.slope_per_hour
+            )
+        } else {
+            "- | - | - | -".to_owned()
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.3} | {} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.3} | {:+.2} | {task_cells} | {} |",
             kind.name(),
             mib(at_min),
             mib(last.rss_kib),
-            late / early.max(1.0),
+            memory.first,
+            memory.last,
+            memory.last / memory.first.max(f64::MIN_POSITIVE),
+            memory.slope_per_hour,
             last.connections
         );
         out.push(json!({
             "server": kind.name(), "secs": secs,
-            "samples": samples.iter().map(|s| json!([s.secs, s.rss_kib, s.connections, s.joined])).collect::<Vec<_>>(),
+            "memory_mib": memory.json(),
+            "tasks": if has_tasks { task_flat.json() } else { Value::Null },
+            "samples": samples.iter().map(|s| json!([s.secs, s.rss_kib, s.connections, s.joined, s.tasks])).collect::<Vec<_>>(),
         }));
-        series.push((
-            kind,
-            samples
-                .iter()
-                .map(|s| (s.secs as f64, s.rss_kib as f64 / 1024.0))
-                .collect(),
-        ));
+        series.push((kind, rss));
+        if has_tasks {
+            task_series.push((kind, tasks));
+        }
     }
     let _ = writeln!(md, "\n![Memory over the soak](faults-soak.svg)\n");
     plot(
@@ -744,6 +862,16 @@ async fn soak_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
         "resident memory (MiB)",
         &series,
     )?;
+    if !task_series.is_empty() {
+        let _ = writeln!(md, "![Tasks over the soak](faults-soak-tasks.svg)\n");
+        plot(
+            &opts.out.join("faults-soak-tasks.svg"),
+            "Tasks alive on the server's runtime over the soak",
+            "seconds",
+            "tasks",
+            &task_series,
+        )?;
+    }
     Ok(Value::Array(out))
 }
 

@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         );
         socket.on("stats", async |io: SocketIo, ack: AckSender| {
-            let _ = ack.send(&(io.sockets().len(),));
+            let _ = ack.send(&(io.sockets().len(), bench_servers::alive_tasks()));
         });
         socket.on(
             "broadcast",

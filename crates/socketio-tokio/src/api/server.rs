@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -83,6 +83,16 @@ impl Drop for Locked<'_> {
             queue.extend(std::iter::from_fn(|| state.poll_room_event()));
             any = true;
         }
+        // The recovery store keeps packets and sessions for their window:
+        // a task drops them at its end while it keeps any (one task; the
+        // flag changes only under the endpoint's lock).
+        if !self.shared.expiring.load(Ordering::Acquire)
+            && state.poll_timeout().is_some()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            self.shared.expiring.store(true, Ordering::Release);
+            runtime.spawn(expire_recovery(self.shared.me.clone()));
+        }
         drop(state);
         // The application's listeners run with the lock released.
         if any {
@@ -99,6 +109,33 @@ pub(crate) enum Order<'a> {
     At { offset: &'a str, own: bool },
     /// This node's, and the cluster could not take it.
     Unpublished,
+}
+
+/// Drops the recovery store's packets and sessions at the end of their
+/// window ([`Endpoint::handle_timeout`]) while the store keeps any, then
+/// ends. The store also drops them when a packet is stored or a session
+/// saved or restored; without this task a server gone quiet (after a
+/// reconnect storm whose clients did not all come back, say) would keep
+/// them until then. It holds the server weakly: a server dropped ends it.
+async fn expire_recovery(shared: Weak<Shared>) {
+    loop {
+        let next = {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.handle_timeout(clock::now());
+            let next = state.poll_timeout();
+            if next.is_none() {
+                shared.expiring.store(false, Ordering::Release);
+            }
+            next
+        };
+        let Some(next) = next else {
+            return;
+        };
+        tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+    }
 }
 
 /// The declared namespaces.
@@ -157,6 +194,10 @@ pub(crate) struct Shared {
     pub(crate) connection_listeners: RwLock<Vec<ConnectionListener>>,
     /// The server's counters.
     pub(crate) stats: crate::stats::Stats,
+    /// Whether [`expire_recovery`] runs.
+    expiring: AtomicBool,
+    /// This, held weakly, for the tasks that must not keep the server alive.
+    me: Weak<Shared>,
 }
 
 /// A listener of every new socket.
@@ -510,7 +551,7 @@ impl SocketIo {
         let mut builder = builder;
         builder.options.prepare()?;
         let config = builder.config;
-        let shared = Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
             state: Mutex::new(Endpoint::carrying(config.clone(), ids)),
             config,
             options: builder.options,
@@ -530,10 +571,10 @@ impl SocketIo {
             dispatching_rooms: AtomicBool::new(false),
             connection_listeners: RwLock::new(Vec::new()),
             stats: crate::stats::Stats::default(),
-        };
-        Ok(SocketIo {
-            shared: Arc::new(shared),
-        })
+            expiring: AtomicBool::new(false),
+            me: me.clone(),
+        });
+        Ok(SocketIo { shared })
     }
 
     /// The protocol configuration.
@@ -798,6 +839,16 @@ impl SocketIo {
     /// The number of live Engine.IO connections.
     pub fn connection_count(&self) -> usize {
         self.shared.lock().session_count()
+    }
+
+    /// What the connection state recovery store keeps: packets, saved
+    /// sessions, and the bytes counted against
+    /// [`Recovery::max_bytes`](crate::Recovery::max_bytes); zeros with
+    /// recovery off. Nothing stays past
+    /// [`Recovery::max_disconnection_duration`](crate::Recovery::max_disconnection_duration),
+    /// even when the server is quiet.
+    pub fn recovery_store_size(&self) -> (usize, usize, usize) {
+        self.shared.lock().recovery_store_size()
     }
 
     /// The server's counters since it started: sessions opened and closed,
