@@ -23,6 +23,7 @@ pub(crate) const TOKIO_LAYERS: &[&[&str]] = &[
         "handler_map",
         "args",
         "stats",
+        "lock_profile",
     ],
     // Options.
     &["config"],

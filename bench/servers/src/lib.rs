@@ -52,6 +52,17 @@ pub fn ping_interval() -> Option<std::time::Duration> {
     None
 }
 
+/// The value given as `--<name> VALUE`, if any.
+pub fn value(name: &str) -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg.strip_prefix("--") == Some(name) {
+            return args.next();
+        }
+    }
+    None
+}
+
 /// Whether `--<name>` is on the command line.
 pub fn flag(name: &str) -> bool {
     std::env::args()

@@ -10,7 +10,7 @@ use socketio_packet::{Packet, ProtocolVersion};
 
 use crate::config::Config;
 use crate::connection::{Connection, Opening};
-use crate::http::{HttpError, Method, Request, Response};
+use crate::http::{EngineParams, HttpError, Method, Request, Response};
 use crate::ids::{IdGenerator, SessionIdError, check_session_id};
 use crate::recovery::{Kept, NotRecovered, Restored, Store, reaches};
 use crate::types::{
@@ -737,13 +737,21 @@ impl<C, S> Endpoint<C, S> {
         self.route(now, id, req, Some(sid))
     }
 
-    fn route(
-        &mut self,
-        now: Instant,
-        id: RequestId,
-        req: &Request,
-        given: Option<Str>,
-    ) -> Result<Route, SessionIdError> {
+    /// Routes a request as [`handle_request`](Endpoint::handle_request)
+    /// does when that changes nothing in the endpoint: an error to answer,
+    /// or the existing session it names. `None` when the request would
+    /// open a session: give it to `handle_request` then.
+    ///
+    /// It takes the endpoint by shared reference, so that a binding may
+    /// route the requests of live sessions (every polling request, every
+    /// upgrade) concurrently, under a read lock.
+    pub fn route_existing(&self, req: &Request) -> Option<Route> {
+        self.route_shared(req).ok()
+    }
+
+    /// What routing can tell without changing the endpoint; `Err` with the
+    /// request's parameters when it opens a session.
+    fn route_shared<'r>(&self, req: &'r Request) -> Result<Route, EngineParams<'r>> {
         if !self.matches_path(&req.path) {
             return Ok(Route::Respond(Response {
                 status: 404,
@@ -751,8 +759,7 @@ impl<C, S> Endpoint<C, S> {
             }));
         }
         let params = req.engine_params();
-        let transport = params.transport;
-        let enabled = match transport.as_deref() {
+        let enabled = match params.transport.as_deref() {
             Some("polling") => self.config.transports.polling,
             Some("websocket") => self.config.transports.websocket,
             _ => false,
@@ -760,8 +767,12 @@ impl<C, S> Endpoint<C, S> {
         if !enabled {
             return Ok(Route::Respond(Response::error(HttpError::UnknownTransport)));
         }
-        if let Some(sid) = params.sid {
-            let Some(&handle) = self.sessions.get(&*sid) else {
+        let Some(sid) = &params.sid else {
+            return Err(params);
+        };
+        {
+            let transport = &params.transport;
+            let Some(&handle) = self.sessions.get(&**sid) else {
                 return Ok(Route::Respond(Response::error(HttpError::UnknownSid)));
             };
             let websocket = transport.as_deref() == Some("websocket");
@@ -781,8 +792,22 @@ impl<C, S> Endpoint<C, S> {
                     return Ok(Route::Respond(Response::error(HttpError::BadRequest)));
                 }
             }
-            return Ok(Route::Existing(handle));
+            Ok(Route::Existing(handle))
         }
+    }
+
+    fn route(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        req: &Request,
+        given: Option<Str>,
+    ) -> Result<Route, SessionIdError> {
+        let params = match self.route_shared(req) {
+            Ok(route) => return Ok(route),
+            Err(params) => params,
+        };
+        let transport = params.transport;
         if req.method != Method::Get {
             return Ok(Route::Respond(Response::error(
                 HttpError::BadHandshakeMethod,
@@ -1096,12 +1121,42 @@ impl<C, S> Endpoint<C, S> {
         self.plan(now, packet, opts)
     }
 
-    fn plan(&mut self, now: Instant, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
-        let targets = self
-            .index
+    /// Plans a broadcast as [`broadcast`](Endpoint::broadcast) does when
+    /// that changes nothing in the endpoint: `None` when the packet goes to
+    /// the other nodes too (`opts` not local on a
+    /// [clustered](Endpoint::set_clustered) endpoint) or is stored for
+    /// connection state recovery; call `broadcast` then.
+    ///
+    /// It takes the endpoint by shared reference, so that a binding may
+    /// plan such broadcasts concurrently, under a read lock.
+    pub fn plan_broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Option<Broadcast> {
+        let published = self.clustered && !opts.local;
+        let stored = self.store.is_some() && Store::keeps(packet, opts.volatile);
+        match published || stored {
+            true => None,
+            false => Some(self.plan_unstored(packet, opts)),
+        }
+    }
+
+    fn targets(&self, packet: &Packet, opts: &BroadcastOptions) -> Vec<ConnectionHandle> {
+        self.index
             .get(packet.nsp.as_str())
             .map(|i| i.targets_with(opts, |_, handle| handle))
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    fn plan_unstored(&self, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
+        Broadcast {
+            encoded: Encoded::with_parser(packet, ProtocolVersion::V5, self.config.parser)
+                .with_compress(opts.compress),
+            targets: self.targets(packet, opts),
+            volatile: opts.volatile,
+            stored: false,
+            deferred: false,
+        }
+    }
+
+    fn plan(&mut self, now: Instant, packet: &Packet, opts: &BroadcastOptions) -> Broadcast {
         let stamped = match &self.store {
             // The cluster's offsets only: a packet without one has none.
             Some(_) if self.cluster_recovery() => None,
@@ -1109,15 +1164,9 @@ impl<C, S> Endpoint<C, S> {
             _ => None,
         };
         let Some((stamped, offset)) = stamped else {
-            return Broadcast {
-                encoded: Encoded::with_parser(packet, ProtocolVersion::V5, self.config.parser)
-                    .with_compress(opts.compress),
-                targets,
-                volatile: opts.volatile,
-                stored: false,
-                deferred: false,
-            };
+            return self.plan_unstored(packet, opts);
         };
+        let targets = self.targets(packet, opts);
         let encoded = Encoded::with_parser(&stamped, ProtocolVersion::V5, self.config.parser)
             .with_compress(opts.compress);
         if let Some(store) = &mut self.store {

@@ -72,6 +72,8 @@ mod error;
 mod handler_map;
 mod http;
 mod limits;
+#[cfg(feature = "lock-profile")]
+mod lock_profile;
 mod mailbox;
 mod request_head;
 mod stats;
@@ -104,6 +106,8 @@ pub use http::serve::{HttpServer, serve};
 pub use http::service::{
     BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoLayer, SocketIoService,
 };
+#[cfg(feature = "lock-profile")]
+pub use lock_profile::LockSite;
 pub use stats::{HandshakeRefusal, REASONS, ServerStats};
 
 pub use socketio_proto::socketio_packet::ProtocolVersion;

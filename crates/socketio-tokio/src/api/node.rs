@@ -81,7 +81,7 @@ impl LocalNode {
         let Some(shared) = self.shared.upgrade() else {
             return Vec::new();
         };
-        let state = shared.lock();
+        let state = shared.read();
         state
             .sockets_with_data(nsp, opts)
             .into_iter()
@@ -93,7 +93,7 @@ impl LocalNode {
     pub fn socket_ids(&self, nsp: &str, opts: &BroadcastOptions) -> Vec<Str> {
         match self.shared.upgrade() {
             Some(shared) => shared
-                .lock()
+                .read()
                 .sockets(nsp, opts)
                 .into_iter()
                 .map(|(sid, _)| sid)
@@ -105,7 +105,7 @@ impl LocalNode {
     /// The rooms of `nsp` that have local members.
     pub fn rooms(&self, nsp: &str) -> Vec<Str> {
         match self.shared.upgrade() {
-            Some(shared) => shared.lock().rooms(nsp),
+            Some(shared) => shared.read().rooms(nsp),
             None => Vec::new(),
         }
     }

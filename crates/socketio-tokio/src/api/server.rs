@@ -4,7 +4,9 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -40,8 +42,11 @@ pub(crate) type State = Endpoint<Arc<Link>, Arc<SocketInner>>;
 /// right after it is made.
 pub(crate) struct Locked<'a> {
     /// Always `Some` until dropped.
-    state: Option<MutexGuard<'a, State>>,
+    state: Option<RwLockWriteGuard<'a, State>>,
     shared: &'a Shared,
+    /// Where and when this hold began.
+    #[cfg(feature = "lock-profile")]
+    hold: crate::lock_profile::Hold,
 }
 
 impl Deref for Locked<'_> {
@@ -94,6 +99,8 @@ impl Drop for Locked<'_> {
             runtime.spawn(expire_recovery(self.shared.me.clone()));
         }
         drop(state);
+        #[cfg(feature = "lock-profile")]
+        self.shared.lock_profile.released(self.hold);
         // The application's listeners run with the lock released.
         if any {
             self.shared.dispatch_room_events();
@@ -123,7 +130,7 @@ async fn expire_recovery(shared: Weak<Shared>) {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = shared.state.write().unwrap_or_else(|e| e.into_inner());
             state.handle_timeout(clock::now());
             let next = state.poll_timeout();
             if next.is_none() {
@@ -135,6 +142,35 @@ async fn expire_recovery(shared: Weak<Shared>) {
             return;
         };
         tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+    }
+}
+
+/// The endpoint under its lock, to read.
+pub(crate) struct Read<'a> {
+    /// Always `Some` until dropped.
+    state: Option<RwLockReadGuard<'a, State>>,
+    #[cfg(feature = "lock-profile")]
+    shared: &'a Shared,
+    #[cfg(feature = "lock-profile")]
+    hold: crate::lock_profile::Hold,
+}
+
+impl Deref for Read<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        match &self.state {
+            Some(state) => state,
+            None => unreachable!("the endpoint's read guard is held until the drop"),
+        }
+    }
+}
+
+#[cfg(feature = "lock-profile")]
+impl Drop for Read<'_> {
+    fn drop(&mut self) {
+        drop(self.state.take());
+        self.shared.lock_profile.released(self.hold);
     }
 }
 
@@ -163,7 +199,7 @@ impl Namespaces {
 
 /// Everything the connections and handles share.
 pub(crate) struct Shared {
-    state: Mutex<State>,
+    state: RwLock<State>,
     pub(crate) config: Config,
     pub(crate) options: Options,
     pub(crate) namespaces: RwLock<Namespaces>,
@@ -198,6 +234,9 @@ pub(crate) struct Shared {
     expiring: AtomicBool,
     /// This, held weakly, for the tasks that must not keep the server alive.
     me: Weak<Shared>,
+    /// How the endpoint's lock is used.
+    #[cfg(feature = "lock-profile")]
+    pub(crate) lock_profile: crate::lock_profile::LockProfile,
 }
 
 /// A listener of every new socket.
@@ -214,10 +253,51 @@ impl Shared {
     /// handler runs. It may be taken while a connection's task state is
     /// locked, never the other way round (the lock order in
     /// ARCHITECTURE.md).
+    #[track_caller]
     pub(crate) fn lock(&self) -> Locked<'_> {
+        #[cfg(feature = "lock-profile")]
+        {
+            let (state, hold) = self.lock_profile.take(
+                std::panic::Location::caller(),
+                || crate::lock_profile::taken(self.state.try_write()),
+                || self.state.write().unwrap_or_else(|e| e.into_inner()),
+            );
+            Locked {
+                state: Some(state),
+                shared: self,
+                hold,
+            }
+        }
+        #[cfg(not(feature = "lock-profile"))]
         Locked {
-            state: Some(self.state.lock().unwrap_or_else(|e| e.into_inner())),
+            state: Some(self.state.write().unwrap_or_else(|e| e.into_inner())),
             shared: self,
+        }
+    }
+
+    /// Takes the endpoint lock to read: many threads may hold it so at
+    /// once (routing the requests of live sessions, planning broadcasts
+    /// that change nothing, the application's queries), while a change
+    /// ([`Shared::lock`]) waits for all of them. The same order and rules
+    /// as `lock`.
+    #[track_caller]
+    pub(crate) fn read(&self) -> Read<'_> {
+        #[cfg(feature = "lock-profile")]
+        {
+            let (state, hold) = self.lock_profile.take(
+                std::panic::Location::caller(),
+                || crate::lock_profile::taken(self.state.try_read()),
+                || self.state.read().unwrap_or_else(|e| e.into_inner()),
+            );
+            Read {
+                state: Some(state),
+                shared: self,
+                hold,
+            }
+        }
+        #[cfg(not(feature = "lock-profile"))]
+        Read {
+            state: Some(self.state.read().unwrap_or_else(|e| e.into_inner())),
         }
     }
 
@@ -283,6 +363,17 @@ impl Shared {
     ///
     /// Returns the number of local connections it was handed to.
     pub(crate) fn broadcast(&self, packet: Packet, opts: &BroadcastOptions) -> usize {
+        {
+            // Planned under the read lock when that changes nothing in the
+            // endpoint (neither published nor stored): broadcasts and the
+            // routing of requests then go on side by side.
+            let state = self.read();
+            if let Some(plan) = state.plan_broadcast(&packet, opts) {
+                let targets = links(&state, &plan);
+                drop(state);
+                return hand_over(targets, &packet, &plan);
+            }
+        }
         let mut state = self.lock();
         let plan = state.broadcast(clock::now(), &packet, opts);
         deliver(state, packet, plan)
@@ -362,7 +453,7 @@ impl Shared {
 
     /// The local sockets of `nsp` that `opts` selects.
     pub(crate) fn sockets(&self, nsp: &str, opts: &BroadcastOptions) -> Vec<Socket> {
-        let state = self.lock();
+        let state = self.read();
         state
             .sockets_with_data(nsp, opts)
             .into_iter()
@@ -478,12 +569,7 @@ pub(crate) fn own_room(sid: &Str, compress: bool) -> BroadcastOptions {
 /// in the order of their offsets (a client recovers from the last one it
 /// got).
 fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast) -> usize {
-    let targets: Vec<Arc<Link>> = plan
-        .targets
-        .iter()
-        .filter_map(|h| state.connection(*h).cloned())
-        .collect();
-    let recipients = targets.len();
+    let targets = links(&state, &plan);
     let _ordered = match plan.stored {
         true => Some(state),
         false => {
@@ -491,10 +577,24 @@ fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast) -> usize {
             None
         }
     };
+    hand_over(targets, &packet, &plan)
+}
+
+/// The links of `plan`'s recipients.
+fn links(state: &State, plan: &Broadcast) -> Vec<Arc<Link>> {
+    plan.targets
+        .iter()
+        .filter_map(|h| state.connection(*h).cloned())
+        .collect()
+}
+
+/// Hands `plan`'s bytes to each of `targets`; the number of them.
+fn hand_over(targets: Vec<Arc<Link>>, packet: &Packet, plan: &Broadcast) -> usize {
+    let recipients = targets.len();
     for link in targets {
         // A recipient over its bound is closed ("transport error") or, for
         // a volatile packet, skipped; the others still get it.
-        link.deliver(&packet, &plan.encoded, plan.volatile);
+        link.deliver(packet, &plan.encoded, plan.volatile);
     }
     recipients
 }
@@ -552,7 +652,7 @@ impl SocketIo {
         builder.options.prepare()?;
         let config = builder.config;
         let shared = Arc::new_cyclic(|me| Shared {
-            state: Mutex::new(Endpoint::carrying(config.clone(), ids)),
+            state: RwLock::new(Endpoint::carrying(config.clone(), ids)),
             config,
             options: builder.options,
             namespaces: RwLock::new(Namespaces::default()),
@@ -571,6 +671,8 @@ impl SocketIo {
             dispatching_rooms: AtomicBool::new(false),
             connection_listeners: RwLock::new(Vec::new()),
             stats: crate::stats::Stats::default(),
+            #[cfg(feature = "lock-profile")]
+            lock_profile: crate::lock_profile::LockProfile::default(),
             expiring: AtomicBool::new(false),
             me: me.clone(),
         });
@@ -804,7 +906,7 @@ impl SocketIo {
 
     /// The rooms of `nsp` that have members.
     pub fn rooms(&self, nsp: &str) -> Vec<Str> {
-        self.shared.lock().rooms(nsp)
+        self.shared.read().rooms(nsp)
     }
 
     // ----- lifecycle -----
@@ -823,7 +925,7 @@ impl SocketIo {
     pub async fn shutdown(&self) {
         self.shared.shutting_down.store(true, Ordering::SeqCst);
         self.shared.shutdown_signal.send_replace(true);
-        let links: Vec<Arc<Link>> = self.shared.lock().connections().cloned().collect();
+        let links: Vec<Arc<Link>> = self.shared.read().connections().cloned().collect();
         tracing::info!(connections = links.len(), "shutting down");
         for link in links {
             link.close(DisconnectReason::ServerShuttingDown);
@@ -838,7 +940,7 @@ impl SocketIo {
 
     /// The number of live Engine.IO connections.
     pub fn connection_count(&self) -> usize {
-        self.shared.lock().session_count()
+        self.shared.read().session_count()
     }
 
     /// What the connection state recovery store keeps: packets, saved
@@ -858,10 +960,18 @@ impl SocketIo {
         self.shared.stats.snapshot()
     }
 
+    /// How the endpoint's lock has been used since the server started, per
+    /// place in this crate that takes it (the longest total hold first):
+    /// what each operation costs the one lock all connections share.
+    #[cfg(feature = "lock-profile")]
+    pub fn endpoint_lock_profile(&self) -> Vec<crate::LockSite> {
+        self.shared.lock_profile.snapshot()
+    }
+
     /// The live Engine.IO connections by transport now: (long-polling,
     /// WebSocket).
     pub fn connections_by_transport(&self) -> (usize, usize) {
-        let links: Vec<Arc<Link>> = self.shared.lock().connections().cloned().collect();
+        let links: Vec<Arc<Link>> = self.shared.read().connections().cloned().collect();
         let websocket = links
             .iter()
             .filter(|l| l.transport() == socketio_proto::TransportKind::WebSocket)
@@ -871,7 +981,7 @@ impl SocketIo {
 
     /// The namespaces that have sockets on this node, with how many.
     pub fn namespaces(&self) -> Vec<(Str, usize)> {
-        let state = self.shared.lock();
+        let state = self.shared.read();
         state
             .namespaces()
             .map(|nsp| (nsp.clone(), state.socket_count(nsp)))
@@ -886,7 +996,7 @@ impl SocketIo {
 
     /// The number of sockets connected to `nsp`.
     pub fn socket_count(&self, nsp: &str) -> usize {
-        self.shared.lock().socket_count(nsp)
+        self.shared.read().socket_count(nsp)
     }
 }
 

@@ -1116,7 +1116,7 @@ impl Socket {
             return self.0.left_rooms().clone();
         }
         match self.0.shared.upgrade() {
-            Some(shared) => shared.lock().rooms_of(&self.0.nsp, &self.0.id),
+            Some(shared) => shared.read().rooms_of(&self.0.nsp, &self.0.id),
             None => Vec::new(),
         }
     }

@@ -373,7 +373,7 @@ where
     // A POST that opens no session or names none that is live is refused
     // (by the routing below) before its body is read, as the reference
     // refuses it: a body no session waits for holds no memory.
-    let live = |sid: &str| shared.lock().session(sid).is_some();
+    let live = |sid: &str| shared.read().session(sid).is_some();
     if request.method == Method::Post && post_sid.as_deref().is_some_and(live) {
         let _posting = match post_sid {
             Some(sid) => match shared.posts.start(sid) {
@@ -501,7 +501,21 @@ where
     };
     let id = RequestId(shared.next_request.fetch_add(1, Ordering::Relaxed));
     let now = clock::now();
-    let routed = {
+    // A live session's request is routed under the read lock: many go on
+    // at once. Only a handshake changes the endpoint.
+    let existing = {
+        let state = shared.read();
+        match state.route_existing(&request) {
+            Some(Route::Respond(r)) => Some(Routed::Respond(r)),
+            Some(Route::Existing(handle)) => {
+                Some(Routed::Existing(state.connection(handle).cloned()))
+            }
+            Some(Route::New(..)) | None => None,
+        }
+    };
+    let routed = if let Some(routed) = existing {
+        routed
+    } else {
         let mut state = shared.lock();
         let route = match given_sid {
             Some(sid) => state
@@ -681,7 +695,7 @@ where
 fn overlapping_post(shared: &Shared, request: &Request) {
     tracing::debug!("overlapping polling POSTs");
     let link = request.query_value("sid").and_then(|sid| {
-        let state = shared.lock();
+        let state = shared.read();
         let handle = state.session(&sid)?;
         state.connection(handle).cloned()
     });
