@@ -140,7 +140,7 @@ impl StreamId {
 
 /// A session kept for recovery as the reference keeps it: the msgpack map
 /// `{sid, pid, rooms, data}` in base64 (`data` nil when the application set
-/// none).
+/// none), with its namespace as `nsp` (which the reference ignores).
 pub fn encode_session(session: &ClusterSession) -> String {
     let data = session
         .data
@@ -149,7 +149,7 @@ pub fn encode_session(session: &ClusterSession) -> String {
         .and_then(|d| rmpv::ext::to_value(d).ok())
         .unwrap_or(rmpv::Value::Nil);
     let text = |s: &str| rmpv::Value::from(s);
-    let map = rmpv::Value::Map(vec![
+    let mut map = vec![
         (text("sid"), text(&session.sid)),
         (text("pid"), text(&session.pid)),
         (
@@ -157,7 +157,12 @@ pub fn encode_session(session: &ClusterSession) -> String {
             rmpv::Value::Array(session.rooms.iter().map(|r| text(r)).collect()),
         ),
         (text("data"), data),
-    ]);
+    ];
+    // Not the reference's: it reads no other field.
+    if let Some(nsp) = &session.nsp {
+        map.push((text("nsp"), text(nsp)));
+    }
+    let map = rmpv::Value::Map(map);
     let mut out = Vec::new();
     // Writing into a Vec cannot fail.
     let _ = rmpv::encode::write_value(&mut out, &map);
@@ -188,6 +193,54 @@ pub fn decode_session(raw: &str) -> Option<ClusterSession> {
         pid: text("pid")?,
         rooms,
         data,
+        nsp: text("nsp"),
         missed: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(nsp: Option<&str>) -> ClusterSession {
+        ClusterSession {
+            sid: Str::from("sid"),
+            pid: Str::from("pid"),
+            rooms: vec![Str::from("sid"), Str::from("r")],
+            data: Some(Str::from("{\"user\":\"ann\"}")),
+            nsp: nsp.map(Str::from),
+            missed: Vec::new(),
+        }
+    }
+
+    /// A session as a server of the reference keeps it, with `data`.
+    fn reference_session(data: rmpv::Value) -> String {
+        let text = |s: &str| rmpv::Value::from(s);
+        let map = rmpv::Value::Map(vec![
+            (text("sid"), text("sid")),
+            (text("pid"), text("pid")),
+            (text("rooms"), rmpv::Value::Array(vec![text("sid")])),
+            (text("data"), data),
+        ]);
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, &map).expect("encoded");
+        BASE64.encode(out)
+    }
+
+    #[test]
+    fn a_session_keeps_its_namespace() {
+        let kept = session(Some("/chat"));
+        assert_eq!(decode_session(&encode_session(&kept)), Some(kept));
+        let kept = session(None);
+        assert_eq!(decode_session(&encode_session(&kept)), Some(kept));
+    }
+
+    #[test]
+    fn a_session_of_the_reference_names_no_namespace() {
+        let raw = reference_session(rmpv::Value::Nil);
+        let got = decode_session(&raw).expect("a session");
+        assert_eq!(got.nsp, None);
+        assert_eq!(got.data, None);
+        assert_eq!(&*got.pid, "pid");
+    }
 }
