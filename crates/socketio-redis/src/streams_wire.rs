@@ -183,10 +183,16 @@ pub fn decode_session(raw: &str) -> Option<ClusterSession> {
         .collect::<Option<Vec<Str>>>()?;
     let data = match field(&value, "data") {
         None | Some(rmpv::Value::Nil) => None,
-        Some(data) => {
-            let json: serde_json::Value = rmpv::ext::from_value(data.clone()).ok()?;
-            Some(Str::from(json.to_string()))
-        }
+        // Data that JSON cannot hold (msgpack binary or extension types,
+        // which a server of the reference may have kept) is left out: the
+        // session is given back without it rather than lost.
+        Some(data) => match rmpv::ext::from_value::<serde_json::Value>(data.clone()) {
+            Ok(json) => Some(Str::from(json.to_string())),
+            Err(error) => {
+                tracing::warn!(%error, "a kept session's data is not JSON; it is given back without");
+                None
+            }
+        },
     };
     Some(ClusterSession {
         sid: text("sid")?,
@@ -242,5 +248,22 @@ mod tests {
         assert_eq!(got.nsp, None);
         assert_eq!(got.data, None);
         assert_eq!(&*got.pid, "pid");
+    }
+
+    #[test]
+    fn a_session_whose_data_is_not_json_is_kept_without_it() {
+        for data in [
+            rmpv::Value::Binary(vec![1, 2, 3]),
+            rmpv::Value::Ext(1, vec![0]),
+            rmpv::Value::Map(vec![(
+                rmpv::Value::from("blob"),
+                rmpv::Value::Binary(vec![0xff]),
+            )]),
+        ] {
+            let got = decode_session(&reference_session(data.clone())).expect("a session");
+            assert_eq!(got.data, None, "{data:?}");
+            assert_eq!(&*got.sid, "sid");
+            assert_eq!(got.rooms, vec![Str::from("sid")]);
+        }
     }
 }
