@@ -141,7 +141,9 @@ impl StreamsRedisAdapterBuilder {
     }
 
     /// How many messages may wait to be published: 4096 by default; beyond,
-    /// dropped with a warning. Local delivery is never held up.
+    /// dropped with a warning (with recovery on, a broadcast that waited
+    /// for the stream is delivered to this server's clients all the same,
+    /// without an offset). Local delivery is never held up.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue = capacity.max(1);
         self
@@ -215,6 +217,7 @@ impl StreamsRedisAdapterBuilder {
             };
         let (pub_tx, pub_rx) = mpsc::channel(self.queue);
         let (ns_tx, mut ns_rx) = mpsc::unbounded_channel();
+        let (unpublished_tx, unpublished_rx) = mpsc::unbounded_channel();
         let uid = random_id();
         let start = StreamId::parse(&offset).unwrap_or_default();
         let (read_tx, read_rx) = watch::channel(start);
@@ -225,6 +228,7 @@ impl StreamsRedisAdapterBuilder {
             uid: uid.clone(),
             commands: commands.clone(),
             pub_tx,
+            unpublished_tx,
             ns_tx,
             namespaces: Mutex::new(HashSet::new()),
             recovery: io
@@ -258,6 +262,7 @@ impl StreamsRedisAdapterBuilder {
         };
         let tasks = vec![
             tokio::spawn(publisher(node.clone(), commands, self.max_len, pub_rx)),
+            tokio::spawn(deliver_unpublished(node.clone(), unpublished_rx)),
             tokio::spawn(reader(
                 node.clone(),
                 reading,
@@ -296,6 +301,10 @@ struct Streams {
     uid: String,
     commands: Arc<Commands>,
     pub_tx: mpsc::Sender<Outgoing>,
+    /// The messages the publish queue had no room for, to be delivered
+    /// here if they are broadcasts waiting for the stream (not in
+    /// [`Transport::send`], which runs under the endpoint's lock).
+    unpublished_tx: mpsc::UnboundedSender<Bytes>,
     ns_tx: mpsc::UnboundedSender<String>,
     namespaces: Mutex<HashSet<String>>,
     /// With recovery on, how long sessions are kept.
@@ -337,8 +346,13 @@ impl Transport for Streams {
             }
             Route::All { .. } => Outgoing::Append(kind, message),
         };
-        if self.pub_tx.try_send(outgoing).is_err() {
+        if let Err(error) = self.pub_tx.try_send(outgoing) {
             tracing::warn!("publish queue full; message for the cluster dropped");
+            if let Outgoing::Append(_, message) = error.into_inner()
+                && self.recovery.is_some()
+            {
+                let _ = self.unpublished_tx.send(message);
+            }
         }
     }
 
@@ -602,6 +616,7 @@ async fn publisher(
             }
             Outgoing::Append(kind, message) => {
                 let Some(fields) = entry_fields(kind, &message) else {
+                    unpublished(&node, &message);
                     continue;
                 };
                 let mut cmd = redis::cmd("XADD");
@@ -641,6 +656,16 @@ async fn publisher(
                 failing = true;
             }
         }
+    }
+}
+
+/// Delivers here the messages the publish queue had no room for.
+async fn deliver_unpublished(
+    node: Arc<ClusterNode<Streams>>,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+) {
+    while let Some(message) = rx.recv().await {
+        unpublished(&node, &message);
     }
 }
 

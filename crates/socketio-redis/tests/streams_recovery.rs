@@ -28,6 +28,11 @@ enum Server {
 
 impl Server {
     async fn rust(url: &str) -> Server {
+        Server::rust_queued(url, 4096).await
+    }
+
+    /// A server of ours whose publish queue holds `queue` messages.
+    async fn rust_queued(url: &str, queue: usize) -> Server {
         let io = SocketIo::builder()
             .connection_state_recovery(Recovery::default())
             .build()
@@ -39,6 +44,7 @@ impl Server {
         });
         let adapter = StreamsRedisAdapter::builder(url)
             .requests_timeout(Duration::from_secs(3))
+            .queue_capacity(queue)
             .attach(&io)
             .await
             .unwrap();
@@ -286,6 +292,45 @@ async fn with_redis_away_broadcasts_still_reach_this_servers_clients() {
     assert_eq!(got.len(), 2);
     assert_eq!(got[1]["tick"], 2);
     assert_eq!(got[1]["offset"], 2, "no offset: {}", got[1]);
+
+    client.send_line("quit").await;
+    client.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_publish_queue_full_broadcasts_still_reach_this_servers_clients() {
+    node_ready();
+    let redis = Redis::start();
+    let mut a = Server::rust_queued(&redis.url(), 1).await;
+    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
+    client
+        .wait_for("the connection", |v| v["event"] == "connect")
+        .await;
+    let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
+    for n in 0..200 {
+        if probed(&client) {
+            break;
+        }
+        a.emit("probe", n).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("a probe", || probed(&client)).await;
+
+    // More broadcasts at once than the queue holds: those it has no room
+    // for are delivered here without an offset, the others through the
+    // stream; each once.
+    let Server::Rust(io, _, _) = &a else {
+        unreachable!()
+    };
+    for n in 1..=50u64 {
+        io.to("r").emit("tick", &(n,)).unwrap();
+    }
+    eventually("50 ticks", || ticks(&client).len() >= 50).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut numbers: Vec<u64> = ticks(&client).iter().map(|(n, _)| *n).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=50).collect::<Vec<_>>(), "every tick once");
 
     client.send_line("quit").await;
     client.stop().await;
