@@ -519,6 +519,12 @@ struct Commands {
 
 impl Commands {
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        self.query_checked(cmd).await.map_err(|failed| failed.error)
+    }
+
+    /// Runs `cmd`; on failure, says too whether Redis may have carried it
+    /// out.
+    async fn query_checked<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Failed> {
         let mut slot = self.conn.lock().await;
         let mut conn = match slot.as_ref() {
             Some(conn) => conn.clone(),
@@ -529,7 +535,11 @@ impl Commands {
                 let conn = self
                     .client
                     .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
+                    .await
+                    .map_err(|error| Failed {
+                        error,
+                        maybe_done: false,
+                    })?;
                 *slot = Some(conn.clone());
                 conn
             }
@@ -543,8 +553,24 @@ impl Commands {
         {
             *self.conn.lock().await = None;
         }
-        result
+        result.map_err(|error| Failed {
+            // An error reply: Redis did not carry it out. Anything else
+            // (no answer in time, the connection lost) after the command
+            // may have reached it: no one can tell.
+            maybe_done: !matches!(
+                error.kind(),
+                redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+            ),
+            error,
+        })
     }
+}
+
+/// A command that failed.
+struct Failed {
+    error: redis::RedisError,
+    /// Whether Redis may have carried it out all the same.
+    maybe_done: bool,
 }
 
 type Entry = (String, Vec<(String, String)>);
@@ -628,11 +654,22 @@ async fn publisher(
                 for (k, v) in fields {
                     cmd.arg(k).arg(v);
                 }
-                let appended = commands.query::<String>(&cmd).await.map(drop);
-                if appended.is_err() {
-                    unpublished(&node, &message);
+                match commands.query_checked::<String>(&cmd).await {
+                    Ok(_) => Ok(()),
+                    // Delivered here only when the stream certainly does
+                    // not have it: else the reader may read it back, and
+                    // it would be delivered twice. (If Redis did not
+                    // append it after all, it is lost here as on the other
+                    // servers.)
+                    Err(Failed {
+                        error,
+                        maybe_done: false,
+                    }) => {
+                        unpublished(&node, &message);
+                        Err(error)
+                    }
+                    Err(Failed { error, .. }) => Err(error),
                 }
-                appended
             }
             Outgoing::Persist(key, value, ttl) => {
                 let mut cmd = redis::cmd("SET");
