@@ -11,7 +11,9 @@ use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use socketio_cluster_adapter::wire::{self, Body};
 use socketio_cluster_adapter::{ClusterNode, Route, Transport, random_id};
-use socketio_tokio::socketio_proto::{ClusterOp, ClusterSession, MissedBroadcast};
+use socketio_tokio::socketio_proto::{
+    BroadcastOptions, ClusterOp, ClusterSession, MissedBroadcast,
+};
 use socketio_tokio::{AdapterError, RestoredSession, SocketIo, Str};
 use tokio::sync::{OwnedMutexGuard, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -236,6 +238,11 @@ impl StreamsRedisAdapterBuilder {
                 .recovery
                 .as_ref()
                 .map(|r| r.max_disconnection_duration),
+            missed_bounds: io
+                .config()
+                .recovery
+                .as_ref()
+                .map_or((0, 0), |r| (r.max_missed_packets, r.max_missed_bytes)),
             session_key_prefix: self.session_key_prefix,
             position: position.clone(),
             read: read_rx,
@@ -309,6 +316,9 @@ struct Streams {
     namespaces: Mutex<HashSet<String>>,
     /// With recovery on, how long sessions are kept.
     recovery: Option<Duration>,
+    /// With recovery on, how many missed packets, and bytes, a session may
+    /// replay.
+    missed_bounds: (usize, usize),
     session_key_prefix: String,
     /// The id of the last entry delivered here, locked while entries are
     /// delivered and while a session is being given back.
@@ -384,6 +394,7 @@ impl Transport for Streams {
             position: self.position.clone(),
             read: self.read.clone(),
             timeout: self.requests_timeout,
+            bounds: self.missed_bounds,
         };
         Box::pin(async move { restore.run(&nsp, &offset).await })
     }
@@ -411,6 +422,8 @@ struct Restore {
     position: Arc<tokio::sync::Mutex<String>>,
     read: watch::Receiver<StreamId>,
     timeout: Duration,
+    /// The most missed packets, and bytes, a session may replay.
+    bounds: (usize, usize),
 }
 
 /// How many entries one `XRANGE` of a session's missed broadcasts reads.
@@ -421,6 +434,10 @@ impl Restore {
     /// up to the last entry delivered here, and the reader held until the
     /// socket is back (so that each entry reaches it once: from this list
     /// or from the reader).
+    ///
+    /// Reading stops past the recovery's bounds (one broadcast more than
+    /// it may replay, or about twice its bytes): the endpoint then refuses
+    /// the replay as too big, and the client gets a new session.
     async fn run(
         mut self,
         nsp: &str,
@@ -458,8 +475,11 @@ impl Restore {
             tracing::warn!(key = %self.key, "ignoring a session that cannot be read");
             return Ok(None);
         };
+        let rooms: HashSet<&str> = session.rooms.iter().map(|r| &**r).collect();
+        let (max_packets, max_bytes) = self.bounds;
+        let mut bytes = 0usize;
         let mut from = format!("({offset}");
-        loop {
+        'read: loop {
             let mut range = redis::cmd("XRANGE");
             range
                 .arg(&self.stream)
@@ -471,8 +491,16 @@ impl Restore {
             let entries = range_entries(&reply);
             let full = entries.len() == RANGE_COUNT;
             for (id, fields) in &entries {
-                if let Some(missed) = missed_broadcast(nsp, id, fields) {
-                    session.missed.push(missed);
+                let Some(missed) = missed_broadcast(nsp, id, fields) else {
+                    continue;
+                };
+                if missed.opts.volatile || !reaches(&missed.opts, &rooms) {
+                    continue;
+                }
+                bytes = bytes.saturating_add(fields.iter().map(|(k, v)| k.len() + v.len()).sum());
+                session.missed.push(missed);
+                if session.missed.len() > max_packets || bytes > max_bytes.saturating_mul(2) {
+                    break 'read;
                 }
             }
             match entries.last() {
@@ -485,6 +513,13 @@ impl Restore {
             hold: Some(Box::new(hold)),
         }))
     }
+}
+
+/// Whether a socket in `rooms` was sent a broadcast for `opts` (the
+/// reference's rule).
+fn reaches(opts: &BroadcastOptions, rooms: &HashSet<&str>) -> bool {
+    let included = opts.rooms.is_empty() || opts.rooms.iter().any(|r| rooms.contains(&**r));
+    included && !opts.except.iter().any(|r| rooms.contains(&**r))
 }
 
 /// The broadcast without acknowledgements of namespace `nsp` that a stream

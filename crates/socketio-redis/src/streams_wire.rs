@@ -169,15 +169,29 @@ pub fn encode_session(session: &ClusterSession) -> String {
     BASE64.encode(out)
 }
 
+/// The most rooms a kept session may name: one with more is not read
+/// (whoever can write to Redis must not make a server hold without bound).
+pub const MAX_SESSION_ROOMS: usize = 10_000;
+
+/// The longest kept session read, base64 included.
+pub const MAX_SESSION_LEN: usize = 4 << 20;
+
 /// A session kept by [`encode_session`] or by the reference; `None` when it
-/// is not one. Its missed broadcasts are left empty.
+/// is not one, or is beyond [`MAX_SESSION_LEN`] or [`MAX_SESSION_ROOMS`].
+/// Its missed broadcasts are left empty.
 pub fn decode_session(raw: &str) -> Option<ClusterSession> {
+    if raw.len() > MAX_SESSION_LEN {
+        return None;
+    }
     let bytes = BASE64.decode(raw).ok()?;
     let mut rd = &bytes[..];
     let value = rmpv::decode::read_value(&mut rd).ok()?;
     let text = |key| field(&value, key).and_then(|v| v.as_str()).map(Str::from);
-    let rooms = field(&value, "rooms")?
-        .as_array()?
+    let rooms = field(&value, "rooms")?.as_array()?;
+    if rooms.len() > MAX_SESSION_ROOMS {
+        return None;
+    }
+    let rooms = rooms
         .iter()
         .map(|r| r.as_str().map(Str::from))
         .collect::<Option<Vec<Str>>>()?;
@@ -265,5 +279,16 @@ mod tests {
             assert_eq!(&*got.sid, "sid");
             assert_eq!(got.rooms, vec![Str::from("sid")]);
         }
+    }
+
+    #[test]
+    fn a_session_with_too_many_rooms_is_not_read() {
+        let mut kept = session(Some("/"));
+        kept.rooms = (0..=MAX_SESSION_ROOMS)
+            .map(|i| Str::from(i.to_string().as_str()))
+            .collect();
+        assert_eq!(decode_session(&encode_session(&kept)), None);
+        kept.rooms.pop();
+        assert!(decode_session(&encode_session(&kept)).is_some());
     }
 }
