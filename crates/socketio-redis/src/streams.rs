@@ -458,7 +458,13 @@ impl Restore {
         {
             return Ok(None);
         }
-        let hold: OwnedMutexGuard<String> = self.position.clone().lock_owned().await;
+        // Bounded too: the reader, or another session being given back,
+        // holds it for a while at most.
+        let Ok(hold) = tokio::time::timeout(self.timeout, self.position.clone().lock_owned()).await
+        else {
+            return Ok(None);
+        };
+        let hold: OwnedMutexGuard<String> = hold;
         let upto = hold.clone();
         let mut getdel = redis::cmd("GETDEL");
         getdel.arg(&self.key);
