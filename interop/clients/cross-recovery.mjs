@@ -10,6 +10,10 @@
 // Commands are lines on stdin:
 //   cut            the WebSocket is torn down at once (no close frame)
 //   connect <url>  connects again, to the server at <url>
+//   connect-nsp <url> <nsp>
+//                  connects to namespace <nsp> of the server at <url>,
+//                  asking for the session of the first socket (its pid
+//                  and offset)
 //   quit           the script ends
 // It does not reconnect by itself: the test says when and where.
 import { createInterface } from "node:readline";
@@ -33,7 +37,7 @@ socket.on("disconnect", (reason) => emitLine({ event: "disconnect", reason }));
 socket.on("connect_error", (err) => emitLine({ event: "connect_error", message: err.message }));
 
 createInterface({ input: process.stdin }).on("line", (line) => {
-  const [cmd, arg] = line.trim().split(" ");
+  const [cmd, arg, arg2] = line.trim().split(" ");
   if (cmd === "cut") {
     // The `ws` WebSocket under the engine's transport: destroyed, as a
     // network failure would.
@@ -42,6 +46,18 @@ createInterface({ input: process.stdin }).on("line", (line) => {
     // The manager opens its next engine on its `uri`.
     socket.io.uri = arg;
     socket.connect();
+  } else if (cmd === "connect-nsp") {
+    socket.io.uri = arg;
+    const other = socket.io.socket(arg2);
+    other._pid = socket._pid;
+    other._lastOffset = socket._lastOffset;
+    other.on("connect", () =>
+      emitLine({ event: "connect", nsp: arg2, id: other.id, recovered: other.recovered }),
+    );
+    other.on("connect_error", (err) =>
+      emitLine({ event: "connect_error", nsp: arg2, message: err.message }),
+    );
+    other.connect();
   } else if (cmd === "quit") {
     socket.disconnect();
     setTimeout(() => process.exit(0), 100);

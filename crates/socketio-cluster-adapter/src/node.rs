@@ -618,6 +618,7 @@ impl<T: Transport> Adapter for ClusterNode<T> {
                     pid,
                     rooms,
                     data,
+                    nsp: Some(nsp.clone()),
                     missed: Vec::new(),
                 };
                 self.transport.persist_session(&nsp, &session);

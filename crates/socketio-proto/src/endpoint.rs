@@ -130,6 +130,9 @@ pub struct ClusterSession {
     pub rooms: Vec<Str>,
     /// The application's data, as JSON.
     pub data: Option<Str>,
+    /// The namespace it was saved on; `None` when whoever saved it did not
+    /// say (a server of the reference does not).
+    pub nsp: Option<Str>,
     /// The broadcasts of the cluster after the client's offset, in the
     /// cluster's order, each with its offset: the endpoint keeps those the
     /// session's rooms were sent.
@@ -1281,17 +1284,31 @@ impl<C, S> Endpoint<C, S> {
     /// one it delivered on this node (so that nothing is missed or given
     /// twice), or no session at all.
     ///
+    /// A session saved on another namespace is refused; so is one whose
+    /// namespace is unknown (`session.nsp` is `None`) unless the
+    /// namespace's middlewares ran for the client, or it has none
+    /// (`middlewares_ran`): a session must never let a client skip another
+    /// namespace's middlewares.
+    ///
     /// # Errors
     ///
-    /// [`NotRecovered`]: the cluster does not own recovery, the socket is
-    /// connected here, or it missed more than one session may replay.
+    /// [`NotRecovered`]: the cluster does not own recovery, the session
+    /// belongs to another namespace (or to an unknown one, with the
+    /// middlewares skipped), the socket is connected here, or it missed
+    /// more than one session may replay.
     pub fn restore_from_cluster(
         &mut self,
         nsp: &str,
         session: ClusterSession,
+        middlewares_ran: bool,
     ) -> Result<Restored, NotRecovered> {
         if !self.cluster_recovery() {
             return Err(NotRecovered::Off);
+        }
+        match session.nsp.as_deref() {
+            Some(saved) if saved != nsp => return Err(NotRecovered::OtherNamespace),
+            None if !middlewares_ran => return Err(NotRecovered::OtherNamespace),
+            _ => {}
         }
         if self
             .index

@@ -99,7 +99,9 @@ pub enum NotRecovered {
     /// The session was kept for `max_disconnection_duration`, and no longer.
     #[error("the session expired")]
     Expired,
-    /// The session belongs to another namespace.
+    /// The session belongs to another namespace (or, given back by the
+    /// cluster, to one it does not name while the namespace's middlewares
+    /// were skipped).
     #[error("the session belongs to another namespace")]
     OtherNamespace,
     /// The offset is not among the stored packets: forged, from the future,

@@ -937,6 +937,7 @@ fn with_the_cluster_owning_recovery_a_session_goes_to_the_cluster_and_comes_back
         pid,
         rooms,
         data,
+        nsp: Some(Str::from("/")),
         missed: vec![
             missed(2, BroadcastOptions::all(), "2-0"),
             missed(3, BroadcastOptions::all().to("elsewhere"), "3-0"),
@@ -947,7 +948,7 @@ fn with_the_cluster_owning_recovery_a_session_goes_to_the_cluster_and_comes_back
     };
     let restored = h
         .endpoint
-        .restore_from_cluster("/", session.clone())
+        .restore_from_cluster("/", session.clone(), false)
         .expect("restored");
     assert_eq!(restored.missed.len(), 2);
     let id = h.conn(&conn_sid).accept_restored(&restored).expect("ok");
@@ -969,7 +970,7 @@ fn with_the_cluster_owning_recovery_a_session_goes_to_the_cluster_and_comes_back
     let rooms = h.endpoint.rooms_of("/", &client.id);
     assert!(rooms.iter().any(|r| &**r == "r"), "{rooms:?}");
     assert_eq!(
-        h.endpoint.restore_from_cluster("/", session).err(),
+        h.endpoint.restore_from_cluster("/", session, false).err(),
         Some(NotRecovered::UnknownSession)
     );
 }
@@ -983,24 +984,71 @@ fn with_the_cluster_owning_recovery_the_replay_keeps_its_bounds() {
         pid: Str::from(client.pid.as_str()),
         rooms: vec![Str::from(client.id.as_str())],
         data: None,
+        nsp: Some(Str::from("/")),
         missed: (0..n)
             .map(|i| missed(i, BroadcastOptions::all(), &format!("{i}-1")))
             .collect(),
     };
     assert_eq!(
-        h.endpoint.restore_from_cluster("/", session(3)).err(),
+        h.endpoint
+            .restore_from_cluster("/", session(3), false)
+            .err(),
         Some(NotRecovered::TooMuchMissed)
     );
     assert_eq!(
         h.endpoint
-            .restore_from_cluster("/", session(2))
+            .restore_from_cluster("/", session(2), false)
             .map(|r| r.missed.len()),
         Ok(2)
     );
     // Without the cluster owning it, nothing comes from the cluster.
     h.endpoint.set_cluster_recovery(false);
     assert_eq!(
-        h.endpoint.restore_from_cluster("/", session(0)).err(),
+        h.endpoint
+            .restore_from_cluster("/", session(0), false)
+            .err(),
         Some(NotRecovered::Off)
+    );
+}
+
+#[test]
+fn a_session_the_cluster_kept_is_given_back_on_its_own_namespace_only() {
+    let (mut h, client) = cluster_harness(Recovery::default());
+    drop_transport(&mut h, &client);
+    let session = |nsp: Option<&str>| ClusterSession {
+        sid: Str::from(client.id.as_str()),
+        pid: Str::from(client.pid.as_str()),
+        rooms: vec![Str::from(client.id.as_str())],
+        data: None,
+        nsp: nsp.map(Str::from),
+        missed: Vec::new(),
+    };
+    // Saved on `/`: never given back on `/admin`, with its middlewares
+    // skipped or not.
+    for middlewares_ran in [false, true] {
+        assert_eq!(
+            h.endpoint
+                .restore_from_cluster("/admin", session(Some("/")), middlewares_ran)
+                .err(),
+            Some(NotRecovered::OtherNamespace)
+        );
+    }
+    // Saved without its namespace (by a server of the reference): given
+    // back only once the namespace's middlewares ran.
+    assert_eq!(
+        h.endpoint
+            .restore_from_cluster("/admin", session(None), false)
+            .err(),
+        Some(NotRecovered::OtherNamespace)
+    );
+    assert!(
+        h.endpoint
+            .restore_from_cluster("/", session(None), true)
+            .is_ok()
+    );
+    assert!(
+        h.endpoint
+            .restore_from_cluster("/", session(Some("/")), false)
+            .is_ok()
     );
 }

@@ -11,7 +11,9 @@ use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use socketio_cluster_adapter::wire::{self, Body};
 use socketio_cluster_adapter::{ClusterNode, Route, Transport, random_id};
-use socketio_tokio::socketio_proto::{ClusterOp, ClusterSession, MissedBroadcast};
+use socketio_tokio::socketio_proto::{
+    BroadcastOptions, ClusterOp, ClusterSession, MissedBroadcast,
+};
 use socketio_tokio::{AdapterError, RestoredSession, SocketIo, Str};
 use tokio::sync::{OwnedMutexGuard, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -141,7 +143,9 @@ impl StreamsRedisAdapterBuilder {
     }
 
     /// How many messages may wait to be published: 4096 by default; beyond,
-    /// dropped with a warning. Local delivery is never held up.
+    /// dropped with a warning (with recovery on, a broadcast that waited
+    /// for the stream is delivered to this server's clients all the same,
+    /// without an offset). Local delivery is never held up.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue = capacity.max(1);
         self
@@ -215,6 +219,7 @@ impl StreamsRedisAdapterBuilder {
             };
         let (pub_tx, pub_rx) = mpsc::channel(self.queue);
         let (ns_tx, mut ns_rx) = mpsc::unbounded_channel();
+        let (unpublished_tx, unpublished_rx) = mpsc::unbounded_channel();
         let uid = random_id();
         let start = StreamId::parse(&offset).unwrap_or_default();
         let (read_tx, read_rx) = watch::channel(start);
@@ -225,6 +230,7 @@ impl StreamsRedisAdapterBuilder {
             uid: uid.clone(),
             commands: commands.clone(),
             pub_tx,
+            unpublished_tx,
             ns_tx,
             namespaces: Mutex::new(HashSet::new()),
             recovery: io
@@ -232,6 +238,11 @@ impl StreamsRedisAdapterBuilder {
                 .recovery
                 .as_ref()
                 .map(|r| r.max_disconnection_duration),
+            missed_bounds: io
+                .config()
+                .recovery
+                .as_ref()
+                .map_or((0, 0), |r| (r.max_missed_packets, r.max_missed_bytes)),
             session_key_prefix: self.session_key_prefix,
             position: position.clone(),
             read: read_rx,
@@ -258,6 +269,7 @@ impl StreamsRedisAdapterBuilder {
         };
         let tasks = vec![
             tokio::spawn(publisher(node.clone(), commands, self.max_len, pub_rx)),
+            tokio::spawn(deliver_unpublished(node.clone(), unpublished_rx)),
             tokio::spawn(reader(
                 node.clone(),
                 reading,
@@ -296,10 +308,17 @@ struct Streams {
     uid: String,
     commands: Arc<Commands>,
     pub_tx: mpsc::Sender<Outgoing>,
+    /// The messages the publish queue had no room for, to be delivered
+    /// here if they are broadcasts waiting for the stream (not in
+    /// [`Transport::send`], which runs under the endpoint's lock).
+    unpublished_tx: mpsc::UnboundedSender<Bytes>,
     ns_tx: mpsc::UnboundedSender<String>,
     namespaces: Mutex<HashSet<String>>,
     /// With recovery on, how long sessions are kept.
     recovery: Option<Duration>,
+    /// With recovery on, how many missed packets, and bytes, a session may
+    /// replay.
+    missed_bounds: (usize, usize),
     session_key_prefix: String,
     /// The id of the last entry delivered here, locked while entries are
     /// delivered and while a session is being given back.
@@ -337,8 +356,13 @@ impl Transport for Streams {
             }
             Route::All { .. } => Outgoing::Append(kind, message),
         };
-        if self.pub_tx.try_send(outgoing).is_err() {
+        if let Err(error) = self.pub_tx.try_send(outgoing) {
             tracing::warn!("publish queue full; message for the cluster dropped");
+            if let Outgoing::Append(_, message) = error.into_inner()
+                && self.recovery.is_some()
+            {
+                let _ = self.unpublished_tx.send(message);
+            }
         }
     }
 
@@ -370,6 +394,7 @@ impl Transport for Streams {
             position: self.position.clone(),
             read: self.read.clone(),
             timeout: self.requests_timeout,
+            bounds: self.missed_bounds,
         };
         Box::pin(async move { restore.run(&nsp, &offset).await })
     }
@@ -397,6 +422,8 @@ struct Restore {
     position: Arc<tokio::sync::Mutex<String>>,
     read: watch::Receiver<StreamId>,
     timeout: Duration,
+    /// The most missed packets, and bytes, a session may replay.
+    bounds: (usize, usize),
 }
 
 /// How many entries one `XRANGE` of a session's missed broadcasts reads.
@@ -407,6 +434,10 @@ impl Restore {
     /// up to the last entry delivered here, and the reader held until the
     /// socket is back (so that each entry reaches it once: from this list
     /// or from the reader).
+    ///
+    /// Reading stops past the recovery's bounds (one broadcast more than
+    /// it may replay, or about twice its bytes): the endpoint then refuses
+    /// the replay as too big, and the client gets a new session.
     async fn run(
         mut self,
         nsp: &str,
@@ -427,7 +458,13 @@ impl Restore {
         {
             return Ok(None);
         }
-        let hold: OwnedMutexGuard<String> = self.position.clone().lock_owned().await;
+        // Bounded too: the reader, or another session being given back,
+        // holds it for a while at most.
+        let Ok(hold) = tokio::time::timeout(self.timeout, self.position.clone().lock_owned()).await
+        else {
+            return Ok(None);
+        };
+        let hold: OwnedMutexGuard<String> = hold;
         let upto = hold.clone();
         let mut getdel = redis::cmd("GETDEL");
         getdel.arg(&self.key);
@@ -444,8 +481,11 @@ impl Restore {
             tracing::warn!(key = %self.key, "ignoring a session that cannot be read");
             return Ok(None);
         };
+        let rooms: HashSet<&str> = session.rooms.iter().map(|r| &**r).collect();
+        let (max_packets, max_bytes) = self.bounds;
+        let mut bytes = 0usize;
         let mut from = format!("({offset}");
-        loop {
+        'read: loop {
             let mut range = redis::cmd("XRANGE");
             range
                 .arg(&self.stream)
@@ -457,8 +497,16 @@ impl Restore {
             let entries = range_entries(&reply);
             let full = entries.len() == RANGE_COUNT;
             for (id, fields) in &entries {
-                if let Some(missed) = missed_broadcast(nsp, id, fields) {
-                    session.missed.push(missed);
+                let Some(missed) = missed_broadcast(nsp, id, fields) else {
+                    continue;
+                };
+                if missed.opts.volatile || !reaches(&missed.opts, &rooms) {
+                    continue;
+                }
+                bytes = bytes.saturating_add(fields.iter().map(|(k, v)| k.len() + v.len()).sum());
+                session.missed.push(missed);
+                if session.missed.len() > max_packets || bytes > max_bytes.saturating_mul(2) {
+                    break 'read;
                 }
             }
             match entries.last() {
@@ -471,6 +519,13 @@ impl Restore {
             hold: Some(Box::new(hold)),
         }))
     }
+}
+
+/// Whether a socket in `rooms` was sent a broadcast for `opts` (the
+/// reference's rule).
+fn reaches(opts: &BroadcastOptions, rooms: &HashSet<&str>) -> bool {
+    let included = opts.rooms.is_empty() || opts.rooms.iter().any(|r| rooms.contains(&**r));
+    included && !opts.except.iter().any(|r| rooms.contains(&**r))
 }
 
 /// The broadcast without acknowledgements of namespace `nsp` that a stream
@@ -505,6 +560,12 @@ struct Commands {
 
 impl Commands {
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        self.query_checked(cmd).await.map_err(|failed| failed.error)
+    }
+
+    /// Runs `cmd`; on failure, says too whether Redis may have carried it
+    /// out.
+    async fn query_checked<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Failed> {
         let mut slot = self.conn.lock().await;
         let mut conn = match slot.as_ref() {
             Some(conn) => conn.clone(),
@@ -515,7 +576,11 @@ impl Commands {
                 let conn = self
                     .client
                     .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
+                    .await
+                    .map_err(|error| Failed {
+                        error,
+                        maybe_done: false,
+                    })?;
                 *slot = Some(conn.clone());
                 conn
             }
@@ -529,8 +594,24 @@ impl Commands {
         {
             *self.conn.lock().await = None;
         }
-        result
+        result.map_err(|error| Failed {
+            // An error reply: Redis did not carry it out. Anything else
+            // (no answer in time, the connection lost) after the command
+            // may have reached it: no one can tell.
+            maybe_done: !matches!(
+                error.kind(),
+                redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+            ),
+            error,
+        })
     }
+}
+
+/// A command that failed.
+struct Failed {
+    error: redis::RedisError,
+    /// Whether Redis may have carried it out all the same.
+    maybe_done: bool,
 }
 
 type Entry = (String, Vec<(String, String)>);
@@ -602,6 +683,7 @@ async fn publisher(
             }
             Outgoing::Append(kind, message) => {
                 let Some(fields) = entry_fields(kind, &message) else {
+                    unpublished(&node, &message);
                     continue;
                 };
                 let mut cmd = redis::cmd("XADD");
@@ -613,11 +695,22 @@ async fn publisher(
                 for (k, v) in fields {
                     cmd.arg(k).arg(v);
                 }
-                let appended = commands.query::<String>(&cmd).await.map(drop);
-                if appended.is_err() {
-                    unpublished(&node, &message);
+                match commands.query_checked::<String>(&cmd).await {
+                    Ok(_) => Ok(()),
+                    // Delivered here only when the stream certainly does
+                    // not have it: else the reader may read it back, and
+                    // it would be delivered twice. (If Redis did not
+                    // append it after all, it is lost here as on the other
+                    // servers.)
+                    Err(Failed {
+                        error,
+                        maybe_done: false,
+                    }) => {
+                        unpublished(&node, &message);
+                        Err(error)
+                    }
+                    Err(Failed { error, .. }) => Err(error),
                 }
-                appended
             }
             Outgoing::Persist(key, value, ttl) => {
                 let mut cmd = redis::cmd("SET");
@@ -641,6 +734,16 @@ async fn publisher(
                 failing = true;
             }
         }
+    }
+}
+
+/// Delivers here the messages the publish queue had no room for.
+async fn deliver_unpublished(
+    node: Arc<ClusterNode<Streams>>,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+) {
+    while let Some(message) = rx.recv().await {
+        unpublished(&node, &message);
     }
 }
 

@@ -140,7 +140,7 @@ impl StreamId {
 
 /// A session kept for recovery as the reference keeps it: the msgpack map
 /// `{sid, pid, rooms, data}` in base64 (`data` nil when the application set
-/// none).
+/// none), with its namespace as `nsp` (which the reference ignores).
 pub fn encode_session(session: &ClusterSession) -> String {
     let data = session
         .data
@@ -149,7 +149,7 @@ pub fn encode_session(session: &ClusterSession) -> String {
         .and_then(|d| rmpv::ext::to_value(d).ok())
         .unwrap_or(rmpv::Value::Nil);
     let text = |s: &str| rmpv::Value::from(s);
-    let map = rmpv::Value::Map(vec![
+    let mut map = vec![
         (text("sid"), text(&session.sid)),
         (text("pid"), text(&session.pid)),
         (
@@ -157,37 +157,138 @@ pub fn encode_session(session: &ClusterSession) -> String {
             rmpv::Value::Array(session.rooms.iter().map(|r| text(r)).collect()),
         ),
         (text("data"), data),
-    ]);
+    ];
+    // Not the reference's: it reads no other field.
+    if let Some(nsp) = &session.nsp {
+        map.push((text("nsp"), text(nsp)));
+    }
+    let map = rmpv::Value::Map(map);
     let mut out = Vec::new();
     // Writing into a Vec cannot fail.
     let _ = rmpv::encode::write_value(&mut out, &map);
     BASE64.encode(out)
 }
 
+/// The most rooms a kept session may name: one with more is not read
+/// (whoever can write to Redis must not make a server hold without bound).
+pub const MAX_SESSION_ROOMS: usize = 10_000;
+
+/// The longest kept session read, base64 included.
+pub const MAX_SESSION_LEN: usize = 4 << 20;
+
 /// A session kept by [`encode_session`] or by the reference; `None` when it
-/// is not one. Its missed broadcasts are left empty.
+/// is not one, or is beyond [`MAX_SESSION_LEN`] or [`MAX_SESSION_ROOMS`].
+/// Its missed broadcasts are left empty.
 pub fn decode_session(raw: &str) -> Option<ClusterSession> {
+    if raw.len() > MAX_SESSION_LEN {
+        return None;
+    }
     let bytes = BASE64.decode(raw).ok()?;
     let mut rd = &bytes[..];
     let value = rmpv::decode::read_value(&mut rd).ok()?;
     let text = |key| field(&value, key).and_then(|v| v.as_str()).map(Str::from);
-    let rooms = field(&value, "rooms")?
-        .as_array()?
+    let rooms = field(&value, "rooms")?.as_array()?;
+    if rooms.len() > MAX_SESSION_ROOMS {
+        return None;
+    }
+    let rooms = rooms
         .iter()
         .map(|r| r.as_str().map(Str::from))
         .collect::<Option<Vec<Str>>>()?;
     let data = match field(&value, "data") {
         None | Some(rmpv::Value::Nil) => None,
-        Some(data) => {
-            let json: serde_json::Value = rmpv::ext::from_value(data.clone()).ok()?;
-            Some(Str::from(json.to_string()))
-        }
+        // Data that JSON cannot hold (msgpack binary or extension types,
+        // which a server of the reference may have kept) is left out: the
+        // session is given back without it rather than lost.
+        Some(data) => match rmpv::ext::from_value::<serde_json::Value>(data.clone()) {
+            Ok(json) => Some(Str::from(json.to_string())),
+            Err(error) => {
+                tracing::warn!(%error, "a kept session's data is not JSON; it is given back without");
+                None
+            }
+        },
     };
     Some(ClusterSession {
         sid: text("sid")?,
         pid: text("pid")?,
         rooms,
         data,
+        nsp: text("nsp"),
         missed: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(nsp: Option<&str>) -> ClusterSession {
+        ClusterSession {
+            sid: Str::from("sid"),
+            pid: Str::from("pid"),
+            rooms: vec![Str::from("sid"), Str::from("r")],
+            data: Some(Str::from("{\"user\":\"ann\"}")),
+            nsp: nsp.map(Str::from),
+            missed: Vec::new(),
+        }
+    }
+
+    /// A session as a server of the reference keeps it, with `data`.
+    fn reference_session(data: rmpv::Value) -> String {
+        let text = |s: &str| rmpv::Value::from(s);
+        let map = rmpv::Value::Map(vec![
+            (text("sid"), text("sid")),
+            (text("pid"), text("pid")),
+            (text("rooms"), rmpv::Value::Array(vec![text("sid")])),
+            (text("data"), data),
+        ]);
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, &map).expect("encoded");
+        BASE64.encode(out)
+    }
+
+    #[test]
+    fn a_session_keeps_its_namespace() {
+        let kept = session(Some("/chat"));
+        assert_eq!(decode_session(&encode_session(&kept)), Some(kept));
+        let kept = session(None);
+        assert_eq!(decode_session(&encode_session(&kept)), Some(kept));
+    }
+
+    #[test]
+    fn a_session_of_the_reference_names_no_namespace() {
+        let raw = reference_session(rmpv::Value::Nil);
+        let got = decode_session(&raw).expect("a session");
+        assert_eq!(got.nsp, None);
+        assert_eq!(got.data, None);
+        assert_eq!(&*got.pid, "pid");
+    }
+
+    #[test]
+    fn a_session_whose_data_is_not_json_is_kept_without_it() {
+        for data in [
+            rmpv::Value::Binary(vec![1, 2, 3]),
+            rmpv::Value::Ext(1, vec![0]),
+            rmpv::Value::Map(vec![(
+                rmpv::Value::from("blob"),
+                rmpv::Value::Binary(vec![0xff]),
+            )]),
+        ] {
+            let got = decode_session(&reference_session(data.clone())).expect("a session");
+            assert_eq!(got.data, None, "{data:?}");
+            assert_eq!(&*got.sid, "sid");
+            assert_eq!(got.rooms, vec![Str::from("sid")]);
+        }
+    }
+
+    #[test]
+    fn a_session_with_too_many_rooms_is_not_read() {
+        let mut kept = session(Some("/"));
+        kept.rooms = (0..=MAX_SESSION_ROOMS)
+            .map(|i| Str::from(i.to_string().as_str()))
+            .collect();
+        assert_eq!(decode_session(&encode_session(&kept)), None);
+        kept.rooms.pop();
+        assert!(decode_session(&encode_session(&kept)).is_some());
+    }
 }

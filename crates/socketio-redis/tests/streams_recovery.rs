@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::{Node, Redis, eventually, node_ready};
 use serde_json::{Value, json};
 use socketio_redis::StreamsRedisAdapter;
-use socketio_tokio::{Recovery, Socket, SocketIo};
+use socketio_tokio::{ConnectError, ConnectHandler, ConnectRequest, Recovery, Socket, SocketIo};
 use tokio::net::TcpListener;
 
 /// A server of the cluster, with recovery on: sockets join the room of
@@ -28,10 +28,23 @@ enum Server {
 
 impl Server {
     async fn rust(url: &str) -> Server {
+        Server::rust_with(url, 4096, Recovery::default()).await
+    }
+
+    /// A server of ours whose publish queue holds `queue` messages, with
+    /// `recovery`; its namespace `/admin` lets no one in.
+    async fn rust_with(url: &str, queue: usize, recovery: Recovery) -> Server {
         let io = SocketIo::builder()
-            .connection_state_recovery(Recovery::default())
+            .connection_state_recovery(recovery)
             .build()
             .unwrap();
+        let admin = |_socket: Socket| async move {};
+        io.ns(
+            "/admin",
+            admin.with(|_req: ConnectRequest| async move {
+                Err::<(), _>(ConnectError::new("forbidden"))
+            }),
+        );
         io.ns("/", |socket: Socket| async move {
             if let Some(room) = socket.handshake().query_param("room") {
                 socket.join(room);
@@ -39,6 +52,7 @@ impl Server {
         });
         let adapter = StreamsRedisAdapter::builder(url)
             .requests_timeout(Duration::from_secs(3))
+            .queue_capacity(queue)
             .attach(&io)
             .await
             .unwrap();
@@ -274,20 +288,146 @@ async fn with_redis_away_broadcasts_still_reach_this_servers_clients() {
     eventually("tick 1", || !ticks(&client).is_empty()).await;
     entry_id(&ticks(&client)[0].1);
 
-    // Redis goes away: the stream takes nothing, and the broadcast is
+    // Redis goes away: the stream takes nothing, and a broadcast is
     // delivered here all the same, without an offset (as the reference
-    // does), once.
+    // does), once. (One sent on the connection as it broke may be lost:
+    // the stream may have it, so it is left to the reader.)
     redis.kill();
-    a.emit("tick", 2).await;
-    eventually("tick 2", || ticks(&client).len() == 2).await;
+    for n in 2..200 {
+        if ticks(&client).len() > 1 {
+            break;
+        }
+        a.emit("tick", n).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("a tick without Redis", || ticks(&client).len() > 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let lines = client.lines();
     let got: Vec<&Value> = lines.iter().filter(|v| v.get("tick").is_some()).collect();
-    assert_eq!(got.len(), 2);
-    assert_eq!(got[1]["tick"], 2);
-    assert_eq!(got[1]["offset"], 2, "no offset: {}", got[1]);
+    let numbers: Vec<u64> = got.iter().map(|v| v["tick"].as_u64().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+    for tick in &got[1..] {
+        assert_eq!(tick["offset"], tick["tick"], "no offset: {tick}");
+    }
 
     client.send_line("quit").await;
     client.stop().await;
     a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_publish_queue_full_broadcasts_still_reach_this_servers_clients() {
+    node_ready();
+    let redis = Redis::start();
+    let mut a = Server::rust_with(&redis.url(), 1, Recovery::default()).await;
+    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
+    client
+        .wait_for("the connection", |v| v["event"] == "connect")
+        .await;
+    let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
+    for n in 0..200 {
+        if probed(&client) {
+            break;
+        }
+        a.emit("probe", n).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("a probe", || probed(&client)).await;
+
+    // More broadcasts at once than the queue holds: those it has no room
+    // for are delivered here without an offset, the others through the
+    // stream; each once.
+    let Server::Rust(io, _, _) = &a else {
+        unreachable!()
+    };
+    for n in 1..=50u64 {
+        io.to("r").emit("tick", &(n,)).unwrap();
+    }
+    eventually("50 ticks", || ticks(&client).len() >= 50).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut numbers: Vec<u64> = ticks(&client).iter().map(|(n, _)| *n).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=50).collect::<Vec<_>>(), "every tick once");
+
+    client.send_line("quit").await;
+    client.stop().await;
+    a.stop().await;
+}
+
+/// The client on `a`, in the room, cut off while `b` sends `missed` ticks,
+/// with its session kept in Redis.
+async fn cut_off(a: &Server, b: &mut Server, missed: u64, redis: &Redis) -> Node {
+    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
+    client
+        .wait_for("the first connection", |v| v["event"] == "connect")
+        .await;
+    let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
+    for n in 0..200 {
+        if probed(&client) {
+            break;
+        }
+        b.emit("probe", n).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("a probe", || probed(&client)).await;
+    client.send_line("cut").await;
+    client
+        .wait_for("the disconnection", |v| v["event"] == "disconnect")
+        .await;
+    for n in 1..=missed {
+        b.emit("tick", n).await;
+    }
+    for _ in 0..400 {
+        if sessions_kept(redis).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(sessions_kept(redis).await, 1, "the session is kept");
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_not_given_back_on_another_namespace() {
+    node_ready();
+    let redis = Redis::start();
+    let a = Server::rust(&redis.url()).await;
+    let mut b = Server::rust(&redis.url()).await;
+    let mut client = cut_off(&a, &mut b, 1, &redis).await;
+    // The session of `/` asked for on `/admin`: its middleware runs, and
+    // refuses the client.
+    client
+        .send_line(&format!("connect-nsp {} /admin", b.url()))
+        .await;
+    let refused = client
+        .wait_for("the answer on /admin", |v| {
+            v["nsp"] == "/admin" && (v["event"] == "connect" || v["event"] == "connect_error")
+        })
+        .await;
+    assert_eq!(refused["event"], "connect_error", "{refused}");
+    assert_eq!(refused["message"], "forbidden");
+
+    client.send_line("quit").await;
+    client.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_missed_more_than_it_may_replay_is_not_recovered() {
+    node_ready();
+    let redis = Redis::start();
+    let a = Server::rust(&redis.url()).await;
+    let bounded = Recovery::default().with_missed_bounds(3, 1 << 20);
+    let mut b = Server::rust_with(&redis.url(), 4096, bounded).await;
+    let mut client = cut_off(&a, &mut b, 10, &redis).await;
+    client.send_line(&format!("connect {}", b.url())).await;
+    eventually("the second connection", || connects(&client).len() == 2).await;
+    let second = &connects(&client)[1];
+    assert_eq!(second["recovered"], false, "{second}");
+
+    client.send_line("quit").await;
+    client.stop().await;
+    a.stop().await;
+    b.stop().await;
 }

@@ -836,8 +836,12 @@ impl Driver {
             } => {
                 let pending = match restored {
                     Some(RestoredSession { session, hold }) => {
+                        // A session that does not name its namespace (a
+                        // Node server's) is given back only once the
+                        // namespace's middlewares ran, or when it has none.
+                        let checked = !middlewares || pending.ns.middlewares.is_empty();
                         let back = self.install(*pending, |state, nsp| {
-                            state.restore_from_cluster(nsp, session)
+                            state.restore_from_cluster(nsp, session, checked)
                         });
                         // The adapter delivers again once the socket is back.
                         drop(hold);
