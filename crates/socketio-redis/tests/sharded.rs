@@ -17,27 +17,19 @@ use std::time::Duration;
 use common::{Node, Redis, RedisCluster, events_of, eventually, got, node_ready};
 use serde_json::{Value, json};
 use socketio_redis::{RedisAdapterError, ShardedRedisAdapter};
-use socketio_tokio::{Socket, SocketIo};
-use tokio::net::TcpListener;
+use socketio_tokio::SocketIo;
 
 /// A Rust server in the cluster: sockets join the room of their `room`
 /// query parameter.
 async fn rust_server(nodes: &[String]) -> (SocketIo, ShardedRedisAdapter, SocketAddr) {
     let io = SocketIo::new().unwrap();
-    io.ns("/", |socket: Socket| async move {
-        if let Some(room) = socket.handshake().query_param("room") {
-            socket.join(room);
-        }
-    });
+    common::join_room_of_query(&io);
     let adapter = ShardedRedisAdapter::builder(nodes.iter().cloned())
         .requests_timeout(Duration::from_secs(3))
         .attach(&io)
         .await
         .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let served = io.clone();
-    tokio::spawn(async move { served.serve(listener).await });
+    let addr = common::serve(&io).await;
     (io, adapter, addr)
 }
 

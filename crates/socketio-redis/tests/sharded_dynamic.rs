@@ -17,8 +17,7 @@ use std::time::Duration;
 use common::{Node, RedisCluster, events_of, eventually, got, node_ready};
 use serde_json::json;
 use socketio_redis::{ShardedRedisAdapter, SubscriptionMode};
-use socketio_tokio::{Socket, SocketIo};
-use tokio::net::TcpListener;
+use socketio_tokio::SocketIo;
 
 async fn rust_server(
     nodes: &[String],
@@ -31,15 +30,8 @@ async fn rust_server(
         .attach(&io)
         .await
         .unwrap();
-    io.ns("/", |socket: Socket| async move {
-        if let Some(room) = socket.handshake().query_param("room") {
-            socket.join(room);
-        }
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let served = io.clone();
-    tokio::spawn(async move { served.serve(listener).await });
+    common::join_room_of_query(&io);
+    let addr = common::serve(&io).await;
     (io, adapter, addr)
 }
 

@@ -17,7 +17,6 @@ use common::{Node, Redis, eventually, node_ready};
 use serde_json::{Value, json};
 use socketio_redis::StreamsRedisAdapter;
 use socketio_tokio::{ConnectError, ConnectHandler, ConnectRequest, Recovery, Socket, SocketIo};
-use tokio::net::TcpListener;
 
 /// A server of the cluster, with recovery on: sockets join the room of
 /// their `room` query parameter.
@@ -45,21 +44,14 @@ impl Server {
                 Err::<(), _>(ConnectError::new("forbidden"))
             }),
         );
-        io.ns("/", |socket: Socket| async move {
-            if let Some(room) = socket.handshake().query_param("room") {
-                socket.join(room);
-            }
-        });
+        common::join_room_of_query(&io);
         let adapter = StreamsRedisAdapter::builder(url)
             .requests_timeout(Duration::from_secs(3))
             .queue_capacity(queue)
             .attach(&io)
             .await
             .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let served = io.clone();
-        tokio::spawn(async move { served.serve(listener).await });
+        let addr = common::serve(&io).await;
         Server::Rust(io, adapter, addr)
     }
 

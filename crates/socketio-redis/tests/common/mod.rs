@@ -113,22 +113,35 @@ impl Drop for Redis {
 /// query parameter.
 pub async fn rust_server(redis: &str) -> (SocketIo, RedisAdapter, SocketAddr) {
     let io = SocketIo::new().unwrap();
-    io.ns("/", |socket: Socket| async move {
-        if let Some(room) = socket.handshake().query_param("room") {
-            socket.join(room);
-        }
-    });
+    join_room_of_query(&io);
     let adapter = RedisAdapter::builder(redis)
         .requests_timeout(Duration::from_secs(3))
         .max_backoff(Duration::from_millis(500))
         .attach(&io)
         .await
         .unwrap();
+    let addr = serve(&io).await;
+    (io, adapter, addr)
+}
+
+/// The cluster tests' `/`: a socket joins the room of its `room` query
+/// parameter.
+pub fn join_room_of_query(io: &SocketIo) {
+    io.ns("/", |socket: Socket| async move {
+        if let Some(room) = socket.handshake().query_param("room") {
+            socket.join(room);
+        }
+    });
+}
+
+/// Serves `io` on a free port of 127.0.0.1, on a task of its own; its
+/// address.
+pub async fn serve(io: &SocketIo) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let served = io.clone();
     tokio::spawn(async move { served.serve(listener).await });
-    (io, adapter, addr)
+    addr
 }
 
 pub fn node_ready() {
