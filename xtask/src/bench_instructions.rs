@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Result, cargo, root, run};
+use crate::{Result, root};
 
 /// The servers compared, in the order of the table's columns.
 const SERVERS: [&str; 2] = ["ours", "socketioxide"];
@@ -587,29 +587,15 @@ impl Cell {
 
 /// Runs every scenario (or those of `only`) and writes the JSON and the table.
 pub(crate) fn bench(quick: bool, runs: Option<usize>, only: Option<&str>) -> Result<()> {
-    for (tool, probe) in [
-        ("valgrind", "--version"),
-        ("strace", "-V"),
-        ("taskset", "-V"),
-    ] {
+    for (tool, probe) in [("valgrind", "--version"), ("strace", "-V")] {
         if Command::new(tool).arg(probe).output().is_err() {
             return Err(format!("{tool} is missing: the instruction counts need it"));
         }
     }
-    run(
+    let target = crate::bench_servers::build_release(
         "build the benchmark servers and the load generator",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "bench-loadgen",
-            "-p",
-            "bench-servers",
-        ]),
+        &["bench-loadgen", "bench-servers"],
     )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
     let ctx = Ctx {
         bins: target.join("release"),
         out: target.join("bench"),

@@ -8,26 +8,31 @@ use std::process::Command;
 
 use crate::{Result, cargo, root, run};
 
-/// Builds and runs the server scenarios; `only` picks some of them
-/// (`echo,rate,broadcast,idle,poll`), `servers` some of the servers.
-pub(crate) fn bench(quick: bool, only: Option<&str>, servers: Option<&str>) -> Result<()> {
+/// Checks that `taskset` is there (every benchmark pins its processes to
+/// cores), builds `packages` in release mode, and gives the target
+/// directory.
+pub(crate) fn build_release(what: &str, packages: &[&str]) -> Result<PathBuf> {
     if Command::new("taskset").arg("-V").output().is_err() {
         return Err("taskset is missing (util-linux): the servers are pinned to one core".into());
     }
-    run(
-        "build the benchmark servers and the load generator",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "bench-loadgen",
-            "-p",
-            "bench-servers",
-        ]),
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    let mut build = cargo();
+    build.args(["build", "--release"]);
+    for p in packages {
+        build.args(["-p", p]);
+    }
+    run(what, &mut build)?;
+    Ok(std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
+        .unwrap_or_else(|| root().join("target")))
+}
+
+/// Builds and runs the server scenarios; `only` picks some of them
+/// (`echo,rate,broadcast,idle,poll`), `servers` some of the servers.
+pub(crate) fn bench(quick: bool, only: Option<&str>, servers: Option<&str>) -> Result<()> {
+    let target = build_release(
+        "build the benchmark servers and the load generator",
+        &["bench-loadgen", "bench-servers"],
+    )?;
     let mut cmd = Command::new(target.join("release").join("bench-run"));
     cmd.current_dir(root()).arg("--root").arg(root());
     if quick {
@@ -49,25 +54,10 @@ pub(crate) fn bench(quick: bool, only: Option<&str>, servers: Option<&str>) -> R
 /// peers, the reconnect storm and the soak, ours beside socketioxide and Node; `only`
 /// picks some of them (`drops,halfopen,slow,storm,soak`), `servers` some of the servers.
 pub(crate) fn faults(quick: bool, only: Option<&str>, servers: Option<&str>) -> Result<()> {
-    if Command::new("taskset").arg("-V").output().is_err() {
-        return Err("taskset is missing (util-linux): the servers are pinned to one core".into());
-    }
-    run(
+    let target = build_release(
         "build the benchmark servers, the fault proxy and the fault scenarios",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "bench-servers",
-            "-p",
-            "faultproxy",
-            "-p",
-            "bench-faults",
-        ]),
+        &["bench-servers", "faultproxy", "bench-faults"],
     )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
     let mut cmd = Command::new(target.join("release").join("faults-run"));
     cmd.current_dir(root()).arg("--root").arg(root());
     if quick {
