@@ -133,6 +133,11 @@ struct Tally {
     passed: u64,
     failed: u64,
     ignored: u64,
+    /// What the harness printed for each failed test (its name, then the
+    /// first lines of its output), repeated at the end of the run.
+    failures: Vec<Vec<String>>,
+    /// Whether the lines being read belong to a failed test's output.
+    in_failure: bool,
 }
 
 impl Tally {
@@ -145,6 +150,32 @@ impl Tally {
                 self.steps_failed.push(e);
             }
         }
+    }
+
+    /// Most lines of one failed test's output kept for the end of the run.
+    const FAILURE_LINES: usize = 40;
+
+    /// Reads one line of the test harness: counts its `test result: ...`
+    /// lines and keeps what it prints for failed tests.
+    fn add_harness_line(&mut self, line: &str) {
+        if let Some(name) = line
+            .strip_prefix("---- ")
+            .and_then(|rest| rest.strip_suffix(" stdout ----"))
+        {
+            self.failures.push(vec![format!("test {name}")]);
+            self.in_failure = true;
+            return;
+        }
+        if line == "failures:" || line.starts_with("test result:") {
+            self.in_failure = false;
+        }
+        if self.in_failure
+            && let Some(kept) = self.failures.last_mut()
+            && kept.len() <= Self::FAILURE_LINES
+        {
+            kept.push(line.to_string());
+        }
+        self.add_result_line(line);
     }
 
     /// Adds the counts of a `test result: ...` line of the test harness.
@@ -199,7 +230,7 @@ fn cargo_test(tally: &mut Tally, quick: bool) -> Result<()> {
             let line = String::from_utf8_lossy(&raw);
             let line = line.trim_end_matches(['\n', '\r']);
             println!("{line}");
-            tally.add_result_line(line);
+            tally.add_harness_line(line);
             raw.clear();
         }
     }
@@ -271,6 +302,12 @@ fn test(args: &[String]) -> Result<()> {
         }
     }
     println!();
+    for failure in &tally.failures {
+        println!("xtask test: FAILED: {}", failure[0]);
+        for line in failure[1..].iter().filter(|l| !l.is_empty()) {
+            println!("    {line}");
+        }
+    }
     for failed in &tally.steps_failed {
         println!("xtask test: FAILED: {failed}");
     }
@@ -446,9 +483,38 @@ mod tests {
         assert_eq!((tally.passed, tally.failed, tally.ignored), (19, 3, 2));
         tally.step(Ok(()));
         tally.step(Err("lints: failed".into()));
+        assert!(tally.failures.is_empty());
         assert_eq!(
             tally.summary(),
             "19 passed, 3 failed, 2 ignored; 1 of 2 steps ok"
         );
+    }
+
+    #[test]
+    fn failed_tests_output_is_kept() {
+        let mut tally = Tally::default();
+        for line in [
+            "test a::fine ... ok",
+            "test a::broken ... FAILED",
+            "",
+            "failures:",
+            "",
+            "---- a::broken stdout ----",
+            "",
+            "thread 'a::broken' panicked at src/a.rs:3:5:",
+            "boom",
+            "",
+            "failures:",
+            "    a::broken",
+            "",
+            "test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s",
+        ] {
+            tally.add_harness_line(line);
+        }
+        assert_eq!(tally.failures.len(), 1);
+        assert_eq!(tally.failures[0][0], "test a::broken");
+        assert!(tally.failures[0].iter().any(|l| l == "boom"));
+        assert!(!tally.failures[0].iter().any(|l| l.contains("a::fine")));
+        assert_eq!((tally.passed, tally.failed), (1, 1));
     }
 }
