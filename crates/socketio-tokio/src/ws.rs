@@ -36,7 +36,7 @@ use bytes::{Bytes, BytesMut};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use socketio_proto::{Data, Str};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use websocket_frame::deflate::Deflater;
 use websocket_frame::{Decoder, Message, OpCode, ProtocolError, close_code};
@@ -204,6 +204,29 @@ impl TcpIo {
     }
 }
 
+/// Reads from `stream` into `buf` and, when the read filled less than
+/// `buf`, clears the stream's read readiness, as tokio's own `poll_read`
+/// does: the socket's receive queue is then empty, and the next read waits
+/// for the next readiness event rather than making a system call that
+/// would only say `EAGAIN`. Data that comes in after the read raises a new
+/// event, which the clearing does not take away.
+fn read_clearing(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut short = None;
+    let cleared = stream.try_io(Interest::READABLE, || {
+        let n = stream.try_read(buf)?;
+        if n > 0 && n < buf.len() {
+            // Returning `WouldBlock` is what clears the readiness.
+            short = Some(n);
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match (cleared, short) {
+        (_, Some(n)) => Ok(n),
+        (read, None) => read,
+    }
+}
+
 impl AsyncRead for WsIo {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -224,7 +247,7 @@ impl AsyncRead for WsIo {
                 }
                 loop {
                     ready!(tcp.stream.poll_read_ready(cx))?;
-                    match tcp.stream.try_read(buf.initialize_unfilled()) {
+                    match read_clearing(&tcp.stream, buf.initialize_unfilled()) {
                         Ok(n) => {
                             buf.advance(n);
                             return Poll::Ready(Ok(()));
@@ -631,6 +654,7 @@ mod tests {
     use std::future::poll_fn;
     use std::io;
     use std::pin::Pin;
+    use std::sync::Arc;
     use std::task::{Context, Poll};
 
     use bytes::Bytes;
@@ -646,6 +670,52 @@ mod tests {
             super::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
+    }
+
+    /// A read that leaves the socket's receive queue empty clears the read
+    /// readiness, so that the next read waits for the peer rather than
+    /// making a system call that finds nothing; one that fills the buffer
+    /// keeps it, since more may be queued.
+    #[tokio::test]
+    async fn a_short_read_clears_the_read_readiness() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut io = super::WsIo::Tcp(super::TcpIo::new(stream, Bytes::new(), None));
+        let super::WsIo::Tcp(tcp) = &io else {
+            unreachable!()
+        };
+        let stream = Arc::clone(&tcp.stream);
+        // Whether tokio still takes the socket for readable: `try_io` runs
+        // its closure only then.
+        let readable = || {
+            let mut ran = false;
+            let _ = stream.try_io(tokio::io::Interest::READABLE, || {
+                ran = true;
+                Ok(())
+            });
+            ran
+        };
+
+        peer.write_all(b"0123456789").await.unwrap();
+        let mut buf = [0u8; 4];
+        io.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"0123");
+        assert!(
+            readable(),
+            "a read that filled its buffer keeps the readiness"
+        );
+        let mut buf = [0u8; 64];
+        let n = io.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"456789");
+        assert!(!readable(), "a short read clears the readiness");
+
+        // What comes next is read all the same.
+        peer.write_all(b"more").await.unwrap();
+        let n = io.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"more");
     }
 
     /// A socket that moves at most `max` bytes a call and says "not now"
