@@ -54,6 +54,19 @@ pub struct Counters {
     pub buffer_overflows: u64,
 }
 
+impl std::ops::AddAssign for Counters {
+    /// Adds `other`'s counts to these (as a binding sums several
+    /// connections' before adding them to its server's).
+    fn add_assign(&mut self, other: Counters) {
+        self.packets_in += other.packets_in;
+        self.bytes_in += other.bytes_in;
+        self.packets_out += other.packets_out;
+        self.bytes_out += other.bytes_out;
+        self.upgrades_failed += other.upgrades_failed;
+        self.buffer_overflows += other.buffer_overflows;
+    }
+}
+
 /// [`Counters`] as a connection keeps them between two takes, in 32 bits
 /// (saturating: a binding takes them at every step).
 #[derive(Debug, Default, Clone, Copy)]

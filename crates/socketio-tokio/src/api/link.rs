@@ -36,7 +36,7 @@ use std::time::Duration;
 use futures_util::task::AtomicWaker;
 use socketio_proto::socketio_packet::Packet;
 use socketio_proto::{
-    Connection, Data, DisconnectReason, Encoded, Payload, RequestId, SendError, Str,
+    Connection, Counters, Data, DisconnectReason, Encoded, Payload, RequestId, SendError, Str,
 };
 use tokio::net::TcpStream;
 
@@ -77,6 +77,10 @@ pub(crate) struct Direct {
     /// Its socket.
     pub(crate) stream: Arc<TcpStream>,
 }
+
+/// The target of the trace event of each broadcast written by the
+/// broadcaster, with `whole` false when the socket took only part of it.
+const WRITTEN_BY_BROADCASTER: &str = "socketio_tokio::broadcast::written";
 
 /// A connection's shared half. See the [module](self) documentation.
 pub(crate) struct Link {
@@ -220,10 +224,25 @@ impl Link {
     /// namespace, written here when the connection's WebSocket is idle, else
     /// put in the core's send buffer for the task. If that socket has
     /// outgoing listeners, the connection's task calls them with the packet.
-    pub(crate) fn deliver(&self, packet: &Packet, encoded: &Encoded, volatile: bool) {
+    ///
+    /// `write_now` says whether this thread may write on the socket (a
+    /// non-blocking system call); a caller that holds the endpoint's lock
+    /// says no, so that no other connection waits on a system call.
+    ///
+    /// Returns the connection's counts when the packet was written here
+    /// (the task, which is not woken, would add them only at its next
+    /// step), for the caller to add to the server's.
+    pub(crate) fn deliver(
+        &self,
+        packet: &Packet,
+        encoded: &Encoded,
+        volatile: bool,
+        write_now: bool,
+    ) -> Counters {
         let mut guard = self.lock();
         let core = &mut *guard;
-        let now = core.direct.as_ref().and_then(|direct| {
+        let direct = core.direct.as_ref().filter(|_| write_now);
+        let now = direct.and_then(|direct| {
             let frame = core
                 .conn
                 .send_encoded_now(&packet.nsp, encoded, direct.ws)?;
@@ -235,10 +254,16 @@ impl Link {
                     .ok_or((direct.ws, frame)),
             )
         });
+        let mut counters = Counters::default();
         let sent = match now {
             // Written whole: the task need not hear of it.
-            Some(Ok(())) => Ok(()),
+            Some(Ok(())) => {
+                tracing::trace!(target: WRITTEN_BY_BROADCASTER, whole = true);
+                counters = core.conn.take_counters();
+                Ok(())
+            }
             Some(Err((ws, frame))) => {
+                tracing::trace!(target: WRITTEN_BY_BROADCASTER, whole = false);
                 // The rest goes first when the task next runs; every later
                 // packet goes through the send buffer.
                 core.unwritten = Some(Box::new((ws, frame)));
@@ -270,6 +295,7 @@ impl Link {
         if dirty {
             self.notify();
         }
+        counters
     }
 
     /// Emits `packet` (an event) and sends its acknowledgement to `reply`

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use socketio_proto::socketio_packet::Packet;
 use socketio_proto::{
-    Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Config, ConnectionHandle,
+    Broadcast, BroadcastOptions, ClusterAction, ClusterOp, Config, ConnectionHandle, Counters,
     DisconnectReason, Endpoint, IdGenerator, PacketKind, Payload, RoomEvent, Str,
 };
 use tokio::sync::{oneshot, watch};
@@ -28,6 +28,7 @@ use crate::clock;
 use crate::cluster::{Adapter, AdapterError, ServerSideEvent, ServerSideHandler};
 use crate::config::{Options, SocketIoBuilder};
 use crate::error::{AckError, BuildError, EmitError};
+use crate::stats::Stats;
 
 /// The endpoint as this binding keeps it: each session carries its
 /// connection's link, each socket its handle. It is the one index of
@@ -371,12 +372,12 @@ impl Shared {
             if let Some(plan) = state.plan_broadcast(&packet, opts) {
                 let targets = links(&state, &plan);
                 drop(state);
-                return hand_over(targets, &packet, &plan);
+                return hand_over(targets, &packet, &plan, true, &self.stats);
             }
         }
         let mut state = self.lock();
         let plan = state.broadcast(clock::now(), &packet, opts);
-        deliver(state, packet, plan)
+        deliver(state, packet, plan, &self.stats)
     }
 
     /// Emits `packet` to the socket `sid` on `link`, through the endpoint
@@ -431,7 +432,7 @@ impl Shared {
         match action {
             ClusterAction::Broadcast(plan) => {
                 if let Some(packet) = packet {
-                    let recipients = deliver(state, packet, plan);
+                    let recipients = deliver(state, packet, plan, &self.stats);
                     self.stats.broadcast(recipients);
                 }
             }
@@ -568,16 +569,21 @@ pub(crate) fn own_room(sid: &Str, compress: bool) -> BroadcastOptions {
 /// recovery under the lock, so that every connection gets stored packets
 /// in the order of their offsets (a client recovers from the last one it
 /// got).
-fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast) -> usize {
+fn deliver(state: Locked<'_>, packet: Packet, plan: Broadcast, stats: &Stats) -> usize {
     let targets = links(&state, &plan);
-    let _ordered = match plan.stored {
-        true => Some(state),
+    match plan.stored {
+        true => {
+            // Put in each connection's send buffer, no socket written
+            // while every other connection may be waiting on the lock.
+            let recipients = hand_over(targets, &packet, &plan, false, stats);
+            drop(state);
+            recipients
+        }
         false => {
             drop(state);
-            None
+            hand_over(targets, &packet, &plan, true, stats)
         }
-    };
-    hand_over(targets, &packet, &plan)
+    }
 }
 
 /// The links of `plan`'s recipients.
@@ -588,14 +594,25 @@ fn links(state: &State, plan: &Broadcast) -> Vec<Arc<Link>> {
         .collect()
 }
 
-/// Hands `plan`'s bytes to each of `targets`; the number of them.
-fn hand_over(targets: Vec<Arc<Link>>, packet: &Packet, plan: &Broadcast) -> usize {
+/// Hands `plan`'s bytes to each of `targets`, written on idle WebSockets
+/// at once if `write_now` (see [`Link::deliver`]), their counts added to
+/// `stats`; the number of them.
+fn hand_over(
+    targets: Vec<Arc<Link>>,
+    packet: &Packet,
+    plan: &Broadcast,
+    write_now: bool,
+    stats: &Stats,
+) -> usize {
     let recipients = targets.len();
+    let mut written = Counters::default();
     for link in targets {
         // A recipient over its bound is closed ("transport error") or, for
         // a volatile packet, skipped; the others still get it.
-        link.deliver(packet, &plan.encoded, plan.volatile);
+        written += link.deliver(packet, &plan.encoded, plan.volatile, write_now);
     }
+    // The counts of the packets written here, added once.
+    stats.connection(written);
     recipients
 }
 
@@ -950,7 +967,7 @@ impl SocketIo {
     /// [`Recovery::max_disconnection_duration`](crate::Recovery::max_disconnection_duration),
     /// even when the server is quiet.
     pub fn recovery_store_size(&self) -> (usize, usize, usize) {
-        self.shared.lock().recovery_store_size()
+        self.shared.read().recovery_store_size()
     }
 
     /// The server's counters since it started: sessions opened and closed,

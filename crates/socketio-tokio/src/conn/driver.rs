@@ -662,7 +662,7 @@ impl Driver {
     fn cluster_restores(&self, pending: &PendingConnect) -> bool {
         pending.resume.as_ref().is_some_and(|r| r.offset.is_some())
             && self.shared.adapter.get().is_some()
-            && self.shared.lock().cluster_recovery()
+            && self.shared.read().cluster_recovery()
     }
 
     /// Asks the cluster for the session `pending` asks for; its answer
@@ -1341,7 +1341,7 @@ impl Drop for Driver {
         // The connection is over, whatever ended its task (a panic too):
         // its core refuses what comes next, and what waits on it hears so.
         let now = clock::now();
-        let (sockets, acks) = {
+        let (sockets, acks, counters) = {
             let mut core = self.core();
             core.conn.close(now, DisconnectReason::TransportError);
             core.outgoing.clear();
@@ -1351,8 +1351,11 @@ impl Drop for Driver {
             (
                 std::mem::take(&mut core.sockets),
                 std::mem::take(&mut core.acks),
+                // Packets written by broadcasters since the task's last step.
+                core.conn.take_counters(),
             )
         };
+        self.shared.stats.connection(counters);
         for (_, _, reply) in acks {
             fail(reply, AckError::Disconnected);
         }
