@@ -5,13 +5,18 @@
 //! else. The client reads through a small receive buffer, in bursts, so
 //! that the server's socket fills and empties again and again while
 //! numbered packets of many sizes go out; every number must arrive, once,
-//! in order.
+//! in order. The run of broadcasts alone checks too that the broadcaster
+//! wrote some packets itself, some of them only in part (the server's trace
+//! events say so): its first packet, 70,000 bytes to an idle connection,
+//! is more than a new socket's send buffer takes.
 
 #![allow(clippy::unwrap_used)]
 
 #[path = "common/raw.rs"]
 mod raw;
 
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::SinkExt;
@@ -19,6 +24,51 @@ use raw::*;
 use socketio_tokio::SocketIo;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+
+/// Broadcasts the broadcaster wrote whole, and in part, in this binary.
+static WHOLE: AtomicUsize = AtomicUsize::new(0);
+static PART: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts the server's `socketio_tokio::broadcast::written` events.
+struct CountWrites;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountWrites {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Whole(Option<bool>);
+        impl tracing::field::Visit for Whole {
+            fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+                if field.name() == "whole" {
+                    self.0 = Some(value);
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        if event.metadata().target() != "socketio_tokio::broadcast::written" {
+            return;
+        }
+        let mut whole = Whole(None);
+        event.record(&mut whole);
+        match whole.0 {
+            Some(true) => WHOLE.fetch_add(1, Ordering::SeqCst),
+            Some(false) => PART.fetch_add(1, Ordering::SeqCst),
+            None => 0,
+        };
+    }
+}
+
+fn count_writes() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("socketio_tokio::broadcast::written", tracing::Level::TRACE),
+            )
+            .with(CountWrites);
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
+}
 
 /// Packets sent in each run.
 const COUNT: usize = 3000;
@@ -38,6 +88,8 @@ fn padding(i: usize) -> String {
 /// runtime every `yield_every` packets, so that the connection's task runs
 /// between them and finds its WebSocket idle or not.
 async fn race(own: fn(usize) -> bool, yield_every: usize) {
+    // Before the server's own log subscriber, which then stays out.
+    count_writes();
     let server = start_with(SocketIo::builder().max_buffer_size(256 << 20)).await;
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -104,7 +156,18 @@ async fn race(own: fn(usize) -> bool, yield_every: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcasts_alone_arrive_in_order() {
+    count_writes();
+    let (whole, part) = (WHOLE.load(Ordering::SeqCst), PART.load(Ordering::SeqCst));
     race(|_| false, 3).await;
+    // Runs alongside in this binary only add to the counts.
+    assert!(
+        WHOLE.load(Ordering::SeqCst) > whole,
+        "no broadcast was written by the broadcaster"
+    );
+    assert!(
+        PART.load(Ordering::SeqCst) > part,
+        "no broadcast was written in part by the broadcaster"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -745,8 +745,11 @@ fn upgrade(
 
 /// The socket under an upgraded connection: its TCP stream when it is one
 /// (served by [`SocketIo::serve`](crate::SocketIo::serve) or its
-/// [`HttpServer`](super::serve::HttpServer), or by hyper on a plain
-/// `TcpStream`, as axum serves), on which broadcasts may write themselves.
+/// [`HttpServer`](super::serve::HttpServer), or by hyper's `http1`
+/// connection on a plain `TcpStream`), on which broadcasts may write
+/// themselves. `axum::serve` goes through hyper-util's `auto` connection,
+/// whose wrapper of the socket is private: its WebSockets get broadcasts
+/// through their send buffer.
 fn ws_io(upgraded: hyper::upgrade::Upgraded) -> WsIo {
     let upgraded = match upgraded.downcast::<TokioIo<super::serve::Counted>>() {
         Ok(parts) => {
