@@ -166,7 +166,8 @@ impl Tally {
             self.in_failure = true;
             return;
         }
-        if line == "failures:" || line.starts_with("test result:") {
+        // A backtrace is left in the log above, the panic's message kept.
+        if line == "failures:" || line.starts_with("test result:") || line == "stack backtrace:" {
             self.in_failure = false;
         }
         if self.in_failure
@@ -503,6 +504,8 @@ mod tests {
             "",
             "thread 'a::broken' panicked at src/a.rs:3:5:",
             "boom",
+            "stack backtrace:",
+            "   0: std::panicking::begin_panic",
             "",
             "failures:",
             "    a::broken",
@@ -515,6 +518,7 @@ mod tests {
         assert_eq!(tally.failures[0][0], "test a::broken");
         assert!(tally.failures[0].iter().any(|l| l == "boom"));
         assert!(!tally.failures[0].iter().any(|l| l.contains("a::fine")));
+        assert!(!tally.failures[0].iter().any(|l| l.contains("begin_panic")));
         assert_eq!((tally.passed, tally.failed), (1, 1));
     }
 }
