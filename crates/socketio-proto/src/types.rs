@@ -173,7 +173,9 @@ impl Encoded {
     /// Encodes `packet` for clients speaking `version`, with the default
     /// (text) parser.
     pub fn new(packet: &Packet, version: ProtocolVersion) -> Encoded {
-        let mut out = Vec::with_capacity(64);
+        // Exactly sized, the buffer becomes the `Str`'s with no other
+        // allocation.
+        let mut out = Vec::with_capacity(1 + packet.encoded_len(version));
         out.push(b'4');
         packet.encode_into(version, &mut out);
         Encoded {

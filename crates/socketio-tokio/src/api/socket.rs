@@ -261,10 +261,33 @@ pub(crate) struct Entry<H> {
 }
 
 impl<H: Clone> Entry<H> {
-    fn handlers(list: &mut Vec<Entry<H>>) -> Vec<H> {
-        let handlers = list.iter().map(|e| e.handler.clone()).collect();
+    /// The handlers of `list`, once-only ones taken out of it.
+    fn handlers(list: &mut Vec<Entry<H>>) -> Handlers<H> {
+        let handlers = match list.as_slice() {
+            // Most events have one handler: no list to allocate.
+            [one] => Handlers::One(one.handler.clone()),
+            all => Handlers::Many(all.iter().map(|e| e.handler.clone()).collect()),
+        };
         list.retain(|e| !e.once);
         handlers
+    }
+}
+
+/// The handlers an event starts.
+pub(crate) enum Handlers<H> {
+    One(H),
+    Many(Vec<H>),
+}
+
+impl<H> IntoIterator for Handlers<H> {
+    type Item = H;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<H>, std::vec::IntoIter<H>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        match self {
+            Handlers::One(h) => Some(h).into_iter().chain(Vec::new()),
+            Handlers::Many(all) => None.into_iter().chain(all),
+        }
     }
 }
 
@@ -305,7 +328,7 @@ impl Listeners {
 
     /// The handlers of event `name` (once-only ones taken out), else the
     /// fallback.
-    pub(crate) fn event_handlers(&mut self, name: &str) -> Vec<ErasedHandler<EventContext>> {
+    pub(crate) fn event_handlers(&mut self, name: &str) -> Handlers<ErasedHandler<EventContext>> {
         let handlers = match self.events.get_mut(name) {
             Some(list) => {
                 let handlers = Entry::handlers(list);
@@ -314,11 +337,13 @@ impl Listeners {
                 }
                 handlers
             }
-            None => Vec::new(),
+            None => Handlers::Many(Vec::new()),
         };
-        match (handlers.is_empty(), &self.fallback) {
-            (true, Some(fallback)) => vec![fallback.clone()],
-            _ => handlers,
+        match (handlers, &self.fallback) {
+            (Handlers::Many(none), Some(fallback)) if none.is_empty() => {
+                Handlers::One(fallback.clone())
+            }
+            (handlers, _) => handlers,
         }
     }
 

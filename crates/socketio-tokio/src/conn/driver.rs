@@ -61,6 +61,49 @@ enum TaskOutput {
     },
 }
 
+/// A future the connection's task runs. A handler's future is boxed once,
+/// by the handler, and wrapped here with no other allocation; the set of
+/// pending futures takes it as it is, since every variant may move once
+/// polled.
+enum TaskFuture {
+    /// Handler futures (one handler's, or several joined), their panic
+    /// caught and logged as that of a `what`.
+    Handler(
+        futures_util::future::CatchUnwind<AssertUnwindSafe<BoxFuture<'static, ()>>>,
+        &'static str,
+    ),
+    /// Any other work, which gives its output back.
+    Other(BoxFuture<'static, TaskOutput>),
+}
+
+impl TaskFuture {
+    /// The future of a handler (a `what`), its panic caught.
+    fn handler(fut: BoxFuture<'static, ()>, what: &'static str) -> TaskFuture {
+        TaskFuture::Handler(AssertUnwindSafe(fut).catch_unwind(), what)
+    }
+
+    /// Other work.
+    fn other(fut: impl Future<Output = TaskOutput> + Send + 'static) -> TaskFuture {
+        TaskFuture::Other(Box::pin(fut))
+    }
+}
+
+impl Future for TaskFuture {
+    type Output = TaskOutput;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TaskOutput> {
+        match self.get_mut() {
+            TaskFuture::Handler(fut, what) => {
+                if std::task::ready!(fut.poll_unpin(cx)).is_err() {
+                    tracing::error!("{what} panicked");
+                }
+                Poll::Ready(TaskOutput::Nothing)
+            }
+            TaskFuture::Other(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
 /// A client's request to join a namespace, on its way to being accepted.
 struct PendingConnect {
     nsp: Str,
@@ -108,7 +151,7 @@ pub(crate) struct Driver {
     armed: Option<Instant>,
     /// The handler futures that did not finish when first polled; none
     /// (and no allocation) while there are none, as on an idle connection.
-    tasks: Option<FuturesUnordered<BoxFuture<'static, TaskOutput>>>,
+    tasks: Option<FuturesUnordered<TaskFuture>>,
     engine_tx: Option<(mpsc::UnboundedSender<Data>, Inbox)>,
     closed_at: Option<Instant>,
     /// In this wake-up, every WebSocket read ended "not now": its waker is
@@ -176,11 +219,10 @@ impl Driver {
                 },
             };
             if let Some(fut) = catch_call(|| handler(socket), "engine handler") {
-                let fut = catch(fut, "engine handler");
                 driver
                     .tasks
                     .get_or_insert_with(FuturesUnordered::new)
-                    .push(Box::pin(fut.map(|()| TaskOutput::Nothing)));
+                    .push(TaskFuture::handler(fut, "engine handler"));
             }
         }
         driver
@@ -424,10 +466,9 @@ impl Driver {
                     }
                     // A handler that panics is logged, as when its future does.
                     match catch_call(|| (s.ns.handler)(&socket), "connect handler") {
-                        Some(Ok(fut)) => self.spawn(
-                            cx,
-                            catch(fut, "connect handler").map(|()| TaskOutput::Nothing),
-                        ),
+                        Some(Ok(fut)) => {
+                            self.spawn(cx, TaskFuture::handler(fut, "connect handler"))
+                        }
                         Some(Err(e)) => {
                             // A socket with no handler would look connected
                             // and answer nothing: it is let go instead.
@@ -508,7 +549,7 @@ impl Driver {
                             fut.await;
                         }
                     };
-                    self.spawn(cx, run.map(|()| TaskOutput::Nothing));
+                    self.spawn(cx, TaskFuture::other(run.map(|()| TaskOutput::Nothing)));
                 }
             }
             Event::EngineMessage(data) => {
@@ -643,7 +684,7 @@ impl Driver {
                 result,
             }
         });
-        self.spawn(cx, fut);
+        self.spawn(cx, TaskFuture::other(fut));
     }
 
     /// Accepts a connect request: the session it asks for when the endpoint
@@ -697,7 +738,7 @@ impl Driver {
                 middlewares,
             }
         };
-        self.spawn(cx, fut);
+        self.spawn(cx, TaskFuture::other(fut));
     }
 
     /// Recovers the session `pending` asks for; gives `pending` back (with
@@ -884,7 +925,7 @@ impl Driver {
         };
         if middlewares.is_empty() {
             if let Some(fut) = run_handlers(ctx) {
-                self.spawn(cx, fut.map(|()| TaskOutput::Nothing));
+                self.spawn(cx, TaskFuture::handler(fut, "event handler"));
             }
             return;
         }
@@ -911,22 +952,14 @@ impl Driver {
                 fut.await;
             }
         };
-        self.spawn(
-            cx,
-            catch(fut, "event handler").map(|()| TaskOutput::Nothing),
-        );
+        self.spawn(cx, TaskFuture::handler(Box::pin(fut), "event handler"));
     }
 
     /// Runs a handler future on this task: polled once now (so that its
     /// synchronous start, such as registering handlers, happens in order),
     /// then with the others.
-    fn spawn(
-        &mut self,
-        cx: &mut Context<'_>,
-        fut: impl Future<Output = TaskOutput> + Send + 'static,
-    ) {
-        let mut fut: BoxFuture<'static, TaskOutput> = Box::pin(fut);
-        match fut.as_mut().poll(cx) {
+    fn spawn(&mut self, cx: &mut Context<'_>, mut fut: TaskFuture) {
+        match fut.poll_unpin(cx) {
             Poll::Ready(out) => self.on_task_output(cx, out),
             Poll::Pending => self
                 .tasks
@@ -1408,7 +1441,8 @@ impl Drop for Unwinding<'_> {
 }
 
 /// Starts an event's handlers (once-only ones taken out, else the
-/// fallback): their futures as one, or nothing when none was started. A
+/// fallback): their futures as one (a lone handler's as it is, its panic
+/// for the caller to catch), or nothing when none was started. A
 /// handler whose extractors fail is not called (a once-only one is used up
 /// all the same, as the reference calls it whatever its arguments), and the
 /// socket's error listeners hear of it.
@@ -1419,9 +1453,15 @@ fn run_handlers(mut ctx: EventContext) -> Option<BoxFuture<'static, ()>> {
         ctx.acked = Some(Arc::new(std::sync::atomic::AtomicBool::new(false)));
     }
     let mut futs = Vec::new();
+    let mut lone = None;
     for handler in handlers {
         match catch_call(|| handler(&ctx), "event handler") {
-            Some(Ok(fut)) => futs.push(catch(fut, "event handler")),
+            Some(Ok(fut)) if futs.is_empty() && lone.is_none() => lone = Some(fut),
+            Some(Ok(fut)) => {
+                // Each of several handlers' panic is its own.
+                futs.extend(lone.take().map(|f| catch(f, "event handler")));
+                futs.push(catch(fut, "event handler"));
+            }
             Some(Err(e)) => {
                 tracing::warn!(event = %ctx.name, error = %e, "event handler not called");
                 socket.report_error(SocketError::Extract {
@@ -1432,10 +1472,10 @@ fn run_handlers(mut ctx: EventContext) -> Option<BoxFuture<'static, ()>> {
             None => {}
         }
     }
-    match futs.len() {
-        0 => None,
-        1 => futs.pop().map(|f| Box::pin(f) as BoxFuture<'static, ()>),
-        _ => Some(Box::pin(futures_util::future::join_all(futs).map(|_| ()))),
+    match lone {
+        Some(fut) => Some(fut),
+        None if futs.is_empty() => None,
+        None => Some(Box::pin(futures_util::future::join_all(futs).map(|_| ()))),
     }
 }
 
