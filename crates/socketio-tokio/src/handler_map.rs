@@ -1,11 +1,14 @@
 //! The event handlers of one socket, by event name.
 //!
-//! A socket usually has a handful of handlers: a sorted list of them costs a
-//! quarter of a `HashMap` (about 0.1 KiB against 0.35 KiB for four, kept for
-//! the socket's life) and finds a name in as many comparisons as there are
-//! bits in their count.
+//! A socket usually has a handful of handlers, one per event: a list of
+//! them sorted by name, one entry per handler, costs a fraction of a
+//! `HashMap` of lists (no list per event, no spare room), and finds a name
+//! in as many comparisons as there are bits in their count.
 
-/// Values by name, sorted by name.
+use std::ops::Range;
+
+/// Values by name, sorted by name; the values of one name in the order
+/// they were added.
 pub(crate) struct HandlerMap<V> {
     entries: Vec<(Box<str>, V)>,
 }
@@ -19,43 +22,54 @@ impl<V> Default for HandlerMap<V> {
 }
 
 impl<V> HandlerMap<V> {
-    fn find(&self, name: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(n, _)| (**n).cmp(name))
+    /// Where the values of `name` are.
+    fn run(&self, name: &str) -> Range<usize> {
+        let start = self.entries.partition_point(|(n, _)| **n < *name);
+        let len = self.entries[start..].partition_point(|(n, _)| **n == *name);
+        start..start + len
     }
 
-    /// The value of `name`.
-    pub(crate) fn get(&self, name: &str) -> Option<&V> {
-        self.find(name).ok().map(|i| &self.entries[i].1)
+    /// The values of `name`, in the order they were added.
+    pub(crate) fn get(&self, name: &str) -> impl ExactSizeIterator<Item = &V> {
+        self.entries[self.run(name)].iter().map(|(_, v)| v)
     }
 
-    /// The value of `name`, to change.
-    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut V> {
-        self.find(name).ok().map(|i| &mut self.entries[i].1)
+    /// Adds a value of `name`, after those it has.
+    pub(crate) fn push(&mut self, name: String, value: V) {
+        let at = self.run(&name).end;
+        // One more slot at a time: most sockets register a few handlers
+        // once.
+        self.entries.reserve_exact(1);
+        self.entries.insert(at, (name.into_boxed_str(), value));
     }
 
-    /// The names, in order.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(n, _)| &**n)
-    }
-
-    /// Sets the value of `name`, returning the one it replaces.
-    pub(crate) fn insert(&mut self, name: String, value: V) -> Option<V> {
-        match self.find(&name) {
-            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
-            Err(i) => {
-                // One more slot at a time: most sockets register a few
-                // handlers once.
-                self.entries.reserve_exact(1);
-                self.entries.insert(i, (name.into_boxed_str(), value));
-                None
+    /// Keeps only the values of `name` that `keep` says to keep.
+    pub(crate) fn retain_of(&mut self, name: &str, mut keep: impl FnMut(&V) -> bool) {
+        let run = self.run(name);
+        if self.entries[run.clone()].iter().all(|(_, v)| keep(v)) {
+            return;
+        }
+        let mut i = run.start;
+        let mut end = run.end;
+        while i < end {
+            if keep(&self.entries[i].1) {
+                i += 1;
+            } else {
+                self.entries.remove(i);
+                end -= 1;
             }
         }
     }
 
-    /// Removes `name`, returning its value.
-    pub(crate) fn remove(&mut self, name: &str) -> Option<V> {
-        let i = self.find(name).ok()?;
-        Some(self.entries.remove(i).1)
+    /// Keeps only the values that `keep` says to keep, of every name.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        self.entries.retain(|(_, v)| keep(v));
+    }
+
+    /// Removes every value of `name`.
+    pub(crate) fn remove(&mut self, name: &str) {
+        let run = self.run(name);
+        self.entries.drain(run);
     }
 }
 
@@ -63,29 +77,39 @@ impl<V> HandlerMap<V> {
 mod tests {
     use super::*;
 
+    fn values(m: &HandlerMap<i32>, name: &str) -> Vec<i32> {
+        m.get(name).copied().collect()
+    }
+
     #[test]
-    fn behaves_as_a_map() {
+    fn keeps_the_values_of_each_name_in_order() {
         let mut m = HandlerMap::default();
-        assert_eq!(m.get("a"), None);
-        for (i, name) in ["say", "echo", "join", "a", "zz", "echo_ack"]
+        assert!(values(&m, "a").is_empty());
+        for (i, name) in ["say", "echo", "join", "a", "zz", "echo_ack", "echo", ""]
             .iter()
             .enumerate()
         {
-            assert_eq!(m.insert((*name).to_owned(), i), None);
+            m.push((*name).to_owned(), i as i32);
         }
-        assert_eq!(m.get("echo"), Some(&1));
-        assert_eq!(m.get("echo_ack"), Some(&5));
-        assert_eq!(m.get("ech"), None);
-        assert_eq!(m.insert("echo".to_owned(), 10), Some(1));
-        assert_eq!(m.get("echo"), Some(&10));
-        assert_eq!(m.remove("say"), Some(0));
-        assert_eq!(m.remove("say"), None);
-        assert_eq!(m.get("say"), None);
-        assert_eq!(m.get("zz"), Some(&4));
-        assert_eq!(m.get(""), None);
-        assert_eq!(m.insert(String::new(), 7), None);
-        assert_eq!(m.get(""), Some(&7));
+        assert_eq!(values(&m, "echo"), [1, 6]);
+        assert_eq!(values(&m, "echo_ack"), [5]);
+        assert_eq!(values(&m, "ech"), [0; 0]);
+        assert_eq!(values(&m, ""), [7]);
         let names: Vec<&str> = m.entries.iter().map(|(n, _)| &**n).collect();
-        assert_eq!(names, ["", "a", "echo", "echo_ack", "join", "zz"]);
+        assert_eq!(
+            names,
+            ["", "a", "echo", "echo", "echo_ack", "join", "say", "zz"]
+        );
+
+        m.push("echo".to_owned(), 8);
+        m.retain_of("echo", |v| *v != 6);
+        assert_eq!(values(&m, "echo"), [1, 8]);
+        assert_eq!(values(&m, "say"), [0], "other names are left alone");
+        m.retain(|v| *v != 0);
+        assert_eq!(values(&m, "say"), [0; 0]);
+        m.remove("echo");
+        assert_eq!(values(&m, "echo"), [0; 0]);
+        assert_eq!(values(&m, "echo_ack"), [5]);
+        assert_eq!(values(&m, "a"), [3]);
     }
 }

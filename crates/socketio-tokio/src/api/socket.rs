@@ -260,22 +260,9 @@ pub(crate) struct Entry<H> {
     pub(crate) handler: H,
 }
 
-impl<H: Clone> Entry<H> {
-    /// The handlers of `list`, once-only ones taken out of it.
-    fn handlers(list: &mut Vec<Entry<H>>) -> Handlers<H> {
-        let handlers = match list.as_slice() {
-            // Most events have one handler: no list to allocate.
-            [one] => Handlers::One(one.handler.clone()),
-            all => Handlers::Many(all.iter().map(|e| e.handler.clone()).collect()),
-        };
-        list.retain(|e| !e.once);
-        handlers
-    }
-}
-
 /// The handlers an event starts.
 pub(crate) enum Handlers<H> {
-    One(H),
+    One(Option<H>),
     Many(Vec<H>),
 }
 
@@ -285,7 +272,7 @@ impl<H> IntoIterator for Handlers<H> {
 
     fn into_iter(self) -> Self::IntoIter {
         match self {
-            Handlers::One(h) => Some(h).into_iter().chain(Vec::new()),
+            Handlers::One(h) => h.into_iter().chain(Vec::new()),
             Handlers::Many(all) => None.into_iter().chain(all),
         }
     }
@@ -293,7 +280,7 @@ impl<H> IntoIterator for Handlers<H> {
 
 #[derive(Default)]
 pub(crate) struct Listeners {
-    pub(crate) events: HandlerMap<Vec<Entry<ErasedHandler<EventContext>>>>,
+    pub(crate) events: HandlerMap<Entry<ErasedHandler<EventContext>>>,
     pub(crate) fallback: Option<ErasedHandler<EventContext>>,
     pub(crate) any: Vec<Entry<AnyListener>>,
     pub(crate) any_outgoing: Vec<Entry<AnyListener>>,
@@ -329,19 +316,18 @@ impl Listeners {
     /// The handlers of event `name` (once-only ones taken out), else the
     /// fallback.
     pub(crate) fn event_handlers(&mut self, name: &str) -> Handlers<ErasedHandler<EventContext>> {
-        let handlers = match self.events.get_mut(name) {
-            Some(list) => {
-                let handlers = Entry::handlers(list);
-                if list.is_empty() {
-                    self.events.remove(name);
-                }
-                handlers
+        let handlers = {
+            let mut entries = self.events.get(name);
+            match entries.len() {
+                // Most events have one handler: no list to allocate.
+                1 => Handlers::One(entries.next().map(|e| e.handler.clone())),
+                _ => Handlers::Many(entries.map(|e| e.handler.clone()).collect()),
             }
-            None => Handlers::Many(Vec::new()),
         };
+        self.events.retain_of(name, |e| !e.once);
         match (handlers, &self.fallback) {
             (Handlers::Many(none), Some(fallback)) if none.is_empty() => {
-                Handlers::One(fallback.clone())
+                Handlers::One(Some(fallback.clone()))
             }
             (handlers, _) => handlers,
         }
@@ -363,15 +349,7 @@ impl Listeners {
     }
 
     fn remove(&mut self, id: ListenerId) {
-        let names: Vec<String> = self.events.keys().map(str::to_owned).collect();
-        for name in names {
-            if let Some(list) = self.events.get_mut(&name) {
-                list.retain(|e| e.id != id);
-                if list.is_empty() {
-                    self.events.remove(&name);
-                }
-            }
-        }
+        self.events.retain(|e| e.id != id);
         self.any.retain(|e| e.id != id);
         self.any_outgoing.retain(|e| e.id != id);
         self.disconnecting.retain(|e| e.id != id);
@@ -637,13 +615,7 @@ impl Socket {
     ) -> ListenerId {
         let mut listeners = self.0.listeners();
         let id = listeners.next_id();
-        let entry = Entry { id, once, handler };
-        match listeners.events.get_mut(&event) {
-            Some(list) => list.push(entry),
-            None => {
-                listeners.events.insert(event, vec![entry]);
-            }
-        }
+        listeners.events.push(event, Entry { id, once, handler });
         id
     }
 
@@ -661,7 +633,7 @@ impl Socket {
 
     /// How many handlers event `event` has (the reference's `listenerCount`).
     pub fn listener_count(&self, event: &str) -> usize {
-        self.0.listeners().events.get(event).map_or(0, Vec::len)
+        self.0.listeners().events.get(event).len()
     }
 
     /// Handles every event that has no handler of its own.
