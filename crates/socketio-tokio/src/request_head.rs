@@ -42,7 +42,16 @@ pub(crate) struct RequestHead {
 impl RequestHead {
     /// Copies `uri` and `headers`: nothing of the request stays shared.
     pub(crate) fn new(uri: &Uri, headers: &HeaderMap) -> RequestHead {
-        let uri_text = uri.to_string();
+        // A request's URI is a path and query (origin form), which is its
+        // text as it is; any other form is written out.
+        let written;
+        let uri_text = match (uri.scheme(), uri.authority(), uri.path_and_query()) {
+            (None, None, Some(path_and_query)) => path_and_query.as_str(),
+            _ => {
+                written = uri.to_string();
+                written.as_str()
+            }
+        };
         let size = uri_text.len()
             + headers
                 .iter()
