@@ -1,4 +1,5 @@
-//! The event handlers of one socket, by event name.
+//! The event handlers of one socket, by event name, and a list for what
+//! most sockets leave empty.
 //!
 //! A socket usually has a handful of handlers, one per event: a list of
 //! them sorted by name, one entry per handler, costs a fraction of a
@@ -111,5 +112,100 @@ mod tests {
         assert_eq!(values(&m, "echo"), [0; 0]);
         assert_eq!(values(&m, "echo_ack"), [5]);
         assert_eq!(values(&m, "a"), [3]);
+    }
+
+    #[test]
+    fn a_rare_list_is_a_pointer_until_used_and_after() {
+        assert_eq!(std::mem::size_of::<RareVec<String>>(), 8);
+        let mut list = RareVec::default();
+        assert!(list.is_empty());
+        list.push(2);
+        list.insert(0, 1);
+        list.push(3);
+        assert_eq!(&*list, [1, 2, 3]);
+        list[1] = 20;
+        list.retain(|n| *n != 1);
+        assert_eq!(list.iter().copied().collect::<Vec<_>>(), [20, 3]);
+        list.retain(|_| false);
+        assert!(list.0.is_none(), "an emptied list lets its room go");
+        let list = RareVec::from(vec![7, 8]);
+        assert_eq!(list.into_iter().collect::<Vec<_>>(), [7, 8]);
+        assert!(RareVec::<u8>::from(Vec::new()).0.is_none());
+    }
+}
+
+/// A list that most of its owners leave empty: 8 bytes while empty (a
+/// `Vec` is 24), its `Vec` boxed on first use.
+#[derive(Clone)]
+#[expect(
+    clippy::box_collection,
+    reason = "the box is what keeps an unused list at one pointer"
+)]
+pub(crate) struct RareVec<T>(Option<Box<Vec<T>>>);
+
+impl<T> Default for RareVec<T> {
+    fn default() -> Self {
+        RareVec(None)
+    }
+}
+
+impl<T> RareVec<T> {
+    /// The list, made on first use.
+    fn vec(&mut self) -> &mut Vec<T> {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// Adds `value` at the end.
+    pub(crate) fn push(&mut self, value: T) {
+        self.vec().push(value);
+    }
+
+    /// Adds `value` at `index`.
+    pub(crate) fn insert(&mut self, index: usize, value: T) {
+        self.vec().insert(index, value);
+    }
+
+    /// Keeps only what `keep` says to keep; the list goes once empty.
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
+        if let Some(list) = &mut self.0 {
+            list.retain(keep);
+            if list.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    /// Empties the list.
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl<T> std::ops::Deref for RareVec<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl<T> std::ops::DerefMut for RareVec<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.0.as_deref_mut().map_or(&mut [], Vec::as_mut_slice)
+    }
+}
+
+impl<T> From<Vec<T>> for RareVec<T> {
+    fn from(list: Vec<T>) -> Self {
+        RareVec((!list.is_empty()).then(|| Box::new(list)))
+    }
+}
+
+impl<T> IntoIterator for RareVec<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.map(|list| *list).unwrap_or_default().into_iter()
     }
 }

@@ -29,7 +29,7 @@ use crate::api::server::{Shared, own_room};
 use crate::args::RoomParam;
 use crate::args::{event_packet, from_args};
 use crate::error::{AckError, EmitError};
-use crate::handler_map::HandlerMap;
+use crate::handler_map::{HandlerMap, RareVec};
 use crate::request_head::RequestHead;
 
 /// What the HTTP request that opened a connection told.
@@ -282,13 +282,13 @@ impl<H> IntoIterator for Handlers<H> {
 pub(crate) struct Listeners {
     pub(crate) events: HandlerMap<Entry<ErasedHandler<EventContext>>>,
     pub(crate) fallback: Option<ErasedHandler<EventContext>>,
-    pub(crate) any: Vec<Entry<AnyListener>>,
-    pub(crate) any_outgoing: Vec<Entry<AnyListener>>,
-    pub(crate) middlewares: Vec<EventMiddleware>,
-    pub(crate) disconnecting: Vec<Entry<ErasedHandler<DisconnectContext>>>,
-    pub(crate) disconnect: Vec<Entry<ErasedHandler<DisconnectContext>>>,
-    pub(crate) error: Vec<Entry<ErrorListener>>,
-    pub(crate) upgrade: Vec<Entry<UpgradeListener>>,
+    pub(crate) any: RareVec<Entry<AnyListener>>,
+    pub(crate) any_outgoing: RareVec<Entry<AnyListener>>,
+    pub(crate) middlewares: RareVec<EventMiddleware>,
+    pub(crate) disconnecting: RareVec<Entry<ErasedHandler<DisconnectContext>>>,
+    pub(crate) disconnect: RareVec<Entry<ErasedHandler<DisconnectContext>>>,
+    pub(crate) error: RareVec<Entry<ErrorListener>>,
+    pub(crate) upgrade: RareVec<Entry<UpgradeListener>>,
     next_id: u64,
 }
 
@@ -301,7 +301,7 @@ impl Listeners {
     /// Adds `handler` at the end of the list `list` picks; its id.
     fn push<H>(
         &mut self,
-        list: fn(&mut Listeners) -> &mut Vec<Entry<H>>,
+        list: fn(&mut Listeners) -> &mut RareVec<Entry<H>>,
         handler: H,
     ) -> ListenerId {
         let id = self.next_id();
@@ -388,10 +388,10 @@ pub(crate) struct SocketInner {
     pub(crate) data: Mutex<Option<Str>>,
     /// The rooms the socket was in when it left, while its disconnecting
     /// handlers run (it is out of them by then).
-    pub(crate) left_rooms: Mutex<Vec<Str>>,
+    pub(crate) left_rooms: Mutex<RareVec<Str>>,
     /// Fields added to the data as [`fetch_sockets`](crate::BroadcastOperator::fetch_sockets)
     /// describes it, kept out of the application's data.
-    pub(crate) data_fields: Mutex<Vec<(String, serde_json::Value)>>,
+    pub(crate) data_fields: Mutex<RareVec<(String, serde_json::Value)>>,
 }
 
 impl SocketInner {
@@ -403,11 +403,11 @@ impl SocketInner {
         self.data.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn data_fields(&self) -> MutexGuard<'_, Vec<(String, serde_json::Value)>> {
+    pub(crate) fn data_fields(&self) -> MutexGuard<'_, RareVec<(String, serde_json::Value)>> {
         self.data_fields.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn left_rooms(&self) -> MutexGuard<'_, Vec<Str>> {
+    pub(crate) fn left_rooms(&self) -> MutexGuard<'_, RareVec<Str>> {
         self.left_rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -1110,7 +1110,7 @@ impl Socket {
     /// The rooms this socket is in (its own id among them).
     pub fn rooms(&self) -> Vec<Str> {
         if !self.connected() {
-            return self.0.left_rooms().clone();
+            return self.0.left_rooms().to_vec();
         }
         match self.0.shared.upgrade() {
             Some(shared) => shared.read().rooms_of(&self.0.nsp, &self.0.id),

@@ -838,8 +838,8 @@ impl Driver {
             recovered,
             stored: self.shared.config.recovery.is_some(),
             data: std::sync::Mutex::new(None),
-            left_rooms: std::sync::Mutex::new(Vec::new()),
-            data_fields: std::sync::Mutex::new(Vec::new()),
+            left_rooms: std::sync::Mutex::default(),
+            data_fields: std::sync::Mutex::default(),
         })
     }
 
@@ -1548,7 +1548,7 @@ fn give_endpoint_events(state: &mut Locked<'_>, handle: ConnectionHandle, events
             }
             (EndpointEvent::SocketDisconnected { nsp, sid, pid }, Some(socket)) => {
                 if socket.disconnecting.load(Ordering::Acquire) {
-                    *socket.left_rooms() = state.rooms_of(nsp, sid);
+                    *socket.left_rooms() = state.rooms_of(nsp, sid).into();
                 }
                 let Some(pid) = pid.clone() else {
                     state.handle_event(now, handle, event);
