@@ -390,7 +390,7 @@ impl Packet {
     }
 
     /// The length of the text form that [`encode_into`](Packet::encode_into) writes: exact
-    /// for JSON payloads, at least that for msgpack values carried through JSON.
+    /// for JSON payloads, an estimate for msgpack values carried through JSON.
     pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
         fn digits(n: u64) -> usize {
             n.checked_ilog10().map_or(1, |d| d as usize + 1)
