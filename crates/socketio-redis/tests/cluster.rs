@@ -11,18 +11,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Node, Redis, events_of, eventually, got, node_ready, rust_server};
+use common::{
+    Node, Redis, events_of, eventually, node_ready, receivers, rust_server, set, times_got,
+};
 use serde_json::{Value, json};
 use socketio_redis::{RedisAdapter, RedisAdapterError};
 use socketio_tokio::SocketIo;
-
-fn receivers(clients: &Node, event: &str) -> BTreeSet<String> {
-    ["a1", "a2", "b1", "b2", "n1", "n2"]
-        .into_iter()
-        .filter(|c| got(clients, c, event))
-        .map(str::to_owned)
-        .collect()
-}
 
 /// What the Node server answered to `command`, under `key`.
 async fn node_answer(n: &mut Node, command: Value, key: &str) -> Value {
@@ -49,10 +43,6 @@ fn ids_of(fetched: &[Value]) -> BTreeSet<String> {
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,10 +141,7 @@ async fn rust_and_node_servers_form_one_cluster() {
     for (event, want) in &expected {
         assert_eq!(receivers(&clients, event), *want, "{event}");
         for c in want {
-            let n = events_of(&clients, c)
-                .iter()
-                .filter(|(e, _)| e == event)
-                .count();
+            let n = times_got(&clients, c, event);
             assert_eq!(n, 1, "{c} got {event} {n} times");
         }
     }

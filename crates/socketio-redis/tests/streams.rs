@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Node, Redis, events_of, eventually, got, node_ready};
+use common::{CLIENTS, Node, Redis, events_of, eventually, exactly, node_ready, receivers, set};
 use serde_json::{Value, json};
 use socketio_redis::{RedisAdapterError, StreamsRedisAdapter};
 use socketio_tokio::SocketIo;
@@ -29,20 +29,6 @@ async fn rust_server(url: &str) -> (SocketIo, StreamsRedisAdapter, SocketAddr) {
         .unwrap();
     let addr = common::serve(&io).await;
     (io, adapter, addr)
-}
-
-const CLIENTS: [&str; 6] = ["a1", "a2", "b1", "b2", "n1", "n2"];
-
-fn receivers(clients: &Node, event: &str) -> BTreeSet<String> {
-    CLIENTS
-        .into_iter()
-        .filter(|c| got(clients, c, event))
-        .map(str::to_owned)
-        .collect()
-}
-
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
 }
 
 async fn node_answer(n: &mut Node, command: Value, key: &str) -> Value {
@@ -78,23 +64,6 @@ async fn three_servers(a: &SocketIo, b: &SocketIo, n: &mut Node) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(count, 3);
-}
-
-/// Every client in `want` gets `event` exactly once, and no other client.
-async fn exactly(clients: &Node, event: &str, want: &BTreeSet<String>) {
-    eventually(&format!("{event} reaches {want:?}"), || {
-        receivers(clients, event) == *want
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(receivers(clients, event), *want, "{event}");
-    for c in want {
-        let n = events_of(clients, c)
-            .iter()
-            .filter(|(e, _)| e == event)
-            .count();
-        assert_eq!(n, 1, "{c} got {event} {n} times");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

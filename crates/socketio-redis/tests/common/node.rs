@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -147,4 +148,57 @@ pub async fn eventually(what: &str, f: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("never: {what}");
+}
+
+/// The clients of the cross-language cluster scripts: two on each of the
+/// servers `a`, `b` and `n`.
+pub const CLIENTS: [&str; 6] = ["a1", "a2", "b1", "b2", "n1", "n2"];
+
+/// A set of client names.
+pub fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Which of `names` received `event`.
+pub fn receivers_among(clients: &Node, names: &[&str], event: &str) -> BTreeSet<String> {
+    names
+        .iter()
+        .filter(|c| got(clients, c, event))
+        .map(|c| (*c).to_owned())
+        .collect()
+}
+
+/// Which of [`CLIENTS`] received `event`.
+pub fn receivers(clients: &Node, event: &str) -> BTreeSet<String> {
+    receivers_among(clients, &CLIENTS, event)
+}
+
+/// How many times client `name` received `event`.
+pub fn times_got(clients: &Node, name: &str, event: &str) -> usize {
+    events_of(clients, name)
+        .iter()
+        .filter(|(e, _)| e == event)
+        .count()
+}
+
+/// Every client in `want` gets `event` exactly once, and no other of
+/// `names`.
+pub async fn exactly_among(clients: &Node, names: &[&str], event: &str, want: &BTreeSet<String>) {
+    eventually(&format!("{event} reaches {want:?}"), || {
+        receivers_among(clients, names, event) == *want
+    })
+    .await;
+    // Nothing more arrives after a while: no duplicates, nothing leaked.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receivers_among(clients, names, event), *want, "{event}");
+    for c in want {
+        let n = times_got(clients, c, event);
+        assert_eq!(n, 1, "{c} got {event} {n} times");
+    }
+}
+
+/// Every client in `want` gets `event` exactly once, and no other of
+/// [`CLIENTS`].
+pub async fn exactly(clients: &Node, event: &str, want: &BTreeSet<String>) {
+    exactly_among(clients, &CLIENTS, event, want).await;
 }
