@@ -695,6 +695,9 @@ struct Meta {
     minutes: f64,
 }
 
+// The run's header as `bench_loadgen`'s `utc_now`, `machine` and `loadavg`
+// write it: xtask does not depend on the benchmark crates (their async
+// runtime and HTTP stacks would be built for every `cargo xtask`).
 fn utc_now() -> String {
     output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
 }

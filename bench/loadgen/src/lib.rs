@@ -1,6 +1,7 @@
 //! What the load generator and the runner share: the report a generator
 //! process prints at its end, the HDR histogram codec that lets the runner
-//! merge the reports of several processes, and readers of `/proc`.
+//! merge the reports of several processes, readers of `/proc`, and what a
+//! run's header says of the time and the machine.
 //!
 //! The generator (`loadgen`) prints one line per phase on its standard
 //! output: `READY` once its clients are connected (and joined), `START` and
@@ -90,6 +91,39 @@ pub fn rss_kib(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The time now, `YYYY-MM-DD HH:MM UTC`, for a run's header.
+pub fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The machine, `<cores> cores, <CPU model>`, from `/proc/cpuinfo`.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown CPU")
+        .trim()
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {model}")
+}
+
+/// The load averages over 1, 5 and 15 minutes, from `/proc/loadavg`.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use bench_faults::{Broadcaster, DropsOpts, Fleet, Sample, SoakOpts, drops, soak, storm};
-use bench_loadgen::rss_kib;
+use bench_loadgen::{loadavg, rss_kib, utc_now};
 use faultproxy::{Between, Faults, Proxy};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -318,23 +318,6 @@ fn save(opts: &Opts, doc: &Value, md: &str) -> Result<()> {
     let json = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
     std::fs::write(opts.out.join("faults.json"), json).map_err(|e| e.to_string())?;
     std::fs::write(opts.out.join("faults.md"), md).map_err(|e| e.to_string())
-}
-
-fn utc_now() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn progress(line: &str) {

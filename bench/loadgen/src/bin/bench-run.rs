@@ -20,7 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bench_loadgen::{Report, TICKS_PER_SEC, cpu_ticks, decode, histogram, rss_kib};
+use bench_loadgen::{
+    Report, TICKS_PER_SEC, cpu_ticks, decode, histogram, loadavg, machine, rss_kib, utc_now,
+};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
@@ -182,36 +184,6 @@ fn save(opts: &Opts, doc: &Value, md: &str) -> Result<()> {
     let json = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
     std::fs::write(opts.out.join("servers.json"), json).map_err(|e| e.to_string())?;
     std::fs::write(opts.out.join("servers.md"), md).map_err(|e| e.to_string())
-}
-
-fn utc_now() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .unwrap_or("unknown CPU")
-        .trim()
-        .to_owned();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores, {model}")
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn progress(line: &str) {
