@@ -1,7 +1,8 @@
 //! The Redis Streams adapter: `@socket.io/redis-streams-adapter` 0.3.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -94,8 +95,10 @@ impl StreamsRedisAdapter {
     }
 
     /// Stops publishing and receiving (the server then reaches only its own
-    /// sockets).
+    /// sockets: with recovery on, its broadcasts are delivered here without
+    /// an offset, as when Redis is away).
     pub fn close(&self) {
+        self.node.transport().closed.store(true, Ordering::Release);
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
@@ -247,6 +250,7 @@ impl StreamsRedisAdapterBuilder {
             position: position.clone(),
             read: read_rx,
             requests_timeout: self.requests_timeout,
+            closed: AtomicBool::new(false),
         };
         let node = ClusterNode::new(uid, io.local_node(), transport, self.requests_timeout, None);
         io.attach_adapter(node.clone())
@@ -267,9 +271,12 @@ impl StreamsRedisAdapterBuilder {
             block: self.block,
             timeout: self.requests_timeout,
         };
+        // Not in `tasks`: once closed, the broadcasts that would have
+        // waited for the stream are delivered here through it. It ends
+        // with the node.
+        tokio::spawn(deliver_unpublished(Arc::downgrade(&node), unpublished_rx));
         let tasks = vec![
             tokio::spawn(publisher(node.clone(), commands, self.max_len, pub_rx)),
-            tokio::spawn(deliver_unpublished(node.clone(), unpublished_rx)),
             tokio::spawn(reader(
                 node.clone(),
                 reading,
@@ -297,8 +304,6 @@ impl StreamsRedisAdapterBuilder {
 enum Outgoing {
     Publish(String, Bytes),
     Append(u64, Bytes),
-    /// A session kept for recovery: its key, its value, for how long.
-    Persist(String, String, Duration),
 }
 
 /// The transport.
@@ -326,6 +331,8 @@ struct Streams {
     /// The same, watched.
     read: watch::Receiver<StreamId>,
     requests_timeout: Duration,
+    /// Set by [`StreamsRedisAdapter::close`]: nothing goes to Redis any more.
+    closed: AtomicBool,
 }
 
 impl Streams {
@@ -356,8 +363,18 @@ impl Transport for Streams {
             }
             Route::All { .. } => Outgoing::Append(kind, message),
         };
+        if self.closed.load(Ordering::Acquire) {
+            if let Outgoing::Append(_, message) = outgoing
+                && self.recovery.is_some()
+            {
+                let _ = self.unpublished_tx.send(message);
+            }
+            return;
+        }
         if let Err(error) = self.pub_tx.try_send(outgoing) {
-            tracing::warn!("publish queue full; message for the cluster dropped");
+            if matches!(error, mpsc::error::TrySendError::Full(_)) {
+                tracing::warn!("publish queue full; message for the cluster dropped");
+            }
             if let Outgoing::Append(_, message) = error.into_inner()
                 && self.recovery.is_some()
             {
@@ -374,11 +391,27 @@ impl Transport for Streams {
         let Some(ttl) = self.recovery else {
             return;
         };
-        let key = format!("{}{}", self.session_key_prefix, session.pid);
-        let outgoing = Outgoing::Persist(key, encode_session(session), ttl);
-        if self.pub_tx.try_send(outgoing).is_err() {
-            tracing::warn!("publish queue full; session for recovery dropped");
+        if self.closed.load(Ordering::Acquire) {
+            return;
         }
+        let key = format!("{}{}", self.session_key_prefix, session.pid);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&key)
+            .arg(encode_session(session))
+            .arg("PX")
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+        // Not behind the broadcasts waiting in the publish queue: the
+        // client may be back on another node within milliseconds. One
+        // command per dropped socket, each bounded by the requests timeout.
+        let commands = self.commands.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(error) = commands.query::<()>(&cmd).await {
+                tracing::warn!(%error, %key, "cannot keep a session for recovery");
+            }
+        });
     }
 
     fn restore_session(
@@ -427,7 +460,12 @@ struct Restore {
 }
 
 /// How many entries one `XRANGE` of a session's missed broadcasts reads.
-const RANGE_COUNT: usize = 1000;
+const RANGE_COUNT: usize = 100;
+
+/// How many times its replay's bound in bytes a session's missed entries
+/// may weigh as the stream holds them (with their rooms and options) before
+/// reading stops: a bound on what giving back one session holds.
+const RAW_BYTES_PER_REPLAYED: usize = 8;
 
 impl Restore {
     /// The session, with the broadcasts of namespace `nsp` after `offset`
@@ -436,8 +474,10 @@ impl Restore {
     /// or from the reader).
     ///
     /// Reading stops past the recovery's bounds (one broadcast more than
-    /// it may replay, or about twice its bytes): the endpoint then refuses
-    /// the replay as too big, and the client gets a new session.
+    /// it may replay, or [`RAW_BYTES_PER_REPLAYED`] times its bytes as the
+    /// stream holds them): the client then gets a new session, never a
+    /// replay with holes. Within them, the endpoint checks the replay's
+    /// bytes as encoded for the client.
     async fn run(
         mut self,
         nsp: &str,
@@ -485,7 +525,7 @@ impl Restore {
         let (max_packets, max_bytes) = self.bounds;
         let mut bytes = 0usize;
         let mut from = format!("({offset}");
-        'read: loop {
+        loop {
             let mut range = redis::cmd("XRANGE");
             range
                 .arg(&self.stream)
@@ -505,8 +545,11 @@ impl Restore {
                 }
                 bytes = bytes.saturating_add(fields.iter().map(|(k, v)| k.len() + v.len()).sum());
                 session.missed.push(missed);
-                if session.missed.len() > max_packets || bytes > max_bytes.saturating_mul(2) {
-                    break 'read;
+                if session.missed.len() > max_packets
+                    || bytes > max_bytes.saturating_mul(RAW_BYTES_PER_REPLAYED)
+                {
+                    tracing::debug!(key = %self.key, "a session missed more than it may replay");
+                    return Ok(None);
                 }
             }
             match entries.last() {
@@ -712,14 +755,6 @@ async fn publisher(
                     Err(Failed { error, .. }) => Err(error),
                 }
             }
-            Outgoing::Persist(key, value, ttl) => {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(&key)
-                    .arg(value)
-                    .arg("PX")
-                    .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
-                commands.query::<()>(&cmd).await
-            }
         };
         match sent {
             Ok(()) if failing => {
@@ -739,10 +774,13 @@ async fn publisher(
 
 /// Delivers here the messages the publish queue had no room for.
 async fn deliver_unpublished(
-    node: Arc<ClusterNode<Streams>>,
+    node: Weak<ClusterNode<Streams>>,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
 ) {
     while let Some(message) = rx.recv().await {
+        let Some(node) = node.upgrade() else {
+            return;
+        };
         unpublished(&node, &message);
     }
 }

@@ -139,15 +139,16 @@ impl StreamId {
 }
 
 /// A session kept for recovery as the reference keeps it: the msgpack map
-/// `{sid, pid, rooms, data}` in base64 (`data` nil when the application set
-/// none), with its namespace as `nsp` (which the reference ignores).
+/// `{sid, pid, rooms, data}` in base64 (`data` an empty map when the
+/// application set none, as a socket's `data` starts on the reference's
+/// servers), with its namespace as `nsp` (which the reference ignores).
 pub fn encode_session(session: &ClusterSession) -> String {
     let data = session
         .data
         .as_deref()
         .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
         .and_then(|d| rmpv::ext::to_value(d).ok())
-        .unwrap_or(rmpv::Value::Nil);
+        .unwrap_or_else(|| rmpv::Value::Map(Vec::new()));
     let text = |s: &str| rmpv::Value::from(s);
     let mut map = vec![
         (text("sid"), text(&session.sid)),
@@ -253,6 +254,19 @@ mod tests {
         assert_eq!(decode_session(&encode_session(&kept)), Some(kept));
         let kept = session(None);
         assert_eq!(decode_session(&encode_session(&kept)), Some(kept));
+    }
+
+    #[test]
+    fn a_session_without_data_is_kept_with_an_empty_map() {
+        let mut kept = session(Some("/"));
+        kept.data = None;
+        let raw = BASE64.decode(encode_session(&kept)).expect("base64");
+        let value = rmpv::decode::read_value(&mut raw.as_slice()).expect("msgpack");
+        assert_eq!(field(&value, "data"), Some(&rmpv::Value::Map(Vec::new())));
+        assert_eq!(
+            decode_session(&encode_session(&kept)).and_then(|s| s.data),
+            Some(Str::from("{}"))
+        );
     }
 
     #[test]

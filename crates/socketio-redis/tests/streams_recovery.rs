@@ -423,3 +423,82 @@ async fn a_session_that_missed_more_than_it_may_replay_is_not_recovered() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_entries_outweigh_its_packets_gets_them_all() {
+    node_ready();
+    let redis = Redis::start();
+    let a = Server::rust(&redis.url()).await;
+    // 20 ticks of about 35 bytes each as the client gets them fit in
+    // 1,000; as the stream holds them, with four long rooms excepted,
+    // they weigh about seven times that.
+    let bounded = Recovery::default().with_missed_bounds(10_000, 1_000);
+    let mut b = Server::rust_with(&redis.url(), 4096, bounded).await;
+    let mut client = cut_off(&a, &mut b, 0, &redis).await;
+    let Server::Rust(io, _, _) = &b else {
+        unreachable!("b is ours")
+    };
+    // A client of `b` in the room: once it has tick 20, so has `b`'s
+    // reader, and the replay holds all twenty.
+    let mut watcher = Node::spawn("../clients/cross-recovery.mjs", &[b.url()]).await;
+    watcher
+        .wait_for("the watcher's connection", |v| v["event"] == "connect")
+        .await;
+    let except: Vec<String> = (0..4).map(|i| format!("{i}{}", "x".repeat(59))).collect();
+    for n in 1..=20u64 {
+        io.to("r")
+            .except(except.clone())
+            .emit("tick", &(n,))
+            .unwrap();
+    }
+    eventually("tick 20 on b's watcher", || {
+        ticks(&watcher).last().is_some_and(|(n, _)| *n == 20)
+    })
+    .await;
+    client.send_line(&format!("connect {}", b.url())).await;
+    eventually("the second connection", || connects(&client).len() == 2).await;
+    let second = &connects(&client)[1];
+    assert_eq!(second["recovered"], true, "{second}");
+    eventually("tick 20", || {
+        ticks(&client).last().is_some_and(|(n, _)| *n == 20)
+    })
+    .await;
+    let numbers: Vec<u64> = ticks(&client).iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, (1..=20).collect::<Vec<_>>(), "every tick, no hole");
+
+    for node in [&mut client, &mut watcher] {
+        node.send_line("quit").await;
+    }
+    watcher.stop().await;
+    client.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_adapter_leaves_broadcasts_to_this_servers_clients() {
+    node_ready();
+    let redis = Redis::start();
+    let mut a = Server::rust(&redis.url()).await;
+    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
+    client
+        .wait_for("the connection", |v| v["event"] == "connect")
+        .await;
+    let Server::Rust(_, adapter, _) = &a else {
+        unreachable!("a is ours")
+    };
+    adapter.close();
+    for n in 1..=3 {
+        a.emit("tick", n).await;
+    }
+    eventually("ticks 1 to 3", || {
+        ticks(&client).last().is_some_and(|(n, _)| *n == 3)
+    })
+    .await;
+    let numbers: Vec<u64> = ticks(&client).iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, [1, 2, 3]);
+
+    client.send_line("quit").await;
+    client.stop().await;
+    a.stop().await;
+}
