@@ -11,11 +11,11 @@
 //! - made half-open: from a time on nothing more is forwarded either way and neither
 //!   side is closed, as a peer that vanished without a FIN.
 //!
-//! Commands act on the live connections: [`Proxy::cut`] drops them all,
-//! [`Proxy::blackout`] drops them and refuses new ones for a while,
-//! [`Proxy::half_open_all`] makes them all half-open, and [`Proxy::set_faults`] (or
-//! [`Proxy::calm`]) changes the faults of new connections and cancels what was planned
-//! for the live ones.
+//! Commands act on the live connections (those still connecting to the target
+//! included): [`Proxy::cut`] drops them all, [`Proxy::blackout`] drops them and refuses
+//! new ones for a while, [`Proxy::half_open_all`] makes them all half-open, and
+//! [`Proxy::set_faults`] (or [`Proxy::calm`]) changes the faults of new connections and
+//! cancels what was planned for the live ones.
 //!
 //! It does not speak HTTP or WebSocket: it moves bytes. The `faultproxy` binary runs one
 //! in a process of its own (a proxy holds two descriptors per connection), driven by
@@ -168,17 +168,19 @@ impl Faults {
 /// What the proxy has seen so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Connections accepted and forwarded to the target.
+    /// Connections accepted and connected to the target.
     pub accepted: u64,
     /// Connections refused during a blackout, or whose target refused them.
     pub refused: u64,
     /// Connections dropped by a fault (bytes or time).
     pub dropped: u64,
-    /// Connections dropped by [`Proxy::cut`] or [`Proxy::blackout`].
+    /// Connections dropped by [`Proxy::cut`] or [`Proxy::blackout`] (those still
+    /// connecting to the target included).
     pub cut: u64,
     /// Connections made half-open, by a fault or by [`Proxy::half_open_all`].
     pub half_open: u64,
-    /// Connections still open through the proxy (half-open ones included).
+    /// Connections still open through the proxy (half-open ones and those still
+    /// connecting to the target included).
     pub live: u64,
 }
 
@@ -406,6 +408,15 @@ fn finished(conn: &Conn) -> bool {
         .is_none_or(AbortHandle::is_finished)
 }
 
+/// When the faults drawn for a connection fire.
+#[derive(Clone, Copy)]
+struct Plan {
+    drop_at: Option<Instant>,
+    half_open_at: Option<Instant>,
+    /// Half-open from the start: counted once the target is reached.
+    half_open_now: bool,
+}
+
 async fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shared>) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
@@ -413,78 +424,84 @@ async fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shar
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let down = shared.lock().down_until.is_some_and(|t| Instant::now() < t);
-        if down {
-            shared.lock().stats.refused += 1;
-            drop(client);
-            continue;
-        }
-        let shared = shared.clone();
-        // Connecting to the target may take a moment: not on the accepting task.
-        tokio::spawn(async move {
-            let Ok(server) = TcpStream::connect(target).await else {
-                shared.lock().stats.refused += 1;
-                return;
-            };
-            let _ = client.set_nodelay(true);
-            let _ = server.set_nodelay(true);
-            let now = Instant::now();
-            let (conn, drop_at, half_open_at) = {
-                let mut state = shared.lock();
-                state.stats.accepted += 1;
-                let mut rng = Rng(state.rng.next());
-                let faults = state.faults.clone();
-                let drop_at_bytes = faults.drop_after_bytes.map(|b| b.draw(&mut rng));
-                let drop_at = faults.drop_after.map(|d| now + d.draw(&mut rng));
-                let half_open_at = faults.half_open_after.map(|d| now + d.draw(&mut rng));
-                let stall = faults.stall.map(|s| {
-                    let start = now + s.every.draw(&mut rng);
-                    (s, rng.clone(), start, start + s.length)
-                });
-                if half_open_at.is_some_and(|at| at <= now) {
-                    state.stats.half_open += 1;
-                }
-                let conn = Arc::new(Conn {
-                    epoch: shared.epoch.load(Ordering::SeqCst),
-                    // Half-open from the start: not even the first bytes go through.
-                    half_open: AtomicBool::new(half_open_at.is_some_and(|at| at <= now)),
-                    bytes: AtomicU64::new(0),
-                    drop_at_bytes,
-                    stall: Mutex::new(stall),
-                    latency: faults.latency,
-                    bandwidth: faults.bandwidth,
-                    shared: shared.clone(),
-                    abort: Mutex::new(None),
-                });
-                (conn, drop_at, half_open_at)
-            };
-            let task = tokio::spawn(serve(client, server, conn.clone(), drop_at, half_open_at));
-            *conn.abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
-            let mut state = shared.lock();
-            state.conns.retain(|c| !finished(c));
-            state.conns.push(conn);
-        });
+        register(client, target, &shared);
     }
+}
+
+/// Draws the faults of a connection just accepted, in the order of acceptance (so that a
+/// seed gives the same faults to the same connections, however long each takes to reach
+/// the target), and registers it before it connects to the target, so that a cut or the
+/// proxy's end reaches it while it connects.
+fn register(client: TcpStream, target: SocketAddr, shared: &Arc<Shared>) {
+    let now = Instant::now();
+    let mut state = shared.lock();
+    if state.down_until.is_some_and(|t| now < t) {
+        state.stats.refused += 1;
+        return;
+    }
+    let mut rng = Rng(state.rng.next());
+    let faults = state.faults.clone();
+    let drop_at_bytes = faults.drop_after_bytes.map(|b| b.draw(&mut rng));
+    let drop_at = faults.drop_after.map(|d| now + d.draw(&mut rng));
+    let half_open_at = faults.half_open_after.map(|d| now + d.draw(&mut rng));
+    let stall = faults.stall.map(|s| {
+        let start = now + s.every.draw(&mut rng);
+        (s, rng.clone(), start, start + s.length)
+    });
+    let plan = Plan {
+        drop_at,
+        half_open_at,
+        half_open_now: half_open_at.is_some_and(|at| at <= now),
+    };
+    let conn = Arc::new(Conn {
+        epoch: shared.epoch.load(Ordering::SeqCst),
+        // From the start: not even the first bytes go through.
+        half_open: AtomicBool::new(plan.half_open_now),
+        bytes: AtomicU64::new(0),
+        drop_at_bytes,
+        stall: Mutex::new(stall),
+        latency: faults.latency,
+        bandwidth: faults.bandwidth,
+        shared: shared.clone(),
+        abort: Mutex::new(None),
+    });
+    // Connecting to the target may take a moment: not on the accepting task. The state
+    // stays locked until the connection is registered with its abort handle, so that no
+    // cut misses it.
+    let task = tokio::spawn(connect(client, target, conn.clone(), plan));
+    *conn.abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+    state.conns.retain(|c| !finished(c));
+    state.conns.push(conn);
+}
+
+/// Connects a connection to the target, then forwards it.
+async fn connect(client: TcpStream, target: SocketAddr, conn: Arc<Conn>, plan: Plan) {
+    let Ok(server) = TcpStream::connect(target).await else {
+        conn.shared.lock().stats.refused += 1;
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    {
+        let mut state = conn.shared.lock();
+        state.stats.accepted += 1;
+        state.stats.half_open += u64::from(plan.half_open_now);
+    }
+    serve(client, server, conn, plan).await;
 }
 
 /// Why one way of a connection ended the whole connection.
 struct End;
 
 /// Forwards both ways until both sides closed, or a fault ends the connection.
-async fn serve(
-    client: TcpStream,
-    server: TcpStream,
-    conn: Arc<Conn>,
-    drop_at: Option<Instant>,
-    half_open_at: Option<Instant>,
-) {
+async fn serve(client: TcpStream, server: TcpStream, conn: Arc<Conn>, plan: Plan) {
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     let ways = async {
         let _ = tokio::try_join!(way(cr, sw, &conn), way(sr, cw, &conn));
     };
     let half_open = async {
-        if let Some(at) = half_open_at {
+        if let Some(at) = plan.half_open_at {
             tokio::time::sleep_until(at).await;
             if conn.active() {
                 conn.make_half_open();
@@ -493,7 +510,7 @@ async fn serve(
         std::future::pending::<()>().await
     };
     let drop_timer = async {
-        match drop_at {
+        match plan.drop_at {
             Some(at) => {
                 tokio::time::sleep_until(at).await;
                 if !conn.active() {

@@ -286,3 +286,140 @@ async fn a_half_open_fault_passes_on_not_even_the_end_of_a_side() {
     assert_eq!(proxy.cut(), 1);
     assert_eq!(timeout(WAIT, rx.recv()).await.unwrap(), Some(0));
 }
+
+/// A target whose accept queue is full and never emptied: a connection to it stays in
+/// the middle of its handshake (the kernel drops its SYNs). Gives the listener, to
+/// accept from later, and the connections that fill its queue.
+async fn jammed() -> (TcpListener, Vec<TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    loop {
+        match timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+            Ok(stream) => fillers.push(stream.unwrap()),
+            // This one is stuck: so will the next ones be.
+            Err(_) => return (listener, fillers),
+        }
+        assert!(fillers.len() < 64, "the accept queue does not fill");
+    }
+}
+
+/// Waits until `f` holds, `WAIT` at most.
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(started.elapsed() < WAIT, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Expects the end of `client`: a close or a reset.
+async fn ends(client: &mut TcpStream) {
+    let mut buf = [0u8; 16];
+    let read = timeout(WAIT, client.read(&mut buf)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+#[tokio::test]
+async fn a_cut_and_the_proxys_end_reach_connections_still_connecting_to_the_target() {
+    let (listener, _fillers) = jammed().await;
+    let target = listener.local_addr().unwrap();
+    let proxy = Proxy::start(target).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    // The proxy holds it, still connecting.
+    until("the connection is live", || proxy.stats().live == 1).await;
+    assert_eq!(proxy.stats().accepted, 0);
+    assert_eq!(proxy.cut(), 1);
+    ends(&mut client).await;
+    assert_eq!(proxy.stats().cut, 1);
+    // And the proxy's end.
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    until("the connection is live", || proxy.stats().live == 1).await;
+    drop(proxy);
+    ends(&mut client).await;
+}
+
+/// A server that sends `n` bytes on every connection it accepts, once `open` says so,
+/// and keeps the connection open.
+fn talker(listener: TcpListener, n: usize, open: tokio::sync::oneshot::Receiver<()>) {
+    tokio::spawn(async move {
+        let _ = open.await;
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(&vec![5u8; n]).await;
+                std::future::pending::<()>().await
+            });
+        }
+    });
+}
+
+/// Opens `n` connections through `proxy`, one after the other (so that the proxy accepts
+/// them in this order; `first` is already open), each once the one before got its first
+/// bytes; reads them all to their ends at the same time, and gives how many bytes each
+/// got, in that order.
+async fn read_through(proxy: &Proxy, first: Option<TcpStream>, n: usize) -> Vec<usize> {
+    let read = |mut c: TcpStream| {
+        let (started, first_bytes) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut got = vec![0u8; 65_536];
+            let mut total = timeout(WAIT, c.read(&mut got)).await.unwrap().unwrap();
+            let _ = started.send(());
+            got.clear();
+            total += timeout(WAIT, c.read_to_end(&mut got))
+                .await
+                .unwrap()
+                .unwrap();
+            total
+        });
+        (task, first_bytes)
+    };
+    // The first one may not be through yet: its bytes are not waited for.
+    let mut reads: Vec<_> = first.map(|c| read(c).0).into_iter().collect();
+    while reads.len() < n {
+        let (task, first_bytes) = read(TcpStream::connect(proxy.addr()).await.unwrap());
+        let _ = first_bytes.await;
+        reads.push(task);
+    }
+    let mut got = Vec::new();
+    for r in reads {
+        got.push(r.await.unwrap());
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_drawn_in_the_order_of_acceptance_however_long_the_target_takes() {
+    const N: usize = 40;
+    let faults = Faults::default().drop_after_bytes(Between::new(100, 50_000));
+    // Every connection reaches the target at once.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    let (open, opened) = tokio::sync::oneshot::channel();
+    talker(listener, 60_000, opened);
+    open.send(()).unwrap();
+    let proxy = Proxy::with_faults(target, faults.clone(), 77)
+        .await
+        .unwrap();
+    let plain = read_through(&proxy, None, N).await;
+    drop(proxy);
+    // The first connection reaches the target a second late (its SYN is dropped by a
+    // full accept queue, and sent again): the others reach it before (one at a time, so
+    // that the queue of one is not full again).
+    let (listener, _fillers) = jammed().await;
+    let target = listener.local_addr().unwrap();
+    let (open, opened) = tokio::sync::oneshot::channel();
+    talker(listener, 60_000, opened);
+    let proxy = Proxy::with_faults(target, faults, 77).await.unwrap();
+    let first = TcpStream::connect(proxy.addr()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    open.send(()).unwrap();
+    let late = read_through(&proxy, Some(first), N).await;
+    // Each got exactly the bytes drawn for it, the same in both runs.
+    assert!(
+        plain.iter().all(|n| (100..=50_000).contains(n)),
+        "{plain:?}"
+    );
+    assert_eq!(plain, late);
+}
