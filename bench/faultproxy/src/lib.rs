@@ -9,13 +9,17 @@
 //! - stalled: nothing forwarded for a while, again and again;
 //! - slowed: a latency added to every chunk each way, a bandwidth cap each way;
 //! - made half-open: from a time on nothing more is forwarded either way and neither
-//!   side is closed, as a peer that vanished without a FIN.
+//!   side is closed, as a peer that vanished without a FIN;
+//! - made a slow reader: from a time on nothing more is read from the server, as a
+//!   client that stops reading, so that the server's send buffers fill; what the client
+//!   sends still goes through, and neither side is closed.
 //!
 //! Commands act on the live connections (those still connecting to the target
 //! included): [`Proxy::cut`] drops them all, [`Proxy::blackout`] drops them and refuses
-//! new ones for a while, [`Proxy::half_open_all`] makes them all half-open, and
-//! [`Proxy::set_faults`] (or [`Proxy::calm`]) changes the faults of new connections and
-//! cancels what was planned for the live ones.
+//! new ones for a while, [`Proxy::half_open_all`] makes them all half-open,
+//! [`Proxy::stop_reading_all`] makes them all slow readers, and [`Proxy::set_faults`] (or
+//! [`Proxy::calm`]) changes the faults of new connections and cancels what was planned
+//! for the live ones.
 //!
 //! It does not speak HTTP or WebSocket: it moves bytes. The `faultproxy` binary runs one
 //! in a process of its own (a proxy holds two descriptors per connection), driven by
@@ -125,6 +129,9 @@ pub struct Faults {
     pub bandwidth: Option<u64>,
     /// Stop forwarding this long after the connection was accepted, closing nothing.
     pub half_open_after: Option<Between<Duration>>,
+    /// Stop reading from the server this long after the connection was accepted, still
+    /// forwarding what the client sends, closing nothing.
+    pub stop_reading_after: Option<Between<Duration>>,
 }
 
 impl Faults {
@@ -163,6 +170,13 @@ impl Faults {
         self.half_open_after = Some(after);
         self
     }
+
+    /// Makes each connection a slow reader after a time drawn from `after`: nothing more
+    /// goes from the server to the client, while the client's bytes still go through.
+    pub fn stop_reading_after(mut self, after: Between<Duration>) -> Faults {
+        self.stop_reading_after = Some(after);
+        self
+    }
 }
 
 /// What the proxy has seen so far.
@@ -179,8 +193,10 @@ pub struct Stats {
     pub cut: u64,
     /// Connections made half-open, by a fault or by [`Proxy::half_open_all`].
     pub half_open: u64,
-    /// Connections still open through the proxy (half-open ones and those still
-    /// connecting to the target included).
+    /// Connections made slow readers, by a fault or by [`Proxy::stop_reading_all`].
+    pub stopped_reading: u64,
+    /// Connections still open through the proxy (half-open ones, slow readers and those
+    /// still connecting to the target included).
     pub live: u64,
 }
 
@@ -203,6 +219,8 @@ struct Conn {
     /// The faults epoch it was accepted in: its planned faults fire only while it lasts.
     epoch: u64,
     half_open: AtomicBool,
+    /// Nothing more is read from the server.
+    reading_stopped: AtomicBool,
     bytes: AtomicU64,
     drop_at_bytes: Option<u64>,
     stall: Mutex<Option<(Stall, Rng, Instant, Instant)>>,
@@ -224,6 +242,16 @@ impl Conn {
     fn make_half_open(&self) {
         if !self.half_open.swap(true, Ordering::SeqCst) {
             self.shared.lock().stats.half_open += 1;
+        }
+    }
+
+    fn is_reading_stopped(&self) -> bool {
+        self.reading_stopped.load(Ordering::SeqCst)
+    }
+
+    fn stop_reading(&self) {
+        if !self.reading_stopped.swap(true, Ordering::SeqCst) {
+            self.shared.lock().stats.stopped_reading += 1;
         }
     }
 
@@ -391,6 +419,19 @@ impl Proxy {
         }
         n
     }
+
+    /// Makes every live connection a slow reader: nothing more is read from the server
+    /// (whose send buffers then fill, as under a client that stops reading), what the
+    /// client sends still goes through, nothing is closed. Returns how many there were.
+    pub fn stop_reading_all(&self) -> usize {
+        let conns: Vec<_> = self.shared.lock().conns.clone();
+        let mut n = 0;
+        for conn in conns.iter().filter(|c| !finished(c)) {
+            conn.stop_reading();
+            n += 1;
+        }
+        n
+    }
 }
 
 impl Drop for Proxy {
@@ -413,8 +454,11 @@ fn finished(conn: &Conn) -> bool {
 struct Plan {
     drop_at: Option<Instant>,
     half_open_at: Option<Instant>,
+    stop_reading_at: Option<Instant>,
     /// Half-open from the start: counted once the target is reached.
     half_open_now: bool,
+    /// A slow reader from the start: counted once the target is reached.
+    stopped_now: bool,
 }
 
 async fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shared>) {
@@ -448,15 +492,19 @@ fn register(client: TcpStream, target: SocketAddr, shared: &Arc<Shared>) {
         let start = now + s.every.draw(&mut rng);
         (s, rng.clone(), start, start + s.length)
     });
+    let stop_reading_at = faults.stop_reading_after.map(|d| now + d.draw(&mut rng));
     let plan = Plan {
         drop_at,
         half_open_at,
+        stop_reading_at,
         half_open_now: half_open_at.is_some_and(|at| at <= now),
+        stopped_now: stop_reading_at.is_some_and(|at| at <= now),
     };
     let conn = Arc::new(Conn {
         epoch: shared.epoch.load(Ordering::SeqCst),
         // From the start: not even the first bytes go through.
         half_open: AtomicBool::new(plan.half_open_now),
+        reading_stopped: AtomicBool::new(plan.stopped_now),
         bytes: AtomicU64::new(0),
         drop_at_bytes,
         stall: Mutex::new(stall),
@@ -486,6 +534,7 @@ async fn connect(client: TcpStream, target: SocketAddr, conn: Arc<Conn>, plan: P
         let mut state = conn.shared.lock();
         state.stats.accepted += 1;
         state.stats.half_open += u64::from(plan.half_open_now);
+        state.stats.stopped_reading += u64::from(plan.stopped_now);
     }
     serve(client, server, conn, plan).await;
 }
@@ -498,13 +547,22 @@ async fn serve(client: TcpStream, server: TcpStream, conn: Arc<Conn>, plan: Plan
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     let ways = async {
-        let _ = tokio::try_join!(way(cr, sw, &conn), way(sr, cw, &conn));
+        let _ = tokio::try_join!(way(cr, sw, &conn, Way::Up), way(sr, cw, &conn, Way::Down));
     };
     let half_open = async {
         if let Some(at) = plan.half_open_at {
             tokio::time::sleep_until(at).await;
             if conn.active() {
                 conn.make_half_open();
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    let stop_reading = async {
+        if let Some(at) = plan.stop_reading_at {
+            tokio::time::sleep_until(at).await;
+            if conn.active() {
+                conn.stop_reading();
             }
         }
         std::future::pending::<()>().await
@@ -523,8 +581,18 @@ async fn serve(client: TcpStream, server: TcpStream, conn: Arc<Conn>, plan: Plan
     tokio::select! {
         () = ways => {}
         () = half_open => {}
+        () = stop_reading => {}
         () = drop_timer => conn.shared.lock().stats.dropped += 1,
     }
+}
+
+/// Which way of a connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// From the client to the server.
+    Up,
+    /// From the server to the client: what a slow reader stops.
+    Down,
 }
 
 enum Chunk {
@@ -535,7 +603,15 @@ enum Chunk {
 
 /// One way of a connection: a reader that takes chunks and a writer that forwards them
 /// when their time comes.
-async fn way(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, conn: &Conn) -> Result<(), End> {
+async fn way(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    conn: &Conn,
+    way: Way,
+) -> Result<(), End> {
+    // A slow reader: nothing more read from the server, nothing more written to the
+    // client, not even the end of the server's side.
+    let stopped = || way == Way::Down && conn.is_reading_stopped();
     let (tx, mut rx) = mpsc::channel::<Chunk>(64);
     // With a bandwidth cap, reads are small enough to pace in steps of 10 ms.
     let chunk = conn
@@ -544,9 +620,12 @@ async fn way(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, conn: &Conn) -> Re
     let reader = async move {
         let mut buf = vec![0u8; chunk];
         loop {
+            if stopped() {
+                std::future::pending::<()>().await;
+            }
             let read = from.read(&mut buf).await;
-            // Half-open: not even the end of a side goes through.
-            if conn.is_half_open() {
+            // Half-open, or a slow reader: not even the end of a side goes through.
+            if conn.is_half_open() || stopped() {
                 std::future::pending::<()>().await;
             }
             let n = read.map_err(|_| End)?;
@@ -592,7 +671,7 @@ async fn way(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, conn: &Conn) -> Re
             if let Some(until) = conn.stalled_until(Instant::now()) {
                 tokio::time::sleep_until(until).await;
             }
-            if conn.is_half_open() {
+            if conn.is_half_open() || stopped() {
                 std::future::pending::<()>().await;
             }
             to.write_all(&data).await.map_err(|_| End)?;
@@ -601,7 +680,7 @@ async fn way(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, conn: &Conn) -> Re
             }
         }
         // The reader saw the end of its side: pass it on.
-        if conn.is_half_open() {
+        if conn.is_half_open() || stopped() {
             std::future::pending::<()>().await;
         }
         let _ = to.shutdown().await;

@@ -5,13 +5,14 @@
 //!            [--drop-after-bytes MIN-MAX] [--drop-after-ms MIN-MAX]
 //!            [--stall-every-ms MIN-MAX --stall-ms N] [--latency-ms N]
 //!            [--bandwidth BYTES_PER_SEC] [--half-open-after-ms MIN-MAX]
+//!            [--stop-reading-after-ms MIN-MAX]
 //! ```
 //!
 //! It prints `listening on <addr>`, then reads commands, one a line, on its standard
-//! input: `cut`, `blackout MS`, `half-open`, `calm`, and `stats`, which prints
-//! `stats accepted=.. refused=.. dropped=.. cut=.. half_open=.. live=..`. Every command
-//! but `stats` answers `ok N` with the connections it touched. It ends when its standard
-//! input closes.
+//! input: `cut`, `blackout MS`, `half-open`, `stop-reading`, `calm`, and `stats`, which
+//! prints `stats accepted=.. refused=.. dropped=.. cut=.. half_open=.. stopped_reading=..
+//! live=..`. Every command but `stats` answers `ok N` with the connections it touched.
+//! It ends when its standard input closes.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -53,6 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--latency-ms" => faults = faults.latency(Duration::from_millis(value.parse()?)),
             "--bandwidth" => faults = faults.bandwidth(value.parse()?),
             "--half-open-after-ms" => faults = faults.half_open_after(ms(range(&value)?)),
+            "--stop-reading-after-ms" => faults = faults.stop_reading_after(ms(range(&value)?)),
             other => return Err(format!("unknown flag `{other}`").into()),
         }
     }
@@ -77,6 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 format!("ok {}", proxy.blackout(Duration::from_millis(ms.parse()?)))
             }
             (Some("half-open"), _) => format!("ok {}", proxy.half_open_all()),
+            (Some("stop-reading"), _) => format!("ok {}", proxy.stop_reading_all()),
             (Some("calm"), _) => {
                 proxy.calm();
                 "ok 0".to_owned()
@@ -84,8 +87,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Some("stats"), _) => {
                 let s = proxy.stats();
                 format!(
-                    "stats accepted={} refused={} dropped={} cut={} half_open={} live={}",
-                    s.accepted, s.refused, s.dropped, s.cut, s.half_open, s.live
+                    "stats accepted={} refused={} dropped={} cut={} half_open={} stopped_reading={} live={}",
+                    s.accepted, s.refused, s.dropped, s.cut, s.half_open, s.stopped_reading, s.live
                 )
             }
             _ => format!("error unknown command `{line}`"),

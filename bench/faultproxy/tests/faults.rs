@@ -423,3 +423,107 @@ async fn faults_are_drawn_in_the_order_of_acceptance_however_long_the_target_tak
     );
     assert_eq!(plain, late);
 }
+
+/// A server that writes to every connection as fast as it can, counting what its writes
+/// took in `written`, and reports each chunk it reads.
+async fn firehose() -> (
+    SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let w = written.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let (mut r, mut out) = s.into_split();
+            let (w, tx) = (w.clone(), tx.clone());
+            tokio::spawn(async move {
+                let chunk = vec![3u8; 16 * 1024];
+                while out.write_all(&chunk).await.is_ok() {
+                    w.fetch_add(chunk.len(), Ordering::SeqCst);
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n @ 1..) = r.read(&mut buf).await {
+                    let _ = tx.send(buf[..n].to_vec());
+                }
+            });
+        }
+    });
+    (addr, written, rx)
+}
+
+/// Reads from `client` until nothing comes for `quiet`; gives how many bytes came.
+async fn drain(client: &mut TcpStream, quiet: Duration) -> usize {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    while let Ok(read) = timeout(quiet, client.read(&mut buf)).await {
+        match read {
+            Ok(0) | Err(_) => panic!("the connection ended"),
+            Ok(n) => total += n,
+        }
+    }
+    total
+}
+
+#[tokio::test]
+async fn a_slow_reader_stops_the_servers_bytes_and_still_forwards_the_clients() {
+    use std::sync::atomic::Ordering;
+    let (addr, written, mut got) = firehose().await;
+    let proxy = Proxy::start(addr).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    // Bytes flow from the server, then stop.
+    let mut buf = vec![0u8; 1024];
+    timeout(WAIT, client.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(proxy.stop_reading_all(), 1);
+    drain(&mut client, Duration::from_millis(300)).await;
+    // The server's writes stall once the buffers between it and the proxy are full.
+    let mut last = written.load(Ordering::SeqCst);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = written.load(Ordering::SeqCst);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    // The client's bytes still reach the server; nothing comes back, nothing is closed.
+    client.write_all(b"still here").await.unwrap();
+    let mut heard = Vec::new();
+    while heard.len() < 10 {
+        heard.extend(timeout(WAIT, got.recv()).await.unwrap().unwrap());
+    }
+    assert_eq!(heard, b"still here");
+    assert_eq!(drain(&mut client, Duration::from_millis(300)).await, 0);
+    assert_eq!(written.load(Ordering::SeqCst), last);
+    let stats = proxy.stats();
+    assert_eq!(
+        (stats.stopped_reading, stats.live, stats.half_open),
+        (1, 1, 0)
+    );
+    // As a fault, from the start: not even the first bytes come.
+    proxy.set_faults(
+        Faults::default().stop_reading_after(Between::new(Duration::ZERO, Duration::ZERO)),
+    );
+    let mut second = TcpStream::connect(proxy.addr()).await.unwrap();
+    second.write_all(b"hello").await.unwrap();
+    let mut heard = Vec::new();
+    while heard.len() < 5 {
+        heard.extend(timeout(WAIT, got.recv()).await.unwrap().unwrap());
+    }
+    assert_eq!(heard, b"hello");
+    assert_eq!(drain(&mut second, Duration::from_millis(300)).await, 0);
+    assert_eq!(proxy.stats().stopped_reading, 2);
+    // A cut ends both.
+    assert_eq!(proxy.cut(), 2);
+    ends(&mut client).await;
+    ends(&mut second).await;
+}
