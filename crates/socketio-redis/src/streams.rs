@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -706,6 +706,10 @@ fn read_entries(reply: &redis::Value) -> Vec<Entry> {
     }
 }
 
+/// How long the publisher takes Redis as away after a command failed,
+/// before it tries again.
+const AWAY: Duration = Duration::from_secs(1);
+
 async fn publisher(
     node: Arc<ClusterNode<Streams>>,
     commands: Arc<Commands>,
@@ -714,7 +718,18 @@ async fn publisher(
 ) {
     // One warning per outage, not one per message.
     let mut failing = false;
+    // After a failure, until when Redis is taken as away: what waits is not
+    // sent, so that a Redis that does not answer costs the requests timeout
+    // once, not once per message.
+    let mut away_until: Option<Instant> = None;
     while let Some(outgoing) = rx.recv().await {
+        if away_until.is_some_and(|until| Instant::now() < until) {
+            // Certainly not in the stream: delivered here at once.
+            if let Outgoing::Append(_, message) = &outgoing {
+                unpublished(&node, message);
+            }
+            continue;
+        }
         let sent = match outgoing {
             Outgoing::Publish(channel, message) => {
                 let Some(payload) = pubsub_payload(&message) else {
@@ -760,6 +775,7 @@ async fn publisher(
             Ok(()) if failing => {
                 tracing::info!("publishing to Redis again");
                 failing = false;
+                away_until = None;
             }
             Ok(()) => {}
             Err(error) => {
@@ -767,6 +783,7 @@ async fn publisher(
                     tracing::warn!(%error, "cannot publish; messages for the cluster are dropped until Redis is back");
                 }
                 failing = true;
+                away_until = Some(Instant::now() + AWAY);
             }
         }
     }

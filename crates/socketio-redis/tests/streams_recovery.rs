@@ -502,3 +502,74 @@ async fn a_closed_adapter_leaves_broadcasts_to_this_servers_clients() {
     client.stop().await;
     a.stop().await;
 }
+
+/// The process id of `redis`.
+async fn pid_of(redis: &Redis) -> String {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn signal(pid: &str, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_silent_broadcasts_reach_this_servers_clients_within_a_timeout() {
+    node_ready();
+    let redis = Redis::start();
+    let mut a = Server::rust(&redis.url()).await;
+    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
+    client
+        .wait_for("the connection", |v| v["event"] == "connect")
+        .await;
+    let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
+    for n in 0..200 {
+        if probed(&client) {
+            break;
+        }
+        a.emit("probe", n).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("a probe", || probed(&client)).await;
+
+    // Redis stops answering, its connections open: the first broadcast
+    // waits out the requests timeout (3 s here), and may be in the stream;
+    // the others are not sent, and reach the client while Redis is still
+    // silent, not one timeout each later.
+    let pid = pid_of(&redis).await;
+    signal(&pid, "-STOP");
+    for n in 1..=20 {
+        a.emit("tick", n).await;
+    }
+    eventually("ticks 2 to 20 while Redis is silent", || {
+        ticks(&client).len() >= 19
+    })
+    .await;
+    let numbers: Vec<u64> = ticks(&client).iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, (2..=20).collect::<Vec<_>>());
+    // Back: the first one was appended after all, and the reader gives it.
+    signal(&pid, "-CONT");
+    eventually("tick 1 from the stream", || ticks(&client).len() == 20).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut numbers: Vec<u64> = ticks(&client).iter().map(|(n, _)| *n).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=20).collect::<Vec<_>>(), "every tick once");
+
+    client.send_line("quit").await;
+    client.stop().await;
+    a.stop().await;
+}
