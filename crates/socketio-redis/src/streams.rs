@@ -498,14 +498,10 @@ impl Restore {
         {
             return Ok(None);
         }
-        // Bounded too: the reader, or another session being given back,
-        // holds it for a while at most.
-        let Ok(hold) = tokio::time::timeout(self.timeout, self.position.clone().lock_owned()).await
-        else {
-            return Ok(None);
-        };
-        let hold: OwnedMutexGuard<String> = hold;
-        let upto = hold.clone();
+        // What the reader has delivered so far: read without its lock, so
+        // that giving back many sessions at once does not stop it.
+        let delivered = *self.read.borrow();
+        let delivered = format!("{}-{}", delivered.0, delivered.1);
         let mut getdel = redis::cmd("GETDEL");
         getdel.arg(&self.key);
         let raw: Option<String> = self.commands.query(&getdel).await.map_err(err)?;
@@ -521,47 +517,103 @@ impl Restore {
             tracing::warn!(key = %self.key, "ignoring a session that cannot be read");
             return Ok(None);
         };
-        let rooms: HashSet<&str> = session.rooms.iter().map(|r| &**r).collect();
-        let (max_packets, max_bytes) = self.bounds;
-        let mut bytes = 0usize;
-        let mut from = format!("({offset}");
+        let mut missed = Missed {
+            rooms: session.rooms.iter().map(|r| r.to_string()).collect(),
+            list: Vec::new(),
+            bytes: 0,
+            bounds: self.bounds,
+        };
+        if !self
+            .read_missed(nsp, offset, &delivered, &mut missed)
+            .await?
+        {
+            tracing::debug!(key = %self.key, "a session missed more than it may replay");
+            return Ok(None);
+        }
+        // Then, under the reader's lock, what it delivered since: held until
+        // the socket is back, so that each entry reaches it once. Bounded
+        // too: the reader holds it for a while at most.
+        let Ok(hold) = tokio::time::timeout(self.timeout, self.position.clone().lock_owned()).await
+        else {
+            return Ok(None);
+        };
+        let hold: OwnedMutexGuard<String> = hold;
+        if !self
+            .read_missed(nsp, &delivered, &hold, &mut missed)
+            .await?
+        {
+            tracing::debug!(key = %self.key, "a session missed more than it may replay");
+            return Ok(None);
+        }
+        session.missed = missed.list;
+        Ok(Some(RestoredSession {
+            session,
+            hold: Some(Box::new(hold)),
+        }))
+    }
+
+    /// Adds to `missed` the broadcasts of namespace `nsp` after entry
+    /// `after` up to entry `upto` that reached its rooms; false once past
+    /// its bounds.
+    async fn read_missed(
+        &self,
+        nsp: &str,
+        after: &str,
+        upto: &str,
+        missed: &mut Missed,
+    ) -> Result<bool, AdapterError> {
+        let err = |e: redis::RedisError| AdapterError::Transport(e.to_string());
+        if StreamId::parse(upto) <= StreamId::parse(after) {
+            return Ok(true);
+        }
+        let rooms: HashSet<&str> = missed.rooms.iter().map(String::as_str).collect();
+        let (max_packets, max_bytes) = missed.bounds;
+        let mut from = format!("({after}");
         loop {
             let mut range = redis::cmd("XRANGE");
             range
                 .arg(&self.stream)
                 .arg(&from)
-                .arg(&upto)
+                .arg(upto)
                 .arg("COUNT")
                 .arg(RANGE_COUNT);
             let reply: redis::Value = self.commands.query(&range).await.map_err(err)?;
             let entries = range_entries(&reply);
             let full = entries.len() == RANGE_COUNT;
             for (id, fields) in &entries {
-                let Some(missed) = missed_broadcast(nsp, id, fields) else {
+                let Some(broadcast) = missed_broadcast(nsp, id, fields) else {
                     continue;
                 };
-                if missed.opts.volatile || !reaches(&missed.opts, &rooms) {
+                if broadcast.opts.volatile || !reaches(&broadcast.opts, &rooms) {
                     continue;
                 }
-                bytes = bytes.saturating_add(fields.iter().map(|(k, v)| k.len() + v.len()).sum());
-                session.missed.push(missed);
-                if session.missed.len() > max_packets
-                    || bytes > max_bytes.saturating_mul(RAW_BYTES_PER_REPLAYED)
+                missed.bytes = missed
+                    .bytes
+                    .saturating_add(fields.iter().map(|(k, v)| k.len() + v.len()).sum());
+                missed.list.push(broadcast);
+                if missed.list.len() > max_packets
+                    || missed.bytes > max_bytes.saturating_mul(RAW_BYTES_PER_REPLAYED)
                 {
-                    tracing::debug!(key = %self.key, "a session missed more than it may replay");
-                    return Ok(None);
+                    return Ok(false);
                 }
             }
             match entries.last() {
-                Some((last, _)) if full && *last != upto => from = format!("({last}"),
-                _ => break,
+                Some((last, _)) if full && last != upto => from = format!("({last}"),
+                _ => return Ok(true),
             }
         }
-        Ok(Some(RestoredSession {
-            session,
-            hold: Some(Box::new(hold)),
-        }))
     }
+}
+
+/// The missed broadcasts of a session being given back, as they are read.
+struct Missed {
+    /// The session's rooms.
+    rooms: Vec<String>,
+    list: Vec<MissedBroadcast>,
+    /// Their weight as the stream holds them.
+    bytes: usize,
+    /// The most missed packets, and bytes, a session may replay.
+    bounds: (usize, usize),
 }
 
 /// Whether a socket in `rooms` was sent a broadcast for `opts` (the
