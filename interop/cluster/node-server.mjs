@@ -1,11 +1,11 @@
 // A Node socket.io server in a Redis cluster, driven over stdin.
-// Usage: node node-server.mjs <redis url> <port> [sharded|sharded-dynamic|sharded-dynamic-private|postgres|streams] [recovery]
+// Usage: node node-server.mjs <redis url> <port> [sharded|sharded-static|sharded-dynamic|sharded-dynamic-private|postgres|streams] [recovery]
 // With "recovery", connection state recovery is on (the reference's defaults).
 // With "sharded", the Redis URL lists the nodes of a Redis Cluster
-// (comma-separated) and the adapter is createShardedAdapter in its
-// "static" subscription mode ("dynamic" and "dynamic-private" with
-// "sharded-dynamic" and "sharded-dynamic-private"); the emitter is then
-// unavailable.
+// (comma-separated) and the adapter is createShardedAdapter with no
+// subscription mode given (the reference's default, "dynamic");
+// "sharded-static", "sharded-dynamic" and "sharded-dynamic-private" give
+// it. The emitter is then unavailable.
 // With "postgres", the URL is a Postgres connection string, the adapter
 // @socket.io/postgres-adapter and the emitter @socket.io/postgres-emitter.
 // With "streams", the adapter is @socket.io/redis-streams-adapter (no emitter).
@@ -21,7 +21,7 @@
 //   {"op":"disconnect","to":[..],"close":bool}                    (disconnectSockets)
 //   {"op":"emit-ack","to":[..],"event":e,"args":[..]} -> {"acks":[..]}  (timeout(3000).emitWithAck)
 //   {"op":"count"}                -> {"count":n}                  (serverCount)
-//   {"op":"resubscribe"}          (sharded: SSUBSCRIBE the adapter's channels again)
+//   {"op":"resubscribe"}          (sharded: SSUBSCRIBE the adapter's channels again, rooms' too)
 //   {"op":"sse","event":e,"args":[..]}                            (serverSideEmit)
 //   {"op":"sse-ack","event":e,"args":[..]} -> {"responses":[..]}  (serverSideEmitWithAck)
 // The server answers the server-side emit "ping" with "pong-node", and
@@ -41,7 +41,7 @@ import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-
 
 const [url, port, mode, recovery] = process.argv.slice(2);
 const sharded = typeof mode === "string" && mode.startsWith("sharded");
-const subscriptionMode = sharded && mode !== "sharded" ? mode.slice("sharded-".length) : "static";
+const shardedOpts = sharded && mode !== "sharded" ? { subscriptionMode: mode.slice("sharded-".length) } : {};
 let adapter, emitter, sub;
 if (mode === "postgres") {
   const pool = new pg.Pool({ connectionString: url });
@@ -69,7 +69,7 @@ if (mode === "postgres") {
   sub.on("error", () => {});
   await Promise.all([pub.connect(), sub.connect()]);
   adapter = sharded
-    ? createShardedAdapter(pub, sub, { subscriptionMode })
+    ? createShardedAdapter(pub, sub, shardedOpts)
     : createAdapter(pub, sub, { requestsTimeout: 3000 });
   emitter = sharded ? null : new Emitter(pub);
 }
@@ -132,7 +132,11 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
         // node it lives on restarts (it subscribes again at once, the node
         // refuses while it rejoins the cluster): subscribe again by hand.
         const adapter = io.of("/").adapter;
-        for (const channel of [adapter.channel, adapter.responseChannel]) {
+        const channels = [adapter.channel, adapter.responseChannel];
+        for (const room of adapter.rooms.keys()) {
+          if (adapter.shouldUseASeparateNamespace(room)) channels.push(adapter.dynamicChannel(room));
+        }
+        for (const channel of channels) {
           await sub.sUnsubscribe(channel);
           await sub.sSubscribe(channel, (message, channel) => adapter.onRawMessage(message, channel), true);
         }

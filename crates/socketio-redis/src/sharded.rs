@@ -29,18 +29,19 @@ pub struct ShardedRedisAdapterBuilder {
 
 /// Which channels the nodes subscribe to (the reference's
 /// `subscriptionMode`); every node of a cluster must use the same.
+/// [`Dynamic`](SubscriptionMode::Dynamic) by default, as in the reference.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SubscriptionMode {
     /// The namespace's channel and the node's response channel only:
     /// every broadcast goes to every node (`"static"`).
-    #[default]
     Static,
     /// Also a channel per room, `<key>#<nsp>#<room>#`, subscribed while the
     /// room has members on this node: a broadcast to one room (not a
     /// socket's own, nor one whose name is 20 characters long, as socket ids
     /// are) goes only to the nodes where it has members (`"dynamic"`, the
-    /// reference's default).
+    /// default, here as in the reference).
+    #[default]
     Dynamic,
     /// As [`Dynamic`](SubscriptionMode::Dynamic), for sockets' own rooms
     /// too (`"dynamic-private"`).
@@ -87,7 +88,7 @@ impl ShardedRedisAdapter {
             requests_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             queue: 4096,
-            mode: SubscriptionMode::Static,
+            mode: SubscriptionMode::default(),
         }
     }
 
@@ -113,8 +114,9 @@ impl ShardedRedisAdapterBuilder {
         self
     }
 
-    /// Which channels the nodes subscribe to: [`SubscriptionMode::Static`]
-    /// by default. Give every node of the cluster, Node servers too, the same.
+    /// Which channels the nodes subscribe to: [`SubscriptionMode::Dynamic`]
+    /// by default, as in the reference. Give every node of the cluster, Node
+    /// servers too, the same.
     pub fn subscription_mode(mut self, mode: SubscriptionMode) -> Self {
         self.mode = mode;
         self

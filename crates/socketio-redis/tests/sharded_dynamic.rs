@@ -1,9 +1,11 @@
-//! The sharded adapter's dynamic subscription modes on a real Redis
-//! Cluster (three masters): a Rust server and a Node `socket.io` server
-//! with `createShardedAdapter` in the same mode, official clients on each.
-//! Room broadcasts go on the rooms' own channels, which each server
-//! subscribes to while the room has members there, and reach exactly the
-//! right sockets both ways.
+//! The sharded adapter's subscription modes on a real Redis Cluster (three
+//! masters): a Rust server and a Node `socket.io` server with
+//! `createShardedAdapter` in the same mode, official clients on each.
+//! In the dynamic modes, room broadcasts go on the rooms' own channels,
+//! which each server subscribes to while the room has members there; in
+//! every mode, they reach exactly the right sockets both ways. What the
+//! Rust server publishes where, seen by a plain Redis client, and what
+//! following many rooms costs in subscriptions.
 
 #![cfg(feature = "sharded")]
 #![allow(clippy::unwrap_used)]
@@ -11,12 +13,14 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Node, RedisCluster, exactly_among, node_ready, set};
+use redis::{PushInfo, PushKind, Value};
 use serde_json::json;
 use socketio_redis::{ShardedRedisAdapter, SubscriptionMode};
 use socketio_tokio::SocketIo;
+use tokio::sync::mpsc;
 
 async fn rust_server(
     nodes: &[String],
@@ -35,26 +39,6 @@ async fn rust_server(
 }
 
 const CLIENTS: [&str; 6] = ["a1", "a2", "a3", "n1", "n2", "n3"];
-
-/// How many clients subscribe to `channel` (on the node that serves it).
-fn subscribers(cluster: &RedisCluster, channel: &str) -> u64 {
-    let out = cluster.cli(
-        cluster.owner_of(channel),
-        &["pubsub", "shardnumsub", channel],
-    );
-    out.lines().nth(1).unwrap_or("0").trim().parse().unwrap()
-}
-
-/// Waits (bounded) until `channel` has `n` subscribers.
-async fn wait_subscribers(cluster: &RedisCluster, channel: &str, n: u64) {
-    for _ in 0..400 {
-        if subscribers(cluster, channel) == n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(subscribers(cluster, channel), n, "{channel}");
-}
 
 async fn rooms_get_channels_of_their_own(mode: SubscriptionMode, node_mode: &str) {
     node_ready();
@@ -83,16 +67,29 @@ async fn rooms_get_channels_of_their_own(mode: SubscriptionMode, node_mode: &str
         .wait_for("the clients", |v| v.get("ready").is_some())
         .await;
     let id = |name: &str| ready["ready"][name].as_str().unwrap().to_owned();
+    let own = |name: &str| format!("socket.io#/#{}#", id(name));
 
-    // Each room's channel has a subscriber on each server where the room
-    // has members: r1 and r2 on both, r3 on the Node server only.
-    wait_subscribers(&cluster, "socket.io#/#r1#", 2).await;
-    wait_subscribers(&cluster, "socket.io#/#r2#", 2).await;
-    wait_subscribers(&cluster, "socket.io#/#r3#", 1).await;
-    // Sockets' own rooms have channels in the private mode only.
-    let own = format!("socket.io#/#{}#", id("a1"));
-    let private = usize::from(mode == SubscriptionMode::DynamicPrivate);
-    wait_subscribers(&cluster, &own, private as u64).await;
+    // In the dynamic modes, each room's channel has a subscriber on each
+    // server where the room has members: r1 and r2 on both, r3 on the Node
+    // server only. In the static mode, no room has a channel.
+    let dynamic = u64::from(mode != SubscriptionMode::Static);
+    cluster.wait_subscribers("socket.io#/#", 2).await;
+    cluster
+        .wait_subscribers("socket.io#/#r1#", 2 * dynamic)
+        .await;
+    cluster
+        .wait_subscribers("socket.io#/#r2#", 2 * dynamic)
+        .await;
+    cluster.wait_subscribers("socket.io#/#r3#", dynamic).await;
+    // Sockets' own rooms have channels in the private mode only (checked
+    // for the other modes at the end, once the servers have followed every
+    // room change).
+    let private = u64::from(mode == SubscriptionMode::DynamicPrivate);
+    if private == 1 {
+        for name in CLIENTS {
+            cluster.wait_subscribers(&own(name), 1).await;
+        }
+    }
 
     for room in ["r1", "r2", "r3"] {
         a.to(room).emit(&format!("a-to-{room}"), &()).unwrap();
@@ -125,19 +122,32 @@ async fn rooms_get_channels_of_their_own(mode: SubscriptionMode, node_mode: &str
     // The last member of r2 here leaves it: its channel is left too, and
     // the room's broadcasts reach the Node server's member alone.
     a.local().to("r2").leave("r2");
-    wait_subscribers(&cluster, "socket.io#/#r2#", 1).await;
+    cluster.wait_subscribers("socket.io#/#r2#", dynamic).await;
     n.command(json!({"op": "emit", "to": ["r2"], "event": "n-to-r2-again", "args": []}))
         .await;
     exactly_among(&clients, &CLIENTS, "n-to-r2-again", &set(&["n2"])).await;
     // A room that gets a member here again is subscribed again.
     a.local().to(id("a3")).join("r3");
-    wait_subscribers(&cluster, "socket.io#/#r3#", 2).await;
+    cluster
+        .wait_subscribers("socket.io#/#r3#", 2 * dynamic)
+        .await;
     n.command(json!({"op": "emit", "to": ["r3"], "event": "n-to-r3-again", "args": []}))
         .await;
     exactly_among(&clients, &CLIENTS, "n-to-r3-again", &set(&["a3", "n3"])).await;
+    // The Rust server has long since followed the rooms of a1..a3 (it
+    // follows them in order, and r3 is subscribed again): their own rooms
+    // have channels in the private mode only, as those of n1..n3.
+    for name in CLIENTS {
+        assert_eq!(cluster.subscribers(&own(name)), private, "{name}");
+    }
     adapter.close();
     n.stop().await;
     clients.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_mode_with_node() {
+    rooms_get_channels_of_their_own(SubscriptionMode::Static, "sharded-static").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,4 +159,88 @@ async fn dynamic_mode_with_node() {
 async fn dynamic_private_mode_with_node() {
     rooms_get_channels_of_their_own(SubscriptionMode::DynamicPrivate, "sharded-dynamic-private")
         .await;
+}
+
+/// A plain Redis Cluster client subscribed to `channels`: what it receives,
+/// as (channel, payload) pairs.
+async fn raw_subscriber(
+    urls: &[String],
+    channels: &[&str],
+) -> (
+    redis::cluster_async::ClusterConnection,
+    mpsc::UnboundedReceiver<PushInfo>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = redis::cluster::ClusterClientBuilder::new(urls.iter().map(String::as_str))
+        .use_protocol(redis::ProtocolVersion::RESP3)
+        .push_sender(tx)
+        .build()
+        .unwrap();
+    let mut conn = client.get_async_connection().await.unwrap();
+    for channel in channels {
+        conn.ssubscribe(*channel).await.unwrap();
+    }
+    (conn, rx)
+}
+
+/// The (channel, payload) of a sharded message.
+fn smessage(push: &PushInfo) -> Option<(String, String)> {
+    match (&push.kind, push.data.first(), push.data.get(1)) {
+        (PushKind::SMessage, Some(Value::BulkString(c)), Some(Value::BulkString(p))) => Some((
+            String::from_utf8_lossy(c).into_owned(),
+            String::from_utf8_lossy(p).into_owned(),
+        )),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_to_one_room_goes_on_the_rooms_channel() {
+    let cluster = RedisCluster::start(3);
+    let urls = cluster.urls();
+    // The builder's default mode: dynamic, as the reference's.
+    let io = SocketIo::new().unwrap();
+    let adapter = ShardedRedisAdapter::builder(urls.iter().cloned())
+        .attach(&io)
+        .await
+        .unwrap();
+    common::join_room_of_query(&io);
+    let (namespace, room) = ("socket.io#/#", "socket.io#/#r1#");
+    let (_conn, mut pushes) = raw_subscriber(&urls, &[namespace, room]).await;
+    cluster.wait_subscribers(namespace, 2).await;
+
+    io.to("r1").emit("to-r1", &()).unwrap();
+    io.to(["r1", "r2"]).emit("to-r1-r2", &()).unwrap();
+    io.to("abcdefghijklmnopqrst").emit("to-20", &()).unwrap();
+    let acks = io
+        .to("r1")
+        .timeout(Duration::from_millis(100))
+        .emit_with_ack::<serde_json::Value, _>("ack-r1", &())
+        .unwrap();
+    // Nobody answers: only the message matters.
+    let _ = acks.await;
+
+    // The Rust server publishes in order, and a channel's messages arrive
+    // in order: once the last is in, a one-room broadcast published on the
+    // namespace's channel would be in too.
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let has = |seen: &[(String, String)], channel: &str, event: &str| {
+        seen.iter()
+            .any(|(c, p)| c == channel && p.contains(&format!("\"{event}\"")))
+    };
+    while !(has(&seen, room, "to-r1") && has(&seen, namespace, "ack-r1")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let push = tokio::time::timeout(left, pushes.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the broadcasts never all arrived: {seen:#?}"))
+            .unwrap();
+        seen.extend(smessage(&push));
+    }
+    for event in ["to-r1-r2", "to-20", "ack-r1"] {
+        assert!(has(&seen, namespace, event), "{event}: {seen:#?}");
+        assert!(!has(&seen, room, event), "{event}: {seen:#?}");
+    }
+    assert!(!has(&seen, namespace, "to-r1"), "{seen:#?}");
+    adapter.close();
 }

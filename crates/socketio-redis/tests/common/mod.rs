@@ -295,6 +295,57 @@ impl RedisCluster {
         panic!("no node serves slot {slot}: {nodes}");
     }
 
+    /// How many clients subscribe to the sharded channel `channel` (on the
+    /// node that serves it).
+    pub fn subscribers(&self, channel: &str) -> u64 {
+        let out = self.cli(self.owner_of(channel), &["pubsub", "shardnumsub", channel]);
+        out.lines().nth(1).unwrap_or("0").trim().parse().unwrap()
+    }
+
+    /// Waits (bounded, 10 s) until the sharded channel `channel` has `n`
+    /// subscribers.
+    pub async fn wait_subscribers(&self, channel: &str, n: u64) {
+        for _ in 0..400 {
+            if self.subscribers(channel) == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(self.subscribers(channel), n, "{channel}");
+    }
+
+    /// The sharded channels with subscribers, over every node.
+    pub fn shard_channels(&self) -> usize {
+        (0..self.ports.len())
+            .map(|i| {
+                self.cli(i, &["pubsub", "shardchannels"])
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Forgets every node's command statistics.
+    pub fn reset_stats(&self) {
+        for i in 0..self.ports.len() {
+            self.cli(i, &["config", "resetstat"]);
+        }
+    }
+
+    /// How many times `command` (lowercase) ran, over every node, since
+    /// the last [`reset_stats`](Self::reset_stats).
+    pub fn calls(&self, command: &str) -> u64 {
+        let prefix = format!("cmdstat_{command}:calls=");
+        (0..self.ports.len())
+            .filter_map(|i| {
+                let stats = self.cli(i, &["info", "commandstats"]);
+                let line = stats.lines().find(|l| l.starts_with(&prefix))?;
+                line[prefix.len()..].split(',').next()?.parse::<u64>().ok()
+            })
+            .sum()
+    }
+
     /// Kills node `i` (its clients see their connections drop).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.children[i].take() {
