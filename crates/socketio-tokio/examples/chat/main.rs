@@ -191,69 +191,12 @@ async fn main() -> ExitCode {
         }
     };
     // Kept alive for as long as the server runs.
-    let _adapter = match &args.redis {
-        Some(url) => match socketio_redis::RedisAdapter::builder(url).attach(&io).await {
-            Ok(adapter) => {
-                println!("in the cluster of {url}");
-                Some(adapter)
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
-    };
-    let _sharded = match &args.redis_cluster {
-        Some(urls) => {
-            let nodes = urls.split(',').map(str::to_owned);
-            match socketio_redis::ShardedRedisAdapter::builder(nodes)
-                .attach(&io)
-                .await
-            {
-                Ok(adapter) => {
-                    println!("in the cluster of the Redis Cluster {urls}");
-                    Some(adapter)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
+    let _adapter = match attach_adapter(&io, &args).await {
+        Ok(adapter) => adapter,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
-        None => None,
-    };
-    let _streams = match &args.redis_streams {
-        Some(url) => match socketio_redis::StreamsRedisAdapter::builder(url)
-            .attach(&io)
-            .await
-        {
-            Ok(adapter) => {
-                println!("in the cluster of the Redis Streams of {url}");
-                Some(adapter)
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
-    };
-    let _postgres = match &args.postgres {
-        Some(config) => match socketio_postgres::PostgresAdapter::builder(config)
-            .attach(&io)
-            .await
-        {
-            Ok(adapter) => {
-                println!("in the cluster of Postgres {config}");
-                Some(adapter)
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
     };
     let mut routes = axum::Router::new();
     if let Some(password) = &args.admin {
@@ -285,4 +228,45 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The cluster adapter the flags ask for (at most one), attached to `io`.
+async fn attach_adapter(
+    io: &socketio_tokio::SocketIo,
+    args: &Args,
+) -> Result<Option<Box<dyn std::any::Any>>, String> {
+    fn kept<A: 'static>(adapter: A, joined: String) -> Option<Box<dyn std::any::Any>> {
+        println!("in the cluster of {joined}");
+        Some(Box::new(adapter))
+    }
+    let error = |e: &dyn std::fmt::Display| e.to_string();
+    if let Some(url) = &args.redis {
+        let adapter = socketio_redis::RedisAdapter::builder(url).attach(io).await;
+        return Ok(kept(adapter.map_err(|e| error(&e))?, url.clone()));
+    }
+    if let Some(urls) = &args.redis_cluster {
+        let nodes = urls.split(',').map(str::to_owned);
+        let adapter = socketio_redis::ShardedRedisAdapter::builder(nodes)
+            .attach(io)
+            .await;
+        let joined = format!("the Redis Cluster {urls}");
+        return Ok(kept(adapter.map_err(|e| error(&e))?, joined));
+    }
+    if let Some(url) = &args.redis_streams {
+        let adapter = socketio_redis::StreamsRedisAdapter::builder(url)
+            .attach(io)
+            .await;
+        let joined = format!("the Redis Streams of {url}");
+        return Ok(kept(adapter.map_err(|e| error(&e))?, joined));
+    }
+    if let Some(config) = &args.postgres {
+        let adapter = socketio_postgres::PostgresAdapter::builder(config)
+            .attach(io)
+            .await;
+        return Ok(kept(
+            adapter.map_err(|e| error(&e))?,
+            format!("Postgres {config}"),
+        ));
+    }
+    Ok(None)
 }
