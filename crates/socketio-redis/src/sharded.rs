@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::cluster_async::ClusterConnection;
-use redis::{PushInfo, PushKind};
+use redis::{PushInfo, PushKind, RedisResult};
 use socketio_cluster_adapter::{ClusterNode, Route, Transport, random_id};
 use socketio_tokio::{AdapterError, RoomEvent, SocketIo};
 use tokio::sync::{Notify, mpsc};
@@ -134,9 +135,10 @@ impl ShardedRedisAdapterBuilder {
         self
     }
 
-    /// How many messages may wait to be published, and how many received
-    /// messages may wait to be handled: 4096 each by default. Beyond, a
-    /// message is dropped with a warning; local delivery is never held up.
+    /// How many messages may wait to be published, how many may be in
+    /// flight to Redis at once, and how many received messages may wait to
+    /// be handled: 4096 each by default. Beyond, a message is dropped with a
+    /// warning; local delivery is never held up.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue = capacity.max(1);
         self
@@ -222,7 +224,7 @@ impl ShardedRedisAdapterBuilder {
                 }
             }
         }
-        let publisher = tokio::spawn(publisher(conn.clone(), pub_rx));
+        let publisher = tokio::spawn(publisher(conn.clone(), pub_rx, self.queue));
         let receiver = tokio::spawn(receiver(node.clone(), conn, declared, ns_rx, msg_rx));
         tracing::info!(uid = %node.uid(), %url, "sharded redis adapter attached");
         Ok(ShardedRedisAdapter {
@@ -359,29 +361,60 @@ impl Transport for Sharded {
     }
 }
 
-async fn publisher(mut conn: ClusterConnection, mut rx: mpsc::Receiver<(String, Bytes)>) {
+/// Publishes the queued messages, up to `capacity` in flight at once: a
+/// shard that does not answer holds up its own messages (each waits out the
+/// response timeout), not those of the healthy shards. They are submitted
+/// in queue order, and the cluster connection sends them to each node in
+/// that order, so a channel's messages keep their order while its node is
+/// healthy. While `capacity` are in flight, the queue is not read (it
+/// fills, then drops).
+async fn publisher(
+    conn: ClusterConnection,
+    mut rx: mpsc::Receiver<(String, Bytes)>,
+    capacity: usize,
+) {
+    let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
     // One warning per outage, not one per message.
     let mut failing = false;
-    while let Some((channel, payload)) = rx.recv().await {
-        let sent: Result<i64, _> = redis::cmd("SPUBLISH")
-            .arg(&channel)
-            .arg(payload.as_ref())
-            .query_async(&mut conn)
-            .await;
-        match sent {
-            Ok(_) if failing => {
-                tracing::info!("publishing to the Redis Cluster again");
-                failing = false;
-            }
-            Ok(_) => {}
-            Err(error) => {
-                if !failing {
-                    tracing::warn!(%error, %channel, "cannot publish; messages for the cluster are dropped until it is back");
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            biased;
+            Some((channel, sent)) = in_flight.next(), if !in_flight.is_empty() => {
+                match sent {
+                    Ok(_) if failing => {
+                        tracing::info!("publishing to the Redis Cluster again");
+                        failing = false;
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        if !failing {
+                            tracing::warn!(%error, %channel, "cannot publish; messages for the cluster are dropped until it is back");
+                        }
+                        failing = true;
+                    }
                 }
-                failing = true;
             }
+            msg = rx.recv(), if open && in_flight.len() < capacity => match msg {
+                Some((channel, payload)) => in_flight.push(publish(conn.clone(), channel, payload)),
+                None => open = false,
+            },
         }
     }
+}
+
+/// SPUBLISH of `payload` on `channel`.
+async fn publish(
+    mut conn: ClusterConnection,
+    channel: String,
+    payload: Bytes,
+) -> (String, RedisResult<i64>) {
+    let sent = redis::cmd("SPUBLISH")
+        .arg(&channel)
+        .arg(payload.as_ref())
+        .query_async(&mut conn)
+        .await;
+    (channel, sent)
 }
 
 /// What the push sender hands to the receiver task.

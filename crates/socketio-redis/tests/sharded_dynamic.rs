@@ -244,3 +244,58 @@ async fn a_broadcast_to_one_room_goes_on_the_rooms_channel() {
     assert!(!has(&seen, namespace, "to-r1"), "{seen:#?}");
     adapter.close();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_that_is_down_does_not_hold_up_the_others() {
+    let mut cluster = RedisCluster::start(3);
+    let urls = cluster.urls();
+    let timeout = Duration::from_secs(2);
+    let io = SocketIo::new().unwrap();
+    let adapter = ShardedRedisAdapter::builder(urls.iter().cloned())
+        .subscription_mode(SubscriptionMode::Dynamic)
+        .requests_timeout(timeout)
+        .attach(&io)
+        .await
+        .unwrap();
+    // Two rooms whose channels live on different nodes: the first goes
+    // away.
+    let channel = |room: &str| format!("socket.io#/#{room}#");
+    let room_where = |prefix: &str, on_first: bool| {
+        (0..)
+            .map(|i| format!("{prefix}{i}"))
+            .find(|room| (cluster.owner_of(&channel(room)) == 0) == on_first)
+            .unwrap()
+    };
+    let (down, up) = (room_where("down", true), room_where("up", false));
+    let (_conn, mut pushes) = raw_subscriber(&urls, &[&channel(&up)]).await;
+    cluster.kill(0);
+
+    let started = Instant::now();
+    for i in 0..5 {
+        io.to(down.as_str())
+            .emit(&format!("down-{i}"), &())
+            .unwrap();
+        io.to(up.as_str()).emit(&format!("up-{i}"), &()).unwrap();
+    }
+    // The messages for the healthy node do not wait behind those for the
+    // one that is down (each waits out the timeout), and keep their order.
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let push = tokio::time::timeout(Duration::from_secs(10), pushes.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the broadcasts never all arrived: {got:?}"))
+            .unwrap();
+        if let Some((_, payload)) = smessage(&push) {
+            got.push(payload);
+        }
+    }
+    let elapsed = started.elapsed();
+    for (i, payload) in got.iter().enumerate() {
+        assert!(payload.contains(&format!("\"up-{i}\"")), "{got:?}");
+    }
+    assert!(
+        elapsed < timeout / 2,
+        "the healthy node's messages took {elapsed:?}"
+    );
+    adapter.close();
+}
