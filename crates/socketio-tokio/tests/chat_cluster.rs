@@ -1,6 +1,7 @@
 //! Two chat instances in one cluster over a real `redis-server` (the chat's
-//! `--redis`): presence, messages and typing of a room reach its members on
-//! the other instance (`interop/cluster/chat-cluster.mjs`).
+//! `--redis`, and its `--redis-streams`): presence, messages and typing of a
+//! room reach its members on the other instance
+//! (`interop/cluster/chat-cluster.mjs`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -31,6 +32,16 @@ impl Drop for Redis {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_chat_instances_share_their_rooms() {
+    share_rooms(chat::Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_chat_instances_share_their_rooms_through_redis_streams() {
+    share_rooms(chat::Backend::RedisStreams).await;
+}
+
+/// The scenario, the instances joined through `backend` of a Redis URL.
+async fn share_rooms(backend: fn(String) -> chat::Backend) {
     assert!(
         workspace()
             .join("interop/node_modules/socket.io-client/package.json")
@@ -61,12 +72,7 @@ async fn two_chat_instances_share_their_rooms() {
     let mut adapters = Vec::new();
     for _ in 0..2 {
         let io = chat::new_server().unwrap();
-        adapters.push(
-            socketio_redis::RedisAdapter::builder(&url)
-                .attach(&io)
-                .await
-                .unwrap(),
-        );
+        adapters.push(backend(url.clone()).join(&io).await.unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         addrs.push(listener.local_addr().unwrap());
         tokio::spawn(chat::serve_on(

@@ -46,11 +46,8 @@ http://<addr>:<port>/admin/ (user admin, the password given).";
 struct Args {
     addr: SocketAddr,
     client: PathBuf,
-    redis: Option<String>,
+    cluster: Option<server::Backend>,
     metrics: bool,
-    redis_cluster: Option<String>,
-    redis_streams: Option<String>,
-    postgres: Option<String>,
     admin: Option<String>,
     admin_ui: PathBuf,
 }
@@ -61,11 +58,8 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut port: Option<u16> = None;
     let mut addr: Option<SocketAddr> = None;
     let mut client = server::default_client_path();
-    let mut redis = None;
+    let mut clusters = Vec::new();
     let mut metrics = false;
-    let mut redis_cluster = None;
-    let mut redis_streams = None;
-    let mut postgres = None;
     let mut admin = None;
     let mut admin_ui = server::default_admin_ui_path();
     let mut args = std::env::args().skip(1);
@@ -108,10 +102,10 @@ fn parse_args() -> Result<Option<Args>, String> {
                 );
             }
             "--client" => client = PathBuf::from(value()?),
-            "--redis" => redis = Some(value()?),
-            "--redis-cluster" => redis_cluster = Some(value()?),
-            "--redis-streams" => redis_streams = Some(value()?),
-            "--postgres" => postgres = Some(value()?),
+            "--redis" => clusters.push(server::Backend::Redis(value()?)),
+            "--redis-cluster" => clusters.push(server::Backend::RedisCluster(value()?)),
+            "--redis-streams" => clusters.push(server::Backend::RedisStreams(value()?)),
+            "--postgres" => clusters.push(server::Backend::Postgres(value()?)),
             "--admin" => admin = Some(value()?),
             "--admin-ui" => admin_ui = PathBuf::from(value()?),
             _ => return Err(format!("unknown argument `{arg}`\n\n{USAGE}")),
@@ -122,13 +116,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         (Some(a), None) => a,
         (None, p) => SocketAddr::new(ip, p.unwrap_or(3000)),
     };
-    let backends = [
-        redis.is_some(),
-        redis_cluster.is_some(),
-        redis_streams.is_some(),
-        postgres.is_some(),
-    ];
-    if backends.into_iter().filter(|b| *b).count() > 1 {
+    if clusters.len() > 1 {
         return Err(format!(
             "--redis, --redis-cluster, --redis-streams and --postgres exclude each other\n\n{USAGE}"
         ));
@@ -136,11 +124,8 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(Args {
         addr,
         client,
-        redis,
+        cluster: clusters.pop(),
         metrics,
-        redis_cluster,
-        redis_streams,
-        postgres,
         admin,
         admin_ui,
     }))
@@ -191,12 +176,18 @@ async fn main() -> ExitCode {
         }
     };
     // Kept alive for as long as the server runs.
-    let _adapter = match attach_adapter(&io, &args).await {
-        Ok(adapter) => adapter,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let _adapter = match &args.cluster {
+        Some(cluster) => match cluster.join(&io).await {
+            Ok((adapter, joined)) => {
+                println!("in the cluster of {joined}");
+                Some(adapter)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
     };
     let mut routes = axum::Router::new();
     if let Some(password) = &args.admin {
@@ -228,45 +219,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The cluster adapter the flags ask for (at most one), attached to `io`.
-async fn attach_adapter(
-    io: &socketio_tokio::SocketIo,
-    args: &Args,
-) -> Result<Option<Box<dyn std::any::Any>>, String> {
-    fn kept<A: 'static>(adapter: A, joined: String) -> Option<Box<dyn std::any::Any>> {
-        println!("in the cluster of {joined}");
-        Some(Box::new(adapter))
-    }
-    let error = |e: &dyn std::fmt::Display| e.to_string();
-    if let Some(url) = &args.redis {
-        let adapter = socketio_redis::RedisAdapter::builder(url).attach(io).await;
-        return Ok(kept(adapter.map_err(|e| error(&e))?, url.clone()));
-    }
-    if let Some(urls) = &args.redis_cluster {
-        let nodes = urls.split(',').map(str::to_owned);
-        let adapter = socketio_redis::ShardedRedisAdapter::builder(nodes)
-            .attach(io)
-            .await;
-        let joined = format!("the Redis Cluster {urls}");
-        return Ok(kept(adapter.map_err(|e| error(&e))?, joined));
-    }
-    if let Some(url) = &args.redis_streams {
-        let adapter = socketio_redis::StreamsRedisAdapter::builder(url)
-            .attach(io)
-            .await;
-        let joined = format!("the Redis Streams of {url}");
-        return Ok(kept(adapter.map_err(|e| error(&e))?, joined));
-    }
-    if let Some(config) = &args.postgres {
-        let adapter = socketio_postgres::PostgresAdapter::builder(config)
-            .attach(io)
-            .await;
-        return Ok(kept(
-            adapter.map_err(|e| error(&e))?,
-            format!("Postgres {config}"),
-        ));
-    }
-    Ok(None)
 }

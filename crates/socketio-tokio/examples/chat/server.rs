@@ -673,3 +673,62 @@ pub(crate) async fn serve_with_routes(
         .await?;
     Ok(())
 }
+
+/// The backend of the cluster an instance joins, so that a room's messages, typing and
+/// presence reach its members on every instance (the flags `--redis`,
+/// `--redis-cluster`, `--redis-streams` and `--postgres`).
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    /// Redis pub/sub (`socketio_redis::RedisAdapter`), at this URL.
+    Redis(String),
+    /// A Redis Cluster's sharded pub/sub, through these nodes (URLs joined
+    /// by commas).
+    RedisCluster(String),
+    /// Redis Streams, at this URL.
+    RedisStreams(String),
+    /// Postgres `LISTEN`/`NOTIFY`, with this connection string.
+    Postgres(String),
+}
+
+impl Backend {
+    /// Attaches `io` to the cluster: the adapter, to keep for as long as
+    /// the server runs, and what it joined.
+    pub(crate) async fn join(
+        &self,
+        io: &SocketIo,
+    ) -> Result<(Box<dyn std::any::Any + Send>, String), String> {
+        fn kept<A: Send + 'static, E: std::fmt::Display>(
+            attached: Result<A, E>,
+            joined: String,
+        ) -> Result<(Box<dyn std::any::Any + Send>, String), String> {
+            match attached {
+                Ok(adapter) => Ok((Box::new(adapter), joined)),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        match self {
+            Backend::Redis(url) => kept(
+                socketio_redis::RedisAdapter::builder(url).attach(io).await,
+                url.clone(),
+            ),
+            Backend::RedisCluster(urls) => kept(
+                socketio_redis::ShardedRedisAdapter::builder(urls.split(','))
+                    .attach(io)
+                    .await,
+                format!("the Redis Cluster {urls}"),
+            ),
+            Backend::RedisStreams(url) => kept(
+                socketio_redis::StreamsRedisAdapter::builder(url)
+                    .attach(io)
+                    .await,
+                format!("the Redis Streams of {url}"),
+            ),
+            Backend::Postgres(config) => kept(
+                socketio_postgres::PostgresAdapter::builder(config)
+                    .attach(io)
+                    .await,
+                format!("Postgres {config}"),
+            ),
+        }
+    }
+}
