@@ -1,13 +1,15 @@
 //! The sharded adapter: `createShardedAdapter` of `@socket.io/redis-adapter`
 //! over a Redis Cluster (Redis 7 sharded pub/sub).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::{self, FuturesUnordered, StreamExt};
 use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind, RedisResult};
 use socketio_cluster_adapter::{ClusterNode, Route, Transport, random_id};
@@ -65,6 +67,16 @@ pub enum SubscriptionMode {
 /// leaves when its last one goes (the server's room events, so attach the
 /// adapter before sockets join rooms); a broadcast to exactly one room,
 /// without acknowledgements, goes on the room's channel.
+///
+/// Subscriptions that Redis ends (a slot that moves, a node that leaves)
+/// are made again at once. Those lost silently (a node that restarted and
+/// refused the client's automatic resubscription while it rejoined the
+/// cluster) are asserted again in the background: the namespaces' channels
+/// every second, the rooms' channels 64 a second in rotation, so with `N`
+/// room channels one lost silently is back within `ceil(N / 64)` seconds
+/// (about 2.5 minutes with 10,000 rooms); after a sign of trouble (a
+/// publish or a subscription that failed, a subscription that Redis ended),
+/// every channel is asserted again at the next second.
 #[derive(Debug)]
 pub struct ShardedRedisAdapter {
     node: Arc<ClusterNode<Sharded>>,
@@ -152,19 +164,24 @@ impl ShardedRedisAdapterBuilder {
     /// reached within the connect timeout, or `io` already has an adapter.
     pub async fn attach(self, io: &SocketIo) -> Result<ShardedRedisAdapter, RedisAdapterError> {
         let url = self.nodes.join(",");
-        let (msg_tx, msg_rx) = mpsc::channel::<Incoming>(self.queue);
+        let (msg_tx, msg_rx) = mpsc::channel::<Bytes>(self.queue);
+        // The channels whose subscription ended: the confirmations of this
+        // node's own SUNSUBSCRIBE, and those Redis took away (a slot that
+        // moved, a node that leaves). One per subscription at most, so
+        // unbounded, and apart from the messages, which they never crowd out.
+        let (ended_tx, ended_rx) = mpsc::unbounded_channel::<String>();
         let push = move |info: PushInfo| -> Result<(), ()> {
-            let incoming = match (info.kind, info.data.get(1)) {
-                (PushKind::SMessage, Some(redis::Value::BulkString(payload))) => {
-                    Incoming::Message(Bytes::copy_from_slice(payload))
+            match (info.kind, info.data.first(), info.data.get(1)) {
+                (PushKind::SMessage, _, Some(redis::Value::BulkString(payload))) => {
+                    let queued = msg_tx.try_send(Bytes::copy_from_slice(payload));
+                    if queued.is_err() {
+                        tracing::warn!("receive queue full; a message of the cluster was dropped");
+                    }
                 }
-                // Redis took a subscription away (its slot moved, or the
-                // node is leaving): subscribe again where it now lives.
-                (PushKind::SUnsubscribe, _) => Incoming::Unsubscribed,
-                _ => return Ok(()),
-            };
-            if msg_tx.try_send(incoming).is_err() {
-                tracing::warn!("receive queue full; a message of the cluster was dropped");
+                (PushKind::SUnsubscribe, Some(redis::Value::BulkString(channel)), _) => {
+                    let _ = ended_tx.send(String::from_utf8_lossy(channel).into_owned());
+                }
+                _ => {}
             }
             Ok(())
         };
@@ -224,12 +241,27 @@ impl ShardedRedisAdapterBuilder {
                 }
             }
         }
-        let publisher = tokio::spawn(publisher(conn.clone(), pub_rx, self.queue));
-        let receiver = tokio::spawn(receiver(node.clone(), conn, declared, ns_rx, msg_rx));
+        let trouble = Arc::new(AtomicBool::new(false));
+        let publisher = tokio::spawn(publisher(conn.clone(), pub_rx, self.queue, trouble.clone()));
+        let receiver = tokio::spawn(receiver(node.clone(), msg_rx));
+        let namespace_channels = declared
+            .iter()
+            .flat_map(|nsp| node.transport().channels(nsp))
+            .collect();
+        let subscriber = Subscriber {
+            node: node.clone(),
+            conn,
+            namespace_channels,
+            rooms: BTreeSet::new(),
+            cursor: None,
+            trouble,
+            failing: false,
+        };
+        let subscriber = tokio::spawn(subscriber.run(ns_rx, ended_rx));
         tracing::info!(uid = %node.uid(), %url, "sharded redis adapter attached");
         Ok(ShardedRedisAdapter {
             node,
-            tasks: Mutex::new(vec![publisher, receiver]),
+            tasks: Mutex::new(vec![publisher, receiver, subscriber]),
         })
     }
 }
@@ -257,6 +289,27 @@ struct RoomChannels {
     created: HashSet<(String, String)>,
     /// The channels of the rooms that have members here.
     wanted: HashSet<String>,
+    /// The channels that entered or left `wanted` since the subscriber last
+    /// looked (or whose subscription or unsubscription failed).
+    changed: HashSet<String>,
+}
+
+impl RoomChannels {
+    fn want(&mut self, channel: String) -> bool {
+        let inserted = self.wanted.insert(channel.clone());
+        if inserted {
+            self.changed.insert(channel);
+        }
+        inserted
+    }
+
+    fn unwant(&mut self, channel: String) -> bool {
+        let removed = self.wanted.remove(&channel);
+        if removed {
+            self.changed.insert(channel);
+        }
+        removed
+    }
 }
 
 impl Sharded {
@@ -285,9 +338,7 @@ impl Sharded {
         let mut rooms = lock(&self.rooms);
         let changed = match event {
             RoomEvent::Created { nsp, room } => match self.mode {
-                SubscriptionMode::DynamicPrivate => {
-                    rooms.wanted.insert(self.room_channel(nsp, room))
-                }
+                SubscriptionMode::DynamicPrivate => rooms.want(self.room_channel(nsp, room)),
                 _ => {
                     rooms.created.insert((nsp.to_string(), room.to_string()));
                     false
@@ -297,11 +348,11 @@ impl Sharded {
                 let key = (nsp.to_string(), room.to_string());
                 rooms.created.remove(&key)
                     && room != sid
-                    && rooms.wanted.insert(self.room_channel(nsp, room))
+                    && rooms.want(self.room_channel(nsp, room))
             }
             RoomEvent::Deleted { nsp, room } => {
                 rooms.created.remove(&(nsp.to_string(), room.to_string()));
-                rooms.wanted.remove(&self.room_channel(nsp, room))
+                rooms.unwant(self.room_channel(nsp, room))
             }
             _ => false,
         };
@@ -311,8 +362,28 @@ impl Sharded {
         }
     }
 
-    fn wanted_rooms(&self) -> HashSet<String> {
-        lock(&self.rooms).wanted.clone()
+    /// Whether the room channel `channel` is wanted.
+    fn wants_room(&self, channel: &str) -> bool {
+        lock(&self.rooms).wanted.contains(channel)
+    }
+
+    /// The room channels to subscribe to (true) or leave (false) since the
+    /// last call.
+    fn room_changes(&self) -> Vec<(String, bool)> {
+        let mut rooms = lock(&self.rooms);
+        let changed = std::mem::take(&mut rooms.changed);
+        changed
+            .into_iter()
+            .map(|channel| {
+                let wanted = rooms.wanted.contains(&channel);
+                (channel, wanted)
+            })
+            .collect()
+    }
+
+    /// Hands room channels back to the next [`room_changes`](Self::room_changes).
+    fn retry_rooms(&self, channels: impl IntoIterator<Item = String>) {
+        lock(&self.rooms).changed.extend(channels);
     }
 
     /// The channels this node subscribes to for `nsp`.
@@ -372,6 +443,7 @@ async fn publisher(
     conn: ClusterConnection,
     mut rx: mpsc::Receiver<(String, Bytes)>,
     capacity: usize,
+    trouble: Arc<AtomicBool>,
 ) {
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
@@ -392,6 +464,7 @@ async fn publisher(
                             tracing::warn!(%error, %channel, "cannot publish; messages for the cluster are dropped until it is back");
                         }
                         failing = true;
+                        trouble.store(true, Ordering::Relaxed);
                     }
                 }
             }
@@ -417,112 +490,210 @@ async fn publish(
     (channel, sent)
 }
 
-/// What the push sender hands to the receiver task.
-enum Incoming {
-    /// A message on one of the channels.
-    Message(Bytes),
-    /// Redis ended one of the subscriptions.
-    Unsubscribed,
-}
-
-/// How often the subscriptions are asserted again: the longest a node that
-/// lost them (its Redis node restarted and refused the automatic
-/// resubscription while rejoining the cluster) stays deaf.
-const RESUBSCRIBE: Duration = Duration::from_secs(1);
-
-async fn receiver(
-    node: Arc<ClusterNode<Sharded>>,
-    mut conn: ClusterConnection,
-    mut namespaces: Vec<String>,
-    mut ns_rx: mpsc::UnboundedReceiver<String>,
-    mut msg_rx: mpsc::Receiver<Incoming>,
-) {
+/// Hands the messages received to the node, until the server is gone.
+async fn receiver(node: Arc<ClusterNode<Sharded>>, mut msg_rx: mpsc::Receiver<Bytes>) {
     let mut tick = tokio::time::interval(RESUBSCRIBE);
-    // Whether the last attempt to subscribe failed (one warning per outage).
-    let mut failing = false;
-    // The room channels subscribed to (dynamic modes).
-    let mut rooms: HashSet<String> = HashSet::new();
     loop {
-        let resubscribe = tokio::select! {
-            () = node.transport().rooms_changed.notified() => {
-                follow_rooms(&node, &mut conn, &mut rooms).await;
-                continue;
-            }
+        tokio::select! {
             msg = msg_rx.recv() => match msg {
-                Some(Incoming::Message(msg)) => {
-                    node.handle(&msg);
-                    false
-                }
-                Some(Incoming::Unsubscribed) => true,
+                Some(msg) => node.handle(&msg),
                 None => return,
             },
-            Some(nsp) = ns_rx.recv() => {
-                namespaces.push(nsp);
-                true
-            }
             _ = tick.tick() => {
                 if !node.local_node().is_alive() {
                     return;
                 }
-                true
             }
-        };
-        if !resubscribe {
-            continue;
         }
-        // SSUBSCRIBE to a channel already subscribed to changes nothing;
-        // to one whose subscription was lost, it restores it.
-        let mut ok = follow_rooms(&node, &mut conn, &mut rooms).await;
-        let channels = namespaces
-            .iter()
-            .flat_map(|nsp| node.transport().channels(nsp))
-            .chain(rooms.iter().cloned())
-            .collect::<Vec<_>>();
-        for channel in channels {
-            if let Err(error) = conn.ssubscribe(&channel).await {
-                if !failing {
+    }
+}
+
+/// How often the subscriptions are asserted again: with
+/// [`ROOMS_PER_TICK`], how long a node that lost one silently (its Redis
+/// node restarted and refused the automatic resubscription while rejoining
+/// the cluster) may stay deaf on it.
+const RESUBSCRIBE: Duration = Duration::from_secs(1);
+
+/// How many room channels are asserted again at each [`RESUBSCRIBE`] tick,
+/// in rotation (all of them after a sign of trouble).
+const ROOMS_PER_TICK: usize = 64;
+
+/// How many subscriptions or unsubscriptions may be in flight at once.
+const SUBSCRIBING: usize = 64;
+
+/// Keeps the subscriptions: the namespaces' channels, and the rooms'
+/// channels of the dynamic modes.
+struct Subscriber {
+    node: Arc<ClusterNode<Sharded>>,
+    conn: ClusterConnection,
+    /// The channels of the namespaces (and this node's response channels).
+    namespace_channels: Vec<String>,
+    /// The room channels subscribed to.
+    rooms: BTreeSet<String>,
+    /// The last room channel asserted again.
+    cursor: Option<String>,
+    /// Set on a sign of trouble: everything is asserted again at the next
+    /// tick.
+    trouble: Arc<AtomicBool>,
+    /// Whether the last attempt to subscribe failed (one warning per outage).
+    failing: bool,
+}
+
+impl Subscriber {
+    async fn run(
+        mut self,
+        mut ns_rx: mpsc::UnboundedReceiver<String>,
+        mut ended_rx: mpsc::UnboundedReceiver<String>,
+    ) {
+        let mut tick = tokio::time::interval(RESUBSCRIBE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let ok = tokio::select! {
+                () = self.node.transport().rooms_changed.notified() => self.follow_rooms().await,
+                Some(nsp) = ns_rx.recv() => {
+                    let channels = self.node.transport().channels(&nsp);
+                    self.namespace_channels.extend(channels.iter().cloned());
+                    self.subscribe(channels).await
+                }
+                Some(channel) = ended_rx.recv() => {
+                    if !self.still_wanted(&channel) {
+                        // This node left it (or is about to).
+                        continue;
+                    }
+                    // Redis ended it: subscribe again where it now lives,
+                    // and everything else at the next tick.
+                    tracing::debug!(%channel, "subscription ended by Redis; subscribing again");
+                    self.trouble.store(true, Ordering::Relaxed);
+                    self.subscribe(vec![channel]).await
+                }
+                _ = tick.tick() => {
+                    if !self.node.local_node().is_alive() {
+                        return;
+                    }
+                    let all = self.trouble.swap(false, Ordering::Relaxed);
+                    let followed = self.follow_rooms().await;
+                    // SSUBSCRIBE to a channel already subscribed to changes
+                    // nothing; to one whose subscription was lost, it
+                    // restores it.
+                    let mut channels = self.namespace_channels.clone();
+                    if all {
+                        channels.extend(self.rooms.iter().cloned());
+                    } else {
+                        channels.extend(self.next_rooms());
+                    }
+                    self.subscribe(channels).await && followed
+                }
+            };
+            if !ok {
+                self.trouble.store(true, Ordering::Relaxed);
+            }
+            if ok && self.failing {
+                tracing::info!("subscribed to the Redis Cluster again");
+            }
+            self.failing = !ok;
+        }
+    }
+
+    /// Whether `channel`, whose subscription ended, is still to be
+    /// subscribed to.
+    fn still_wanted(&self, channel: &str) -> bool {
+        self.namespace_channels.iter().any(|c| c == channel)
+            || (self.rooms.contains(channel) && self.node.transport().wants_room(channel))
+    }
+
+    /// The next [`ROOMS_PER_TICK`] room channels in rotation.
+    fn next_rooms(&mut self) -> Vec<String> {
+        let start = self.cursor.take();
+        let mut batch: Vec<String> = match &start {
+            Some(cursor) => self
+                .rooms
+                .range::<String, _>((Bound::Excluded(cursor), Bound::Unbounded))
+                .take(ROOMS_PER_TICK)
+                .cloned()
+                .collect(),
+            None => self.rooms.iter().take(ROOMS_PER_TICK).cloned().collect(),
+        };
+        if let Some(cursor) = &start {
+            // Round again from the first, up to where this round started.
+            let more = ROOMS_PER_TICK - batch.len();
+            batch.extend(self.rooms.range::<String, _>(..=cursor).take(more).cloned());
+        }
+        self.cursor = batch.last().cloned();
+        batch
+    }
+
+    /// Subscribes to `channels` (a few at a time); false when Redis
+    /// refused one.
+    async fn subscribe(&self, channels: Vec<String>) -> bool {
+        let results: Vec<(String, RedisResult<()>)> = stream::iter(channels)
+            .map(|channel| {
+                let mut conn = self.conn.clone();
+                async move {
+                    let subscribed = conn.ssubscribe(&channel).await;
+                    (channel, subscribed)
+                }
+            })
+            .buffer_unordered(SUBSCRIBING)
+            .collect()
+            .await;
+        let mut ok = true;
+        for (channel, subscribed) in results {
+            if let Err(error) = subscribed {
+                if ok && !self.failing {
                     tracing::warn!(%error, %channel, "cannot subscribe; retrying");
                 }
                 ok = false;
             }
         }
-        if ok && failing {
-            tracing::info!("subscribed to the Redis Cluster again");
-        }
-        failing = !ok;
+        ok
     }
-}
 
-/// Subscribes to the room channels now wanted and leaves those no longer
-/// wanted; false when Redis refused one (it is tried again).
-async fn follow_rooms(
-    node: &ClusterNode<Sharded>,
-    conn: &mut ClusterConnection,
-    subscribed: &mut HashSet<String>,
-) -> bool {
-    let wanted = node.transport().wanted_rooms();
-    let mut ok = true;
-    for channel in wanted.difference(subscribed).cloned().collect::<Vec<_>>() {
-        match conn.ssubscribe(&channel).await {
-            Ok(()) => {
-                subscribed.insert(channel);
-            }
-            Err(error) => {
-                tracing::debug!(%error, %channel, "cannot subscribe to a room; retrying");
-                ok = false;
+    /// Subscribes to the room channels now wanted and leaves those no
+    /// longer wanted, as they changed since the last call; false when Redis
+    /// refused one (it is tried again at the next tick).
+    async fn follow_rooms(&mut self) -> bool {
+        let todo: Vec<(String, bool)> = self
+            .node
+            .transport()
+            .room_changes()
+            .into_iter()
+            .filter(|(channel, wanted)| *wanted != self.rooms.contains(channel))
+            .collect();
+        if todo.is_empty() {
+            return true;
+        }
+        let results: Vec<(String, bool, RedisResult<()>)> = stream::iter(todo)
+            .map(|(channel, wanted)| {
+                let mut conn = self.conn.clone();
+                async move {
+                    let done = if wanted {
+                        conn.ssubscribe(&channel).await
+                    } else {
+                        conn.sunsubscribe(&channel).await
+                    };
+                    (channel, wanted, done)
+                }
+            })
+            .buffer_unordered(SUBSCRIBING)
+            .collect()
+            .await;
+        let mut failed = Vec::new();
+        for (channel, wanted, done) in results {
+            match done {
+                Ok(()) if wanted => {
+                    self.rooms.insert(channel);
+                }
+                Ok(()) => {
+                    self.rooms.remove(&channel);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, %channel, wanted, "cannot follow a room's channel; retrying");
+                    failed.push(channel);
+                }
             }
         }
+        let ok = failed.is_empty();
+        self.node.transport().retry_rooms(failed);
+        ok
     }
-    for channel in subscribed.difference(&wanted).cloned().collect::<Vec<_>>() {
-        match conn.sunsubscribe(&channel).await {
-            Ok(()) => {
-                subscribed.remove(&channel);
-            }
-            Err(error) => {
-                tracing::debug!(%error, %channel, "cannot leave a room's channel; retrying");
-                ok = false;
-            }
-        }
-    }
-    ok
 }

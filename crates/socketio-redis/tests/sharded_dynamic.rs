@@ -246,6 +246,73 @@ async fn a_broadcast_to_one_room_goes_on_the_rooms_channel() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_many_rooms_costs_a_bounded_number_of_subscriptions() {
+    node_ready();
+    let cluster = RedisCluster::start(3);
+    let urls = cluster.urls();
+    let (io, adapter, addr) = rust_server(&urls, SubscriptionMode::Dynamic).await;
+    let spec = json!([{"name": "c", "url": format!("http://{addr}")}]);
+    let clients = Node::spawn("clients.mjs", &[spec.to_string()]).await;
+    let ready = clients
+        .wait_for("the client", |v| v.get("ready").is_some())
+        .await;
+    let id = ready["ready"]["c"].as_str().unwrap().to_owned();
+    const ROOMS: usize = 500;
+    // What the adapter may assert again per second: the namespace's and the
+    // response channel, and 64 rooms.
+    const PER_TICK: u64 = 2 + 64;
+    let rooms: Vec<String> = (0..ROOMS).map(|i| format!("room-{i}")).collect();
+    let started = Instant::now();
+    io.local().to(id.as_str()).join(rooms.clone());
+    for _ in 0..400 {
+        if cluster.shard_channels() == ROOMS + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(cluster.shard_channels(), ROOMS + 2);
+    println!("{ROOMS} rooms subscribed in {:?}", started.elapsed());
+
+    // At rest, the subscriptions are asserted again a bounded number at a
+    // time, not all every second.
+    cluster.reset_stats();
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let calls = cluster.calls("ssubscribe");
+    let ticks = started.elapsed().as_secs() + 2;
+    assert!(
+        calls <= ticks * PER_TICK,
+        "{calls} SSUBSCRIBE in {:?} with {ROOMS} rooms",
+        started.elapsed()
+    );
+
+    // Leaving the rooms: the confirmations of its own SUNSUBSCRIBE are not
+    // taken for lost subscriptions (which would be subscribed again).
+    cluster.reset_stats();
+    let started = Instant::now();
+    io.local().to(id.as_str()).leave(rooms);
+    for _ in 0..400 {
+        if cluster.shard_channels() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(cluster.shard_channels(), 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(cluster.calls("sunsubscribe"), ROOMS as u64);
+    let calls = cluster.calls("ssubscribe");
+    let ticks = started.elapsed().as_secs() + 2;
+    assert!(
+        calls <= ticks * PER_TICK,
+        "{calls} SSUBSCRIBE in {:?} while leaving {ROOMS} rooms",
+        started.elapsed()
+    );
+    assert_eq!(cluster.shard_channels(), 2);
+    adapter.close();
+    clients.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_that_is_down_does_not_hold_up_the_others() {
     let mut cluster = RedisCluster::start(3);
     let urls = cluster.urls();
