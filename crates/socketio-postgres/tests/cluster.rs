@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    CLIENTS, HEARTBEAT, Node, Postgres, events_of, eventually, exactly, node_ready, receivers,
-    rust_server, set,
+    CLIENTS, HEARTBEAT, Node, Postgres, events_of, eventually, exactly, exactly_among, node_ready,
+    receivers, rust_server, set,
 };
 use serde_json::{Value, json};
 use socketio_postgres::{PostgresAdapter, PostgresAdapterError};
@@ -149,10 +149,15 @@ async fn rust_and_node_servers_share_postgres() {
     assert_eq!(args_of("n1", "big-from-b"), json!([big]));
     assert_eq!(args_of("b2", "big-from-n"), json!([big]));
     // The emitter's messages name no namespace: the Rust servers take the
-    // channel's.
-    eventually("the Rust servers' r1 clients get from-emitter", || {
-        receivers(&clients, "from-emitter").is_superset(&set(&["a1", "b1"]))
-    })
+    // channel's, and their clients in r1 get it once, the others not (the
+    // Node adapter 0.5 looks the namespace up by name and drops them, so
+    // its clients are left out).
+    exactly_among(
+        &clients,
+        &["a1", "a2", "b1", "b2"],
+        "from-emitter",
+        &set(&["a1", "b1"]),
+    )
     .await;
     assert_eq!(args_of("b1", "from-emitter"), json!(["e"]));
 
