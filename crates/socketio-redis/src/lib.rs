@@ -71,10 +71,10 @@
 //! the `redis` crate's cluster client (RESP3, which carries the sharded
 //! messages as pushes), which follows the cluster's slots as they move and
 //! subscribes again after a node fails over or restarts. It speaks the
-//! three subscription modes ([`SubscriptionMode`]): `"static"` (the
-//! default here), and `"dynamic"` and `"dynamic-private"`, where each room
+//! three subscription modes ([`SubscriptionMode`]): `"dynamic"` (the
+//! default, as in the reference) and `"dynamic-private"`, where each room
 //! has a channel that a server subscribes to while the room has members
-//! there.
+//! there, and `"static"`.
 //!
 //! ```no_run
 //! # #[cfg(feature = "sharded")]
