@@ -489,7 +489,7 @@ async fn slow_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
         md,
         "## Slow readers\n\n\
          {clients} clients in the room, {slow} of them through the proxy; broadcasts at {rate}/s, each carrying its send time. \
-         After {calm_secs} s the proxy stops forwarding those {slow} connections, and their reconnections (it stops reading from the server, as a client that stops reading; nothing is closed), \
+         After {calm_secs} s the proxy stops reading from the server on those {slow} connections, and on their reconnections, as clients that stop reading (what they send still goes through; nothing is closed), \
          and broadcasts go on for {slow_secs} s. \
          Latency is from the broadcast's send time to its arrival, over the clients that read; the slow ones are closed by the server, whatever its reason, and counted through the `stats` event.\n\n\
          | server | p50 before (ms) | p99 before (ms) | p50 with slow readers (ms) | p99 with slow readers (ms) | memory before (MiB) | highest with slow readers (MiB) | slow ones closed after (s) |\n\
@@ -517,12 +517,14 @@ async fn slow_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
         }
         let rss_before = server.rss();
         let before = fleet.take_latency();
-        proxy.half_open_all();
-        // The slow clients stay slow: their reconnections (once they give the silent
-        // connection up) are half-open from the start.
+        // The slow clients stop reading: nothing more is read from the server on their
+        // connections, while what they send still goes through. They stay slow: their
+        // reconnections (once they give the silent connection up) stop reading from the
+        // start.
         proxy.set_faults(
-            Faults::default().half_open_after(Between::new(Duration::ZERO, Duration::ZERO)),
+            Faults::default().stop_reading_after(Between::new(Duration::ZERO, Duration::ZERO)),
         );
+        proxy.stop_reading_all();
         let silent = Instant::now();
         let mut closed_after = None;
         let mut highest = rss_before;
