@@ -252,16 +252,36 @@ impl RedisCluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Waits (bounded, 60 s) until every node says the cluster is up.
+    /// Waits (bounded, 60 s) until every node says the cluster is up, knows
+    /// every node, sees every slot served, and sees every node connected
+    /// with no failure flag, twice in a row: a client that reads the slots
+    /// from any node then finds every channel's node. (A node that said
+    /// `cluster_state:ok` could still miss another's slots for a moment,
+    /// and node-redis does not retry a subscription refused then.)
     pub fn wait_ok(&self) {
+        let masters = self.ports.len();
+        let mut in_a_row = 0;
         for _ in 0..600 {
-            let ok = (0..self.ports.len()).all(|i| {
-                self.children[i].is_some()
-                    && self
-                        .cli(i, &["cluster", "info"])
-                        .contains("cluster_state:ok")
+            let ok = (0..masters).all(|i| {
+                if self.children[i].is_none() {
+                    return false;
+                }
+                let info = self.cli(i, &["cluster", "info"]);
+                let nodes = self.cli(i, &["cluster", "nodes"]);
+                let says = |line: String| info.lines().any(|l| l.trim() == line);
+                says("cluster_state:ok".into())
+                    && says("cluster_slots_ok:16384".into())
+                    && says(format!("cluster_known_nodes:{masters}"))
+                    && nodes.lines().count() == masters
+                    && nodes.lines().all(|line| {
+                        line.contains(" connected")
+                            && !["fail", "handshake", "noaddr"]
+                                .iter()
+                                .any(|flag| line.contains(flag))
+                    })
             });
-            if ok {
+            in_a_row = if ok { in_a_row + 1 } else { 0 };
+            if in_a_row == 2 {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
