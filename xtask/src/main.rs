@@ -14,7 +14,8 @@
 //!   `bench --instructions [--quick] [--runs N] [--only SCENARIOS]`: user-space
 //!   instructions, system calls and heap allocations per operation, ours beside
 //!   socketioxide, counted under callgrind, strace and dhat (`bench_instructions.rs`).
-//!   `bench --faults [--quick] [--only drops,halfopen,slow,storm,soak] [--with SERVERS]`:
+//!   `bench --faults [--quick] [--only drops,halfopen,slow,storm,soak] [--with SERVERS]
+//!   [--storm-clients N] [--soak-secs N] [--probe CMD]`:
 //!   only the fault scenarios (`bench/faults`, `docs/reliability.md`).
 //! - `invariants`: check that the protocol crates depend on no async runtime
 //!   and no HTTP stack, and that no crate's modules import each other in a
@@ -86,7 +87,8 @@ fn print_help() {
          bench --servers --only echo,rate,broadcast,idle,poll --with ours,socketioxide,node,raw\n  \
          bench --instructions [--quick] [--runs N] [--only echo,broadcast,broadcast10k,poll,connect,connect_poll]\n  \
                                        instructions, system calls, allocations per operation, ours and socketioxide\n  \
-         bench --faults [--quick] [--only drops,halfopen,slow,storm,soak] [--with ours,socketioxide,node]\n  \
+         bench --faults [--quick] [--only drops,halfopen,slow,storm,soak] [--with ours,socketioxide,node]\n      \
+         [--storm-clients N] [--soak-secs N] [--probe CMD]\n  \
          invariants                    check the protocol crates' dependency invariants"
     );
 }
