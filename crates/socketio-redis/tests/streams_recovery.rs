@@ -144,24 +144,32 @@ async fn sessions_kept(redis: &Redis) -> usize {
     keys.len()
 }
 
-/// The scenario: the client on `a`, cut off, back on `b`.
-async fn recovers_across(mut a: Server, mut b: Server, redis: &Redis) {
-    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
+/// The official client on the server at `url`, once a broadcast from
+/// `from` reaches it there (it is in the room "r"), with the line of its
+/// first connection.
+async fn client_in_room(url: String, from: &mut Server) -> (Node, Value) {
+    let client = Node::spawn("../clients/cross-recovery.mjs", &[url]).await;
     let first = client
         .wait_for("the first connection", |v| v["event"] == "connect")
         .await;
-    assert_eq!(first["recovered"], false);
-    let id = first["id"].as_str().unwrap().to_owned();
-    // Broadcasts from `b` reach it on `a` once it is in the room.
     let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
     for n in 0..200 {
         if probed(&client) {
             break;
         }
-        b.emit("probe", n).await;
+        from.emit("probe", n).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eventually("a probe", || probed(&client)).await;
+    (client, first)
+}
+
+/// The scenario: the client on `a`, cut off, back on `b`.
+async fn recovers_across(mut a: Server, mut b: Server, redis: &Redis) {
+    // In the room once broadcasts from `b` reach it on `a`.
+    let (mut client, first) = client_in_room(a.url(), &mut b).await;
+    assert_eq!(first["recovered"], false);
+    let id = first["id"].as_str().unwrap().to_owned();
     for n in 1..=5 {
         b.emit("tick", n).await;
     }
@@ -261,21 +269,9 @@ async fn with_redis_away_broadcasts_still_reach_this_servers_clients() {
     node_ready();
     let mut redis = Redis::start();
     let mut a = Server::rust(&redis.url()).await;
-    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
-    client
-        .wait_for("the connection", |v| v["event"] == "connect")
-        .await;
     // A broadcast of this server's reaches its client through the stream,
     // with the entry's id as its offset.
-    let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
-    for n in 0..200 {
-        if probed(&client) {
-            break;
-        }
-        a.emit("probe", n).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eventually("a probe", || probed(&client)).await;
+    let (mut client, _) = client_in_room(a.url(), &mut a).await;
     a.emit("tick", 1).await;
     eventually("tick 1", || !ticks(&client).is_empty()).await;
     entry_id(&ticks(&client)[0].1);
@@ -312,19 +308,7 @@ async fn with_the_publish_queue_full_broadcasts_still_reach_this_servers_clients
     node_ready();
     let redis = Redis::start();
     let mut a = Server::rust_with(&redis.url(), 1, Recovery::default()).await;
-    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
-    client
-        .wait_for("the connection", |v| v["event"] == "connect")
-        .await;
-    let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
-    for n in 0..200 {
-        if probed(&client) {
-            break;
-        }
-        a.emit("probe", n).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eventually("a probe", || probed(&client)).await;
+    let (mut client, _) = client_in_room(a.url(), &mut a).await;
 
     // More broadcasts at once than the queue holds: those it has no room
     // for are delivered here without an offset, the others through the
@@ -349,19 +333,7 @@ async fn with_the_publish_queue_full_broadcasts_still_reach_this_servers_clients
 /// The client on `a`, in the room, cut off while `b` sends `missed` ticks,
 /// with its session kept in Redis.
 async fn cut_off(a: &Server, b: &mut Server, missed: u64, redis: &Redis) -> Node {
-    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
-    client
-        .wait_for("the first connection", |v| v["event"] == "connect")
-        .await;
-    let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
-    for n in 0..200 {
-        if probed(&client) {
-            break;
-        }
-        b.emit("probe", n).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eventually("a probe", || probed(&client)).await;
+    let (mut client, _) = client_in_room(a.url(), b).await;
     client.send_line("cut").await;
     client
         .wait_for("the disconnection", |v| v["event"] == "disconnect")
@@ -532,19 +504,7 @@ async fn with_redis_silent_broadcasts_reach_this_servers_clients_within_a_timeou
     node_ready();
     let redis = Redis::start();
     let mut a = Server::rust(&redis.url()).await;
-    let mut client = Node::spawn("../clients/cross-recovery.mjs", &[a.url()]).await;
-    client
-        .wait_for("the connection", |v| v["event"] == "connect")
-        .await;
-    let probed = |client: &Node| client.lines().iter().any(|v| v["ev"] == "probe");
-    for n in 0..200 {
-        if probed(&client) {
-            break;
-        }
-        a.emit("probe", n).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eventually("a probe", || probed(&client)).await;
+    let (mut client, _) = client_in_room(a.url(), &mut a).await;
 
     // Redis stops answering, its connections open: the first broadcast
     // waits out the requests timeout (3 s here), and may be in the stream;
