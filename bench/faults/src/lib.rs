@@ -12,6 +12,8 @@
 //! - [`drops`]: broadcasts flow while the proxy drops connections at random; each client's
 //!   record gives what was delivered, duplicated and reordered.
 //! - [`storm`]: every connection dropped at once, and the time until every client is back.
+//! - [`slow_http`]: request heads and bodies trickled a byte at a time, and how and
+//!   when the server gives them up.
 //! - [`OursServer`]: our benchmark server on a runtime of its own in this process, so that
 //!   a test can count its tasks.
 //!
@@ -26,6 +28,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use faultproxy::{Faults, Proxy};
 use hdrhistogram::Histogram;
 use socketio_client::{ManagerEvent, Socket, Transports};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// The room the benchmark servers broadcast to.
@@ -681,4 +686,281 @@ pub async fn soak(
     proxy.calm();
     fleet.close();
     Ok(samples)
+}
+
+// ---- slow HTTP ----
+
+/// The slow-HTTP scenario's settings.
+#[derive(Debug, Clone)]
+pub struct SlowHttpOpts {
+    /// Connections that trickle the request head of a polling handshake.
+    pub heads: usize,
+    /// Polling POSTs, each to a session of its own opened just before, that send their
+    /// head whole and trickle their body.
+    pub bodies: usize,
+    /// The time between two trickled bytes.
+    pub pace: Duration,
+    /// The size of a trickled head (padded with a header) and of a trickled body: enough
+    /// that no request is whole within `wait`.
+    pub bytes: usize,
+    /// How long the trickled requests are watched; those still open then count as such.
+    pub wait: Duration,
+}
+
+/// How a trickled request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The server closed (or reset) the connection with no answer.
+    Closed,
+    /// The server answered with this status (0: not an HTTP status line).
+    Answered(u16),
+    /// Still open when the wait ended.
+    Open,
+}
+
+/// One trickled request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trickled {
+    /// How it ended.
+    pub ending: Ending,
+    /// Seconds from its first byte to the first byte of the answer or to the close (to
+    /// the end of the wait when still open).
+    pub secs: f64,
+    /// Whether its last byte had been sent by then.
+    pub whole: bool,
+}
+
+/// What the slow-HTTP scenario gave. The connections still open at the end of the wait
+/// stay open until [`SlowHttp::close`] (or the drop), so that the server can be read
+/// while it holds them.
+#[derive(Debug)]
+pub struct SlowHttp {
+    /// The trickled heads.
+    pub heads: Vec<Trickled>,
+    /// The trickled bodies.
+    pub bodies: Vec<Trickled>,
+    /// Handshakes that gave no session (no POST was sent for them).
+    pub sessions_failed: usize,
+    open: Vec<TcpStream>,
+}
+
+impl SlowHttp {
+    /// Closes the connections still open.
+    pub fn close(&mut self) {
+        self.open.clear();
+    }
+}
+
+/// The request head of a polling handshake, padded with a header to `len` bytes (when it
+/// is shorter).
+pub fn padded_handshake(len: usize) -> Vec<u8> {
+    let start =
+        "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: localhost\r\nX-Padding: ";
+    let end = "\r\n\r\n";
+    let pad = len.saturating_sub(start.len() + end.len()).max(1);
+    format!("{start}{}{end}", "a".repeat(pad)).into_bytes()
+}
+
+/// The head of a polling POST to `sid` with a body of `len` bytes.
+pub fn polling_post_head(sid: &str, len: usize) -> Vec<u8> {
+    format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Opens a polling session at `addr` (a handshake on a connection of its own, closed
+/// after the answer) and gives its id, `wait` at most.
+pub async fn polling_session(addr: SocketAddr, wait: Duration) -> Option<String> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(
+                b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .ok()?;
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&answer);
+        let sid = text.split("\"sid\":\"").nth(1)?.split('"').next()?;
+        Some(sid.to_owned())
+    };
+    tokio::time::timeout(wait, exchange).await.ok().flatten()
+}
+
+/// The status of an HTTP answer's status line (0 when it is not one).
+fn status_of(answer: &[u8]) -> u16 {
+    std::str::from_utf8(answer)
+        .ok()
+        .and_then(|t| t.strip_prefix("HTTP/1."))
+        .and_then(|t| t.get(2..5))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sends `request` on a new connection to `addr`: its first `at_once` bytes at once, then
+/// the rest a byte every `pace`; and reads until the server answers or closes, or until
+/// `deadline`. The connection is given back when still open then (its write side never
+/// closed: the server sees a request that is still coming).
+///
+/// # Errors
+/// When the connection cannot be made.
+pub async fn trickle(
+    addr: SocketAddr,
+    request: &[u8],
+    at_once: usize,
+    pace: Duration,
+    deadline: Instant,
+) -> Result<(Trickled, Option<TcpStream>), String> {
+    let started = Instant::now();
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut r, mut w) = stream.into_split();
+    let mut sent = 0;
+    let answer = {
+        let writer = async {
+            let at_once = at_once.min(request.len());
+            if w.write_all(&request[..at_once]).await.is_ok() {
+                sent = at_once;
+                let mut tick = tokio::time::interval(pace);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                for byte in &request[at_once..] {
+                    tick.tick().await;
+                    if w.write_all(std::slice::from_ref(byte)).await.is_err() {
+                        break;
+                    }
+                    sent += 1;
+                }
+            }
+            // Whatever happened, the write side stays open.
+            std::future::pending::<()>().await;
+        };
+        let reader = async {
+            let mut answer = Vec::new();
+            let mut at = None;
+            let mut buf = [0u8; 512];
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        at.get_or_insert_with(|| started.elapsed());
+                        answer.extend_from_slice(&buf[..n]);
+                        // The status line is enough.
+                        if answer.len() >= 12 || answer.contains(&b'\n') {
+                            break;
+                        }
+                    }
+                }
+            }
+            (at.unwrap_or_else(|| started.elapsed()), answer)
+        };
+        tokio::select! {
+            answer = reader => Some(answer),
+            () = writer => None,
+            () = tokio::time::sleep_until(deadline) => None,
+        }
+    };
+    let whole = sent == request.len();
+    Ok(match answer {
+        Some((at, answer)) => (
+            Trickled {
+                ending: if answer.is_empty() {
+                    Ending::Closed
+                } else {
+                    Ending::Answered(status_of(&answer))
+                },
+                secs: at.as_secs_f64(),
+                whole,
+            },
+            None,
+        ),
+        None => (
+            Trickled {
+                ending: Ending::Open,
+                secs: started.elapsed().as_secs_f64(),
+                whole,
+            },
+            r.reunite(w).ok(),
+        ),
+    })
+}
+
+/// Slow HTTP: `opts.bodies` polling sessions are opened at `addr`, one handshake each;
+/// then, all at once, `opts.heads` connections trickle the request head of a polling
+/// handshake (padded to `opts.bytes`), and one POST to each session sends its head whole
+/// and trickles its body of `opts.bytes` bytes, a byte every `opts.pace`. Each is watched
+/// until the server answers or closes it, `opts.wait` at most. `every_second` is called
+/// every second of the wait with the seconds since it started.
+///
+/// # Errors
+/// When a connection cannot be made.
+pub async fn slow_http(
+    addr: SocketAddr,
+    opts: &SlowHttpOpts,
+    mut every_second: impl FnMut(f64),
+) -> Result<SlowHttp, String> {
+    let mut opening = JoinSet::new();
+    for _ in 0..opts.bodies {
+        opening.spawn(polling_session(addr, Duration::from_secs(30)));
+    }
+    let mut sids = Vec::new();
+    let mut sessions_failed = 0;
+    while let Some(done) = opening.join_next().await {
+        match done.ok().flatten() {
+            Some(sid) => sids.push(sid),
+            None => sessions_failed += 1,
+        }
+    }
+    let started = Instant::now();
+    let deadline = started + opts.wait;
+    let pace = opts.pace;
+    let mut set = JoinSet::new();
+    let head = Arc::new(padded_handshake(opts.bytes));
+    for _ in 0..opts.heads {
+        let head = head.clone();
+        set.spawn(async move { (true, trickle(addr, &head, 0, pace, deadline).await) });
+    }
+    for sid in sids {
+        let mut post = polling_post_head(&sid, opts.bytes);
+        let at_once = post.len();
+        // One message packet: `4` and its text.
+        post.push(b'4');
+        post.resize(at_once + opts.bytes, b'a');
+        set.spawn(async move { (false, trickle(addr, &post, at_once, pace, deadline).await) });
+    }
+    let mut run = SlowHttp {
+        heads: Vec::new(),
+        bodies: Vec::new(),
+        sessions_failed,
+        open: Vec::new(),
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            done = set.join_next() => {
+                let Some(done) = done else { break };
+                let (is_head, result) = done.map_err(|e| e.to_string())?;
+                let (trickled, open) = result?;
+                if is_head {
+                    run.heads.push(trickled);
+                } else {
+                    run.bodies.push(trickled);
+                }
+                run.open.extend(open);
+            }
+            _ = tick.tick() => every_second(started.elapsed().as_secs_f64()),
+        }
+    }
+    Ok(run)
 }

@@ -3,7 +3,7 @@
 //! and SVG plots.
 //!
 //! ```text
-//! faults-run [--quick] [--root DIR] [--only drops,halfopen,slow,storm,soak]
+//! faults-run [--quick] [--root DIR] [--only drops,halfopen,slow,slowhttp,storm,soak]
 //!            [--servers ours,ours-mimalloc,socketioxide,node] [--storm-clients N]
 //!            [--soak-secs N]
 //!            [--probe CMD]
@@ -27,7 +27,10 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use bench_faults::{Broadcaster, DropsOpts, Fleet, Sample, SoakOpts, drops, soak, storm};
+use bench_faults::{
+    Broadcaster, DropsOpts, Ending, Fleet, Sample, SlowHttpOpts, SoakOpts, Trickled, drops,
+    slow_http, soak, storm,
+};
 use bench_loadgen::{loadavg, rss_kib, utc_now};
 use faultproxy::{Between, Faults, Proxy};
 use serde_json::{Value, json};
@@ -114,6 +117,18 @@ impl Drop for Server {
 impl Server {
     fn rss(&self) -> u64 {
         rss_kib(&self.pid).unwrap_or(0)
+    }
+
+    /// The sockets the server's process holds: its descriptors that are sockets.
+    fn sockets(&self) -> u64 {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map_or(0, |dir| {
+            dir.filter_map(|e| e.ok())
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+                })
+                .count() as u64
+        })
     }
 }
 
@@ -294,6 +309,11 @@ async fn run() -> Result<()> {
     }
     if opts.wants("slow") {
         results.insert("slow".into(), slow_scenario(&opts, &mut md).await?);
+        doc["scenarios"] = Value::Object(results.clone());
+        save(&opts, &doc, &md)?;
+    }
+    if opts.wants("slowhttp") {
+        results.insert("slowhttp".into(), slow_http_scenario(&opts, &mut md).await?);
         doc["scenarios"] = Value::Object(results.clone());
         save(&opts, &doc, &md)?;
     }
@@ -580,6 +600,153 @@ async fn slow_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
         "resident memory (MiB)",
         &series,
     )?;
+    Ok(Value::Array(out))
+}
+
+// ---- slow HTTP ----
+
+/// How a server dealt with one kind of trickled request: its Markdown row and its JSON.
+fn slow_http_tally(server: &str, what: &str, list: &[Trickled]) -> (String, Value) {
+    let given_up: Vec<&Trickled> = list.iter().filter(|t| t.ending != Ending::Open).collect();
+    let mut secs: Vec<f64> = given_up.iter().map(|t| t.secs).collect();
+    secs.sort_by(f64::total_cmp);
+    let median = secs.get(secs.len() / 2).copied();
+    let max = secs.last().copied();
+    let closed = given_up
+        .iter()
+        .filter(|t| t.ending == Ending::Closed)
+        .count();
+    let mut answers = std::collections::BTreeMap::<u16, usize>::new();
+    for t in &given_up {
+        if let Ending::Answered(status) = t.ending {
+            *answers.entry(status).or_default() += 1;
+        }
+    }
+    let status = |s: u16| answers.get(&s).copied().unwrap_or(0);
+    let other: usize = answers
+        .iter()
+        .filter(|(s, _)| **s != 408 && **s != 400)
+        .map(|(_, n)| n)
+        .sum();
+    let open = list.len() - given_up.len();
+    let whole = list.iter().filter(|t| t.whole).count();
+    let secs_cell = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{s:.1}"));
+    let row = format!(
+        "| {server} | {what} | {} | {} | {closed} | {} | {} | {other} | {} | {} | {open} |",
+        list.len(),
+        given_up.len(),
+        status(408),
+        status(400),
+        secs_cell(median),
+        secs_cell(max),
+    );
+    let json = json!({
+        "requests": list.len(), "given_up": given_up.len(), "closed": closed,
+        "answers": answers.iter().map(|(s, n)| (s.to_string(), Value::from(*n))).collect::<serde_json::Map<_, _>>(),
+        "median_secs": median, "max_secs": max, "open": open, "whole": whole,
+        "secs": secs,
+    });
+    (row, json)
+}
+
+async fn slow_http_scenario(opts: &Opts, md: &mut String) -> Result<Value> {
+    let n = if opts.quick { 50 } else { 200 };
+    let wait = if opts.quick { 100 } else { 120 };
+    let settings = SlowHttpOpts {
+        heads: n,
+        bodies: n,
+        pace: Duration::from_millis(250),
+        bytes: 1200,
+        wait: Duration::from_secs(wait),
+    };
+    let _ = writeln!(
+        md,
+        "## Slow HTTP\n\n\
+         Through the proxy (forwarding faithfully), {n} connections send the request head of a polling handshake, padded with a header to {} bytes, a byte every {} ms; \
+         and {n} polling POSTs, each to a session opened through the proxy just before, send their head whole, then their body of {} bytes a byte every {} ms. \
+         All start together; no request can be whole within the {wait} s they are watched. \
+         The client trickles the bytes itself: the proxy's bandwidth cap would pace the server's answer too, and the proxy ends the whole connection once a write to the server's closed side fails, so the status would not reach the client whole. \
+         For each request: whether the server gave it up (closed the connection with no answer, or answered) and how long after its first byte, or whether it was still open at the end. \
+         The server's resident memory before, the highest during the wait (read every second) and at its end, and 5 s after the client closed what was left; \
+         its connections (its `stats`, less the client that asks: socketioxide counts its Socket.IO sockets, which a polling session without a CONNECT is not) and the sockets its process holds (from `/proc`, beyond those before) at the end of the wait and after.\n",
+        settings.bytes,
+        settings.pace.as_millis(),
+        settings.bytes,
+        settings.pace.as_millis(),
+    );
+    let mut requests_md = format!(
+        "| server | request | requests | given up | closed, no answer | 408 | 400 | other answer | after, median (s) | after, max (s) | still open at {wait} s |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    let mut memory_md = "| server | memory before (MiB) | highest (MiB) | at the end of the wait (MiB) | after (MiB) | connections at the end | connections after | sockets at the end | sockets after |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        .to_owned();
+    let mut out = Vec::new();
+    for &kind in &opts.servers {
+        progress(&format!(
+            "slowhttp: {} ({n} heads, {n} bodies)",
+            kind.name()
+        ));
+        let server = start(opts, kind, false)?;
+        let watcher =
+            Broadcaster::connect(&format!("http://{}", server.addr), Duration::from_secs(30))
+                .await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss_before = server.rss();
+        let sockets_before = server.sockets();
+        let proxy = Proxy::start(server.addr).await.map_err(|e| e.to_string())?;
+        let mut highest = rss_before;
+        let mut samples = Vec::new();
+        let mut run = slow_http(proxy.addr(), &settings, |t| {
+            let (rss, sockets) = (server.rss(), server.sockets());
+            highest = highest.max(rss);
+            samples.push(json!([t, rss, sockets.saturating_sub(sockets_before)]));
+            if (t as u64).is_multiple_of(20) {
+                progress(&format!("  {t:.0} s: {rss} KiB, {sockets} sockets"));
+            }
+        })
+        .await?;
+        let rss_end = server.rss();
+        highest = highest.max(rss_end);
+        let sockets_end = server.sockets().saturating_sub(sockets_before);
+        let conns_end = watcher.server_connections().await?.saturating_sub(1);
+        run.close();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let rss_after = server.rss();
+        let sockets_after = server.sockets().saturating_sub(sockets_before);
+        let conns_after = watcher.server_connections().await?.saturating_sub(1);
+        let (heads_row, heads) = slow_http_tally(kind.name(), "head", &run.heads);
+        let (bodies_row, bodies) = slow_http_tally(kind.name(), "body", &run.bodies);
+        progress(&format!(
+            "  {heads_row}\n    {bodies_row}\n    {} handshakes gave no session",
+            run.sessions_failed
+        ));
+        let _ = writeln!(requests_md, "{heads_row}\n{bodies_row}");
+        let _ = writeln!(
+            memory_md,
+            "| {} | {} | {} | {} | {} | {conns_end} | {conns_after} | {sockets_end} | {sockets_after} |",
+            kind.name(),
+            mib(rss_before),
+            mib(highest),
+            mib(rss_end),
+            mib(rss_after),
+        );
+        out.push(json!({
+            "server": kind.name(), "wait_secs": wait, "pace_ms": settings.pace.as_millis() as u64,
+            "bytes": settings.bytes, "heads": heads, "bodies": bodies,
+            "sessions_failed": run.sessions_failed,
+            "rss_before_kib": rss_before, "rss_highest_kib": highest, "rss_end_kib": rss_end,
+            "rss_after_kib": rss_after, "connections_end": conns_end,
+            "connections_after": conns_after, "sockets_end": sockets_end,
+            "sockets_after": sockets_after, "samples": samples,
+        }));
+        drop(run);
+        drop(proxy);
+        drop(watcher);
+        drop(server);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let _ = writeln!(md, "{requests_md}\n{memory_md}");
     Ok(Value::Array(out))
 }
 
