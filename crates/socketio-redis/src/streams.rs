@@ -98,7 +98,11 @@ impl StreamsRedisAdapter {
     /// sockets: with recovery on, its broadcasts are delivered here without
     /// an offset, as when Redis is away).
     pub fn close(&self) {
-        self.node.transport().closed.store(true, Ordering::Release);
+        let transport = self.node.transport();
+        transport.closed.store(true, Ordering::Release);
+        // The publisher hands what waits in its queue to local delivery,
+        // then ends: woken in case it waits for the queue.
+        let _ = transport.pub_tx.try_send(Outgoing::Wake);
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
@@ -251,6 +255,8 @@ impl StreamsRedisAdapterBuilder {
             read: read_rx,
             requests_timeout: self.requests_timeout,
             closed: AtomicBool::new(false),
+            away: Arc::new(Mutex::new(None)),
+            persisting: Arc::new(tokio::sync::Semaphore::new(PERSISTING)),
         };
         let node = ClusterNode::new(uid, io.local_node(), transport, self.requests_timeout, None);
         io.attach_adapter(node.clone())
@@ -275,8 +281,10 @@ impl StreamsRedisAdapterBuilder {
         // waited for the stream are delivered here through it. It ends
         // with the node.
         tokio::spawn(deliver_unpublished(Arc::downgrade(&node), unpublished_rx));
+        // Not in `tasks` either: once closed, it hands what waits in its
+        // queue to local delivery, then ends.
+        tokio::spawn(publisher(node.clone(), commands, self.max_len, pub_rx));
         let tasks = vec![
-            tokio::spawn(publisher(node.clone(), commands, self.max_len, pub_rx)),
             tokio::spawn(reader(
                 node.clone(),
                 reading,
@@ -304,6 +312,8 @@ impl StreamsRedisAdapterBuilder {
 enum Outgoing {
     Publish(String, Bytes),
     Append(u64, Bytes),
+    /// Nothing to send: wakes the publisher to see that the adapter closed.
+    Wake,
 }
 
 /// The transport.
@@ -333,6 +343,17 @@ struct Streams {
     requests_timeout: Duration,
     /// Set by [`StreamsRedisAdapter::close`]: nothing goes to Redis any more.
     closed: AtomicBool,
+    /// Until when Redis is taken as away, after a command failed: nothing
+    /// is sent meanwhile.
+    away: Arc<Mutex<Option<Instant>>>,
+    /// Room for the sessions being written to Redis at once.
+    persisting: Arc<tokio::sync::Semaphore>,
+}
+
+impl Streams {
+    fn is_away(&self) -> bool {
+        lock(&self.away).is_some_and(|until| Instant::now() < until)
+    }
 }
 
 impl Streams {
@@ -391,9 +412,14 @@ impl Transport for Streams {
         let Some(ttl) = self.recovery else {
             return;
         };
-        if self.closed.load(Ordering::Acquire) {
+        if self.closed.load(Ordering::Acquire) || self.is_away() {
+            tracing::debug!(pid = %session.pid, "Redis is away; a session for recovery dropped");
             return;
         }
+        let Ok(permit) = self.persisting.clone().try_acquire_owned() else {
+            tracing::warn!(pid = %session.pid, "too many sessions being kept at once; one dropped");
+            return;
+        };
         let key = format!("{}{}", self.session_key_prefix, session.pid);
         let mut cmd = redis::cmd("SET");
         cmd.arg(&key)
@@ -402,15 +428,19 @@ impl Transport for Streams {
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
         // Not behind the broadcasts waiting in the publish queue: the
         // client may be back on another node within milliseconds. One
-        // command per dropped socket, each bounded by the requests timeout.
+        // command per dropped socket, at most `PERSISTING` at once, none
+        // while Redis is away.
         let commands = self.commands.clone();
+        let away = self.away.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
             if let Err(error) = commands.query::<()>(&cmd).await {
                 tracing::warn!(%error, %key, "cannot keep a session for recovery");
+                *lock(&away) = Some(Instant::now() + AWAY);
             }
+            drop(permit);
         });
     }
 
@@ -762,6 +792,11 @@ fn read_entries(reply: &redis::Value) -> Vec<Entry> {
 /// before it tries again.
 const AWAY: Duration = Duration::from_secs(1);
 
+/// How many sessions may be being written to Redis at once; beyond, a
+/// socket that drops keeps no session for recovery (its client gets a new
+/// one).
+const PERSISTING: usize = 256;
+
 async fn publisher(
     node: Arc<ClusterNode<Streams>>,
     commands: Arc<Commands>,
@@ -770,12 +805,21 @@ async fn publisher(
 ) {
     // One warning per outage, not one per message.
     let mut failing = false;
-    // After a failure, until when Redis is taken as away: what waits is not
+    // After a failure Redis is taken as away for a while: what waits is not
     // sent, so that a Redis that does not answer costs the requests timeout
     // once, not once per message.
-    let mut away_until: Option<Instant> = None;
     while let Some(outgoing) = rx.recv().await {
-        if away_until.is_some_and(|until| Instant::now() < until) {
+        if node.transport().closed.load(Ordering::Acquire) {
+            // Closed: what waits is delivered here, without an offset.
+            let mut outgoing = Some(outgoing);
+            while let Some(o) = outgoing.take().or_else(|| rx.try_recv().ok()) {
+                if let Outgoing::Append(_, message) = &o {
+                    unpublished(&node, message);
+                }
+            }
+            return;
+        }
+        if node.transport().is_away() {
             // Certainly not in the stream: delivered here at once.
             if let Outgoing::Append(_, message) = &outgoing {
                 unpublished(&node, message);
@@ -783,6 +827,7 @@ async fn publisher(
             continue;
         }
         let sent = match outgoing {
+            Outgoing::Wake => continue,
             Outgoing::Publish(channel, message) => {
                 let Some(payload) = pubsub_payload(&message) else {
                     continue;
@@ -827,7 +872,7 @@ async fn publisher(
             Ok(()) if failing => {
                 tracing::info!("publishing to Redis again");
                 failing = false;
-                away_until = None;
+                *lock(&node.transport().away) = None;
             }
             Ok(()) => {}
             Err(error) => {
@@ -835,7 +880,7 @@ async fn publisher(
                     tracing::warn!(%error, "cannot publish; messages for the cluster are dropped until Redis is back");
                 }
                 failing = true;
-                away_until = Some(Instant::now() + AWAY);
+                *lock(&node.transport().away) = Some(Instant::now() + AWAY);
             }
         }
     }
