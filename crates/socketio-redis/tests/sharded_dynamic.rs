@@ -316,7 +316,9 @@ async fn following_many_rooms_costs_a_bounded_number_of_subscriptions() {
 async fn a_shard_that_is_down_does_not_hold_up_the_others() {
     let mut cluster = RedisCluster::start(3);
     let urls = cluster.urls();
-    let timeout = Duration::from_secs(2);
+    // Long enough that a loaded machine stays far within it, short enough
+    // that five messages waiting it out in turn (25 s) would show.
+    let timeout = Duration::from_secs(5);
     let io = SocketIo::new().unwrap();
     let adapter = ShardedRedisAdapter::builder(urls.iter().cloned())
         .subscription_mode(SubscriptionMode::Dynamic)
@@ -361,7 +363,7 @@ async fn a_shard_that_is_down_does_not_hold_up_the_others() {
         assert!(payload.contains(&format!("\"up-{i}\"")), "{got:?}");
     }
     assert!(
-        elapsed < timeout / 2,
+        elapsed < timeout,
         "the healthy node's messages took {elapsed:?}"
     );
     adapter.close();
