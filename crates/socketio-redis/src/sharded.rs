@@ -581,7 +581,12 @@ impl Subscriber {
                     } else {
                         channels.extend(self.next_rooms());
                     }
-                    self.subscribe(channels).await && followed
+                    // Bounded by a tick, so that a shard that does not
+                    // answer (each SSUBSCRIBE to it waits out the timeout)
+                    // does not keep room changes waiting; what did not
+                    // finish is tried again at the next tick.
+                    let asserted = tokio::time::timeout(RESUBSCRIBE, self.subscribe(channels));
+                    asserted.await.unwrap_or(false) && followed
                 }
             };
             if !ok {
