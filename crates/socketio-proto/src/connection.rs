@@ -207,8 +207,13 @@ pub struct Connection {
     responses: VecDeque<(RequestId, Response)>,
     events: VecDeque<Event>,
     endpoint_events: VecDeque<EndpointEvent>,
-    next_ping: Option<Instant>,
-    pong_deadline: Option<Instant>,
+    /// The heartbeat's next deadline: when the server pings (v4), or, when
+    /// `pong_due`, when the session ends for want of the client's answer
+    /// (v4) or ping (v3). One field, as a session waits for one of the two
+    /// at a time.
+    heartbeat: Option<Instant>,
+    /// Whether `heartbeat` is the deadline of a pong (v4) or a ping (v3).
+    pong_due: bool,
     close_deadline: Option<Instant>,
     connect_deadline: Option<Instant>,
     /// The decoder of a binary packet awaiting its attachments; between
@@ -218,7 +223,8 @@ pub struct Connection {
     /// Namespaces whose connect request awaits the application's answer.
     pending_connects: Vec<Str>,
     ids: IdStream,
-    handshake_query: String,
+    /// Kept for the life of the session and never extended: no spare room.
+    handshake_query: Box<str>,
 }
 
 /// What opened the session.
@@ -280,15 +286,15 @@ impl Connection {
             responses: VecDeque::new(),
             events: VecDeque::new(),
             endpoint_events: VecDeque::new(),
-            next_ping: None,
-            pong_deadline: None,
+            heartbeat: None,
+            pong_due: false,
             close_deadline: None,
             connect_deadline: (!config.engine_only).then(|| now + config.connect_timeout),
             sockets: Vec::new(),
             pending_connects: Vec::new(),
             ids,
             config,
-            handshake_query,
+            handshake_query: handshake_query.into_boxed_str(),
         };
         let upgrades = match first_request {
             Some(_) if conn.config.allow_upgrades && conn.config.transports.websocket => {
@@ -306,11 +312,10 @@ impl Connection {
         push_back(&mut conn.buffer, Out::Control(EioPacket::Open(handshake)));
         match eio {
             // v4: the server pings, first one interval after the handshake.
-            EioVersion::V4 => conn.next_ping = Some(now + conn.config.ping_interval),
+            EioVersion::V4 => conn.set_next_ping(now + conn.config.ping_interval),
             // v3: the client pings; the server waits interval + timeout.
             EioVersion::V3 => {
-                conn.pong_deadline =
-                    Some(now + conn.config.ping_interval + conn.config.ping_timeout)
+                conn.set_pong_deadline(now + conn.config.ping_interval + conn.config.ping_timeout)
             }
         }
         if let Some(request) = first_request {
@@ -660,19 +665,19 @@ impl Connection {
             self.finish_close(reason, false);
             return;
         }
-        if self.pong_deadline.is_some_and(|d| d <= now) {
+        if self.pong_deadline().is_some_and(|d| d <= now) {
             self.close_now(DisconnectReason::PingTimeout, true);
             return;
         }
-        if let Some(due) = self.next_ping.filter(|&d| d <= now) {
-            self.next_ping = None;
+        if let Some(due) = self.next_ping().filter(|&d| d <= now) {
+            self.heartbeat = None;
             // A closing session pings no more.
             if self.state == State::Open {
                 // The pong is due pingTimeout after the ping was due, however
                 // late this call comes: the session ends pingInterval +
                 // pingTimeout after the last pong (or the handshake), which
                 // is also when the client gives up waiting for a ping.
-                self.pong_deadline = Some(due + self.config.ping_timeout);
+                self.set_pong_deadline(due + self.config.ping_timeout);
                 self.push_out(Out::Control(EioPacket::Ping(Str::default())));
             }
         }
@@ -730,8 +735,7 @@ impl Connection {
                     self.close_now(DisconnectReason::TransportError, true);
                     return;
                 }
-                self.pong_deadline =
-                    Some(now + self.config.ping_interval + self.config.ping_timeout);
+                self.set_pong_deadline(now + self.config.ping_interval + self.config.ping_timeout);
                 self.push_out(Out::Control(EioPacket::Pong(data)));
             }
             EioPacket::Pong(_) => {
@@ -739,8 +743,9 @@ impl Connection {
                     self.close_now(DisconnectReason::TransportError, true);
                     return;
                 }
-                if self.pong_deadline.take().is_some() {
-                    self.next_ping = Some(now + self.config.ping_interval);
+                // An answer to no ping changes nothing.
+                if self.pong_deadline().is_some() {
+                    self.set_next_ping(now + self.config.ping_interval);
                 }
             }
             EioPacket::Message(data) => self.on_message(now, data),
@@ -754,6 +759,26 @@ impl Connection {
                 self.close_now(DisconnectReason::ParseError, true);
             }
         }
+    }
+
+    /// When the server pings next (v4).
+    fn next_ping(&self) -> Option<Instant> {
+        self.heartbeat.filter(|_| !self.pong_due)
+    }
+
+    /// When the session ends unless the client answers (v4) or pings (v3).
+    fn pong_deadline(&self) -> Option<Instant> {
+        self.heartbeat.filter(|_| self.pong_due)
+    }
+
+    fn set_next_ping(&mut self, at: Instant) {
+        self.heartbeat = Some(at);
+        self.pong_due = false;
+    }
+
+    fn set_pong_deadline(&mut self, at: Instant) {
+        self.heartbeat = Some(at);
+        self.pong_due = true;
     }
 
     fn push_out(&mut self, out: Out) {
@@ -929,8 +954,7 @@ impl Connection {
         self.upgrade = Upgrade::None;
         self.buffer = VecDeque::new();
         self.buffered_bytes = 0;
-        self.next_ping = None;
-        self.pong_deadline = None;
+        self.heartbeat = None;
         self.upgrade_deadline = None;
         self.close_deadline = None;
         self.connect_deadline = None;
@@ -1671,14 +1695,13 @@ impl Connection {
         }
         // Called several times per wake-up of a binding: a plain loop, not
         // an iterator chain.
-        let mut earliest = self.next_ping;
+        let mut earliest = self.heartbeat;
         let mut consider = |t: Instant| {
             if earliest.is_none_or(|e| t < e) {
                 earliest = Some(t);
             }
         };
         for t in [
-            self.pong_deadline,
             self.upgrade_deadline,
             self.close_deadline,
             self.connect_deadline,
@@ -1806,7 +1829,7 @@ mod layout {
     fn the_connection_stays_small() {
         // Boxed once per session: a guard of the layout, not a timing.
         // 24 bytes of it are the counters a binding takes at every step.
-        assert!(std::mem::size_of::<Connection>() <= 472);
+        assert!(std::mem::size_of::<Connection>() <= 448);
         assert!(std::mem::size_of::<Out>() <= 72);
         assert!(std::mem::size_of::<Socket>() <= 112);
     }
