@@ -6,12 +6,16 @@
 //! `HashMap` of lists (no list per event, no spare room), and finds a name
 //! in as many comparisons as there are bits in their count.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// Values by name, sorted by name; the values of one name in the order
 /// they were added.
+///
+/// A name given as a `&'static str` (a literal, as most are) is kept as
+/// that reference: no allocation per name and socket.
 pub(crate) struct HandlerMap<V> {
-    entries: Vec<(Box<str>, V)>,
+    entries: Vec<(Cow<'static, str>, V)>,
 }
 
 impl<V> Default for HandlerMap<V> {
@@ -36,12 +40,16 @@ impl<V> HandlerMap<V> {
     }
 
     /// Adds a value of `name`, after those it has.
-    pub(crate) fn push(&mut self, name: String, value: V) {
+    pub(crate) fn push(&mut self, name: Cow<'static, str>, value: V) {
         let at = self.run(&name).end;
         // One more slot at a time: most sockets register a few handlers
         // once.
         self.entries.reserve_exact(1);
-        self.entries.insert(at, (name.into_boxed_str(), value));
+        let mut name = name;
+        if let Cow::Owned(owned) = &mut name {
+            owned.shrink_to_fit();
+        }
+        self.entries.insert(at, (name, value));
     }
 
     /// Keeps only the values of `name` that `keep` says to keep.
@@ -90,7 +98,7 @@ mod tests {
             .iter()
             .enumerate()
         {
-            m.push((*name).to_owned(), i as i32);
+            m.push(Cow::Borrowed(*name), i as i32);
         }
         assert_eq!(values(&m, "echo"), [1, 6]);
         assert_eq!(values(&m, "echo_ack"), [5]);
@@ -102,7 +110,7 @@ mod tests {
             ["", "a", "echo", "echo", "echo_ack", "join", "say", "zz"]
         );
 
-        m.push("echo".to_owned(), 8);
+        m.push(Cow::Owned("echo".to_owned()), 8);
         m.retain_of("echo", |v| *v != 6);
         assert_eq!(values(&m, "echo"), [1, 8]);
         assert_eq!(values(&m, "say"), [0], "other names are left alone");

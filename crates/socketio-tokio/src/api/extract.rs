@@ -666,7 +666,46 @@ pub trait Middleware<Args>: Send + Sync + 'static {
 
 /// A handler with its argument types erased.
 pub(crate) type ErasedHandler<C> =
-    Arc<dyn Fn(&C) -> Result<BoxFuture<'static, ()>, ExtractError> + Send + Sync>;
+    SharedFn<dyn Fn(&C) -> Result<BoxFuture<'static, ()>, ExtractError> + Send + Sync>;
+
+/// A function that the lists holding it share.
+///
+/// Most handlers capture nothing: such a function has no size, so it is
+/// kept as a static reference, with no allocation and no count to keep.
+/// (A socket registers its handlers at each connect: with an `Arc` each,
+/// the handlers took two of the idle connection's allocations apiece.)
+pub(crate) enum SharedFn<F: ?Sized + 'static> {
+    /// A function of no size and no drop glue, leaked at no cost.
+    Static(&'static F),
+    /// Any other function.
+    Counted(Arc<F>),
+}
+
+impl<F: ?Sized> Clone for SharedFn<F> {
+    fn clone(&self) -> Self {
+        match self {
+            SharedFn::Static(f) => SharedFn::Static(f),
+            SharedFn::Counted(f) => SharedFn::Counted(f.clone()),
+        }
+    }
+}
+
+impl<F: ?Sized> std::ops::Deref for SharedFn<F> {
+    type Target = F;
+
+    fn deref(&self) -> &F {
+        match self {
+            SharedFn::Static(f) => f,
+            SharedFn::Counted(f) => f,
+        }
+    }
+}
+
+/// Whether a value of type `T` can be leaked for free: it has no size, so
+/// boxing it allocates nothing, and no drop glue, so nothing is skipped.
+const fn leaks_for_free<T>() -> bool {
+    std::mem::size_of::<T>() == 0 && !std::mem::needs_drop::<T>()
+}
 
 /// A connect middleware with its argument types erased.
 pub(crate) type ErasedMiddleware = Arc<
@@ -677,7 +716,13 @@ pub(crate) type ErasedMiddleware = Arc<
 
 /// Erases a handler's argument types.
 pub(crate) fn erase<C: 'static, A: 'static, H: Handler<C, A>>(handler: H) -> ErasedHandler<C> {
-    Arc::new(move |ctx: &C| handler.call(ctx))
+    let f = move |ctx: &C| handler.call(ctx);
+    if leaks_for_free::<H>() {
+        // The closure holds only `handler`: it has no size either.
+        SharedFn::Static(Box::leak(Box::new(f)))
+    } else {
+        SharedFn::Counted(Arc::new(f))
+    }
 }
 
 /// Erases a middleware's argument types.
@@ -736,6 +781,31 @@ impl_handler!(T1, T2, T3, T4, T5, T6, T7, T8);
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handler_that_captures_nothing_is_not_allocated() {
+        let plain = erase::<Socket, _, _>(|| async {});
+        assert!(matches!(plain, SharedFn::Static(_)));
+        let shared = Arc::new(1);
+        let captures = erase::<Socket, _, _>(move || {
+            let _ = &shared;
+            async {}
+        });
+        assert!(matches!(captures, SharedFn::Counted(_)));
+
+        /// A handler of no size whose drop does something: leaking it
+        /// would skip that.
+        struct Dropping;
+        impl Drop for Dropping {
+            fn drop(&mut self) {}
+        }
+        impl Handler<Socket, ()> for Dropping {
+            fn call(&self, _: &Socket) -> Result<BoxFuture<'static, ()>, ExtractError> {
+                Ok(Box::pin(async {}))
+            }
+        }
+        assert!(matches!(erase(Dropping), SharedFn::Counted(_)));
+    }
 
     #[test]
     fn the_event_name_is_stripped_and_put_back() {

@@ -1,5 +1,6 @@
 //! [`Socket`]: one client on one namespace, and what the application does with it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -580,6 +581,9 @@ impl Socket {
     /// [`AckSender`](crate::AckSender), [`State`](crate::State), ...
     /// A handler that panics or returns an error is logged; the socket goes on.
     ///
+    /// The event's name is a `&'static str` (kept as it is, with no copy per
+    /// socket) or a `String`.
+    ///
     /// ```
     /// # fn f(socket: socketio_tokio::Socket) {
     /// use socketio_tokio::{AckSender, Data};
@@ -589,7 +593,7 @@ impl Socket {
     /// });
     /// # }
     /// ```
-    pub fn on<H, A>(&self, event: impl Into<String>, handler: H) -> ListenerId
+    pub fn on<H, A>(&self, event: impl Into<Cow<'static, str>>, handler: H) -> ListenerId
     where
         H: Handler<EventContext, A>,
         A: 'static,
@@ -599,7 +603,7 @@ impl Socket {
 
     /// Adds a handler of event `event` that runs for the next such event
     /// only (the reference's `socket.once`).
-    pub fn once<H, A>(&self, event: impl Into<String>, handler: H) -> ListenerId
+    pub fn once<H, A>(&self, event: impl Into<Cow<'static, str>>, handler: H) -> ListenerId
     where
         H: Handler<EventContext, A>,
         A: 'static,
@@ -609,7 +613,7 @@ impl Socket {
 
     fn add_event(
         &self,
-        event: String,
+        event: Cow<'static, str>,
         handler: ErasedHandler<EventContext>,
         once: bool,
     ) -> ListenerId {
