@@ -5,6 +5,9 @@
 //! The heap is counted by the allocator over many connections, with and
 //! without the connections kept, so that the figures are the connections'
 //! own and not the endpoint's (its maps and rooms index are counted apart).
+//! Then one of them echoes messages, counting the allocations a message in
+//! and the same packet out make: what keeping a connection small must not
+//! raise, since each costs instructions on a busy connection.
 //! Run with `cargo run --release -p socketio-proto --example idle_memory`.
 
 use std::time::{Duration, Instant};
@@ -18,12 +21,17 @@ use socketio_proto::{
 #[global_allocator]
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 
+fn allocations() -> u64 {
+    dhat::HeapStats::get().total_blocks
+}
+
 fn live() -> (isize, isize) {
     let stats = dhat::HeapStats::get();
     (stats.curr_blocks as isize, stats.curr_bytes as isize)
 }
 
 const CONNECTIONS: usize = 10_000;
+const ECHOES: u64 = 10_000;
 
 /// A WebSocket connection with a socket on `/`, drained as a binding
 /// drains it, then left until its connect timeout has passed.
@@ -63,7 +71,24 @@ fn main() {
         .map(|n| idle(&mut endpoint, n, now))
         .collect();
     let with = live();
-    drop(conns);
+    let (_, mut conn) = conns.into_iter().next_back().expect("connections");
+    let ws = RequestId(CONNECTIONS as u64 - 1);
+    let now = now + Duration::from_secs(60);
+    let message = Str::from(r#"42["echo",{"text":"hi"}]"#);
+    let before_echoes = allocations();
+    for _ in 0..ECHOES {
+        conn.handle_frame(now, ws, Data::Text(message.clone()));
+        let Some(Event::Message(event)) = conn.poll_event() else {
+            panic!("the message comes out");
+        };
+        conn.emit(&event.packet, false).expect("sent");
+        assert!(conn.poll_transmit().is_some());
+        assert!(conn.poll_response().is_none());
+        assert!(conn.poll_endpoint_event().is_none());
+        conn.take_counters();
+    }
+    let per_echo = (allocations() - before_echoes) as f64 / ECHOES as f64;
+    drop(conn);
     let without = live();
     let per = |d: isize| d as f64 / CONNECTIONS as f64;
     println!(
@@ -80,4 +105,5 @@ fn main() {
         per(without.0 - before.0),
         per(without.1 - before.1),
     );
+    println!("allocations per echo: {per_echo:.2}");
 }
