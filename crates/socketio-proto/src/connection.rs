@@ -143,12 +143,20 @@ enum Upgrade {
 struct Socket {
     nsp: Str,
     sid: Str,
-    /// Acks this server waits for: id and deadline.
-    acks: Vec<(u64, Instant)>,
-    next_ack_id: u64,
+    /// Boxed, and made at the socket's first emit with an ack: most sockets
+    /// never ask for one, and every socket is kept for its life.
+    acks: Option<Box<Acks>>,
     /// The private session id, when recovery is on (Socket.IO v5 only);
     /// boxed, as it is read only when the socket leaves.
     pid: Option<Box<str>>,
+}
+
+/// The acks a socket waits for, and the id of the next.
+#[derive(Debug, Default)]
+struct Acks {
+    /// Id and deadline of each ack this server waits for.
+    pending: Vec<(u64, Instant)>,
+    next_id: u64,
 }
 
 #[derive(Debug)]
@@ -733,15 +741,18 @@ impl Connection {
         }
         for i in 0..self.sockets.len() {
             let socket = &mut self.sockets[i];
+            let Some(acks) = socket.acks.as_deref_mut() else {
+                continue;
+            };
             let mut expired = Vec::new();
-            socket.acks.retain(|&(id, deadline)| {
+            acks.pending.retain(|&(id, deadline)| {
                 let keep = deadline > now;
                 if !keep {
                     expired.push(id);
                 }
                 keep
             });
-            release_vec_if_empty(&mut socket.acks);
+            release_vec_if_empty(&mut acks.pending);
             for id in expired {
                 push_back(
                     &mut self.events,
@@ -1205,9 +1216,13 @@ impl Connection {
             (PacketKind::Ack { data, id }, Some(i)) => {
                 let socket = &mut self.sockets[i];
                 // Unknown ids are ignored; an ack fires at most once.
-                if let Some(pos) = socket.acks.iter().position(|&(a, _)| a == id) {
-                    socket.acks.swap_remove(pos);
-                    release_vec_if_empty(&mut socket.acks);
+                let pending = socket.acks.as_deref_mut().map(|a| &mut a.pending);
+                if let Some((acks, pos)) = pending.and_then(|acks| {
+                    let pos = acks.iter().position(|&(a, _)| a == id)?;
+                    Some((acks, pos))
+                }) {
+                    acks.swap_remove(pos);
+                    release_vec_if_empty(acks);
                     push_back(
                         &mut self.events,
                         Event::Ack {
@@ -1380,8 +1395,7 @@ impl Connection {
         self.sockets.push(Socket {
             nsp,
             sid,
-            acks: Vec::new(),
-            next_ack_id: 0,
+            acks: None,
             pid: pid.map(|pid| Box::from(pid.as_str())),
         });
     }
@@ -1484,13 +1498,15 @@ impl Connection {
         let PacketKind::Event { id: ack_id, .. } = &mut packet.kind else {
             return Err(SendError::NotAnEvent);
         };
-        let id = socket.next_ack_id;
-        socket.next_ack_id += 1;
+        let acks = socket.acks.get_or_insert_with(Box::default);
+        let id = acks.next_id;
+        acks.next_id += 1;
         *ack_id = Some(id);
         let encoded = self.encode(&packet).with_compress(compress);
         self.send_encoded(&packet.nsp, &encoded, false)?;
-        if let Some(socket) = self.sockets.iter_mut().find(|s| s.nsp == packet.nsp) {
-            socket.acks.push((id, now + timeout));
+        let socket = self.sockets.iter_mut().find(|s| s.nsp == packet.nsp);
+        if let Some(acks) = socket.and_then(|s| s.acks.as_deref_mut()) {
+            acks.pending.push((id, now + timeout));
         }
         Ok(id)
     }
@@ -1809,7 +1825,7 @@ impl Connection {
             }
         }
         for socket in &self.sockets {
-            for ack in &socket.acks {
+            for ack in socket.acks.iter().flat_map(|a| &a.pending) {
                 consider(ack.1);
             }
         }
@@ -1990,6 +2006,6 @@ mod layout {
         assert!(std::mem::size_of::<Connection>() <= 264);
         assert!(std::mem::size_of::<Rare>() <= 200);
         assert!(std::mem::size_of::<Out>() <= 72);
-        assert!(std::mem::size_of::<Socket>() <= 112);
+        assert!(std::mem::size_of::<Socket>() <= 88);
     }
 }
