@@ -43,6 +43,7 @@ use tokio::net::TcpStream;
 use crate::api::socket::SocketInner;
 use crate::clock;
 use crate::error::{AckError, EmitError};
+use crate::handler_map::RareVec;
 use crate::mailbox::{AckReply, Cmd, CmdTx, Step};
 use crate::ws::Single;
 
@@ -57,7 +58,8 @@ pub(crate) struct Core {
     /// Broadcasts delivered to sockets with outgoing listeners: the task
     /// calls the listeners, so that they run on the recipient's task, not
     /// the broadcaster's.
-    pub(crate) outgoing: Vec<(Arc<SocketInner>, Packet)>,
+    /// (Rare: 8 bytes while empty.)
+    pub(crate) outgoing: RareVec<(Arc<SocketInner>, Packet)>,
     /// Something other than the task changed the connection since the task
     /// last looked: new output, a new deadline.
     pub(crate) dirty: bool,
@@ -104,7 +106,7 @@ impl Link {
                 conn,
                 sockets: Vec::new(),
                 acks: Vec::new(),
-                outgoing: Vec::new(),
+                outgoing: RareVec::default(),
                 dirty: false,
                 direct: None,
                 unwritten: None,

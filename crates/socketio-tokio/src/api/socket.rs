@@ -47,8 +47,25 @@ pub(crate) struct HttpInfo {
 #[derive(Debug, Clone)]
 pub struct Handshake {
     pub(crate) http: Arc<HttpInfo>,
+    /// What the namespace's CONNECT carried, when it carried anything:
+    /// boxed, so that the many sockets whose CONNECT is bare keep 8 bytes.
+    pub(crate) connect: Option<Box<ConnectArgs>>,
+}
+
+/// The auth object and the namespace's query of a CONNECT.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectArgs {
     pub(crate) auth: Option<Payload>,
     pub(crate) nsp_query: Option<Str>,
+}
+
+impl Handshake {
+    /// The handshake of `http` with what the CONNECT carried.
+    pub(crate) fn new(http: Arc<HttpInfo>, auth: Option<Payload>, nsp_query: Option<Str>) -> Self {
+        let connect = (auth.is_some() || nsp_query.is_some())
+            .then(|| Box::new(ConnectArgs { auth, nsp_query }));
+        Handshake { http, connect }
+    }
 }
 
 impl Handshake {
@@ -120,7 +137,7 @@ impl Handshake {
     ///
     /// [`DataError`] when the client sent none or it does not match `T`.
     pub fn auth<T: DeserializeOwned>(&self) -> Result<T, DataError> {
-        match &self.auth {
+        match self.auth_payload() {
             Some(p) => p.deserialize(),
             None => Err(DataError::NoArguments),
         }
@@ -128,13 +145,13 @@ impl Handshake {
 
     /// The auth object as sent, if any.
     pub fn auth_payload(&self) -> Option<&Payload> {
-        self.auth.as_ref()
+        self.connect.as_ref()?.auth.as_ref()
     }
 
     /// The query of the namespace (`/admin?token=x`), sent by old
     /// (Socket.IO 2) clients in place of an auth object.
     pub fn nsp_query(&self) -> Option<&str> {
-        self.nsp_query.as_deref()
+        self.connect.as_ref()?.nsp_query.as_deref()
     }
 }
 
@@ -386,7 +403,7 @@ pub(crate) struct SocketInner {
     pub(crate) stored: bool,
     /// The application's data, as JSON: saved with the session when the
     /// socket drops, given back when it is recovered.
-    pub(crate) data: Mutex<Option<Str>>,
+    pub(crate) data: Mutex<Option<Box<Str>>>,
     /// The rooms the socket was in when it left, while its disconnecting
     /// handlers run (it is out of them by then).
     pub(crate) left_rooms: Mutex<RareVec<Str>>,
@@ -400,8 +417,16 @@ impl SocketInner {
         self.listeners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn data(&self) -> MutexGuard<'_, Option<Str>> {
-        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    /// The application's data, as JSON.
+    pub(crate) fn data(&self) -> Option<Str> {
+        let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        data.as_deref().cloned()
+    }
+
+    /// Sets the application's data, as JSON (boxed: most sockets have
+    /// none, and keep 8 bytes for it).
+    pub(crate) fn set_data(&self, json: Str) {
+        *self.data.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(json));
     }
 
     pub(crate) fn data_fields(&self) -> MutexGuard<'_, RareVec<(String, serde_json::Value)>> {
@@ -517,7 +542,7 @@ impl Socket {
     /// not match `T`. With connection state recovery, it comes back with a
     /// recovered session.
     pub fn data<T: DeserializeOwned>(&self) -> Option<T> {
-        let data = self.0.data().clone()?;
+        let data = self.0.data()?;
         serde_json::from_str(&data).ok()
     }
 
@@ -534,7 +559,7 @@ impl Socket {
                 e.to_string(),
             ))
         })?;
-        *self.0.data() = Some(Str::from(json));
+        self.0.set_data(Str::from(json));
         Ok(())
     }
 

@@ -146,7 +146,9 @@ pub(crate) struct Driver {
     /// WebSockets whose upgrade is under way: their frames wait.
     awaited_ws: Vec<RequestId>,
     streams: Vec<WsEntry>,
-    pending_tx: Option<Transmit>,
+    /// A frame the WebSocket could not take yet (boxed: a rare state,
+    /// and a `Transmit` is 56 bytes).
+    pending_tx: Option<Box<Transmit>>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
     /// The handler futures that did not finish when first polled; none
@@ -212,11 +214,7 @@ impl Driver {
                 link: driver.link.clone(),
                 rx: data_rx,
                 inbox,
-                handshake: Handshake {
-                    http: driver.http.clone(),
-                    auth: None,
-                    nsp_query: None,
-                },
+                handshake: Handshake::new(driver.http.clone(), None, None),
             };
             if let Some(fut) = catch_call(|| handler(socket), "engine handler") {
                 driver
@@ -385,6 +383,7 @@ impl Driver {
         let mut progress = false;
         // Broadcasts delivered to sockets with outgoing listeners.
         let outgoing = std::mem::take(&mut self.core().outgoing);
+
         for (socket, packet) in outgoing {
             if let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind {
                 Socket(socket).notify_outgoing(name, data);
@@ -610,11 +609,7 @@ impl Driver {
             let _ = self.core().conn.reject_unknown_namespace(&nsp);
             return;
         };
-        let handshake = Handshake {
-            http: self.http.clone(),
-            auth,
-            nsp_query: query,
-        };
+        let handshake = Handshake::new(self.http.clone(), auth, query);
         let extensions = Extensions::default();
         let skip = match (&resume, self.shared.config.recovery.as_ref()) {
             (Some(_), Some(recovery)) => recovery.skip_middlewares,
@@ -788,7 +783,7 @@ impl Driver {
         }
         let socket = self.socket(&core, sid, pending, true);
         if let Some(data) = restored.data {
-            *socket.data() = Some(data);
+            socket.set_data(data);
         }
         core.sockets.push(socket.clone());
         let events = take_endpoint_events(&mut core);
@@ -1016,7 +1011,7 @@ impl Driver {
         let mut progress = false;
         loop {
             let t = match self.pending_tx.take() {
-                Some(t) => t,
+                Some(t) => *t,
                 None => match self.core().conn.poll_transmit() {
                     Some(t) => t,
                     None => break,
@@ -1026,7 +1021,7 @@ impl Driver {
                 Transmit::Frame { transport, .. } | Transmit::Close { transport } => *transport,
             };
             if self.awaited_ws.contains(&target) {
-                self.pending_tx = Some(t);
+                self.pending_tx = Some(Box::new(t));
                 break;
             }
             let Some(entry) = self.streams.iter_mut().find(|e| e.id == target && !e.done) else {
@@ -1048,11 +1043,11 @@ impl Driver {
                     }
                     match entry.ws.poll_ready(cx) {
                         Poll::Pending => {
-                            self.pending_tx = Some(Transmit::Frame {
+                            self.pending_tx = Some(Box::new(Transmit::Frame {
                                 transport,
                                 frame,
                                 compress,
-                            });
+                            }));
                             break;
                         }
                         Poll::Ready(Err(e)) => {
@@ -1555,7 +1550,7 @@ fn give_endpoint_events(state: &mut Locked<'_>, handle: ConnectionHandle, events
                     continue;
                 };
                 state.handle_event(now, handle, event);
-                let data = socket.data().clone();
+                let data = socket.data();
                 if let Some(data) = data {
                     state.set_session_data(&pid, data);
                 }
