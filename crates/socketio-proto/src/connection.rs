@@ -1942,6 +1942,49 @@ mod layout {
         assert_eq!(conn.sockets.capacity(), 1);
         assert!(conn.decoder.is_none());
         assert!(conn.rare.is_none());
+        assert!(conn.sockets[0].acks.is_none());
+    }
+
+    #[test]
+    fn an_upgraded_session_gives_the_polling_state_back() {
+        let config = Arc::new(Config::default());
+        let now = Instant::now();
+        let ids = crate::ids::IdGenerator::from_seed([5; 32]).fork_stream();
+        let mut conn = Connection::new(
+            now,
+            config,
+            Str::from("session"),
+            EioVersion::V4,
+            Opening::Polling {
+                request: RequestId(1),
+                binary: false,
+                jsonp: false,
+            },
+            ids,
+            String::new(),
+        );
+        assert!(conn.poll_response().is_some());
+        // A polling session keeps it between polls.
+        assert!(conn.rare.is_some());
+        let ws = RequestId(2);
+        conn.handle_request(now, ws, Request::websocket("/socket.io/"));
+        conn.handle_frame(now, ws, Data::Text(Str::from("2probe")));
+        assert!(conn.poll_transmit().is_some());
+        conn.handle_frame(now, ws, Data::Text(Str::from("5")));
+        assert_eq!(conn.transport(), TransportKind::WebSocket);
+        conn.handle_frame(now, ws, Data::Text(Str::from("40")));
+        while let Some(event) = conn.poll_event() {
+            if let Event::ConnectRequest { nsp, .. } = event {
+                assert!(conn.accept(&nsp).is_ok());
+            }
+        }
+        while conn.poll_transmit().is_some() {}
+        while conn.poll_endpoint_event().is_some() {}
+        assert!(conn.poll_response().is_none());
+        conn.handle_timeout(now + conn.config.connect_timeout);
+        while conn.poll_transmit().is_some() {}
+        assert!(!conn.is_closed());
+        assert!(conn.rare.is_none());
     }
 
     #[test]
