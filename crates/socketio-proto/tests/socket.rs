@@ -243,6 +243,23 @@ fn no_namespace_within_the_connect_timeout_closes() {
 }
 
 #[test]
+fn the_connect_timeout_ends_at_the_first_connect() {
+    // As the reference's client clears its timer at the first connect: a
+    // session whose only socket leaves before the timeout stays open.
+    let mut h = Harness::new(config());
+    let (sid, ws, _) = joined(&mut h);
+    h.advance(Duration::from_millis(500));
+    h.ws_text(&sid, ws, "41");
+    assert_eq!(
+        h.event_names(),
+        ["disconnected / client namespace disconnect"]
+    );
+    h.advance(Duration::from_millis(1000));
+    assert!(!h.conn(&sid).is_closed());
+    assert!(h.event_names().is_empty());
+}
+
+#[test]
 fn namespace_disconnects_both_ways() {
     let mut h = Harness::new(config());
     let (sid, ws, _) = joined(&mut h);
