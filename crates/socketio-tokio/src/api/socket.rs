@@ -273,9 +273,34 @@ pub enum SocketError {
 pub struct ListenerId(u64);
 
 pub(crate) struct Entry<H> {
-    pub(crate) id: ListenerId,
-    pub(crate) once: bool,
+    /// The listener's id shifted left by one, with [`Entry::ONCE`] in the
+    /// low bit: a socket keeps an entry per handler, and the flag would
+    /// otherwise pad each by 8 bytes.
+    key: u64,
     pub(crate) handler: H,
+}
+
+impl<H> Entry<H> {
+    /// The low bit of `key`: the listener runs once.
+    const ONCE: u64 = 1;
+
+    /// The entry of listener `id` (ids count up from 1, far below 2^63).
+    fn new(id: ListenerId, once: bool, handler: H) -> Self {
+        Entry {
+            key: id.0 << 1 | u64::from(once),
+            handler,
+        }
+    }
+
+    /// The listener's id.
+    pub(crate) fn id(&self) -> ListenerId {
+        ListenerId(self.key >> 1)
+    }
+
+    /// Whether the listener runs once.
+    pub(crate) fn once(&self) -> bool {
+        self.key & Self::ONCE != 0
+    }
 }
 
 /// The handlers an event starts.
@@ -323,11 +348,7 @@ impl Listeners {
         handler: H,
     ) -> ListenerId {
         let id = self.next_id();
-        list(self).push(Entry {
-            id,
-            once: false,
-            handler,
-        });
+        list(self).push(Entry::new(id, false, handler));
         id
     }
 
@@ -342,7 +363,7 @@ impl Listeners {
                 _ => Handlers::Many(entries.map(|e| e.handler.clone()).collect()),
             }
         };
-        self.events.retain_of(name, |e| !e.once);
+        self.events.retain_of(name, |e| !e.once());
         match (handlers, &self.fallback) {
             (Handlers::Many(none), Some(fallback)) if none.is_empty() => {
                 Handlers::One(Some(fallback.clone()))
@@ -367,13 +388,13 @@ impl Listeners {
     }
 
     fn remove(&mut self, id: ListenerId) {
-        self.events.retain(|e| e.id != id);
-        self.any.retain(|e| e.id != id);
-        self.any_outgoing.retain(|e| e.id != id);
-        self.disconnecting.retain(|e| e.id != id);
-        self.disconnect.retain(|e| e.id != id);
-        self.error.retain(|e| e.id != id);
-        self.upgrade.retain(|e| e.id != id);
+        self.events.retain(|e| e.id() != id);
+        self.any.retain(|e| e.id() != id);
+        self.any_outgoing.retain(|e| e.id() != id);
+        self.disconnecting.retain(|e| e.id() != id);
+        self.disconnect.retain(|e| e.id() != id);
+        self.error.retain(|e| e.id() != id);
+        self.upgrade.retain(|e| e.id() != id);
     }
 }
 
@@ -644,7 +665,7 @@ impl Socket {
     ) -> ListenerId {
         let mut listeners = self.0.listeners();
         let id = listeners.next_id();
-        listeners.events.push(event, Entry { id, once, handler });
+        listeners.events.push(event, Entry::new(id, once, handler));
         id
     }
 
@@ -738,11 +759,7 @@ impl Socket {
     fn add_any(&self, handler: AnyListener, outgoing: bool, first: bool) -> ListenerId {
         let mut listeners = self.0.listeners();
         let id = listeners.next_id();
-        let entry = Entry {
-            id,
-            once: false,
-            handler,
-        };
+        let entry = Entry::new(id, false, handler);
         let list = match outgoing {
             true => &mut listeners.any_outgoing,
             false => &mut listeners.any,
@@ -771,14 +788,14 @@ impl Socket {
     /// The ids of the catch-all listeners of incoming events, in calling
     /// order (the reference's `listenersAny()`).
     pub fn listeners_any(&self) -> Vec<ListenerId> {
-        self.0.listeners().any.iter().map(|e| e.id).collect()
+        self.0.listeners().any.iter().map(|e| e.id()).collect()
     }
 
     /// The ids of the listeners of outgoing events, in calling order
     /// (`listenersAnyOutgoing()`).
     pub fn listeners_any_outgoing(&self) -> Vec<ListenerId> {
         let listeners = self.0.listeners();
-        listeners.any_outgoing.iter().map(|e| e.id).collect()
+        listeners.any_outgoing.iter().map(|e| e.id()).collect()
     }
 
     /// Adds a per-event middleware (the reference's `socket.use`): it runs
