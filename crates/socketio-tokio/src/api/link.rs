@@ -29,6 +29,7 @@
 //! HTTP requests and WebSockets for the session still go to the task over
 //! its channel ([`crate::mailbox`]): there two tasks must talk.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
@@ -44,7 +45,7 @@ use crate::api::socket::SocketInner;
 use crate::clock;
 use crate::error::{AckError, EmitError};
 use crate::handler_map::RareVec;
-use crate::mailbox::{AckReply, Cmd, CmdTx, Step};
+use crate::mailbox::{AckReply, Cmd, Step};
 use crate::ws::Single;
 
 /// What the link's lock guards.
@@ -69,6 +70,12 @@ pub(crate) struct Core {
     /// What of a frame written by a broadcast the socket did not take: the
     /// task writes it before anything else.
     pub(crate) unwritten: Option<Box<(RequestId, Single)>>,
+    /// Commands from the HTTP side for the task, in the order they came:
+    /// a request's step handed over here, a WebSocket's upgrade. Its room
+    /// goes when it empties, as an idle connection has none.
+    pub(crate) cmds: VecDeque<Cmd>,
+    /// The task is gone: commands are refused.
+    pub(crate) cmds_closed: bool,
 }
 
 /// A connection's one WebSocket, idle (nothing queued for it anywhere) and
@@ -92,15 +99,13 @@ pub(crate) struct Link {
     /// Set while the task takes a step: a change made meanwhile needs no
     /// wake-up, the step looks at `dirty` before it ends.
     stepping: AtomicBool,
-    /// The task's channel, for the HTTP side.
-    cmds: CmdTx,
     /// The task's state, for a request that takes the task's step itself.
     step: OnceLock<Weak<dyn Step>>,
 }
 
 impl Link {
-    /// The link of `conn`, whose task listens on `cmds`.
-    pub(crate) fn new(conn: Box<Connection>, cmds: CmdTx) -> Arc<Link> {
+    /// The link of `conn`.
+    pub(crate) fn new(conn: Box<Connection>) -> Arc<Link> {
         Arc::new(Link {
             core: Mutex::new(Core {
                 conn,
@@ -110,10 +115,11 @@ impl Link {
                 dirty: false,
                 direct: None,
                 unwritten: None,
+                cmds: VecDeque::new(),
+                cmds_closed: false,
             }),
             waker: AtomicWaker::new(),
             stepping: AtomicBool::new(false),
-            cmds,
             step: OnceLock::new(),
         })
     }
@@ -172,7 +178,7 @@ impl Link {
     // ----- the HTTP side -----
 
     /// Hands `cmd` to the task: its step is taken here when the task is not
-    /// busy, else the command goes over the channel.
+    /// busy, else the command waits in the link for the task.
     pub(crate) fn run(&self, cmd: Cmd) -> Result<(), Gone> {
         let cmd = match self.step.get().and_then(Weak::upgrade) {
             Some(step) => match step.try_run(cmd) {
@@ -184,9 +190,25 @@ impl Link {
         self.send(cmd)
     }
 
-    /// Sends `cmd` over the task's channel.
+    /// Queues `cmd` for the task, behind those waiting.
     pub(crate) fn send(&self, cmd: Cmd) -> Result<(), Gone> {
-        self.cmds.send(cmd).map_err(|_| Gone)
+        self.change(|core| {
+            if core.cmds_closed {
+                return Err(Gone);
+            }
+            core.cmds.push_back(cmd);
+            Ok(())
+        })
+    }
+
+    /// The next command for the task, if any.
+    pub(crate) fn next_cmd(&self) -> Option<Cmd> {
+        let mut core = self.lock();
+        let cmd = core.cmds.pop_front();
+        if core.cmds.is_empty() && core.cmds.capacity() > 0 {
+            core.cmds = VecDeque::new();
+        }
+        cmd
     }
 
     // ----- the application's side -----
@@ -412,8 +434,7 @@ mod tests {
         let Route::New(_, conn) = endpoint.handle_request(clock::now(), RequestId(1), &req) else {
             panic!("a handshake opens a session");
         };
-        let (tx, _rx) = crate::mailbox::channel();
-        Link::new(conn, tx)
+        Link::new(conn)
     }
 
     #[test]

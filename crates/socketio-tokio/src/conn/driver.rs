@@ -10,7 +10,6 @@
 //! packet stored for recovery elsewhere), the endpoint's lock comes first,
 //! never the other way round. Nothing waits on the task state's lock.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -41,7 +40,7 @@ use crate::api::socket::{
 use crate::clock;
 use crate::cluster::RestoredSession;
 use crate::error::AckError;
-use crate::mailbox::{Cmd, CmdRx, Inbox, Step};
+use crate::mailbox::{Cmd, Inbox, Step};
 use crate::ws::{Incoming, WsConn, WsError};
 
 /// What a handler future gives back to the task.
@@ -137,10 +136,6 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     handle: ConnectionHandle,
     link: Arc<Link>,
-    rx: CmdRx,
-    /// Commands handed over by steps taken elsewhere: they go behind those
-    /// already in the channel.
-    stash: VecDeque<Cmd>,
     http: Arc<HttpInfo>,
     replies: Vec<(RequestId, oneshot::Sender<Response>)>,
     /// WebSockets whose upgrade is under way: their frames wait.
@@ -159,8 +154,8 @@ pub(crate) struct Driver {
     /// In this wake-up, every WebSocket read ended "not now": its waker is
     /// set, so the loop's next turns skip the reads.
     reads_idle: bool,
-    /// In this wake-up, the command channel said "not now" (its waker is
-    /// set); the next turns skip it.
+    /// In this wake-up, the link held no command; the next turns skip it
+    /// unless the link says it changed.
     cmds_idle: bool,
     /// The handler futures used their whole budget: more may be ready.
     tasks_busy: bool,
@@ -177,7 +172,6 @@ impl Driver {
         shared: Arc<Shared>,
         handle: ConnectionHandle,
         link: Arc<Link>,
-        rx: CmdRx,
         http: Arc<HttpInfo>,
         reply: Option<(RequestId, oneshot::Sender<Response>)>,
         awaited_ws: Option<RequestId>,
@@ -186,8 +180,6 @@ impl Driver {
         let mut driver = Driver {
             handle,
             link,
-            rx,
-            stash: VecDeque::new(),
             http,
             replies: reply.into_iter().collect(),
             awaited_ws: awaited_ws.into_iter().collect(),
@@ -270,30 +262,19 @@ impl Driver {
         self.core().conn.handle_transport_closed(now, id, error);
     }
 
-    fn poll_commands(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
-        if self.cmds_idle && self.stash.is_empty() {
+    fn poll_commands(&mut self, now: Instant) -> bool {
+        if self.cmds_idle {
             return false;
         }
         let mut progress = false;
         for _ in 0..BUDGET {
-            match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(cmd)) => {
-                    self.on_cmd(now, cmd);
-                    progress = true;
-                }
-                Poll::Ready(None) | Poll::Pending => {
-                    self.cmds_idle = true;
-                    // The channel is empty: the command handed over by a
-                    // step taken elsewhere comes after what it held.
-                    while let Some(cmd) = self.stash.pop_front() {
-                        self.on_cmd(now, cmd);
-                        progress = true;
-                    }
-                    return progress;
-                }
-            }
+            let Some(cmd) = self.link.next_cmd() else {
+                self.cmds_idle = true;
+                return progress;
+            };
+            self.on_cmd(now, cmd);
+            progress = true;
         }
-        self.cmds_idle = false;
         progress
     }
 
@@ -994,7 +975,7 @@ impl Driver {
     /// After a turn that did something, whether another may find more.
     ///
     /// Every source the turn found idle set the task's waker: the socket
-    /// reads, the channel, the held requests, the handler futures, the
+    /// reads, the held requests, the handler futures, the
     /// writes that wait for room. What a turn cannot have seen is its own
     /// making: reads or commands or handlers cut short by their budget,
     /// commands the handlers queued locally, and outputs of the core that
@@ -1265,7 +1246,8 @@ impl Driver {
     /// goes behind the commands already in the channel.
     fn run(&mut self, cx: &mut Context<'_>, cmd: Option<Cmd>) -> Poll<()> {
         if let Some(cmd) = cmd {
-            self.stash.push_back(cmd);
+            // Behind the commands already waiting.
+            self.link.lock().cmds.push_back(cmd);
         }
         self.link.step_started(cx.waker());
         let link = self.link.clone();
@@ -1286,6 +1268,7 @@ impl Driver {
                 // This turn looks at everything: what changes from now on
                 // is for the next one.
                 core.dirty = false;
+                this.cmds_idle = core.cmds.is_empty();
                 // The WebSocket is the task's again until the step ends.
                 core.direct = None;
                 // Due timers first, as Node's event loop runs them before
@@ -1315,7 +1298,7 @@ impl Driver {
             // the upgrade packet and then polls is upgraded when its poll
             // is handled.
             progress |= this.poll_reads(cx, now);
-            progress |= this.poll_commands(cx, now);
+            progress |= this.poll_commands(now);
             progress |= this.poll_held(cx, now);
             progress |= this.drain(cx, now);
             progress |= this.poll_tasks(cx);
@@ -1369,20 +1352,26 @@ impl Drop for Driver {
         // The connection is over, whatever ended its task (a panic too):
         // its core refuses what comes next, and what waits on it hears so.
         let now = clock::now();
-        let (sockets, acks, counters) = {
+        let (cmds, sockets, acks, counters) = {
             let mut core = self.core();
             core.conn.close(now, DisconnectReason::TransportError);
             core.outgoing.clear();
             // The socket closes with the task.
             core.direct = None;
             core.unwritten = None;
+            // What waits for the task is refused (a request's reply is
+            // dropped, which its caller hears), and so is what comes next.
+            core.cmds_closed = true;
+            let cmds = std::mem::take(&mut core.cmds);
             (
+                cmds,
                 std::mem::take(&mut core.sockets),
                 std::mem::take(&mut core.acks),
                 // Packets written by broadcasters since the task's last step.
                 core.conn.take_counters(),
             )
         };
+        drop(cmds);
         self.shared.stats.connection(counters);
         for (_, _, reply) in acks {
             fail(reply, AckError::Disconnected);

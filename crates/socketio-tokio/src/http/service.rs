@@ -35,7 +35,7 @@ use crate::clock;
 use crate::config::Cors;
 use crate::conn::driver::{Driver, DriverCell};
 use crate::http::compress::Coding;
-use crate::mailbox::{Cmd, CmdRx};
+use crate::mailbox::Cmd;
 use crate::request_head::RequestHead;
 use crate::stats::HandshakeRefusal;
 use crate::ws::{TcpIo, WsConn, WsIo, WsLimits};
@@ -531,10 +531,9 @@ where
             Route::New(handle, conn) => {
                 // Attached under the same lock, so that a broadcast planned
                 // right after finds the connection.
-                let (tx, rx) = crate::mailbox::channel();
-                let link = Link::new(conn, tx);
+                let link = Link::new(conn);
                 state.attach(handle, link.clone());
-                Routed::New(handle, link, rx)
+                Routed::New(handle, link)
             }
             Route::Existing(handle) => Routed::Existing(state.connection(handle).cloned()),
         }
@@ -549,7 +548,7 @@ where
             }
             to_http(r)
         }
-        Routed::New(handle, link, rx) => {
+        Routed::New(handle, link) => {
             shared.stats.opened(match websocket {
                 true => socketio_proto::TransportKind::WebSocket,
                 false => socketio_proto::TransportKind::Polling,
@@ -582,30 +581,16 @@ where
                 res
             };
             if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
-                let mut driver = Driver::new(
-                    shared.clone(),
-                    handle,
-                    link.clone(),
-                    rx,
-                    http,
-                    None,
-                    Some(id),
-                );
+                let mut driver =
+                    Driver::new(shared.clone(), handle, link.clone(), http, None, Some(id));
                 driver.slot = slot;
                 DriverCell::spawn(driver, span);
                 upgrade(&shared, id, None, on_upgrade, link, deflate);
                 return with_cookie(switching_protocols(&key, deflate));
             }
             let (reply, answer) = oneshot::channel();
-            let mut driver = Driver::new(
-                shared.clone(),
-                handle,
-                link,
-                rx,
-                http,
-                Some((id, reply)),
-                None,
-            );
+            let mut driver =
+                Driver::new(shared.clone(), handle, link, http, Some((id, reply)), None);
             driver.slot = slot;
             // The open packet is ready after the task's first step: take
             // it here rather than wait for the task.
@@ -651,7 +636,7 @@ enum Routed {
     /// Answer it with this (an error).
     Respond(Response),
     /// A new session, with its link and its task's end of the channel.
-    New(ConnectionHandle, Arc<Link>, CmdRx),
+    New(ConnectionHandle, Arc<Link>),
     /// An existing session: its link, unless it is gone.
     Existing(Option<Arc<Link>>),
 }

@@ -1,17 +1,14 @@
 //! The way into a connection's task from the HTTP side: the polling
-//! requests and the WebSockets of its session, over a channel. This is where
-//! two tasks must talk; everything else reaches the connection through its
-//! link (`api::link`).
+//! requests and the WebSockets of its session, as commands queued in the
+//! connection's link (`api::link`) under its lock, which the task takes in
+//! order.
 //!
 //! Also the bound on what a bare Engine.IO application leaves unread
 //! ([`Inbox`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
-use futures_channel::mpsc;
-use futures_util::StreamExt;
 use socketio_proto::{Data, Payload, Request, RequestId, Response};
 use tokio::sync::oneshot;
 
@@ -44,40 +41,6 @@ pub(crate) trait Step: Send + Sync {
     /// Hands `cmd` to the connection and takes the task's step on the
     /// caller's task, unless the task is busy (then `cmd` comes back).
     fn try_run(&self, cmd: Cmd) -> Result<(), Cmd>;
-}
-
-/// Where commands for one connection go.
-#[derive(Debug, Clone)]
-pub(crate) struct CmdTx(mpsc::UnboundedSender<Cmd>);
-
-/// The connection's end of the channel.
-#[derive(Debug)]
-pub(crate) struct CmdRx(mpsc::UnboundedReceiver<Cmd>);
-
-/// The connection's task is gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Closed;
-
-/// A channel to a connection's task.
-pub(crate) fn channel() -> (CmdTx, CmdRx) {
-    // Unlike tokio's, this channel allocates per command, not a block of
-    // 32 up front: an idle connection pays for no slots.
-    let (tx, rx) = mpsc::unbounded();
-    (CmdTx(tx), CmdRx(rx))
-}
-
-impl CmdTx {
-    /// Sends `cmd` to the task.
-    pub(crate) fn send(&self, cmd: Cmd) -> Result<(), Closed> {
-        self.0.unbounded_send(cmd).map_err(|_| Closed)
-    }
-}
-
-impl CmdRx {
-    /// The next command.
-    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Cmd>> {
-        self.0.poll_next_unpin(cx)
-    }
 }
 
 impl std::fmt::Debug for Cmd {
