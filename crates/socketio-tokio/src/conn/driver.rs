@@ -262,11 +262,16 @@ impl Driver {
         self.core().conn.handle_transport_closed(now, id, error);
     }
 
-    fn poll_commands(&mut self, now: Instant) -> bool {
-        if self.cmds_idle {
-            return false;
-        }
+    /// Handles `handed`, then the commands waiting in the link.
+    fn poll_commands(&mut self, now: Instant, handed: Option<Cmd>) -> bool {
         let mut progress = false;
+        if let Some(cmd) = handed {
+            self.on_cmd(now, cmd);
+            progress = true;
+        }
+        if self.cmds_idle {
+            return progress;
+        }
         for _ in 0..BUDGET {
             let Some(cmd) = self.link.next_cmd() else {
                 self.cmds_idle = true;
@@ -1243,19 +1248,25 @@ impl Driver {
     }
 
     /// One wake-up's work; `cmd`, handed over by a step taken elsewhere,
-    /// goes behind the commands already in the channel.
+    /// goes behind the commands already waiting in the link.
     fn run(&mut self, cx: &mut Context<'_>, cmd: Option<Cmd>) -> Poll<()> {
-        if let Some(cmd) = cmd {
-            // Behind the commands already waiting.
-            self.link.lock().cmds.push_back(cmd);
-        }
+        // Behind the commands already waiting: none usually, and then it
+        // is handled first, with no queue (no allocation per request).
+        let handed = cmd.and_then(|cmd| {
+            let mut core = self.link.lock();
+            if core.cmds.is_empty() {
+                return Some(cmd);
+            }
+            core.cmds.push_back(cmd);
+            None
+        });
         self.link.step_started(cx.waker());
         let link = self.link.clone();
         let _unwinding = Unwinding(&link);
-        self.poll_inner(cx)
+        self.poll_inner(cx, handed)
     }
 
-    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_inner(&mut self, cx: &mut Context<'_>, mut handed: Option<Cmd>) -> Poll<()> {
         let this = self;
         // A new wake-up: anything may have become ready.
         this.reads_idle = false;
@@ -1298,7 +1309,7 @@ impl Driver {
             // the upgrade packet and then polls is upgraded when its poll
             // is handled.
             progress |= this.poll_reads(cx, now);
-            progress |= this.poll_commands(now);
+            progress |= this.poll_commands(now, handed.take());
             progress |= this.poll_held(cx, now);
             progress |= this.drain(cx, now);
             progress |= this.poll_tasks(cx);
