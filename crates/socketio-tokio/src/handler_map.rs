@@ -127,14 +127,13 @@ mod tests {
         assert_eq!(std::mem::size_of::<RareVec<String>>(), 8);
         let mut list = RareVec::default();
         assert!(list.is_empty());
+        list.push(1);
         list.push(2);
-        list.insert(0, 1);
         list.push(3);
         assert_eq!(&*list, [1, 2, 3]);
         list[1] = 20;
-        list.retain(|n| *n != 1);
-        assert_eq!(list.iter().copied().collect::<Vec<_>>(), [20, 3]);
-        list.retain(|_| false);
+        assert_eq!(list.iter().copied().collect::<Vec<_>>(), [1, 20, 3]);
+        list.clear();
         assert!(list.0.is_none(), "an emptied list lets its room go");
         let list = RareVec::from(vec![7, 8]);
         assert_eq!(list.into_iter().collect::<Vec<_>>(), [7, 8]);
@@ -166,21 +165,6 @@ impl<T> RareVec<T> {
     /// Adds `value` at the end.
     pub(crate) fn push(&mut self, value: T) {
         self.vec().push(value);
-    }
-
-    /// Adds `value` at `index`.
-    pub(crate) fn insert(&mut self, index: usize, value: T) {
-        self.vec().insert(index, value);
-    }
-
-    /// Keeps only what `keep` says to keep; the list goes once empty.
-    pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
-        if let Some(list) = &mut self.0 {
-            list.retain(keep);
-            if list.is_empty() {
-                self.0 = None;
-            }
-        }
     }
 
     /// Empties the list.

@@ -321,18 +321,57 @@ impl<H> IntoIterator for Handlers<H> {
     }
 }
 
+/// A socket's listeners: the event handlers, and the rest boxed apart.
+///
+/// Most sockets register event handlers only: the other lists (the
+/// catch-all, outgoing, disconnect, error and upgrade listeners, the event
+/// middlewares and the fallback) are a box made on their first use, 8
+/// bytes until then. The lists are read through `Deref` (an empty set
+/// while there is no box) and written through `DerefMut` (which makes it).
 #[derive(Default)]
 pub(crate) struct Listeners {
     pub(crate) events: HandlerMap<Entry<ErasedHandler<EventContext>>>,
-    pub(crate) fallback: Option<ErasedHandler<EventContext>>,
-    pub(crate) any: RareVec<Entry<AnyListener>>,
-    pub(crate) any_outgoing: RareVec<Entry<AnyListener>>,
-    pub(crate) middlewares: RareVec<EventMiddleware>,
-    pub(crate) disconnecting: RareVec<Entry<ErasedHandler<DisconnectContext>>>,
-    pub(crate) disconnect: RareVec<Entry<ErasedHandler<DisconnectContext>>>,
-    pub(crate) error: RareVec<Entry<ErrorListener>>,
-    pub(crate) upgrade: RareVec<Entry<UpgradeListener>>,
+    rare: Option<Box<RareListeners>>,
     next_id: u64,
+}
+
+/// The listeners most sockets have none of.
+#[derive(Default)]
+pub(crate) struct RareListeners {
+    pub(crate) fallback: Option<ErasedHandler<EventContext>>,
+    pub(crate) any: Vec<Entry<AnyListener>>,
+    pub(crate) any_outgoing: Vec<Entry<AnyListener>>,
+    pub(crate) middlewares: Vec<EventMiddleware>,
+    pub(crate) disconnecting: Vec<Entry<ErasedHandler<DisconnectContext>>>,
+    pub(crate) disconnect: Vec<Entry<ErasedHandler<DisconnectContext>>>,
+    pub(crate) error: Vec<Entry<ErrorListener>>,
+    pub(crate) upgrade: Vec<Entry<UpgradeListener>>,
+}
+
+/// What a socket without rare listeners reads.
+static NO_RARE_LISTENERS: RareListeners = RareListeners {
+    fallback: None,
+    any: Vec::new(),
+    any_outgoing: Vec::new(),
+    middlewares: Vec::new(),
+    disconnecting: Vec::new(),
+    disconnect: Vec::new(),
+    error: Vec::new(),
+    upgrade: Vec::new(),
+};
+
+impl std::ops::Deref for Listeners {
+    type Target = RareListeners;
+
+    fn deref(&self) -> &RareListeners {
+        self.rare.as_deref().unwrap_or(&NO_RARE_LISTENERS)
+    }
+}
+
+impl std::ops::DerefMut for Listeners {
+    fn deref_mut(&mut self) -> &mut RareListeners {
+        self.rare.get_or_insert_with(Box::default)
+    }
 }
 
 impl Listeners {
@@ -344,7 +383,7 @@ impl Listeners {
     /// Adds `handler` at the end of the list `list` picks; its id.
     fn push<H>(
         &mut self,
-        list: fn(&mut Listeners) -> &mut RareVec<Entry<H>>,
+        list: fn(&mut RareListeners) -> &mut Vec<Entry<H>>,
         handler: H,
     ) -> ListenerId {
         let id = self.next_id();
@@ -389,12 +428,14 @@ impl Listeners {
 
     fn remove(&mut self, id: ListenerId) {
         self.events.retain(|e| e.id() != id);
-        self.any.retain(|e| e.id() != id);
-        self.any_outgoing.retain(|e| e.id() != id);
-        self.disconnecting.retain(|e| e.id() != id);
-        self.disconnect.retain(|e| e.id() != id);
-        self.error.retain(|e| e.id() != id);
-        self.upgrade.retain(|e| e.id() != id);
+        if let Some(rare) = &mut self.rare {
+            rare.any.retain(|e| e.id() != id);
+            rare.any_outgoing.retain(|e| e.id() != id);
+            rare.disconnecting.retain(|e| e.id() != id);
+            rare.disconnect.retain(|e| e.id() != id);
+            rare.error.retain(|e| e.id() != id);
+            rare.upgrade.retain(|e| e.id() != id);
+        }
     }
 }
 
