@@ -71,9 +71,14 @@ pub(crate) struct Core {
     /// task writes it before anything else.
     pub(crate) unwritten: Option<Box<(RequestId, Single)>>,
     /// Commands from the HTTP side for the task, in the order they came:
-    /// a request's step handed over here, a WebSocket's upgrade. Its room
-    /// goes when it empties, as an idle connection has none.
-    pub(crate) cmds: VecDeque<Cmd>,
+    /// a request's step handed over here, a WebSocket's upgrade. Boxed and
+    /// gone when empty: the queue is used only while the task is busy, and
+    /// an idle connection has none.
+    #[expect(
+        clippy::box_collection,
+        reason = "the box is what keeps an unused queue at one pointer"
+    )]
+    pub(crate) cmds: Option<Box<VecDeque<Cmd>>>,
     /// The task is gone: commands are refused.
     pub(crate) cmds_closed: bool,
 }
@@ -115,7 +120,7 @@ impl Link {
                 dirty: false,
                 direct: None,
                 unwritten: None,
-                cmds: VecDeque::new(),
+                cmds: None,
                 cmds_closed: false,
             }),
             waker: AtomicWaker::new(),
@@ -196,7 +201,7 @@ impl Link {
             if core.cmds_closed {
                 return Err(Gone);
             }
-            core.cmds.push_back(cmd);
+            core.cmds.get_or_insert_default().push_back(cmd);
             Ok(())
         })
     }
@@ -204,9 +209,10 @@ impl Link {
     /// The next command for the task, if any.
     pub(crate) fn next_cmd(&self) -> Option<Cmd> {
         let mut core = self.lock();
-        let cmd = core.cmds.pop_front();
-        if core.cmds.is_empty() && core.cmds.capacity() > 0 {
-            core.cmds = VecDeque::new();
+        let cmds = core.cmds.as_deref_mut()?;
+        let cmd = cmds.pop_front();
+        if cmds.is_empty() {
+            core.cmds = None;
         }
         cmd
     }

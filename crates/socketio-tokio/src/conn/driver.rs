@@ -1254,10 +1254,10 @@ impl Driver {
         // is handled first, with no queue (no allocation per request).
         let handed = cmd.and_then(|cmd| {
             let mut core = self.link.lock();
-            if core.cmds.is_empty() {
-                return Some(cmd);
+            match core.cmds.as_deref_mut() {
+                Some(cmds) => cmds.push_back(cmd),
+                None => return Some(cmd),
             }
-            core.cmds.push_back(cmd);
             None
         });
         self.link.step_started(cx.waker());
@@ -1279,7 +1279,7 @@ impl Driver {
                 // This turn looks at everything: what changes from now on
                 // is for the next one.
                 core.dirty = false;
-                this.cmds_idle = core.cmds.is_empty();
+                this.cmds_idle = core.cmds.is_none();
                 // The WebSocket is the task's again until the step ends.
                 core.direct = None;
                 // Due timers first, as Node's event loop runs them before
