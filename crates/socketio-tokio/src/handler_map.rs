@@ -52,22 +52,30 @@ impl<V> HandlerMap<V> {
         self.entries.insert(at, (name, value));
     }
 
-    /// Keeps only the values of `name` that `keep` says to keep.
-    pub(crate) fn retain_of(&mut self, name: &str, mut keep: impl FnMut(&V) -> bool) {
+    /// What `read` makes of the values of `name`, which are then taken
+    /// out of the map where `once` says so: one search for the name.
+    pub(crate) fn take_of<R>(
+        &mut self,
+        name: &str,
+        read: impl FnOnce(&mut dyn ExactSizeIterator<Item = &V>) -> R,
+        once: impl Fn(&V) -> bool,
+    ) -> R {
         let run = self.run(name);
-        if self.entries[run.clone()].iter().all(|(_, v)| keep(v)) {
-            return;
-        }
-        let mut i = run.start;
-        let mut end = run.end;
-        while i < end {
-            if keep(&self.entries[i].1) {
-                i += 1;
-            } else {
-                self.entries.remove(i);
-                end -= 1;
+        let entries = &self.entries[run.clone()];
+        let read = read(&mut entries.iter().map(|(_, v)| v));
+        if entries.iter().any(|(_, v)| once(v)) {
+            let mut i = run.start;
+            let mut end = run.end;
+            while i < end {
+                if once(&self.entries[i].1) {
+                    self.entries.remove(i);
+                    end -= 1;
+                } else {
+                    i += 1;
+                }
             }
         }
+        read
     }
 
     /// Keeps only the values that `keep` says to keep, of every name.
@@ -111,8 +119,9 @@ mod tests {
         );
 
         m.push(Cow::Owned("echo".to_owned()), 8);
-        m.retain_of("echo", |v| *v != 6);
-        assert_eq!(values(&m, "echo"), [1, 8]);
+        let read = m.take_of("echo", |vs| vs.copied().collect::<Vec<_>>(), |v| *v == 6);
+        assert_eq!(read, [1, 6, 8], "every value is read");
+        assert_eq!(values(&m, "echo"), [1, 8], "the once-only one is gone");
         assert_eq!(values(&m, "say"), [0], "other names are left alone");
         m.retain(|v| *v != 0);
         assert_eq!(values(&m, "say"), [0; 0]);

@@ -394,15 +394,15 @@ impl Listeners {
     /// The handlers of event `name` (once-only ones taken out), else the
     /// fallback.
     pub(crate) fn event_handlers(&mut self, name: &str) -> Handlers<ErasedHandler<EventContext>> {
-        let handlers = {
-            let mut entries = self.events.get(name);
-            match entries.len() {
+        let handlers = self.events.take_of(
+            name,
+            |entries| match entries.len() {
                 // Most events have one handler: no list to allocate.
                 1 => Handlers::One(entries.next().map(|e| e.handler.clone())),
                 _ => Handlers::Many(entries.map(|e| e.handler.clone()).collect()),
-            }
-        };
-        self.events.retain_of(name, |e| !e.once());
+            },
+            Entry::once,
+        );
         match (handlers, &self.fallback) {
             (Handlers::Many(none), Some(fallback)) if none.is_empty() => {
                 Handlers::One(Some(fallback.clone()))
