@@ -63,6 +63,8 @@ struct Scenario {
     measured: Vec<String>,
     base: Vec<String>,
     ops: Ops,
+    /// Flags for the servers, beyond the port and the ping interval.
+    server_args: &'static [&'static str],
     /// At most this many instruction runs, whatever `--runs` says (the
     /// 10,000-recipient broadcast takes minutes under valgrind).
     max_runs: usize,
@@ -128,6 +130,24 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             d,
         ])
     };
+    // Each request asks for four echoes: the packets one handler emits to
+    // its own connection in one go.
+    let burst = |d: &str| {
+        args(&[
+            "--scenario",
+            "burst",
+            "--clients",
+            "50",
+            "--rate",
+            "125",
+            "--warmup",
+            "0",
+            "--duration",
+            d,
+            "--drain",
+            "120",
+        ])
+    };
     let connect = |scenario: &str, clients: &str| {
         args(&[
             "--scenario",
@@ -147,6 +167,16 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             measured: echo(echo_secs),
             base: echo("0"),
             ops: Ops::Received,
+            server_args: &[],
+            max_runs: usize::MAX,
+        },
+        Scenario {
+            key: "burst",
+            title: "packet of a burst (4 emits by one handler, WebSocket, 50 clients)",
+            measured: burst(echo_secs),
+            base: burst("0"),
+            ops: Ops::Received,
+            server_args: &["--burst"],
             max_runs: usize::MAX,
         },
         Scenario {
@@ -155,6 +185,7 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             measured: broadcast("1000", "1", bcast_secs),
             base: broadcast("1000", "1", "0"),
             ops: Ops::Received,
+            server_args: &[],
             max_runs: usize::MAX,
         },
         Scenario {
@@ -163,6 +194,7 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             measured: broadcast("10000", "0.25", bcast10k_secs),
             base: broadcast("10000", "0.25", "0"),
             ops: Ops::Received,
+            server_args: &[],
             max_runs: 1,
         },
         Scenario {
@@ -171,6 +203,7 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             measured: poll(poll_secs),
             base: poll("0"),
             ops: Ops::HttpRequests,
+            server_args: &[],
             max_runs: usize::MAX,
         },
         Scenario {
@@ -179,6 +212,7 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             measured: connect("connect", handshakes),
             base: connect("connect", "0"),
             ops: Ops::Connected,
+            server_args: &[],
             max_runs: usize::MAX,
         },
         Scenario {
@@ -187,6 +221,7 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             measured: connect("connect_poll", handshakes),
             base: connect("connect_poll", "0"),
             ops: Ops::Connected,
+            server_args: &[],
             max_runs: usize::MAX,
         },
     ]
@@ -265,7 +300,13 @@ struct Server {
 }
 
 impl Server {
-    fn start(ctx: &Ctx, server: &str, tool: Tool, out: &Path) -> Result<Server> {
+    fn start(
+        ctx: &Ctx,
+        server: &str,
+        server_args: &[&str],
+        tool: Tool,
+        out: &Path,
+    ) -> Result<Server> {
         let mut cmd = Command::new("taskset");
         cmd.args(["-c", "0"]);
         match tool {
@@ -283,6 +324,7 @@ impl Server {
         }
         cmd.arg(ctx.bins.join(format!("bench-{server}")))
             .args(["--port", "0", "--ping-interval", PING_INTERVAL_SECS])
+            .args(server_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
@@ -441,10 +483,16 @@ fn json_u64(json: &str, key: &str) -> u64 {
 }
 
 /// One server run under one tool: start, drive, stop, count.
-fn measure(ctx: &Ctx, server: &str, tool: Tool, gen_args: &[String], tag: &str) -> Result<Count> {
+fn measure(
+    ctx: &Ctx,
+    (server, server_args): (&str, &[&str]),
+    tool: Tool,
+    gen_args: &[String],
+    tag: &str,
+) -> Result<Count> {
     let out = ctx.out.join(format!("{tag}.{}", tool.name()));
     let _ = std::fs::remove_file(&out);
-    let running = Server::start(ctx, server, tool, &out)?;
+    let running = Server::start(ctx, server, server_args, tool, &out)?;
     let report = generate(ctx, &running.addr, gen_args)?;
     running.stop()?;
     let mut count = Count {
@@ -638,8 +686,9 @@ pub(crate) fn bench(quick: bool, runs: Option<usize>, only: Option<&str>) -> Res
                         round + 1,
                         started.elapsed().as_secs_f64()
                     );
-                    let base = measure(&ctx, server, tool, &scenario.base, &format!("{tag}-base"))?;
-                    let measured = measure(&ctx, server, tool, &scenario.measured, &tag)?;
+                    let which = (*server, scenario.server_args);
+                    let base = measure(&ctx, which, tool, &scenario.base, &format!("{tag}-base"))?;
+                    let measured = measure(&ctx, which, tool, &scenario.measured, &tag)?;
                     let cell = &mut results[si][vi][ti];
                     if scenario.ops == Ops::Received {
                         let wanted = measured.expected.max(measured.sent);

@@ -16,6 +16,9 @@
 //! Scenarios:
 //! - `echo`: each client emits `echo` with `[intended µs, sent µs]` and reads it back;
 //! - `echo_ack`: the same with an ack id, answered by an ACK;
+//! - `burst`: each client emits `burst` with `[intended µs, sent µs, 4]` and
+//!   reads back four `echo`s, emitted by one handler in one go (the server
+//!   registers that handler when started with `--burst`);
 //! - `broadcast`: every client joins the room, one more client emits `broadcast`
 //!   at the rate, each delivery of `bcast` is timed;
 //! - `idle`: the clients connect, answer pings, and hold until standard input closes;
@@ -59,6 +62,7 @@ type BoxError = Box<dyn std::error::Error>;
 enum Scenario {
     Echo,
     EchoAck,
+    Burst,
     Broadcast,
     Idle,
     Poll,
@@ -86,7 +90,7 @@ fn usage(why: &str) -> ! {
     eprintln!("loadgen: {why}");
     eprintln!(
         "usage: loadgen --addr HOST:PORT \
-         --scenario echo|echo_ack|broadcast|idle|poll|connect|connect_poll \
+         --scenario echo|echo_ack|burst|broadcast|idle|poll|connect|connect_poll \
          [--clients N] [--rate MSG/S] [--warmup S] [--duration S] [--drain S] [--raw] \
          [--sources K] [--source-base B] [--concurrency C] [--room NAME]"
     );
@@ -137,6 +141,7 @@ fn parse_args() -> Config {
                 cfg.scenario = match value.as_str() {
                     "echo" => Scenario::Echo,
                     "echo_ack" => Scenario::EchoAck,
+                    "burst" => Scenario::Burst,
                     "broadcast" => Scenario::Broadcast,
                     "idle" => Scenario::Idle,
                     "poll" => Scenario::Poll,
@@ -326,7 +331,7 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
         let (sink, stream) = ws.split();
         let (pong_tx, pong_rx) = mpsc::unbounded_channel();
         let schedule = match cfg.scenario {
-            Scenario::Echo | Scenario::EchoAck => Some(Schedule {
+            Scenario::Echo | Scenario::EchoAck | Scenario::Burst => Some(Schedule {
                 first: start + Duration::from_secs_f64(i as f64 / cfg.rate),
                 period,
                 end: window_end,
@@ -374,7 +379,7 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
         say("END");
         // Wait for the answers still on their way, at most `drain`.
         let deadline = Instant::now() + cfg.drain;
-        while Instant::now() < deadline && !all_answered(&stats.borrow(), n) {
+        while Instant::now() < deadline && !all_answered(&stats.borrow(), n, cfg.scenario) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         stats.borrow_mut().gen_ticks = cpu1.saturating_sub(cpu0);
@@ -411,6 +416,9 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
         report.latency = encode(&s.latency);
         report.service = encode(&s.service);
         report.span_secs = s.last_us.saturating_sub(s.window.0) as f64 / 1e6;
+        if cfg.scenario == Scenario::Burst {
+            report.expected = s.sent * BURST;
+        }
         if cfg.scenario == Scenario::Broadcast {
             let mut last = histogram();
             let mut first_intended = u64::MAX;
@@ -449,12 +457,16 @@ fn connect_report(cfg: &Config, s: &Stats, connect_secs: f64) -> Report {
     }
 }
 
-fn all_answered(s: &Stats, recipients: usize) -> bool {
-    match s.broadcasts.is_empty() {
-        true => s.received >= s.sent,
-        false => s.received >= s.sent * recipients as u64,
+fn all_answered(s: &Stats, recipients: usize, scenario: Scenario) -> bool {
+    match (s.broadcasts.is_empty(), scenario) {
+        (true, Scenario::Burst) => s.received >= s.sent * BURST,
+        (true, _) => s.received >= s.sent,
+        (false, _) => s.received >= s.sent * recipients as u64,
     }
 }
+
+/// The echoes a `burst` request asks for.
+const BURST: u64 = 4;
 
 /// Opens a TCP connection from the client's source address.
 async fn tcp(cfg: &Config, i: usize) -> std::io::Result<TcpStream> {
@@ -582,6 +594,9 @@ async fn write_loop(
                 let packet = match scenario {
                     Scenario::EchoAck => sio::Packet::event(
                         nsp.clone(), "echo_ack", &(intended_us, sent_us), Some(u64::from(k)),
+                    ),
+                    Scenario::Burst => sio::Packet::event(
+                        nsp.clone(), "burst", &(intended_us, sent_us, BURST), None,
                     ),
                     Scenario::Broadcast => {
                         let mut s = stats.borrow_mut();

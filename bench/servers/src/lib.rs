@@ -132,9 +132,23 @@ pub fn alive_tasks() -> usize {
 pub fn ours_handlers(io: &socketio_tokio::SocketIo) {
     use socketio_tokio::{AckSender, Data, Socket};
     let server = io.clone();
+    // `--burst`: the handler of the `burst` scenario, which emits to its
+    // own connection several times in one go (off by default, so that the
+    // idle memory counts the six handlers above).
+    let burst = flag("burst");
     io.ns("/", move |socket: Socket| {
         let io = server.clone();
         async move {
+            if burst {
+                socket.on(
+                    "burst",
+                    |socket: Socket, Data((a, b, n)): Data<(u64, u64, u64)>| async move {
+                        for _ in 0..n.min(64) {
+                            let _ = socket.emit("echo", &(a, b));
+                        }
+                    },
+                );
+            }
             socket.on(
                 "echo",
                 |socket: Socket, Data(args): Data<(u64, u64)>| async move {

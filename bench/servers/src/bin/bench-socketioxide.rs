@@ -17,7 +17,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.ping_interval(interval);
     }
     let (svc, io) = builder.build_svc();
-    io.ns("/", async |socket: SocketRef| {
+    // `--burst`: the handler of the `burst` scenario, as ours has it.
+    let burst = bench_servers::flag("burst");
+    io.ns("/", async move |socket: SocketRef| {
+        if burst {
+            socket.on(
+                "burst",
+                async |socket: SocketRef, Data((a, b, n)): Data<(u64, u64, u64)>| {
+                    for _ in 0..n.min(64) {
+                        let _ = socket.emit("echo", &(a, b));
+                    }
+                },
+            );
+        }
         socket.on(
             "echo",
             async |socket: SocketRef, Data(args): Data<(u64, u64)>| {
