@@ -236,8 +236,10 @@ fn described_data(socket: &SocketInner) -> serde_json::Value {
         .as_deref()
         .and_then(|d| serde_json::from_str(d).ok())
         .unwrap_or_else(|| serde_json::json!({}));
-    if let serde_json::Value::Object(map) = &mut data {
-        for (name, value) in socket.data_fields().iter() {
+    if let serde_json::Value::Object(map) = &mut data
+        && let Some(extras) = socket.extras().as_deref()
+    {
+        for (name, value) in &extras.data_fields {
             map.insert(name.clone(), value.clone());
         }
     }

@@ -30,7 +30,7 @@ use crate::api::server::{Shared, own_room};
 use crate::args::RoomParam;
 use crate::args::{event_packet, from_args};
 use crate::error::{AckError, EmitError};
-use crate::handler_map::{HandlerMap, RareVec};
+use crate::handler_map::HandlerMap;
 use crate::request_head::RequestHead;
 
 /// What the HTTP request that opened a connection told.
@@ -463,15 +463,22 @@ pub(crate) struct SocketInner {
     /// Whether its emits are stored for recovery (recovery is on), and so
     /// go through the endpoint.
     pub(crate) stored: bool,
+    /// What many sockets never set, boxed on first use: 8 bytes until then.
+    pub(crate) extras: Mutex<Option<Box<SocketExtras>>>,
+}
+
+/// A socket's data and what goes with it.
+#[derive(Default)]
+pub(crate) struct SocketExtras {
     /// The application's data, as JSON: saved with the session when the
     /// socket drops, given back when it is recovered.
-    pub(crate) data: Mutex<Option<Box<Str>>>,
-    /// The rooms the socket was in when it left, while its disconnecting
-    /// handlers run (it is out of them by then).
-    pub(crate) left_rooms: Mutex<RareVec<Str>>,
+    pub(crate) data: Option<Str>,
     /// Fields added to the data as [`fetch_sockets`](crate::BroadcastOperator::fetch_sockets)
     /// describes it, kept out of the application's data.
-    pub(crate) data_fields: Mutex<RareVec<(String, serde_json::Value)>>,
+    pub(crate) data_fields: Vec<(String, serde_json::Value)>,
+    /// The rooms the socket was in when it left, while its disconnecting
+    /// handlers run (it is out of them by then).
+    pub(crate) left_rooms: Vec<Str>,
 }
 
 impl SocketInner {
@@ -479,24 +486,19 @@ impl SocketInner {
         self.listeners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The socket's data and what goes with it, if any was set.
+    pub(crate) fn extras(&self) -> MutexGuard<'_, Option<Box<SocketExtras>>> {
+        self.extras.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The application's data, as JSON.
     pub(crate) fn data(&self) -> Option<Str> {
-        let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
-        data.as_deref().cloned()
+        self.extras().as_ref()?.data.clone()
     }
 
-    /// Sets the application's data, as JSON (boxed: most sockets have
-    /// none, and keep 8 bytes for it).
+    /// Sets the application's data, as JSON.
     pub(crate) fn set_data(&self, json: Str) {
-        *self.data.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(json));
-    }
-
-    pub(crate) fn data_fields(&self) -> MutexGuard<'_, RareVec<(String, serde_json::Value)>> {
-        self.data_fields.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn left_rooms(&self) -> MutexGuard<'_, RareVec<Str>> {
-        self.left_rooms.lock().unwrap_or_else(|e| e.into_inner())
+        self.extras().get_or_insert_default().data = Some(json);
     }
 
     /// Whether the socket has outgoing listeners.
@@ -635,7 +637,8 @@ impl Socket {
     /// data is an object or unset; data of another JSON type is shown as
     /// it is.
     pub fn set_data_field(&self, name: &str, value: serde_json::Value) {
-        let mut fields = self.0.data_fields();
+        let mut extras = self.0.extras();
+        let fields = &mut extras.get_or_insert_default().data_fields;
         match fields.iter_mut().find(|(n, _)| n == name) {
             Some((_, v)) => *v = value,
             None => fields.push((name.to_owned(), value)),
@@ -1197,7 +1200,12 @@ impl Socket {
     /// The rooms this socket is in (its own id among them).
     pub fn rooms(&self) -> Vec<Str> {
         if !self.connected() {
-            return self.0.left_rooms().to_vec();
+            return self
+                .0
+                .extras()
+                .as_ref()
+                .map(|e| e.left_rooms.clone())
+                .unwrap_or_default();
         }
         match self.0.shared.upgrade() {
             Some(shared) => shared.read().rooms_of(&self.0.nsp, &self.0.id),

@@ -529,7 +529,9 @@ impl Driver {
                         for fut in disconnecting {
                             fut.await;
                         }
-                        socket.left_rooms().clear();
+                        if let Some(extras) = socket.extras().as_mut() {
+                            extras.left_rooms = Vec::new();
+                        }
                         for fut in disconnect {
                             fut.await;
                         }
@@ -818,9 +820,7 @@ impl Driver {
             disconnecting: false.into(),
             recovered,
             stored: self.shared.config.recovery.is_some(),
-            data: std::sync::Mutex::new(None),
-            left_rooms: std::sync::Mutex::default(),
-            data_fields: std::sync::Mutex::default(),
+            extras: std::sync::Mutex::default(),
         })
     }
 
@@ -1141,7 +1141,9 @@ impl Driver {
 /// finds the task busy sends its command over the channel instead.
 pub(crate) struct DriverCell {
     driver: Mutex<Driver>,
-    span: tracing::Span,
+    /// The connection's span, when a subscriber wants it: none (8 bytes
+    /// where a `Span` takes 40) while tracing is off at its level.
+    span: Option<Box<tracing::Span>>,
     /// The task found the lock taken by a step elsewhere: that step wakes
     /// it when it ends, so that no worker thread waits on the lock.
     missed: AtomicWaker,
@@ -1153,7 +1155,7 @@ impl DriverCell {
         let link = driver.link.clone();
         let cell = Arc::new(DriverCell {
             driver: Mutex::new(driver),
-            span,
+            span: (!span.is_disabled()).then(|| Box::new(span)),
             missed: AtomicWaker::new(),
         });
         let weak: std::sync::Weak<DriverCell> = Arc::downgrade(&cell);
@@ -1175,7 +1177,7 @@ impl DriverCell {
         // itself on its second try.
         let _wake = WakeMissed(&self.missed);
         let mut driver = driver;
-        let _span = self.span.enter();
+        let _span = self.span.as_deref().map(tracing::Span::enter);
         driver.step(cmd);
     }
 }
@@ -1209,7 +1211,7 @@ impl Future for DriverTask {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let cell = &self.0;
-        let _span = cell.span.enter();
+        let _span = cell.span.as_deref().map(tracing::Span::enter);
         let mut driver = match cell.driver.try_lock() {
             Ok(driver) => driver,
             Err(TryLockError::WouldBlock) => {
@@ -1543,7 +1545,7 @@ fn give_endpoint_events(state: &mut Locked<'_>, handle: ConnectionHandle, events
             }
             (EndpointEvent::SocketDisconnected { nsp, sid, pid }, Some(socket)) => {
                 if socket.disconnecting.load(Ordering::Acquire) {
-                    *socket.left_rooms() = state.rooms_of(nsp, sid).into();
+                    socket.extras().get_or_insert_default().left_rooms = state.rooms_of(nsp, sid);
                 }
                 let Some(pid) = pid.clone() else {
                     state.handle_event(now, handle, event);
