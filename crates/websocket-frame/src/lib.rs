@@ -286,8 +286,9 @@ pub struct Decoder {
     max_message: usize,
     /// Whether permessage-deflate was agreed: RSV1 marks a compressed message.
     deflate: bool,
-    /// The fragments of an unfinished message.
-    partial: Option<Partial>,
+    /// The fragments of an unfinished message (boxed: most connections never
+    /// see a fragmented message, and a server keeps a decoder per connection).
+    partial: Option<Box<Partial>>,
     /// The error that ended the stream, given again to every later call.
     failed: Option<ProtocolError>,
 }
@@ -429,7 +430,7 @@ impl Decoder {
             }
             n => (0, u64::from(n)),
         };
-        let so_far = self.partial.as_ref().map_or(0, Partial::wire);
+        let so_far = self.partial.as_deref().map_or(0, Partial::wire);
         let limit = self.max_message;
         let payload_len = match usize::try_from(len) {
             Ok(n) if opcode.is_control() || n <= limit.saturating_sub(so_far) => n,
@@ -483,7 +484,7 @@ impl Decoder {
                     checked: 0,
                 };
                 partial.check_utf8(false)?;
-                self.partial = Some(partial);
+                self.partial = Some(Box::new(partial));
                 Ok(None)
             }
             OpCode::Continuation => {
@@ -506,6 +507,7 @@ impl Decoder {
                     self.partial = Some(partial);
                     return Ok(None);
                 }
+                let partial = *partial;
                 let data = match partial.body {
                     Body::Plain(data) => data.freeze(),
                     Body::Inflated { data, .. } => Bytes::from(data),
