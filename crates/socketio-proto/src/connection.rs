@@ -1902,23 +1902,28 @@ fn as_json(packet: Packet) -> Packet {
 mod layout {
     use super::*;
 
-    /// A connection of a WebSocket client in one namespace, once the
-    /// binding has drained its output and the connect timeout has passed:
-    /// what it keeps while idle.
-    fn idle_websocket_connection() -> Connection {
-        let config = Arc::new(Config::default());
-        let now = Instant::now();
+    /// A session opened by a WebSocket (request 1) at `now`.
+    fn websocket_session(now: Instant) -> (Connection, RequestId) {
         let ids = crate::ids::IdGenerator::from_seed([5; 32]).fork_stream();
         let ws = RequestId(1);
-        let mut conn = Connection::new(
+        let conn = Connection::new(
             now,
-            config,
+            Arc::new(Config::default()),
             Str::from("session"),
             EioVersion::V4,
             Opening::WebSocket { ws },
             ids,
             String::new(),
         );
+        (conn, ws)
+    }
+
+    /// A connection of a WebSocket client in one namespace, once the
+    /// binding has drained its output and the connect timeout has passed:
+    /// what it keeps while idle.
+    fn idle_websocket_connection() -> Connection {
+        let now = Instant::now();
+        let (mut conn, ws) = websocket_session(now);
         conn.handle_frame(now, ws, Data::Text(Str::from("40")));
         while let Some(event) = conn.poll_event() {
             if let Event::ConnectRequest { nsp, .. } = event {
@@ -1995,19 +2000,8 @@ mod layout {
 
     #[test]
     fn what_only_some_sessions_use_comes_and_goes() {
-        let config = Arc::new(Config::default());
         let now = Instant::now();
-        let ids = crate::ids::IdGenerator::from_seed([5; 32]).fork_stream();
-        let ws = RequestId(1);
-        let mut conn = Connection::new(
-            now,
-            config,
-            Str::from("session"),
-            EioVersion::V4,
-            Opening::WebSocket { ws },
-            ids,
-            String::new(),
-        );
+        let (mut conn, ws) = websocket_session(now);
         // The connect deadline is kept until the first connect.
         assert!(conn.rare.is_some());
         conn.handle_frame(now, ws, Data::Text(Str::from("40")));
