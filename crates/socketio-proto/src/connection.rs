@@ -1918,12 +1918,9 @@ mod layout {
         (conn, ws)
     }
 
-    /// A connection of a WebSocket client in one namespace, once the
-    /// binding has drained its output and the connect timeout has passed:
-    /// what it keeps while idle.
-    fn idle_websocket_connection() -> Connection {
-        let now = Instant::now();
-        let (mut conn, ws) = websocket_session(now);
+    /// The client on `ws` joins `/`, and the binding drains what that
+    /// gives it.
+    fn join_root(conn: &mut Connection, now: Instant, ws: RequestId) {
         conn.handle_frame(now, ws, Data::Text(Str::from("40")));
         while let Some(event) = conn.poll_event() {
             if let Event::ConnectRequest { nsp, .. } = event {
@@ -1932,6 +1929,15 @@ mod layout {
         }
         while conn.poll_transmit().is_some() {}
         while conn.poll_endpoint_event().is_some() {}
+    }
+
+    /// A connection of a WebSocket client in one namespace, once the
+    /// binding has drained its output and the connect timeout has passed:
+    /// what it keeps while idle.
+    fn idle_websocket_connection() -> Connection {
+        let now = Instant::now();
+        let (mut conn, ws) = websocket_session(now);
+        join_root(&mut conn, now, ws);
         while conn.poll_response().is_some() {}
         // A ping goes out and its pong comes back, past the connect timeout.
         let later = now + conn.config.connect_timeout;
@@ -1983,14 +1989,7 @@ mod layout {
         assert!(conn.poll_transmit().is_some());
         conn.handle_frame(now, ws, Data::Text(Str::from("5")));
         assert_eq!(conn.transport(), TransportKind::WebSocket);
-        conn.handle_frame(now, ws, Data::Text(Str::from("40")));
-        while let Some(event) = conn.poll_event() {
-            if let Event::ConnectRequest { nsp, .. } = event {
-                assert!(conn.accept(&nsp).is_ok());
-            }
-        }
-        while conn.poll_transmit().is_some() {}
-        while conn.poll_endpoint_event().is_some() {}
+        join_root(&mut conn, now, ws);
         assert!(conn.poll_response().is_none());
         conn.handle_timeout(now + conn.config.connect_timeout);
         while conn.poll_transmit().is_some() {}
@@ -2004,14 +2003,7 @@ mod layout {
         let (mut conn, ws) = websocket_session(now);
         // The connect deadline is kept until the first connect.
         assert!(conn.rare.is_some());
-        conn.handle_frame(now, ws, Data::Text(Str::from("40")));
-        while let Some(event) = conn.poll_event() {
-            if let Event::ConnectRequest { nsp, .. } = event {
-                assert!(conn.accept(&nsp).is_ok());
-            }
-        }
-        while conn.poll_transmit().is_some() {}
-        while conn.poll_endpoint_event().is_some() {}
+        join_root(&mut conn, now, ws);
         assert!(conn.rare.is_none());
         let later = now + conn.config.connect_timeout;
         conn.handle_timeout(later);
