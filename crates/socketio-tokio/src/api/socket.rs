@@ -48,8 +48,9 @@ pub(crate) struct HttpInfo {
 pub struct Handshake {
     pub(crate) http: Arc<HttpInfo>,
     /// What the namespace's CONNECT carried, when it carried anything:
-    /// boxed, so that the many sockets whose CONNECT is bare keep 8 bytes.
-    pub(crate) connect: Option<Box<ConnectArgs>>,
+    /// shared, so that the many sockets whose CONNECT is bare keep 8 bytes
+    /// and a clone of the handshake allocates nothing.
+    pub(crate) connect: Option<Arc<ConnectArgs>>,
 }
 
 /// The auth object and the namespace's query of a CONNECT.
@@ -63,7 +64,7 @@ impl Handshake {
     /// The handshake of `http` with what the CONNECT carried.
     pub(crate) fn new(http: Arc<HttpInfo>, auth: Option<Payload>, nsp_query: Option<Str>) -> Self {
         let connect = (auth.is_some() || nsp_query.is_some())
-            .then(|| Box::new(ConnectArgs { auth, nsp_query }));
+            .then(|| Arc::new(ConnectArgs { auth, nsp_query }));
         Handshake { http, connect }
     }
 }
@@ -348,6 +349,20 @@ pub(crate) struct RareListeners {
     pub(crate) upgrade: Vec<Entry<UpgradeListener>>,
 }
 
+impl RareListeners {
+    /// Whether it holds no listener.
+    fn is_empty(&self) -> bool {
+        self.fallback.is_none()
+            && self.any.is_empty()
+            && self.any_outgoing.is_empty()
+            && self.middlewares.is_empty()
+            && self.disconnecting.is_empty()
+            && self.disconnect.is_empty()
+            && self.error.is_empty()
+            && self.upgrade.is_empty()
+    }
+}
+
 /// What a socket without rare listeners reads.
 static NO_RARE_LISTENERS: RareListeners = RareListeners {
     fallback: None,
@@ -428,13 +443,24 @@ impl Listeners {
 
     fn remove(&mut self, id: ListenerId) {
         self.events.retain(|e| e.id() != id);
-        if let Some(rare) = &mut self.rare {
+        self.take_away(|rare| {
             rare.any.retain(|e| e.id() != id);
             rare.any_outgoing.retain(|e| e.id() != id);
             rare.disconnecting.retain(|e| e.id() != id);
             rare.disconnect.retain(|e| e.id() != id);
             rare.error.retain(|e| e.id() != id);
             rare.upgrade.retain(|e| e.id() != id);
+        });
+    }
+
+    /// Applies `change`, which only takes listeners away, to the rare
+    /// lists: no box is made for it, and the box goes once they are empty.
+    fn take_away(&mut self, change: impl FnOnce(&mut RareListeners)) {
+        if let Some(rare) = self.rare.as_deref_mut() {
+            change(rare);
+            if rare.is_empty() {
+                self.rare = None;
+            }
         }
     }
 }
@@ -821,12 +847,14 @@ impl Socket {
     /// Removes every catch-all listener of incoming events (the reference's
     /// `offAny()`).
     pub fn off_any(&self) {
-        self.0.listeners().any.clear();
+        self.0.listeners().take_away(|rare| rare.any.clear());
     }
 
     /// Removes every listener of outgoing events (`offAnyOutgoing()`).
     pub fn off_any_outgoing(&self) {
-        self.0.listeners().any_outgoing.clear();
+        self.0
+            .listeners()
+            .take_away(|rare| rare.any_outgoing.clear());
     }
 
     /// The ids of the catch-all listeners of incoming events, in calling
@@ -1413,5 +1441,24 @@ impl<V: DeserializeOwned> Future for AckFuture<V> {
             Poll::Ready(Ok(Err(e))) => Poll::Ready(Err(e)),
             Poll::Ready(Err(_)) => Poll::Ready(Err(AckError::Disconnected)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taking_listeners_away_makes_no_box_and_drops_an_emptied_one() {
+        let mut listeners = Listeners::default();
+        listeners.take_away(|rare| rare.any.clear());
+        assert!(listeners.rare.is_none(), "nothing to take away: no box");
+        assert!(listeners.any.is_empty(), "reads see the empty lists");
+        let id = listeners.next_id();
+        let error: ErrorListener = Arc::new(|_: &Socket, _: &SocketError| {});
+        listeners.error.push(Entry::new(id, false, error));
+        assert!(listeners.rare.is_some());
+        listeners.remove(id);
+        assert!(listeners.rare.is_none(), "the emptied box goes");
     }
 }
