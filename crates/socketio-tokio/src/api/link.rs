@@ -26,8 +26,9 @@
 //! the link, for the task to write before anything else, while every later
 //! packet takes the ordinary way.
 //!
-//! HTTP requests and WebSockets for the session still go to the task over
-//! its channel ([`crate::mailbox`]): there two tasks must talk.
+//! HTTP requests and WebSockets for the session reach the task as commands
+//! ([`crate::mailbox`]) queued here, under the same lock, which the task
+//! takes in order; a request that finds the task idle takes its step itself.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
