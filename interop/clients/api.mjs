@@ -35,13 +35,13 @@ async function all() {
 
   // Extractors in the connect handler: the middleware's extension, the
   // state, the auth object, the transport; then an upgrade is reported.
-  const welcome = new Promise((resolve) => {
-    const s = io(url + "/api", { reconnection: false, forceNew: true, auth: { name: "ann" } });
-    s.once("welcome", (...a) => resolve([s, a]));
-  });
-  const [ann, welcomeArgs] = await welcome;
-  result.welcome = welcomeArgs;
-  result.upgraded = (await once(ann, "upgraded"))[0];
+  // Both listeners are there from the start: the two events may come in
+  // one read, dispatched before an await after the first one returns.
+  const ann = io(url + "/api", { reconnection: false, forceNew: true, auth: { name: "ann" } });
+  const welcome = once(ann, "welcome");
+  const upgraded = once(ann, "upgraded");
+  result.welcome = await welcome;
+  result.upgraded = (await upgraded)[0];
 
   // The argument convention, both ways.
   result.oneArray = await ann.emitWithAck("one-array", [1, 2, 3]);
