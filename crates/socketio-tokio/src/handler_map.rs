@@ -5,51 +5,75 @@
 //! them sorted by name, one entry per handler, costs a fraction of a
 //! `HashMap` of lists (no list per event, no spare room), and finds a name
 //! in as many comparisons as there are bits in their count.
+//!
+//! Most applications register the same handlers on every socket of a
+//! namespace, and most handlers capture nothing: such lists are equal from
+//! one socket to the next. The list is shared, copied on write, so that
+//! the sockets whose lists are equal hold one between them
+//! ([`HandlerMap::share`]).
 
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::Arc;
+
+/// One name and its value.
+type Named<V> = (Cow<'static, str>, V);
 
 /// Values by name, sorted by name; the values of one name in the order
 /// they were added.
 ///
 /// A name given as a `&'static str` (a literal, as most are) is kept as
-/// that reference: no allocation per name and socket.
+/// that reference: no allocation per name and socket. The list is shared
+/// and copied on write: 8 bytes while empty or shared.
 pub(crate) struct HandlerMap<V> {
-    entries: Vec<(Cow<'static, str>, V)>,
+    entries: Option<Arc<Vec<Named<V>>>>,
 }
 
 impl<V> Default for HandlerMap<V> {
     fn default() -> Self {
-        HandlerMap {
-            entries: Vec::new(),
-        }
+        HandlerMap { entries: None }
     }
 }
 
-impl<V> HandlerMap<V> {
+impl<V: Clone> HandlerMap<V> {
+    /// The entries, sorted by name.
+    fn list(&self) -> &[Named<V>] {
+        self.entries.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// The entries to change: this map's own, copied first if shared.
+    fn list_mut(&mut self) -> &mut Vec<Named<V>> {
+        Arc::make_mut(self.entries.get_or_insert_default())
+    }
+
+    /// Lets the list go once it is empty.
+    fn drop_if_empty(&mut self) {
+        if self.entries.as_ref().is_some_and(|list| list.is_empty()) {
+            self.entries = None;
+        }
+    }
+
     /// Where the values of `name` are.
     fn run(&self, name: &str) -> Range<usize> {
-        let start = self.entries.partition_point(|(n, _)| **n < *name);
-        let len = self.entries[start..].partition_point(|(n, _)| **n == *name);
+        let entries = self.list();
+        let start = entries.partition_point(|(n, _)| **n < *name);
+        let len = entries[start..].partition_point(|(n, _)| **n == *name);
         start..start + len
     }
 
     /// The values of `name`, in the order they were added.
     pub(crate) fn get(&self, name: &str) -> impl ExactSizeIterator<Item = &V> {
-        self.entries[self.run(name)].iter().map(|(_, v)| v)
+        self.list()[self.run(name)].iter().map(|(_, v)| v)
     }
 
     /// Adds a value of `name`, after those it has.
     pub(crate) fn push(&mut self, name: Cow<'static, str>, value: V) {
         let at = self.run(&name).end;
-        // One more slot at a time: most sockets register a few handlers
-        // once.
-        self.entries.reserve_exact(1);
         let mut name = name;
         if let Cow::Owned(owned) = &mut name {
             owned.shrink_to_fit();
         }
-        self.entries.insert(at, (name, value));
+        self.list_mut().insert(at, (name, value));
     }
 
     /// What `read` makes of the values of `name`, which are then taken
@@ -61,32 +85,79 @@ impl<V> HandlerMap<V> {
         once: impl Fn(&V) -> bool,
     ) -> R {
         let run = self.run(name);
-        let entries = &self.entries[run.clone()];
+        let entries = &self.list()[run.clone()];
         let read = read(&mut entries.iter().map(|(_, v)| v));
         if entries.iter().any(|(_, v)| once(v)) {
+            let entries = self.list_mut();
             let mut i = run.start;
             let mut end = run.end;
             while i < end {
-                if once(&self.entries[i].1) {
-                    self.entries.remove(i);
+                if once(&entries[i].1) {
+                    entries.remove(i);
                     end -= 1;
                 } else {
                     i += 1;
                 }
             }
+            self.drop_if_empty();
         }
         read
     }
 
     /// Keeps only the values that `keep` says to keep, of every name.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
-        self.entries.retain(|(_, v)| keep(v));
+        if self.list().iter().all(|(_, v)| keep(v)) {
+            return;
+        }
+        self.list_mut().retain(|(_, v)| keep(v));
+        self.drop_if_empty();
     }
 
     /// Removes every value of `name`.
     pub(crate) fn remove(&mut self, name: &str) {
         let run = self.run(name);
-        self.entries.drain(run);
+        if run.is_empty() {
+            return;
+        }
+        self.list_mut().drain(run);
+        self.drop_if_empty();
+    }
+
+    /// Shares this map's list with `template`, the last list of its kind:
+    /// when the two are equal (`same` on each value), this map takes the
+    /// template's and lets its own go. Else this map's list, with its
+    /// spare room given back, becomes the template if `shareable` says so
+    /// of every value: a value that holds anything must not be kept alive
+    /// by the template, which outlives the map.
+    pub(crate) fn share(
+        &mut self,
+        template: &mut HandlerMap<V>,
+        same: impl Fn(&V, &V) -> bool,
+        shareable: impl Fn(&V) -> bool,
+    ) {
+        let Some(mine) = &mut self.entries else {
+            return;
+        };
+        if let Some(theirs) = &template.entries {
+            if Arc::ptr_eq(mine, theirs) {
+                return;
+            }
+            let equal = mine.len() == theirs.len()
+                && mine
+                    .iter()
+                    .zip(theirs.iter())
+                    .all(|((n1, v1), (n2, v2))| n1 == n2 && same(v1, v2));
+            if equal {
+                *mine = theirs.clone();
+                return;
+            }
+        }
+        if let Some(list) = Arc::get_mut(mine) {
+            list.shrink_to_fit();
+        }
+        if mine.iter().all(|(_, v)| shareable(v)) {
+            template.entries = Some(mine.clone());
+        }
     }
 }
 
@@ -112,7 +183,7 @@ mod tests {
         assert_eq!(values(&m, "echo_ack"), [5]);
         assert_eq!(values(&m, "ech"), [0; 0]);
         assert_eq!(values(&m, ""), [7]);
-        let names: Vec<&str> = m.entries.iter().map(|(n, _)| &**n).collect();
+        let names: Vec<&str> = m.list().iter().map(|(n, _)| &**n).collect();
         assert_eq!(
             names,
             ["", "a", "echo", "echo", "echo_ack", "join", "say", "zz"]
@@ -129,6 +200,91 @@ mod tests {
         assert_eq!(values(&m, "echo"), [0; 0]);
         assert_eq!(values(&m, "echo_ack"), [5]);
         assert_eq!(values(&m, "a"), [3]);
+    }
+
+    /// A map whose values are names or, when negative, values that
+    /// hold something and so are never shared.
+    fn map(values: &[(&'static str, i32)]) -> HandlerMap<i32> {
+        let mut m = HandlerMap::default();
+        for (name, v) in values {
+            m.push(Cow::Borrowed(*name), *v);
+        }
+        m
+    }
+
+    fn share(m: &mut HandlerMap<i32>, template: &mut HandlerMap<i32>) {
+        m.share(template, |a, b| a == b, |v| *v >= 0);
+    }
+
+    fn same_list(a: &HandlerMap<i32>, b: &HandlerMap<i32>) -> bool {
+        match (&a.entries, &b.entries) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn equal_lists_are_shared_and_copied_on_write() {
+        let mut template = HandlerMap::default();
+        let mut first = map(&[("echo", 1), ("join", 2)]);
+        share(&mut first, &mut template);
+        assert!(
+            same_list(&first, &template),
+            "the first list is the template"
+        );
+        assert_eq!(
+            first.list().len(),
+            first
+                .entries
+                .as_ref()
+                .map(|l| l.capacity())
+                .unwrap_or_default()
+        );
+
+        let mut second = map(&[("join", 2), ("echo", 1)]);
+        share(&mut second, &mut template);
+        assert!(same_list(&second, &first), "an equal list is shared");
+
+        // A change copies the shared list first: the others keep theirs.
+        second.push(Cow::Borrowed("echo"), 3);
+        assert!(!same_list(&second, &first));
+        assert_eq!(values(&second, "echo"), [1, 3]);
+        assert_eq!(values(&first, "echo"), [1]);
+        let read = first.take_of("echo", |vs| vs.count(), |v| *v == 1);
+        assert_eq!(read, 1);
+        assert_eq!(values(&first, "echo"), [0; 0]);
+        assert_eq!(
+            values(&map_of(&template), "echo"),
+            [1],
+            "the template is left alone"
+        );
+        first.retain(|_| true);
+        first.remove("nothing");
+        assert_eq!(values(&first, "join"), [2]);
+        first.remove("join");
+        assert!(first.entries.is_none(), "an emptied list goes");
+
+        // A different list replaces the template, unless a value in it may
+        // not be kept alive by the template.
+        let mut other = map(&[("say", 4)]);
+        share(&mut other, &mut template);
+        assert!(same_list(&other, &template));
+        let mut holding = map(&[("say", -1)]);
+        share(&mut holding, &mut template);
+        assert!(same_list(&other, &template));
+        assert!(!same_list(&holding, &template));
+
+        // An empty map has nothing to share.
+        let mut empty = HandlerMap::default();
+        share(&mut empty, &mut template);
+        assert!(empty.entries.is_none());
+    }
+
+    /// A map holding the template's list.
+    fn map_of(template: &HandlerMap<i32>) -> HandlerMap<i32> {
+        HandlerMap {
+            entries: template.entries.clone(),
+        }
     }
 
     #[test]

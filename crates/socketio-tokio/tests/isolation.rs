@@ -1,6 +1,8 @@
 //! A failure stays where it happened: an outgoing listener that panics, a
 //! connect handler that panics before it returns its future, a connection
-//! task that goes away with acknowledgements awaited elsewhere.
+//! task that goes away with acknowledgements awaited elsewhere. And a change
+//! stays with the socket it is made to: sockets that registered the same
+//! handlers share their list until one of them changes it.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use socketio_tokio::{AckError, NotFound, Socket, SocketIo, SocketIoService};
+use socketio_tokio::{AckError, Data, NotFound, Socket, SocketIo, SocketIoService};
 use tower::ServiceExt;
 
 async fn call(svc: &SocketIoService<NotFound>, method: &str, sid: &str, body: &str) -> String {
@@ -99,6 +101,57 @@ async fn a_connect_handler_that_panics_before_its_future_is_logged_and_the_sessi
     assert_eq!(call(&svc, "POST", &sid, "42[\"ping\"]").await, "ok");
     assert_eq!(call(&svc, "GET", &sid, "").await, "42[\"pong\"]");
     assert_eq!(io.socket_count("/b"), 1);
+}
+
+#[tokio::test]
+async fn a_change_to_one_sockets_handlers_leaves_the_others_alone() {
+    let io = SocketIo::new().unwrap();
+    // Handlers that capture nothing, the same on every socket: their lists
+    // are shared.
+    io.ns("/", |socket: Socket| async move {
+        socket.once("first", |socket: Socket| async move {
+            let _ = socket.emit("first-back", &());
+        });
+        socket.on("echo", |socket: Socket, Data(n): Data<u32>| async move {
+            let _ = socket.emit("echo-back", &n);
+        });
+        socket.on("drop-echo", |socket: Socket| async move {
+            socket.remove_all_listeners("echo");
+            let _ = socket.emit("dropped", &());
+        });
+    });
+    let svc = io.service();
+    let a = connected(&svc).await;
+    let b = connected(&svc).await;
+    let c = connected(&svc).await;
+
+    // A's once-only handler runs once, and is gone for A only.
+    for _ in 0..2 {
+        assert_eq!(call(&svc, "POST", &a, "42[\"first\"]").await, "ok");
+        assert_eq!(call(&svc, "POST", &a, "42[\"echo\",1]").await, "ok");
+    }
+    assert_eq!(
+        call(&svc, "GET", &a, "").await,
+        "42[\"first-back\"]\u{1e}42[\"echo-back\",1]\u{1e}42[\"echo-back\",1]"
+    );
+    assert_eq!(call(&svc, "POST", &b, "42[\"first\"]").await, "ok");
+    assert_eq!(call(&svc, "GET", &b, "").await, "42[\"first-back\"]");
+
+    // B drops its echo handler: A and C keep theirs.
+    assert_eq!(call(&svc, "POST", &b, "42[\"drop-echo\"]").await, "ok");
+    assert_eq!(call(&svc, "GET", &b, "").await, "42[\"dropped\"]");
+    for sid in [&b, &a, &c] {
+        assert_eq!(call(&svc, "POST", sid, "42[\"echo\",2]").await, "ok");
+    }
+    assert_eq!(call(&svc, "GET", &a, "").await, "42[\"echo-back\",2]");
+    assert_eq!(call(&svc, "GET", &c, "").await, "42[\"echo-back\",2]");
+    assert_eq!(call(&svc, "POST", &c, "42[\"first\"]").await, "ok");
+    assert_eq!(call(&svc, "GET", &c, "").await, "42[\"first-back\"]");
+    // B's echo and second "first" are answered by nothing: its next poll
+    // carries only what its "drop-echo" sends.
+    assert_eq!(call(&svc, "POST", &b, "42[\"first\"]").await, "ok");
+    assert_eq!(call(&svc, "POST", &b, "42[\"drop-echo\"]").await, "ok");
+    assert_eq!(call(&svc, "GET", &b, "").await, "42[\"dropped\"]");
 }
 
 #[test]

@@ -690,6 +690,24 @@ impl<F: ?Sized> Clone for SharedFn<F> {
     }
 }
 
+impl<F: ?Sized> SharedFn<F> {
+    /// Whether it is a static reference, which holds nothing alive.
+    pub(crate) fn is_static(&self) -> bool {
+        matches!(self, SharedFn::Static(_))
+    }
+
+    /// Whether both are the same static function: the same code, with no
+    /// state, so that either may stand for the other.
+    pub(crate) fn same_static(&self, other: &Self) -> bool {
+        match (self, other) {
+            // Address and vtable both: every function of no size has the
+            // same address.
+            (SharedFn::Static(a), SharedFn::Static(b)) => std::ptr::eq(*a, *b),
+            _ => false,
+        }
+    }
+}
+
 impl<F: ?Sized> std::ops::Deref for SharedFn<F> {
     type Target = F;
 
@@ -805,6 +823,29 @@ mod tests {
             }
         }
         assert!(matches!(erase(Dropping), SharedFn::Counted(_)));
+    }
+
+    #[test]
+    fn a_static_handler_stands_for_another_only_of_the_same_code() {
+        /// The same closure, erased at each call.
+        fn same() -> ErasedHandler<Socket> {
+            erase::<Socket, _, _>(|| async {})
+        }
+        let other = erase::<Socket, _, _>(|| async {
+            std::hint::black_box(1);
+        });
+        let shared = Arc::new(1);
+        let captures = erase::<Socket, _, _>(move || {
+            let _ = &shared;
+            async {}
+        });
+        assert!(same().is_static() && other.is_static() && !captures.is_static());
+        assert!(same().same_static(&same()));
+        assert!(!same().same_static(&other));
+        assert!(
+            !captures.same_static(&captures.clone()),
+            "counted: never the same"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::api::extract::{
 };
 use crate::api::operators::BroadcastOperator;
 use crate::api::server::{Shared, SocketIo};
-use crate::api::socket::{Extensions, Handshake, Socket};
+use crate::api::socket::{EventHandlers, Extensions, Handshake, Socket, SocketInner};
 
 /// A namespace's connect handler with its middlewares, as given to
 /// [`SocketIo::ns`]: a handler alone, or with middlewares added by
@@ -121,6 +121,9 @@ pub(crate) struct NsInner {
     /// sockets each has (a child is kept at zero unless empty ones are
     /// cleaned up).
     children: Mutex<BTreeMap<Str, usize>>,
+    /// The last list of event handlers a socket registered, if none of
+    /// them holds anything: the next socket with an equal list shares it.
+    handlers: Mutex<EventHandlers>,
 }
 
 impl NsInner {
@@ -130,7 +133,15 @@ impl NsInner {
             middlewares: handler.middlewares,
             dynamic,
             children: Mutex::new(BTreeMap::new()),
+            handlers: Mutex::new(EventHandlers::default()),
         })
+    }
+
+    /// Shares `socket`'s event handlers with the namespace's other sockets
+    /// that registered the same ones (see `HandlerMap::share`).
+    pub(crate) fn share_handlers(&self, socket: &SocketInner) {
+        let mut template = self.handlers.lock().unwrap_or_else(|e| e.into_inner());
+        socket.listeners().share_events(&mut template);
     }
 
     fn children_guard(&self) -> std::sync::MutexGuard<'_, BTreeMap<Str, usize>> {

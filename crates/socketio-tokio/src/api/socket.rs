@@ -273,6 +273,7 @@ pub enum SocketError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId(u64);
 
+#[derive(Clone)]
 pub(crate) struct Entry<H> {
     /// The listener's id shifted left by one, with [`Entry::ONCE`] in the
     /// low bit: a socket keeps an entry per handler, and the flag would
@@ -322,6 +323,9 @@ impl<H> IntoIterator for Handlers<H> {
     }
 }
 
+/// A socket's event handlers by name.
+pub(crate) type EventHandlers = HandlerMap<Entry<ErasedHandler<EventContext>>>;
+
 /// A socket's listeners: the event handlers, and the rest boxed apart.
 ///
 /// Most sockets register event handlers only: the other lists (the
@@ -331,7 +335,7 @@ impl<H> IntoIterator for Handlers<H> {
 /// while there is no box) and written through `DerefMut` (which makes it).
 #[derive(Default)]
 pub(crate) struct Listeners {
-    pub(crate) events: HandlerMap<Entry<ErasedHandler<EventContext>>>,
+    pub(crate) events: EventHandlers,
     rare: Option<Box<RareListeners>>,
     next_id: u64,
 }
@@ -451,6 +455,17 @@ impl Listeners {
             rare.error.retain(|e| e.id() != id);
             rare.upgrade.retain(|e| e.id() != id);
         });
+    }
+
+    /// Shares the event handlers' list with the other sockets of the
+    /// namespace that registered the same handlers, none of which holds
+    /// anything (see [`HandlerMap::share`]).
+    pub(crate) fn share_events(&mut self, template: &mut EventHandlers) {
+        self.events.share(
+            template,
+            |a, b| a.key == b.key && a.handler.same_static(&b.handler),
+            |e| e.handler.is_static(),
+        );
     }
 
     /// Applies `change`, which only takes listeners away, to the rare

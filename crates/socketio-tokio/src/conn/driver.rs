@@ -452,7 +452,10 @@ impl Driver {
                     // A handler that panics is logged, as when its future does.
                     match catch_call(|| (s.ns.handler)(&socket), "connect handler") {
                         Some(Ok(fut)) => {
-                            self.spawn(cx, TaskFuture::handler(fut, "connect handler"))
+                            self.spawn(cx, TaskFuture::handler(fut, "connect handler"));
+                            // Its first poll registered what it registers
+                            // at once: the socket's handlers, usually all.
+                            s.ns.share_handlers(&s);
                         }
                         Some(Err(e)) => {
                             // A socket with no handler would look connected
