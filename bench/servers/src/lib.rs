@@ -130,63 +130,55 @@ pub fn alive_tasks() -> usize {
 
 /// Our handlers on `/` of `io` (shared by `bench-ours` and `bench-ours-http1`).
 pub fn ours_handlers(io: &socketio_tokio::SocketIo) {
-    use socketio_tokio::{AckSender, Data, Socket};
-    let server = io.clone();
+    use socketio_tokio::{AckSender, Data, Socket, SocketIo};
     // `--burst`: the handler of the `burst` scenario, which emits to its
     // own connection several times in one go (off by default, so that the
     // idle memory counts the six handlers above).
     let burst = flag("burst");
-    io.ns("/", move |socket: Socket| {
-        let io = server.clone();
-        async move {
-            if burst {
-                socket.on(
-                    "burst",
-                    |socket: Socket, Data((a, b, n)): Data<(u64, u64, u64)>| async move {
-                        for _ in 0..n.min(64) {
-                            let _ = socket.emit("echo", &(a, b));
-                        }
-                    },
-                );
-            }
+    io.ns("/", move |socket: Socket| async move {
+        if burst {
             socket.on(
-                "echo",
-                |socket: Socket, Data(args): Data<(u64, u64)>| async move {
-                    let _ = socket.emit("echo", &args);
+                "burst",
+                |socket: Socket, Data((a, b, n)): Data<(u64, u64, u64)>| async move {
+                    for _ in 0..n.min(64) {
+                        let _ = socket.emit("echo", &(a, b));
+                    }
                 },
             );
-            socket.on(
-                "echo_text",
-                |socket: Socket, Data(text): Data<String>| async move {
-                    let _ = socket.emit("echo_text", &text);
-                },
-            );
-            socket.on(
-                "echo_ack",
-                |Data(args): Data<(u64, u64)>, ack: AckSender| async move {
-                    let _ = ack.send(&args);
-                },
-            );
-            socket.on(
-                "join",
-                |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
-                    socket.join(room);
-                    let _ = ack.send(&());
-                },
-            );
-            socket.on(
-                "broadcast",
-                |socket: Socket, Data(args): Data<(u64, u64)>| async move {
-                    let _ = socket.within(ROOM).emit("bcast", &args);
-                },
-            );
-            let io = io.clone();
-            socket.on("stats", move |ack: AckSender| {
-                let count = io.connection_count();
-                async move {
-                    let _ = ack.send(&(count, alive_tasks()));
-                }
-            });
         }
+        socket.on(
+            "echo",
+            |socket: Socket, Data(args): Data<(u64, u64)>| async move {
+                let _ = socket.emit("echo", &args);
+            },
+        );
+        socket.on(
+            "echo_text",
+            |socket: Socket, Data(text): Data<String>| async move {
+                let _ = socket.emit("echo_text", &text);
+            },
+        );
+        socket.on(
+            "echo_ack",
+            |Data(args): Data<(u64, u64)>, ack: AckSender| async move {
+                let _ = ack.send(&args);
+            },
+        );
+        socket.on(
+            "join",
+            |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+                socket.join(room);
+                let _ = ack.send(&());
+            },
+        );
+        socket.on(
+            "broadcast",
+            |socket: Socket, Data(args): Data<(u64, u64)>| async move {
+                let _ = socket.within(ROOM).emit("bcast", &args);
+            },
+        );
+        socket.on("stats", |io: SocketIo, ack: AckSender| async move {
+            let _ = ack.send(&(io.connection_count(), alive_tasks()));
+        });
     });
 }
