@@ -34,9 +34,17 @@ pub(crate) struct RequestHead {
     /// Per header: where its name ends and where its value ends in `buf`
     /// (the value's end may carry [`SENSITIVE`]).
     ends: Box<[(u32, u32)]>,
-    headers: OnceLock<Box<HeaderMap>>,
-    uri: OnceLock<Box<Uri>>,
+    /// The URI and headers, parsed together the first time either is
+    /// asked for (one cell: 16 bytes while unused).
+    parsed: OnceLock<Box<Parsed>>,
     extensions: http::Extensions,
+}
+
+/// The URI and headers as `http` types.
+#[derive(Debug)]
+struct Parsed {
+    uri: Uri,
+    headers: HeaderMap,
 }
 
 impl RequestHead {
@@ -84,8 +92,7 @@ impl RequestHead {
             buf: Bytes::from(buf),
             uri_end,
             ends: ends.into_boxed_slice(),
-            headers: OnceLock::new(),
-            uri: OnceLock::new(),
+            parsed: OnceLock::new(),
             extensions: http::Extensions::new(),
         }
     }
@@ -116,16 +123,19 @@ impl RequestHead {
 
     /// The URI, parsed the first time it is asked for.
     pub(crate) fn uri(&self) -> &Uri {
-        self.uri.get_or_init(|| {
-            let text = self.buf.slice(..self.uri_end as usize);
-            Box::new(Uri::from_maybe_shared(text).unwrap_or_default())
-        })
+        &self.parsed().uri
     }
 
     /// The headers, built the first time they are asked for (their values
     /// share this buffer).
     pub(crate) fn headers(&self) -> &HeaderMap {
-        self.headers.get_or_init(|| {
+        &self.parsed().headers
+    }
+
+    fn parsed(&self) -> &Parsed {
+        self.parsed.get_or_init(|| {
+            let text = self.buf.slice(..self.uri_end as usize);
+            let uri = Uri::from_maybe_shared(text).unwrap_or_default();
             let mut map = HeaderMap::with_capacity(self.ends.len());
             let mut start = self.uri_end as usize;
             for &(name_end, value_end) in &*self.ends {
@@ -140,7 +150,7 @@ impl RequestHead {
                     map.append(name, value);
                 }
             }
-            Box::new(map)
+            Box::new(Parsed { uri, headers: map })
         })
     }
 }
