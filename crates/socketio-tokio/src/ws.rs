@@ -98,17 +98,25 @@ enum ReadState {
     Done,
 }
 
-/// Limits of one WebSocket.
+/// Limits of one WebSocket, in bytes: 32-bit numbers, as a connection
+/// keeps them for its life (a limit past 4 GiB counts as 4 GiB).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WsLimits {
     /// The longest message taken from the peer.
-    pub(crate) max_message: usize,
+    pub(crate) max_message: u32,
     /// How much a read asks for once a buffer is in use.
-    pub(crate) read_chunk: usize,
+    pub(crate) read_chunk: u32,
     /// From this many bytes queued, a write goes out before more are queued.
-    pub(crate) write_chunk: usize,
+    pub(crate) write_chunk: u32,
     /// The most bytes that may wait to be written.
-    pub(crate) max_write: usize,
+    pub(crate) max_write: u32,
+}
+
+impl WsLimits {
+    /// A limit of `n` bytes, as kept: at most 4 GiB.
+    pub(crate) fn bytes(n: usize) -> u32 {
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
 }
 
 /// A frame queued alone, written from its payload's own bytes; also a
@@ -116,7 +124,8 @@ pub(crate) struct WsLimits {
 /// which the socket may have taken only a part.
 pub(crate) struct Single {
     header: [u8; websocket_frame::MAX_SERVER_HEADER_LEN],
-    header_len: usize,
+    /// How much of `header` is the frame's (at most 10 bytes).
+    header_len: u8,
     payload: Bytes,
     /// How much of header and payload is written.
     written: usize,
@@ -130,22 +139,38 @@ impl Single {
             Data::Binary(b) => (OpCode::Binary, b.clone()),
         };
         let (header, header_len) = websocket_frame::header(opcode, payload.len());
+        Single::frame(header, header_len, payload)
+    }
+
+    /// The frame of `header` (its first `header_len` bytes) and `payload`,
+    /// none of it written.
+    fn frame(
+        header: [u8; websocket_frame::MAX_SERVER_HEADER_LEN],
+        header_len: usize,
+        payload: Bytes,
+    ) -> Single {
         Single {
             header,
-            header_len,
+            // A header is at most MAX_SERVER_HEADER_LEN (10) bytes.
+            header_len: u8::try_from(header_len).unwrap_or(u8::MAX),
             payload,
             written: 0,
         }
     }
 
+    fn header_len(&self) -> usize {
+        usize::from(self.header_len)
+    }
+
     fn remaining(&self) -> usize {
-        self.header_len + self.payload.len() - self.written
+        self.header_len() + self.payload.len() - self.written
     }
 
     /// What is left to write: of the header, of the payload.
     fn slices(&self) -> (&[u8], &[u8]) {
-        let header = &self.header[self.written.min(self.header_len)..self.header_len];
-        let payload = &self.payload[self.written.saturating_sub(self.header_len)..];
+        let header_len = self.header_len();
+        let header = &self.header[self.written.min(header_len)..header_len];
+        let payload = &self.payload[self.written.saturating_sub(header_len)..];
         (header, payload)
     }
 
@@ -352,7 +377,8 @@ pub(crate) struct WsConn<T = WsIo> {
     decoder: Decoder,
     limits: WsLimits,
     /// How messages are compressed, when permessage-deflate was agreed.
-    deflater: Option<Deflater>,
+    /// (Boxed: most connections compress nothing.)
+    deflater: Option<Box<Deflater>>,
     rbuf: BytesMut,
     /// A frame queued alone, before anything in `wbuf`.
     single: Option<Single>,
@@ -372,9 +398,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsConn<T> {
         WsConn {
             vectored: io.is_write_vectored(),
             io,
-            decoder: Decoder::new(limits.max_message).permessage_deflate(deflater.is_some()),
+            decoder: Decoder::new(limits.max_message as usize)
+                .permessage_deflate(deflater.is_some()),
             limits,
-            deflater,
+            deflater: deflater.map(Box::new),
             rbuf: BytesMut::new(),
             single: None,
             wbuf: Vec::new(),
@@ -433,7 +460,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsConn<T> {
                 }
             } else {
                 if self.rbuf.capacity() - self.rbuf.len() < MIN_READ {
-                    self.rbuf.reserve(self.limits.read_chunk);
+                    self.rbuf.reserve(self.limits.read_chunk as usize);
                 }
                 match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
                     Poll::Pending => {
@@ -492,7 +519,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsConn<T> {
     /// Whether more frames may be queued now: when enough is queued, it is
     /// written first.
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        if self.queued() >= self.limits.write_chunk {
+        if self.queued() >= self.limits.write_chunk as usize {
             ready!(self.poll_flush(cx))?;
         }
         Poll::Ready(Ok(()))
@@ -520,7 +547,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsConn<T> {
                 compressed = true;
             }
         }
-        if self.queued() + payload.len() > self.limits.max_write {
+        if self.queued() + payload.len() > self.limits.max_write as usize {
             return Err(WsError::Full);
         }
         let header = if compressed {
@@ -531,12 +558,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsConn<T> {
         if self.vectored && self.queued() == 0 {
             self.compact();
             let (header, header_len) = header(opcode, payload.len());
-            self.single = Some(Single {
-                header,
-                header_len,
-                payload,
-                written: 0,
-            });
+            self.single = Some(Single::frame(header, header_len, payload));
         } else {
             self.spill();
             let (header, header_len) = header(opcode, payload.len());

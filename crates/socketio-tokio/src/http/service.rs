@@ -700,14 +700,16 @@ fn upgrade(
     deflate: Option<Agreed>,
 ) {
     let limits = WsLimits {
-        max_message: shared.config.max_payload.saturating_add(64),
-        read_chunk: shared.options.ws_read_buffer.max(1),
-        write_chunk: shared.options.ws_write_buffer,
-        max_write: shared
-            .options
-            .ws_write_buffer
-            .saturating_add(shared.config.max_buffer_size)
-            .saturating_add(64 * 1024),
+        max_message: WsLimits::bytes(shared.config.max_payload.saturating_add(64)),
+        read_chunk: WsLimits::bytes(shared.options.ws_read_buffer.max(1)),
+        write_chunk: WsLimits::bytes(shared.options.ws_write_buffer),
+        max_write: WsLimits::bytes(
+            shared
+                .options
+                .ws_write_buffer
+                .saturating_add(shared.config.max_buffer_size)
+                .saturating_add(64 * 1024),
+        ),
     };
     tokio::spawn(async move {
         match on_upgrade.await {
