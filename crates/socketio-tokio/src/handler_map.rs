@@ -298,6 +298,16 @@ mod tests {
         assert_eq!(&*list, [1, 2, 3]);
         list[1] = 20;
         assert_eq!(list.iter().copied().collect::<Vec<_>>(), [1, 20, 3]);
+        assert_eq!(list.swap_remove(0), 1);
+        assert_eq!(&*list, [3, 20]);
+        list.retain(|v| *v != 3);
+        assert_eq!(&*list, [20]);
+        list.retain(|_| false);
+        assert!(
+            list.0.is_none(),
+            "a list emptied by `retain` lets its room go"
+        );
+        list.push(1);
         list.clear();
         assert!(list.0.is_none(), "an emptied list lets its room go");
         let list = RareVec::from(vec![7, 8]);
@@ -335,6 +345,23 @@ impl<T> RareVec<T> {
     /// Empties the list.
     pub(crate) fn clear(&mut self) {
         self.0 = None;
+    }
+
+    /// Keeps the values `keep` says to keep; the room goes once none is
+    /// left.
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
+        if let Some(list) = &mut self.0 {
+            list.retain(keep);
+            if list.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    /// Takes out the value at `index`, the last one taking its place; the
+    /// room is kept for the next value.
+    pub(crate) fn swap_remove(&mut self, index: usize) -> T {
+        self.vec().swap_remove(index)
     }
 }
 

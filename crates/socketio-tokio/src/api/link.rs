@@ -56,7 +56,8 @@ pub(crate) struct Core {
     /// The connection's sockets, one per namespace.
     pub(crate) sockets: Vec<Arc<SocketInner>>,
     /// The emits awaiting an acknowledgement: namespace, ack id, reply.
-    pub(crate) acks: Vec<(Str, u64, AckReply)>,
+    /// (Rare: 8 bytes while none was awaited.)
+    pub(crate) acks: RareVec<(Str, u64, AckReply)>,
     /// Broadcasts delivered to sockets with outgoing listeners: the task
     /// calls the listeners, so that they run on the recipient's task, not
     /// the broadcaster's.
@@ -116,7 +117,7 @@ impl Link {
             core: Mutex::new(Core {
                 conn,
                 sockets: Vec::new(),
-                acks: Vec::new(),
+                acks: RareVec::default(),
                 outgoing: RareVec::default(),
                 dirty: false,
                 direct: None,

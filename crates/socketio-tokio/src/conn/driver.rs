@@ -40,6 +40,7 @@ use crate::api::socket::{
 use crate::clock;
 use crate::cluster::RestoredSession;
 use crate::error::AckError;
+use crate::handler_map::RareVec;
 use crate::mailbox::{Cmd, Inbox, Step};
 use crate::ws::{Incoming, WsConn, WsError};
 
@@ -138,8 +139,9 @@ pub(crate) struct Driver {
     link: Arc<Link>,
     http: Arc<HttpInfo>,
     replies: Vec<(RequestId, oneshot::Sender<Response>)>,
-    /// WebSockets whose upgrade is under way: their frames wait.
-    awaited_ws: Vec<RequestId>,
+    /// WebSockets whose upgrade is under way: their frames wait. (Rare:
+    /// 8 bytes while empty.)
+    awaited_ws: RareVec<RequestId>,
     streams: Vec<WsEntry>,
     /// A frame the WebSocket could not take yet (boxed: a rare state,
     /// and a `Transmit` is 56 bytes).
@@ -149,7 +151,9 @@ pub(crate) struct Driver {
     /// The handler futures that did not finish when first polled; none
     /// (and no allocation) while there are none, as on an idle connection.
     tasks: Option<FuturesUnordered<TaskFuture>>,
-    engine_tx: Option<(mpsc::UnboundedSender<Data>, Inbox)>,
+    /// A bare Engine.IO application's inbox (boxed: most applications
+    /// speak Socket.IO).
+    engine_tx: Option<Box<(mpsc::UnboundedSender<Data>, Inbox)>>,
     closed_at: Option<Instant>,
     /// In this wake-up, every WebSocket read ended "not now": its waker is
     /// set, so the loop's next turns skip the reads.
@@ -182,7 +186,7 @@ impl Driver {
             link,
             http,
             replies: reply.into_iter().collect(),
-            awaited_ws: awaited_ws.into_iter().collect(),
+            awaited_ws: awaited_ws.into_iter().collect::<Vec<_>>().into(),
             streams: Vec::new(),
             pending_tx: None,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
@@ -200,7 +204,7 @@ impl Driver {
         if let Some(handler) = driver.shared.engine.clone() {
             let (data_tx, data_rx) = mpsc::unbounded_channel();
             let inbox = Inbox::new(driver.shared.config.max_buffer_size);
-            driver.engine_tx = Some((data_tx, inbox.clone()));
+            driver.engine_tx = Some(Box::new((data_tx, inbox.clone())));
             let socket = EngineSocket {
                 id: driver.link.lock().conn.sid().clone(),
                 link: driver.link.clone(),
@@ -234,9 +238,6 @@ impl Driver {
             Cmd::WsOpen { id, req, ws } => {
                 self.reads_idle = false;
                 self.awaited_ws.retain(|w| *w != id);
-                if self.awaited_ws.is_empty() {
-                    self.awaited_ws = Vec::new();
-                }
                 // Usually the one WebSocket: room for it alone.
                 self.streams.reserve_exact(1);
                 self.streams.push(WsEntry {
@@ -487,10 +488,10 @@ impl Driver {
                 self.shared.stats.socket_disconnected(reason);
                 let (replies, socket) = {
                     let mut core = self.core();
-                    let (gone, kept) = std::mem::take(&mut core.acks)
+                    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut core.acks)
                         .into_iter()
                         .partition(|(n, _, _)| *n == nsp);
-                    core.acks = kept;
+                    core.acks = kept.into();
                     let socket = core
                         .sockets
                         .iter()
@@ -543,7 +544,7 @@ impl Driver {
                 }
             }
             Event::EngineMessage(data) => {
-                if let Some((tx, inbox)) = &self.engine_tx {
+                if let Some((tx, inbox)) = self.engine_tx.as_deref() {
                     if inbox.admit(&data) {
                         let _ = tx.send(data);
                     } else {
@@ -1573,5 +1574,30 @@ mod tests {
     #[test]
     fn commands_stay_small() {
         assert!(std::mem::size_of::<super::Cmd>() <= 64);
+    }
+
+    /// What every connection holds, idle or not: each byte here is a byte
+    /// per connection, and the heap's blocks come in steps of 16 bytes.
+    #[test]
+    fn a_connections_state_stays_small() {
+        use std::mem::size_of;
+        let sizes = [
+            ("the task's cell", size_of::<super::DriverCell>(), 264),
+            ("the link", size_of::<crate::api::link::Link>(), 152),
+            (
+                "a socket",
+                size_of::<crate::api::socket::SocketInner>(),
+                168,
+            ),
+            (
+                "the handshake's request",
+                size_of::<crate::api::socket::HttpInfo>(),
+                128,
+            ),
+            ("a WebSocket", size_of::<crate::ws::WsConn>(), 248),
+        ];
+        for (what, size, bound) in sizes {
+            assert!(size <= bound, "{what}: {size} bytes, more than {bound}");
+        }
     }
 }
