@@ -198,7 +198,7 @@ impl Link {
     }
 
     /// Queues `cmd` for the task, behind those waiting.
-    pub(crate) fn send(&self, cmd: Cmd) -> Result<(), Gone> {
+    fn send(&self, cmd: Cmd) -> Result<(), Gone> {
         self.change(|core| {
             if core.cmds_closed {
                 return Err(Gone);

@@ -716,7 +716,9 @@ fn upgrade(
             Ok(upgraded) => {
                 let deflater = deflate.map(|a| a.deflater());
                 let ws = WsConn::new(ws_io(upgraded), limits, deflater);
-                let _ = link.send(Cmd::WsOpen {
+                // The task's step is taken here when the task is idle, as
+                // for a polling request: no queue, no wake-up.
+                let _ = link.run(Cmd::WsOpen {
                     id,
                     req: req.map(Box::new),
                     ws: Box::new(ws),
@@ -724,7 +726,7 @@ fn upgrade(
             }
             Err(e) => {
                 tracing::debug!(error = %e, "websocket upgrade failed");
-                let _ = link.send(Cmd::WsFailed { id });
+                let _ = link.run(Cmd::WsFailed { id });
             }
         }
     });
