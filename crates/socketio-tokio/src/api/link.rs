@@ -28,7 +28,8 @@
 //!
 //! HTTP requests and WebSockets for the session reach the task as commands
 //! ([`crate::mailbox`]) queued here, under the same lock, which the task
-//! takes in order; a request that finds the task idle takes its step itself.
+//! takes in order; a request or a WebSocket that finds the task idle takes
+//! its step itself.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
