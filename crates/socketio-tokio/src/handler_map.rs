@@ -66,6 +66,19 @@ impl<V: Clone> HandlerMap<V> {
         self.list()[self.run(name)].iter().map(|(_, v)| v)
     }
 
+    /// How many values the map holds.
+    pub(crate) fn len(&self) -> usize {
+        self.list().len()
+    }
+
+    /// Makes room for `n` values in an empty map, so that it grows in one
+    /// step to the size its kind usually reaches.
+    pub(crate) fn reserve_for(&mut self, n: usize) {
+        if self.entries.is_none() && n > 0 {
+            self.entries = Some(Arc::new(Vec::with_capacity(n)));
+        }
+    }
+
     /// Adds a value of `name`, after those it has.
     pub(crate) fn push(&mut self, name: Cow<'static, str>, value: V) {
         let at = self.run(&name).end;
@@ -241,7 +254,11 @@ mod tests {
                 .unwrap_or_default()
         );
 
-        let mut second = map(&[("join", 2), ("echo", 1)]);
+        let mut second = HandlerMap::default();
+        second.reserve_for(first.len());
+        second.push(Cow::Borrowed("join"), 2);
+        second.push(Cow::Borrowed("echo"), 1);
+        assert_eq!(second.entries.as_ref().map(|l| l.capacity()), Some(2));
         share(&mut second, &mut template);
         assert!(same_list(&second, &first), "an equal list is shared");
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use serde::de::DeserializeOwned;
@@ -124,6 +125,9 @@ pub(crate) struct NsInner {
     /// The last list of event handlers a socket registered, if none of
     /// them holds anything: the next socket with an equal list shares it.
     handlers: Mutex<EventHandlers>,
+    /// How many event handlers the last socket registered at once: the
+    /// room a new socket's list starts with.
+    handlers_seen: AtomicUsize,
 }
 
 impl NsInner {
@@ -134,6 +138,7 @@ impl NsInner {
             dynamic,
             children: Mutex::new(BTreeMap::new()),
             handlers: Mutex::new(EventHandlers::default()),
+            handlers_seen: AtomicUsize::new(0),
         })
     }
 
@@ -141,7 +146,16 @@ impl NsInner {
     /// that registered the same ones (see `HandlerMap::share`).
     pub(crate) fn share_handlers(&self, socket: &SocketInner) {
         let mut template = self.handlers.lock().unwrap_or_else(|e| e.into_inner());
-        socket.listeners().share_events(&mut template);
+        let mut listeners = socket.listeners();
+        self.handlers_seen
+            .store(listeners.events.len(), Ordering::Relaxed);
+        listeners.share_events(&mut template);
+    }
+
+    /// How many event handlers a socket of this namespace usually
+    /// registers at once.
+    pub(crate) fn handlers_seen(&self) -> usize {
+        self.handlers_seen.load(Ordering::Relaxed)
     }
 
     fn children_guard(&self) -> std::sync::MutexGuard<'_, BTreeMap<Str, usize>> {

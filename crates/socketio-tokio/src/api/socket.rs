@@ -752,6 +752,8 @@ impl Socket {
     ) -> ListenerId {
         let mut listeners = self.0.listeners();
         let id = listeners.next_id();
+        // Room at once for as many handlers as the last socket registered.
+        listeners.events.reserve_for(self.0.ns.handlers_seen());
         listeners.events.push(event, Entry::new(id, once, handler));
         id
     }
