@@ -259,7 +259,7 @@ const SHORT_READ_DRAINS: bool = cfg!(all(
 /// and the next read waits for the next readiness event rather than making
 /// a system call that would only say `EAGAIN`. Data that comes in after the
 /// read raises a new event, which the clearing does not take away.
-fn read_clearing(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_clearing(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     if !SHORT_READ_DRAINS {
         return stream.try_read(buf);
     }

@@ -26,6 +26,7 @@ use crate::api::server::SocketIo;
 use crate::api::socket::RemoteAddr;
 use crate::error::ServeError;
 use crate::http::service::{BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoService};
+use crate::ws::read_clearing;
 
 /// Binds `addr` and serves `io` there until [`SocketIo::shutdown`].
 ///
@@ -464,19 +465,26 @@ impl Conn {
             header_read_timeout,
             shutdown_timeout,
         } = self;
-        let h2 = tokio::select! {
+        let first = tokio::select! {
             // Bytes that came are served, even with the shutdown under way.
             biased;
-            h2 = tokio::time::timeout(first_bytes_timeout, opens_with_h2_preface(&stream)) => h2,
+            first = tokio::time::timeout(first_bytes_timeout, first_bytes(&stream)) => first,
             _ = watcher.changed() => return,
         };
-        let Ok(h2) = h2 else {
-            tracing::trace!("no request in time");
-            return;
+        let prefix = match first {
+            Ok(Some(prefix)) => prefix,
+            // The client closed, or the stream failed, before a byte.
+            Ok(None) => return,
+            Err(_) => {
+                tracing::trace!("no request in time");
+                return;
+            }
         };
+        let h2 = opens_with_h2_preface(&prefix);
         // The slot goes with the stream, into an upgraded connection too.
         let io = TokioIo::new(Counted {
             stream,
+            prefix,
             _slot: slot,
         });
         let ended = if h2 {
@@ -597,18 +605,22 @@ impl Drop for Slot {
 /// is open, served by hyper or upgraded to a WebSocket.
 pub(crate) struct Counted {
     stream: TcpStream,
+    /// The first bytes, read before the HTTP server was chosen: its first
+    /// read gets them.
+    prefix: Bytes,
     _slot: Slot,
 }
 
 impl Counted {
-    /// The stream, and its place under the caps when it has one (to keep
-    /// for as long as the stream is open).
-    pub(crate) fn into_parts(self) -> (TcpStream, Option<Box<dyn Send + Sync>>) {
+    /// The stream, what of its first bytes was not read yet, and its place
+    /// under the caps when it has one (to keep for as long as the stream
+    /// is open).
+    pub(crate) fn into_parts(self) -> (TcpStream, Bytes, Option<Box<dyn Send + Sync>>) {
         let keep = match self._slot.held {
             Some(_) => Some(Box::new(self._slot) as Box<dyn Send + Sync>),
             None => None,
         };
-        (self.stream, keep)
+        (self.stream, self.prefix, keep)
     }
 }
 
@@ -618,7 +630,16 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            if this.prefix.is_empty() {
+                this.prefix = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
     }
 }
 
@@ -743,14 +764,46 @@ impl SocketIo {
 /// The client's preface of HTTP/2 with prior knowledge.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Whether the first bytes the client sent are (the start of) the HTTP/2
-/// preface. It peeks: the bytes stay for the connection to read.
-async fn opens_with_h2_preface(stream: &TcpStream) -> bool {
-    let mut buf = [0u8; H2_PREFACE.len()];
-    match stream.peek(&mut buf).await {
-        Ok(n) if n > 0 => H2_PREFACE.starts_with(&buf[..n]),
-        _ => false,
+/// How much of a connection's first bytes are read at once: a request
+/// head of a few hundred bytes comes whole, so that the HTTP server reads
+/// it with no system call of its own.
+const FIRST_BYTES: usize = 4096;
+
+thread_local! {
+    /// Where a connection's first bytes are read: one buffer per thread,
+    /// so that a connection holds none until its first bytes come.
+    static FIRST: std::cell::RefCell<Box<[u8; FIRST_BYTES]>> =
+        std::cell::RefCell::new(Box::new([0; FIRST_BYTES]));
+}
+
+/// The first bytes the client sent, as they come (none when the stream
+/// ended or failed first). They are read, not peeked, so that the request
+/// head costs one system call, not two.
+async fn first_bytes(stream: &TcpStream) -> Option<Bytes> {
+    loop {
+        stream.readable().await.ok()?;
+        // A short read clears the readiness, as tokio's own reads do: the
+        // HTTP server's next read waits for more rather than asking.
+        let read = FIRST.with_borrow_mut(|first| match read_clearing(stream, &mut first[..]) {
+            Ok(0) => Err(None),
+            Ok(n) => Ok(Bytes::copy_from_slice(&first[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Some(())),
+            Err(_) => Err(None),
+        });
+        match read {
+            Ok(bytes) => return Some(bytes),
+            // Not ready after all: wait again.
+            Err(Some(())) => continue,
+            Err(None) => return None,
+        }
     }
+}
+
+/// Whether the first bytes the client sent are (the start of) the HTTP/2
+/// preface.
+fn opens_with_h2_preface(first: &[u8]) -> bool {
+    let n = first.len().min(H2_PREFACE.len());
+    n > 0 && first[..n] == H2_PREFACE[..n]
 }
 
 /// Runs `conn` to its end; once `watcher` changes, asks it to finish its

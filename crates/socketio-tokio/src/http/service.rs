@@ -742,8 +742,17 @@ fn upgrade(
 fn ws_io(upgraded: hyper::upgrade::Upgraded) -> WsIo {
     let upgraded = match upgraded.downcast::<TokioIo<super::serve::Counted>>() {
         Ok(parts) => {
-            let (stream, keep) = parts.io.into_inner().into_parts();
-            return WsIo::Tcp(TcpIo::new(stream, parts.read_buf, keep));
+            let (stream, unread, keep) = parts.io.into_inner().into_parts();
+            // What the HTTP server read past the request, then what it did
+            // not read of the first bytes (neither is usual).
+            let prefix = if unread.is_empty() {
+                parts.read_buf
+            } else {
+                let mut all = bytes::BytesMut::from(&parts.read_buf[..]);
+                all.extend_from_slice(&unread);
+                all.freeze()
+            };
+            return WsIo::Tcp(TcpIo::new(stream, prefix, keep));
         }
         Err(upgraded) => upgraded,
     };
