@@ -44,11 +44,21 @@ fn text(s: &str) -> Vec<u8> {
 impl Client {
     /// Upgrades a fresh connection and reads the open packet.
     async fn open(server: &Server) -> Client {
+        Client::open_with(server, "", &[]).await
+    }
+
+    /// Upgrades a fresh connection whose request carries `headers` and is
+    /// followed, in the same write, by `then`; reads the open packet.
+    async fn open_with(server: &Server, headers: &str, then: &[u8]) -> Client {
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        let req = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
-                   Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-        stream.write_all(req.as_bytes()).await.unwrap();
+        let req = format!(
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
+             Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{headers}\r\n"
+        );
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(then);
+        stream.write_all(&bytes).await.unwrap();
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
             let mut b = [0u8; 1];
@@ -166,6 +176,23 @@ fn parse(buf: &[u8]) -> Option<(Frame, usize)> {
         },
         at + len,
     ))
+}
+
+#[tokio::test]
+async fn frames_sent_with_the_upgrade_request_are_read_after_it() {
+    let server = start().await;
+    // A short request and a long one (its head longer than the server's
+    // first read), each with the CONNECT packet in the same write.
+    for pad in [0, 6000] {
+        let headers = if pad == 0 {
+            String::new()
+        } else {
+            format!("X-Pad: {}\r\n", "a".repeat(pad))
+        };
+        let mut client = Client::open_with(&server, &headers, &text("40")).await;
+        let connected = client.next_text().await;
+        assert!(connected.starts_with("40{\"sid\":"), "{pad}: {connected}");
+    }
 }
 
 #[tokio::test]
