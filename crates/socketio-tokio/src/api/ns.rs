@@ -153,9 +153,10 @@ impl NsInner {
     }
 
     /// How many event handlers a socket of this namespace usually
-    /// registers at once.
+    /// registers at once (at most 32: a socket with many more must not make
+    /// every later one start with room for them).
     pub(crate) fn handlers_seen(&self) -> usize {
-        self.handlers_seen.load(Ordering::Relaxed)
+        self.handlers_seen.load(Ordering::Relaxed).min(32)
     }
 
     fn children_guard(&self) -> std::sync::MutexGuard<'_, BTreeMap<Str, usize>> {

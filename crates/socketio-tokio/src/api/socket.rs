@@ -1467,6 +1467,74 @@ impl<V: DeserializeOwned> Future for AckFuture<V> {
 mod tests {
     use super::*;
 
+    /// One polling request to `svc`, for session `sid` (none: a handshake).
+    async fn call(
+        svc: &crate::SocketIoService<crate::NotFound>,
+        method: &str,
+        sid: &str,
+        body: &str,
+    ) -> String {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let sid = match sid {
+            "" => String::new(),
+            sid => format!("&sid={sid}"),
+        };
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("/socket.io/?EIO=4&transport=polling{sid}"))
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_owned(),
+            )))
+            .expect("a request");
+        let res = svc.clone().oneshot(req).await.expect("an answer");
+        let body = res.into_body().collect().await.expect("a body").to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[tokio::test]
+    async fn sockets_with_the_same_handlers_that_capture_nothing_share_one_list() {
+        let Ok(io) = crate::SocketIo::new() else {
+            panic!("a server");
+        };
+        io.ns("/", |socket: Socket| async move {
+            socket.on("echo", |socket: Socket| async move {
+                let _ = socket.emit("echo", &());
+            });
+            socket.on("join", |_: Socket| async move {});
+        });
+        let held = Arc::new(1);
+        io.ns("/own", move |socket: Socket| {
+            let held = held.clone();
+            async move {
+                socket.on("echo", move |_: Socket| {
+                    let _ = &held;
+                    async move {}
+                });
+            }
+        });
+        let svc = io.service();
+        for _ in 0..2 {
+            let open = call(&svc, "GET", "", "").await;
+            let sid = open.split('"').nth(3).unwrap_or_default().to_owned();
+            assert_eq!(call(&svc, "POST", &sid, "40").await, "ok");
+            assert_eq!(call(&svc, "POST", &sid, "40/own,").await, "ok");
+            assert!(call(&svc, "GET", &sid, "").await.contains("40/own,{"));
+        }
+        let shared = |nsp: &str| {
+            let sockets = io.of(nsp).sockets();
+            assert_eq!(sockets.len(), 2, "{nsp}");
+            let (a, b) = (sockets[0].0.listeners(), sockets[1].0.listeners());
+            assert_eq!(a.events.len(), b.events.len());
+            a.events.shares_list_with(&b.events)
+        };
+        assert!(shared("/"), "handlers that capture nothing: one list");
+        assert!(
+            !shared("/own"),
+            "a handler that holds something: a list each"
+        );
+    }
+
     #[test]
     fn taking_listeners_away_makes_no_box_and_drops_an_emptied_one() {
         let mut listeners = Listeners::default();
