@@ -201,7 +201,8 @@ pub(crate) enum WsIo {
 /// A TCP stream taken out of an upgraded HTTP connection.
 pub(crate) struct TcpIo {
     stream: Arc<TcpStream>,
-    /// What the HTTP server read past the upgrade request.
+    /// What the HTTP server read past the upgrade request, then what it
+    /// left unread of the connection's first bytes.
     prefix: Bytes,
     /// What must live as long as the connection (its place under the
     /// server's connection caps).

@@ -1138,11 +1138,12 @@ impl Driver {
 
 /// A connection's task state, shared with the requests for its session.
 ///
-/// The task takes its steps under the lock. A request for the session that
-/// finds the lock free takes the step itself, on its own task, with the
-/// task's waker: its answer is ready when the step ends, with no channel,
-/// no wake-up of the task and no second poll of the request. A request that
-/// finds the task busy sends its command over the channel instead.
+/// The task takes its steps under the lock. A request for the session (or
+/// a WebSocket that is up) that finds the lock free takes the step itself,
+/// on its own task, with the task's waker: its answer is ready when the
+/// step ends, with no queue, no wake-up of the task and no second poll of
+/// the request. One that finds the task busy leaves its command in the
+/// link, for the task to take in order.
 pub(crate) struct DriverCell {
     driver: Mutex<Driver>,
     /// The connection's span, when a subscriber wants it: none (8 bytes

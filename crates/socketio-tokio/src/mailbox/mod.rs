@@ -1,7 +1,8 @@
 //! The way into a connection's task from the HTTP side: the polling
-//! requests and the WebSockets of its session, as commands queued in the
-//! connection's link (`api::link`) under its lock, which the task takes in
-//! order.
+//! requests and the WebSockets of its session, as commands. One that finds
+//! the task idle takes the task's step itself ([`Step`]); else it is queued
+//! in the connection's link (`api::link`) under its lock, and the task
+//! takes them in order.
 //!
 //! Also the bound on what a bare Engine.IO application leaves unread
 //! ([`Inbox`]).
