@@ -254,6 +254,21 @@ const SHORT_READ_DRAINS: bool = cfg!(all(
     )
 ));
 
+/// Gives `buf` what it has room for of `prefix` (bytes read from a socket
+/// before its reader came); true when there were any. An emptied prefix
+/// lets the buffer it was a slice of go.
+pub(crate) fn take_prefix(prefix: &mut Bytes, buf: &mut ReadBuf<'_>) -> bool {
+    if prefix.is_empty() {
+        return false;
+    }
+    let n = prefix.len().min(buf.remaining());
+    buf.put_slice(&prefix.split_to(n));
+    if prefix.is_empty() {
+        *prefix = Bytes::new();
+    }
+    true
+}
+
 /// Reads from `stream` into `buf` and, when the read filled less than
 /// `buf` and [`SHORT_READ_DRAINS`], clears the stream's read readiness, as
 /// tokio's own `poll_read` does: the socket's receive queue is then empty,
@@ -289,13 +304,7 @@ impl AsyncRead for WsIo {
         match self.get_mut() {
             WsIo::Other(io) => Pin::new(io).poll_read(cx, buf),
             WsIo::Tcp(tcp) => {
-                if !tcp.prefix.is_empty() {
-                    let n = tcp.prefix.len().min(buf.remaining());
-                    buf.put_slice(&tcp.prefix.split_to(n));
-                    if tcp.prefix.is_empty() {
-                        // Let the HTTP server's read buffer go.
-                        tcp.prefix = Bytes::new();
-                    }
+                if take_prefix(&mut tcp.prefix, buf) {
                     return Poll::Ready(Ok(()));
                 }
                 loop {

@@ -26,7 +26,7 @@ use crate::api::server::SocketIo;
 use crate::api::socket::RemoteAddr;
 use crate::error::ServeError;
 use crate::http::service::{BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoService};
-use crate::ws::read_clearing;
+use crate::ws::{read_clearing, take_prefix};
 
 /// Binds `addr` and serves `io` there until [`SocketIo::shutdown`].
 ///
@@ -631,12 +631,7 @@ impl AsyncRead for Counted {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        if !this.prefix.is_empty() {
-            let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix.split_to(n));
-            if this.prefix.is_empty() {
-                this.prefix = Bytes::new();
-            }
+        if take_prefix(&mut this.prefix, buf) {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.stream).poll_read(cx, buf)
