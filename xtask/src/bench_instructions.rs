@@ -74,6 +74,28 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// The generator arguments of a broadcast scenario.
+fn broadcasts(scenario: &str, clients: &str, rate: &str, d: &str) -> Vec<String> {
+    args(&[
+        "--scenario",
+        scenario,
+        "--clients",
+        clients,
+        "--rate",
+        rate,
+        "--warmup",
+        "0",
+        "--duration",
+        d,
+        "--drain",
+        "300",
+        "--sources",
+        "4",
+        "--source-base",
+        "2",
+    ])
+}
+
 /// The generator arguments of a scenario, with `duration` (or `clients`
 /// for the handshakes) set for the measured run and zeroed for the base.
 fn scenarios(quick: bool) -> Vec<Scenario> {
@@ -98,26 +120,11 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             "120",
         ])
     };
-    let broadcast = |clients: &str, rate: &str, d: &str| {
-        args(&[
-            "--scenario",
-            "broadcast",
-            "--clients",
-            clients,
-            "--rate",
-            rate,
-            "--warmup",
-            "0",
-            "--duration",
-            d,
-            "--drain",
-            "300",
-            "--sources",
-            "4",
-            "--source-base",
-            "2",
-        ])
-    };
+    let broadcast = |clients: &str, rate: &str, d: &str| broadcasts("broadcast", clients, rate, d);
+    // Each request asks for four broadcasts to the room: the packets one
+    // handler broadcasts in one go, four frames to each recipient.
+    let broadcast_burst =
+        |clients: &str, rate: &str, d: &str| broadcasts("broadcast_burst", clients, rate, d);
     let poll = |d: &str| {
         args(&[
             "--scenario",
@@ -186,6 +193,15 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             base: broadcast("1000", "1", "0"),
             ops: Ops::Received,
             server_args: &[],
+            max_runs: usize::MAX,
+        },
+        Scenario {
+            key: "broadcast_burst",
+            title: "broadcast delivery of a burst (4 broadcasts by one handler, room of 1,000, 1 burst/s)",
+            measured: broadcast_burst("1000", "1", bcast_secs),
+            base: broadcast_burst("1000", "1", "0"),
+            ops: Ops::Received,
+            server_args: &["--burst"],
             max_runs: usize::MAX,
         },
         Scenario {

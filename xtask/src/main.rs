@@ -85,7 +85,7 @@ fn print_help() {
          bench [--quick]               benchmarks, ours beside the competitors\n  \
          bench --parsers | --servers   only the parser or only the server benchmarks\n  \
          bench --servers --only echo,rate,broadcast,idle,poll --with ours,socketioxide,node,raw\n  \
-         bench --instructions [--quick] [--runs N] [--only echo,broadcast,broadcast10k,poll,connect,connect_poll]\n  \
+         bench --instructions [--quick] [--runs N] [--only echo,burst,broadcast,broadcast_burst,broadcast10k,poll,connect,connect_poll]\n  \
                                        instructions, system calls, allocations per operation, ours and socketioxide\n  \
          bench --faults [--quick] [--only drops,halfopen,slow,storm,soak] [--with ours,socketioxide,node]\n      \
          [--storm-clients N] [--soak-secs N] [--probe CMD]\n  \

@@ -64,6 +64,7 @@ enum Scenario {
     EchoAck,
     Burst,
     Broadcast,
+    BroadcastBurst,
     Idle,
     Poll,
     Connect,
@@ -90,7 +91,7 @@ fn usage(why: &str) -> ! {
     eprintln!("loadgen: {why}");
     eprintln!(
         "usage: loadgen --addr HOST:PORT \
-         --scenario echo|echo_ack|burst|broadcast|idle|poll|connect|connect_poll \
+         --scenario echo|echo_ack|burst|broadcast|broadcast_burst|idle|poll|connect|connect_poll \
          [--clients N] [--rate MSG/S] [--warmup S] [--duration S] [--drain S] [--raw] \
          [--sources K] [--source-base B] [--concurrency C] [--room NAME]"
     );
@@ -143,6 +144,7 @@ fn parse_args() -> Config {
                     "echo_ack" => Scenario::EchoAck,
                     "burst" => Scenario::Burst,
                     "broadcast" => Scenario::Broadcast,
+                    "broadcast_burst" => Scenario::BroadcastBurst,
                     "idle" => Scenario::Idle,
                     "poll" => Scenario::Poll,
                     "connect" => Scenario::Connect,
@@ -310,7 +312,7 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
         return Ok(connect_report(&cfg, &stats.borrow(), connect_secs));
     }
     // The broadcast's sender is one more client, in no room.
-    let sender = if cfg.scenario == Scenario::Broadcast {
+    let sender = if cfg.scenario.broadcasts() {
         Some(connect(&cfg, cfg.clients, false).await?)
     } else {
         None
@@ -360,7 +362,7 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
             sink,
             pong_rx,
             Some(schedule),
-            Scenario::Broadcast,
+            cfg.scenario,
             stats.clone(),
         )));
     }
@@ -419,7 +421,7 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
         if cfg.scenario == Scenario::Burst {
             report.expected = s.sent * BURST;
         }
-        if cfg.scenario == Scenario::Broadcast {
+        if cfg.scenario.broadcasts() {
             let mut last = histogram();
             let mut first_intended = u64::MAX;
             for &(intended, delivered) in &s.broadcasts {
@@ -431,7 +433,7 @@ async fn run(cfg: Config) -> Result<Report, BoxError> {
                 }
             }
             report.last_recipient = encode(&last);
-            report.expected = s.sent * n as u64;
+            report.expected = s.sent * n as u64 * cfg.scenario.packets_per_request();
             if first_intended != u64::MAX {
                 report.span_secs = s.last_us.saturating_sub(first_intended) as f64 / 1e6;
             }
@@ -458,10 +460,25 @@ fn connect_report(cfg: &Config, s: &Stats, connect_secs: f64) -> Report {
 }
 
 fn all_answered(s: &Stats, recipients: usize, scenario: Scenario) -> bool {
-    match (s.broadcasts.is_empty(), scenario) {
-        (true, Scenario::Burst) => s.received >= s.sent * BURST,
-        (true, _) => s.received >= s.sent,
-        (false, _) => s.received >= s.sent * recipients as u64,
+    let packets = s.sent * scenario.packets_per_request();
+    match s.broadcasts.is_empty() {
+        true => s.received >= packets,
+        false => s.received >= packets * recipients as u64,
+    }
+}
+
+impl Scenario {
+    /// Whether one more client, in no room, asks the server to broadcast.
+    fn broadcasts(self) -> bool {
+        matches!(self, Scenario::Broadcast | Scenario::BroadcastBurst)
+    }
+
+    /// The packets one request asks the server for (per recipient).
+    fn packets_per_request(self) -> u64 {
+        match self {
+            Scenario::Burst | Scenario::BroadcastBurst => BURST,
+            _ => 1,
+        }
     }
 }
 
@@ -512,7 +529,7 @@ async fn connect(cfg: &Config, i: usize, join: bool) -> Result<Ws, BoxError> {
             _ => {}
         }
     }
-    if join && cfg.scenario == Scenario::Broadcast {
+    if join && cfg.scenario.broadcasts() {
         let join = sio::Packet::event(Str::from("/"), "join", &(cfg.room.as_str(),), Some(0))?;
         ws.send(frame(&join)).await?;
         loop {
@@ -603,6 +620,14 @@ async fn write_loop(
                         let seq = s.broadcasts.len() as u64;
                         s.broadcasts.push((intended_us, 0));
                         sio::Packet::event(nsp.clone(), "broadcast", &(seq, intended_us), None)
+                    }
+                    Scenario::BroadcastBurst => {
+                        let mut s = stats.borrow_mut();
+                        let seq = s.broadcasts.len() as u64;
+                        s.broadcasts.push((intended_us, 0));
+                        sio::Packet::event(
+                            nsp.clone(), "broadcast_burst", &(seq, intended_us, BURST), None,
+                        )
                     }
                     _ => sio::Packet::event(nsp.clone(), "echo", &(intended_us, sent_us), None),
                 };

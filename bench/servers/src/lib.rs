@@ -131,9 +131,10 @@ pub fn alive_tasks() -> usize {
 /// Our handlers on `/` of `io` (shared by `bench-ours` and `bench-ours-http1`).
 pub fn ours_handlers(io: &socketio_tokio::SocketIo) {
     use socketio_tokio::{AckSender, Data, Socket, SocketIo};
-    // `--burst`: the handler of the `burst` scenario, which emits to its
-    // own connection several times in one go (off by default, so that the
-    // idle memory counts the six handlers above).
+    // `--burst`: the handlers of the `burst` and `broadcast_burst`
+    // scenarios, which emit to their own connection, or broadcast to the
+    // room, several times in one go (off by default, so that the idle
+    // memory counts the six handlers below).
     let burst = flag("burst");
     io.ns("/", move |socket: Socket| async move {
         if burst {
@@ -142,6 +143,14 @@ pub fn ours_handlers(io: &socketio_tokio::SocketIo) {
                 |socket: Socket, Data((a, b, n)): Data<(u64, u64, u64)>| async move {
                     for _ in 0..n.min(64) {
                         let _ = socket.emit("echo", &(a, b));
+                    }
+                },
+            );
+            socket.on(
+                "broadcast_burst",
+                |socket: Socket, Data((a, b, n)): Data<(u64, u64, u64)>| async move {
+                    for _ in 0..n.min(64) {
+                        let _ = socket.within(ROOM).emit("bcast", &(a, b));
                     }
                 },
             );

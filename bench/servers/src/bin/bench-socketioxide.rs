@@ -17,7 +17,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.ping_interval(interval);
     }
     let (svc, io) = builder.build_svc();
-    // `--burst`: the handler of the `burst` scenario, as ours has it.
+    // `--burst`: the handlers of the `burst` and `broadcast_burst` scenarios,
+    // as ours has them.
     let burst = bench_servers::flag("burst");
     io.ns("/", async move |socket: SocketRef| {
         if burst {
@@ -26,6 +27,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 async |socket: SocketRef, Data((a, b, n)): Data<(u64, u64, u64)>| {
                     for _ in 0..n.min(64) {
                         let _ = socket.emit("echo", &(a, b));
+                    }
+                },
+            );
+            socket.on(
+                "broadcast_burst",
+                async |socket: SocketRef, Data((a, b, n)): Data<(u64, u64, u64)>| {
+                    for _ in 0..n.min(64) {
+                        let _ = socket.within(ROOM).emit("bcast", &(a, b)).await;
                     }
                 },
             );
