@@ -162,12 +162,12 @@ impl Single {
         usize::from(self.header_len)
     }
 
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.header_len() + self.payload.len() - self.written
     }
 
     /// What is left to write: of the header, of the payload.
-    fn slices(&self) -> (&[u8], &[u8]) {
+    pub(crate) fn slices(&self) -> (&[u8], &[u8]) {
         let header_len = self.header_len();
         let header = &self.header[self.written.min(header_len)..header_len];
         let payload = &self.payload[self.written.saturating_sub(header_len)..];
@@ -186,7 +186,47 @@ impl Single {
         }
         self.remaining() == 0
     }
+
+    /// Counts `n` more bytes written; what of `n` is past this frame.
+    pub(crate) fn advance(&mut self, n: usize) -> usize {
+        let took = n.min(self.remaining());
+        self.written += took;
+        n - took
+    }
+
+    /// This frame, leaving an empty one in its place.
+    pub(crate) fn take(&mut self) -> Single {
+        std::mem::replace(
+            self,
+            Single::frame([0; websocket_frame::MAX_SERVER_HEADER_LEN], 0, Bytes::new()),
+        )
+    }
+
+    /// What is left to write of `frames`, in order, as one frame (of which
+    /// nothing is written): the rest of a write that the socket took only
+    /// in part, for the connection's task.
+    pub(crate) fn joined(mut frames: Vec<Single>) -> Option<Single> {
+        if frames.len() <= 1 {
+            return frames.pop();
+        }
+        let len = frames.iter().map(Single::remaining).sum();
+        let mut bytes = Vec::with_capacity(len);
+        for frame in &frames {
+            let (header, payload) = frame.slices();
+            bytes.extend_from_slice(header);
+            bytes.extend_from_slice(payload);
+        }
+        Some(Single::frame(
+            [0; websocket_frame::MAX_SERVER_HEADER_LEN],
+            0,
+            Bytes::from(bytes),
+        ))
+    }
 }
+
+/// The frames a broadcast's batch hands to one system call at most (two
+/// slices each, under every system's limit of 1,024).
+pub(crate) const FRAMES_PER_WRITE: usize = 16;
 
 /// The socket under a WebSocket.
 pub(crate) enum WsIo {

@@ -31,7 +31,7 @@ use tokio::time::Sleep;
 
 use crate::api::engine::EngineSocket;
 use crate::api::extract::{DisconnectContext, ErasedHandler, EventContext};
-use crate::api::link::{Core, Direct, Link, fail};
+use crate::api::link::{Batch, Core, Direct, Link, fail};
 use crate::api::ns::{ConnectError, ConnectRequest, NsInner};
 use crate::api::server::{Locked, Shared};
 use crate::api::socket::{
@@ -158,6 +158,10 @@ pub(crate) struct Driver {
     /// In this wake-up, every WebSocket read ended "not now": its waker is
     /// set, so the loop's next turns skip the reads.
     reads_idle: bool,
+    /// This turn found frames a batch on another thread holds for the
+    /// WebSocket (`Core::held`): nothing is written on it until they are,
+    /// and the batch wakes the task then.
+    blocked: bool,
     /// In this wake-up, the link held no command; the next turns skip it
     /// unless the link says it changed.
     cmds_idle: bool,
@@ -195,6 +199,7 @@ impl Driver {
             engine_tx: None,
             closed_at: None,
             reads_idle: false,
+            blocked: false,
             cmds_idle: false,
             tasks_busy: false,
             slot: None,
@@ -992,7 +997,7 @@ impl Driver {
     fn has_more(&self) -> bool {
         !self.reads_idle || !self.cmds_idle || self.tasks_busy || {
             let core = self.core();
-            core.dirty || core.conn.has_output()
+            core.dirty || (!self.blocked && core.conn.has_output())
         }
     }
 
@@ -1270,6 +1275,9 @@ impl Driver {
         self.link.step_started(cx.waker());
         let link = self.link.clone();
         let _unwinding = Unwinding(&link);
+        // The broadcasts of this step's handlers reach each idle recipient
+        // in one write, when the step is over (also if it unwinds).
+        let _batch = Batch::open();
         self.poll_inner(cx, handed)
     }
 
@@ -1287,8 +1295,13 @@ impl Driver {
                 // is for the next one.
                 core.dirty = false;
                 this.cmds_idle = core.cmds.is_none();
-                // The WebSocket is the task's again until the step ends.
-                core.direct = None;
+                // The WebSocket is the task's again until the step ends,
+                // unless a batch elsewhere holds frames for it: they go
+                // first, and the task writes nothing until then.
+                this.blocked = core.held > 0;
+                if !this.blocked {
+                    core.direct = None;
+                }
                 // Due timers first, as Node's event loop runs them before
                 // I/O: a poll that arrives after the ping timeout finds the
                 // session closed, even if its timer has not fired yet.
@@ -1321,7 +1334,9 @@ impl Driver {
             progress |= this.drain(cx, now);
             progress |= this.poll_tasks(cx);
             progress |= this.drain(cx, now);
-            progress |= this.poll_writes(cx, now);
+            if !this.blocked {
+                progress |= this.poll_writes(cx, now);
+            }
             if this.finished(now) {
                 this.link.step_ending(None);
                 return Poll::Ready(());
