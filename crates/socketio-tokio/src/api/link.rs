@@ -573,30 +573,53 @@ fn write_chain(held: &mut [HeldFrame], next: &mut Option<usize>, stream: &TcpStr
     }
 }
 
-/// A thread's batch.
-struct Held {
+/// A thread's batch, but its frames: read at every step, in a cell that
+/// costs a load to reach.
+#[derive(Clone, Copy)]
+struct BatchState {
     /// Batches open on the thread (only the outermost one writes).
     open: u32,
-    /// The thread's id in `Core::holder`, 0 until its first batch.
+    /// The thread's id in `Core::holder`, 0 until its first frame held.
     id: u32,
+    /// Frames are held.
+    holding: bool,
     /// The frames are being written: a broadcast meanwhile (from a drop,
     /// say) writes its own, behind them.
     writing: bool,
+}
+
+/// A thread's held frames.
+struct Held {
     frames: Vec<HeldFrame>,
     /// The bytes of `frames`.
     bytes: usize,
 }
 
 thread_local! {
-    static HELD: std::cell::RefCell<Held> = const {
-        std::cell::RefCell::new(Held {
+    static STATE: std::cell::Cell<BatchState> = const {
+        std::cell::Cell::new(BatchState {
             open: 0,
             id: 0,
+            holding: false,
             writing: false,
+        })
+    };
+    static HELD: std::cell::RefCell<Held> = const {
+        std::cell::RefCell::new(Held {
             frames: Vec::new(),
             bytes: 0,
         })
     };
+}
+
+/// Changes this thread's batch state with `f`; what `f` returns.
+fn batch_state<R>(f: impl FnOnce(&mut BatchState) -> R) -> R {
+    STATE.with(|cell| {
+        let mut state = cell.get();
+        let r = f(&mut state);
+        cell.set(state);
+        r
+    })
 }
 
 /// The ids of the threads that held frames (0 is none).
@@ -605,7 +628,7 @@ static HOLDERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 impl Batch {
     /// Opens a batch on this thread (or nests in the one open).
     pub(crate) fn open() -> Batch {
-        HELD.with_borrow_mut(|h| h.open += 1);
+        batch_state(|s| s.open += 1);
         Batch {
             _thread: std::marker::PhantomData,
         }
@@ -614,11 +637,11 @@ impl Batch {
 
 impl Drop for Batch {
     fn drop(&mut self) {
-        let last = HELD.with_borrow_mut(|h| {
-            h.open -= 1;
-            h.open == 0
+        let write = batch_state(|s| {
+            s.open -= 1;
+            s.open == 0 && s.holding
         });
-        if last {
+        if write {
             write_all_held();
         }
     }
@@ -627,14 +650,14 @@ impl Drop for Batch {
 /// This thread's id in `Core::holder` when a batch is open on it and not
 /// being written.
 fn batch_id() -> Option<u32> {
-    HELD.with_borrow_mut(|h| {
-        if h.open == 0 || h.writing {
+    batch_state(|s| {
+        if s.open == 0 || s.writing {
             return None;
         }
-        if h.id == 0 {
-            h.id = HOLDERS.fetch_add(1, Ordering::Relaxed).max(1);
+        if s.id == 0 {
+            s.id = HOLDERS.fetch_add(1, Ordering::Relaxed).max(1);
         }
-        Some(h.id)
+        Some(s.id)
     })
 }
 
@@ -642,6 +665,7 @@ fn batch_id() -> Option<u32> {
 /// the connection's frame whose place is `last - 1` (none when `last` is
 /// 0); its own place plus one, and whether the batch is full.
 fn hold_frame(link: Arc<Link>, ws: RequestId, frame: Single, last: u16) -> (u16, bool) {
+    batch_state(|s| s.holding = true);
     HELD.with_borrow_mut(|h| {
         let at = h.frames.len();
         // Below MAX_HELD, itself below u16::MAX.
@@ -669,9 +693,12 @@ fn hold_frame(link: Arc<Link>, ws: RequestId, frame: Single, last: u16) -> (u16,
 
 /// Writes the frames this thread's batch holds, each connection's together.
 fn write_all_held() {
+    batch_state(|s| {
+        s.holding = false;
+        s.writing = true;
+    });
     let mut frames = HELD.with_borrow_mut(|h| {
         h.bytes = 0;
-        h.writing = true;
         std::mem::take(&mut h.frames)
     });
     for first in 0..frames.len() {
@@ -684,10 +711,8 @@ fn write_all_held() {
     if frames.capacity() > KEPT_HELD {
         frames = Vec::new();
     }
-    HELD.with_borrow_mut(|h| {
-        h.writing = false;
-        h.frames = frames;
-    });
+    HELD.with_borrow_mut(|h| h.frames = frames);
+    batch_state(|s| s.writing = false);
 }
 
 /// The connection's task is gone.
