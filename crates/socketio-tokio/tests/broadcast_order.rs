@@ -69,6 +69,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountWrites {
     }
 }
 
+/// Taken by every test here for its whole run: the counts above are the
+/// binary's, and each test reads what its own run added.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn count_writes() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
@@ -105,6 +109,9 @@ enum Sender {
     /// steps are held, and each connection's go out together when the step
     /// ends.
     Handler,
+    /// A task of the application's that holds its broadcasts between two
+    /// yields in a batch of its own (`SocketIo::batch`).
+    BatchedTask,
 }
 
 /// Runs one race: `own` says which packets go as the socket's own emits
@@ -139,17 +146,26 @@ async fn race_from(sender: Sender, own: fn(usize) -> bool, yield_every: usize) {
         .unwrap();
     target.join("r");
 
+    let batched = sender == Sender::BatchedTask;
     let send = move |io: SocketIo| async move {
-        for i in 0..COUNT {
-            let args = (i, padding(i));
-            if own(i) {
-                target.emit("n", &args).unwrap();
-            } else {
-                io.to("r").emit("n", &args).unwrap();
+        let mut i = 0;
+        while i < COUNT {
+            {
+                let _batch = batched.then(|| io.batch());
+                loop {
+                    let args = (i, padding(i));
+                    if own(i) {
+                        target.emit("n", &args).unwrap();
+                    } else {
+                        io.to("r").emit("n", &args).unwrap();
+                    }
+                    i += 1;
+                    if (i - 1) % yield_every == 0 || i == COUNT {
+                        break;
+                    }
+                }
             }
-            if i % yield_every == 0 {
-                tokio::task::yield_now().await;
-            }
+            tokio::task::yield_now().await;
         }
     };
     let io = server.io.clone();
@@ -157,7 +173,7 @@ async fn race_from(sender: Sender, own: fn(usize) -> bool, yield_every: usize) {
     // The other connection, for a handler that sends; kept open to the end.
     let mut _other = None;
     match sender {
-        Sender::Task => {
+        Sender::Task | Sender::BatchedTask => {
             tokio::spawn(async move {
                 send(io).await;
                 let _ = done_tx.send(());
@@ -226,6 +242,7 @@ async fn race_from(sender: Sender, own: fn(usize) -> bool, yield_every: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcasts_alone_arrive_in_order() {
+    let _serial = SERIAL.lock().await;
     count_writes();
     let (whole, part) = (WHOLE.load(Ordering::SeqCst), PART.load(Ordering::SeqCst));
     race(|_| false, 3).await;
@@ -242,16 +259,19 @@ async fn broadcasts_alone_arrive_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcasts_and_own_emits_interleaved_arrive_in_order() {
+    let _serial = SERIAL.lock().await;
     race(|i| i % 3 == 0, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_of_own_emits_between_broadcasts_arrive_in_order() {
+    let _serial = SERIAL.lock().await;
     race(|i| (i / 5) % 2 == 0, 7).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcasts_from_a_handler_arrive_in_order() {
+    let _serial = SERIAL.lock().await;
     count_writes();
     let several = SEVERAL.load(Ordering::SeqCst);
     race_from(Sender::Handler, |_| false, 3).await;
@@ -263,11 +283,13 @@ async fn broadcasts_from_a_handler_arrive_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcasts_and_own_emits_from_a_handler_arrive_in_order() {
+    let _serial = SERIAL.lock().await;
     race_from(Sender::Handler, |i| i % 3 == 0, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_of_own_emits_between_broadcasts_from_a_handler_arrive_in_order() {
+    let _serial = SERIAL.lock().await;
     race_from(Sender::Handler, |i| (i / 5) % 2 == 0, 7).await;
 }
 
@@ -276,6 +298,7 @@ async fn runs_of_own_emits_between_broadcasts_from_a_handler_arrive_in_order() {
 /// and every packet still arrives once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handlers_long_run_of_broadcasts_arrives_in_order() {
+    let _serial = SERIAL.lock().await;
     race_from(Sender::Handler, |_| false, usize::MAX).await;
 }
 
@@ -287,6 +310,7 @@ async fn a_handlers_long_run_of_broadcasts_arrives_in_order() {
 /// thread a while before it ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_broadcast_goes_before_what_its_connection_sends_meanwhile() {
+    let _serial = SERIAL.lock().await;
     const N: usize = 12;
     // Before the server's own log subscriber, as every test here.
     count_writes();
@@ -359,4 +383,16 @@ async fn a_held_broadcast_goes_before_what_its_connection_sends_meanwhile() {
         .ns("/sender", |_: socketio_tokio::Socket| async {});
     drop(other);
     let _ = emitter;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_held_by_a_tasks_batch_arrive_in_order() {
+    let _serial = SERIAL.lock().await;
+    count_writes();
+    let several = SEVERAL.load(Ordering::SeqCst);
+    race_from(Sender::BatchedTask, |i| i % 4 == 0, 5).await;
+    assert!(
+        SEVERAL.load(Ordering::SeqCst) > several,
+        "no frames held by the task's batch were written together"
+    );
 }

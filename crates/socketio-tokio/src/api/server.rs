@@ -18,7 +18,7 @@ use socketio_proto::{
 use tokio::sync::{oneshot, watch};
 
 use crate::api::engine::EngineHandler;
-use crate::api::link::Link;
+use crate::api::link::{Batch, Link};
 use crate::api::node::LocalNode;
 use crate::api::ns::{IntoNsHandler, Namespace, NsInner};
 use crate::api::operators::{AckStream, BroadcastOperator};
@@ -916,6 +916,30 @@ impl SocketIo {
         self.of("/").emit_with_ack(event, args)
     }
 
+    /// Holds the WebSocket frames of the broadcasts this thread makes
+    /// until the returned guard drops, then writes each recipient's
+    /// together, one system call for several packets: for an application's
+    /// task that broadcasts several packets in a row (a game's tick, a
+    /// dashboard's update of several series). Event handlers need none:
+    /// the broadcasts of a connection's step are held until it ends.
+    ///
+    /// Drop it before awaiting anything: until it drops, the recipients
+    /// write nothing else on their WebSockets. It is not `Send`, so a
+    /// spawned task cannot hold it across an `.await`.
+    ///
+    /// ```
+    /// # let io = socketio_tokio::SocketIo::new()?;
+    /// {
+    ///     let _batch = io.batch();
+    ///     io.to("game").emit("positions", &[1, 2, 3])?;
+    ///     io.to("game").emit("scores", &[10, 20])?;
+    /// } // Written here: one system call per recipient for both.
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn batch(&self) -> WriteBatch {
+        WriteBatch(Batch::open())
+    }
+
     /// The sockets of `/`.
     pub fn sockets(&self) -> Vec<Socket> {
         self.of("/").sockets()
@@ -1184,5 +1208,16 @@ impl SocketIo {
             Some(adapter) => adapter.server_count(Str::from(nsp)).await,
             None => Ok(1),
         }
+    }
+}
+
+/// Broadcasts held for one write per recipient while it lives: see
+/// [`SocketIo::batch`].
+#[must_use = "the frames are written when it drops: bind it to a variable"]
+pub struct WriteBatch(Batch);
+
+impl std::fmt::Debug for WriteBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBatch").finish_non_exhaustive()
     }
 }
