@@ -154,6 +154,32 @@ impl<V: Clone> HandlerMap<V> {
         self.drop_if_empty();
     }
 
+    /// Takes `template`'s list, the last of its kind, when it equals this
+    /// map's (`same` on each value), and lets this map's own go; whether
+    /// the two maps hold one list now (also when they did already). An
+    /// empty map takes nothing.
+    pub(crate) fn adopt(
+        &mut self,
+        template: &HandlerMap<V>,
+        same: impl Fn(&V, &V) -> bool,
+    ) -> bool {
+        let (Some(mine), Some(theirs)) = (&mut self.entries, &template.entries) else {
+            return false;
+        };
+        if Arc::ptr_eq(mine, theirs) {
+            return true;
+        }
+        let equal = mine.len() == theirs.len()
+            && mine
+                .iter()
+                .zip(theirs.iter())
+                .all(|((n1, v1), (n2, v2))| n1 == n2 && same(v1, v2));
+        if equal {
+            *mine = theirs.clone();
+        }
+        equal
+    }
+
     /// Shares this map's list with `template`, the last list of its kind:
     /// when the two are equal (`same` on each value), this map takes the
     /// template's and lets its own go. Else this map's list, with its
@@ -166,23 +192,12 @@ impl<V: Clone> HandlerMap<V> {
         same: impl Fn(&V, &V) -> bool,
         shareable: impl Fn(&V) -> bool,
     ) {
+        if self.adopt(template, same) {
+            return;
+        }
         let Some(mine) = &mut self.entries else {
             return;
         };
-        if let Some(theirs) = &template.entries {
-            if Arc::ptr_eq(mine, theirs) {
-                return;
-            }
-            let equal = mine.len() == theirs.len()
-                && mine
-                    .iter()
-                    .zip(theirs.iter())
-                    .all(|((n1, v1), (n2, v2))| n1 == n2 && same(v1, v2));
-            if equal {
-                *mine = theirs.clone();
-                return;
-            }
-        }
         if let Some(list) = Arc::get_mut(mine) {
             list.shrink_to_fit();
         }

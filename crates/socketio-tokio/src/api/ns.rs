@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use serde::de::DeserializeOwned;
 use socketio_proto::socketio_packet::{DataError, ProtocolVersion};
@@ -124,7 +124,8 @@ pub(crate) struct NsInner {
     children: Mutex<BTreeMap<Str, usize>>,
     /// The last list of event handlers a socket registered, if none of
     /// them holds anything: the next socket with an equal list shares it.
-    handlers: Mutex<EventHandlers>,
+    /// Read by every connect, written only when a list differs.
+    handlers: RwLock<EventHandlers>,
     /// How many event handlers the last socket registered at once: the
     /// room a new socket's list starts with.
     handlers_seen: AtomicUsize,
@@ -137,18 +138,29 @@ impl NsInner {
             middlewares: handler.middlewares,
             dynamic,
             children: Mutex::new(BTreeMap::new()),
-            handlers: Mutex::new(EventHandlers::default()),
+            handlers: RwLock::new(EventHandlers::default()),
             handlers_seen: AtomicUsize::new(0),
         })
     }
 
     /// Shares `socket`'s event handlers with the namespace's other sockets
     /// that registered the same ones (see `HandlerMap::share`).
+    ///
+    /// A connection storm's sockets, which register the same handlers,
+    /// only read the namespace's state here: each takes the template's
+    /// read lock, and nothing is written.
     pub(crate) fn share_handlers(&self, socket: &SocketInner) {
-        let mut template = self.handlers.lock().unwrap_or_else(|e| e.into_inner());
         let mut listeners = socket.listeners();
-        self.handlers_seen
-            .store(listeners.events.len(), Ordering::Relaxed);
+        let seen = listeners.events.len();
+        if self.handlers_seen.load(Ordering::Relaxed) != seen {
+            self.handlers_seen.store(seen, Ordering::Relaxed);
+        }
+        let template = self.handlers.read().unwrap_or_else(|e| e.into_inner());
+        if listeners.adopt_events(&template) {
+            return;
+        }
+        drop(template);
+        let mut template = self.handlers.write().unwrap_or_else(|e| e.into_inner());
         listeners.share_events(&mut template);
     }
 

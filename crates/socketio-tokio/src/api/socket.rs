@@ -326,6 +326,15 @@ impl<H> IntoIterator for Handlers<H> {
 /// A socket's event handlers by name.
 pub(crate) type EventHandlers = HandlerMap<Entry<ErasedHandler<EventContext>>>;
 
+/// Whether two sockets' entries stand for the same handler: the same
+/// listener id and flags, and the same code with nothing captured.
+fn same_handler(
+    a: &Entry<ErasedHandler<EventContext>>,
+    b: &Entry<ErasedHandler<EventContext>>,
+) -> bool {
+    a.key == b.key && a.handler.same_static(&b.handler)
+}
+
 /// A socket's listeners: the event handlers, and the rest boxed apart.
 ///
 /// Most sockets register event handlers only: the other lists (the
@@ -461,11 +470,15 @@ impl Listeners {
     /// namespace that registered the same handlers, none of which holds
     /// anything (see [`HandlerMap::share`]).
     pub(crate) fn share_events(&mut self, template: &mut EventHandlers) {
-        self.events.share(
-            template,
-            |a, b| a.key == b.key && a.handler.same_static(&b.handler),
-            |e| e.handler.is_static(),
-        );
+        self.events
+            .share(template, same_handler, |e| e.handler.is_static());
+    }
+
+    /// Takes the namespace's list, `template`, when it equals this
+    /// socket's (see [`HandlerMap::adopt`]); whether the socket's list is
+    /// the template's now.
+    pub(crate) fn adopt_events(&mut self, template: &EventHandlers) -> bool {
+        self.events.adopt(template, same_handler)
     }
 
     /// Applies `change`, which only takes listeners away, to the rare
