@@ -780,18 +780,28 @@ async fn first_bytes(stream: &TcpStream) -> Option<Bytes> {
         // A short read clears the readiness, as tokio's own reads do: the
         // HTTP server's next read waits for more rather than asking.
         let read = FIRST.with_borrow_mut(|first| match read_clearing(stream, &mut first[..]) {
-            Ok(0) => Err(None),
-            Ok(n) => Ok(Bytes::copy_from_slice(&first[..n])),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Some(())),
-            Err(_) => Err(None),
+            Ok(0) => FirstRead::Over,
+            Ok(n) => FirstRead::Bytes(Bytes::copy_from_slice(&first[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => FirstRead::NotYet,
+            Err(_) => FirstRead::Over,
         });
         match read {
-            Ok(bytes) => return Some(bytes),
+            FirstRead::Bytes(bytes) => return Some(bytes),
             // Not ready after all: wait again.
-            Err(Some(())) => continue,
-            Err(None) => return None,
+            FirstRead::NotYet => continue,
+            FirstRead::Over => return None,
         }
     }
+}
+
+/// What one read of a connection's first bytes gave.
+enum FirstRead {
+    /// Bytes.
+    Bytes(Bytes),
+    /// Nothing yet, though the runtime said the socket was readable.
+    NotYet,
+    /// The end of the stream, or an error.
+    Over,
 }
 
 /// Whether the first bytes the client sent are (the start of) the HTTP/2
