@@ -99,6 +99,41 @@ fn padding(i: usize) -> String {
     "x".repeat(len)
 }
 
+/// Connects `ws` to `/` and puts its socket in the room `r`: the
+/// WebSocket, past its CONNECT, and the socket.
+async fn join_r(server: &Server, mut ws: Ws) -> (Ws, socketio_tokio::Socket) {
+    let _open = recv_text(&mut ws).await;
+    ws.send(Message::text("40")).await.unwrap();
+    let connected = recv_text(&mut ws).await;
+    let v: serde_json::Value = serde_json::from_str(connected.strip_prefix("40").unwrap()).unwrap();
+    let sid = v["sid"].as_str().unwrap();
+    let socket = server
+        .io
+        .sockets()
+        .into_iter()
+        .find(|s| s.id() == sid)
+        .unwrap();
+    socket.join("r");
+    (ws, socket)
+}
+
+/// Another connection, on `/sender`, that sends the `go` event there;
+/// kept open by the caller until its packets are in.
+async fn go(server: &Server) -> Ws {
+    let mut other = ws_open(&server.ws_url("EIO=4&transport=websocket"))
+        .await
+        .unwrap();
+    let _open = recv_text(&mut other).await;
+    other.send(Message::text("40/sender,")).await.unwrap();
+    let connected = recv_text(&mut other).await;
+    assert!(connected.starts_with("40/sender,"), "{connected}");
+    other
+        .send(Message::text("42/sender,[\"go\"]"))
+        .await
+        .unwrap();
+    other
+}
+
 /// Who sends the packets of a race.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sender {
@@ -130,21 +165,10 @@ async fn race_from(sender: Sender, own: fn(usize) -> bool, yield_every: usize) {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(server.addr).await.unwrap();
-    let mut ws = ws_open_on(&server.ws_url("EIO=4&transport=websocket"), stream)
+    let ws = ws_open_on(&server.ws_url("EIO=4&transport=websocket"), stream)
         .await
         .unwrap();
-    let _open = recv_text(&mut ws).await;
-    ws.send(Message::text("40")).await.unwrap();
-    let connected = recv_text(&mut ws).await;
-    let v: serde_json::Value = serde_json::from_str(connected.strip_prefix("40").unwrap()).unwrap();
-    let sid = v["sid"].as_str().unwrap().to_owned();
-    let target = server
-        .io
-        .sockets()
-        .into_iter()
-        .find(|s| s.id() == sid)
-        .unwrap();
-    target.join("r");
+    let (mut ws, target) = join_r(&server, ws).await;
 
     let batched = sender == Sender::BatchedTask;
     let send = move |io: SocketIo| async move {
@@ -196,18 +220,7 @@ async fn race_from(sender: Sender, own: fn(usize) -> bool, yield_every: usize) {
                     });
                 }
             });
-            let mut other = ws_open(&server.ws_url("EIO=4&transport=websocket"))
-                .await
-                .unwrap();
-            let _open = recv_text(&mut other).await;
-            other.send(Message::text("40/sender,")).await.unwrap();
-            let connected = recv_text(&mut other).await;
-            assert!(connected.starts_with("40/sender,"), "{connected}");
-            other
-                .send(Message::text("42/sender,[\"go\"]"))
-                .await
-                .unwrap();
-            _other = Some(other);
+            _other = Some(go(&server).await);
         }
     }
 
@@ -315,21 +328,10 @@ async fn a_held_broadcast_goes_before_what_its_connection_sends_meanwhile() {
     // Before the server's own log subscriber, as every test here.
     count_writes();
     let server = start().await;
-    let mut ws = ws_open(&server.ws_url("EIO=4&transport=websocket"))
+    let ws = ws_open(&server.ws_url("EIO=4&transport=websocket"))
         .await
         .unwrap();
-    let _open = recv_text(&mut ws).await;
-    ws.send(Message::text("40")).await.unwrap();
-    let connected = recv_text(&mut ws).await;
-    let v: serde_json::Value = serde_json::from_str(connected.strip_prefix("40").unwrap()).unwrap();
-    let sid = v["sid"].as_str().unwrap().to_owned();
-    let target = server
-        .io
-        .sockets()
-        .into_iter()
-        .find(|s| s.id() == sid)
-        .unwrap();
-    target.join("r");
+    let (mut ws, target) = join_r(&server, ws).await;
     // The thread outside the runtime: emits `i + 1` when told `i`, then says so.
     let (ask, asked) = std::sync::mpsc::channel::<usize>();
     let (tell, told) = std::sync::mpsc::channel::<()>();
@@ -361,16 +363,7 @@ async fn a_held_broadcast_goes_before_what_its_connection_sends_meanwhile() {
                 });
             }
         });
-    let mut other = ws_open(&server.ws_url("EIO=4&transport=websocket"))
-        .await
-        .unwrap();
-    let _open = recv_text(&mut other).await;
-    other.send(Message::text("40/sender,")).await.unwrap();
-    let _connected = recv_text(&mut other).await;
-    other
-        .send(Message::text("42/sender,[\"go\"]"))
-        .await
-        .unwrap();
+    let other = go(&server).await;
     let mut got = Vec::new();
     while got.len() < N {
         let text = recv_text(&mut ws).await;
