@@ -1774,6 +1774,13 @@ impl Connection {
         }
     }
 
+    /// The most bytes the send buffer holds (`Config::max_buffer_size`): a
+    /// binding that keeps frames of its own for a while (counted as sent)
+    /// keeps no more than this for one connection.
+    pub fn max_buffer_size(&self) -> usize {
+        self.config.max_buffer_size
+    }
+
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<Event> {
         pop_front(&mut self.events)

@@ -92,12 +92,39 @@ pub(crate) struct Core {
     pub(crate) cmds_closed: bool,
     /// Frames of broadcasts held for this connection by a [`Batch`], to be
     /// written together when it ends: until then nothing else is written
-    /// on the WebSocket (the task waits, other broadcasters queue). 0 when
-    /// none is, else one more than the place of the last of them in the
-    /// batch.
-    pub(crate) held: u16,
+    /// on the WebSocket (the task waits, other broadcasters queue). The low
+    /// 15 bits: 0 when none is, else one more than the place of the last of
+    /// them in the batch; [`HELD_WAITING`]: the task waits for them.
+    held: u16,
     /// The thread whose batch holds them (see [`batch_id`]).
-    pub(crate) holder: u32,
+    holder: u32,
+}
+
+/// `Core::held`'s bit that says the task waits for the frames held.
+const HELD_WAITING: u16 = 1 << 15;
+
+const _: () = assert!(
+    MAX_HELD < HELD_WAITING as usize,
+    "a place fits `Core::held`"
+);
+
+impl Core {
+    /// One more than the place of this connection's last frame held in a
+    /// batch; 0 when none is.
+    fn held_place(&self) -> u16 {
+        self.held & !HELD_WAITING
+    }
+
+    /// Whether a batch holds frames for this connection. If so, the task
+    /// writes nothing on its WebSocket (nor reads, whose close would answer
+    /// there), and is woken when they are written.
+    pub(crate) fn frames_held(&mut self) -> bool {
+        let held = self.held_place() > 0;
+        if held {
+            self.held |= HELD_WAITING;
+        }
+        held
+    }
 }
 
 /// A connection's one WebSocket, idle (nothing queued for it anywhere) and
@@ -296,11 +323,19 @@ impl Link {
         let core = &mut *guard;
         // Frames another thread's batch holds go first: nothing is written
         // here before them.
-        let held_elsewhere = core.held > 0 && Some(core.holder) != batch;
+        let held_elsewhere = core.held_place() > 0 && Some(core.holder) != batch;
+        // A batch holds at most a send buffer's worth for one connection:
+        // what the socket does not take of it goes to the task uncounted.
+        let room = match batch {
+            Some(_) => {
+                held_bytes(core.held_place()) + encoded.size() <= core.conn.max_buffer_size()
+            }
+            None => true,
+        };
         let direct = core
             .direct
             .as_ref()
-            .filter(|_| write_now && !held_elsewhere);
+            .filter(|_| write_now && !held_elsewhere && room);
         let now = direct.and_then(|direct| {
             let frame = core
                 .conn
@@ -314,8 +349,11 @@ impl Link {
             // written whole.
             Some((ws, frame)) if let Some(id) = batch => {
                 counters = core.conn.take_counters();
-                let (last, full) = hold_frame(self.clone(), ws, frame, core.held);
-                core.held = last;
+                let last = core.held_place();
+                // The link is kept with the connection's first frame only.
+                let link = (last == 0).then(|| self.clone());
+                let (place, full) = hold_frame(link, ws, frame, last);
+                core.held = place | (core.held & HELD_WAITING);
                 core.holder = id;
                 full_batch = full;
                 Ok(())
@@ -378,6 +416,8 @@ impl Link {
         let ws = held[first].ws;
         let mut guard = self.lock();
         let core = &mut *guard;
+        // The task, if it waited for these, looks again.
+        core.dirty |= core.held & HELD_WAITING != 0;
         core.held = 0;
         core.holder = 0;
         // The place of the first frame not written whole.
@@ -486,7 +526,9 @@ impl Link {
 /// until they are written: its task leaves its output queued
 /// (`Core::held`), and broadcasts from other threads queue theirs. At most
 /// [`MAX_HELD`] frames, or [`MAX_HELD_BYTES`] bytes, are held; a batch that
-/// reaches either writes them at once and goes on.
+/// reaches either writes them at once and goes on. For one connection it
+/// holds at most a send buffer's worth; its further broadcasts go to the
+/// send buffer, behind the frames held.
 ///
 /// So a broadcast to a room costs each idle recipient one system call per
 /// step of the broadcaster, however many packets it broadcasts, up to
@@ -511,16 +553,17 @@ const KEPT_HELD: usize = 1024;
 
 /// A frame a batch holds.
 struct HeldFrame {
-    /// Taken out when its frames are written.
+    /// The connection, with its first frame (taken out when its frames are
+    /// written); none with the others.
     link: Option<Arc<Link>>,
+    /// The bytes of the connection's frames held so far, this one's too.
+    bytes: usize,
     /// The WebSocket it is for.
     ws: RequestId,
     frame: Single,
     /// One more than the place of the connection's next frame in the
     /// batch; 0 for its last.
     next: u16,
-    /// The connection's first frame in the batch.
-    first: bool,
 }
 
 impl HeldFrame {
@@ -664,31 +707,42 @@ fn batch_id() -> Option<u32> {
 /// Adds `frame` for `link`'s WebSocket `ws` to this thread's batch, after
 /// the connection's frame whose place is `last - 1` (none when `last` is
 /// 0); its own place plus one, and whether the batch is full.
-fn hold_frame(link: Arc<Link>, ws: RequestId, frame: Single, last: u16) -> (u16, bool) {
+fn hold_frame(link: Option<Arc<Link>>, ws: RequestId, frame: Single, last: u16) -> (u16, bool) {
     batch_state(|s| s.holding = true);
     HELD.with_borrow_mut(|h| {
         let at = h.frames.len();
-        // Below MAX_HELD, itself below u16::MAX.
+        // Below MAX_HELD, itself below HELD_WAITING.
         let place = u16::try_from(at + 1).unwrap_or(u16::MAX);
+        let mut bytes = frame.remaining();
         if let Some(before) = usize::from(last)
             .checked_sub(1)
             .and_then(|i| h.frames.get_mut(i))
         {
             before.next = place;
+            bytes += before.bytes;
         }
         h.bytes += frame.remaining();
         h.frames.push(HeldFrame {
-            link: Some(link),
+            link,
+            bytes,
             ws,
             frame,
             next: 0,
-            first: last == 0,
         });
         (
             place,
             h.frames.len() >= MAX_HELD || h.bytes >= MAX_HELD_BYTES,
         )
     })
+}
+
+/// The bytes of a connection's frames this thread's batch holds, the last
+/// of which has the place `last - 1` (none when `last` is 0).
+fn held_bytes(last: u16) -> usize {
+    match usize::from(last).checked_sub(1) {
+        Some(i) => HELD.with_borrow(|h| h.frames.get(i).map_or(0, |f| f.bytes)),
+        None => 0,
+    }
 }
 
 /// Writes the frames this thread's batch holds, each connection's together.
@@ -702,7 +756,7 @@ fn write_all_held() {
         std::mem::take(&mut h.frames)
     });
     for first in 0..frames.len() {
-        if let Some(link) = frames[first].link.take().filter(|_| frames[first].first) {
+        if let Some(link) = frames[first].link.take() {
             link.write_held(&mut frames, first);
         }
     }

@@ -158,9 +158,10 @@ pub(crate) struct Driver {
     /// In this wake-up, every WebSocket read ended "not now": its waker is
     /// set, so the loop's next turns skip the reads.
     reads_idle: bool,
-    /// This turn found frames a batch on another thread holds for the
-    /// WebSocket (`Core::held`): nothing is written on it until they are,
-    /// and the batch wakes the task then.
+    /// This turn found frames a batch holds for the WebSocket (another
+    /// thread's, or this step's own after it wrote early): nothing is
+    /// written on it, nor read (a close read there is answered there),
+    /// until they are, and the batch wakes the task then.
     blocked: bool,
     /// In this wake-up, the link held no command; the next turns skip it
     /// unless the link says it changed.
@@ -995,7 +996,7 @@ impl Driver {
     /// commands the handlers queued locally, and outputs of the core that
     /// came after the turn drained them (a write that failed, say).
     fn has_more(&self) -> bool {
-        !self.reads_idle || !self.cmds_idle || self.tasks_busy || {
+        (!self.reads_idle && !self.blocked) || !self.cmds_idle || self.tasks_busy || {
             let core = self.core();
             core.dirty || (!self.blocked && core.conn.has_output())
         }
@@ -1298,7 +1299,7 @@ impl Driver {
                 // The WebSocket is the task's again until the step ends,
                 // unless a batch elsewhere holds frames for it: they go
                 // first, and the task writes nothing until then.
-                this.blocked = core.held > 0;
+                this.blocked = core.frames_held();
                 if !this.blocked {
                     core.direct = None;
                 }
@@ -1328,7 +1329,9 @@ impl Driver {
             // other connections handed over meanwhile: a client that sends
             // the upgrade packet and then polls is upgraded when its poll
             // is handled.
-            progress |= this.poll_reads(cx, now);
+            if !this.blocked {
+                progress |= this.poll_reads(cx, now);
+            }
             progress |= this.poll_commands(now, handed.take());
             progress |= this.poll_held(cx, now);
             progress |= this.drain(cx, now);
