@@ -91,7 +91,7 @@ pub use api::ns::{
     WithMiddlewares,
 };
 pub use api::operators::{Ack, AckStream, BroadcastOperator};
-pub use api::server::{SocketIo, WeakSocketIo, WriteBatch};
+pub use api::server::{SocketIo, WeakSocketIo};
 pub use api::socket::{
     AckFuture, Emitter, EventInfo, Extensions, Handshake, ListenerId, RemoteAddr, Socket,
     SocketError,

@@ -174,20 +174,21 @@ async fn race_from(sender: Sender, own: fn(usize) -> bool, yield_every: usize) {
     let send = move |io: SocketIo| async move {
         let mut i = 0;
         while i < COUNT {
-            {
-                let _batch = batched.then(|| io.batch());
-                loop {
-                    let args = (i, padding(i));
-                    if own(i) {
-                        target.emit("n", &args).unwrap();
-                    } else {
-                        io.to("r").emit("n", &args).unwrap();
-                    }
-                    i += 1;
-                    if (i - 1) % yield_every == 0 || i == COUNT {
-                        break;
-                    }
+            let mut run = || loop {
+                let args = (i, padding(i));
+                if own(i) {
+                    target.emit("n", &args).unwrap();
+                } else {
+                    io.to("r").emit("n", &args).unwrap();
                 }
+                i += 1;
+                if (i - 1) % yield_every == 0 || i == COUNT {
+                    break;
+                }
+            };
+            match batched {
+                true => io.batch(run),
+                false => run(),
             }
             tokio::task::yield_now().await;
         }
@@ -324,6 +325,22 @@ async fn a_handlers_long_run_of_broadcasts_arrives_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_broadcast_goes_before_what_its_connection_sends_meanwhile() {
     let _serial = SERIAL.lock().await;
+    held_race(false).await;
+}
+
+/// The same with the thread outside the runtime broadcasting to the room:
+/// its broadcast finds the recipient's frame held by the handler's batch,
+/// and queues behind it rather than writing first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_broadcast_goes_before_another_threads_broadcast() {
+    let _serial = SERIAL.lock().await;
+    held_race(true).await;
+}
+
+/// Packets `0, 2, 4, …` broadcast by a handler's step, and after each the
+/// next odd one sent by a thread outside the runtime while the step goes
+/// on: to the recipient's socket, or broadcast to its room.
+async fn held_race(outside_broadcasts: bool) {
     const N: usize = 12;
     // Before the server's own log subscriber, as every test here.
     count_writes();
@@ -335,9 +352,13 @@ async fn a_held_broadcast_goes_before_what_its_connection_sends_meanwhile() {
     // The thread outside the runtime: emits `i + 1` when told `i`, then says so.
     let (ask, asked) = std::sync::mpsc::channel::<usize>();
     let (tell, told) = std::sync::mpsc::channel::<()>();
+    let io = server.io.clone();
     let emitter = std::thread::spawn(move || {
         for i in asked {
-            target.emit("n", &(i + 1,)).unwrap();
+            match outside_broadcasts {
+                true => io.to("r").emit("n", &(i + 1,)).unwrap(),
+                false => target.emit("n", &(i + 1,)).unwrap(),
+            }
             let _ = tell.send(());
         }
     });

@@ -916,28 +916,27 @@ impl SocketIo {
         self.of("/").emit_with_ack(event, args)
     }
 
-    /// Holds the WebSocket frames of the broadcasts this thread makes
-    /// until the returned guard drops, then writes each recipient's
-    /// together, one system call for several packets: for an application's
-    /// task that broadcasts several packets in a row (a game's tick, a
-    /// dashboard's update of several series). Event handlers need none:
-    /// the broadcasts of a connection's step are held until it ends.
+    /// Runs `f`, holding the WebSocket frames of the broadcasts it makes
+    /// until it returns, then writes each recipient's together, one system
+    /// call for several packets: for an application's task that broadcasts
+    /// several packets in a row (a game's tick, a dashboard's update of
+    /// several series). Event handlers need none: the broadcasts of a
+    /// connection's step are held until it ends.
     ///
-    /// Drop it before awaiting anything: until it drops, the recipients
-    /// write nothing else on their WebSockets. It is not `Send`, so a
-    /// spawned task cannot hold it across an `.await`.
+    /// `f` runs on this thread and awaits nothing: until it returns, the
+    /// recipients write nothing else on their WebSockets.
     ///
     /// ```
     /// # let io = socketio_tokio::SocketIo::new()?;
-    /// {
-    ///     let _batch = io.batch();
+    /// io.batch(|| {
     ///     io.to("game").emit("positions", &[1, 2, 3])?;
-    ///     io.to("game").emit("scores", &[10, 20])?;
-    /// } // Written here: one system call per recipient for both.
+    ///     io.to("game").emit("scores", &[10, 20])
+    /// })?; // Written here: one system call per recipient for both.
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn batch(&self) -> WriteBatch {
-        WriteBatch(Batch::open())
+    pub fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _batch = Batch::open();
+        f()
     }
 
     /// The sockets of `/`.
@@ -1208,16 +1207,5 @@ impl SocketIo {
             Some(adapter) => adapter.server_count(Str::from(nsp)).await,
             None => Ok(1),
         }
-    }
-}
-
-/// Broadcasts held for one write per recipient while it lives: see
-/// [`SocketIo::batch`].
-#[must_use = "the frames are written when it drops: bind it to a variable"]
-pub struct WriteBatch(Batch);
-
-impl std::fmt::Debug for WriteBatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteBatch").finish_non_exhaustive()
     }
 }
