@@ -115,6 +115,19 @@ impl Core {
         self.held & !HELD_WAITING
     }
 
+    /// Leaves `rest`, frames for the WebSocket `ws` that a broadcaster
+    /// wrote in part or not at all, to the task, which writes them first
+    /// (after what was left before them) when it next runs; every later
+    /// packet goes through the send buffer.
+    fn leave_unwritten(&mut self, ws: RequestId, rest: Vec<Single>) {
+        let before = self.unwritten.take().map(|b| b.1);
+        if let Some(rest) = Single::joined(before.into_iter().chain(rest).collect()) {
+            self.unwritten = Some(Box::new((ws, rest)));
+        }
+        self.direct = None;
+        self.dirty = true;
+    }
+
     /// Whether a batch holds frames for this connection. If so, the task
     /// writes nothing on its WebSocket (nor reads, whose close would answer
     /// there), and is woken when they are written.
@@ -369,11 +382,7 @@ impl Link {
                     counters = core.conn.take_counters();
                 } else {
                     tracing::trace!(target: WRITTEN_BY_BROADCASTER, whole = false);
-                    // The rest goes first when the task next runs; every
-                    // later packet goes through the send buffer.
-                    core.unwritten = Some(Box::new((ws, frame)));
-                    core.direct = None;
-                    core.dirty = true;
+                    core.leave_unwritten(ws, vec![frame]);
                 }
                 Ok(())
             }
@@ -439,20 +448,13 @@ impl Link {
             whole = next.is_none()
         );
         if let Some(at) = next {
-            let mut rest: Vec<Single> = Vec::new();
-            if let Some(before) = core.unwritten.take() {
-                rest.push(before.1);
-            }
+            let mut rest = Vec::new();
             let mut i = Some(at);
             while let Some(place) = i {
                 rest.push(held[place].frame.take());
                 i = held[place].next();
             }
-            if let Some(rest) = Single::joined(rest) {
-                core.unwritten = Some(Box::new((ws, rest)));
-            }
-            core.direct = None;
-            core.dirty = true;
+            core.leave_unwritten(ws, rest);
         }
         // What came while the frames were held, the task writes now.
         core.dirty |= core.conn.has_output();
@@ -734,6 +736,15 @@ fn hold_frame(link: Option<Arc<Link>>, ws: RequestId, frame: Single, last: u16) 
             h.frames.len() >= MAX_HELD || h.bytes >= MAX_HELD_BYTES,
         )
     })
+}
+
+/// Writes what this thread's batch holds now, if anything, and holds on:
+/// a connection's step writes at the end of each of its turns, so that a
+/// slow handler later in the step keeps no recipient waiting.
+pub(crate) fn write_held_now() {
+    if batch_state(|s| s.holding && !s.writing) {
+        write_all_held();
+    }
 }
 
 /// The bytes of a connection's frames this thread's batch holds, the last

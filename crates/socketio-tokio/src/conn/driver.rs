@@ -31,7 +31,7 @@ use tokio::time::Sleep;
 
 use crate::api::engine::EngineSocket;
 use crate::api::extract::{DisconnectContext, ErasedHandler, EventContext};
-use crate::api::link::{Batch, Core, Direct, Link, fail};
+use crate::api::link::{self, Batch, Core, Direct, Link, fail};
 use crate::api::ns::{ConnectError, ConnectRequest, NsInner};
 use crate::api::server::{Locked, Shared};
 use crate::api::socket::{
@@ -1337,6 +1337,9 @@ impl Driver {
             progress |= this.drain(cx, now);
             progress |= this.poll_tasks(cx);
             progress |= this.drain(cx, now);
+            // The broadcasts of this turn's handlers, each recipient's in
+            // one write.
+            link::write_held_now();
             if !this.blocked {
                 progress |= this.poll_writes(cx, now);
             }
