@@ -520,9 +520,10 @@ impl Link {
 /// Holds, while it lives, the frames that broadcasts on this thread would
 /// write on idle WebSockets: when the outermost batch of the thread ends,
 /// each connection's frames go out together, in one system call where
-/// there were several. A connection's step runs in one, so that the
-/// broadcasts its handlers make in one wake-up reach each recipient in one
-/// write, as its own emits do.
+/// there were several. A connection's step runs in one, and writes what it
+/// holds at the end of each of its turns too, so that the broadcasts its
+/// handlers make in one wake-up reach each recipient in one write, as its
+/// own emits do.
 ///
 /// A connection with frames held writes nothing else on its WebSocket
 /// until they are written: its task leaves its output queued
@@ -541,8 +542,8 @@ pub(crate) struct Batch {
 }
 
 /// The frames a batch holds at most before it writes them: four
-/// broadcasts to a room of 4,000 (80 bytes each, 1.3 MB). Below
-/// `u16::MAX`, for `Core::held`.
+/// broadcasts to a room of 4,000 (88 bytes each, 1.4 MB). Below
+/// [`HELD_WAITING`], for `Core::held`.
 const MAX_HELD: usize = 16 * 1024;
 
 /// The bytes a batch holds at most before it writes them, counted once per
