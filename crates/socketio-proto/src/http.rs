@@ -179,6 +179,16 @@ impl<'q> RawPair<'q> {
     }
 }
 
+/// The bytes a walk over a query stops at: `&`, `=`, `%` and `+`.
+const SPECIAL: [bool; 256] = {
+    let mut special = [false; 256];
+    special[b'&' as usize] = true;
+    special[b'=' as usize] = true;
+    special[b'%' as usize] = true;
+    special[b'+' as usize] = true;
+    special
+};
+
 /// The pairs of a query, split at every `&` (an empty query is one empty
 /// pair), each key at its first `=`, in one walk that also notes what has
 /// escapes to decode.
@@ -191,6 +201,11 @@ fn raw_pairs(query: &str) -> impl Iterator<Item = RawPair<'_>> {
         let (mut key_escaped, mut value_escaped) = (false, false);
         let mut i = from;
         while i < bytes.len() {
+            // Most bytes are none of the four: one look-up each.
+            if !SPECIAL[usize::from(bytes[i])] {
+                i += 1;
+                continue;
+            }
             match bytes[i] {
                 b'&' => break,
                 b'=' if eq.is_none() => eq = Some(i),

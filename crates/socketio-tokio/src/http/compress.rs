@@ -7,7 +7,7 @@ use std::io::Write;
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::{GzEncoder, ZlibEncoder};
-use http::{HeaderMap, header};
+use http::{HeaderMap, HeaderValue, header};
 
 /// A content coding the server answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,13 +30,33 @@ impl Coding {
     /// (`*` names every coding it does not name itself), then gzip; none
     /// when neither is acceptable (absent, or `q=0`).
     pub(crate) fn negotiate(headers: &HeaderMap) -> Option<Coding> {
+        Coding::negotiate_values(
+            headers
+                .get_all(header::ACCEPT_ENCODING)
+                .into_iter()
+                .map(HeaderValue::as_bytes),
+        )
+    }
+
+    /// [`negotiate`](Coding::negotiate) over the values of the
+    /// `Accept-Encoding` headers, in order.
+    pub(crate) fn negotiate_values<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Coding> {
         // (quality in thousandths, position in the header) of each.
         let mut gzip: Option<(u16, usize)> = None;
         let mut deflate: Option<(u16, usize)> = None;
         let mut any: Option<(u16, usize)> = None;
         let mut position = 0;
-        for value in headers.get_all(header::ACCEPT_ENCODING) {
-            let Ok(value) = value.to_str() else { continue };
+        for value in values {
+            // What `HeaderValue::to_str` takes: visible ASCII, spaces, tabs.
+            let visible = value
+                .iter()
+                .all(|b| *b == b'\t' || (b' '..=b'~').contains(b));
+            let Ok(value) = std::str::from_utf8(value) else {
+                continue;
+            };
+            if !visible {
+                continue;
+            }
             for element in value.split(',') {
                 let mut parts = element.split(';');
                 let name = parts.next().unwrap_or_default().trim();

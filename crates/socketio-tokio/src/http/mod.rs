@@ -3,5 +3,6 @@
 
 pub(crate) mod client;
 pub(crate) mod compress;
+pub(crate) mod h1;
 pub(crate) mod serve;
 pub(crate) mod service;

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use crate::api::server::SocketIo;
 use crate::api::socket::RemoteAddr;
 use crate::error::ServeError;
+use crate::http::h1;
 use crate::http::service::{BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoService};
 use crate::ws::{read_clearing, take_prefix};
 
@@ -318,7 +319,7 @@ impl HttpServer {
             inner: service.clone(),
             remote: RemoteAddr(remote),
         };
-        self.run(listener, make, signal).await
+        self.run(listener, make, signal, None).await
     }
 
     /// The accept loop: each connection admitted, then served with `make`'s
@@ -328,6 +329,7 @@ impl HttpServer {
         listener: TcpListener,
         mut make: M,
         stop: impl Future<Output = ()>,
+        polling: Option<&SocketIo>,
     ) -> Result<(), ServeError>
     where
         M: FnMut(SocketAddr) -> H,
@@ -364,6 +366,12 @@ impl HttpServer {
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(self.max_header_size).unwrap_or(u32::MAX));
         let first_bytes_timeout = self.first_bytes_timeout.unwrap_or(self.header_read_timeout);
+        let limits = h1::Limits {
+            header_read_timeout: self.header_read_timeout,
+            max_head: max_buf_size,
+            max_headers: self.max_headers,
+            shutdown_timeout: self.shutdown_timeout,
+        };
         let admission = Arc::new(Admission {
             max_total: self.max_connections,
             max_per_ip: self.max_connections_per_ip,
@@ -399,6 +407,7 @@ impl HttpServer {
                 first_bytes_timeout,
                 header_read_timeout: self.header_read_timeout,
                 shutdown_timeout: self.shutdown_timeout,
+                polling: polling.map(|io| (io.clone(), remote, limits)),
             };
             tokio::spawn(conn.serve(make(remote), http1.clone(), auto.clone()));
         }
@@ -441,6 +450,9 @@ struct Conn {
     first_bytes_timeout: Duration,
     header_read_timeout: Duration,
     shutdown_timeout: Duration,
+    /// With the server's own service: the polling requests are served
+    /// without hyper ([`h1`]) for as long as they come.
+    polling: Option<(SocketIo, SocketAddr, h1::Limits)>,
 }
 
 impl Conn {
@@ -464,6 +476,7 @@ impl Conn {
             first_bytes_timeout,
             header_read_timeout,
             shutdown_timeout,
+            polling,
         } = self;
         let first = tokio::select! {
             // Bytes that came are served, even with the shutdown under way.
@@ -481,6 +494,15 @@ impl Conn {
             }
         };
         let h2 = opens_with_h2_preface(&prefix);
+        let prefix = match polling {
+            Some((io, remote, limits)) if !h2 => {
+                match h1::serve(&stream, prefix, &io, remote, &mut watcher, limits).await {
+                    h1::Ended::Closed => return,
+                    h1::Ended::HandOver(rest) => rest,
+                }
+            }
+            _ => prefix,
+        };
         // The slot goes with the stream, into an upgraded connection too.
         let io = TokioIo::new(Counted {
             stream,
@@ -752,7 +774,7 @@ impl SocketIo {
             tracing::info!(%addr, path = %self.shared.config.path, "serving");
         }
         let make = |remote| ConnService(self.service().with_remote(remote));
-        server.run(listener, make, drained).await
+        server.run(listener, make, drained, Some(self)).await
     }
 }
 

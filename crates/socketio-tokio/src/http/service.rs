@@ -275,7 +275,7 @@ where
 /// What [`handle`] reads of a request: the request as the protocol sees
 /// it (its body still to read), its `Origin`, and the HTTP head itself when
 /// more of it is needed (a handshake, an upgrade, a preflight).
-struct Head {
+pub(crate) struct Head {
     /// Boxed as the session's command takes it, and so that the request's
     /// future stays small.
     request: Box<Request>,
@@ -294,7 +294,8 @@ struct Head {
 }
 
 impl Head {
-    fn new(parts: http::request::Parts) -> Head {
+    /// The head of a request as hyper read it.
+    pub(crate) fn new(parts: http::request::Parts) -> Head {
         let method = Method::from_name(parts.method.as_str());
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
@@ -329,20 +330,46 @@ impl Head {
             parts: keep.then(|| Box::new(parts)),
         }
     }
+
+    /// The head of a session's polling request (its query names a
+    /// `sid`), from what of it the session needs; `None` when the query
+    /// names no session, or `origin` is no header value.
+    pub(crate) fn polling(
+        method: Method,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        origin: Option<&[u8]>,
+        accept: Option<Coding>,
+    ) -> Option<Head> {
+        let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
+        let sid = request.query_value("sid")?;
+        let post_sid = match method {
+            Method::Post => Some(sid.into_owned()),
+            _ => None,
+        };
+        let origin = match origin {
+            Some(origin) => Some(HeaderValue::from_bytes(origin).ok()?),
+            None => None,
+        };
+        request.content_type = content_type.map(str::to_owned);
+        Some(Head {
+            request,
+            has_sid: true,
+            post_sid,
+            origin,
+            accept,
+            parts: None,
+        })
+    }
 }
 
 /// Answers one Engine.IO request.
-async fn handle<B>(
+pub(crate) async fn handle<B: RequestBody>(
     shared: Arc<Shared>,
     head: Head,
     body: B,
     remote: Option<SocketAddr>,
-) -> http::Response<Full<Bytes>>
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+) -> http::Response<Full<Bytes>> {
     let Head {
         mut request,
         has_sid,
@@ -388,7 +415,7 @@ where
         // A body sent slower than a session lives (the heartbeat's
         // interval and timeout) is given up.
         let patience = shared.config.ping_interval + shared.config.ping_timeout;
-        let read = tokio::time::timeout(patience, read_body(body, shared.config.max_payload));
+        let read = tokio::time::timeout(patience, body.read_whole(shared.config.max_payload));
         let Ok(read) = read.await else {
             tracing::debug!("a polling body too slow to read");
             return with_cors(plain(StatusCode::REQUEST_TIMEOUT), cors, origin.as_ref());
@@ -639,6 +666,28 @@ enum Routed {
     New(ConnectionHandle, Arc<Link>),
     /// An existing session: its link, unless it is gone.
     Existing(Option<Arc<Link>>),
+}
+
+/// A request's body as [`handle`] reads it: whole, when the request is
+/// one it reads the body of.
+pub(crate) trait RequestBody: Send {
+    /// The body, read whole; `None` once it goes over `max` bytes.
+    fn read_whole(self, max: usize)
+    -> impl Future<Output = Result<Option<Bytes>, BoxError>> + Send;
+}
+
+impl<B> RequestBody for B
+where
+    B: Body + Send,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn read_whole(
+        self,
+        max: usize,
+    ) -> impl Future<Output = Result<Option<Bytes>, BoxError>> + Send {
+        read_body(self, max)
+    }
 }
 
 /// A polling POST's body, read whole; `None` once it goes over `max` bytes.

@@ -1,0 +1,732 @@
+//! Engine.IO's long-polling requests served over HTTP/1.1 without hyper.
+//!
+//! A polling client sends the same small requests on a kept-alive
+//! connection for as long as its session lives: a `GET` that waits for
+//! packets and a `POST` of packets. [`SocketIo::serve`] reads such a
+//! connection here: the request head parsed by httparse where it was read,
+//! the body read by its `Content-Length`, and the answer's head written
+//! with its body in one write, the request going through the same
+//! [`handle`] as hyper's.
+//!
+//! Anything else goes to hyper, with every byte read and not yet served:
+//! another path, an upgrade, a method other than `GET` and `POST`, a body
+//! that is chunked, announced with `Expect` or over `max_payload`, a `GET`
+//! with a body, HTTP/1.0, a head httparse refuses, one over the header
+//! limits, or one whose handshake head `http` refuses. hyper serves the
+//! connection from there on, answering errors as it answers them on any
+//! connection.
+//!
+//! A polling session's own requests carry little the session needs: the
+//! query, `Content-Type`, `Origin` and `Accept-Encoding`. They are read
+//! from the raw head, with no `HeaderMap`; a handshake (no `sid`) gets the
+//! whole head as `http` parts, as the application's hooks see it.
+
+use std::cell::Cell;
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body::Body;
+use http_body_util::Full;
+use socketio_proto::Method;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::api::server::{Shared, SocketIo};
+use crate::http::client;
+use crate::http::compress::Coding;
+use crate::http::service::{self, Head};
+use crate::ws::read_clearing;
+
+/// The most headers a head served here may have: a head with more goes to
+/// hyper, which reads up to the server's `max_headers`.
+const MAX_HEADERS: usize = 64;
+
+/// What a read asks for at least: a polling request's head and body come
+/// in one read.
+const READ_SIZE: usize = 4096;
+
+/// A response body up to this size is copied behind its head and written
+/// with it; a longer one is written beside it (`writev`).
+const COPY_BODY: usize = 2048;
+
+/// The limits of the connection, as the server gives them to hyper.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// How long a request head may take, from the end of the last answer
+    /// (an idle kept-alive connection is closed after as long).
+    pub(crate) header_read_timeout: Duration,
+    /// The most bytes a request head may take (hyper's read buffer).
+    pub(crate) max_head: usize,
+    /// The most headers a request head may have.
+    pub(crate) max_headers: usize,
+    /// How long the request in flight may take once the server shuts down.
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// How a connection served here ended.
+pub(crate) enum Ended {
+    /// The connection is over: the client closed it, failed, was too
+    /// slow, asked for the close, or the server is shutting down.
+    Closed,
+    /// hyper serves it from here, starting with these bytes, read and not
+    /// served.
+    HandOver(Bytes),
+}
+
+/// Serves the polling requests of `stream` whose first bytes were
+/// `first`, until the connection is over or a request is one hyper must
+/// serve. When `watcher` changes (the server shuts down), an idle
+/// connection is closed at once, and a busy one after its answer, or at
+/// `shutdown_timeout`.
+pub(crate) async fn serve(
+    stream: &TcpStream,
+    first: Bytes,
+    io: &SocketIo,
+    remote: SocketAddr,
+    watcher: &mut watch::Receiver<()>,
+    limits: Limits,
+) -> Ended {
+    let state = State::default();
+    let conn = Conn {
+        stream,
+        buf: ReadBuf::new(&first),
+        out: Vec::new(),
+        shared: &io.shared,
+        remote,
+        limits,
+        state: &state,
+    };
+    let run = conn.run();
+    tokio::pin!(run);
+    tokio::select! {
+        biased;
+        ended = &mut run => return ended,
+        _ = watcher.changed() => {}
+    }
+    if state.idle.load(Relaxed) {
+        return Ended::Closed;
+    }
+    state.closing.store(true, Relaxed);
+    tokio::select! {
+        biased;
+        ended = &mut run => ended,
+        () = tokio::time::sleep(limits.shutdown_timeout) => Ended::Closed,
+    }
+}
+
+/// What the connection and its shutdown watch share.
+#[derive(Default)]
+struct State {
+    /// Waiting for a request with nothing of it read.
+    idle: AtomicBool,
+    /// The server shuts down: the answer in the works is the last.
+    closing: AtomicBool,
+}
+
+/// One connection served here.
+struct Conn<'a> {
+    stream: &'a TcpStream,
+    buf: ReadBuf,
+    /// The answer's head (and a short body), kept from one answer to the
+    /// next.
+    out: Vec<u8>,
+    shared: &'a Arc<Shared>,
+    remote: SocketAddr,
+    limits: Limits,
+    state: &'a State,
+}
+
+/// A request head read here.
+struct Request {
+    head: Head,
+    /// The head's length in bytes.
+    len: usize,
+    /// The body's length.
+    content_length: usize,
+    /// The client asked to close after the answer.
+    close: bool,
+}
+
+/// What the bytes read hold.
+enum Parsed {
+    /// A request to serve here.
+    Request(Request),
+    /// Not a whole head yet.
+    Partial,
+    /// A request for hyper.
+    Other,
+}
+
+impl Conn<'_> {
+    async fn run(mut self) -> Ended {
+        // One timer for the connection, reset for each head and body.
+        let timer = tokio::time::sleep(self.limits.header_read_timeout);
+        tokio::pin!(timer);
+        loop {
+            let mut timed = false;
+            let request = loop {
+                match parse(self.buf.unread(), self.shared, self.limits.max_headers) {
+                    Parsed::Request(r) => break r,
+                    Parsed::Other => return self.hand_over(),
+                    Parsed::Partial => {}
+                }
+                if self.buf.unread().len() >= self.limits.max_head {
+                    // hyper answers a head over its buffer.
+                    return self.hand_over();
+                }
+                if !timed {
+                    timed = true;
+                    let deadline = Instant::now() + self.limits.header_read_timeout;
+                    timer.as_mut().reset(deadline);
+                }
+                self.state.idle.store(self.buf.unread().is_empty(), Relaxed);
+                if self.state.closing.load(Relaxed) && self.state.idle.load(Relaxed) {
+                    return Ended::Closed;
+                }
+                let read = tokio::select! {
+                    biased;
+                    read = self.buf.fill(self.stream, self.limits.max_head) => read,
+                    () = &mut timer => {
+                        tracing::trace!("no request head in time");
+                        return Ended::Closed;
+                    }
+                };
+                self.state.idle.store(false, Relaxed);
+                if !matches!(read, Ok(n) if n > 0) {
+                    return Ended::Closed;
+                }
+            };
+            let Request {
+                head,
+                len,
+                content_length,
+                close,
+            } = request;
+            self.buf.consume(len);
+            // The body: whole when it came with the head (as a polling
+            // client's small packets do), else read by `handle` as it reads
+            // hyper's, after the checks it makes before (no body is read
+            // for a session that is not live, nor for a second POST).
+            let read = AtomicBool::new(false);
+            let body = match self.buf.unread().len() >= content_length {
+                true => {
+                    let body = Bytes::copy_from_slice(&self.buf.unread()[..content_length]);
+                    self.buf.consume(content_length);
+                    read.store(true, Relaxed);
+                    PolledBody::Whole(body)
+                }
+                false => {
+                    let mut body = vec![0; content_length];
+                    let filled = self.buf.unread().len();
+                    body[..filled].copy_from_slice(self.buf.unread());
+                    self.buf.consume(filled);
+                    PolledBody::Rest {
+                        stream: self.stream,
+                        body,
+                        filled,
+                        read: &read,
+                    }
+                }
+            };
+            // While a body is still to come, the client's next bytes are
+            // it: the connection is watched for the client's close only
+            // with the body read.
+            let watch = read.load(Relaxed);
+            tracing::trace!(len, content_length, "polling request");
+            let answer = service::handle(self.shared.clone(), head, body, Some(self.remote));
+            tokio::pin!(answer);
+            let res = loop {
+                tokio::select! {
+                    biased;
+                    res = &mut answer => break res,
+                    gone = self.buf.watch(self.stream, self.limits.max_head), if watch => if gone {
+                        // Dropping the answer tells the session, as hyper
+                        // does when the client goes away.
+                        tracing::trace!("the client went away before its answer");
+                        return Ended::Closed;
+                    }
+                }
+            };
+            // A body not read whole (the request was refused before, or
+            // the body came too slowly) leaves the connection where no
+            // request starts.
+            let close = close || !read.load(Relaxed) || self.state.closing.load(Relaxed);
+            if self.answer(res, close).await.is_err() || close {
+                return Ended::Closed;
+            }
+        }
+    }
+
+    /// Writes `res`, with `Connection: close` when `close`.
+    async fn answer(&mut self, res: http::Response<Full<Bytes>>, close: bool) -> io::Result<()> {
+        let (parts, mut body) = res.into_parts();
+        let body = body_bytes(&mut body);
+        self.out.clear();
+        write_head(&mut self.out, &parts, body.len(), close);
+        if body.len() <= COPY_BODY {
+            self.out.extend_from_slice(&body);
+            write_all(self.stream, &mut [IoSlice::new(&self.out)]).await
+        } else {
+            write_all(
+                self.stream,
+                &mut [IoSlice::new(&self.out), IoSlice::new(&body)],
+            )
+            .await
+        }
+    }
+
+    /// Hands the connection to hyper with what was read and not served.
+    fn hand_over(self) -> Ended {
+        if self.state.closing.load(Relaxed) {
+            return Ended::Closed;
+        }
+        tracing::trace!("the connection goes to hyper");
+        Ended::HandOver(Bytes::copy_from_slice(self.buf.unread()))
+    }
+}
+
+/// A polling request's body.
+enum PolledBody<'a> {
+    /// It came whole with its head.
+    Whole(Bytes),
+    /// `filled` bytes of it came; the rest is read from `stream` when
+    /// `handle` reads it, and `read` set once it is all read.
+    Rest {
+        stream: &'a TcpStream,
+        body: Vec<u8>,
+        filled: usize,
+        read: &'a AtomicBool,
+    },
+}
+
+impl service::RequestBody for PolledBody<'_> {
+    async fn read_whole(self, _max: usize) -> Result<Option<Bytes>, service::BoxError> {
+        // Its length is at most `max_payload` (a longer one goes to hyper).
+        match self {
+            PolledBody::Whole(body) => Ok(Some(body)),
+            PolledBody::Rest {
+                stream,
+                mut body,
+                mut filled,
+                read,
+            } => {
+                while filled < body.len() {
+                    match read_into(stream, &mut body[filled..]).await? {
+                        0 => return Err("the connection closed within the body".into()),
+                        n => filled += n,
+                    }
+                }
+                read.store(true, Relaxed);
+                Ok(Some(Bytes::from(body)))
+            }
+        }
+    }
+}
+
+/// Reads the request head at the start of `bytes`.
+fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
+    if bytes.is_empty() {
+        return Parsed::Partial;
+    }
+    let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len =
+        match req.parse_with_uninit_headers(bytes, &mut headers[..max_headers.min(MAX_HEADERS)]) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Parsed::Partial,
+            Err(_) => return Parsed::Other,
+        };
+    let (Some(method_name), Some(target), Some(1)) = (req.method, req.path, req.version) else {
+        return Parsed::Other;
+    };
+    let method = match method_name {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        _ => return Parsed::Other,
+    };
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    if !shared.config.matches_path(path)
+        || (shared.options.client_files.is_some()
+            && client::file_name(path, &shared.config.path).is_some())
+    {
+        return Parsed::Other;
+    }
+    let mut content_length = None;
+    let mut close = false;
+    let mut content_type = None;
+    let mut origin = None;
+    for h in req.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            match (content_length, decimal(h.value)) {
+                (None, Some(n)) => content_length = Some(n),
+                _ => return Parsed::Other,
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    return Parsed::Other;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("content-type") {
+            if content_type.is_none() {
+                content_type = Some(std::str::from_utf8(h.value).ok().filter(|v| visible(v)));
+            }
+        } else if name.eq_ignore_ascii_case("origin") {
+            origin.get_or_insert(h.value);
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("upgrade")
+            || name.eq_ignore_ascii_case("expect")
+        {
+            return Parsed::Other;
+        }
+    }
+    let content_length = content_length.unwrap_or(0);
+    if (method == Method::Get && content_length > 0) || content_length > shared.config.max_payload {
+        return Parsed::Other;
+    }
+    let accept = match method {
+        Method::Get => Coding::negotiate_values(
+            req.headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("accept-encoding"))
+                .map(|h| h.value),
+        ),
+        _ => None,
+    };
+    let head = match Head::polling(method, target, content_type.flatten(), origin, accept) {
+        Some(head) => head,
+        // A handshake: its head as `http` parts.
+        None => match parts(method_name, target, req.headers) {
+            Some(parts) => Head::new(parts),
+            None => return Parsed::Other,
+        },
+    };
+    Parsed::Request(Request {
+        head,
+        len,
+        content_length,
+        close,
+    })
+}
+
+/// The head as `http` parts, or `None` when `http` refuses it.
+fn parts(
+    method: &str,
+    target: &str,
+    headers: &[httparse::Header<'_>],
+) -> Option<http::request::Parts> {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(target)
+        .version(http::Version::HTTP_11);
+    let map = request.headers_mut()?;
+    map.reserve(headers.len());
+    for h in headers {
+        let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let value = http::HeaderValue::from_bytes(h.value).ok()?;
+        map.append(name, value);
+    }
+    Some(request.body(()).ok()?.into_parts().0)
+}
+
+/// Whether a header value is all visible ASCII, spaces and tabs (what
+/// `HeaderValue::to_str` takes).
+fn visible(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
+/// A `Content-Length` value: digits only, and no more than a `usize`.
+fn decimal(value: &[u8]) -> Option<usize> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0usize, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(usize::from(digit))
+    })
+}
+
+/// The bytes of a body made whole (every answer of [`handle`] is).
+fn body_bytes(body: &mut Full<Bytes>) -> Bytes {
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(body).poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    }
+}
+
+/// Writes the response head of `parts` for a body of `len` bytes.
+fn write_head(out: &mut Vec<u8>, parts: &http::response::Parts, len: usize, close: bool) {
+    let status = parts.status;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+        out.extend_from_slice(b"content-length: ");
+        write_decimal(out, len);
+        out.extend_from_slice(b"\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"date: ");
+    DATE.with(|date| out.extend_from_slice(&date.now()));
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Writes `n` in decimal.
+fn write_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+thread_local! {
+    /// The `Date` of the answers, made once per second per thread.
+    static DATE: DateCache = const { DateCache { second: Cell::new(u64::MAX), text: Cell::new([0; 29]) } };
+}
+
+/// The last second's `Date` value.
+struct DateCache {
+    second: Cell<u64>,
+    text: Cell<[u8; 29]>,
+}
+
+impl DateCache {
+    /// The `Date` value of now.
+    fn now(&self) -> [u8; 29] {
+        let second = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if second != self.second.get() {
+            self.second.set(second);
+            self.text.set(http_date(second));
+        }
+        self.text.get()
+    }
+}
+
+/// The HTTP date of `secs` after the Unix epoch (IMF-fixdate, RFC 9110
+/// 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(secs: u64) -> [u8; 29] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = secs / 86_400;
+    let of_day = secs % 86_400;
+    // Days to a civil date (the proleptic Gregorian calendar), counting
+    // from 0000-03-01 so that the leap day ends each 4-year cycle.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    let two = |out: &mut [u8; 29], at: usize, n: u64| {
+        out[at] = b'0' + (n / 10 % 10) as u8;
+        out[at + 1] = b'0' + (n % 10) as u8;
+    };
+    two(&mut out, 5, day);
+    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
+    two(&mut out, 12, year / 100);
+    two(&mut out, 14, year % 100);
+    two(&mut out, 17, of_day / 3_600);
+    two(&mut out, 20, of_day / 60 % 60);
+    two(&mut out, 23, of_day % 60);
+    out
+}
+
+/// Writes all of `slices` to `stream`.
+async fn write_all(stream: &TcpStream, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        match stream.try_write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads what comes into `buf`: 0 at the end of the stream.
+async fn read_into(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match read_clearing(stream, buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
+            read => return read,
+        }
+    }
+}
+
+/// The bytes read and not served yet, at `start..end` of `bytes`.
+struct ReadBuf {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    fn new(first: &[u8]) -> ReadBuf {
+        let mut bytes = vec![0; READ_SIZE.max(first.len())];
+        bytes[..first.len()].copy_from_slice(first);
+        ReadBuf {
+            bytes,
+            start: 0,
+            end: first.len(),
+        }
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Room after what is unread, for up to `max` unread bytes (empty
+    /// when `max` bytes are unread): when there is none, the unread bytes
+    /// move to the start, or the buffer doubles, up to `max`.
+    fn room(&mut self, max: usize) -> &mut [u8] {
+        let unread = self.end - self.start;
+        if unread >= max {
+            return &mut [];
+        }
+        if self.end == self.bytes.len() {
+            if self.start > 0 {
+                self.bytes.copy_within(self.start..self.end, 0);
+                self.start = 0;
+                self.end = unread;
+            } else {
+                let len = (self.bytes.len() * 2).min(max);
+                self.bytes.resize(len, 0);
+            }
+        }
+        let end = self.bytes.len().min(self.start + max);
+        &mut self.bytes[self.end..end]
+    }
+
+    /// Reads more, up to `max` unread bytes: 0 at the end of the stream
+    /// (or with no room).
+    async fn fill(&mut self, stream: &TcpStream, max: usize) -> io::Result<usize> {
+        let room = self.room(max);
+        if room.is_empty() {
+            return Ok(0);
+        }
+        let n = read_into(stream, room).await?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Reads what the client sends while its request is answered (the
+    /// next one), up to `max` unread bytes: true once the client is gone.
+    async fn watch(&mut self, stream: &TcpStream, max: usize) -> bool {
+        if self.end - self.start >= max {
+            return std::future::pending().await;
+        }
+        matches!(self.fill(stream, max).await, Ok(0) | Err(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_are_imf_fixdates() {
+        assert_eq!(&http_date(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(&http_date(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        // A leap day, and the last second of a century's leap year.
+        assert_eq!(&http_date(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(&http_date(978_307_199), b"Sun, 31 Dec 2000 23:59:59 GMT");
+        assert_eq!(&http_date(1_796_256_000), b"Thu, 03 Dec 2026 00:00:00 GMT");
+    }
+
+    #[test]
+    fn content_lengths_are_digits_only() {
+        assert_eq!(decimal(b"0"), Some(0));
+        assert_eq!(decimal(b"1234"), Some(1234));
+        assert_eq!(decimal(b""), None);
+        assert_eq!(decimal(b"+1"), None);
+        assert_eq!(decimal(b"1 "), None);
+        assert_eq!(decimal(b"0x10"), None);
+        assert_eq!(decimal(b"99999999999999999999999"), None);
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 1234, usize::MAX] {
+            let mut out = Vec::new();
+            write_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_read_buffer_moves_and_grows_within_its_bound() {
+        let mut buf = ReadBuf::new(b"abc");
+        buf.consume(1);
+        assert_eq!(buf.unread(), b"bc");
+        assert_eq!(buf.room(10).len(), 8);
+        let room = buf.room(100_000);
+        assert_eq!(room.len(), READ_SIZE - 3);
+        room[..2].copy_from_slice(b"de");
+        buf.end += 2;
+        assert_eq!(buf.unread(), b"bcde");
+        assert!(buf.room(4).is_empty());
+        // Full: the unread bytes move to the start.
+        buf.end = READ_SIZE;
+        assert_eq!(buf.room(100_000).len(), 1);
+        assert_eq!(buf.unread().len(), READ_SIZE - 1);
+        // Full from the start: the buffer doubles, within the bound.
+        buf.end = READ_SIZE;
+        assert_eq!(buf.room(READ_SIZE + 10).len(), 10);
+        assert_eq!(buf.bytes.len(), READ_SIZE + 10);
+        buf.consume(READ_SIZE);
+        assert!(buf.unread().is_empty());
+    }
+}
