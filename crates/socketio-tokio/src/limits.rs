@@ -1,7 +1,7 @@
 //! Admission control: the `Origin` allowlist, and the limits on sessions
 //! in total and per remote IP address.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -89,38 +89,5 @@ impl Drop for Slot {
                 counts.per_ip.remove(&ip);
             }
         }
-    }
-}
-
-/// The sessions with a polling POST being read: a second POST for the same
-/// session meanwhile is the reference's "data request overlap".
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Posts(Arc<Mutex<HashSet<String>>>);
-
-/// A POST being read, forgotten when dropped.
-#[derive(Debug)]
-pub(crate) struct Posting {
-    posts: Posts,
-    sid: String,
-}
-
-impl Posts {
-    /// Notes a POST for `sid`; `None` when one is already being read.
-    pub(crate) fn start(&self, sid: String) -> Option<Posting> {
-        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !set.insert(sid.clone()) {
-            return None;
-        }
-        Some(Posting {
-            posts: self.clone(),
-            sid,
-        })
-    }
-}
-
-impl Drop for Posting {
-    fn drop(&mut self) {
-        let mut set = self.posts.0.lock().unwrap_or_else(|e| e.into_inner());
-        set.remove(&self.sid);
     }
 }

@@ -163,6 +163,19 @@ pub(crate) struct Link {
     stepping: AtomicBool,
     /// The task's state, for a request that takes the task's step itself.
     step: OnceLock<Weak<dyn Step>>,
+    /// Set while a polling POST's body is read: a second POST meanwhile is
+    /// the reference's "data request overlap".
+    posting: AtomicBool,
+}
+
+/// A polling POST being read, for its session's [`Link`]; the next may
+/// start once it is dropped.
+pub(crate) struct Posting<'a>(&'a Link);
+
+impl Drop for Posting<'_> {
+    fn drop(&mut self) {
+        self.0.posting.store(false, Ordering::Release);
+    }
 }
 
 impl Link {
@@ -185,7 +198,16 @@ impl Link {
             waker: AtomicWaker::new(),
             stepping: AtomicBool::new(false),
             step: OnceLock::new(),
+            posting: AtomicBool::new(false),
         })
+    }
+
+    /// Notes a polling POST being read; `None` when one already is.
+    pub(crate) fn start_post(&self) -> Option<Posting<'_>> {
+        match self.posting.swap(true, Ordering::Acquire) {
+            true => None,
+            false => Some(Posting(self)),
+        }
     }
 
     /// The connection's transport now.

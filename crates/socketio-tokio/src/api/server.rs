@@ -214,7 +214,6 @@ pub(crate) struct Shared {
     /// The sessions counted against the limits.
     pub(crate) sessions: crate::limits::Sessions,
     /// The sessions with a polling POST being read.
-    pub(crate) posts: crate::limits::Posts,
     /// The cluster adapter, once attached.
     pub(crate) adapter: OnceLock<Arc<dyn Adapter>>,
     /// The handlers of the other nodes' server-side emits.
@@ -679,7 +678,6 @@ impl SocketIo {
             shutdown_signal: watch::Sender::new(false),
             live: watch::Sender::new(0),
             sessions: crate::limits::Sessions::default(),
-            posts: crate::limits::Posts::default(),
             adapter: OnceLock::new(),
             server_side: RwLock::new(Vec::new()),
             new_namespace: RwLock::new(Vec::new()),

@@ -1,7 +1,6 @@
 //! The HTTP side: a tower [`Service`] and [`Layer`] that serve Engine.IO
 //! requests (polling and WebSocket upgrades) and pass the others on.
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -281,8 +280,6 @@ pub(crate) struct Head {
     request: Box<Request>,
     /// Whether the query names a session (`sid`).
     has_sid: bool,
-    /// The session a POST writes to.
-    post_sid: Option<String>,
     origin: Option<HeaderValue>,
     /// The coding a polling GET's answer may be compressed with.
     accept: Option<Coding>,
@@ -305,12 +302,7 @@ impl Head {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let sid = request.query_value("sid");
-        let has_sid = sid.is_some();
-        let post_sid = match method {
-            Method::Post => sid.map(Cow::into_owned),
-            _ => None,
-        };
+        let has_sid = request.query_value("sid").is_some();
         let keep = method == Method::Options || request.websocket || !has_sid;
         let origin = parts.headers.get(header::ORIGIN).map(|v| match keep {
             true => v.clone(),
@@ -324,7 +316,6 @@ impl Head {
         Head {
             request,
             has_sid,
-            post_sid,
             origin,
             accept,
             parts: keep.then(|| Box::new(parts)),
@@ -342,11 +333,7 @@ impl Head {
         accept: Option<Coding>,
     ) -> Option<Head> {
         let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
-        let sid = request.query_value("sid")?;
-        let post_sid = match method {
-            Method::Post => Some(sid.into_owned()),
-            _ => None,
-        };
+        request.query_value("sid")?;
         let origin = match origin {
             Some(origin) => Some(HeaderValue::from_bytes(origin).ok()?),
             None => None,
@@ -355,7 +342,6 @@ impl Head {
         Some(Head {
             request,
             has_sid: true,
-            post_sid,
             origin,
             accept,
             parts: None,
@@ -373,7 +359,6 @@ pub(crate) async fn handle<B: RequestBody>(
     let Head {
         mut request,
         has_sid,
-        post_sid,
         origin,
         accept,
         mut parts,
@@ -397,44 +382,14 @@ pub(crate) async fn handle<B: RequestBody>(
         }
         return refuse(websocket, cors, origin.as_ref());
     }
-    // A POST that opens no session or names none that is live is refused
-    // (by the routing below) before its body is read, as the reference
-    // refuses it: a body no session waits for holds no memory.
-    let live = |sid: &str| shared.read().session(sid).is_some();
-    if request.method == Method::Post && post_sid.as_deref().is_some_and(live) {
-        let _posting = match post_sid {
-            Some(sid) => match shared.posts.start(sid) {
-                Some(p) => Some(p),
-                None => {
-                    overlapping_post(&shared, &request);
-                    return with_cors(to_http(Response::bad_request()), cors, origin.as_ref());
-                }
-            },
-            None => None,
-        };
-        // A body sent slower than a session lives (the heartbeat's
-        // interval and timeout) is given up.
-        let patience = shared.config.ping_interval + shared.config.ping_timeout;
-        let read = tokio::time::timeout(patience, body.read_whole(shared.config.max_payload));
-        let Ok(read) = read.await else {
-            tracing::debug!("a polling body too slow to read");
-            return with_cors(plain(StatusCode::REQUEST_TIMEOUT), cors, origin.as_ref());
-        };
-        match read {
-            Ok(Some(body)) => request.body = body,
-            Ok(None) => {
-                tracing::debug!("a polling body over max_payload");
-                // The session answers (413) and closes, as the reference's.
-                request.body_too_large = true;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read a polling body");
-                return with_cors(plain(StatusCode::BAD_REQUEST), cors, origin.as_ref());
-            }
-        }
-    } else {
-        drop(body);
-    }
+    // A session's POST keeps its body until the session is found: a POST
+    // that names none that is live is refused (by the routing below)
+    // before its body is read, as the reference refuses it, so that a body
+    // no session waits for holds no memory.
+    let mut body = match request.method == Method::Post && has_sid && !websocket {
+        true => Some(body),
+        false => None,
+    };
     let handshake = !has_sid;
     let mut slot = None;
     if handshake {
@@ -642,6 +597,20 @@ pub(crate) async fn handle<B: RequestBody>(
                 upgrade(&shared, id, Some(*request), on_upgrade, link, deflate);
                 return switching_protocols(&key, deflate);
             }
+            let _posting = match body.take() {
+                Some(body) => {
+                    let Some(posting) = link.start_post() else {
+                        tracing::debug!("overlapping polling POSTs");
+                        link.close(socketio_proto::DisconnectReason::TransportError);
+                        return with_cors(to_http(Response::bad_request()), cors, origin.as_ref());
+                    };
+                    if let Err(res) = read_post(&shared, body, &mut request).await {
+                        return with_cors(res, cors, origin.as_ref());
+                    }
+                    Some(posting)
+                }
+                None => None,
+            };
             let (reply, answer) = oneshot::channel();
             let cmd = Cmd::Http {
                 id,
@@ -726,16 +695,34 @@ where
 
 /// A second POST while one is being read for the same session: the
 /// session closes ("transport error"), as the reference's.
-fn overlapping_post(shared: &Shared, request: &Request) {
-    tracing::debug!("overlapping polling POSTs");
-    let link = request.query_value("sid").and_then(|sid| {
-        let state = shared.read();
-        let handle = state.session(&sid)?;
-        state.connection(handle).cloned()
-    });
-    if let Some(link) = link {
-        link.close(socketio_proto::DisconnectReason::TransportError);
+/// Reads a session's POST body into `request`, within the session's
+/// patience; the answer when it cannot be read.
+async fn read_post<B: RequestBody>(
+    shared: &Shared,
+    body: B,
+    request: &mut Request,
+) -> Result<(), http::Response<Full<Bytes>>> {
+    // A body sent slower than a session lives (the heartbeat's interval
+    // and timeout) is given up.
+    let patience = shared.config.ping_interval + shared.config.ping_timeout;
+    let read = tokio::time::timeout(patience, body.read_whole(shared.config.max_payload));
+    let Ok(read) = read.await else {
+        tracing::debug!("a polling body too slow to read");
+        return Err(plain(StatusCode::REQUEST_TIMEOUT));
+    };
+    match read {
+        Ok(Some(body)) => request.body = body,
+        Ok(None) => {
+            tracing::debug!("a polling body over max_payload");
+            // The session answers (413) and closes, as the reference's.
+            request.body_too_large = true;
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read a polling body");
+            return Err(plain(StatusCode::BAD_REQUEST));
+        }
     }
+    Ok(())
 }
 
 /// Waits for the upgrade on a task of its own, then hands the WebSocket to
