@@ -44,7 +44,7 @@ use tokio::time::Instant;
 use crate::api::server::{Shared, SocketIo};
 use crate::http::client;
 use crate::http::compress::Coding;
-use crate::http::service::{self, Head};
+use crate::http::service::{self, Head, Reply};
 use crate::ws::read_clearing;
 
 /// The most headers a head served here may have: a head with more goes to
@@ -267,12 +267,35 @@ impl Conn<'_> {
         }
     }
 
-    /// Writes `res`, with `Connection: close` when `close`.
-    async fn answer(&mut self, res: http::Response<Full<Bytes>>, close: bool) -> io::Result<()> {
-        let (parts, mut body) = res.into_parts();
-        let body = body_bytes(&mut body);
+    /// Writes `reply`, with `Connection: close` when `close`.
+    async fn answer(&mut self, reply: Reply, close: bool) -> io::Result<()> {
         self.out.clear();
-        write_head(&mut self.out, &parts, body.len(), close);
+        let plain = reply.is_plain(self.shared);
+        let body = match reply {
+            Reply::Session { response, .. } if plain => {
+                let status =
+                    StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_REQUEST);
+                status_line(&mut self.out, status);
+                header(
+                    &mut self.out,
+                    "content-type",
+                    response.content_type.as_str().as_bytes(),
+                );
+                header(&mut self.out, "cache-control", b"no-store");
+                head_end(&mut self.out, status, response.body.len(), close);
+                response.body
+            }
+            reply => {
+                let (parts, mut body) = reply.into_http(self.shared).into_parts();
+                let body = body_bytes(&mut body);
+                status_line(&mut self.out, parts.status);
+                for (name, value) in &parts.headers {
+                    header(&mut self.out, name.as_str(), value.as_bytes());
+                }
+                head_end(&mut self.out, parts.status, body.len(), close);
+                body
+            }
+        };
         if body.len() <= COPY_BODY {
             self.out.extend_from_slice(&body);
             write_all(self.stream, &mut [IoSlice::new(&self.out)]).await
@@ -471,20 +494,26 @@ fn body_bytes(body: &mut Full<Bytes>) -> Bytes {
     }
 }
 
-/// Writes the response head of `parts` for a body of `len` bytes.
-fn write_head(out: &mut Vec<u8>, parts: &http::response::Parts, len: usize, close: bool) {
-    let status = parts.status;
+/// Writes a response's status line.
+fn status_line(out: &mut Vec<u8>, status: StatusCode) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+}
+
+/// Writes a header.
+fn header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the end of a response head for a body of `len` bytes: its
+/// length, the close when `close`, the date, and the empty line.
+fn head_end(out: &mut Vec<u8>, status: StatusCode, len: usize, close: bool) {
     if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
         out.extend_from_slice(b"content-length: ");
         write_decimal(out, len);

@@ -256,9 +256,13 @@ where
             let shared = self.io.shared.clone();
             let (parts, body) = req.into_parts();
             let head = Head::new(parts);
+            let remote = self.remote;
             ResponseFuture {
                 inner: FutInner::Ours {
-                    fut: Box::pin(handle(shared, head, body, self.remote)),
+                    fut: Box::pin(async move {
+                        let reply = handle(shared.clone(), head, body, remote).await;
+                        reply.into_http(&shared)
+                    }),
                 },
             }
         } else {
@@ -355,7 +359,7 @@ pub(crate) async fn handle<B: RequestBody>(
     head: Head,
     body: B,
     remote: Option<SocketAddr>,
-) -> http::Response<Full<Bytes>> {
+) -> Reply {
     let Head {
         mut request,
         has_sid,
@@ -372,7 +376,7 @@ pub(crate) async fn handle<B: RequestBody>(
         let mut res = http::Response::new(Full::new(Bytes::new()));
         *res.status_mut() = StatusCode::NO_CONTENT;
         cors.apply_preflight(&parts.headers, res.headers_mut());
-        return res;
+        return Reply::Http(res);
     }
     let websocket = request.websocket;
     if !shared.options.admission.origin_allowed(origin.as_ref()) {
@@ -380,7 +384,7 @@ pub(crate) async fn handle<B: RequestBody>(
         if !has_sid {
             shared.stats.refused(HandshakeRefusal::Origin);
         }
-        return refuse(websocket, cors, origin.as_ref());
+        return Reply::Http(refuse(websocket, cors, origin.as_ref()));
     }
     // A session's POST keeps its body until the session is found: a POST
     // that names none that is live is refused (by the routing below)
@@ -398,11 +402,11 @@ pub(crate) async fn handle<B: RequestBody>(
         }
         if shared.shutting_down.load(Ordering::Relaxed) {
             shared.stats.refused(HandshakeRefusal::ShuttingDown);
-            return with_cors(
+            return Reply::Http(with_cors(
                 plain(StatusCode::SERVICE_UNAVAILABLE),
                 cors,
                 origin.as_ref(),
-            );
+            ));
         }
         if let Some(allow) = &shared.options.allow_request {
             // A hook that panics refuses the handshake; the server goes on.
@@ -423,14 +427,14 @@ pub(crate) async fn handle<B: RequestBody>(
             if let Err(message) = verdict {
                 tracing::debug!(message, "handshake refused by allow_request");
                 shared.stats.refused(HandshakeRefusal::AllowRequest);
-                return refuse_with(websocket, cors, origin.as_ref(), &message);
+                return Reply::Http(refuse_with(websocket, cors, origin.as_ref(), &message));
             }
         }
         let ip = parts.as_deref().and_then(remote_addr).map(|a| a.ip());
         slot = shared.sessions.admit(&shared.options.admission, ip);
         if slot.is_none() {
             shared.stats.refused(HandshakeRefusal::Capacity);
-            return refuse(websocket, cors, origin.as_ref());
+            return Reply::Http(refuse(websocket, cors, origin.as_ref()));
         }
     }
     let ws_key = parts
@@ -439,12 +443,12 @@ pub(crate) async fn handle<B: RequestBody>(
     let mut deflate = None;
     let on_upgrade = if websocket {
         let Some(parts) = parts.as_mut() else {
-            return plain(StatusCode::BAD_REQUEST);
+            return Reply::Http(plain(StatusCode::BAD_REQUEST));
         };
         if let Err(refusal) = check_handshake(parts) {
             tracing::debug!(reason = refusal.reason, "websocket handshake refused");
             shared.stats.refused(HandshakeRefusal::WebSocket);
-            return refusal.response();
+            return Reply::Http(refusal.response());
         }
         if let Some(config) = &shared.options.per_message_deflate {
             match negotiate_deflate(config, &parts.headers) {
@@ -452,13 +456,13 @@ pub(crate) async fn handle<B: RequestBody>(
                 Err(refusal) => {
                     tracing::debug!(reason = refusal.reason, "websocket handshake refused");
                     shared.stats.refused(HandshakeRefusal::WebSocket);
-                    return refusal.response();
+                    return Reply::Http(refusal.response());
                 }
             }
         }
         match parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
             Some(u) => Some(u),
-            None => return plain(StatusCode::BAD_REQUEST),
+            None => return Reply::Http(plain(StatusCode::BAD_REQUEST)),
         }
     } else {
         None
@@ -472,10 +476,10 @@ pub(crate) async fn handle<B: RequestBody>(
                     // throws.
                     tracing::error!("the generate_id hook panicked");
                     if websocket {
-                        return plain(StatusCode::BAD_REQUEST);
+                        return Reply::Http(plain(StatusCode::BAD_REQUEST));
                     }
                     let refused = to_http(Response::error(HttpError::BadRequest));
-                    return with_cors(refused, cors, origin.as_ref());
+                    return Reply::Http(with_cors(refused, cors, origin.as_ref()));
                 }
             }
         }
@@ -526,7 +530,7 @@ pub(crate) async fn handle<B: RequestBody>(
                 shared.stats.refused(HandshakeRefusal::Protocol);
             }
             if websocket {
-                return plain(StatusCode::BAD_REQUEST);
+                return Reply::Http(plain(StatusCode::BAD_REQUEST));
             }
             to_http(r)
         }
@@ -568,7 +572,7 @@ pub(crate) async fn handle<B: RequestBody>(
                 driver.slot = slot;
                 DriverCell::spawn(driver, span);
                 upgrade(&shared, id, None, on_upgrade, link, deflate);
-                return with_cookie(switching_protocols(&key, deflate));
+                return Reply::Http(with_cookie(switching_protocols(&key, deflate)));
             }
             let (reply, answer) = oneshot::channel();
             let mut driver =
@@ -585,27 +589,31 @@ pub(crate) async fn handle<B: RequestBody>(
         Routed::Existing(link) => {
             let Some(link) = link else {
                 if websocket {
-                    return plain(StatusCode::BAD_REQUEST);
+                    return Reply::Http(plain(StatusCode::BAD_REQUEST));
                 }
-                return with_cors(
+                return Reply::Http(with_cors(
                     to_http(Response::error(HttpError::UnknownSid)),
                     cors,
                     origin.as_ref(),
-                );
+                ));
             };
             if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
                 upgrade(&shared, id, Some(*request), on_upgrade, link, deflate);
-                return switching_protocols(&key, deflate);
+                return Reply::Http(switching_protocols(&key, deflate));
             }
             let _posting = match body.take() {
                 Some(body) => {
                     let Some(posting) = link.start_post() else {
                         tracing::debug!("overlapping polling POSTs");
                         link.close(socketio_proto::DisconnectReason::TransportError);
-                        return with_cors(to_http(Response::bad_request()), cors, origin.as_ref());
+                        return Reply::Http(with_cors(
+                            to_http(Response::bad_request()),
+                            cors,
+                            origin.as_ref(),
+                        ));
                     };
                     if let Err(res) = read_post(&shared, body, &mut request).await {
-                        return with_cors(res, cors, origin.as_ref());
+                        return Reply::Http(with_cors(res, cors, origin.as_ref()));
                     }
                     Some(posting)
                 }
@@ -619,12 +627,67 @@ pub(crate) async fn handle<B: RequestBody>(
             };
             // Answered on this task when the session's task is not busy.
             match (link.run(cmd), answer.await) {
-                (Ok(()), Ok(r)) => compress(r),
+                (Ok(()), Ok(response)) => {
+                    return Reply::Session {
+                        response,
+                        accept,
+                        origin,
+                    };
+                }
                 _ => to_http(Response::error(HttpError::UnknownSid)),
             }
         }
     };
-    with_cors(response, cors, origin.as_ref())
+    Reply::Http(with_cors(response, cors, origin.as_ref()))
+}
+
+/// The answer to an Engine.IO request.
+pub(crate) enum Reply {
+    /// An HTTP response.
+    Http(http::Response<Full<Bytes>>),
+    /// A session's answer to its polling request, still to be compressed
+    /// (for a client that takes `accept`) and given its CORS headers (for
+    /// `origin`).
+    Session {
+        response: Response,
+        accept: Option<Coding>,
+        origin: Option<HeaderValue>,
+    },
+}
+
+impl Reply {
+    /// The HTTP response.
+    pub(crate) fn into_http(self, shared: &Shared) -> http::Response<Full<Bytes>> {
+        match self {
+            Reply::Http(res) => res,
+            Reply::Session {
+                response,
+                accept,
+                origin,
+            } => {
+                let res = compressed(response, accept, shared.options.http_compression);
+                with_cors(res, shared.options.cors.as_ref(), origin.as_ref())
+            }
+        }
+    }
+
+    /// Whether this is a session's answer that goes out as it is: no
+    /// compression and no CORS headers to add.
+    pub(crate) fn is_plain(&self, shared: &Shared) -> bool {
+        let Reply::Session {
+            response, accept, ..
+        } = self
+        else {
+            return false;
+        };
+        let compress = match (accept, shared.options.http_compression) {
+            (Some(_), Some(threshold)) => {
+                response.status == 200 && response.body.len() >= threshold
+            }
+            _ => false,
+        };
+        !compress && shared.options.cors.is_none()
+    }
 }
 
 /// Where the endpoint sent a request.
