@@ -189,6 +189,32 @@ const SPECIAL: [bool; 256] = {
     special
 };
 
+/// The index of the first of `&`, `=`, `%` and `+` in `bytes` from `i`
+/// on, or the length: eight bytes at a time, then one at a time.
+fn skip_plain(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGHS: u64 = ONES << 7;
+    // The high bit of each byte of `word` that is `b`; and of some bytes
+    // after such a byte, so that only the lowest bit set counts.
+    let matches = |word: u64, b: u8| {
+        let x = word ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    while let Some(Ok(chunk)) = bytes.get(i..i + 8).map(<[u8; 8]>::try_from) {
+        let word = u64::from_le_bytes(chunk);
+        let found =
+            matches(word, b'&') | matches(word, b'=') | matches(word, b'%') | matches(word, b'+');
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && !SPECIAL[usize::from(bytes[i])] {
+        i += 1;
+    }
+    i
+}
+
 /// The pairs of a query, split at every `&` (an empty query is one empty
 /// pair), each key at its first `=`, in one walk that also notes what has
 /// escapes to decode.
@@ -200,11 +226,10 @@ fn raw_pairs(query: &str) -> impl Iterator<Item = RawPair<'_>> {
         let mut eq = None;
         let (mut key_escaped, mut value_escaped) = (false, false);
         let mut i = from;
-        while i < bytes.len() {
-            // Most bytes are none of the four: one look-up each.
-            if !SPECIAL[usize::from(bytes[i])] {
-                i += 1;
-                continue;
+        loop {
+            i = skip_plain(bytes, i);
+            if i >= bytes.len() {
+                break;
             }
             match bytes[i] {
                 b'&' => break,
@@ -456,6 +481,36 @@ mod tests {
 
     /// The query as the URL standard splits it, one pair at a time: what
     /// the one-walk `query_value` must agree with.
+    #[test]
+    fn the_walk_stops_at_each_special_byte() {
+        let naive = |bytes: &[u8], from: usize| {
+            (from..bytes.len())
+                .find(|&i| matches!(bytes[i], b'&' | b'=' | b'%' | b'+'))
+                .unwrap_or(bytes.len())
+        };
+        let alphabet = b"ab&=%+\x01\x7f\x80\xff0";
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for len in 0..40 {
+            for _ in 0..50 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        alphabet[(seed % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                for from in 0..=len {
+                    assert_eq!(
+                        skip_plain(&bytes, from),
+                        naive(&bytes, from),
+                        "{bytes:?} {from}"
+                    );
+                }
+            }
+        }
+    }
+
     fn split_query_value(query: &str, name: &str) -> Option<String> {
         query.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

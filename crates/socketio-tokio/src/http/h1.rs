@@ -36,7 +36,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use http_body::Body;
 use http_body_util::Full;
-use socketio_proto::Method;
+use socketio_proto::{ContentType, Method};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -169,8 +169,11 @@ enum Parsed {
 
 impl Conn<'_> {
     async fn run(mut self) -> Ended {
-        // One timer for the connection, reset for each head and body.
-        let timer = tokio::time::sleep(self.limits.header_read_timeout);
+        // One timer for the connection. Each head's deadline is later than
+        // the last one's: the timer is not moved for each (a change in the
+        // runtime's timer wheel), it is moved on when it fires early.
+        let mut deadline = Instant::now() + self.limits.header_read_timeout;
+        let timer = tokio::time::sleep_until(deadline);
         tokio::pin!(timer);
         loop {
             let mut timed = false;
@@ -186,8 +189,7 @@ impl Conn<'_> {
                 }
                 if !timed {
                     timed = true;
-                    let deadline = Instant::now() + self.limits.header_read_timeout;
-                    timer.as_mut().reset(deadline);
+                    deadline = Instant::now() + self.limits.header_read_timeout;
                 }
                 self.state.idle.store(self.buf.unread().is_empty(), Relaxed);
                 if self.state.closing.load(Relaxed) && self.state.idle.load(Relaxed) {
@@ -197,6 +199,10 @@ impl Conn<'_> {
                     biased;
                     read = self.buf.fill(self.stream, self.limits.max_head) => read,
                     () = &mut timer => {
+                        if Instant::now() < deadline {
+                            timer.as_mut().reset(deadline);
+                            continue;
+                        }
                         tracing::trace!("no request head in time");
                         return Ended::Closed;
                     }
@@ -275,13 +281,11 @@ impl Conn<'_> {
             Reply::Session { response, .. } if plain => {
                 let status =
                     StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_REQUEST);
-                status_line(&mut self.out, status);
-                header(
-                    &mut self.out,
-                    "content-type",
-                    response.content_type.as_str().as_bytes(),
-                );
-                header(&mut self.out, "cache-control", b"no-store");
+                if status == StatusCode::OK && response.content_type == ContentType::Text {
+                    self.out.extend_from_slice(OK_TEXT);
+                } else {
+                    session_head(&mut self.out, status, response.content_type);
+                }
                 head_end(&mut self.out, status, response.body.len(), close);
                 response.body
             }
@@ -492,6 +496,19 @@ fn body_bytes(body: &mut Full<Bytes>) -> Bytes {
         Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
         _ => Bytes::new(),
     }
+}
+
+/// The start of a session's answer with packets as text, the most
+/// common answer ([`session_head`]'s for it).
+const OK_TEXT: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=UTF-8\r\ncache-control: no-store\r\n";
+
+/// Writes the start of a session's answer: the status line and the
+/// headers of `to_http`'s response, but the length and the date.
+fn session_head(out: &mut Vec<u8>, status: StatusCode, content_type: ContentType) {
+    status_line(out, status);
+    header(out, "content-type", content_type.as_str().as_bytes());
+    header(out, "cache-control", b"no-store");
 }
 
 /// Writes a response's status line.
@@ -713,6 +730,13 @@ mod tests {
         assert_eq!(&http_date(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(&http_date(978_307_199), b"Sun, 31 Dec 2000 23:59:59 GMT");
         assert_eq!(&http_date(1_796_256_000), b"Thu, 03 Dec 2026 00:00:00 GMT");
+    }
+
+    #[test]
+    fn the_common_answer_starts_as_any_other() {
+        let mut out = Vec::new();
+        session_head(&mut out, StatusCode::OK, ContentType::Text);
+        assert_eq!(out, OK_TEXT);
     }
 
     #[test]
