@@ -634,11 +634,14 @@ async fn write_all(stream: &TcpStream, mut slices: &mut [IoSlice<'_>]) -> io::Re
     Ok(())
 }
 
-/// Reads what comes into `buf`: 0 at the end of the stream.
+/// Reads what comes into `buf`: 0 at the end of the stream. The readiness
+/// is asked first: after a read that found less than it asked for, none is
+/// left (`read_clearing`), and a read then would only be told so.
 async fn read_into(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     loop {
+        stream.readable().await?;
         match read_clearing(stream, buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             read => return read,
         }
     }
