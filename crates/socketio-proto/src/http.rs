@@ -116,6 +116,34 @@ pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
     raw_pairs(query).find_map(|pair| pair.key_is(name).then(|| pair.value()))
 }
 
+/// Whether a raw query string names `name`, as
+/// [`query_value`]`(query, name).is_some()` says: in one look at each pair's
+/// start, when nothing before the name is escaped.
+pub fn has_query_param(query: &str, name: &str) -> bool {
+    let (bytes, key) = (query.as_bytes(), name.as_bytes());
+    if key.is_empty() || key.iter().any(|b| SPECIAL[usize::from(*b)]) {
+        return query_value(query, name).is_some();
+    }
+    let names_at = |at: usize| {
+        bytes[at..].starts_with(key)
+            && matches!(bytes.get(at + key.len()), None | Some(b'=' | b'&'))
+    };
+    if names_at(0) {
+        return true;
+    }
+    let mut i = 0;
+    loop {
+        i = skip_plain(bytes, i);
+        match bytes.get(i) {
+            None => return false,
+            // An escape may spell the name: as `query_value` decodes.
+            Some(b'%' | b'+') => return query_value(query, name).is_some(),
+            Some(b'&') if names_at(i + 1) => return true,
+            Some(_) => i += 1,
+        }
+    }
+}
+
 /// The query parameters Engine.IO reads, found in one walk over the query
 /// (the first value of each, percent-decoded).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -481,6 +509,34 @@ mod tests {
 
     /// The query as the URL standard splits it, one pair at a time: what
     /// the one-walk `query_value` must agree with.
+    #[test]
+    fn a_query_names_a_parameter_as_its_value_says() {
+        let alphabet = ["sid", "s", "id", "=", "&", "%73", "+", "x", "sidx", "xsid"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            let parts = seed % 7;
+            let query: String = (0..parts)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            seed = seed.wrapping_add(1);
+            for name in ["sid", "x", "s+d", ""] {
+                assert_eq!(
+                    has_query_param(&query, name),
+                    query_value(&query, name).is_some(),
+                    "{query:?} {name:?}"
+                );
+            }
+        }
+        assert!(has_query_param("EIO=4&transport=polling&sid=abc", "sid"));
+        assert!(!has_query_param("EIO=4&transport=polling&xsid=abc", "sid"));
+        assert!(has_query_param("sid", "sid"));
+    }
+
     #[test]
     fn the_walk_stops_at_each_special_byte() {
         let naive = |bytes: &[u8], from: usize| {

@@ -306,7 +306,7 @@ impl Head {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let has_sid = request.query_value("sid").is_some();
+        let has_sid = socketio_proto::http::has_query_param(&request.query, "sid");
         let keep = method == Method::Options || request.websocket || !has_sid;
         let origin = parts.headers.get(header::ORIGIN).map(|v| match keep {
             true => v.clone(),
@@ -337,7 +337,9 @@ impl Head {
         accept: Option<Coding>,
     ) -> Option<Head> {
         let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
-        request.query_value("sid")?;
+        if !socketio_proto::http::has_query_param(&request.query, "sid") {
+            return None;
+        }
         let origin = match origin {
             Some(origin) => Some(HeaderValue::from_bytes(origin).ok()?),
             None => None,
