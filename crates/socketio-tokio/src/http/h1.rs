@@ -83,19 +83,41 @@ pub(crate) enum Ended {
     HandOver(Bytes),
 }
 
+/// What the first bytes of a connection hold, when it is for [`serve`].
+pub(crate) struct First(Parsed);
+
+/// What the first bytes of a connection hold; `None` when they start a
+/// request for hyper (a WebSocket's upgrade), which then serves the whole
+/// connection.
+pub(crate) fn first(first: &[u8], io: &SocketIo, limits: Limits) -> Option<First> {
+    if names_websocket(first) {
+        tracing::trace!("the connection goes to hyper");
+        return None;
+    }
+    match parse(first, &io.shared, limits.max_headers) {
+        Parsed::Other => {
+            tracing::trace!("the connection goes to hyper");
+            None
+        }
+        parsed => Some(First(parsed)),
+    }
+}
+
 /// Serves the polling requests of `stream` whose first bytes were
-/// `first`, until the connection is over or a request is one hyper must
+/// `first` (`parsed`), until the connection is over or a request is one hyper must
 /// serve. When `watcher` changes (the server shuts down), an idle
 /// connection is closed at once, and a busy one after its answer, or at
 /// `shutdown_timeout`.
 pub(crate) async fn serve(
     stream: &TcpStream,
     first: Bytes,
+    parsed: First,
     io: &SocketIo,
     remote: SocketAddr,
     watcher: &mut watch::Receiver<()>,
     limits: Limits,
 ) -> Ended {
+    let parsed = parsed.0;
     let state = State::default();
     let conn = Conn {
         stream,
@@ -106,7 +128,7 @@ pub(crate) async fn serve(
         limits,
         state: &state,
     };
-    let run = conn.run();
+    let run = conn.run(parsed);
     tokio::pin!(run);
     tokio::select! {
         biased;
@@ -168,17 +190,23 @@ enum Parsed {
 }
 
 impl Conn<'_> {
-    async fn run(mut self) -> Ended {
+    /// Serves the connection, whose first bytes were `first`.
+    async fn run(mut self, first: Parsed) -> Ended {
         // One timer for the connection. Each head's deadline is later than
         // the last one's: the timer is not moved for each (a change in the
         // runtime's timer wheel), it is moved on when it fires early.
         let mut deadline = Instant::now() + self.limits.header_read_timeout;
         let timer = tokio::time::sleep_until(deadline);
         tokio::pin!(timer);
+        let mut first = Some(first);
         loop {
             let mut timed = false;
             let request = loop {
-                match parse(self.buf.unread(), self.shared, self.limits.max_headers) {
+                let parsed = match first.take() {
+                    Some(parsed) => parsed,
+                    None => parse(self.buf.unread(), self.shared, self.limits.max_headers),
+                };
+                match parsed {
                     Parsed::Request(r) => break r,
                     Parsed::Other => return self.hand_over(),
                     Parsed::Partial => {}
@@ -358,6 +386,31 @@ impl service::RequestBody for PolledBody<'_> {
             }
         }
     }
+}
+
+/// Whether the request line at the start of `bytes` names the WebSocket
+/// transport (`transport=websocket`, as written): an Engine.IO upgrade, or
+/// a request routing refuses, either of them hyper's. A look at the request
+/// line only, cheaper than reading the head.
+fn names_websocket(bytes: &[u8]) -> bool {
+    const PAIR: &[u8] = b"transport=websocket";
+    let mut pairs = false;
+    for (at, &b) in bytes.iter().enumerate() {
+        match b {
+            // The end of the line, or of the request target.
+            b'\r' | b'\n' => return false,
+            b' ' if pairs => return false,
+            b'?' | b'&' => {
+                pairs = true;
+                let rest = &bytes[at + 1..];
+                if rest.starts_with(PAIR) && matches!(rest.get(PAIR.len()), Some(b'&' | b' ')) {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Reads the request head at the start of `bytes`.
@@ -740,6 +793,31 @@ mod tests {
         let mut out = Vec::new();
         session_head(&mut out, StatusCode::OK, ContentType::Text);
         assert_eq!(out, OK_TEXT);
+    }
+
+    #[test]
+    fn an_upgrade_is_told_by_its_request_line() {
+        assert!(names_websocket(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nUpgrade: websocket\r\n"
+        ));
+        assert!(names_websocket(
+            b"GET /socket.io/?transport=websocket&EIO=4&sid=a HTTP/1.1"
+        ));
+        assert!(!names_websocket(
+            b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"
+        ));
+        assert!(!names_websocket(
+            b"GET /socket.io/?EIO=4&transport=websockets HTTP/1.1"
+        ));
+        assert!(!names_websocket(
+            b"GET /socket.io/?EIO=4&xtransport=websocket HTTP/1.1"
+        ));
+        assert!(!names_websocket(
+            b"GET /socket.io/?EIO=4 HTTP/1.1\r\nX: ?transport=websocket&\r\n"
+        ));
+        assert!(!names_websocket(
+            b"GET /socket.io/?EIO=4&transport=websocket"
+        ));
     }
 
     #[test]

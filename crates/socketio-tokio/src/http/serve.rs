@@ -495,12 +495,19 @@ impl Conn {
         };
         let h2 = opens_with_h2_preface(&prefix);
         let prefix = match polling {
-            Some((io, remote, limits)) if !h2 => {
-                match h1::serve(&stream, prefix, &io, remote, &mut watcher, limits).await {
-                    h1::Ended::Closed => return,
-                    h1::Ended::HandOver(rest) => rest,
+            Some((io, remote, limits)) if !h2 => match h1::first(&prefix, &io, limits) {
+                Some(parsed) => {
+                    // Boxed: a connection hyper serves from its start (a
+                    // WebSocket) does not carry the space of this future.
+                    let served =
+                        h1::serve(&stream, prefix, parsed, &io, remote, &mut watcher, limits);
+                    match Box::pin(served).await {
+                        h1::Ended::Closed => return,
+                        h1::Ended::HandOver(rest) => rest,
+                    }
                 }
-            }
+                None => prefix,
+            },
             _ => prefix,
         };
         // The slot goes with the stream, into an upgraded connection too.
