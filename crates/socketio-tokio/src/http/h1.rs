@@ -104,8 +104,8 @@ pub(crate) fn first(first: &[u8], io: &SocketIo, limits: Limits) -> Option<First
 }
 
 /// Serves the polling requests of `stream` whose first bytes were
-/// `first` (`parsed`), until the connection is over or a request is one hyper must
-/// serve. When `watcher` changes (the server shuts down), an idle
+/// `first` (`parsed`), until the connection is over or a request is one
+/// hyper must serve. When `watcher` changes (the server shuts down), an idle
 /// connection is closed at once, and a busy one after its answer, or at
 /// `shutdown_timeout`.
 pub(crate) async fn serve(
@@ -260,14 +260,12 @@ impl Conn<'_> {
                     PolledBody::Whole(body)
                 }
                 false => {
-                    let mut body = vec![0; content_length];
-                    let filled = self.buf.unread().len();
-                    body[..filled].copy_from_slice(self.buf.unread());
-                    self.buf.consume(filled);
+                    let came = self.buf.unread().to_vec();
+                    self.buf.consume(came.len());
                     PolledBody::Rest {
                         stream: self.stream,
-                        body,
-                        filled,
+                        came,
+                        len: content_length,
                         read: &read,
                     }
                 }
@@ -354,12 +352,14 @@ impl Conn<'_> {
 enum PolledBody<'a> {
     /// It came whole with its head.
     Whole(Bytes),
-    /// `filled` bytes of it came; the rest is read from `stream` when
-    /// `handle` reads it, and `read` set once it is all read.
+    /// What of its `len` bytes came with the head; the rest is read from
+    /// `stream` when `handle` reads it (room made as it comes, so that a
+    /// length announced holds no memory of its own), and `read` set once
+    /// it is all read.
     Rest {
         stream: &'a TcpStream,
-        body: Vec<u8>,
-        filled: usize,
+        came: Vec<u8>,
+        len: usize,
         read: &'a AtomicBool,
     },
 }
@@ -371,11 +371,15 @@ impl service::RequestBody for PolledBody<'_> {
             PolledBody::Whole(body) => Ok(Some(body)),
             PolledBody::Rest {
                 stream,
-                mut body,
-                mut filled,
+                came: mut body,
+                len,
                 read,
             } => {
-                while filled < body.len() {
+                let mut filled = body.len();
+                while filled < len {
+                    if filled == body.len() {
+                        body.resize((body.len() * 2).max(READ_SIZE).min(len), 0);
+                    }
                     match read_into(stream, &mut body[filled..]).await? {
                         0 => return Err("the connection closed within the body".into()),
                         n => filled += n,
