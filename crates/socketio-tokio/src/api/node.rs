@@ -249,32 +249,16 @@ fn described_data(socket: &SocketInner) -> serde_json::Value {
 /// Milliseconds since the epoch as JavaScript's `new Date().toString()`
 /// writes them on a server in UTC (the reference's `handshake.time`).
 fn js_date(ms: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = ms / 1000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let at = crate::clock::Civil::from_unix(ms / 1000);
     format!(
         "{} {} {:02} {} {:02}:{:02}:{:02} GMT+0000 (Coordinated Universal Time)",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        year,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        at.weekday,
+        at.month_name(),
+        at.day,
+        at.year,
+        at.hour,
+        at.minute,
+        at.second
     )
 }
 

@@ -42,6 +42,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::api::server::{Shared, SocketIo};
+use crate::clock::Civil;
 use crate::http::client;
 use crate::http::compress::Coding;
 use crate::http::service::{self, Head, Reply};
@@ -644,37 +645,20 @@ impl DateCache {
 /// The HTTP date of `secs` after the Unix epoch (IMF-fixdate, RFC 9110
 /// 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
 fn http_date(secs: u64) -> [u8; 29] {
-    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let days = secs / 86_400;
-    let of_day = secs % 86_400;
-    // Days to a civil date (the proleptic Gregorian calendar), counting
-    // from 0000-03-01 so that the leap day ends each 4-year cycle.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let at = Civil::from_unix(secs);
     let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
-    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
-    let two = |out: &mut [u8; 29], at: usize, n: u64| {
-        out[at] = b'0' + (n / 10 % 10) as u8;
-        out[at + 1] = b'0' + (n % 10) as u8;
+    let two = |out: &mut [u8; 29], place: usize, n: u64| {
+        out[place] = b'0' + (n / 10 % 10) as u8;
+        out[place + 1] = b'0' + (n % 10) as u8;
     };
-    two(&mut out, 5, day);
-    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
-    two(&mut out, 12, year / 100);
-    two(&mut out, 14, year % 100);
-    two(&mut out, 17, of_day / 3_600);
-    two(&mut out, 20, of_day / 60 % 60);
-    two(&mut out, 23, of_day % 60);
+    out[..3].copy_from_slice(at.weekday.as_bytes());
+    two(&mut out, 5, at.day);
+    out[8..11].copy_from_slice(at.month_name().as_bytes());
+    two(&mut out, 12, at.year / 100);
+    two(&mut out, 14, at.year % 100);
+    two(&mut out, 17, at.hour);
+    two(&mut out, 20, at.minute);
+    two(&mut out, 23, at.second);
     out
 }
 
