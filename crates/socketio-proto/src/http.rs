@@ -509,6 +509,14 @@ mod tests {
 
     /// The query as the URL standard splits it, one pair at a time: what
     /// the one-walk `query_value` must agree with.
+    /// The next of a sequence of test values (xorshift64).
+    fn xorshift(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
     #[test]
     fn a_query_names_a_parameter_as_its_value_says() {
         let alphabet = ["sid", "s", "id", "=", "&", "%73", "+", "x", "sidx", "xsid"];
@@ -516,12 +524,7 @@ mod tests {
         for _ in 0..20_000 {
             let parts = seed % 7;
             let query: String = (0..parts)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    alphabet[(seed % alphabet.len() as u64) as usize]
-                })
+                .map(|_| alphabet[(xorshift(&mut seed) % alphabet.len() as u64) as usize])
                 .collect();
             seed = seed.wrapping_add(1);
             for name in ["sid", "x", "s+d", ""] {
@@ -549,12 +552,7 @@ mod tests {
         for len in 0..40 {
             for _ in 0..50 {
                 let bytes: Vec<u8> = (0..len)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        alphabet[(seed % alphabet.len() as u64) as usize]
-                    })
+                    .map(|_| alphabet[(xorshift(&mut seed) % alphabet.len() as u64) as usize])
                     .collect();
                 for from in 0..=len {
                     assert_eq!(

@@ -161,6 +161,17 @@ async fn session_on(stream: &mut Conn) -> String {
     q
 }
 
+/// This file's turn, a server, and a kept-alive connection to it with a
+/// session joined to `/` (its query).
+async fn with_session() -> (tokio::sync::MutexGuard<'static, ()>, Server, Conn, String) {
+    counting();
+    let serial = SERIAL.lock().await;
+    let server = start().await;
+    let mut conn = Conn::open(&server).await;
+    let q = session_on(&mut conn).await;
+    (serial, server, conn, q)
+}
+
 /// Whether the server closed `conn` within `within`.
 async fn closed_within(conn: &mut Conn, within: Duration) -> bool {
     let mut rest = Vec::new();
@@ -217,11 +228,7 @@ async fn kept_alive_polling_requests_are_served_in_order() {
 
 #[tokio::test]
 async fn other_requests_go_to_hyper_with_what_was_read() {
-    counting();
-    let _serial = SERIAL.lock().await;
-    let server = start().await;
-    let mut stream = Conn::open(&server).await;
-    let q = session_on(&mut stream).await;
+    let (_serial, server, mut stream, q) = with_session().await;
     let before = counts();
     // A request for another path, and a polling request behind it in the
     // same write: hyper answers both, in order, and the connection stays.
@@ -293,11 +300,7 @@ async fn heads_over_the_limits_are_answered_by_hyper() {
 
 #[tokio::test]
 async fn a_body_in_pieces_is_read_whole_and_the_connection_goes_on() {
-    counting();
-    let _serial = SERIAL.lock().await;
-    let server = start().await;
-    let mut stream = Conn::open(&server).await;
-    let q = session_on(&mut stream).await;
+    let (_serial, _server, mut stream, q) = with_session().await;
     let before = counts();
     let text = "x".repeat(200_000);
     let body = format!("42[\"echo\",\"{text}\"]");
@@ -316,11 +319,7 @@ async fn a_body_in_pieces_is_read_whole_and_the_connection_goes_on() {
 
 #[tokio::test]
 async fn a_client_that_leaves_its_poll_ends_its_session() {
-    counting();
-    let _serial = SERIAL.lock().await;
-    let server = start().await;
-    let mut stream = Conn::open(&server).await;
-    let q = session_on(&mut stream).await;
+    let (_serial, server, mut stream, q) = with_session().await;
     // The poll waits: nothing is queued for the session.
     send(&mut stream, &polling("GET", &q, "")).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
