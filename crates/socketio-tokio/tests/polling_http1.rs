@@ -352,3 +352,32 @@ async fn idle_and_slow_connections_are_closed_at_the_header_read_timeout() {
     assert!(closed_within(&mut idle, WAIT).await);
     assert!(closed_within(&mut slow, WAIT).await);
 }
+
+#[tokio::test]
+async fn a_shutdown_answers_the_poll_then_closes_its_connection() {
+    let (_serial, server, mut stream, q) = with_session().await;
+    let mut idle = Conn::open(&server).await;
+    send(&mut idle, &polling("GET", "EIO=4&transport=polling", "")).await;
+    let idle_q = format!(
+        "EIO=4&transport=polling&sid={}",
+        sid_of(&reply(&mut idle).await)
+    );
+    // The poll waits for packets when the server shuts down.
+    send(&mut stream, &polling("GET", &q, "")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let io = server.io.clone();
+    let shutdown = tokio::spawn(async move { io.shutdown().await });
+    // It gets the session's close packet; the other client's next poll
+    // gets its own, on a connection kept open for it.
+    let r = reply(&mut stream).await;
+    assert_eq!(r.body, "1", "{r:?}");
+    send(&mut idle, &polling("GET", &idle_q, "")).await;
+    let r = reply(&mut idle).await;
+    assert!(r.body.ends_with('1'), "{r:?}");
+    // With no session left, the shutdown ends, and both connections close
+    // then, well before the shutdown timeout (10 s).
+    tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap();
+    let soon = Duration::from_secs(5);
+    assert!(closed_within(&mut stream, soon).await);
+    assert!(closed_within(&mut idle, soon).await);
+}
