@@ -316,13 +316,24 @@ pub(crate) fn take_prefix(prefix: &mut Bytes, buf: &mut ReadBuf<'_>) -> bool {
 /// a system call that would only say `EAGAIN`. Data that comes in after the
 /// read raises a new event, which the clearing does not take away.
 pub(crate) fn read_clearing(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let len = buf.len();
+    read_clearing_with(stream, len, || stream.try_read(buf))
+}
+
+/// [`read_clearing`] with `read`, a non-blocking read of `stream` of up to
+/// `len` bytes.
+pub(crate) fn read_clearing_with(
+    stream: &TcpStream,
+    len: usize,
+    mut read: impl FnMut() -> io::Result<usize>,
+) -> io::Result<usize> {
     if !SHORT_READ_DRAINS {
-        return stream.try_read(buf);
+        return read();
     }
     let mut short = None;
     let cleared = stream.try_io(Interest::READABLE, || {
-        let n = stream.try_read(buf)?;
-        if n > 0 && n < buf.len() {
+        let n = read()?;
+        if n > 0 && n < len {
             // Returning `WouldBlock` is what clears the readiness.
             short = Some(n);
             return Err(io::ErrorKind::WouldBlock.into());

@@ -32,7 +32,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use http::StatusCode;
 use http_body::Body;
 use http_body_util::Full;
@@ -46,14 +46,14 @@ use crate::clock::Civil;
 use crate::http::client;
 use crate::http::compress::Coding;
 use crate::http::service::{self, Head, Reply};
-use crate::ws::read_clearing;
+use crate::ws::read_clearing_with;
 
 /// The most headers a head served here may have: a head with more goes to
 /// hyper, which reads up to the server's `max_headers`.
 const MAX_HEADERS: usize = 64;
 
-/// What a read asks for at least: a polling request's head and body come
-/// in one read.
+/// What the read buffer grows to at least, when a request does not fit
+/// in what the first read took: a head and a small body come in one read.
 const READ_SIZE: usize = 4096;
 
 /// A response body up to this size is copied behind its head and written
@@ -376,14 +376,14 @@ impl service::RequestBody for PolledBody<'_> {
                 len,
                 read,
             } => {
-                let mut filled = body.len();
-                while filled < len {
-                    if filled == body.len() {
-                        body.resize((body.len() * 2).max(READ_SIZE).min(len), 0);
+                while body.len() < len {
+                    if body.len() == body.capacity() {
+                        let grown = (body.capacity() * 2).max(READ_SIZE).min(len);
+                        body.reserve_exact(grown - body.len());
                     }
-                    match read_into(stream, &mut body[filled..]).await? {
-                        0 => return Err("the connection closed within the body".into()),
-                        n => filled += n,
+                    let room = (body.capacity() - body.len()).min(len - body.len());
+                    if read_more(stream, &mut body, room).await? == 0 {
+                        return Err("the connection closed within the body".into());
                     }
                 }
                 read.store(true, Relaxed);
@@ -675,87 +675,83 @@ async fn write_all(stream: &TcpStream, mut slices: &mut [IoSlice<'_>]) -> io::Re
     Ok(())
 }
 
-/// Reads what comes into `buf`: 0 at the end of the stream. The readiness
-/// is asked first: after a read that found less than it asked for, none is
-/// left (`read_clearing`), and a read then would only be told so.
-async fn read_into(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads up to `n` bytes of `stream` into the spare room of `bytes` (made
+/// by the caller; none of it is zeroed first): 0 at the end of the stream.
+/// The readiness is asked first: after a read that found less than it
+/// asked for, none is left (`read_clearing`), and a read then would only be
+/// told so.
+async fn read_more(stream: &TcpStream, bytes: &mut Vec<u8>, n: usize) -> io::Result<usize> {
     loop {
         stream.readable().await?;
-        match read_clearing(stream, buf) {
+        let read = read_clearing_with(stream, n, || {
+            stream.try_read_buf(&mut (&mut *bytes).limit(n))
+        });
+        match read {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             read => return read,
         }
     }
 }
 
-/// The bytes read and not served yet, at `start..end` of `bytes`.
+/// The bytes read and not served yet: `bytes[start..]`.
 struct ReadBuf {
     bytes: Vec<u8>,
     start: usize,
-    end: usize,
 }
 
 impl ReadBuf {
+    /// The buffer of `first`.
     fn new(first: &[u8]) -> ReadBuf {
-        let mut bytes = vec![0; READ_SIZE.max(first.len())];
-        bytes[..first.len()].copy_from_slice(first);
-        ReadBuf {
-            bytes,
-            start: 0,
-            end: first.len(),
-        }
+        let mut bytes = Vec::with_capacity(READ_SIZE.max(first.len()));
+        bytes.extend_from_slice(first);
+        ReadBuf { bytes, start: 0 }
     }
 
     fn unread(&self) -> &[u8] {
-        &self.bytes[self.start..self.end]
+        &self.bytes[self.start..]
     }
 
     fn consume(&mut self, n: usize) {
         self.start += n;
-        if self.start == self.end {
+        if self.start == self.bytes.len() {
+            self.bytes.clear();
             self.start = 0;
-            self.end = 0;
         }
     }
 
-    /// Room after what is unread, for up to `max` unread bytes (empty
-    /// when `max` bytes are unread): when there is none, the unread bytes
-    /// move to the start, or the buffer doubles, up to `max`.
-    fn room(&mut self, max: usize) -> &mut [u8] {
-        let unread = self.end - self.start;
+    /// How many bytes a read may add, for up to `max` unread bytes (none
+    /// when `max` are unread): when the buffer is full, the unread bytes
+    /// move to its start, or it doubles, up to `max`.
+    fn room(&mut self, max: usize) -> usize {
+        let unread = self.bytes.len() - self.start;
         if unread >= max {
-            return &mut [];
+            return 0;
         }
-        if self.end == self.bytes.len() {
+        if self.bytes.len() == self.bytes.capacity() {
             if self.start > 0 {
-                self.bytes.copy_within(self.start..self.end, 0);
+                self.bytes.drain(..self.start);
                 self.start = 0;
-                self.end = unread;
             } else {
-                let len = (self.bytes.len() * 2).min(max);
-                self.bytes.resize(len, 0);
+                let grown = (self.bytes.capacity() * 2).max(READ_SIZE).min(max);
+                self.bytes.reserve_exact(grown - self.bytes.len());
             }
         }
-        let end = self.bytes.len().min(self.start + max);
-        &mut self.bytes[self.end..end]
+        (self.bytes.capacity() - self.bytes.len()).min(self.start + max - self.bytes.len())
     }
 
     /// Reads more, up to `max` unread bytes: 0 at the end of the stream
     /// (or with no room).
     async fn fill(&mut self, stream: &TcpStream, max: usize) -> io::Result<usize> {
-        let room = self.room(max);
-        if room.is_empty() {
-            return Ok(0);
+        match self.room(max) {
+            0 => Ok(0),
+            room => read_more(stream, &mut self.bytes, room).await,
         }
-        let n = read_into(stream, room).await?;
-        self.end += n;
-        Ok(n)
     }
 
     /// Reads what the client sends while its request is answered (the
     /// next one), up to `max` unread bytes: true once the client is gone.
     async fn watch(&mut self, stream: &TcpStream, max: usize) -> bool {
-        if self.end - self.start >= max {
+        if self.bytes.len() - self.start >= max {
             return std::future::pending().await;
         }
         matches!(self.fill(stream, max).await, Ok(0) | Err(_))
@@ -833,22 +829,21 @@ mod tests {
         let mut buf = ReadBuf::new(b"abc");
         buf.consume(1);
         assert_eq!(buf.unread(), b"bc");
-        assert_eq!(buf.room(10).len(), 8);
-        let room = buf.room(100_000);
-        assert_eq!(room.len(), READ_SIZE - 3);
-        room[..2].copy_from_slice(b"de");
-        buf.end += 2;
-        assert_eq!(buf.unread(), b"bcde");
-        assert!(buf.room(4).is_empty());
+        assert_eq!(buf.room(10), 8);
+        assert_eq!(buf.room(100_000), READ_SIZE - 3);
         // Full: the unread bytes move to the start.
-        buf.end = READ_SIZE;
-        assert_eq!(buf.room(100_000).len(), 1);
+        buf.bytes.resize(READ_SIZE, b'x');
+        assert_eq!(buf.room(100_000), 1);
         assert_eq!(buf.unread().len(), READ_SIZE - 1);
-        // Full from the start: the buffer doubles, within the bound.
-        buf.end = READ_SIZE;
-        assert_eq!(buf.room(READ_SIZE + 10).len(), 10);
-        assert_eq!(buf.bytes.len(), READ_SIZE + 10);
-        buf.consume(READ_SIZE);
+        assert!(buf.unread().starts_with(b"bcx"));
+        // Full from the start: it doubles, within the bound.
+        buf.bytes.push(b'y');
+        assert_eq!(buf.room(READ_SIZE), 0);
+        assert_eq!(buf.room(READ_SIZE + 10), 10);
+        assert_eq!(buf.room(100_000), 10);
+        buf.bytes.resize(READ_SIZE + 10, b'z');
+        assert_eq!(buf.room(100_000), 2 * READ_SIZE + 20 - (READ_SIZE + 10));
+        buf.consume(READ_SIZE + 10);
         assert!(buf.unread().is_empty());
     }
 }
