@@ -158,8 +158,9 @@ pub(crate) struct Driver {
     /// In this wake-up, every WebSocket read ended "not now": its waker is
     /// set, so the loop's next turns skip the reads.
     reads_idle: bool,
-    /// This turn found frames a batch holds for the WebSocket (another
-    /// thread's, or this step's own after it wrote early): nothing is
+    /// This turn found frames another thread's batch holds for the
+    /// WebSocket (a step's own batch holds none for its own connection: the
+    /// step takes its WebSocket back at the start of each turn): nothing is
     /// written on it, nor read (a close read there is answered there),
     /// until they are, and the batch wakes the task then.
     blocked: bool,
@@ -1277,7 +1278,8 @@ impl Driver {
         let link = self.link.clone();
         let _unwinding = Unwinding(&link);
         // The broadcasts of this step's handlers reach each idle recipient
-        // in one write, when the step is over (also if it unwinds).
+        // in one write, at the end of each turn of the step and when it is
+        // over (also if it unwinds).
         let _batch = Batch::open();
         self.poll_inner(cx, handed)
     }

@@ -9,7 +9,9 @@
 //! [`handle`] as hyper's.
 //!
 //! Anything else goes to hyper, with every byte read and not yet served:
-//! another path, an upgrade, a method other than `GET` and `POST`, a body
+//! another path, an upgrade (a connection whose request line names the
+//! WebSocket transport goes before its head is read), a method other than
+//! `GET` and `POST`, a body
 //! that is chunked, announced with `Expect` or over `max_payload`, a `GET`
 //! with a body, HTTP/1.0, a head httparse refuses, one over the header
 //! limits, or one whose handshake head `http` refuses. hyper serves the
@@ -19,7 +21,9 @@
 //! A polling session's own requests carry little the session needs: the
 //! query, `Content-Type`, `Origin` and `Accept-Encoding`. They are read
 //! from the raw head, with no `HeaderMap`; a handshake (no `sid`) gets the
-//! whole head as `http` parts, as the application's hooks see it.
+//! whole head as `http` parts, as the application's hooks see it. A
+//! session's answer that needs no compression and no CORS headers is
+//! written with no `HeaderMap` either.
 
 use std::cell::Cell;
 use std::io::{self, IoSlice};
