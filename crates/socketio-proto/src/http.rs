@@ -507,8 +507,6 @@ mod tests {
         ));
     }
 
-    /// The query as the URL standard splits it, one pair at a time: what
-    /// the one-walk `query_value` must agree with.
     /// The next of a sequence of test values (xorshift64).
     fn xorshift(seed: &mut u64) -> u64 {
         *seed ^= *seed << 13;
@@ -565,6 +563,8 @@ mod tests {
         }
     }
 
+    /// The query as the URL standard splits it, one pair at a time: what
+    /// the one-walk `query_value` must agree with.
     fn split_query_value(query: &str, name: &str) -> Option<String> {
         query.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
