@@ -47,16 +47,9 @@ impl Coding {
         let mut any: Option<(u16, usize)> = None;
         let mut position = 0;
         for value in values {
-            // What `HeaderValue::to_str` takes: visible ASCII, spaces, tabs.
-            let visible = value
-                .iter()
-                .all(|b| *b == b'\t' || (b' '..=b'~').contains(b));
-            let Ok(value) = std::str::from_utf8(value) else {
+            let Some(value) = super::header_str(value) else {
                 continue;
             };
-            if !visible {
-                continue;
-            }
             for element in value.split(',') {
                 let mut parts = element.split(';');
                 let name = parts.next().unwrap_or_default().trim();

@@ -47,9 +47,9 @@ use tokio::time::Instant;
 
 use crate::api::server::{Shared, SocketIo};
 use crate::clock::Civil;
-use crate::http::client;
 use crate::http::compress::Coding;
 use crate::http::service::{self, Head, Reply};
+use crate::http::{client, header_str};
 use crate::ws::read_clearing_with;
 
 /// The most headers a head served here may have: a head with more goes to
@@ -472,7 +472,7 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
             }
         } else if name.eq_ignore_ascii_case("content-type") {
             if content_type.is_none() {
-                content_type = Some(std::str::from_utf8(h.value).ok().filter(|v| visible(v)));
+                content_type = Some(header_str(h.value));
             }
         } else if name.eq_ignore_ascii_case("origin") {
             origin.get_or_insert(h.value);
@@ -530,14 +530,6 @@ fn parts(
         map.append(name, value);
     }
     Some(request.body(()).ok()?.into_parts().0)
-}
-
-/// Whether a header value is all visible ASCII, spaces and tabs (what
-/// `HeaderValue::to_str` takes).
-fn visible(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
 /// A `Content-Length` value: digits only, and no more than a `usize`.
