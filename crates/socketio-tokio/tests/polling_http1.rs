@@ -1,8 +1,9 @@
-//! The polling requests `SocketIo::serve` reads itself, without hyper, on
-//! kept-alive HTTP/1.1 connections: in order when pipelined, bodies that
-//! come in pieces, the client's close, the header read timeout, and every
-//! other request handed to hyper with the bytes already read (the server's
-//! trace events say which served what).
+//! The polling requests and WebSocket upgrades `SocketIo::serve` reads
+//! itself, without hyper, on HTTP/1.1 connections: polling requests in
+//! order when pipelined, bodies that come in pieces, the client's close,
+//! the header read timeout, a WebSocket's first frames sent with its
+//! upgrade, and every other request handed to hyper with the bytes
+//! already read (the server's trace events say which served what).
 
 #![allow(clippy::unwrap_used)]
 
@@ -22,6 +23,8 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 /// binary.
 static SERVED: AtomicUsize = AtomicUsize::new(0);
 static HANDED: AtomicUsize = AtomicUsize::new(0);
+/// WebSocket upgrade requests read without hyper.
+static UPGRADES: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts the events of `socketio_tokio::http::h1`.
 struct Count;
@@ -44,6 +47,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
         match message.0.as_str() {
             "polling request" => SERVED.fetch_add(1, Ordering::SeqCst),
             "the connection goes to hyper" => HANDED.fetch_add(1, Ordering::SeqCst),
+            "websocket upgrade" => UPGRADES.fetch_add(1, Ordering::SeqCst),
             _ => 0,
         };
     }
@@ -380,4 +384,115 @@ async fn a_shutdown_answers_the_poll_then_closes_its_connection() {
     let soon = Duration::from_secs(5);
     assert!(closed_within(&mut stream, soon).await);
     assert!(closed_within(&mut idle, soon).await);
+}
+
+/// A WebSocket upgrade request for `query`, with the key of RFC 6455's
+/// example.
+fn upgrade(query: &str, key: &str) -> String {
+    format!(
+        "GET /socket.io/?{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// A client's text frame (masked, with a zero mask) of a short `text`.
+fn text_frame(text: &str) -> Vec<u8> {
+    assert!(text.len() < 126);
+    let mut frame = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(text.as_bytes());
+    frame
+}
+
+/// The next text frame the server sent on `conn` (unmasked, short).
+async fn next_text(conn: &mut Conn) -> String {
+    let work = async {
+        loop {
+            if conn.read.len() >= 2 {
+                assert_eq!(conn.read[0], 0x81, "a whole text frame");
+                let len = usize::from(conn.read[1]);
+                assert!(len < 126);
+                if conn.read.len() >= 2 + len {
+                    let text = String::from_utf8(conn.read[2..2 + len].to_vec()).unwrap();
+                    conn.read.drain(..2 + len);
+                    return text;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = conn.stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the connection closed");
+            conn.read.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(WAIT, work).await.expect("a frame")
+}
+
+#[tokio::test]
+async fn websocket_upgrades_are_served_without_hyper() {
+    let (_serial, server, mut polled, q) = with_session().await;
+    let before = counts();
+    let upgrades = UPGRADES.load(Ordering::SeqCst);
+
+    // A new session's WebSocket, its first frame (the connect to `/`)
+    // sent with the upgrade request.
+    let mut ws = Conn::open(&server).await;
+    let mut bytes = upgrade("EIO=4&transport=websocket", KEY).into_bytes();
+    bytes.extend(text_frame("40"));
+    ws.stream.write_all(&bytes).await.unwrap();
+    let r = reply(&mut ws).await;
+    assert_eq!(r.status, 101, "{r:?}");
+    assert_eq!(r.header("upgrade"), Some("websocket"));
+    assert_eq!(r.header("connection"), Some("Upgrade"));
+    // RFC 6455, section 1.3.
+    assert_eq!(
+        r.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    assert_eq!(r.header("content-length"), None);
+    assert!(r.header("date").is_some_and(|d| d.ends_with(" GMT")));
+    assert!(next_text(&mut ws).await.starts_with("0{\"sid\""));
+    assert!(next_text(&mut ws).await.starts_with("40{\"sid\""));
+    ws.stream
+        .write_all(&text_frame("42[\"echo\",\"ws\"]"))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut ws).await, "42[\"echo-back\",\"ws\"]");
+
+    // The polling session's upgrade, on a connection of its own.
+    let mut up = Conn::open(&server).await;
+    let query = q.replace("transport=polling", "transport=websocket");
+    send(&mut up, &upgrade(&query, KEY)).await;
+    assert_eq!(reply(&mut up).await.status, 101);
+    up.stream.write_all(&text_frame("2probe")).await.unwrap();
+    assert_eq!(next_text(&mut up).await, "3probe");
+    // A poll while it upgrades is answered with a noop; then the upgrade
+    // is done.
+    send(&mut polled, &polling("GET", &q, "")).await;
+    assert_eq!(reply(&mut polled).await.body, "6");
+    up.stream.write_all(&text_frame("5")).await.unwrap();
+    up.stream
+        .write_all(&text_frame("42[\"echo\",\"up\"]"))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut up).await, "42[\"echo-back\",\"up\"]");
+
+    // A refused upgrade is answered as hyper answers it, and the
+    // connection serves the next request.
+    let mut refused = Conn::open(&server).await;
+    let bad = upgrade("EIO=4&transport=websocket", "short") + &polling("GET", &q, "");
+    send(&mut refused, &bad).await;
+    let r = reply(&mut refused).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "Missing or invalid Sec-WebSocket-Key header")
+    );
+    assert_eq!(
+        reply(&mut refused).await.status,
+        400,
+        "the session upgraded"
+    );
+
+    assert_eq!(UPGRADES.load(Ordering::SeqCst) - upgrades, 3);
+    assert_eq!(counts().1, before.1, "nothing handed to hyper");
 }

@@ -1,4 +1,5 @@
-//! Engine.IO's long-polling requests served over HTTP/1.1 without hyper.
+//! Engine.IO's long-polling requests and WebSocket upgrades served over
+//! HTTP/1.1 without hyper.
 //!
 //! A polling client sends the same small requests on a kept-alive
 //! connection for as long as its session lives: a `GET` that waits for
@@ -8,22 +9,24 @@
 //! with its body in one write, the request going through the same
 //! [`handle`] as hyper's.
 //!
+//! A WebSocket upgrade goes through [`handle`] too; once its `101` is
+//! written, the connection is the session's WebSocket, with the bytes read
+//! past the request (the client's first frames) ([`Ended::Upgraded`]).
+//!
 //! Anything else goes to hyper, with every byte read and not yet served:
-//! another path, an upgrade (a connection whose request line names the
-//! WebSocket transport goes before its head is read), a method other than
-//! `GET` and `POST`, a body
-//! that is chunked, announced with `Expect` or over `max_payload`, a `GET`
-//! with a body, HTTP/1.0, a head httparse refuses, one over the header
-//! limits, or one whose handshake head `http` refuses. hyper serves the
-//! connection from there on, answering errors as it answers them on any
-//! connection.
+//! another path, an upgrade to another protocol, a method other than
+//! `GET` and `POST`, a body that is chunked, announced with `Expect` or
+//! over `max_payload`, a `GET` with a body, HTTP/1.0, a head httparse
+//! refuses, one over the header limits, or one whose handshake head `http`
+//! refuses. hyper serves the connection from there on, answering errors as
+//! it answers them on any connection.
 //!
 //! A polling session's own requests carry little the session needs: the
 //! query, `Content-Type`, `Origin` and `Accept-Encoding`. They are read
-//! from the raw head, with no `HeaderMap`; a handshake (no `sid`) gets the
-//! whole head as `http` parts, as the application's hooks see it. A
-//! session's answer that needs no compression and no CORS headers is
-//! written with no `HeaderMap` either.
+//! from the raw head, with no `HeaderMap`; a handshake (no `sid`) and an
+//! upgrade get the whole head as `http` parts, as the application's hooks
+//! see it. A session's answer that needs no compression and no CORS
+//! headers is written with no `HeaderMap` either, and so is a `101`.
 
 use std::cell::Cell;
 use std::io::{self, IoSlice};
@@ -48,7 +51,7 @@ use tokio::time::Instant;
 use crate::api::server::{Shared, SocketIo};
 use crate::clock::Civil;
 use crate::http::compress::Coding;
-use crate::http::service::{self, Head, Reply};
+use crate::http::service::{self, Head, Reply, Upgrade};
 use crate::http::{client, header_str};
 use crate::ws::read_clearing_with;
 
@@ -86,6 +89,9 @@ pub(crate) enum Ended {
     /// hyper serves it from here, starting with these bytes, read and not
     /// served.
     HandOver(Bytes),
+    /// The connection is a session's WebSocket from here, starting with
+    /// these bytes, read after its upgrade request.
+    Upgraded(Box<Upgrade>, Bytes),
 }
 
 /// What the first bytes of a connection hold, when it is for [`serve`].
@@ -95,10 +101,6 @@ pub(crate) struct First(Parsed);
 /// request for hyper (a WebSocket's upgrade), which then serves the whole
 /// connection.
 pub(crate) fn first(first: &[u8], io: &SocketIo, limits: Limits) -> Option<First> {
-    if names_websocket(first) {
-        tracing::trace!("the connection goes to hyper");
-        return None;
-    }
     match parse(first, &io.shared, limits.max_headers) {
         Parsed::Other => {
             tracing::trace!("the connection goes to hyper");
@@ -182,6 +184,8 @@ struct Request {
     content_length: usize,
     /// The client asked to close after the answer.
     close: bool,
+    /// A WebSocket upgrade.
+    websocket: bool,
 }
 
 /// What the bytes read hold.
@@ -250,6 +254,7 @@ impl Conn<'_> {
                 len,
                 content_length,
                 close,
+                websocket,
             } = request;
             self.buf.consume(len);
             // The body: whole when it came with the head (as a polling
@@ -279,7 +284,10 @@ impl Conn<'_> {
             // it: the connection is watched for the client's close only
             // with the body read.
             let watch = read.load(Relaxed);
-            tracing::trace!(len, content_length, "polling request");
+            match websocket {
+                true => tracing::trace!(len, "websocket upgrade"),
+                false => tracing::trace!(len, content_length, "polling request"),
+            }
             let answer = service::handle(self.shared.clone(), head, body, Some(self.remote));
             tokio::pin!(answer);
             let res = loop {
@@ -297,6 +305,13 @@ impl Conn<'_> {
             // A body not read whole (the request was refused before, or
             // the body came too slowly) leaves the connection where no
             // request starts.
+            if let Reply::Upgrade(upgrade) = res {
+                // The client's first frames may have come with the request.
+                return match self.switch(&upgrade).await {
+                    Ok(()) => Ended::Upgraded(upgrade, Bytes::copy_from_slice(self.buf.unread())),
+                    Err(_) => Ended::Closed,
+                };
+            }
             let close = close || !read.load(Relaxed) || self.state.closing.load(Relaxed);
             if self.answer(res, close).await.is_err() || close {
                 return Ended::Closed;
@@ -341,6 +356,31 @@ impl Conn<'_> {
             )
             .await
         }
+    }
+
+    /// Writes the `101` answer of `upgrade`.
+    async fn switch(&mut self, upgrade: &Upgrade) -> io::Result<()> {
+        self.out.clear();
+        self.out.extend_from_slice(SWITCHING);
+        header(
+            &mut self.out,
+            "sec-websocket-accept",
+            upgrade.accept.as_bytes(),
+        );
+        if let Some(extensions) = &upgrade.extensions {
+            header(
+                &mut self.out,
+                "sec-websocket-extensions",
+                extensions.as_bytes(),
+            );
+        }
+        if let Some(cookie) = &upgrade.cookie {
+            header(&mut self.out, "set-cookie", cookie.as_bytes());
+        }
+        self.out.extend_from_slice(b"date: ");
+        DATE.with(|date| self.out.extend_from_slice(&date.now()));
+        self.out.extend_from_slice(b"\r\n\r\n");
+        write_all(self.stream, &mut [IoSlice::new(&self.out)]).await
     }
 
     /// Hands the connection to hyper with what was read and not served.
@@ -397,31 +437,6 @@ impl service::RequestBody for PolledBody<'_> {
     }
 }
 
-/// Whether the request line at the start of `bytes` names the WebSocket
-/// transport (`transport=websocket`, as written): an Engine.IO upgrade, or
-/// a request routing refuses, either of them hyper's. A look at the request
-/// line only, cheaper than reading the head.
-fn names_websocket(bytes: &[u8]) -> bool {
-    const PAIR: &[u8] = b"transport=websocket";
-    let mut pairs = false;
-    for (at, &b) in bytes.iter().enumerate() {
-        match b {
-            // The end of the line, or of the request target.
-            b'\r' | b'\n' => return false,
-            b' ' if pairs => return false,
-            b'?' | b'&' => {
-                pairs = true;
-                let rest = &bytes[at + 1..];
-                if rest.starts_with(PAIR) && matches!(rest.get(PAIR.len()), Some(b'&' | b' ')) {
-                    return true;
-                }
-            }
-            _ => {}
-        }
-    }
-    false
-}
-
 /// Reads the request head at the start of `bytes`.
 fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
     if bytes.is_empty() {
@@ -454,6 +469,8 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
     let mut close = false;
     let mut content_type = None;
     let mut origin = None;
+    // `Connection: upgrade`, and `Upgrade: websocket`.
+    let mut upgrade = (false, false);
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -467,7 +484,7 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    return Parsed::Other;
+                    upgrade.0 = true;
                 }
             }
         } else if name.eq_ignore_ascii_case("content-type") {
@@ -476,13 +493,26 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
             }
         } else if name.eq_ignore_ascii_case("origin") {
             origin.get_or_insert(h.value);
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            // Another protocol (`h2c`) is hyper's to refuse.
+            for token in h.value.split(|b| *b == b',') {
+                match token.trim_ascii().eq_ignore_ascii_case(b"websocket") {
+                    true => upgrade.1 = true,
+                    false => return Parsed::Other,
+                }
+            }
         } else if name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("upgrade")
             || name.eq_ignore_ascii_case("expect")
         {
             return Parsed::Other;
         }
     }
+    let websocket = match upgrade {
+        (_, true) => true,
+        (false, false) => false,
+        // `Connection: upgrade` with nothing to upgrade to.
+        (true, false) => return Parsed::Other,
+    };
     let content_length = content_length.unwrap_or(0);
     if (method == Method::Get && content_length > 0) || content_length > shared.config.max_payload {
         return Parsed::Other;
@@ -496,11 +526,15 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
         ),
         _ => None,
     };
-    let head = match Head::polling(method, target, content_type.flatten(), origin, accept) {
+    let polling = match websocket {
+        true => None,
+        false => Head::polling(method, target, content_type.flatten(), origin, accept),
+    };
+    let head = match polling {
         Some(head) => head,
-        // A handshake: its head as `http` parts.
+        // A handshake or an upgrade: its head as `http` parts.
         None => match parts(method_name, target, req.headers) {
-            Some(parts) => Head::new(parts),
+            Some(parts) => Head::new(parts).upgraded_here(),
             None => return Parsed::Other,
         },
     };
@@ -509,6 +543,7 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
         len,
         content_length,
         close,
+        websocket,
     })
 }
 
@@ -556,6 +591,10 @@ fn body_bytes(body: &mut Full<Bytes>) -> Bytes {
 /// common answer ([`session_head`]'s for it).
 const OK_TEXT: &[u8] =
     b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=UTF-8\r\ncache-control: no-store\r\n";
+
+/// The start of a WebSocket upgrade's answer.
+const SWITCHING: &[u8] =
+    b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n";
 
 /// Writes the start of a session's answer: the status line and the
 /// headers of `to_http`'s response, but the length and the date.
@@ -773,31 +812,6 @@ mod tests {
         let mut out = Vec::new();
         session_head(&mut out, StatusCode::OK, ContentType::Text);
         assert_eq!(out, OK_TEXT);
-    }
-
-    #[test]
-    fn an_upgrade_is_told_by_its_request_line() {
-        assert!(names_websocket(
-            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nUpgrade: websocket\r\n"
-        ));
-        assert!(names_websocket(
-            b"GET /socket.io/?transport=websocket&EIO=4&sid=a HTTP/1.1"
-        ));
-        assert!(!names_websocket(
-            b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"
-        ));
-        assert!(!names_websocket(
-            b"GET /socket.io/?EIO=4&transport=websockets HTTP/1.1"
-        ));
-        assert!(!names_websocket(
-            b"GET /socket.io/?EIO=4&xtransport=websocket HTTP/1.1"
-        ));
-        assert!(!names_websocket(
-            b"GET /socket.io/?EIO=4 HTTP/1.1\r\nX: ?transport=websocket&\r\n"
-        ));
-        assert!(!names_websocket(
-            b"GET /socket.io/?EIO=4&transport=websocket"
-        ));
     }
 
     #[test]

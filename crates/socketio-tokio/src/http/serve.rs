@@ -27,7 +27,7 @@ use crate::api::socket::RemoteAddr;
 use crate::error::ServeError;
 use crate::http::h1;
 use crate::http::service::{BoxError, NotFound, ResponseFuture, SocketIoBody, SocketIoService};
-use crate::ws::{read_clearing, take_prefix};
+use crate::ws::{TcpIo, WsIo, read_clearing, take_prefix};
 
 /// Binds `addr` and serves `io` there until [`SocketIo::shutdown`].
 ///
@@ -504,6 +504,12 @@ impl Conn {
                     match Box::pin(served).await {
                         h1::Ended::Closed => return,
                         h1::Ended::HandOver(rest) => rest,
+                        h1::Ended::Upgraded(upgrade, rest) => {
+                            // The slot goes with the stream.
+                            let io = TcpIo::new(stream, rest, slot.kept());
+                            upgrade.ws.open(WsIo::Tcp(io));
+                            return;
+                        }
                     }
                 }
                 None => prefix,
@@ -605,6 +611,17 @@ struct Slot {
     held: Option<(Arc<Admission>, IpAddr)>,
 }
 
+impl Slot {
+    /// The slot, boxed to keep for as long as its stream is open; `None`
+    /// when it holds no place.
+    fn kept(self) -> Option<Box<dyn Send + Sync>> {
+        match self.held {
+            Some(_) => Some(Box::new(self)),
+            None => None,
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let Some((admission, ip)) = self.held.take() else {
@@ -645,11 +662,7 @@ impl Counted {
     /// under the caps when it has one (to keep for as long as the stream
     /// is open).
     pub(crate) fn into_parts(self) -> (TcpStream, Bytes, Option<Box<dyn Send + Sync>>) {
-        let keep = match self._slot.held {
-            Some(_) => Some(Box::new(self._slot) as Box<dyn Send + Sync>),
-            None => None,
-        };
-        (self.stream, self.prefix, keep)
+        (self.stream, self.prefix, self._slot.kept())
     }
 }
 

@@ -292,6 +292,9 @@ pub(crate) struct Head {
     /// watching for the client's close) takes a new buffer. A polling
     /// request of a session lets them go before that.
     parts: Option<Box<http::request::Parts>>,
+    /// A WebSocket upgrade is made by the server that read the head
+    /// ([`Reply::Upgrade`]), not by hyper.
+    upgrade_here: bool,
 }
 
 impl Head {
@@ -323,7 +326,15 @@ impl Head {
             origin,
             accept,
             parts: keep.then(|| Box::new(parts)),
+            upgrade_here: false,
         }
+    }
+
+    /// The same head, whose WebSocket upgrade the server that read it
+    /// makes: it takes the connection from the answer ([`Reply::Upgrade`]).
+    pub(crate) fn upgraded_here(mut self) -> Head {
+        self.upgrade_here = true;
+        self
     }
 
     /// The head of a session's polling request (its query names a
@@ -351,6 +362,7 @@ impl Head {
             origin,
             accept,
             parts: None,
+            upgrade_here: false,
         })
     }
 }
@@ -368,6 +380,7 @@ pub(crate) async fn handle<B: RequestBody>(
         origin,
         accept,
         mut parts,
+        upgrade_here,
     } = head;
     let compress = |r: Response| compressed(r, accept, shared.options.http_compression);
     let cors = shared.options.cors.as_ref();
@@ -463,7 +476,8 @@ pub(crate) async fn handle<B: RequestBody>(
             }
         }
         match parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
-            Some(u) => Some(u),
+            Some(u) => Some(Upgrading::Hyper(u)),
+            None if upgrade_here => Some(Upgrading::Here),
             None => return Reply::Http(plain(StatusCode::BAD_REQUEST)),
         }
     } else {
@@ -562,19 +576,13 @@ pub(crate) async fn handle<B: RequestBody>(
                 let cookie = shared.options.cookie.as_ref().and_then(|c| c.header(sid));
                 (span, cookie)
             };
-            let with_cookie = |mut res: http::Response<Full<Bytes>>| {
-                if let Some(cookie) = cookie {
-                    res.headers_mut().insert(header::SET_COOKIE, cookie);
-                }
-                res
-            };
             if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
                 let mut driver =
                     Driver::new(shared.clone(), handle, link.clone(), http, None, Some(id));
                 driver.slot = slot;
                 DriverCell::spawn(driver, span);
-                upgrade(&shared, id, None, on_upgrade, link, deflate);
-                return Reply::Http(with_cookie(switching_protocols(&key, deflate)));
+                let ws = PendingWs::new(&shared, id, None, link, deflate);
+                return ws.upgrade(on_upgrade, &key, cookie);
             }
             let (reply, answer) = oneshot::channel();
             let mut driver =
@@ -584,7 +592,7 @@ pub(crate) async fn handle<B: RequestBody>(
             // it here rather than wait for the task.
             DriverCell::spawn(driver, span).try_step();
             match answer.await {
-                Ok(r) => with_cookie(compress(r)),
+                Ok(r) => with_cookie(compress(r), cookie),
                 Err(_) => to_http(Response::error(HttpError::UnknownSid)),
             }
         }
@@ -600,8 +608,8 @@ pub(crate) async fn handle<B: RequestBody>(
                 ));
             };
             if let (Some(on_upgrade), Some(key)) = (on_upgrade, ws_key) {
-                upgrade(&shared, id, Some(*request), on_upgrade, link, deflate);
-                return Reply::Http(switching_protocols(&key, deflate));
+                let ws = PendingWs::new(&shared, id, Some(request), link, deflate);
+                return ws.upgrade(on_upgrade, &key, None);
             }
             let _posting = match body.take() {
                 Some(body) => {
@@ -655,6 +663,9 @@ pub(crate) enum Reply {
         accept: Option<Coding>,
         origin: Option<HeaderValue>,
     },
+    /// A WebSocket upgrade accepted, made by the server that read the
+    /// request ([`Head::upgraded_here`]).
+    Upgrade(Box<Upgrade>),
 }
 
 impl Reply {
@@ -670,6 +681,10 @@ impl Reply {
                 let res = compressed(response, accept, shared.options.http_compression);
                 with_cors(res, shared.options.cors.as_ref(), origin.as_ref())
             }
+            // Only a server that takes the connection from the answer asks
+            // for it; any other answers as when hyper has no upgrade to
+            // give (the session is told the upgrade failed).
+            Reply::Upgrade(_) => plain(StatusCode::BAD_REQUEST),
         }
     }
 
@@ -790,47 +805,121 @@ async fn read_post<B: RequestBody>(
     Ok(())
 }
 
-/// Waits for the upgrade on a task of its own, then hands the WebSocket to
-/// the connection; `deflate`: what permessage-deflate agreed on.
-fn upgrade(
-    shared: &Shared,
+/// How a WebSocket upgrade is made.
+enum Upgrading {
+    /// By hyper, which gives the connection once the answer is written.
+    Hyper(hyper::upgrade::OnUpgrade),
+    /// By the server that read the request, which takes the connection
+    /// from [`Reply::Upgrade`].
+    Here,
+}
+
+/// A WebSocket accepted for a session, until its connection is given.
+/// Dropped without one (the answer could not be written), it tells the
+/// session that the upgrade failed.
+pub(crate) struct PendingWs {
     id: RequestId,
-    req: Option<Request>,
-    on_upgrade: hyper::upgrade::OnUpgrade,
-    link: Arc<Link>,
+    /// The upgrade request of a session that polled so far.
+    req: Option<Box<Request>>,
+    /// `None` once given.
+    link: Option<Arc<Link>>,
     deflate: Option<Agreed>,
-) {
-    let limits = WsLimits {
-        max_message: WsLimits::bytes(shared.config.max_payload.saturating_add(64)),
-        read_chunk: WsLimits::bytes(shared.options.ws_read_buffer.max(1)),
-        write_chunk: WsLimits::bytes(shared.options.ws_write_buffer),
-        max_write: WsLimits::bytes(
-            shared
-                .options
-                .ws_write_buffer
-                .saturating_add(shared.config.max_buffer_size)
-                .saturating_add(64 * 1024),
-        ),
-    };
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let deflater = deflate.map(|a| a.deflater());
-                let ws = WsConn::new(ws_io(upgraded), limits, deflater);
-                // The task's step is taken here when the task is idle, as
-                // for a polling request: no queue, no wake-up.
-                let _ = link.run(Cmd::WsOpen {
-                    id,
-                    req: req.map(Box::new),
-                    ws: Box::new(ws),
-                });
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "websocket upgrade failed");
-                let _ = link.run(Cmd::WsFailed { id });
-            }
+    limits: WsLimits,
+}
+
+impl PendingWs {
+    fn new(
+        shared: &Shared,
+        id: RequestId,
+        req: Option<Box<Request>>,
+        link: Arc<Link>,
+        deflate: Option<Agreed>,
+    ) -> PendingWs {
+        let limits = WsLimits {
+            max_message: WsLimits::bytes(shared.config.max_payload.saturating_add(64)),
+            read_chunk: WsLimits::bytes(shared.options.ws_read_buffer.max(1)),
+            write_chunk: WsLimits::bytes(shared.options.ws_write_buffer),
+            max_write: WsLimits::bytes(
+                shared
+                    .options
+                    .ws_write_buffer
+                    .saturating_add(shared.config.max_buffer_size)
+                    .saturating_add(64 * 1024),
+            ),
+        };
+        PendingWs {
+            id,
+            req,
+            link: Some(link),
+            deflate,
+            limits,
         }
-    });
+    }
+
+    /// The answer to the upgrade of client key `key`, with `cookie`: for
+    /// hyper, the `101` response, the connection waited for on a task of
+    /// its own; else the upgrade for the server to make.
+    fn upgrade(self, how: Upgrading, key: &HeaderValue, cookie: Option<HeaderValue>) -> Reply {
+        let accept = crate::ws::accept_key(key.as_bytes());
+        let extensions = self.deflate.map(|a| a.response());
+        let on_upgrade = match how {
+            Upgrading::Here => {
+                return Reply::Upgrade(Box::new(Upgrade {
+                    accept,
+                    extensions,
+                    cookie,
+                    ws: self,
+                }));
+            }
+            Upgrading::Hyper(on_upgrade) => on_upgrade,
+        };
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => self.open(ws_io(upgraded)),
+                Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+            }
+        });
+        let res = switching_protocols(&accept, extensions.as_deref());
+        Reply::Http(with_cookie(res, cookie))
+    }
+
+    /// Hands the WebSocket on `io` to the session. Its task's step is
+    /// taken here when the task is idle, as for a polling request: no
+    /// queue, no wake-up.
+    pub(crate) fn open(mut self, io: WsIo) {
+        let Some(link) = self.link.take() else {
+            return;
+        };
+        let deflater = self.deflate.map(|a| a.deflater());
+        let ws = WsConn::new(io, self.limits, deflater);
+        let _ = link.run(Cmd::WsOpen {
+            id: self.id,
+            req: self.req.take(),
+            ws: Box::new(ws),
+        });
+    }
+}
+
+impl Drop for PendingWs {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take() {
+            let _ = link.run(Cmd::WsFailed { id: self.id });
+        }
+    }
+}
+
+/// A WebSocket upgrade accepted, for the server that read the request to
+/// make: it writes the `101` answer of these headers, then gives the
+/// connection to [`ws`](Upgrade::ws).
+pub(crate) struct Upgrade {
+    /// `Sec-WebSocket-Accept`.
+    pub(crate) accept: String,
+    /// `Sec-WebSocket-Extensions`, when an extension was agreed on.
+    pub(crate) extensions: Option<String>,
+    /// `Set-Cookie`, when the server sets a cookie.
+    pub(crate) cookie: Option<HeaderValue>,
+    /// The session's side.
+    pub(crate) ws: PendingWs,
 }
 
 /// The socket under an upgraded connection: its TCP stream when it is one
@@ -985,18 +1074,28 @@ fn negotiate_deflate(
     deflate::negotiate(config, lines).map_err(|_| refusal)
 }
 
-fn switching_protocols(key: &HeaderValue, deflate: Option<Agreed>) -> http::Response<Full<Bytes>> {
-    let accept = crate::ws::accept_key(key.as_bytes());
+fn switching_protocols(accept: &str, extensions: Option<&str>) -> http::Response<Full<Bytes>> {
     let mut res = http::Response::new(Full::new(Bytes::new()));
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
+    if let Ok(v) = HeaderValue::from_str(accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
-    if let Some(v) = deflate.and_then(|a| HeaderValue::from_str(&a.response()).ok()) {
+    if let Some(v) = extensions.and_then(|e| HeaderValue::from_str(e).ok()) {
         h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
+    }
+    res
+}
+
+/// `res` with `Set-Cookie: cookie`.
+fn with_cookie(
+    mut res: http::Response<Full<Bytes>>,
+    cookie: Option<HeaderValue>,
+) -> http::Response<Full<Bytes>> {
+    if let Some(cookie) = cookie {
+        res.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     res
 }
