@@ -365,6 +365,7 @@ impl HttpServer {
         auto.http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(self.max_header_size).unwrap_or(u32::MAX));
+        let builders = Arc::new((http1, auto));
         let first_bytes_timeout = self.first_bytes_timeout.unwrap_or(self.header_read_timeout);
         let limits = h1::Limits {
             header_read_timeout: self.header_read_timeout,
@@ -409,7 +410,7 @@ impl HttpServer {
                 shutdown_timeout: self.shutdown_timeout,
                 polling: polling.map(|io| (io.clone(), remote, limits)),
             };
-            tokio::spawn(conn.serve(make(remote), http1.clone(), auto.clone()));
+            tokio::spawn(conn.serve(make(remote), builders.clone()));
         }
         drop(listener);
         // Let the connections answer their last requests: each finishes, or
@@ -458,7 +459,7 @@ struct Conn {
 impl Conn {
     /// Waits for the first bytes (holding no buffer meanwhile), then
     /// serves the connection with `service` to its end.
-    async fn serve<H, B>(self, service: H, http1: http1::Builder, auto: Builder<TokioExecutor>)
+    async fn serve<H, B>(self, service: H, builders: Arc<Builders>)
     where
         H: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
             + Send
@@ -497,11 +498,9 @@ impl Conn {
         let prefix = match polling {
             Some((io, remote, limits)) if !h2 => match h1::first(&prefix, &io, limits) {
                 Some(parsed) => {
-                    // Boxed: a connection hyper serves from its start (a
-                    // WebSocket) does not carry the space of this future.
                     let served =
                         h1::serve(&stream, prefix, parsed, &io, remote, &mut watcher, limits);
-                    match Box::pin(served).await {
+                    match served.await {
                         h1::Ended::Closed => return,
                         h1::Ended::HandOver(rest) => rest,
                         h1::Ended::Upgraded(upgrade, rest) => {
@@ -522,6 +521,55 @@ impl Conn {
             prefix,
             _slot: slot,
         });
+        let hyper = Hyper {
+            io,
+            h2,
+            watcher,
+            header_read_timeout,
+            shutdown_timeout,
+        };
+        // Boxed: a connection served without hyper (an Engine.IO
+        // session's) does not carry the space of hyper's connection, which
+        // the runtime would copy as it spawns, polls and ends the task.
+        Box::pin(hyper.serve(service, &builders)).await;
+    }
+}
+
+/// hyper's HTTP/1 connection, and the automatic one that serves the
+/// clients that open with the HTTP/2 preface.
+type Builders = (http1::Builder, Builder<TokioExecutor>);
+
+/// A connection hyper serves from here on.
+struct Hyper {
+    io: TokioIo<Counted>,
+    /// It opened with the HTTP/2 preface.
+    h2: bool,
+    watcher: watch::Receiver<()>,
+    header_read_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Hyper {
+    /// Serves the connection with `service` to its end.
+    async fn serve<H, B>(self, service: H, builders: &Builders)
+    where
+        H: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+            + Send
+            + 'static,
+        H::Future: Send + 'static,
+        H::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let Hyper {
+            io,
+            h2,
+            watcher,
+            header_read_timeout,
+            shutdown_timeout,
+        } = self;
+        let (http1, auto) = builders;
         let ended = if h2 {
             // hyper times nothing on HTTP/2: not the rest of the preface,
             // not the client's settings, not the time between requests. A
