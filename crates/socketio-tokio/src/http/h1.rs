@@ -361,6 +361,11 @@ impl Conn<'_> {
     /// Writes the `101` answer of `upgrade`.
     async fn switch(&mut self, upgrade: &Upgrade) -> io::Result<()> {
         self.out.clear();
+        let extensions = upgrade.extensions.as_ref().map_or(0, |e| e.len() + 28);
+        let cookie = upgrade.cookie.as_ref().map_or(0, |c| c.len() + 14);
+        // The accept key's line and the date's.
+        self.out
+            .reserve(SWITCHING.len() + 52 + extensions + cookie + 39);
         self.out.extend_from_slice(SWITCHING);
         header(
             &mut self.out,
@@ -533,7 +538,7 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
     let head = match polling {
         Some(head) => head,
         // A handshake or an upgrade: its head as `http` parts.
-        None => match parts(method_name, target, req.headers) {
+        None => match parts(&bytes[..len], method_name, target, req.headers) {
             Some(parts) => Head::new(parts).upgraded_here(),
             None => return Parsed::Other,
         },
@@ -547,21 +552,33 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
     })
 }
 
-/// The head as `http` parts, or `None` when `http` refuses it.
+/// The head as `http` parts, or `None` when `http` refuses it: the URI
+/// and the header values are slices of one copy of `head`, where
+/// `target` and the headers' values are.
 fn parts(
+    head: &[u8],
     method: &str,
     target: &str,
     headers: &[httparse::Header<'_>],
 ) -> Option<http::request::Parts> {
+    let copy = Bytes::copy_from_slice(head);
+    let slice = |part: &[u8]| {
+        let start = (part.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
+        let end = start
+            .checked_add(part.len())
+            .filter(|end| *end <= head.len())?;
+        Some(copy.slice(start..end))
+    };
+    let uri = http::Uri::from_maybe_shared(slice(target.as_bytes())?).ok()?;
     let mut request = http::Request::builder()
         .method(method)
-        .uri(target)
+        .uri(uri)
         .version(http::Version::HTTP_11);
     let map = request.headers_mut()?;
     map.reserve(headers.len());
     for h in headers {
         let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = http::HeaderValue::from_bytes(h.value).ok()?;
+        let value = http::HeaderValue::from_maybe_shared(slice(h.value)?).ok()?;
         map.append(name, value);
     }
     Some(request.body(()).ok()?.into_parts().0)
