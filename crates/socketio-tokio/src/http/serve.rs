@@ -452,7 +452,8 @@ struct Conn {
     header_read_timeout: Duration,
     shutdown_timeout: Duration,
     /// With the server's own service: the polling requests are served
-    /// without hyper ([`h1`]) for as long as they come.
+    /// without hyper ([`h1`]) for as long as they come, and a WebSocket
+    /// upgrade is made without it.
     polling: Option<(SocketIo, SocketAddr, h1::Limits)>,
 }
 
