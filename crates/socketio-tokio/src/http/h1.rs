@@ -98,8 +98,7 @@ pub(crate) enum Ended {
 pub(crate) struct First(Parsed);
 
 /// What the first bytes of a connection hold; `None` when they start a
-/// request for hyper (a WebSocket's upgrade), which then serves the whole
-/// connection.
+/// request for hyper, which then serves the whole connection.
 pub(crate) fn first(first: &[u8], io: &SocketIo, limits: Limits) -> Option<First> {
     match parse(first, &io.shared, limits.max_headers) {
         Parsed::Other => {
@@ -500,10 +499,11 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
             origin.get_or_insert(h.value);
         } else if name.eq_ignore_ascii_case("upgrade") {
             // Another protocol (`h2c`) is hyper's to refuse.
-            for token in h.value.split(|b| *b == b',') {
-                match token.trim_ascii().eq_ignore_ascii_case(b"websocket") {
-                    true => upgrade.1 = true,
-                    false => return Parsed::Other,
+            for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"websocket") {
+                    upgrade.1 = true;
+                } else if !token.is_empty() {
+                    return Parsed::Other;
                 }
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding")
@@ -523,7 +523,7 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
         return Parsed::Other;
     }
     let accept = match method {
-        Method::Get => Coding::negotiate_values(
+        Method::Get if !websocket => Coding::negotiate_values(
             req.headers
                 .iter()
                 .filter(|h| h.name.eq_ignore_ascii_case("accept-encoding"))
