@@ -347,11 +347,10 @@ impl Head {
         origin: Option<&[u8]>,
         accept: Option<Coding>,
     ) -> Option<Head> {
-        let query = path_and_query.split_once('?').map_or("", |(_, q)| q);
-        if !socketio_proto::http::has_query_param(query, "sid") {
+        let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
+        if !socketio_proto::http::has_query_param(&request.query, "sid") {
             return None;
         }
-        let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
         let origin = match origin {
             Some(origin) => Some(HeaderValue::from_bytes(origin).ok()?),
             None => None,
