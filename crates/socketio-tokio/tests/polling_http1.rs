@@ -428,6 +428,16 @@ async fn next_text(conn: &mut Conn) -> String {
     tokio::time::timeout(WAIT, work).await.expect("a frame")
 }
 
+/// An `echo` of `text` over the WebSocket on `conn`, answered.
+async fn assert_echo_over(conn: &mut Conn, text: &str) {
+    let event = format!("42[\"echo\",\"{text}\"]");
+    conn.stream.write_all(&text_frame(&event)).await.unwrap();
+    assert_eq!(
+        next_text(conn).await,
+        format!("42[\"echo-back\",\"{text}\"]")
+    );
+}
+
 #[tokio::test]
 async fn websocket_upgrades_are_served_without_hyper() {
     let (_serial, server, mut polled, q) = with_session().await;
@@ -453,11 +463,7 @@ async fn websocket_upgrades_are_served_without_hyper() {
     assert!(r.header("date").is_some_and(|d| d.ends_with(" GMT")));
     assert!(next_text(&mut ws).await.starts_with("0{\"sid\""));
     assert!(next_text(&mut ws).await.starts_with("40{\"sid\""));
-    ws.stream
-        .write_all(&text_frame("42[\"echo\",\"ws\"]"))
-        .await
-        .unwrap();
-    assert_eq!(next_text(&mut ws).await, "42[\"echo-back\",\"ws\"]");
+    assert_echo_over(&mut ws, "ws").await;
 
     // The polling session's upgrade, on a connection of its own.
     let mut up = Conn::open(&server).await;
@@ -471,11 +477,7 @@ async fn websocket_upgrades_are_served_without_hyper() {
     send(&mut polled, &polling("GET", &q, "")).await;
     assert_eq!(reply(&mut polled).await.body, "6");
     up.stream.write_all(&text_frame("5")).await.unwrap();
-    up.stream
-        .write_all(&text_frame("42[\"echo\",\"up\"]"))
-        .await
-        .unwrap();
-    assert_eq!(next_text(&mut up).await, "42[\"echo-back\",\"up\"]");
+    assert_echo_over(&mut up, "up").await;
 
     // A refused upgrade is answered as hyper answers it, and the
     // connection serves the next request.
