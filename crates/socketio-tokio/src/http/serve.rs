@@ -522,98 +522,60 @@ impl Conn {
             prefix,
             _slot: slot,
         });
-        let hyper = Hyper {
-            io,
-            h2,
-            watcher,
-            header_read_timeout,
-            shutdown_timeout,
-        };
         // Boxed: a connection served without hyper (an Engine.IO
         // session's) does not carry the space of hyper's connection, which
         // the runtime would copy as it spawns, polls and ends the task.
-        Box::pin(hyper.serve(service, &builders)).await;
+        let hyper = Box::pin(async move {
+            let (http1, auto) = &*builders;
+            let ended = if h2 {
+                // hyper times nothing on HTTP/2: not the rest of the preface,
+                // not the client's settings, not the time between requests. A
+                // connection with no request in flight for the header read
+                // timeout is closed, from its start on, as an idle kept-alive
+                // HTTP/1 connection is.
+                let activity = Activity::new();
+                let service = Tracked {
+                    inner: service,
+                    activity: activity.clone(),
+                };
+                let expire = async move {
+                    activity.idle(header_read_timeout).await;
+                    tracing::trace!("http/2 connection idle");
+                };
+                let conn = auto.serve_connection_with_upgrades(io, service);
+                until_done(
+                    conn,
+                    watcher,
+                    |c| c.graceful_shutdown(),
+                    expire,
+                    shutdown_timeout,
+                )
+                .await
+                .map_err(|e| e.to_string())
+            } else {
+                // hyper's header read timeout runs from the first read.
+                let conn = http1.serve_connection(io, service).with_upgrades();
+                until_done(
+                    conn,
+                    watcher,
+                    |c| c.graceful_shutdown(),
+                    std::future::pending(),
+                    shutdown_timeout,
+                )
+                .await
+                .map_err(|e| e.to_string())
+            };
+            if let Err(error) = ended {
+                tracing::trace!(%error, "http connection ended");
+            }
+        });
+        hyper.await;
     }
 }
 
 /// hyper's HTTP/1 connection, and the automatic one that serves the
 /// clients that open with the HTTP/2 preface.
 type Builders = (http1::Builder, Builder<TokioExecutor>);
-
-/// A connection hyper serves from here on.
-struct Hyper {
-    io: TokioIo<Counted>,
-    /// It opened with the HTTP/2 preface.
-    h2: bool,
-    watcher: watch::Receiver<()>,
-    header_read_timeout: Duration,
-    shutdown_timeout: Duration,
-}
-
-impl Hyper {
-    /// Serves the connection with `service` to its end.
-    async fn serve<H, B>(self, service: H, builders: &Builders)
-    where
-        H: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
-            + Send
-            + 'static,
-        H::Future: Send + 'static,
-        H::Error: Into<BoxError>,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
-        let Hyper {
-            io,
-            h2,
-            watcher,
-            header_read_timeout,
-            shutdown_timeout,
-        } = self;
-        let (http1, auto) = builders;
-        let ended = if h2 {
-            // hyper times nothing on HTTP/2: not the rest of the preface,
-            // not the client's settings, not the time between requests. A
-            // connection with no request in flight for the header read
-            // timeout is closed, from its start on, as an idle kept-alive
-            // HTTP/1 connection is.
-            let activity = Activity::new();
-            let service = Tracked {
-                inner: service,
-                activity: activity.clone(),
-            };
-            let expire = async move {
-                activity.idle(header_read_timeout).await;
-                tracing::trace!("http/2 connection idle");
-            };
-            let conn = auto.serve_connection_with_upgrades(io, service);
-            until_done(
-                conn,
-                watcher,
-                |c| c.graceful_shutdown(),
-                expire,
-                shutdown_timeout,
-            )
-            .await
-            .map_err(|e| e.to_string())
-        } else {
-            // hyper's header read timeout runs from the first read.
-            let conn = http1.serve_connection(io, service).with_upgrades();
-            until_done(
-                conn,
-                watcher,
-                |c| c.graceful_shutdown(),
-                std::future::pending(),
-                shutdown_timeout,
-            )
-            .await
-            .map_err(|e| e.to_string())
-        };
-        if let Err(error) = ended {
-            tracing::trace!(%error, "http connection ended");
-        }
-    }
-}
 
 /// The connection caps and the connections open.
 struct Admission {
