@@ -301,9 +301,6 @@ impl Conn<'_> {
                     }
                 }
             };
-            // A body not read whole (the request was refused before, or
-            // the body came too slowly) leaves the connection where no
-            // request starts.
             if let Reply::Upgrade(upgrade) = res {
                 // The client's first frames may have come with the request.
                 return match self.switch(&upgrade).await {
@@ -311,6 +308,9 @@ impl Conn<'_> {
                     Err(_) => Ended::Closed,
                 };
             }
+            // A body not read whole (the request was refused before, or
+            // the body came too slowly) leaves the connection where no
+            // request starts.
             let close = close || !read.load(Relaxed) || self.state.closing.load(Relaxed);
             if self.answer(res, close).await.is_err() || close {
                 return Ended::Closed;
@@ -360,11 +360,12 @@ impl Conn<'_> {
     /// Writes the `101` answer of `upgrade`.
     async fn switch(&mut self, upgrade: &Upgrade) -> io::Result<()> {
         self.out.clear();
-        let extensions = upgrade.extensions.as_ref().map_or(0, |e| e.len() + 28);
-        let cookie = upgrade.cookie.as_ref().map_or(0, |c| c.len() + 14);
-        // The accept key's line and the date's.
+        // Room for the head at once: the accept key's and the date's lines,
+        // and the names of the others, take under 192 bytes.
+        let extensions = upgrade.extensions.as_ref().map_or(0, String::len);
+        let cookie = upgrade.cookie.as_ref().map_or(0, http::HeaderValue::len);
         self.out
-            .reserve(SWITCHING.len() + 52 + extensions + cookie + 39);
+            .reserve(SWITCHING.len() + 192 + extensions + cookie);
         self.out.extend_from_slice(SWITCHING);
         header(
             &mut self.out,
@@ -473,8 +474,8 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
     let mut close = false;
     let mut content_type = None;
     let mut origin = None;
-    // `Connection: upgrade`, and `Upgrade: websocket`.
-    let mut upgrade = (false, false);
+    let mut connection_upgrade = false;
+    let mut upgrade_websocket = false;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -488,7 +489,7 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    upgrade.0 = true;
+                    connection_upgrade = true;
                 }
             }
         } else if name.eq_ignore_ascii_case("content-type") {
@@ -501,7 +502,7 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
             // Another protocol (`h2c`) is hyper's to refuse.
             for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"websocket") {
-                    upgrade.1 = true;
+                    upgrade_websocket = true;
                 } else if !token.is_empty() {
                     return Parsed::Other;
                 }
@@ -512,12 +513,11 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
             return Parsed::Other;
         }
     }
-    let websocket = match upgrade {
-        (_, true) => true,
-        (false, false) => false,
-        // `Connection: upgrade` with nothing to upgrade to.
-        (true, false) => return Parsed::Other,
-    };
+    // `Connection: upgrade` with nothing to upgrade to is hyper's.
+    if connection_upgrade && !upgrade_websocket {
+        return Parsed::Other;
+    }
+    let websocket = upgrade_websocket;
     let content_length = content_length.unwrap_or(0);
     if (method == Method::Get && content_length > 0) || content_length > shared.config.max_payload {
         return Parsed::Other;
