@@ -78,7 +78,7 @@ pub use engineio_packet::Str;
 
 pub use crate::decode::{DEFAULT_MAX_ATTACHMENTS, Decoder, Header, decode_packet};
 pub use crate::error::{DataError, DecodeError, EncodeError};
-pub use crate::packet::{Packet, PacketKind, ProtocolVersion, is_valid_namespace};
+pub use crate::packet::{Packet, PacketKind, ProtocolVersion, encode_event, is_valid_namespace};
 pub use crate::payload::Payload;
 pub use crate::wire::PacketType;
 pub use crate::wire::RESERVED_EVENTS;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ser::{ArgsSer, JsonSer, serialize_with, write_str};
+use crate::ser::{ArgsSer, JsonSer, serialize_then, serialize_with, write_str};
 use crate::wire::PacketType;
 use crate::{DataError, EncodeError, Payload, Str};
 
@@ -71,7 +71,7 @@ pub fn is_valid_namespace(nsp: &str) -> bool {
     nsp.starts_with('/') && memchr::memchr(b',', nsp.as_bytes()).is_none()
 }
 
-fn check_namespace(nsp: &Str) -> Result<(), EncodeError> {
+fn check_namespace(nsp: &str) -> Result<(), EncodeError> {
     let b = nsp.as_bytes();
     if b == b"/" || (b.first() == Some(&b'/') && memchr::memchr(b',', b).is_none()) {
         Ok(())
@@ -392,9 +392,6 @@ impl Packet {
     /// The length of the text form that [`encode_into`](Packet::encode_into) writes: exact
     /// for JSON payloads, an estimate for msgpack values carried through JSON.
     pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
-        fn digits(n: u64) -> usize {
-            n.checked_ilog10().map_or(1, |d| d as usize + 1)
-        }
         let ty = self.packet_type();
         let mut len = 1;
         if ty.is_binary() {
@@ -420,6 +417,74 @@ impl Packet {
         }
         len
     }
+}
+
+/// The number of decimal digits of `n`.
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// The text form of the event [`Packet::event`] makes, written after `prefix` (such as an
+/// Engine.IO `4`) straight from `args`, and its attachments: the bytes that
+/// [`Packet::encode_into`] writes after `prefix` for that packet, with no packet in between
+/// (one serializer pass, one exactly sized buffer).
+///
+/// # Errors
+/// As [`Packet::event`].
+pub fn encode_event<T: Serialize + ?Sized>(
+    prefix: &str,
+    nsp: &str,
+    name: &str,
+    args: &T,
+    id: Option<u64>,
+) -> Result<(Str, Vec<Bytes>), EncodeError> {
+    check_namespace(nsp)?;
+    serialize_then(
+        |out| {
+            let mut bins = Vec::new();
+            out.push('[');
+            write_str(out, name);
+            args.serialize(ArgsSer {
+                out,
+                bins: &mut bins,
+                has_prev: true,
+            })
+            .map(|()| bins)
+        },
+        |json, bins| {
+            let with_nsp = !nsp.is_empty() && nsp != "/";
+            let mut len = prefix.len() + 1 + json.len();
+            if !bins.is_empty() {
+                len += digits(bins.len() as u64) + 1;
+            }
+            if with_nsp {
+                len += nsp.len() + 1;
+            }
+            if let Some(id) = id {
+                len += digits(id);
+            }
+            let mut out = String::with_capacity(len);
+            out.push_str(prefix);
+            let mut buf = itoa::Buffer::new();
+            if bins.is_empty() {
+                out.push('2');
+            } else {
+                out.push('5');
+                out.push_str(buf.format(bins.len()));
+                out.push('-');
+            }
+            if with_nsp {
+                out.push_str(nsp);
+                out.push(',');
+            }
+            if let Some(id) = id {
+                out.push_str(buf.format(id));
+            }
+            out.push_str(json);
+            debug_assert_eq!(out.len(), len);
+            (Str::from(out), bins)
+        },
+    )
 }
 
 /// Where the text form is written: bytes (after an Engine.IO prefix) or a

@@ -68,11 +68,20 @@ thread_local! {
 pub(crate) fn serialize_with(
     write: impl FnOnce(&mut String) -> Result<()>,
 ) -> Result<String, EncodeError> {
+    serialize_then(write, |json, ()| String::from(json))
+}
+
+/// Runs `write` on an empty buffer and returns what `finish` makes of what it wrote and of
+/// what it returned.
+pub(crate) fn serialize_then<W, R>(
+    write: impl FnOnce(&mut String) -> Result<W>,
+    finish: impl FnOnce(&str, W) -> R,
+) -> Result<R, EncodeError> {
     // During thread teardown the scratch buffer is gone: a fresh one serves.
     let mut buf = SCRATCH.try_with(Cell::take).unwrap_or_default();
     buf.clear();
     let out = match write(&mut buf) {
-        Ok(()) => Ok(String::from(buf.as_str())),
+        Ok(w) => Ok(finish(buf.as_str(), w)),
         Err(SerError(e)) => Err(*e),
     };
     if buf.capacity() <= SCRATCH_KEEP {

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use socketio_packet::{
-    Decoder, Packet, PacketKind, Payload, ProtocolVersion, RESERVED_EVENTS, Str,
+    Decoder, Packet, PacketKind, Payload, ProtocolVersion, RESERVED_EVENTS, Str, encode_event,
 };
 
 /// A JSON-like value with binary buffers anywhere.
@@ -191,6 +191,36 @@ proptest! {
         // The same decoder goes on with the next packet.
         let again = transmit(&mut decoder, &packet);
         prop_assert_eq!(again, packet);
+    }
+
+    #[test]
+    fn an_event_encoded_straight_is_the_packets_text(
+        nsp in nsp(),
+        name in name(),
+        args in proptest::collection::vec(arg(), 0..5),
+        one in arg(),
+        id in proptest::option::of(any::<u64>()),
+        prefix in prop_oneof![Just(""), Just("4")],
+    ) {
+        // A list of arguments, and a single value (one argument).
+        let same = |packet: Packet, (text, bins): (Str, Vec<Bytes>)| {
+            let mut out = prefix.as_bytes().to_vec();
+            packet.encode_into(ProtocolVersion::V5, &mut out);
+            prop_assert_eq!(text.as_bytes(), &out[..]);
+            prop_assert_eq!(&bins[..], packet.attachments());
+            Ok(())
+        };
+        let encoded = encode_event(prefix, &nsp, &name, &args, id).unwrap_or_else(|e| panic!("{e}"));
+        same(Packet::event(nsp.clone(), &name, &args, id).unwrap_or_else(|e| panic!("{e}")), encoded)?;
+        let encoded = encode_event(prefix, &nsp, &name, &one, id).unwrap_or_else(|e| panic!("{e}"));
+        same(Packet::event(nsp.clone(), &name, &one, id).unwrap_or_else(|e| panic!("{e}")), encoded)?;
+    }
+
+    #[test]
+    fn an_event_encoded_straight_refuses_what_a_packet_refuses(nsp in ".{0,6}", name in name()) {
+        let straight = encode_event("4", &nsp, &name, &(1, 2), None).map(|_| ());
+        let packet = Packet::event(Str::from(nsp.as_str()), &name, &(1, 2), None).map(|_| ());
+        prop_assert_eq!(format!("{straight:?}"), format!("{packet:?}"));
     }
 
     #[test]

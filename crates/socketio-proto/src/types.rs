@@ -187,6 +187,28 @@ impl Encoded {
         }
     }
 
+    /// Encodes the event [`Packet::event`] makes of `nsp`, `name` and `args`
+    /// (with no ack id) for the default parser, straight from `args`: what
+    /// [`Encoded::new`] makes of that packet, with no packet in between and
+    /// one buffer (events are written alike for both protocol versions).
+    ///
+    /// # Errors
+    ///
+    /// As [`Packet::event`].
+    pub fn event<T: serde::Serialize + ?Sized>(
+        nsp: &str,
+        name: &str,
+        args: &T,
+    ) -> Result<Encoded, socketio_packet::EncodeError> {
+        let (text, attachments) = socketio_packet::encode_event("4", nsp, name, args, None)?;
+        Ok(Encoded {
+            text,
+            attachments,
+            compress: true,
+            msgpack: false,
+        })
+    }
+
     /// Encodes `packet` for clients speaking `version` with `parser`: the
     /// server's [`Config::parser`](crate::Config::parser), so that every
     /// client of the server reads it.
@@ -530,6 +552,23 @@ mod tests {
         assert_eq!(top.len(), 128);
         let map: HandleMap<u64> = (0..100).map(|n| (ConnectionHandle(n), n * 2)).collect();
         assert_eq!(map.get(&ConnectionHandle(42)), Some(&84));
+    }
+
+    #[test]
+    fn an_event_encoded_straight_is_the_packets_encoding() {
+        use super::Encoded;
+        use socketio_packet::{Packet, ProtocolVersion};
+        let bin = bytes::Bytes::from_static(b"\x00\x01");
+        for nsp in ["/", "/chat"] {
+            for version in [ProtocolVersion::V4, ProtocolVersion::V5] {
+                let straight = Encoded::event(nsp, "echo", &(1, "two", &bin)).expect("encoded");
+                let packet =
+                    Packet::event(nsp.into(), "echo", &(1, "two", &bin), None).expect("a packet");
+                assert_eq!(straight, Encoded::new(&packet, version));
+                assert_eq!(straight.attachments, std::slice::from_ref(&bin));
+            }
+        }
+        assert!(Encoded::event("chat", "echo", &1).is_err());
     }
 
     #[test]

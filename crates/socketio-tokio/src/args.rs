@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny, Visitor};
 use serde::ser::Impossible;
 use socketio_proto::socketio_packet::{DataError, EncodeError, Packet};
-use socketio_proto::{Payload, Str};
+use socketio_proto::{Encoded, Payload, Str};
 
 /// What a probe learnt of a type's serde shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +218,19 @@ pub(crate) fn event_packet<T: Serialize + ?Sized>(
     match is_arg_list(args) {
         true => Packet::event(nsp, name, args, None),
         false => Packet::event(nsp, name, &(args,), None),
+    }
+}
+
+/// The EVENT of [`event_packet`] encoded straight for the default parser,
+/// with no packet in between.
+pub(crate) fn event_encoded<T: Serialize + ?Sized>(
+    nsp: &str,
+    name: &str,
+    args: &T,
+) -> Result<Encoded, EncodeError> {
+    match is_arg_list(args) {
+        true => Encoded::event(nsp, name, args),
+        false => Encoded::event(nsp, name, &(args,)),
     }
 }
 

@@ -28,7 +28,7 @@ use crate::api::ns::NsInner;
 use crate::api::operators::BroadcastOperator;
 use crate::api::server::{Shared, own_room};
 use crate::args::RoomParam;
-use crate::args::{event_packet, from_args};
+use crate::args::{event_encoded, event_packet, from_args};
 use crate::error::{AckError, EmitError};
 use crate::handler_map::HandlerMap;
 use crate::request_head::RequestHead;
@@ -1340,6 +1340,21 @@ impl Emitter<'_> {
     ///
     /// As [`Socket::emit`].
     pub fn emit<T: Serialize + ?Sized>(self, event: &str, args: &T) -> Result<(), EmitError> {
+        let socket = &self.socket.0;
+        // With no packet to show outgoing listeners or to keep for a
+        // recovery, the frame is written straight from the arguments.
+        if socket.parser == socketio_proto::Parser::Default
+            && !socket.has_outgoing_listeners()
+            && (!socket.stored || self.volatile)
+            && self.socket.connected()
+        {
+            let encoded = event_encoded(&socket.nsp, event, args)?.with_compress(self.compress);
+            return socket
+                .link
+                .send_encoded(&socket.nsp, &encoded, self.volatile)
+                .or_else(ignore_dropped)
+                .map_err(emit_error);
+        }
         let packet = event_packet(self.socket.0.nsp.clone(), event, args)?;
         self.send(packet)
     }
