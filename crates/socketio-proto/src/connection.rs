@@ -1804,6 +1804,19 @@ impl Connection {
             })
     }
 
+    /// Whether one of [`poll_response`](Connection::poll_response),
+    /// [`poll_endpoint_event`](Connection::poll_endpoint_event) or
+    /// [`poll_event`](Connection::poll_event) has something to give: what
+    /// [`has_output`](Connection::has_output) says, frames left aside, for a
+    /// binding that writes its frames elsewhere than it handles the rest.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+            || self
+                .rare
+                .as_deref()
+                .is_some_and(|r| !r.responses.is_empty() || !r.endpoint_events.is_empty())
+    }
+
     /// The next event for the [`Endpoint`](crate::Endpoint).
     pub fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
         let event = pop_front(&mut self.rare.as_deref_mut()?.endpoint_events);

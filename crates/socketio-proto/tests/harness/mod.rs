@@ -64,14 +64,17 @@ impl Harness {
             for h in handles {
                 let conn = self.conns.get_mut(&h).expect("connection");
                 let had_output = conn.has_output();
+                let had_events = conn.has_events();
                 let before = progress;
                 progress = false;
+                let mut events = false;
                 while let Some((id, r)) = conn.poll_response() {
                     assert!(
                         self.responses.insert(id, r).is_none(),
                         "request {id:?} answered twice"
                     );
                     progress = true;
+                    events = true;
                 }
                 while let Some(t) = conn.poll_transmit() {
                     match t {
@@ -85,9 +88,11 @@ impl Harness {
                 while let Some(ev) = conn.poll_endpoint_event() {
                     self.endpoint.handle_event(self.now, h, ev);
                     progress = true;
+                    events = true;
                 }
                 while let Some(ev) = conn.poll_event() {
                     progress = true;
+                    events = true;
                     if let Event::ConnectRequest { nsp, resume, .. } = &ev
                         && self.auto_accept
                     {
@@ -118,6 +123,10 @@ impl Harness {
                 assert_eq!(
                     had_output, progress,
                     "has_output() disagrees with the poll_* methods"
+                );
+                assert_eq!(
+                    had_events, events,
+                    "has_events() disagrees with the poll_* methods"
                 );
                 progress |= before;
             }

@@ -375,15 +375,29 @@ impl Driver {
     /// Drains responses, endpoint events and application events.
     fn drain(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
-        // Broadcasts delivered to sockets with outgoing listeners.
-        let outgoing = std::mem::take(&mut self.core().outgoing);
-
-        for (socket, packet) in outgoing {
-            if let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind {
-                Socket(socket).notify_outgoing(name, data);
-            }
-        }
+        let mut first = true;
         loop {
+            // One look under the lock first: most rounds find nothing.
+            let (outgoing, idle) = {
+                let mut core = self.core();
+                // Broadcasts delivered to sockets with outgoing listeners.
+                let outgoing = match first {
+                    true => std::mem::take(&mut core.outgoing),
+                    false => Default::default(),
+                };
+                let idle = (!core.conn.has_events()).then(|| core.conn.take_counters());
+                (outgoing, idle)
+            };
+            first = false;
+            for (socket, packet) in outgoing {
+                if let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind {
+                    Socket(socket).notify_outgoing(name, data);
+                }
+            }
+            if let Some(counters) = idle {
+                self.shared.stats.connection(counters);
+                break;
+            }
             // Each output is taken under the link's lock and handled after
             // it is released: a handler may emit on this connection.
             loop {
