@@ -84,7 +84,7 @@ fn main() {
         let Some(Event::Message(event)) = conn.poll_event() else {
             panic!("the message comes out");
         };
-        conn.emit(&event.packet, false).expect("sent");
+        conn.emit(&event.packet(), false).expect("sent");
         assert!(conn.poll_transmit().is_some());
         assert!(conn.poll_response().is_none());
         assert!(conn.poll_endpoint_event().is_none());

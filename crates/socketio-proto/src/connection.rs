@@ -1193,14 +1193,6 @@ impl Connection {
             }
             (PacketKind::Event { name, data, id }, Some(i)) => {
                 let socket = &self.sockets[i];
-                let packet = Packet {
-                    nsp: socket.nsp.clone(),
-                    kind: PacketKind::Event {
-                        name: name.clone(),
-                        data: data.clone(),
-                        id,
-                    },
-                };
                 push_back(
                     &mut self.events,
                     Event::Message(EventMessage {
@@ -1209,7 +1201,6 @@ impl Connection {
                         name,
                         data,
                         ack_id: id,
-                        packet,
                     }),
                 );
             }
@@ -2044,7 +2035,7 @@ mod layout {
         let Some(Event::Message(message)) = conn.poll_event() else {
             panic!("the event comes out");
         };
-        assert!(conn.emit(&message.packet, false).is_ok());
+        assert!(conn.emit(&message.packet(), false).is_ok());
         assert!(conn.poll_transmit().is_some());
         assert!(conn.poll_response().is_none());
         assert!(conn.poll_endpoint_event().is_none());

@@ -275,8 +275,30 @@ pub struct EventMessage {
     pub data: Payload,
     /// The id to answer with an ack, when the client asked for one.
     pub ack_id: Option<u64>,
-    /// The decoded packet, for typed access to the arguments.
-    pub packet: Packet,
+}
+
+impl EventMessage {
+    /// The arguments after the event name, typed.
+    ///
+    /// # Errors
+    ///
+    /// [`DataError`](socketio_packet::DataError) when the arguments do not
+    /// match `T`.
+    pub fn args<T: serde::de::DeserializeOwned>(&self) -> Result<T, socketio_packet::DataError> {
+        self.data.args(1)
+    }
+
+    /// The EVENT packet the message came in.
+    pub fn packet(&self) -> Packet {
+        Packet {
+            nsp: self.nsp.clone(),
+            kind: socketio_packet::PacketKind::Event {
+                name: self.name.clone(),
+                data: self.data.clone(),
+                id: self.ack_id,
+            },
+        }
+    }
 }
 
 /// What the application learns from a connection.

@@ -85,7 +85,7 @@ fn over_websocket_every_packet_is_one_binary_message() {
         message.data.attachments(),
         &[Bytes::from_static(&[1, 2, 3])]
     );
-    let (bin, text): (serde_bytes::ByteBuf, String) = message.packet.event_args().unwrap();
+    let (bin, text): (serde_bytes::ByteBuf, String) = message.args().unwrap();
     assert_eq!(bin.as_slice(), &[1, 2, 3]);
     assert_eq!(text, "x");
 

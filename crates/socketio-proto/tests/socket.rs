@@ -65,7 +65,7 @@ fn typed_arguments_come_out_of_the_event() {
     let Event::Message(m) = &events[0] else {
         panic!("{events:?}")
     };
-    let (msg,): (Msg,) = m.packet.event_args().expect("typed");
+    let (msg,): (Msg,) = m.args().expect("typed");
     assert_eq!(
         msg,
         Msg {
