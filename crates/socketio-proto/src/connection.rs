@@ -1466,7 +1466,7 @@ impl Connection {
     /// [`SendError::BufferFull`] (the connection then closes).
     pub fn emit(&mut self, packet: &Packet, volatile: bool) -> Result<(), SendError> {
         let encoded = self.encode(packet);
-        self.send_encoded(&packet.nsp, &encoded, volatile)
+        self.send_encoded_owned(&packet.nsp, encoded, volatile)
     }
 
     /// Sends an event (built with [`Packet::event`]) asking for an
@@ -1500,7 +1500,7 @@ impl Connection {
         acks.next_id += 1;
         *ack_id = Some(id);
         let encoded = self.encode(&packet).with_compress(compress);
-        self.send_encoded(&packet.nsp, &encoded, false)?;
+        self.send_encoded_owned(&packet.nsp, encoded, false)?;
         let socket = self.sockets.iter_mut().find(|s| s.nsp == packet.nsp);
         if let Some(acks) = socket.and_then(|s| s.acks.as_deref_mut()) {
             acks.pending.push((id, now + timeout));
@@ -1527,7 +1527,8 @@ impl Connection {
         self.emit(&packet, false)
     }
 
-    /// Sends a packet encoded once for many connections (a broadcast).
+    /// Sends a packet encoded once for many connections (a broadcast): what
+    /// it queues shares the packet's bytes.
     ///
     /// # Errors
     ///
@@ -1538,6 +1539,36 @@ impl Connection {
         encoded: &Encoded,
         volatile: bool,
     ) -> Result<(), SendError> {
+        self.check_send(nsp, encoded.size(), volatile)?;
+        self.queue_encoded(encoded);
+        self.flush_polling();
+        Ok(())
+    }
+
+    /// Sends a packet encoded for this connection alone: it is queued as it
+    /// is, where [`send_encoded`](Connection::send_encoded) queues copies
+    /// that share its bytes (which makes a buffer's first copy allocate its
+    /// count of owners).
+    ///
+    /// # Errors
+    ///
+    /// As [`emit`](Connection::emit).
+    pub fn send_encoded_owned(
+        &mut self,
+        nsp: &str,
+        encoded: Encoded,
+        volatile: bool,
+    ) -> Result<(), SendError> {
+        self.check_send(nsp, encoded.size(), volatile)?;
+        self.queue_owned(encoded);
+        self.flush_polling();
+        Ok(())
+    }
+
+    /// Whether a packet of `size` bytes for `nsp` may be queued; a packet
+    /// that would overflow the send buffer closes the connection, unless it
+    /// is volatile (then it is dropped).
+    fn check_send(&mut self, nsp: &str, size: usize, volatile: bool) -> Result<(), SendError> {
         self.check_open()?;
         if !self.sockets.iter().any(|s| &*s.nsp == nsp) {
             return Err(SendError::NotConnected);
@@ -1545,7 +1576,7 @@ impl Connection {
         if volatile && !self.writable() {
             return Err(SendError::Dropped);
         }
-        if self.buffered_bytes + encoded.size() > self.config.max_buffer_size {
+        if self.buffered_bytes + size > self.config.max_buffer_size {
             if volatile {
                 return Err(SendError::Dropped);
             }
@@ -1553,8 +1584,6 @@ impl Connection {
             self.close_now(DisconnectReason::TransportError, true);
             return Err(SendError::BufferFull);
         }
-        self.queue_encoded(encoded);
-        self.flush_polling();
         Ok(())
     }
 
@@ -1596,15 +1625,35 @@ impl Connection {
     }
 
     /// Puts an encoded packet in the send buffer (its bound checked by the
-    /// caller).
+    /// caller), as copies that share its bytes.
     fn queue_encoded(&mut self, encoded: &Encoded) {
-        self.buffered_bytes += encoded.size();
-        let compress = encoded.compress;
-        if !encoded.msgpack {
-            push_back(&mut self.buffer, Out::Text(encoded.text.clone(), compress));
+        let text = (!encoded.msgpack).then(|| encoded.text.clone());
+        let attachments = encoded.attachments.iter().cloned();
+        self.queue_parts(encoded.size(), encoded.compress, text, attachments);
+    }
+
+    /// Puts an encoded packet in the send buffer as it is.
+    fn queue_owned(&mut self, encoded: Encoded) {
+        let size = encoded.size();
+        let text = (!encoded.msgpack).then_some(encoded.text);
+        self.queue_parts(size, encoded.compress, text, encoded.attachments);
+    }
+
+    /// Puts a text message (none with the msgpack parser) and the binary
+    /// messages after it in the send buffer, `size` bytes in all.
+    fn queue_parts(
+        &mut self,
+        size: usize,
+        compress: bool,
+        text: Option<Str>,
+        binaries: impl IntoIterator<Item = Bytes>,
+    ) {
+        self.buffered_bytes += size;
+        if let Some(text) = text {
+            push_back(&mut self.buffer, Out::Text(text, compress));
         }
-        for a in &encoded.attachments {
-            push_back(&mut self.buffer, Out::Binary(a.clone(), compress));
+        for a in binaries {
+            push_back(&mut self.buffer, Out::Binary(a, compress));
         }
     }
 
@@ -1660,7 +1709,7 @@ impl Connection {
 
     fn push_packet(&mut self, packet: &Packet) {
         let encoded = self.encode(packet);
-        self.queue_encoded(&encoded);
+        self.queue_owned(encoded);
         self.flush_polling();
     }
 

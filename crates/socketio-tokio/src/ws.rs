@@ -589,13 +589,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsConn<T> {
     /// Queues a message, compressed when permessage-deflate was agreed,
     /// `compress` allows it and it is long enough. Nothing is queued after a
     /// close frame.
-    pub(crate) fn send(&mut self, data: &Data, compress: bool) -> Result<(), WsError> {
+    pub(crate) fn send(&mut self, data: Data, compress: bool) -> Result<(), WsError> {
         if self.close_sent {
             return Ok(());
         }
         let (opcode, mut payload) = match data {
-            Data::Text(s) => (OpCode::Text, s.clone().into_bytes()),
-            Data::Binary(b) => (OpCode::Binary, b.clone()),
+            Data::Text(s) => (OpCode::Text, s.into_bytes()),
+            Data::Binary(b) => (OpCode::Binary, b),
         };
         let mut compressed = false;
         if let Some(deflater) = &self.deflater
@@ -991,15 +991,15 @@ mod tests {
         // The pong, a frame queued alone and left half written, then more
         // frames queued behind it: all go out whole and in order.
         poll_fn(|cx| ws.poll_flush(cx)).await.unwrap();
-        ws.send(&Data::Binary(Bytes::from(vec![1u8; 300])), true)
+        ws.send(Data::Binary(Bytes::from(vec![1u8; 300])), true)
             .unwrap();
         for _ in 0..3 {
             let _ = poll_fn(|cx| Poll::Ready(ws.poll_flush(cx))).await;
         }
         let written = ws.single.as_ref().map(|s| s.written);
         assert!(matches!(written, Some(1..300)), "{written:?}");
-        ws.send(&Data::Text("second".into()), true).unwrap();
-        ws.send(&Data::Binary(Bytes::from(vec![2u8; 70_000])), true)
+        ws.send(Data::Text("second".into()), true).unwrap();
+        ws.send(Data::Binary(Bytes::from(vec![2u8; 70_000])), true)
             .unwrap();
         poll_fn(|cx| ws.poll_flush(cx)).await.unwrap();
         let got = frames(&mut peer, 4).await;
@@ -1044,7 +1044,7 @@ mod tests {
         );
         assert_eq!(peer.read(&mut [0u8; 8]).await.unwrap(), 0);
         // Nothing is queued after the close frame.
-        ws.send(&Data::Text("after".into()), true).unwrap();
+        ws.send(Data::Text("after".into()), true).unwrap();
         assert_eq!(ws.queued(), 0);
     }
 
@@ -1063,9 +1063,9 @@ mod tests {
         .unwrap();
         let mut ws = WsConn::new(a, LIMITS, Some(agreed.deflater()));
         let long = "{\"text\":\"hello\"}".repeat(100);
-        ws.send(&Data::Text(long.as_str().into()), true).unwrap();
-        ws.send(&Data::Text(long.as_str().into()), false).unwrap();
-        ws.send(&Data::Text("short".into()), true).unwrap();
+        ws.send(Data::Text(long.as_str().into()), true).unwrap();
+        ws.send(Data::Text(long.as_str().into()), false).unwrap();
+        ws.send(Data::Text("short".into()), true).unwrap();
         poll_fn(|cx| ws.poll_flush(cx)).await.unwrap();
         let mut wire = vec![0u8; 1 << 16];
         let mut got = 0;
@@ -1109,10 +1109,10 @@ mod tests {
     async fn the_write_bound_refuses_more() {
         let (mut ws, _peer) = pair(1);
         ws.limits.max_write = 1000;
-        ws.send(&Data::Binary(Bytes::from(vec![0u8; 600])), true)
+        ws.send(Data::Binary(Bytes::from(vec![0u8; 600])), true)
             .unwrap();
         assert!(matches!(
-            ws.send(&Data::Binary(Bytes::from(vec![0u8; 600])), true),
+            ws.send(Data::Binary(Bytes::from(vec![0u8; 600])), true),
             Err(super::WsError::Full)
         ));
     }

@@ -325,10 +325,10 @@ impl Link {
     pub(crate) fn send_encoded(
         &self,
         nsp: &str,
-        encoded: &Encoded,
+        encoded: Encoded,
         volatile: bool,
     ) -> Result<(), SendError> {
-        self.change(|core| core.conn.send_encoded(nsp, encoded, volatile))
+        self.change(|core| core.conn.send_encoded_owned(nsp, encoded, volatile))
     }
 
     /// Delivers a broadcast: the shared bytes to the socket on `packet`'s

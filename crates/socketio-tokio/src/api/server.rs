@@ -398,7 +398,7 @@ impl Shared {
             // Delivered when the cluster gives it back with its offset.
             return Ok(());
         }
-        let sent = link.send_encoded(&packet.nsp, &plan.encoded, false);
+        let sent = link.send_encoded(&packet.nsp, plan.encoded, false);
         drop(state);
         sent
     }

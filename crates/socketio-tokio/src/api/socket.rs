@@ -1351,7 +1351,7 @@ impl Emitter<'_> {
             let encoded = event_encoded(&socket.nsp, event, args)?.with_compress(self.compress);
             return socket
                 .link
-                .send_encoded(&socket.nsp, &encoded, self.volatile)
+                .send_encoded(&socket.nsp, encoded, self.volatile)
                 .or_else(ignore_dropped)
                 .map_err(emit_error);
         }
@@ -1412,7 +1412,7 @@ impl Emitter<'_> {
                 socket
                     .0
                     .link
-                    .send_encoded(&packet.nsp, &encoded, self.volatile)
+                    .send_encoded(&packet.nsp, encoded, self.volatile)
             }
         };
         sent.or_else(ignore_dropped).map_err(emit_error)

@@ -1069,7 +1069,7 @@ impl Driver {
                         }
                         Poll::Ready(Ok(())) => {
                             progress = true;
-                            if let Err(e) = entry.ws.send(&frame, compress) {
+                            if let Err(e) = entry.ws.send(frame, compress) {
                                 tracing::debug!(error = %e, "websocket write failed");
                                 entry.done = true;
                                 let mut core = self.link.lock();
