@@ -1905,7 +1905,8 @@ impl Connection {
 /// allocates again; a small allocation is the cheap one.
 fn push_back<T>(queue: &mut VecDeque<T>, item: T) {
     if queue.capacity() == 0 {
-        queue.reserve_exact(1);
+        // Made with its room rather than grown to it: no growth path.
+        *queue = VecDeque::with_capacity(1);
     }
     queue.push_back(item);
 }
