@@ -148,6 +148,9 @@ pub(crate) struct Driver {
     pending_tx: Option<Box<Transmit>>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
+    /// The timer, armed at `armed`, was polled with the task's waker: it
+    /// wakes the task at its deadline, and needs no poll before.
+    sleep_polled: bool,
     /// The handler futures that did not finish when first polled; none
     /// (and no allocation) while there are none, as on an idle connection.
     tasks: Option<FuturesUnordered<TaskFuture>>,
@@ -197,6 +200,7 @@ impl Driver {
             pending_tx: None,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed: None,
+            sleep_polled: false,
             tasks: None,
             engine_tx: None,
             closed_at: None,
@@ -1258,6 +1262,8 @@ impl Future for DriverTask {
             .is_some_and(|w| w.will_wake(cx.waker()))
         {
             driver.waker = Some(cx.waker().clone());
+            // The timer knows the waker it was polled with.
+            driver.sleep_polled = false;
         }
         driver.run(cx, None)
     }
@@ -1379,21 +1385,27 @@ impl Driver {
                     .as_mut()
                     .reset(tokio::time::Instant::from_std(deadline));
                 this.armed = Some(deadline);
+                this.sleep_polled = false;
             }
-            match this.sleep.as_mut().poll(cx) {
-                Poll::Pending => {
-                    if this.link.step_ending(this.idle_ws()) {
-                        continue;
+            let waiting = (this.sleep_polled && now < deadline)
+                || match this.sleep.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        this.sleep_polled =
+                            this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+                        true
                     }
-                    return Poll::Pending;
+                    Poll::Ready(()) => false,
+                };
+            if waiting {
+                if this.link.step_ending(this.idle_ws()) {
+                    continue;
                 }
-                Poll::Ready(()) => {
-                    // The timer says the deadline passed, whatever the clock reads.
-                    this.armed = None;
-                    let now = clock::now().max(deadline);
-                    this.core().conn.handle_timeout(now);
-                }
+                return Poll::Pending;
             }
+            // The timer says the deadline passed, whatever the clock reads.
+            this.armed = None;
+            let now = clock::now().max(deadline);
+            this.core().conn.handle_timeout(now);
         }
         // Yield to the other tasks; come back at once.
         this.link.step_ending(None);
