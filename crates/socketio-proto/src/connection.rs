@@ -1905,8 +1905,9 @@ impl Connection {
 /// allocates again; a small allocation is the cheap one.
 fn push_back<T>(queue: &mut VecDeque<T>, item: T) {
     if queue.capacity() == 0 {
-        // Made with its room rather than grown to it: no growth path.
-        *queue = VecDeque::with_capacity(1);
+        // Made with its room rather than grown to it: no growth path. The
+        // queue it replaces holds no memory, and needs no drop.
+        std::mem::forget(std::mem::replace(queue, VecDeque::with_capacity(1)));
     }
     queue.push_back(item);
 }

@@ -54,11 +54,25 @@ impl<V: Clone> HandlerMap<V> {
         }
     }
 
-    /// Where the values of `name` are.
+    /// Where the values of `name` are: in a short list, the first equal
+    /// name (told apart by length before any byte is compared), else where
+    /// a binary search puts it.
     fn run(&self, name: &str) -> Range<usize> {
+        /// Up to this many entries a scan for an equal name is the cheaper.
+        const SCAN: usize = 16;
         let entries = self.list();
-        let start = entries.partition_point(|(n, _)| **n < *name);
-        let len = entries[start..].partition_point(|(n, _)| **n == *name);
+        let start = if entries.len() <= SCAN {
+            match entries.iter().position(|(n, _)| **n == *name) {
+                Some(start) => start,
+                None => entries.partition_point(|(n, _)| **n < *name),
+            }
+        } else {
+            entries.partition_point(|(n, _)| **n < *name)
+        };
+        let len = entries[start..]
+            .iter()
+            .take_while(|(n, _)| **n == *name)
+            .count();
         start..start + len
     }
 
@@ -248,6 +262,24 @@ mod tests {
         assert_eq!(values(&m, "a"), [3]);
     }
 
+    #[test]
+    fn finds_names_in_a_long_list_as_in_a_short_one() {
+        let names: Vec<String> = (0..40).map(|i| format!("event{}", i % 20)).collect();
+        let mut m = HandlerMap::default();
+        for (i, name) in names.iter().enumerate() {
+            m.push(Cow::Owned(name.clone()), i as i32);
+            // Each name's values in order, whether the list is scanned or
+            // searched.
+            for (j, other) in names.iter().enumerate().take(i + 1).take(20) {
+                let want: Vec<i32> = (j..=i).step_by(20).map(|k| k as i32).collect();
+                assert_eq!(values(&m, other), want, "{other} among {}", i + 1);
+            }
+        }
+        assert_eq!(values(&m, "event2"), [2, 22]);
+        assert_eq!(values(&m, "event"), [0; 0]);
+        assert_eq!(values(&m, "event99"), [0; 0]);
+    }
+
     /// A map whose values are names or, when negative, values that
     /// hold something and so are never shared.
     fn map(values: &[(&'static str, i32)]) -> HandlerMap<i32> {
@@ -397,6 +429,12 @@ impl<T> RareVec<T> {
     /// Empties the list.
     pub(crate) fn clear(&mut self) {
         self.0 = None;
+    }
+
+    /// The list, or `None` if it was never made: nothing to iterate over
+    /// (or to drop) when unused.
+    pub(crate) fn into_option(self) -> Option<Vec<T>> {
+        self.0.map(|list| *list)
     }
 
     /// Keeps the values `keep` says to keep; the room goes once none is

@@ -386,16 +386,18 @@ impl Driver {
                 let mut core = self.core();
                 // Broadcasts delivered to sockets with outgoing listeners.
                 let outgoing = match first {
-                    true => std::mem::take(&mut core.outgoing),
-                    false => Default::default(),
+                    true => std::mem::take(&mut core.outgoing).into_option(),
+                    false => None,
                 };
                 let idle = (!core.conn.has_events()).then(|| core.conn.take_counters());
                 (outgoing, idle)
             };
             first = false;
-            for (socket, packet) in outgoing {
-                if let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind {
-                    Socket(socket).notify_outgoing(name, data);
+            if let Some(outgoing) = outgoing {
+                for (socket, packet) in outgoing {
+                    if let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind {
+                        Socket(socket).notify_outgoing(name, data);
+                    }
                 }
             }
             if let Some(counters) = idle {
