@@ -1786,7 +1786,7 @@ impl Connection {
             if self.state == State::Closed {
                 return None;
             }
-            let out = pop_front(&mut self.buffer)?;
+            let out = pop_passing(&mut self.buffer)?;
             self.buffered_bytes = self.buffered_bytes.saturating_sub(out.size());
             self.counters.sent(&out);
             let (frame, compress) = self.ws_frame(out);
@@ -1823,7 +1823,7 @@ impl Connection {
 
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        pop_front(&mut self.events)
+        pop_passing(&mut self.events)
     }
 
     /// Whether one of [`poll_response`](Connection::poll_response),
@@ -1899,17 +1899,75 @@ impl Connection {
     }
 }
 
-/// Adds an item to a queue. An empty queue takes room for one item only:
-/// one event or packet at a time is the usual traffic, and a queue that
-/// drains gives its memory back (see [`pop_front`]), so the next item
-/// allocates again; a small allocation is the cheap one.
-fn push_back<T>(queue: &mut VecDeque<T>, item: T) {
+/// A kind of item that passes through a connection's queue one at a time
+/// (its events, its frames): the room of such a queue that empties is kept
+/// by the thread, one queue's worth, for the next queue of its kind to fill
+/// (see [`push_back`] and [`pop_passing`]), so that an item passing through
+/// neither allocates nor frees, while an idle connection keeps no room.
+trait Passing: Sized + 'static {
+    /// The thread's spare room for this kind's queues.
+    fn spare() -> &'static std::thread::LocalKey<std::cell::Cell<VecDeque<Self>>>;
+}
+
+thread_local! {
+    static SPARE_EVENTS: std::cell::Cell<VecDeque<Event>> =
+        const { std::cell::Cell::new(VecDeque::new()) };
+    static SPARE_OUT: std::cell::Cell<VecDeque<Out>> =
+        const { std::cell::Cell::new(VecDeque::new()) };
+}
+
+impl Passing for Event {
+    fn spare() -> &'static std::thread::LocalKey<std::cell::Cell<VecDeque<Self>>> {
+        &SPARE_EVENTS
+    }
+}
+
+impl Passing for Out {
+    fn spare() -> &'static std::thread::LocalKey<std::cell::Cell<VecDeque<Self>>> {
+        &SPARE_OUT
+    }
+}
+
+/// Adds an item to a queue. An empty queue takes the thread's spare room,
+/// or room for one item only: one event or packet at a time is the usual
+/// traffic, and a queue that drains gives its room back (see
+/// [`pop_passing`]).
+fn push_back<T: Passing>(queue: &mut VecDeque<T>, item: T) {
     if queue.capacity() == 0 {
-        // Made with its room rather than grown to it: no growth path. The
-        // queue it replaces holds no memory, and needs no drop.
-        std::mem::forget(std::mem::replace(queue, VecDeque::with_capacity(1)));
+        // During thread teardown the spare is gone: a new room serves.
+        let room = T::spare()
+            .try_with(std::cell::Cell::take)
+            .unwrap_or_default();
+        let room = match room.capacity() {
+            0 => VecDeque::with_capacity(1),
+            _ => room,
+        };
+        // The queue it replaces holds no memory, and needs no drop.
+        std::mem::forget(std::mem::replace(queue, room));
     }
     queue.push_back(item);
+}
+
+/// The most items a queue's room kept by the thread holds: the room of a
+/// burst goes back to the allocator.
+const SPARE_ROOM: usize = 4;
+
+/// Takes the first item of a queue of items passing through. A queue left
+/// empty gives its room to the thread (when small) or back to the
+/// allocator: an idle connection keeps none of it.
+fn pop_passing<T: Passing>(queue: &mut VecDeque<T>) -> Option<T> {
+    if queue.is_empty() {
+        return None;
+    }
+    let item = queue.pop_front();
+    if queue.is_empty() {
+        let room = std::mem::take(queue);
+        if room.capacity() <= SPARE_ROOM {
+            // During thread teardown the room goes back to the allocator.
+            let _ = T::spare().try_with(|spare| spare.set(room));
+        }
+    }
+    item
 }
 
 /// Takes the first item of a queue. A queue left empty gives its memory
@@ -2010,6 +2068,35 @@ mod layout {
         assert!(!conn.has_output());
         assert!(!conn.is_closed());
         conn
+    }
+
+    #[test]
+    fn items_passing_through_reuse_the_room_the_last_one_left() {
+        let spare = || {
+            SPARE_OUT.with(|s| {
+                let room = s.take();
+                let capacity = room.capacity();
+                s.set(room);
+                capacity
+            })
+        };
+        let noop = || Out::Control(EioPacket::Noop);
+        let mut queue = VecDeque::new();
+        push_back(&mut queue, noop());
+        let at = queue.as_slices().0.as_ptr();
+        assert!(pop_passing(&mut queue).is_some());
+        assert_eq!(queue.capacity(), 0, "the queue keeps no room");
+        assert_eq!(spare(), 1, "the thread keeps it");
+        push_back(&mut queue, noop());
+        assert_eq!(queue.as_slices().0.as_ptr(), at, "the next item takes it");
+        assert_eq!(spare(), 0);
+        // A burst's room goes back to the allocator.
+        for _ in 0..100 {
+            push_back(&mut queue, noop());
+        }
+        while pop_passing(&mut queue).is_some() {}
+        assert_eq!(queue.capacity(), 0);
+        assert_eq!(spare(), 0);
     }
 
     #[test]
