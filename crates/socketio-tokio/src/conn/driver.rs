@@ -1359,8 +1359,12 @@ impl Driver {
             progress |= this.poll_commands(now, handed.take());
             progress |= this.poll_held(cx, now);
             progress |= this.drain(cx, now);
-            progress |= this.poll_tasks(cx);
-            progress |= this.drain(cx, now);
+            // What the handlers' tasks did, when there are any (with none,
+            // nothing came since the drain).
+            if this.tasks.is_some() {
+                progress |= this.poll_tasks(cx);
+                progress |= this.drain(cx, now);
+            }
             // The broadcasts of this turn's handlers, each recipient's in
             // one write.
             link::write_held_now();
