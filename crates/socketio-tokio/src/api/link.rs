@@ -322,12 +322,20 @@ impl Link {
     }
 
     /// Sends an encoded packet to the socket on `nsp`.
+    ///
+    /// From the connection's own step (its handlers), the task need not
+    /// hear of it: the step writes what its handlers queued before it ends
+    /// (its writes come after them in each turn), and would otherwise take
+    /// another turn for nothing.
     pub(crate) fn send_encoded(
         &self,
         nsp: &str,
         encoded: Encoded,
         volatile: bool,
     ) -> Result<(), SendError> {
+        if OwnStep::is(self) {
+            return self.lock().conn.send_encoded_owned(nsp, encoded, volatile);
+        }
         self.change(|core| core.conn.send_encoded_owned(nsp, encoded, volatile))
     }
 
@@ -561,6 +569,38 @@ impl Link {
 pub(crate) struct Batch {
     /// Not `Send`: a batch is its thread's.
     _thread: std::marker::PhantomData<*const ()>,
+}
+
+thread_local! {
+    /// The address of the link whose step this thread takes, 0 if none.
+    static OWN_STEP: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the thread as taking a connection's step, until dropped.
+pub(crate) struct OwnStep {
+    /// The step it was taking before (a step is not taken within another
+    /// today; kept so that one would not confuse them).
+    previous: usize,
+}
+
+impl OwnStep {
+    /// The thread takes `link`'s step.
+    pub(crate) fn enter(link: &Link) -> OwnStep {
+        OwnStep {
+            previous: OWN_STEP.replace(std::ptr::from_ref(link).addr()),
+        }
+    }
+
+    /// Whether the thread takes `link`'s step.
+    fn is(link: &Link) -> bool {
+        OWN_STEP.get() == std::ptr::from_ref(link).addr()
+    }
+}
+
+impl Drop for OwnStep {
+    fn drop(&mut self) {
+        OWN_STEP.set(self.previous);
+    }
 }
 
 /// The frames a batch holds at most before it writes them: four

@@ -31,7 +31,7 @@ use tokio::time::Sleep;
 
 use crate::api::engine::EngineSocket;
 use crate::api::extract::{DisconnectContext, ErasedHandler, EventContext};
-use crate::api::link::{self, Batch, Core, Direct, Link, fail};
+use crate::api::link::{self, Batch, Core, Direct, Link, OwnStep, fail};
 use crate::api::ns::{ConnectError, ConnectRequest, NsInner};
 use crate::api::server::{Locked, Shared};
 use crate::api::socket::{
@@ -1303,6 +1303,7 @@ impl Driver {
         // in one write, at the end of each turn of the step and when it is
         // over (also if it unwinds).
         let _batch = Batch::open();
+        let _own = OwnStep::enter(&link);
         self.poll_inner(cx, handed)
     }
 
