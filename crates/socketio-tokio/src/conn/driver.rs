@@ -381,67 +381,64 @@ impl Driver {
         let mut progress = false;
         let mut first = true;
         loop {
-            // One look under the lock first: most rounds find nothing.
-            let (outgoing, idle) = {
-                let mut core = self.core();
-                // Broadcasts delivered to sockets with outgoing listeners.
-                let outgoing = match first {
-                    true => std::mem::take(&mut core.outgoing).into_option(),
-                    false => None,
-                };
-                let idle = (!core.conn.has_events()).then(|| core.conn.take_counters());
-                (outgoing, idle)
+            // What a round handles is taken under one hold of the link's
+            // lock, and handled after it is released: a handler may emit on
+            // this connection. Most rounds find nothing.
+            let mut core = self.core();
+            // Broadcasts delivered to sockets with outgoing listeners.
+            let outgoing = match first {
+                true => std::mem::take(&mut core.outgoing).into_option(),
+                false => None,
             };
             first = false;
-            if let Some(outgoing) = outgoing {
-                for (socket, packet) in outgoing {
-                    if let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind {
-                        Socket(socket).notify_outgoing(name, data);
-                    }
-                }
-            }
-            if let Some(counters) = idle {
+            if !core.conn.has_events() {
+                let counters = core.conn.take_counters();
+                drop(core);
+                self.notify_outgoing(outgoing);
                 self.shared.stats.connection(counters);
                 break;
             }
-            // Each output is taken under the link's lock and handled after
-            // it is released: a handler may emit on this connection.
-            loop {
-                let response = self.core().conn.poll_response();
-                let Some((id, response)) = response else {
-                    break;
-                };
+            // Responses first; then what the endpoint must learn, and the
+            // next event.
+            if let Some((id, response)) = core.conn.poll_response() {
+                drop(core);
+                self.notify_outgoing(outgoing);
                 progress = true;
                 if let Some(pos) = self.replies.iter().position(|(r, _)| *r == id) {
                     let (_, tx) = self.replies.swap_remove(pos);
                     let _ = tx.send(response);
                 }
+                continue;
             }
-            self.apply_endpoint_events();
-            let event = self.core().conn.poll_event();
-            match event {
-                Some(event) => {
-                    progress = true;
-                    self.on_event(cx, now, event);
-                }
-                None => break,
+            let endpoint = take_endpoint_events(&mut core);
+            let counters = core.conn.take_counters();
+            let event = core.conn.poll_event();
+            drop(core);
+            self.notify_outgoing(outgoing);
+            self.shared.stats.connection(counters);
+            if !endpoint.is_empty() {
+                give_endpoint_events(&mut self.shared.lock(), self.handle, endpoint);
+            }
+            if let Some(event) = event {
+                progress = true;
+                self.on_event(cx, now, event);
             }
         }
         progress
     }
 
-    /// Hands what the endpoint must know to it: taken from the connection
-    /// under the link's lock, then given to the endpoint under its own.
-    fn apply_endpoint_events(&mut self) {
-        let (events, counters) = {
-            let mut core = self.core();
-            (take_endpoint_events(&mut core), core.conn.take_counters())
-        };
-        self.shared.stats.connection(counters);
-        if events.is_empty() {
+    /// Calls the outgoing listeners of the sockets that `outgoing`'s
+    /// broadcasts were delivered to.
+    #[inline]
+    fn notify_outgoing(&self, outgoing: Option<Vec<(Arc<SocketInner>, socketio_proto::Packet)>>) {
+        let Some(outgoing) = outgoing else {
             return;
+        };
+        for (socket, packet) in outgoing {
+            if let socketio_proto::PacketKind::Event { name, data, .. } = &packet.kind {
+                Socket(socket).notify_outgoing(name, data);
+            }
         }
-        give_endpoint_events(&mut self.shared.lock(), self.handle, events);
     }
 
     /// The reply awaited for the acknowledgement `id` on `nsp`, taken out.
