@@ -141,13 +141,32 @@ fn string(b: &[u8], i: &mut usize) -> Result<bool, ScanError> {
     }
 }
 
+/// Skips ASCII digits, 8 bytes at a time; returns how many.
 #[inline(always)]
 fn digits(b: &[u8], i: &mut usize) -> usize {
     let start = *i;
+    while let Some(chunk) = b.get(*i..).and_then(<[u8]>::first_chunk::<8>) {
+        let mask = non_digit_mask(u64::from_le_bytes(*chunk));
+        if mask != 0 {
+            *i += (mask.trailing_zeros() / 8) as usize;
+            return *i - start;
+        }
+        *i += 8;
+    }
     while b.get(*i).is_some_and(u8::is_ascii_digit) {
         *i += 1;
     }
     *i - start
+}
+
+/// A mask with the high bit set in each of the 8 bytes that is not an ASCII digit. As in
+/// [`special_mask`], only the lowest set bit is meaningful: below the first non-digit no byte
+/// borrows or carries into the next.
+#[inline(always)]
+fn non_digit_mask(w: u64) -> u64 {
+    // Below `0`: the subtraction sets the high bit; above `9` (or not ASCII): the addition or
+    // the subtraction does.
+    (w.wrapping_sub(LO * u64::from(b'0')) | w.wrapping_add(LO * (0x80 - 1 - u64::from(b'9')))) & HI
 }
 
 /// A number, with `*i` on its first character. Returns whether it is a plain non-negative
@@ -505,6 +524,27 @@ mod tests {
 
     fn ok(s: &str) -> bool {
         scan(s.as_bytes(), None).is_ok()
+    }
+
+    #[test]
+    fn digits_are_counted_as_one_at_a_time() {
+        // Every byte value, at every place of a run of digits longer and
+        // shorter than a word.
+        for len in 0..20 {
+            for at in 0..=len {
+                for v in 0..=u8::MAX {
+                    let mut b = vec![b'7'; len];
+                    if at < len {
+                        b[at] = v;
+                    }
+                    b.push(b'x');
+                    let want = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                    let mut i = 0;
+                    assert_eq!(digits(&b, &mut i), want, "{b:?}");
+                    assert_eq!(i, want);
+                }
+            }
+        }
     }
 
     #[test]
