@@ -110,15 +110,7 @@ impl Packet {
     ) -> Result<Packet, EncodeError> {
         check_namespace(&nsp)?;
         let mut bins = Vec::new();
-        let out = serialize_with(|out| {
-            out.push('[');
-            write_str(out, name);
-            args.serialize(ArgsSer {
-                out,
-                bins: &mut bins,
-                has_prev: true,
-            })
-        })?;
+        let out = serialize_with(|out| write_event(out, name, args, &mut bins))?;
         // The name gets its own small buffer: cheaper than sharing the JSON's, whose reference
         // count would then be updated on every clone and drop.
         let json = Str::from(out);
@@ -419,6 +411,22 @@ impl Packet {
     }
 }
 
+/// Writes an event's array, `["name", ...args]`, its binary values taken into `bins`.
+fn write_event<T: Serialize + ?Sized>(
+    out: &mut String,
+    name: &str,
+    args: &T,
+    bins: &mut Vec<Bytes>,
+) -> crate::ser::Result<()> {
+    out.push('[');
+    write_str(out, name);
+    args.serialize(ArgsSer {
+        out,
+        bins,
+        has_prev: true,
+    })
+}
+
 /// The number of decimal digits of `n`.
 fn digits(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |d| d as usize + 1)
@@ -442,14 +450,7 @@ pub fn encode_event<T: Serialize + ?Sized>(
     serialize_then(
         |out| {
             let mut bins = Vec::new();
-            out.push('[');
-            write_str(out, name);
-            args.serialize(ArgsSer {
-                out,
-                bins: &mut bins,
-                has_prev: true,
-            })
-            .map(|()| bins)
+            write_event(out, name, args, &mut bins).map(|()| bins)
         },
         |json, bins| {
             let with_nsp = !nsp.is_empty() && nsp != "/";

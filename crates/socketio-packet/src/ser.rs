@@ -18,7 +18,7 @@ use serde::ser::{self, Impossible, Serialize};
 use crate::EncodeError;
 use crate::scan::{MAX_DEPTH, is_special, special_mask};
 
-type Result<T, E = SerError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = SerError> = std::result::Result<T, E>;
 
 /// The error of the serializers here: an [`EncodeError`] behind one pointer, so that every
 /// result they pass up stays one word wide.
