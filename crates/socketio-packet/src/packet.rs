@@ -295,30 +295,25 @@ impl Packet {
     /// Writes everything before the payload (type, attachment count,
     /// namespace, ack id); returns the payload to write after it.
     fn write_head<S: Sink>(&self, version: ProtocolVersion, out: &mut S) -> Option<&Payload> {
-        const DIGITS: [&str; 7] = ["0", "1", "2", "3", "4", "5", "6"];
-        let ty = self.packet_type();
-        let (payload, id) = match &self.kind {
-            PacketKind::Connect(p) if version == ProtocolVersion::V5 => (p.as_ref(), None),
-            PacketKind::Connect(_) | PacketKind::Disconnect => (None, None),
-            PacketKind::Event { data, id, .. } => (Some(data), *id),
-            PacketKind::Ack { data, id } => (Some(data), Some(*id)),
-            PacketKind::ConnectError(data) => (Some(data), None),
+        let payload = match &self.kind {
+            PacketKind::Connect(p) if version == ProtocolVersion::V5 => p.as_ref(),
+            PacketKind::Connect(_) | PacketKind::Disconnect => None,
+            PacketKind::Event { data, .. }
+            | PacketKind::Ack { data, .. }
+            | PacketKind::ConnectError(data) => Some(data),
         };
-        let nsp = self.nsp.as_str();
-        out.put(DIGITS[usize::from(ty.digit() - b'0')]);
-        let mut buf = itoa::Buffer::new();
-        if ty.is_binary() {
-            out.put(buf.format(self.attachments().len()));
-            out.put("-");
-        }
-        if !nsp.is_empty() && nsp != "/" {
-            out.put(nsp);
-            out.put(",");
-        }
-        if let Some(id) = id {
-            out.put(buf.format(id));
-        }
+        self.head().write(out);
         payload
+    }
+
+    /// Everything before the payload.
+    fn head(&self) -> Head<'_> {
+        Head {
+            ty: self.packet_type(),
+            attachments: self.attachments().len(),
+            nsp: self.nsp.as_str(),
+            id: self.id(),
+        }
     }
 
     fn write_into(&self, version: ProtocolVersion, out: &mut Vec<u8>) {
@@ -384,18 +379,7 @@ impl Packet {
     /// The length of the text form that [`encode_into`](Packet::encode_into) writes: exact
     /// for JSON payloads, an estimate for msgpack values carried through JSON.
     pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
-        let ty = self.packet_type();
-        let mut len = 1;
-        if ty.is_binary() {
-            len += digits(self.attachments().len() as u64) + 1;
-        }
-        let nsp = self.nsp.as_bytes();
-        if !nsp.is_empty() && nsp != b"/" {
-            len += nsp.len() + 1;
-        }
-        if let Some(id) = self.id() {
-            len += digits(id);
-        }
+        let mut len = self.head().len();
         let payload = match &self.kind {
             PacketKind::Connect(_) if version == ProtocolVersion::V4 => None,
             _ => self.payload(),
@@ -453,39 +437,72 @@ pub fn encode_event<T: Serialize + ?Sized>(
             write_event(out, name, args, &mut bins).map(|()| bins)
         },
         |json, bins| {
-            let with_nsp = !nsp.is_empty() && nsp != "/";
-            let mut len = prefix.len() + 1 + json.len();
-            if !bins.is_empty() {
-                len += digits(bins.len() as u64) + 1;
-            }
-            if with_nsp {
-                len += nsp.len() + 1;
-            }
-            if let Some(id) = id {
-                len += digits(id);
-            }
+            let head = Head {
+                ty: match bins.is_empty() {
+                    true => PacketType::Event,
+                    false => PacketType::BinaryEvent,
+                },
+                attachments: bins.len(),
+                nsp,
+                id,
+            };
+            let len = prefix.len() + head.len() + json.len();
             let mut out = String::with_capacity(len);
             out.push_str(prefix);
-            let mut buf = itoa::Buffer::new();
-            if bins.is_empty() {
-                out.push('2');
-            } else {
-                out.push('5');
-                out.push_str(buf.format(bins.len()));
-                out.push('-');
-            }
-            if with_nsp {
-                out.push_str(nsp);
-                out.push(',');
-            }
-            if let Some(id) = id {
-                out.push_str(buf.format(id));
-            }
+            head.write(&mut out);
             out.push_str(json);
             debug_assert_eq!(out.len(), len);
             (Str::from(out), bins)
         },
     )
+}
+
+/// What the text form writes before the payload: `<type>[<n>-][<nsp>,][<id>]`.
+struct Head<'a> {
+    ty: PacketType,
+    /// The attachment count, written for binary types.
+    attachments: usize,
+    /// Written unless it is `/` (or empty).
+    nsp: &'a str,
+    id: Option<u64>,
+}
+
+impl Head<'_> {
+    fn with_nsp(&self) -> bool {
+        !self.nsp.is_empty() && self.nsp != "/"
+    }
+
+    /// Its length in bytes.
+    fn len(&self) -> usize {
+        let mut len = 1;
+        if self.ty.is_binary() {
+            len += digits(self.attachments as u64) + 1;
+        }
+        if self.with_nsp() {
+            len += self.nsp.len() + 1;
+        }
+        if let Some(id) = self.id {
+            len += digits(id);
+        }
+        len
+    }
+
+    fn write<S: Sink>(&self, out: &mut S) {
+        const DIGITS: [&str; 7] = ["0", "1", "2", "3", "4", "5", "6"];
+        out.put(DIGITS[usize::from(self.ty.digit() - b'0')]);
+        let mut buf = itoa::Buffer::new();
+        if self.ty.is_binary() {
+            out.put(buf.format(self.attachments));
+            out.put("-");
+        }
+        if self.with_nsp() {
+            out.put(self.nsp);
+            out.put(",");
+        }
+        if let Some(id) = self.id {
+            out.put(buf.format(id));
+        }
+    }
 }
 
 /// Where the text form is written: bytes (after an Engine.IO prefix) or a
