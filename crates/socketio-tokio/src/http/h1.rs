@@ -134,8 +134,9 @@ pub(crate) async fn serve(
         limits,
         state: &state,
     };
-    let run = conn.run(parsed);
-    tokio::pin!(run);
+    // Pinned where it is made: a future bound first and pinned after
+    // takes its room twice in this one.
+    let mut run = std::pin::pin!(conn.run(parsed));
     tokio::select! {
         biased;
         ended = &mut run => return ended,
@@ -204,8 +205,7 @@ impl Conn<'_> {
         // the last one's: the timer is not moved for each (a change in the
         // runtime's timer wheel), it is moved on when it fires early.
         let mut deadline = Instant::now() + self.limits.header_read_timeout;
-        let timer = tokio::time::sleep_until(deadline);
-        tokio::pin!(timer);
+        let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline));
         let mut first = Some(first);
         loop {
             let mut timed = false;
@@ -287,8 +287,12 @@ impl Conn<'_> {
                 true => tracing::trace!(len, "websocket upgrade"),
                 false => tracing::trace!(len, content_length, "polling request"),
             }
-            let answer = service::handle(self.shared.clone(), head, body, Some(self.remote));
-            tokio::pin!(answer);
+            let mut answer = std::pin::pin!(service::handle(
+                self.shared.clone(),
+                head,
+                body,
+                Some(self.remote)
+            ));
             let res = loop {
                 tokio::select! {
                     biased;

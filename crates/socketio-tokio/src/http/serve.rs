@@ -499,8 +499,18 @@ impl Conn {
         let prefix = match polling {
             Some((io, remote, limits)) if !h2 => match h1::first(&prefix, &io, limits) {
                 Some(parsed) => {
-                    let served =
-                        h1::serve(&stream, prefix, parsed, &io, remote, &mut watcher, limits);
+                    // Boxed, as hyper's connection is below: the task's
+                    // future stays small, and the runtime copies it whole
+                    // as it spawns and ends the task.
+                    let served = Box::pin(h1::serve(
+                        &stream,
+                        prefix,
+                        parsed,
+                        &io,
+                        remote,
+                        &mut watcher,
+                        limits,
+                    ));
                     match served.await {
                         h1::Ended::Closed => return,
                         h1::Ended::HandOver(rest) => rest,
