@@ -6,7 +6,6 @@
 //! ChaCha20 generator seeded from the operating system, or from a fixed seed
 //! in tests.
 
-use base64::Engine as _;
 use engineio_packet::Str;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -38,9 +37,9 @@ impl IdGenerator {
 
     /// A new id.
     pub fn next_id(&mut self) -> Str {
-        let mut raw = [0u8; 15];
+        let mut raw = [0u8; ID_BYTES];
         self.rng.fill_bytes(&mut raw);
-        Str::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+        encode_id(&raw)
     }
 
     /// A seed for a child generator (one per connection).
@@ -50,33 +49,70 @@ impl IdGenerator {
         IdGenerator::from_seed(seed)
     }
 
-    /// A seed for the ids of one connection, kept in 40 bytes instead of a
-    /// whole generator (a ChaCha20 state and its block buffer, about 320).
+    /// The ids of one connection: its first id drawn here, the others
+    /// made from a key drawn here.
     pub(crate) fn fork_stream(&mut self) -> IdStream {
-        let mut seed = [0u8; 32];
-        self.rng.fill_bytes(&mut seed);
-        IdStream { seed, next: 0 }
+        let mut key = [0u8; 16];
+        self.rng.fill_bytes(&mut key);
+        let mut first = [0u8; ID_BYTES];
+        self.rng.fill_bytes(&mut first);
+        IdStream {
+            key,
+            first: Some(first),
+            next: 0,
+        }
     }
 }
 
-/// The ids of one connection: a seed, and the number of ids drawn from it.
-/// Id `n` is the start of the ChaCha20 stream `n` of the seed, so ids stay
-/// unguessable and distinct; drawing one builds a generator on the stack
-/// (a connection draws one per namespace it joins).
+/// The random bytes of an id.
+const ID_BYTES: usize = 15;
+
+/// The ids of one connection, in 36 bytes rather than a whole generator (a
+/// ChaCha20 state and its block buffer, about 320).
+///
+/// The first id's bytes come from the endpoint's generator with the
+/// connection (most connections draw one id: their one socket's). Id `n`
+/// after it is the start of the ChaCha20 stream `n` of the key, so ids stay
+/// unguessable and distinct; drawing one builds a generator on the stack.
+/// The key is 128 bits, used twice as ChaCha20's 256 (as strong as the
+/// ids' own 120 random bits).
 #[derive(Debug, Clone)]
 pub(crate) struct IdStream {
-    seed: [u8; 32],
-    next: u64,
+    key: [u8; 16],
+    first: Option<[u8; ID_BYTES]>,
+    next: u32,
 }
 
 impl IdStream {
     /// A new id.
     pub(crate) fn next_id(&mut self) -> Str {
-        let mut rng = ChaCha20Rng::from_seed(self.seed);
-        rng.set_stream(self.next);
-        self.next += 1;
+        if let Some(first) = self.first.take() {
+            return encode_id(&first);
+        }
+        let mut seed = [0u8; 32];
+        seed[..16].copy_from_slice(&self.key);
+        seed[16..].copy_from_slice(&self.key);
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        rng.set_stream(u64::from(self.next));
+        self.next = self.next.wrapping_add(1);
         IdGenerator { rng }.next_id()
     }
+}
+
+/// The URL-safe base64 alphabet (RFC 4648, section 5).
+const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// `raw` in URL-safe base64: 15 bytes make 20 characters, with no padding.
+fn encode_id(raw: &[u8; ID_BYTES]) -> Str {
+    let mut out = [0u8; ID_BYTES / 3 * 4];
+    for (group, chars) in raw.chunks_exact(3).zip(out.chunks_exact_mut(4)) {
+        let n = u32::from(group[0]) << 16 | u32::from(group[1]) << 8 | u32::from(group[2]);
+        for (i, c) in chars.iter_mut().enumerate() {
+            *c = URL_SAFE[(n >> (18 - 6 * i) & 63) as usize];
+        }
+    }
+    // Every byte of the alphabet is ASCII.
+    Str::from(std::str::from_utf8(&out).unwrap_or_default())
 }
 
 /// The longest session id the application may give
@@ -177,6 +213,44 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn ids_are_their_bytes_in_url_safe_base64() {
+        use base64::Engine as _;
+        let mut g = IdGenerator::from_seed([9; 32]);
+        let mut raw = [0u8; ID_BYTES];
+        for _ in 0..1000 {
+            g.rng.fill_bytes(&mut raw);
+            assert_eq!(
+                encode_id(&raw).as_str(),
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+            );
+        }
+        assert_eq!(encode_id(&[0; ID_BYTES]).as_str(), "AAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(
+            encode_id(&[0xff; ID_BYTES]).as_str(),
+            "____________________"
+        );
+    }
+
+    #[test]
+    fn a_connection_stream_draws_its_first_id_with_it_and_the_others_from_its_key() {
+        let mut g = IdGenerator::from_seed([4; 32]);
+        let mut a = g.fork_stream();
+        let mut b = a.clone();
+        // The same stream gives the same ids, the first as the others.
+        let ids: Vec<Str> = (0..4).map(|_| a.next_id()).collect();
+        assert_eq!(ids, (0..4).map(|_| b.next_id()).collect::<Vec<_>>());
+        // A stream with the same key and another first id differs in its
+        // first only.
+        let mut c = IdStream {
+            first: Some([1; ID_BYTES]),
+            ..g.fork_stream()
+        };
+        c.key = a.key;
+        assert_ne!(c.next_id(), ids[0]);
+        assert_eq!(c.next_id(), ids[1]);
     }
 
     #[test]
