@@ -755,7 +755,7 @@ impl<C, S> Endpoint<C, S> {
     /// What routing can tell without changing the endpoint; `Err` with the
     /// request's parameters when it opens a session.
     fn route_shared<'r>(&self, req: &'r Request) -> Result<Route, EngineParams<'r>> {
-        if !self.matches_path(&req.path) {
+        if !self.matches_path(req.path()) {
             return Ok(Route::Respond(Response {
                 status: 404,
                 ..Response::bad_request()
@@ -866,7 +866,7 @@ impl<C, S> Endpoint<C, S> {
             eio,
             opening,
             self.ids.fork_stream(),
-            req.query.clone(),
+            req.query().to_owned(),
         );
         self.sessions.insert(sid.clone(), handle);
         self.conns.insert(

@@ -38,10 +38,12 @@ impl Method {
 pub struct Request {
     /// The method.
     pub method: Method,
-    /// The path, without the query (`/socket.io/`).
-    pub path: String,
-    /// The raw query string without the `?` (`EIO=4&transport=polling&t=x`).
-    pub query: String,
+    /// The path and the query, as the request line has them
+    /// (`/socket.io/?EIO=4&transport=polling`): one copy for both.
+    target: String,
+    /// The path's length in `target`; the query starts after the `?` that
+    /// follows it, if one does.
+    path_len: usize,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
     /// Whether the request asks for a WebSocket upgrade (`Upgrade: websocket`).
@@ -73,14 +75,10 @@ impl Request {
 
     /// A request with the given method, path and query, and body.
     pub fn new(method: Method, path_and_query: &str, body: Bytes) -> Request {
-        let (path, query) = match path_and_query.split_once('?') {
-            Some((p, q)) => (p, q),
-            None => (path_and_query, ""),
-        };
         Request {
             method,
-            path: path.to_owned(),
-            query: query.to_owned(),
+            target: path_and_query.to_owned(),
+            path_len: path_len(path_and_query),
             content_type: None,
             websocket: false,
             body,
@@ -88,21 +86,48 @@ impl Request {
         }
     }
 
+    /// The path, without the query (`/socket.io/`).
+    pub fn path(&self) -> &str {
+        self.target.get(..self.path_len).unwrap_or_default()
+    }
+
+    /// The raw query string without the `?` (`EIO=4&transport=polling&t=x`).
+    pub fn query(&self) -> &str {
+        self.target.get(self.path_len + 1..).unwrap_or_default()
+    }
+
     /// The first value of the query parameter `name`, percent-decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        query_param(&self.query, name)
+        query_param(self.query(), name)
     }
 
     /// The first value of the query parameter `name`, percent-decoded,
     /// borrowed from the query when it has nothing to decode.
     pub fn query_value(&self, name: &str) -> Option<Cow<'_, str>> {
-        query_value(&self.query, name)
+        query_value(self.query(), name)
     }
 
     /// The query parameters Engine.IO reads, in one walk over the query.
     pub fn engine_params(&self) -> EngineParams<'_> {
-        engine_params(&self.query)
+        engine_params(self.query())
     }
+}
+
+/// The length of the path in a request's path and query: up to its `?`.
+/// A byte loop, not `str::find`: a path is a dozen bytes, shorter than
+/// what a search sets up for.
+fn path_len(path_and_query: &str) -> usize {
+    path_and_query
+        .bytes()
+        .position(|b| b == b'?')
+        .unwrap_or(path_and_query.len())
+}
+
+/// The query of a request's path and query: what follows its first `?`.
+pub fn query_of(path_and_query: &str) -> &str {
+    path_and_query
+        .get(path_len(path_and_query) + 1..)
+        .unwrap_or_default()
 }
 
 /// The first value of `name` in a raw query string, percent-decoded.
@@ -480,9 +505,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_request_splits_its_target_at_the_first_question_mark() {
+        for (target, path, query) in [
+            ("/socket.io/?EIO=4&t=x", "/socket.io/", "EIO=4&t=x"),
+            ("/socket.io/", "/socket.io/", ""),
+            ("/socket.io/?", "/socket.io/", ""),
+            ("/a?b?c", "/a", "b?c"),
+            ("?x=1", "", "x=1"),
+            ("", "", ""),
+        ] {
+            let req = Request::get(target);
+            assert_eq!((req.path(), req.query()), (path, query), "{target}");
+            assert_eq!(query_of(target), query, "{target}");
+        }
+    }
+
+    #[test]
     fn query_params_are_found_and_decoded() {
         let req = Request::get("/socket.io/?EIO=4&transport=polling&sid=a%2Bb&x");
-        assert_eq!(req.path, "/socket.io/");
+        assert_eq!(req.path(), "/socket.io/");
         assert_eq!(req.query_param("EIO").as_deref(), Some("4"));
         assert_eq!(req.query_param("sid").as_deref(), Some("a+b"));
         assert_eq!(req.query_param("x").as_deref(), Some(""));

@@ -231,6 +231,33 @@ async fn kept_alive_polling_requests_are_served_in_order() {
 }
 
 #[tokio::test]
+async fn a_socket_opened_here_knows_its_client_s_address() {
+    // No hook reads the head here: the address reaches the socket all the
+    // same, over long-polling and over a WebSocket.
+    let (_serial, server, mut conn, _q) = with_session().await;
+    let local = conn.stream.local_addr().unwrap();
+    let sockets = server.io.sockets();
+    assert_eq!(sockets.len(), 1);
+    assert_eq!(sockets[0].handshake().remote_addr(), Some(local));
+    let mut ws = Conn::open(&server).await;
+    let local = ws.stream.local_addr().unwrap();
+    send(&mut ws, &upgrade("EIO=4&transport=websocket", KEY)).await;
+    let switched = reply(&mut ws).await;
+    assert_eq!(switched.status, 101, "{switched:?}");
+    assert!(next_text(&mut ws).await.starts_with("0{\"sid\""));
+    ws.stream.write_all(&text_frame("40")).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("40{"));
+    let addresses: Vec<_> = server
+        .io
+        .sockets()
+        .iter()
+        .map(|s| s.handshake().remote_addr())
+        .collect();
+    assert_eq!(addresses.len(), 2);
+    assert!(addresses.contains(&Some(local)), "{addresses:?}");
+}
+
+#[tokio::test]
 async fn other_requests_go_to_hyper_with_what_was_read() {
     let (_serial, server, mut stream, q) = with_session().await;
     let before = counts();

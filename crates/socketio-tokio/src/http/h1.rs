@@ -330,6 +330,7 @@ impl Conn<'_> {
             Reply::Session { response, .. } if plain => {
                 let status =
                     StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_REQUEST);
+                self.out.reserve(answer_room(response.body.len()));
                 if status == StatusCode::OK && response.content_type == ContentType::Text {
                     self.out.extend_from_slice(OK_TEXT);
                 } else {
@@ -341,6 +342,7 @@ impl Conn<'_> {
             reply => {
                 let (parts, mut body) = reply.into_http(self.shared).into_parts();
                 let body = body_bytes(&mut body);
+                self.out.reserve(answer_room(body.len()));
                 status_line(&mut self.out, parts.status);
                 for (name, value) in &parts.headers {
                     header(&mut self.out, name.as_str(), value.as_bytes());
@@ -597,6 +599,15 @@ fn decimal(value: &[u8]) -> Option<usize> {
         let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
         n.checked_mul(10)?.checked_add(usize::from(digit))
     })
+}
+
+/// The room an answer with a body of `len` bytes takes in the connection's
+/// output buffer, reserved at once: its head (a session's takes under 192
+/// bytes; one with CORS headers or a cookie may take more) and its body
+/// when it is copied behind.
+fn answer_room(len: usize) -> usize {
+    let copied = if len <= COPY_BODY { len } else { 0 };
+    256 + copied
 }
 
 /// The bytes of a body made whole (every answer of [`handle`] is).

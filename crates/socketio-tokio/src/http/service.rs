@@ -309,7 +309,7 @@ impl Head {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let has_sid = socketio_proto::http::has_query_param(&request.query, "sid");
+        let has_sid = socketio_proto::http::has_query_param(request.query(), "sid");
         let keep = method == Method::Options || request.websocket || !has_sid;
         let origin = parts.headers.get(header::ORIGIN).map(|v| match keep {
             true => v.clone(),
@@ -347,10 +347,13 @@ impl Head {
         origin: Option<&[u8]>,
         accept: Option<Coding>,
     ) -> Option<Head> {
-        let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
-        if !socketio_proto::http::has_query_param(&request.query, "sid") {
+        // The query looked at before the request is made: a handshake's
+        // (no `sid`) is made from its whole head instead.
+        let query = socketio_proto::http::query_of(path_and_query);
+        if !socketio_proto::http::has_query_param(query, "sid") {
             return None;
         }
+        let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
         let origin = match origin {
             Some(origin) => Some(HeaderValue::from_bytes(origin).ok()?),
             None => None,
@@ -412,7 +415,12 @@ pub(crate) async fn handle<B: RequestBody>(
     let handshake = !has_sid;
     let mut slot = None;
     if handshake {
-        if let (Some(remote), Some(parts)) = (remote, parts.as_mut()) {
+        // For the hooks that read the head, and the extensions kept with
+        // the connection; the rest of this function takes `remote` itself.
+        let read_by_hooks = shared.options.allow_request.is_some()
+            || shared.options.generate_id.is_some()
+            || !shared.options.keep_extensions.is_empty();
+        if let (Some(remote), Some(parts), true) = (remote, parts.as_mut(), read_by_hooks) {
             parts.extensions.insert(RemoteAddr(remote));
         }
         if shared.shutting_down.load(Ordering::Relaxed) {
@@ -445,7 +453,9 @@ pub(crate) async fn handle<B: RequestBody>(
                 return Reply::Http(refuse_with(websocket, cors, origin.as_ref(), &message));
             }
         }
-        let ip = parts.as_deref().and_then(remote_addr).map(|a| a.ip());
+        let ip = remote
+            .or_else(|| parts.as_deref().and_then(remote_addr))
+            .map(|a| a.ip());
         slot = shared.sessions.admit(&shared.options.admission, ip);
         if slot.is_none() {
             shared.stats.refused(HandshakeRefusal::Capacity);
@@ -555,7 +565,7 @@ pub(crate) async fn handle<B: RequestBody>(
                 true => socketio_proto::TransportKind::WebSocket,
                 false => socketio_proto::TransportKind::Polling,
             });
-            let remote_addr = parts.as_deref().and_then(remote_addr);
+            let remote_addr = remote.or_else(|| parts.as_deref().and_then(remote_addr));
             let http = Arc::new(HttpInfo {
                 head: parts
                     .as_deref_mut()
@@ -591,9 +601,18 @@ pub(crate) async fn handle<B: RequestBody>(
             // The open packet is ready after the task's first step: take
             // it here rather than wait for the task.
             DriverCell::spawn(driver, span).try_step();
-            match answer.await {
-                Ok(r) => with_cookie(compress(r), cookie),
-                Err(_) => to_http(Response::error(HttpError::UnknownSid)),
+            match (answer.await, cookie) {
+                // Without a cookie, as a session's answer: written with no
+                // `HeaderMap` where no compression and no CORS apply.
+                (Ok(response), None) => {
+                    return Reply::Session {
+                        response,
+                        accept,
+                        origin,
+                    };
+                }
+                (Ok(r), cookie) => with_cookie(compress(r), cookie),
+                (Err(_), _) => to_http(Response::error(HttpError::UnknownSid)),
             }
         }
         Routed::Existing(link) => {
