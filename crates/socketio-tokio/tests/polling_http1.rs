@@ -234,7 +234,7 @@ async fn kept_alive_polling_requests_are_served_in_order() {
 async fn a_socket_opened_here_knows_its_client_s_address() {
     // No hook reads the head here: the address reaches the socket all the
     // same, over long-polling and over a WebSocket.
-    let (_serial, server, mut conn, _q) = with_session().await;
+    let (_serial, server, conn, _q) = with_session().await;
     let local = conn.stream.local_addr().unwrap();
     let sockets = server.io.sockets();
     assert_eq!(sockets.len(), 1);
