@@ -103,6 +103,15 @@ impl Tally {
     }
 }
 
+/// The length of `out` in a v4 polling payload.
+fn v4_len(out: &Out) -> usize {
+    match out {
+        Out::Text(s, _) => s.len(),
+        Out::Binary(b, _) => 1 + base64::encoded_len(b.len(), true).unwrap_or(0),
+        Out::Control(p) => p.text_len(EioVersion::V4),
+    }
+}
+
 impl Out {
     fn size(&self) -> usize {
         match self {
@@ -441,16 +450,12 @@ impl Connection {
             return;
         }
         if self.state == State::Closed {
-            self.rare()
-                .responses
-                .push_back((id, Response::error(HttpError::UnknownSid)));
+            self.respond(id, Response::error(HttpError::UnknownSid));
             return;
         }
         let Transport::Polling { .. } = self.transport else {
             // Upgraded: polling requests no longer belong to this session.
-            self.rare()
-                .responses
-                .push_back((id, Response::error(HttpError::BadRequest)));
+            self.respond(id, Response::error(HttpError::BadRequest));
             return;
         };
         match req.method {
@@ -458,9 +463,7 @@ impl Connection {
                 if self.pending_get().is_some() {
                     // Overlapping polls: the pending one gets a close
                     // packet, this one a 400, and the session ends.
-                    self.rare()
-                        .responses
-                        .push_back((id, Response::bad_request()));
+                    self.respond(id, Response::bad_request());
                     self.close_now(DisconnectReason::TransportError, true);
                     return;
                 }
@@ -474,21 +477,19 @@ impl Connection {
             Method::Post => self.handle_post(now, id, req),
             // The reference's polling transport answers other methods with
             // a bare 500 and keeps the session.
-            _ => self.rare().responses.push_back((
+            _ => self.respond(
                 id,
                 Response {
                     status: 500,
                     ..Response::bad_request()
                 },
-            )),
+            ),
         }
     }
 
     fn handle_post(&mut self, now: Instant, id: RequestId, req: Request) {
         if req.body_too_large || req.body.len() > self.config.max_payload {
-            self.rare()
-                .responses
-                .push_back((id, Response::payload_too_large()));
+            self.respond(id, Response::payload_too_large());
             self.close_now(DisconnectReason::TransportError, true);
             return;
         }
@@ -504,7 +505,7 @@ impl Connection {
                     Err(_) => {
                         // The reference reads nothing from a form without
                         // one `d` field, and answers `ok`.
-                        self.rare().responses.push_back((id, Response::ok()));
+                        self.respond(id, Response::ok());
                         return;
                     }
                 }
@@ -513,9 +514,7 @@ impl Connection {
         };
         let decoded = match (self.eio, binary_body) {
             (EioVersion::V4, true) => {
-                self.rare()
-                    .responses
-                    .push_back((id, Response::bad_request()));
+                self.respond(id, Response::bad_request());
                 self.close_now(DisconnectReason::TransportError, true);
                 return;
             }
@@ -525,7 +524,7 @@ impl Connection {
         };
         match decoded {
             Ok(packets) => {
-                self.rare().responses.push_back((id, Response::ok()));
+                self.respond(id, Response::ok());
                 for packet in packets {
                     if self.state != State::Open {
                         break;
@@ -538,9 +537,7 @@ impl Connection {
                 // the session destroys the POST's connection. A 400 tells the
                 // client the same thing without cutting a keep-alive
                 // connection other requests may share.
-                self.rare()
-                    .responses
-                    .push_back((id, Response::bad_request()));
+                self.respond(id, Response::bad_request());
                 self.close_now(DisconnectReason::ParseError, true);
             }
         }
@@ -638,8 +635,8 @@ impl Connection {
                 // Switch: the pending poll gets a noop, the buffer moves to
                 // the WebSocket.
                 if let Some(get) = self.take_pending_get() {
-                    let body = self.encode_payload(vec![Out::Control(EioPacket::Noop)]);
-                    self.rare().responses.push_back((get, body));
+                    let body = self.encode_payload(&[Out::Control(EioPacket::Noop)]);
+                    self.respond(get, body);
                 }
                 self.transport = Transport::WebSocket(ws);
                 self.end_upgrade();
@@ -812,6 +809,13 @@ impl Connection {
         self.rare.get_or_insert_with(Box::default)
     }
 
+    /// Queues the answer to a request: in the thread's spare room for
+    /// answers when the queue is empty, as it mostly is (one request is
+    /// answered at a time), so that an answer neither allocates nor frees.
+    fn respond(&mut self, id: RequestId, response: Response) {
+        push_back(&mut self.rare().responses, (id, response));
+    }
+
     /// The upgrade under way, if any.
     fn upgrade(&self) -> Upgrade {
         self.rare.as_deref().map_or(Upgrade::None, |r| r.upgrade)
@@ -907,17 +911,21 @@ impl Connection {
             Some(0) | None => self.buffer.len(),
             Some(close) => close,
         };
-        let outs: Vec<Out> = self.buffer.drain(..end).collect();
-        release_if_empty(&mut self.buffer);
-        for out in &outs {
+        // Encoded where they lie, then dropped: no list of their own.
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let outs = &buffer.make_contiguous()[..end];
+        for out in outs {
             self.counters.sent(out);
         }
-        self.buffered_bytes = self.buffer.iter().map(Out::size).sum();
         let closes = outs
             .iter()
             .any(|o| matches!(o, Out::Control(EioPacket::Close)));
         let response = self.encode_payload(outs);
-        self.rare().responses.push_back((get, response));
+        buffer.drain(..end);
+        self.buffer = buffer;
+        release_if_empty(&mut self.buffer);
+        self.buffered_bytes = self.buffer.iter().map(Out::size).sum();
+        self.respond(get, response);
         if closes {
             let reason = match self.state {
                 State::Closing(r) => r,
@@ -927,7 +935,7 @@ impl Connection {
         }
     }
 
-    fn encode_payload(&self, outs: Vec<Out>) -> Response {
+    fn encode_payload(&self, outs: &[Out]) -> Response {
         let response = self.encode_plain_payload(outs);
         match &self.transport {
             Transport::Polling { jsonp: true, .. } => {
@@ -943,12 +951,14 @@ impl Connection {
         }
     }
 
-    fn encode_plain_payload(&self, outs: Vec<Out>) -> Response {
-        let mut body =
-            Vec::with_capacity(outs.iter().map(Out::size).sum::<usize>() + outs.len() * 4);
+    fn encode_plain_payload(&self, outs: &[Out]) -> Response {
         match self.eio {
             EioVersion::V4 => {
-                for (i, out) in outs.into_iter().enumerate() {
+                // Exactly sized: a `Bytes` made from a full `Vec` shares it
+                // without an allocation of its own.
+                let len = outs.iter().map(v4_len).sum::<usize>() + outs.len().saturating_sub(1);
+                let mut body = Vec::with_capacity(len);
+                for (i, out) in outs.iter().enumerate() {
                     if i > 0 {
                         body.push(0x1e);
                     }
@@ -960,18 +970,21 @@ impl Connection {
                             let n = base64::encoded_len(b.len(), true).unwrap_or(0);
                             body.resize(start + n, 0);
                             let written = base64::engine::general_purpose::STANDARD
-                                .encode_slice(&b, &mut body[start..])
+                                .encode_slice(b, &mut body[start..])
                                 .unwrap_or(0);
                             body.truncate(start + written);
                         }
                         Out::Control(p) => p.encode_text_into(EioVersion::V4, &mut body),
                     }
                 }
+                debug_assert_eq!(body.len(), len, "a v4 payload's length, computed ahead");
                 Response::text(Bytes::from(body))
             }
             EioVersion::V3 => {
+                let mut body =
+                    Vec::with_capacity(outs.iter().map(Out::size).sum::<usize>() + outs.len() * 4);
                 let binary = matches!(self.transport, Transport::Polling { binary: true, .. });
-                let packets: Vec<EioPacket> = outs.into_iter().map(Out::into_packet).collect();
+                let packets: Vec<EioPacket> = outs.iter().cloned().map(Out::into_packet).collect();
                 if binary && engineio_packet::payload::v3::has_binary(&packets) {
                     engineio_packet::payload::v3::encode_binary(&packets, &mut body);
                     Response {
@@ -1012,8 +1025,8 @@ impl Connection {
                     } else {
                         EioPacket::Noop
                     };
-                    let body = self.encode_payload(vec![Out::Control(answer)]);
-                    self.rare().responses.push_back((get, body));
+                    let body = self.encode_payload(&[Out::Control(answer)]);
+                    self.respond(get, body);
                 }
             }
             Transport::WebSocket(ws) => {
@@ -1764,7 +1777,7 @@ impl Connection {
 
     /// The next HTTP response to write, with the request it answers.
     pub fn poll_response(&mut self) -> Option<(RequestId, Response)> {
-        let response = pop_front(&mut self.rare.as_deref_mut()?.responses);
+        let response = pop_passing(&mut self.rare.as_deref_mut()?.responses);
         self.tidy();
         response
     }
@@ -1900,7 +1913,7 @@ impl Connection {
 }
 
 /// A kind of item that passes through a connection's queue one at a time
-/// (its events, its frames): the room of such a queue that empties is kept
+/// (its events, its frames, its answers to requests): the room of such a queue that empties is kept
 /// by the thread, one queue's worth, for the next queue of its kind to fill
 /// (see [`push_back`] and [`pop_passing`]), so that an item passing through
 /// neither allocates nor frees, while an idle connection keeps no room.
@@ -1914,6 +1927,8 @@ thread_local! {
         const { std::cell::Cell::new(VecDeque::new()) };
     static SPARE_OUT: std::cell::Cell<VecDeque<Out>> =
         const { std::cell::Cell::new(VecDeque::new()) };
+    static SPARE_RESPONSES: std::cell::Cell<VecDeque<(RequestId, Response)>> =
+        const { std::cell::Cell::new(VecDeque::new()) };
 }
 
 impl Passing for Event {
@@ -1925,6 +1940,12 @@ impl Passing for Event {
 impl Passing for Out {
     fn spare() -> &'static std::thread::LocalKey<std::cell::Cell<VecDeque<Self>>> {
         &SPARE_OUT
+    }
+}
+
+impl Passing for (RequestId, Response) {
+    fn spare() -> &'static std::thread::LocalKey<std::cell::Cell<VecDeque<Self>>> {
+        &SPARE_RESPONSES
     }
 }
 
