@@ -515,7 +515,11 @@ pub(crate) async fn handle<B: RequestBody>(
     let now = clock::now();
     // A live session's request is routed under the read lock: many go on
     // at once. Only a handshake changes the endpoint.
-    let existing = {
+    // A handshake (no `sid`) goes to the write lock at once: routing it
+    // here would find no session, and walk its query for nothing.
+    let existing = if handshake {
+        None
+    } else {
         let state = shared.read();
         match state.route_existing(&request) {
             Some(Route::Respond(r)) => Some(Routed::Respond(r)),
