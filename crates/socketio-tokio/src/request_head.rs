@@ -60,24 +60,45 @@ impl RequestHead {
                 written.as_str()
             }
         };
-        let size = uri_text.len()
-            + headers
+        RequestHead::copy(uri_text, || {
+            headers
                 .iter()
-                .map(|(n, v)| n.as_str().len() + v.len())
-                .sum::<usize>();
+                .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes(), v.is_sensitive()))
+        })
+    }
+
+    /// Copies a head as it was read: its origin-form `target` and
+    /// httparse's `headers`, names lowercased as `http` keeps them (and as
+    /// [`RequestHead::new`] copies them).
+    pub(crate) fn from_raw(target: &str, headers: &[httparse::Header<'_>]) -> RequestHead {
+        RequestHead::copy(target, || {
+            headers.iter().map(|h| (h.name.as_bytes(), h.value, false))
+        })
+    }
+
+    /// The URI's text, then each header's name (lowercased) and value,
+    /// back to back in one allocation; `headers` gives them (twice).
+    fn copy<'a, I>(uri_text: &str, headers: impl Fn() -> I) -> RequestHead
+    where
+        I: Iterator<Item = (&'a [u8], &'a [u8], bool)>,
+    {
+        let (size, count) = headers().fold((uri_text.len(), 0), |(size, count), (n, v, _)| {
+            (size + n.len() + v.len(), count + 1)
+        });
         let mut buf = Vec::with_capacity(size);
         buf.extend_from_slice(uri_text.as_bytes());
         let uri_end = offset(buf.len());
-        let mut ends = Vec::with_capacity(headers.len());
-        for (name, value) in headers {
+        let mut ends = Vec::with_capacity(count);
+        for (name, value, sensitive) in headers() {
             let start = buf.len();
-            buf.extend_from_slice(name.as_str().as_bytes());
+            buf.extend_from_slice(name);
+            buf[start..].make_ascii_lowercase();
             let name_end = buf.len();
-            buf.extend_from_slice(value.as_bytes());
+            buf.extend_from_slice(value);
             let value_end = buf.len();
             match (u32::try_from(name_end), u32::try_from(value_end)) {
                 (Ok(n), Ok(v)) if v < SENSITIVE => {
-                    let flag = if value.is_sensitive() { SENSITIVE } else { 0 };
+                    let flag = if sensitive { SENSITIVE } else { 0 };
                     ends.push((n, v | flag));
                 }
                 // Beyond 2 GiB of headers (no server reads that much):
@@ -196,6 +217,34 @@ mod tests {
         assert!(!head.headers()["host"].is_sensitive());
         assert_eq!(head.uri(), &uri);
         assert_eq!(head.query(), uri.query().unwrap_or(""));
+    }
+
+    #[test]
+    fn a_head_copied_as_read_is_the_head_copied_from_http_parts() {
+        let raw = b"GET /socket.io/?EIO=4&transport=polling&t=x HTTP/1.1\r\n\
+            Host: localhost:3000\r\nX-Custom: one\r\nCookie: a=1\r\n\
+            x-custom: two\r\nX-Empty: \r\nX-Bytes: caf\xc3\xa9\r\n\r\n";
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut req = httparse::Request::new(&mut headers);
+        assert!(req.parse(raw).is_ok_and(|s| s.is_complete()));
+        let target = req.path.unwrap_or_default();
+        let copied = RequestHead::from_raw(target, req.headers);
+        let uri: Uri = target.parse().unwrap_or_default();
+        let mut map = HeaderMap::new();
+        for h in req.headers.iter() {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(h.name.as_bytes()),
+                HeaderValue::from_bytes(h.value),
+            ) {
+                map.append(name, value);
+            }
+        }
+        let from_parts = RequestHead::new(&uri, &map);
+        assert_eq!(copied.headers(), from_parts.headers());
+        assert_eq!(copied.headers().get_all("x-custom").iter().count(), 2);
+        assert_eq!(copied.uri(), &uri);
+        assert_eq!(copied.query(), "EIO=4&transport=polling&t=x");
+        assert_eq!(copied.buf.len(), from_parts.buf.len());
     }
 
     #[test]

@@ -53,6 +53,7 @@ use crate::clock::Civil;
 use crate::http::compress::Coding;
 use crate::http::service::{self, Head, Reply, Upgrade};
 use crate::http::{client, header_str};
+use crate::request_head::RequestHead;
 use crate::ws::read_clearing_with;
 
 /// The most headers a head served here may have: a head with more goes to
@@ -543,7 +544,20 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
     };
     let head = match polling {
         Some(head) => head,
-        // A handshake or an upgrade: its head as `http` parts.
+        // A long-polling handshake that no hook reads the head of: the
+        // session's copy of the head, made from it as read.
+        None if method == Method::Get
+            && !websocket
+            && Head::handshake_without_parts(shared)
+            && origin_form_target(target) =>
+        {
+            let copied = RequestHead::from_raw(target, req.headers);
+            match Head::handshake(target, origin, accept, copied) {
+                Some(head) => head,
+                None => return Parsed::Other,
+            }
+        }
+        // Another handshake or an upgrade: its head as `http` parts.
         None => match parts(&bytes[..len], method_name, target, req.headers) {
             Some(parts) => Head::new(parts).upgraded_here(),
             None => return Parsed::Other,
@@ -589,6 +603,55 @@ fn parts(
     }
     Some(request.body(()).ok()?.into_parts().0)
 }
+
+/// Whether `http` takes `target` as it is for an origin-form URI (a path
+/// and a query), as [`parts`] makes it: the bytes its parser accepts in the
+/// path, and in the query, with no fragment (which it would cut off) and
+/// no byte beyond ASCII. Any other target is made into `http` parts,
+/// refused there as before.
+fn origin_form_target(target: &str) -> bool {
+    let bytes = target.as_bytes();
+    // `http`'s longest URI.
+    if bytes.first() != Some(&b'/') || bytes.len() >= usize::from(u16::MAX) {
+        return false;
+    }
+    match bytes
+        .iter()
+        .position(|&b| TARGET[usize::from(b)] & IN_PATH == 0)
+    {
+        None => true,
+        Some(at) => {
+            bytes[at] == b'?'
+                && bytes[at + 1..]
+                    .iter()
+                    .all(|&b| TARGET[usize::from(b)] & IN_QUERY != 0)
+        }
+    }
+}
+
+/// A byte `http` takes as it is in a URI's path ([`origin_form_target`]).
+const IN_PATH: u8 = 1;
+/// A byte `http` takes as it is in a URI's query.
+const IN_QUERY: u8 = 2;
+
+/// Per byte, where `http` takes it as it is: [`IN_PATH`], [`IN_QUERY`].
+const TARGET: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if matches!(byte, 0x21 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7A | 0x7C | 0x7E)
+            || matches!(byte, b'"' | b'{' | b'}')
+        {
+            table[b] |= IN_PATH;
+        }
+        if matches!(byte, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E) {
+            table[b] |= IN_QUERY;
+        }
+        b += 1;
+    }
+    table
+};
 
 /// A `Content-Length` value: digits only, and no more than a `usize`.
 fn decimal(value: &[u8]) -> Option<usize> {
@@ -828,6 +891,25 @@ impl ReadBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_origin_form_target_is_what_http_takes_as_it_is() {
+        for b in 0x20..0x7f_u8 {
+            let c = char::from(b);
+            for target in [
+                format!("/socket.io/{c}x?EIO=4"),
+                format!("/socket.io/?EIO=4&x={c}y"),
+                format!("/socket.io/?EIO=4{c}"),
+            ] {
+                let kept_whole = http::Uri::try_from(target.as_str())
+                    .is_ok_and(|uri| uri.path_and_query().map(|p| p.as_str()) == Some(&*target));
+                assert_eq!(origin_form_target(&target), kept_whole, "{target:?}");
+            }
+        }
+        assert!(!origin_form_target("*"));
+        assert!(!origin_form_target("http://example.com/socket.io/"));
+        assert!(origin_form_target("/"));
+    }
 
     #[test]
     fn http_dates_are_imf_fixdates() {

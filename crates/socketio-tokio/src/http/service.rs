@@ -292,6 +292,9 @@ pub(crate) struct Head {
     /// watching for the client's close) takes a new buffer. A polling
     /// request of a session lets them go before that.
     parts: Option<Box<http::request::Parts>>,
+    /// A handshake's head copied as it was read, for a server with no hook
+    /// that reads the head as `http` parts ([`Head::handshake`]).
+    copied: Option<RequestHead>,
     /// A WebSocket upgrade is made by the server that read the head
     /// ([`Reply::Upgrade`]), not by hyper.
     upgrade_here: bool,
@@ -326,8 +329,42 @@ impl Head {
             origin,
             accept,
             parts: keep.then(|| Box::new(parts)),
+            copied: None,
             upgrade_here: false,
         }
+    }
+
+    /// Whether a handshake's head may go without `http` parts: no hook
+    /// reads them (`allow_request`, `generate_id`, the extensions kept).
+    pub(crate) fn handshake_without_parts(shared: &Shared) -> bool {
+        shared.options.allow_request.is_none()
+            && shared.options.generate_id.is_none()
+            && shared.options.keep_extensions.is_empty()
+    }
+
+    /// The head of a long-polling handshake (a `GET` that names no
+    /// session), for a server where [`Head::handshake_without_parts`]:
+    /// what the new session keeps of it is copied from the head as read,
+    /// with no `http` parts made.
+    pub(crate) fn handshake(
+        path_and_query: &str,
+        origin: Option<&[u8]>,
+        accept: Option<Coding>,
+        copied: RequestHead,
+    ) -> Option<Head> {
+        let origin = match origin {
+            Some(origin) => Some(HeaderValue::from_bytes(origin).ok()?),
+            None => None,
+        };
+        Some(Head {
+            request: Box::new(Request::new(Method::Get, path_and_query, Bytes::new())),
+            has_sid: false,
+            origin,
+            accept,
+            parts: None,
+            copied: Some(copied),
+            upgrade_here: false,
+        })
     }
 
     /// The same head, whose WebSocket upgrade the server that read it
@@ -365,6 +402,7 @@ impl Head {
             origin,
             accept,
             parts: None,
+            copied: None,
             upgrade_here: false,
         })
     }
@@ -383,6 +421,7 @@ pub(crate) async fn handle<B: RequestBody>(
         origin,
         accept,
         mut parts,
+        copied,
         upgrade_here,
     } = head;
     let compress = |r: Response| compressed(r, accept, shared.options.http_compression);
@@ -577,6 +616,7 @@ pub(crate) async fn handle<B: RequestBody>(
                         let kept = kept_extensions(p, &shared.options.keep_extensions);
                         RequestHead::new(&p.uri, &p.headers).with_extensions(kept)
                     })
+                    .or(copied)
                     .unwrap_or_else(|| RequestHead::new(&http::Uri::default(), &HeaderMap::new())),
                 remote_addr,
                 time: SystemTime::now(),
