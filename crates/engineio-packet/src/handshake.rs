@@ -158,15 +158,29 @@ fn digits(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |l| l as usize + 1)
 }
 
+/// Per byte, its length in a JSON string as [`write_json_str`] writes it:
+/// 1 for a byte written as it is, 2 for a short escape, 6 for `\u00XX`.
+const JSON_LEN: [u8; 256] = {
+    let mut table = [1; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = 6;
+        b += 1;
+    }
+    let mut i = 0;
+    let short = [b'"', b'\\', b'\n', b'\r', b'\t', 0x08, 0x0c];
+    while i < short.len() {
+        table[short[i] as usize] = 2;
+        i += 1;
+    }
+    table
+};
+
 /// Length of `s` written by [`write_json_str`].
 fn json_str_len(s: &str) -> usize {
     2 + s
         .bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0x00..=0x1f => 6,
-            _ => 1,
-        })
+        .map(|b| usize::from(JSON_LEN[usize::from(b)]))
         .sum::<usize>()
 }
 
@@ -176,6 +190,9 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        if JSON_LEN[usize::from(b)] == 1 {
+            continue;
+        }
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -205,6 +222,18 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_length_of_a_json_string_is_what_is_written() {
+        for c in (0..=0x7f_u8).map(char::from).chain(['é', '€', '😀']) {
+            let s = format!("a{c}b{c}");
+            let mut out = Vec::new();
+            write_json_str(&mut out, &s);
+            assert_eq!(json_str_len(&s), out.len(), "{c:?}");
+            let parsed: String = serde_json::from_slice(&out).unwrap_or_default();
+            assert_eq!(parsed, s);
+        }
+    }
 
     #[test]
     fn escapes_like_json_stringify() {
