@@ -103,6 +103,50 @@ impl Tally {
     }
 }
 
+/// The answer to a v5 CONNECT for the default parser, as text straight
+/// (`40[<nsp>,]{"sid":"<sid>"[,"pid":"<pid>"]}` after Engine.IO's `4`):
+/// what encoding the packet writes, when the ids need no JSON escape (the
+/// ids this server makes never do; `None` otherwise).
+fn connect_answer(nsp: &str, sid: &str, pid: Option<&str>) -> Option<Encoded> {
+    const SID: &str = "{\"sid\":\"";
+    const PID: &str = "\",\"pid\":\"";
+    const END: &str = "\"}";
+    let plain = |id: &str| {
+        id.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !plain(sid) || !pid.is_none_or(plain) || nsp.contains(',') {
+        return None;
+    }
+    let with_nsp = !nsp.is_empty() && nsp != "/";
+    let len = 2
+        + if with_nsp { nsp.len() + 1 } else { 0 }
+        + SID.len()
+        + sid.len()
+        + pid.map_or(0, |pid| PID.len() + pid.len())
+        + END.len();
+    let mut text = String::with_capacity(len);
+    text.push_str("40");
+    if with_nsp {
+        text.push_str(nsp);
+        text.push(',');
+    }
+    text.push_str(SID);
+    text.push_str(sid);
+    if let Some(pid) = pid {
+        text.push_str(PID);
+        text.push_str(pid);
+    }
+    text.push_str(END);
+    debug_assert_eq!(text.len(), len);
+    Some(Encoded {
+        text: Str::from(text),
+        attachments: Vec::new(),
+        compress: true,
+        msgpack: false,
+    })
+}
+
 /// The length of `out` in a v4 polling payload.
 fn v4_len(out: &Out) -> usize {
     match out {
@@ -1376,6 +1420,29 @@ impl Connection {
     /// Creates socket `sid` on `nsp` and tells the client (the CONNECT
     /// answer, with `pid` when recovery is on).
     fn connect_socket(&mut self, nsp: Str, sid: Str, pid: Option<Str>) {
+        let direct = match (self.sio, self.config.parser) {
+            (ProtocolVersion::V5, Parser::Default) => connect_answer(&nsp, &sid, pid.as_deref()),
+            _ => None,
+        };
+        if let Some(encoded) = direct {
+            self.queue_owned(encoded);
+            self.flush_polling();
+        } else {
+            self.push_connect_answer(&nsp, &sid, pid.as_deref());
+        }
+        // Most connections join one namespace: room for exactly one.
+        self.sockets.reserve_exact(1);
+        self.sockets.push(Socket {
+            nsp,
+            sid,
+            acks: None,
+            pid: pid.map(|pid| Box::from(pid.as_str())),
+        });
+    }
+
+    /// Sends the answer to a socket's CONNECT as a packet, encoded for the
+    /// server's parser and the client's version.
+    fn push_connect_answer(&mut self, nsp: &Str, sid: &str, pid: Option<&str>) {
         let reply = match self.sio {
             ProtocolVersion::V4 => Packet::connect(nsp.clone(), None),
             _ => {
@@ -1386,22 +1453,11 @@ impl Connection {
                     #[serde(skip_serializing_if = "Option::is_none")]
                     pid: Option<&'a str>,
                 }
-                let answer = Answer {
-                    sid: &sid,
-                    pid: pid.as_deref(),
-                };
+                let answer = Answer { sid, pid };
                 Packet::connect(nsp.clone(), Payload::from_value(&answer).ok())
             }
         };
         self.push_packet(&reply);
-        // Most connections join one namespace: room for exactly one.
-        self.sockets.reserve_exact(1);
-        self.sockets.push(Socket {
-            nsp,
-            sid,
-            acks: None,
-            pid: pid.map(|pid| Box::from(pid.as_str())),
-        });
     }
 
     /// Tells the application of the socket just created.
@@ -2212,5 +2268,47 @@ mod layout {
         assert!(std::mem::size_of::<Rare>() <= 200);
         assert!(std::mem::size_of::<Out>() <= 72);
         assert!(std::mem::size_of::<Socket>() <= 88);
+    }
+}
+
+#[cfg(test)]
+mod connect_answer_text {
+    use super::*;
+
+    /// The answer as the packet encoder writes it.
+    fn by_packet(nsp: &str, sid: &str, pid: Option<&str>) -> Str {
+        #[derive(serde::Serialize)]
+        struct Answer<'a> {
+            sid: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pid: Option<&'a str>,
+        }
+        let payload = Payload::from_value(&Answer { sid, pid }).ok();
+        Encoded::new(
+            &Packet::connect(Str::from(nsp), payload),
+            ProtocolVersion::V5,
+        )
+        .text
+    }
+
+    #[test]
+    fn is_what_the_packet_encoder_writes() {
+        for nsp in ["/", "/admin", ""] {
+            for pid in [None, Some("p-Q_9")] {
+                let direct = connect_answer(nsp, "AbC-d_0123456789xyzW", pid);
+                assert_eq!(
+                    direct.map(|e| e.text),
+                    Some(by_packet(nsp, "AbC-d_0123456789xyzW", pid)),
+                    "{nsp} {pid:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn leaves_ids_that_need_an_escape_to_the_encoder() {
+        assert!(connect_answer("/", "a\"b", None).is_none());
+        assert!(connect_answer("/", "ab", Some("c\\d")).is_none());
+        assert!(connect_answer("/", "é", None).is_none());
     }
 }
