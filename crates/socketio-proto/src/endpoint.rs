@@ -17,6 +17,13 @@ use crate::types::{
     ConnectionHandle, Encoded, EndpointEvent, HandleMap, RequestId, Resume, shrink,
 };
 
+/// A map keyed by ids this server draws at random (session ids, socket
+/// ids), hashed with foldhash rather than SipHash: a handshake hashes ids
+/// half a dozen times, and a client chooses none of these keys (it names
+/// ids only to look them up, which lengthens no chain). Keys a client may
+/// choose (room names, namespaces) stay with the standard hasher.
+type IdMap<V> = HashMap<Str, V, foldhash::fast::RandomState>;
+
 /// Where a request goes.
 #[derive(Debug)]
 pub enum Route {
@@ -308,11 +315,11 @@ impl<S> SocketEntry<S> {
 
 #[derive(Debug)]
 struct NamespaceIndex<S> {
-    sockets: HashMap<Str, SocketEntry<S>>,
+    sockets: IdMap<SocketEntry<S>>,
     /// The members of each room but the sockets' own rooms, with their
     /// connections: planning a broadcast to a room looks nothing up per
     /// member.
-    rooms: HashMap<Str, HashMap<Str, ConnectionHandle>>,
+    rooms: HashMap<Str, IdMap<ConnectionHandle>>,
 }
 
 /// A room whose members a broadcast leaves out, looked up once.
@@ -320,13 +327,13 @@ enum Except<'a> {
     /// A socket's own room: that socket.
     Own(&'a Str),
     /// A room that sockets joined.
-    Members(&'a HashMap<Str, ConnectionHandle>),
+    Members(&'a IdMap<ConnectionHandle>),
 }
 
 impl<S> Default for NamespaceIndex<S> {
     fn default() -> Self {
         NamespaceIndex {
-            sockets: HashMap::new(),
+            sockets: IdMap::default(),
             rooms: HashMap::new(),
         }
     }
@@ -527,7 +534,7 @@ struct Session<C> {
 pub struct Endpoint<C = (), S = ()> {
     config: Arc<Config>,
     ids: IdGenerator,
-    sessions: HashMap<Str, ConnectionHandle>,
+    sessions: IdMap<ConnectionHandle>,
     conns: HandleMap<Session<C>>,
     next_handle: u64,
     static_namespaces: HashSet<Str>,
@@ -582,7 +589,7 @@ impl<C, S> Endpoint<C, S> {
         Endpoint {
             config: Arc::new(config),
             ids,
-            sessions: HashMap::new(),
+            sessions: IdMap::default(),
             conns: HandleMap::default(),
             next_handle: 0,
             static_namespaces,
