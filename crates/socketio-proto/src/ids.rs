@@ -111,8 +111,10 @@ fn encode_id(raw: &[u8; ID_BYTES]) -> Str {
             *c = URL_SAFE[(n >> (18 - 6 * i) & 63) as usize];
         }
     }
+    // Owned as it is: the first clone of bytes made from a `Vec` allocates
+    // their count of owners, and an id is cloned into several indexes.
     // Every byte of the alphabet is ASCII.
-    Str::from(std::str::from_utf8(&out).unwrap_or_default())
+    Str::from_utf8(bytes::Bytes::from_owner(out)).unwrap_or_default()
 }
 
 /// The longest session id the application may give
