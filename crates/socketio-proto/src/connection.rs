@@ -967,7 +967,7 @@ impl Connection {
         let response = self.encode_payload(outs);
         buffer.drain(..end);
         self.buffer = buffer;
-        release_if_empty(&mut self.buffer);
+        give_room_if_empty(&mut self.buffer);
         self.buffered_bytes = self.buffer.iter().map(Out::size).sum();
         self.respond(get, response);
         if closes {
@@ -2037,14 +2037,20 @@ fn pop_passing<T: Passing>(queue: &mut VecDeque<T>) -> Option<T> {
         return None;
     }
     let item = queue.pop_front();
-    if queue.is_empty() {
+    give_room_if_empty(queue);
+    item
+}
+
+/// Gives the room of a queue of items passing through, when it is empty,
+/// to the thread (when small) or back to the allocator.
+fn give_room_if_empty<T: Passing>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() != 0 {
         let room = std::mem::take(queue);
         if room.capacity() <= SPARE_ROOM {
             // During thread teardown the room goes back to the allocator.
             let _ = T::spare().try_with(|spare| spare.set(room));
         }
     }
-    item
 }
 
 /// Takes the first item of a queue. A queue left empty gives its memory

@@ -115,8 +115,39 @@ struct PendingConnect {
 }
 
 /// What the endpoint must learn from a connection, with the socket each
-/// event is about when the connection has it.
-type EndpointEvents = Vec<(EndpointEvent, Option<Arc<SocketInner>>)>;
+/// event is about when the connection has it: mostly one event (a socket
+/// joined), held without an allocation.
+#[derive(Default)]
+struct EndpointEvents {
+    first: Option<EndpointItem>,
+    rest: Vec<EndpointItem>,
+}
+
+/// An event for the endpoint, with its socket.
+type EndpointItem = (EndpointEvent, Option<Arc<SocketInner>>);
+
+impl EndpointEvents {
+    fn push(&mut self, item: EndpointItem) {
+        match self.first {
+            None => self.first = Some(item),
+            Some(_) => self.rest.push(item),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl IntoIterator for EndpointEvents {
+    type Item = EndpointItem;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<EndpointItem>, std::vec::IntoIter<EndpointItem>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
+}
 
 struct WsEntry {
     id: RequestId,
@@ -1570,7 +1601,7 @@ fn kept_extensions(kept: Kept, fresh: &Extensions) -> Extensions {
 /// Takes what the endpoint must learn from the connection, each event with
 /// the socket it is about.
 fn take_endpoint_events(core: &mut Core) -> EndpointEvents {
-    let mut events = Vec::new();
+    let mut events = EndpointEvents::default();
     while let Some(event) = core.conn.poll_endpoint_event() {
         let socket = match &event {
             EndpointEvent::SocketConnected { sid, .. }
