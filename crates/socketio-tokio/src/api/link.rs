@@ -45,9 +45,11 @@ use std::time::Duration;
 use futures_util::task::AtomicWaker;
 use socketio_proto::socketio_packet::Packet;
 use socketio_proto::{
-    Connection, Counters, Data, DisconnectReason, Encoded, Payload, RequestId, SendError, Str,
+    Connection, Counters, Data, DisconnectReason, Encoded, Payload, Request, RequestId, Response,
+    SendError, Str,
 };
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
 use crate::api::socket::SocketInner;
 use crate::clock;
@@ -274,6 +276,44 @@ impl Link {
             None => cmd,
         };
         self.send(cmd)
+    }
+
+    /// Hands the polling request `id` to the task and gives its answer.
+    /// When the task is not busy, the request takes the task's step itself,
+    /// and an answer that step gives comes back with no channel (a POST's,
+    /// a poll with packets waiting); else the answer comes over one.
+    pub(crate) async fn request(&self, id: RequestId, req: Box<Request>) -> Result<Response, Gone> {
+        let req = match self.step.get().and_then(Weak::upgrade) {
+            Some(step) => {
+                let cmd = Cmd::Http {
+                    id,
+                    req,
+                    reply: None,
+                };
+                match crate::mailbox::answered_inline(id, || step.try_run(cmd)) {
+                    (Ok(()), Some(answer)) => return Ok(answer),
+                    (Ok(()), None) => return self.claim(id).await,
+                    (Err(Cmd::Http { req, .. }), _) => req,
+                    (Err(_), _) => return Err(Gone),
+                }
+            }
+            None => req,
+        };
+        let (reply, answer) = oneshot::channel();
+        self.send(Cmd::Http {
+            id,
+            req,
+            reply: Some(reply),
+        })?;
+        answer.await.map_err(|_| Gone)
+    }
+
+    /// The answer to request `id`, handed to the task with no channel and
+    /// not answered in the step that took it.
+    pub(crate) async fn claim(&self, id: RequestId) -> Result<Response, Gone> {
+        let (reply, answer) = oneshot::channel();
+        self.run(Cmd::Claim { id, reply })?;
+        answer.await.map_err(|_| Gone)
     }
 
     /// Queues `cmd` for the task, behind those waiting.

@@ -149,6 +149,18 @@ impl IntoIterator for EndpointEvents {
     }
 }
 
+/// Where the answer to a polling request goes.
+enum Awaiting {
+    /// Its channel.
+    Channel(oneshot::Sender<Response>),
+    /// Where the request claims it: it took the step that handled it,
+    /// which did not answer it, and is about to claim it
+    /// ([`Cmd::Claim`](crate::mailbox::Cmd::Claim)).
+    Unclaimed,
+    /// The answer, for the claim to come.
+    Parked(Response),
+}
+
 struct WsEntry {
     id: RequestId,
     ws: Box<WsConn>,
@@ -169,7 +181,8 @@ pub(crate) struct Driver {
     handle: ConnectionHandle,
     link: Arc<Link>,
     http: Arc<HttpInfo>,
-    replies: Vec<(RequestId, oneshot::Sender<Response>)>,
+    /// The polling requests the task owes an answer.
+    replies: Vec<(RequestId, Awaiting)>,
     /// WebSockets whose upgrade is under way: their frames wait. (Rare:
     /// 8 bytes while empty.)
     awaited_ws: RareVec<RequestId>,
@@ -217,7 +230,7 @@ impl Driver {
         handle: ConnectionHandle,
         link: Arc<Link>,
         http: Arc<HttpInfo>,
-        reply: Option<(RequestId, oneshot::Sender<Response>)>,
+        reply: Option<RequestId>,
         awaited_ws: Option<RequestId>,
     ) -> Driver {
         shared.live.send_modify(|n| *n += 1);
@@ -225,7 +238,10 @@ impl Driver {
             handle,
             link,
             http,
-            replies: reply.into_iter().collect(),
+            replies: reply
+                .map(|id| (id, Awaiting::Unclaimed))
+                .into_iter()
+                .collect(),
             awaited_ws: awaited_ws.into_iter().collect::<Vec<_>>().into(),
             streams: Vec::new(),
             pending_tx: None,
@@ -274,8 +290,23 @@ impl Driver {
     fn on_cmd(&mut self, now: Instant, cmd: Cmd) {
         match cmd {
             Cmd::Http { id, req, reply } => {
-                self.replies.push((id, reply));
+                let awaiting = reply.map_or(Awaiting::Unclaimed, Awaiting::Channel);
+                self.replies.push((id, awaiting));
                 self.core().conn.handle_request(now, id, *req);
+            }
+            Cmd::Claim { id, reply } => {
+                let Some(pos) = self.replies.iter().position(|(r, _)| *r == id) else {
+                    // Answered in its own step, or the session is over:
+                    // the dropped channel says so.
+                    return;
+                };
+                match std::mem::replace(&mut self.replies[pos].1, Awaiting::Unclaimed) {
+                    Awaiting::Parked(answer) => {
+                        self.replies.swap_remove(pos);
+                        let _ = reply.send(answer);
+                    }
+                    _ => self.replies[pos].1 = Awaiting::Channel(reply),
+                }
             }
             Cmd::WsOpen { id, req, ws } => {
                 self.reads_idle = false;
@@ -391,13 +422,16 @@ impl Driver {
     /// Notices held requests whose client went away.
     fn poll_held(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut gone = Vec::new();
-        self.replies.retain_mut(|(id, tx)| {
-            if tx.poll_closed(cx).is_ready() {
-                gone.push(*id);
-                false
-            } else {
-                true
+        self.replies.retain_mut(|(id, awaiting)| match awaiting {
+            Awaiting::Channel(tx) => {
+                let closed = tx.poll_closed(cx).is_ready();
+                if closed {
+                    gone.push(*id);
+                }
+                !closed
             }
+            // A request about to claim its answer is there.
+            _ => true,
         });
         for id in &gone {
             self.transport_closed(now, *id, false);
@@ -406,6 +440,27 @@ impl Driver {
     }
 
     // ----- outputs -----
+
+    /// Gives the answer to request `id` to where it goes.
+    fn answer(&mut self, id: RequestId, response: Response) {
+        let Some(pos) = self.replies.iter().position(|(r, _)| *r == id) else {
+            return;
+        };
+        let unclaimed = matches!(self.replies[pos].1, Awaiting::Unclaimed);
+        if unclaimed && crate::mailbox::inline_request() != Some(id) {
+            // Taken by another step than the request's: kept for its claim.
+            self.replies[pos].1 = Awaiting::Parked(response);
+            return;
+        }
+        match self.replies.swap_remove(pos).1 {
+            Awaiting::Channel(tx) => {
+                let _ = tx.send(response);
+            }
+            // The request takes this step: it finds the answer when the
+            // step is over.
+            _ => crate::mailbox::give_inline_answer(id, response),
+        }
+    }
 
     /// Drains responses, endpoint events and application events.
     fn drain(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
@@ -435,10 +490,7 @@ impl Driver {
                 drop(core);
                 self.notify_outgoing(outgoing);
                 progress = true;
-                if let Some(pos) = self.replies.iter().position(|(r, _)| *r == id) {
-                    let (_, tx) = self.replies.swap_remove(pos);
-                    let _ = tx.send(response);
-                }
+                self.answer(id, response);
                 continue;
             }
             let endpoint = take_endpoint_events(&mut core);
@@ -1224,11 +1276,15 @@ impl DriverCell {
         cell
     }
 
-    /// Takes the task's step here unless the task is busy.
-    pub(crate) fn try_step(&self) {
-        if let Ok(driver) = self.driver.try_lock() {
-            self.step(driver, None);
-        }
+    /// Takes the task's step here for request `id`, unless the task is
+    /// busy; the answer the step gave the request, if it did.
+    pub(crate) fn try_step_for(&self, id: RequestId) -> Option<Response> {
+        crate::mailbox::answered_inline(id, || {
+            if let Ok(driver) = self.driver.try_lock() {
+                self.step(driver, None);
+            }
+        })
+        .1
     }
 
     fn step(&self, driver: MutexGuard<'_, Driver>, cmd: Option<Cmd>) {

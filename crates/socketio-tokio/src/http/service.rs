@@ -22,7 +22,6 @@ use pin_project_lite::pin_project;
 use socketio_proto::{
     ConnectionHandle, HttpError, Method, Request, RequestId, Response, Route, Str,
 };
-use tokio::sync::oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
 use websocket_frame::deflate::{self, Agreed, DeflateConfig};
@@ -638,14 +637,16 @@ pub(crate) async fn handle<B: RequestBody>(
                 let ws = PendingWs::new(&shared, id, None, link, deflate);
                 return ws.upgrade(on_upgrade, &key, cookie);
             }
-            let (reply, answer) = oneshot::channel();
             let mut driver =
-                Driver::new(shared.clone(), handle, link, http, Some((id, reply)), None);
+                Driver::new(shared.clone(), handle, link.clone(), http, Some(id), None);
             driver.slot = slot;
             // The open packet is ready after the task's first step: take
             // it here rather than wait for the task.
-            DriverCell::spawn(driver, span).try_step();
-            match (answer.await, cookie) {
+            let answer = match DriverCell::spawn(driver, span).try_step_for(id) {
+                Some(answer) => Ok(answer),
+                None => link.claim(id).await,
+            };
+            match (answer, cookie) {
                 // Without a cookie, as a session's answer: written with no
                 // `HeaderMap` where no compression and no CORS apply.
                 (Ok(response), None) => {
@@ -692,22 +693,16 @@ pub(crate) async fn handle<B: RequestBody>(
                 }
                 None => None,
             };
-            let (reply, answer) = oneshot::channel();
-            let cmd = Cmd::Http {
-                id,
-                req: request,
-                reply,
-            };
             // Answered on this task when the session's task is not busy.
-            match (link.run(cmd), answer.await) {
-                (Ok(()), Ok(response)) => {
+            match link.request(id, request).await {
+                Ok(response) => {
                     return Reply::Session {
                         response,
                         accept,
                         origin,
                     };
                 }
-                _ => to_http(Response::error(HttpError::UnknownSid)),
+                Err(_) => to_http(Response::error(HttpError::UnknownSid)),
             }
         }
     };

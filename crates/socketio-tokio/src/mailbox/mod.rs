@@ -18,10 +18,19 @@ use crate::ws::WsConn;
 
 /// What a connection's task is asked to do by the HTTP side.
 pub(crate) enum Cmd {
-    /// A polling request for this session; answer on `reply`.
+    /// A polling request for this session; answer on `reply`, or, when
+    /// there is none, in [`give_inline_answer`] if the step the request
+    /// takes itself answers it ([`answered_inline`]), else when the request
+    /// claims its answer ([`Cmd::Claim`]).
     Http {
         id: RequestId,
         req: Box<Request>,
+        reply: Option<oneshot::Sender<Response>>,
+    },
+    /// Where the answer to request `id`, handed over with no `reply` and
+    /// not answered in its own step, goes.
+    Claim {
+        id: RequestId,
         reply: oneshot::Sender<Response>,
     },
     /// A WebSocket is up: the session's own (`req` None) or an upgrade's.
@@ -32,6 +41,54 @@ pub(crate) enum Cmd {
     },
     /// The WebSocket upgrade of request `id` failed.
     WsFailed { id: RequestId },
+}
+
+thread_local! {
+    /// The request taking a step of its session's task on this thread
+    /// ([`Cmd::Http`] with no `reply`), while it does.
+    static INLINE_FOR: std::cell::Cell<Option<RequestId>> = const { std::cell::Cell::new(None) };
+    /// The answer that step gave it, for it to take when the step is over:
+    /// no channel for the answer a request gets at once (a POST's `ok`, a
+    /// poll with packets waiting).
+    static INLINE_ANSWER: std::cell::Cell<Option<(RequestId, Response)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Runs `step` for request `id`, taken on this thread, and gives the
+/// answer the step gave it, if it did.
+pub(crate) fn answered_inline<R>(id: RequestId, step: impl FnOnce() -> R) -> (R, Option<Response>) {
+    /// Puts back the request that took a step around this one (none
+    /// does), also when the step unwinds.
+    struct Restore(Option<RequestId>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INLINE_FOR.set(self.0);
+        }
+    }
+    let restore = Restore(INLINE_FOR.replace(Some(id)));
+    let r = step();
+    drop(restore);
+    let answer = match INLINE_ANSWER.take() {
+        Some((answered, answer)) if answered == id => Some(answer),
+        other => {
+            // Another request's, taking its step around this one (none
+            // does): left to it.
+            INLINE_ANSWER.set(other);
+            None
+        }
+    };
+    (r, answer)
+}
+
+/// The request whose step this thread takes, if any.
+pub(crate) fn inline_request() -> Option<RequestId> {
+    INLINE_FOR.get()
+}
+
+/// Leaves `answer` for request `id`, whose step the thread takes
+/// ([`inline_request`]).
+pub(crate) fn give_inline_answer(id: RequestId, answer: Response) {
+    INLINE_ANSWER.set(Some((id, answer)));
 }
 
 /// Where the acknowledgement of an emit goes.
@@ -48,6 +105,7 @@ impl std::fmt::Debug for Cmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Cmd::Http { id, .. } => f.debug_struct("Http").field("id", id).finish(),
+            Cmd::Claim { id, .. } => f.debug_struct("Claim").field("id", id).finish(),
             Cmd::WsOpen { id, .. } => f.debug_struct("WsOpen").field("id", id).finish(),
             Cmd::WsFailed { id } => f.debug_struct("WsFailed").field("id", id).finish(),
         }
