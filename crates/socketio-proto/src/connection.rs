@@ -2043,6 +2043,7 @@ fn pop_passing<T: Passing>(queue: &mut VecDeque<T>) -> Option<T> {
 
 /// Gives the room of a queue of items passing through, when it is empty,
 /// to the thread (when small) or back to the allocator.
+#[inline(always)]
 fn give_room_if_empty<T: Passing>(queue: &mut VecDeque<T>) {
     if queue.is_empty() && queue.capacity() != 0 {
         let room = std::mem::take(queue);

@@ -117,35 +117,21 @@ struct PendingConnect {
 /// What the endpoint must learn from a connection, with the socket each
 /// event is about when the connection has it: mostly one event (a socket
 /// joined), held without an allocation.
-#[derive(Default)]
 struct EndpointEvents {
-    first: Option<EndpointItem>,
+    first: EndpointItem,
     rest: Vec<EndpointItem>,
 }
 
 /// An event for the endpoint, with its socket.
 type EndpointItem = (EndpointEvent, Option<Arc<SocketInner>>);
 
-impl EndpointEvents {
-    fn push(&mut self, item: EndpointItem) {
-        match self.first {
-            None => self.first = Some(item),
-            Some(_) => self.rest.push(item),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-}
-
 impl IntoIterator for EndpointEvents {
     type Item = EndpointItem;
     type IntoIter =
-        std::iter::Chain<std::option::IntoIter<EndpointItem>, std::vec::IntoIter<EndpointItem>>;
+        std::iter::Chain<std::iter::Once<EndpointItem>, std::vec::IntoIter<EndpointItem>>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.first.into_iter().chain(self.rest)
+        std::iter::once(self.first).chain(self.rest)
     }
 }
 
@@ -499,7 +485,7 @@ impl Driver {
             drop(core);
             self.notify_outgoing(outgoing);
             self.shared.stats.connection(counters);
-            if !endpoint.is_empty() {
+            if let Some(endpoint) = endpoint {
                 give_endpoint_events(&mut self.shared.lock(), self.handle, endpoint);
             }
             if let Some(event) = event {
@@ -887,7 +873,9 @@ impl Driver {
         core.sockets.push(socket.clone());
         let events = take_endpoint_events(&mut core);
         drop(core);
-        give_endpoint_events(&mut state, self.handle, events);
+        if let Some(events) = events {
+            give_endpoint_events(&mut state, self.handle, events);
+        }
         drop(state);
         self.add_child(&socket);
         None
@@ -1656,9 +1644,8 @@ fn kept_extensions(kept: Kept, fresh: &Extensions) -> Extensions {
 
 /// Takes what the endpoint must learn from the connection, each event with
 /// the socket it is about.
-fn take_endpoint_events(core: &mut Core) -> EndpointEvents {
-    let mut events = EndpointEvents::default();
-    while let Some(event) = core.conn.poll_endpoint_event() {
+fn take_endpoint_events(core: &mut Core) -> Option<EndpointEvents> {
+    let with_socket = |core: &Core, event: EndpointEvent| {
         let socket = match &event {
             EndpointEvent::SocketConnected { sid, .. }
             | EndpointEvent::SocketRestored { sid, .. }
@@ -1667,9 +1654,17 @@ fn take_endpoint_events(core: &mut Core) -> EndpointEvents {
             }
             EndpointEvent::Closed => None,
         };
-        events.push((event, socket));
+        (event, socket)
+    };
+    let first = core.conn.poll_endpoint_event()?;
+    let mut events = EndpointEvents {
+        first: with_socket(core, first),
+        rest: Vec::new(),
+    };
+    while let Some(event) = core.conn.poll_endpoint_event() {
+        events.rest.push(with_socket(core, event));
     }
-    events
+    Some(events)
 }
 
 /// Gives the endpoint what a connection reported: a new socket's handle
