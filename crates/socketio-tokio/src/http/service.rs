@@ -351,10 +351,7 @@ impl Head {
         accept: Option<Coding>,
         copied: RequestHead,
     ) -> Option<Head> {
-        let origin = match origin {
-            Some(origin) => Some(HeaderValue::from_bytes(origin).ok()?),
-            None => None,
-        };
+        let origin = origin_value(origin)?;
         Some(Head {
             request: Box::new(Request::new(Method::Get, path_and_query, Bytes::new())),
             has_sid: false,
@@ -390,10 +387,7 @@ impl Head {
             return None;
         }
         let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
-        let origin = match origin {
-            Some(origin) => Some(HeaderValue::from_bytes(origin).ok()?),
-            None => None,
-        };
+        let origin = origin_value(origin)?;
         request.content_type = content_type.map(str::to_owned);
         Some(Head {
             request,
@@ -404,6 +398,15 @@ impl Head {
             copied: None,
             upgrade_here: false,
         })
+    }
+}
+
+/// The `Origin` of a head read as bytes: `None` when it is no header
+/// value, `Some(None)` when there is none.
+fn origin_value(origin: Option<&[u8]>) -> Option<Option<HeaderValue>> {
+    match origin {
+        Some(origin) => HeaderValue::from_bytes(origin).ok().map(Some),
+        None => Some(None),
     }
 }
 
@@ -455,9 +458,7 @@ pub(crate) async fn handle<B: RequestBody>(
     if handshake {
         // For the hooks that read the head, and the extensions kept with
         // the connection; the rest of this function takes `remote` itself.
-        let read_by_hooks = shared.options.allow_request.is_some()
-            || shared.options.generate_id.is_some()
-            || !shared.options.keep_extensions.is_empty();
+        let read_by_hooks = !Head::handshake_without_parts(&shared);
         if let (Some(remote), Some(parts), true) = (remote, parts.as_mut(), read_by_hooks) {
             parts.extensions.insert(RemoteAddr(remote));
         }
