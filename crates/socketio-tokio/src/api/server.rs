@@ -320,7 +320,14 @@ impl Shared {
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            while let Some(event) = self.room_queue().pop_front() {
+            loop {
+                // Taken in a statement of its own: the queue's lock is
+                // released before the listeners run (a listener that
+                // broadcasts waits for the endpoint's lock, whose holder
+                // may be waiting for the queue's).
+                let Some(event) = self.room_queue().pop_front() else {
+                    break;
+                };
                 for l in &listeners {
                     let called =
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(&event)));
