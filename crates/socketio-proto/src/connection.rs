@@ -111,11 +111,8 @@ fn connect_answer(nsp: &str, sid: &str, pid: Option<&str>) -> Option<Encoded> {
     const SID: &str = "{\"sid\":\"";
     const PID: &str = "\",\"pid\":\"";
     const END: &str = "\"}";
-    let plain = |id: &str| {
-        id.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if !plain(sid) || !pid.is_none_or(plain) || nsp.contains(',') {
+    use crate::ids::url_safe;
+    if !url_safe(sid) || !pid.is_none_or(url_safe) || nsp.contains(',') {
         return None;
     }
     let with_nsp = !nsp.is_empty() && nsp != "/";

@@ -117,6 +117,13 @@ fn encode_id(raw: &[u8; ID_BYTES]) -> Str {
     Str::from_utf8(bytes::Bytes::from_owner(out)).unwrap_or_default()
 }
 
+/// Whether `id` is made of URL-safe characters only (`A-Z`, `a-z`, `0-9`,
+/// `-`, `_`): what travels unescaped in a query, a cookie and JSON.
+pub(crate) fn url_safe(id: &str) -> bool {
+    id.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The longest session id the application may give
 /// ([`Endpoint::handle_request_with_id`](crate::Endpoint::handle_request_with_id)).
 pub const MAX_SESSION_ID_LEN: usize = 64;
@@ -153,10 +160,7 @@ pub fn check_session_id(sid: &str) -> Result<(), SessionIdError> {
     if sid.len() > MAX_SESSION_ID_LEN {
         return Err(SessionIdError::TooLong(sid.len()));
     }
-    if !sid
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if !url_safe(sid) {
         return Err(SessionIdError::InvalidCharacter);
     }
     Ok(())
