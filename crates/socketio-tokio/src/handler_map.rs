@@ -11,7 +11,10 @@
 //! namespace, and most handlers capture nothing: such lists are equal from
 //! one socket to the next. The list is shared, copied on write, so that
 //! the sockets whose lists are equal hold one between them
-//! ([`HandlerMap::share`]).
+//! ([`HandlerMap::share`]). A socket that registers the template's
+//! handlers in the template's order holds the template's list from its
+//! first handler on ([`HandlerMap::follow`]): no list of its own is made,
+//! filled and compared only to be let go.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -36,7 +39,74 @@ impl<V> Default for HandlerMap<V> {
     }
 }
 
-impl<V: Clone> HandlerMap<V> {
+/// A value's place in the order the values of a map were added: above
+/// zero, and distinct from every other value's of the map (a listener's
+/// id).
+pub(crate) trait Ranked {
+    /// The value's rank.
+    fn rank(&self) -> u64;
+}
+
+impl<V: Clone + Ranked> HandlerMap<V> {
+    /// Takes `value` of `name` as the next value of a template's list
+    /// rather than adding it, when this map holds the values of that list
+    /// ranked up to `upto` (the template's list itself, or nothing while
+    /// `upto` is 0, when `template` is the list's map) and `value` is
+    /// that list's next one (`same` on the value, and the same name, and
+    /// no value ranked between): whether it did. The map then holds the
+    /// list's values ranked up to `value`'s; the owner keeps that rank,
+    /// and settles the map with it ([`HandlerMap::settle`]) before it is
+    /// read or changed.
+    pub(crate) fn follow(
+        &mut self,
+        template: Option<&HandlerMap<V>>,
+        upto: u64,
+        name: &str,
+        value: &V,
+        same: impl Fn(&V, &V) -> bool,
+    ) -> bool {
+        let list = match (&self.entries, upto) {
+            (None, 0) => template.and_then(|t| t.entries.as_ref()),
+            (Some(list), 1..) => Some(list),
+            _ => None,
+        };
+        let Some(list) = list else {
+            return false;
+        };
+        let rank = value.rank();
+        let mut found = false;
+        // Every value of the list is among those taken, or ranks after
+        // `value`; `value` is in it, with its name.
+        let next = rank > upto
+            && list.iter().all(|(n, v)| {
+                let r = v.rank();
+                if r == rank && same(v, value) && **n == *name {
+                    found = true;
+                }
+                r <= upto || r >= rank
+            });
+        if !(next && found) {
+            return false;
+        }
+        if self.entries.is_none() {
+            self.entries = Some(Arc::clone(list));
+        }
+        true
+    }
+
+    /// Makes the list of a map that took values of a template's list up
+    /// to rank `upto` ([`HandlerMap::follow`]) its own: the template's
+    /// whole list, shared, when it took every value of it, else a copy of
+    /// the values it took.
+    pub(crate) fn settle(&mut self, upto: u64) {
+        if let Some(list) = &mut self.entries
+            && list.iter().any(|(_, v)| v.rank() > upto)
+        {
+            let taken = list.iter().filter(|(_, v)| v.rank() <= upto).cloned();
+            *list = Arc::new(taken.collect());
+        }
+    }
+
     /// The entries, sorted by name.
     fn list(&self) -> &[Named<V>] {
         self.entries.as_deref().map_or(&[], Vec::as_slice)
@@ -225,6 +295,13 @@ impl<V: Clone> HandlerMap<V> {
 mod tests {
     use super::*;
 
+    /// A test value's rank is its size.
+    impl Ranked for i32 {
+        fn rank(&self) -> u64 {
+            u64::from(self.unsigned_abs())
+        }
+    }
+
     fn values(m: &HandlerMap<i32>, name: &str) -> Vec<i32> {
         m.get(name).copied().collect()
     }
@@ -362,6 +439,95 @@ mod tests {
         let mut empty = HandlerMap::default();
         share(&mut empty, &mut template);
         assert!(empty.entries.is_none());
+    }
+
+    /// Adds each value to `m` as a socket adds its handlers: each taken
+    /// from `template` while it is the next of its list (the rank taken up
+    /// to kept in `upto`), else added after the map settles; then settles it.
+    fn add_all(
+        m: &mut HandlerMap<i32>,
+        template: &HandlerMap<i32>,
+        values: &[(&'static str, i32)],
+    ) -> u64 {
+        let mut upto = 0;
+        for (name, v) in values {
+            if upto != u64::MAX && m.follow(Some(template), upto, name, v, |a, b| a == b) {
+                upto = v.rank();
+            } else {
+                if upto != u64::MAX {
+                    m.settle(upto);
+                    upto = u64::MAX;
+                }
+                m.push(Cow::Borrowed(*name), *v);
+            }
+        }
+        upto
+    }
+
+    #[test]
+    fn a_map_that_adds_a_templates_values_in_its_order_holds_its_list() {
+        let mut template = HandlerMap::default();
+        let all = [("join", 1), ("echo", 2), ("say", 3), ("echo", 4)];
+        let mut first = map(&all);
+        share(&mut first, &mut template);
+
+        let mut same = HandlerMap::default();
+        let upto = add_all(&mut same, &template, &all);
+        assert_eq!(upto, 4, "every value taken");
+        assert!(same_list(&same, &template), "no list of its own");
+        same.settle(upto);
+        assert!(same_list(&same, &template), "the whole list, settled");
+        assert_eq!(values(&same, "echo"), [2, 4]);
+
+        // The first values only: the others are not this map's.
+        let mut prefix = HandlerMap::default();
+        let upto = add_all(&mut prefix, &template, &all[..3]);
+        assert!(same_list(&prefix, &template), "taken so far");
+        prefix.settle(upto);
+        assert!(!same_list(&prefix, &template), "a copy of its own part");
+        assert_eq!(values(&prefix, "echo"), [2]);
+        assert_eq!(values(&prefix, "say"), [3]);
+        assert_eq!(prefix.len(), 3);
+        assert_eq!(
+            values(&template, "echo"),
+            [2, 4],
+            "the template is left alone"
+        );
+
+        // A value that differs from the template's next one: a list of its
+        // own, with what was taken before it.
+        let mut differs = HandlerMap::default();
+        add_all(
+            &mut differs,
+            &template,
+            &[("join", 1), ("echo", 7), ("say", 3)],
+        );
+        assert!(!same_list(&differs, &template));
+        assert_eq!(values(&differs, "join"), [1]);
+        assert_eq!(values(&differs, "echo"), [7]);
+        assert_eq!(values(&differs, "say"), [3]);
+        assert_eq!(differs.len(), 3);
+
+        // The same value under another name, and a value after a gap in
+        // the template's order, are not taken.
+        let mut renamed = HandlerMap::default();
+        add_all(&mut renamed, &template, &[("nioj", 1)]);
+        assert!(!same_list(&renamed, &template));
+        assert_eq!(values(&renamed, "nioj"), [1]);
+        let mut skipped = HandlerMap::default();
+        add_all(&mut skipped, &template, &[("join", 1), ("say", 3)]);
+        assert!(!same_list(&skipped, &template));
+        assert_eq!(values(&skipped, "say"), [3]);
+        assert_eq!(values(&skipped, "echo"), [0; 0]);
+        assert_eq!(skipped.len(), 2);
+
+        // A map with a list of its own takes nothing, nor one from an
+        // empty template.
+        let mut own = map(&[("join", 1)]);
+        assert!(!own.follow(Some(&template), 0, "join", &1, |a, b| a == b));
+        let mut none = HandlerMap::default();
+        assert!(!none.follow(Some(&HandlerMap::default()), 0, "join", &1, |a, b| a == b));
+        assert!(none.entries.is_none());
     }
 
     /// A map holding the template's list.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 
 use serde::de::DeserializeOwned;
 use socketio_proto::socketio_packet::{DataError, ProtocolVersion};
@@ -151,17 +151,24 @@ impl NsInner {
     /// read lock, and nothing is written.
     pub(crate) fn share_handlers(&self, socket: &SocketInner) {
         let mut listeners = socket.listeners();
-        let seen = listeners.events.len();
+        let seen = listeners.events().len();
         if self.handlers_seen.load(Ordering::Relaxed) != seen {
             self.handlers_seen.store(seen, Ordering::Relaxed);
         }
-        let template = self.handlers.read().unwrap_or_else(|e| e.into_inner());
+        let template = self.handler_template();
         if listeners.adopt_events(&template) {
             return;
         }
         drop(template);
         let mut template = self.handlers.write().unwrap_or_else(|e| e.into_inner());
         listeners.share_events(&mut template);
+    }
+
+    /// The last list of event handlers a socket registered that holds
+    /// nothing: a new socket holds it while it registers the same handlers
+    /// (see `HandlerMap::follow`).
+    pub(crate) fn handler_template(&self) -> RwLockReadGuard<'_, EventHandlers> {
+        self.handlers.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many event handlers a socket of this namespace usually

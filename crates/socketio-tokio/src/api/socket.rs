@@ -282,6 +282,14 @@ pub(crate) struct Entry<H> {
     pub(crate) handler: H,
 }
 
+impl<H> crate::handler_map::Ranked for Entry<H> {
+    /// The listener's id: ids count up from 1 in the order listeners are
+    /// added.
+    fn rank(&self) -> u64 {
+        self.id().0
+    }
+}
+
 impl<H> Entry<H> {
     /// The low bit of `key`: the listener runs once.
     const ONCE: u64 = 1;
@@ -342,10 +350,17 @@ fn same_handler(
 /// middlewares and the fallback) are a box made on their first use, 8
 /// bytes until then. The lists are read through `Deref` (an empty set
 /// while there is no box) and written through `DerefMut` (which makes it).
+///
+/// A socket whose connect handler registers the same handlers as the
+/// namespace's last socket, in the same order, holds that socket's list
+/// from its first handler on (`HandlerMap::follow`): `next_id`'s top bit
+/// says so, while every id given so far is one of that list's handlers,
+/// and the list is settled before anything else reads or changes it.
 #[derive(Default)]
 pub(crate) struct Listeners {
-    pub(crate) events: EventHandlers,
+    events: EventHandlers,
     rare: Option<Box<RareListeners>>,
+    /// The last id given, and [`Listeners::FOLLOWING`].
     next_id: u64,
 }
 
@@ -403,9 +418,65 @@ impl std::ops::DerefMut for Listeners {
 }
 
 impl Listeners {
+    /// The top bit of `next_id`: the event handlers' list is the
+    /// namespace's template, of which this socket registered the handlers
+    /// whose ids it gave (all of them, from 1 on); ids stay far below it.
+    const FOLLOWING: u64 = 1 << 63;
+
     fn next_id(&mut self) -> ListenerId {
+        self.settle();
         self.next_id += 1;
         ListenerId(self.next_id)
+    }
+
+    /// Makes the event handlers' list the socket's own (`HandlerMap::settle`)
+    /// if it is still the template's.
+    fn settle(&mut self) {
+        if self.next_id & Self::FOLLOWING != 0 {
+            self.next_id &= !Self::FOLLOWING;
+            self.events.settle(self.next_id);
+        }
+    }
+
+    /// The event handlers.
+    pub(crate) fn events(&mut self) -> &mut EventHandlers {
+        self.settle();
+        &mut self.events
+    }
+
+    /// Adds a handler of `event` for a socket of namespace `ns`; its id.
+    /// While every handler so far is the next of the namespace's last
+    /// list, the socket holds that list; else its own, made with room for
+    /// as many handlers as the last socket registered.
+    fn add_event(
+        &mut self,
+        ns: &NsInner,
+        event: Cow<'static, str>,
+        handler: ErasedHandler<EventContext>,
+        once: bool,
+    ) -> ListenerId {
+        let given = self.next_id & !Self::FOLLOWING;
+        let id = ListenerId(given + 1);
+        let entry = Entry::new(id, once, handler);
+        let taken = if self.next_id & Self::FOLLOWING != 0 {
+            self.events
+                .follow(None, given, &event, &entry, same_handler)
+        } else if given == 0 {
+            let template = ns.handler_template();
+            self.events
+                .follow(Some(&template), 0, &event, &entry, same_handler)
+        } else {
+            false
+        };
+        if taken {
+            self.next_id = id.0 | Self::FOLLOWING;
+        } else {
+            self.settle();
+            self.next_id = id.0;
+            self.events.reserve_for(ns.handlers_seen());
+            self.events.push(event, entry);
+        }
+        id
     }
 
     /// Adds `handler` at the end of the list `list` picks; its id.
@@ -422,7 +493,7 @@ impl Listeners {
     /// The handlers of event `name` (once-only ones taken out), else the
     /// fallback.
     pub(crate) fn event_handlers(&mut self, name: &str) -> Handlers<ErasedHandler<EventContext>> {
-        let handlers = self.events.take_of(
+        let handlers = self.events().take_of(
             name,
             |entries| match entries.len() {
                 // Most events have one handler: no list to allocate.
@@ -455,7 +526,7 @@ impl Listeners {
     }
 
     fn remove(&mut self, id: ListenerId) {
-        self.events.retain(|e| e.id() != id);
+        self.events().retain(|e| e.id() != id);
         self.take_away(|rare| {
             rare.any.retain(|e| e.id() != id);
             rare.any_outgoing.retain(|e| e.id() != id);
@@ -470,7 +541,7 @@ impl Listeners {
     /// namespace that registered the same handlers, none of which holds
     /// anything (see [`HandlerMap::share`]).
     pub(crate) fn share_events(&mut self, template: &mut EventHandlers) {
-        self.events
+        self.events()
             .share(template, same_handler, |e| e.handler.is_static());
     }
 
@@ -478,7 +549,7 @@ impl Listeners {
     /// socket's (see [`HandlerMap::adopt`]); whether the socket's list is
     /// the template's now.
     pub(crate) fn adopt_events(&mut self, template: &EventHandlers) -> bool {
-        self.events.adopt(template, same_handler)
+        self.events().adopt(template, same_handler)
     }
 
     /// Applies `change`, which only takes listeners away, to the rare
@@ -763,12 +834,9 @@ impl Socket {
         handler: ErasedHandler<EventContext>,
         once: bool,
     ) -> ListenerId {
-        let mut listeners = self.0.listeners();
-        let id = listeners.next_id();
-        // Room at once for as many handlers as the last socket registered.
-        listeners.events.reserve_for(self.0.ns.handlers_seen());
-        listeners.events.push(event, Entry::new(id, once, handler));
-        id
+        self.0
+            .listeners()
+            .add_event(&self.0.ns, event, handler, once)
     }
 
     /// Removes the listener `id` (an event handler, a catch-all, a
@@ -780,12 +848,12 @@ impl Socket {
     /// Removes every handler of `event` (the reference's
     /// `removeAllListeners(event)`).
     pub fn remove_all_listeners(&self, event: &str) {
-        self.0.listeners().events.remove(event);
+        self.0.listeners().events().remove(event);
     }
 
     /// How many handlers event `event` has (the reference's `listenerCount`).
     pub fn listener_count(&self, event: &str) -> usize {
-        self.0.listeners().events.get(event).len()
+        self.0.listeners().events().get(event).len()
     }
 
     /// Handles every event that has no handler of its own.
@@ -1552,14 +1620,75 @@ mod tests {
         let shared = |nsp: &str| {
             let sockets = io.of(nsp).sockets();
             assert_eq!(sockets.len(), 2, "{nsp}");
-            let (a, b) = (sockets[0].0.listeners(), sockets[1].0.listeners());
-            assert_eq!(a.events.len(), b.events.len());
-            a.events.shares_list_with(&b.events)
+            let (mut a, mut b) = (sockets[0].0.listeners(), sockets[1].0.listeners());
+            assert_eq!(a.events().len(), b.events().len());
+            a.events().shares_list_with(b.events())
         };
         assert!(shared("/"), "handlers that capture nothing: one list");
         assert!(
             !shared("/own"),
             "a handler that holds something: a list each"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_registers_part_of_the_last_sockets_handlers_has_those_only() {
+        let Ok(io) = crate::SocketIo::new() else {
+            panic!("a server");
+        };
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counts = Arc::new(Mutex::new(Vec::new()));
+        let (seen2, counts2) = (seen.clone(), counts.clone());
+        io.ns("/", move |socket: Socket| {
+            let nth = seen2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let counts = counts2.clone();
+            async move {
+                socket.on("a", |_: Socket| async move {});
+                match nth {
+                    // The first socket's list: `a`, `b`, `c`.
+                    0 => {}
+                    // `b` after another kind of listener: not the list's next.
+                    1 => {
+                        socket.on_disconnect(|| async move {});
+                    }
+                    // `a` and `b` only.
+                    2 => {
+                        socket.on("b", |_: Socket| async move {});
+                        socket.once("c", |_: Socket| async move {});
+                        socket.off(ListenerId(3));
+                    }
+                    _ => {}
+                }
+                if nth != 2 {
+                    socket.on("b", |_: Socket| async move {});
+                }
+                if nth == 0 {
+                    socket.on("c", |_: Socket| async move {});
+                }
+                let count = |e| socket.listener_count(e);
+                counts
+                    .lock()
+                    .expect("counts")
+                    .push((nth, [count("a"), count("b"), count("c")]));
+            }
+        });
+        let svc = io.service();
+        for _ in 0..4 {
+            let open = call(&svc, "GET", "", "").await;
+            let sid = open.split('"').nth(3).unwrap_or_default().to_owned();
+            assert_eq!(call(&svc, "POST", &sid, "40").await, "ok");
+            assert!(call(&svc, "GET", &sid, "").await.starts_with("40{"));
+        }
+        let mut counts = counts.lock().expect("counts").clone();
+        counts.sort();
+        assert_eq!(
+            counts,
+            [
+                (0, [1, 1, 1]),
+                (1, [1, 1, 0]),
+                (2, [1, 1, 0]),
+                (3, [1, 1, 0]),
+            ]
         );
     }
 
