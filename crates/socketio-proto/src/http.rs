@@ -44,6 +44,9 @@ pub struct Request {
     /// The path's length in `target`; the query starts after the `?` that
     /// follows it, if one does.
     path_len: usize,
+    /// Where the Engine.IO parameters are in the query: found once, as
+    /// the request is made.
+    params: ParamRanges,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
     /// Whether the request asks for a WebSocket upgrade (`Upgrade: websocket`).
@@ -75,10 +78,13 @@ impl Request {
 
     /// A request with the given method, path and query, and body.
     pub fn new(method: Method, path_and_query: &str, body: Bytes) -> Request {
+        let path_len = path_len(path_and_query);
+        let query = path_and_query.get(path_len + 1..).unwrap_or_default();
         Request {
             method,
             target: path_and_query.to_owned(),
-            path_len: path_len(path_and_query),
+            path_len,
+            params: ParamRanges::find(query),
             content_type: None,
             websocket: false,
             body,
@@ -109,7 +115,16 @@ impl Request {
 
     /// The query parameters Engine.IO reads, in one walk over the query.
     pub fn engine_params(&self) -> EngineParams<'_> {
-        engine_params(self.query())
+        self.params.read(self.query())
+    }
+
+    /// Whether the query names a session (`sid`): a session's request,
+    /// not a handshake.
+    pub fn names_session(&self) -> bool {
+        match self.params.walk {
+            true => self.engine_params().sid.is_some(),
+            false => self.params.found & 1 << SID != 0,
+        }
     }
 }
 
@@ -143,30 +158,36 @@ pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
 
 /// Whether a raw query string names `name`, as
 /// [`query_value`]`(query, name).is_some()` says: in one look at each pair's
-/// start, when nothing before the name is escaped.
+/// start, when no key before the name is escaped.
 pub fn has_query_param(query: &str, name: &str) -> bool {
-    let (bytes, key) = (query.as_bytes(), name.as_bytes());
-    if key.is_empty() || key.iter().any(|b| SPECIAL[usize::from(*b)]) {
-        return query_value(query, name).is_some();
+    let (bytes, name) = (query.as_bytes(), name.as_bytes());
+    if name.is_empty() || name.iter().any(|b| SPECIAL[usize::from(*b)]) {
+        return query_value(query, name_str(name)).is_some();
     }
-    let names_at = |at: usize| {
-        bytes[at..].starts_with(key)
-            && matches!(bytes.get(at + key.len()), None | Some(b'=' | b'&'))
-    };
-    if names_at(0) {
-        return true;
+    // An escaped key may spell the name: as `query_value` decodes.
+    if has_escape(bytes) {
+        return query_value(query, name_str(name)).is_some();
     }
-    let mut i = 0;
+    let mut from = 0;
     loop {
-        i = skip_plain(bytes, i);
-        match bytes.get(i) {
-            None => return false,
-            // An escape may spell the name: as `query_value` decodes.
-            Some(b'%' | b'+') => return query_value(query, name).is_some(),
-            Some(b'&') if names_at(i + 1) => return true,
-            Some(_) => i += 1,
+        let end = pair_end(bytes, from);
+        let pair = &bytes[from..end];
+        if pair.len() >= name.len()
+            && same_bytes(&pair[..name.len()], name)
+            && matches!(pair.get(name.len()), None | Some(b'='))
+        {
+            return true;
         }
+        if end == bytes.len() {
+            return false;
+        }
+        from = end + 1;
     }
+}
+
+/// `name` again as the `&str` it was.
+fn name_str(name: &[u8]) -> &str {
+    std::str::from_utf8(name).unwrap_or_default()
 }
 
 /// The query parameters Engine.IO reads, found in one walk over the query
@@ -187,25 +208,162 @@ pub struct EngineParams<'q> {
 
 /// The Engine.IO parameters of a raw query string.
 pub fn engine_params(query: &str) -> EngineParams<'_> {
+    ParamRanges::find(query).read(query)
+}
+
+/// The index of each Engine.IO parameter in [`ParamRanges`]: `EIO`,
+/// `transport`, `sid`, `j`, `b64`.
+const EIO: usize = 0;
+const TRANSPORT: usize = 1;
+const SID: usize = 2;
+const J: usize = 3;
+const B64: usize = 4;
+
+/// Where the first value of each Engine.IO parameter is in a query, as
+/// byte ranges: found in one walk from `&` to `&`, eight bytes at a time,
+/// with a look at each key only, and read with no walk. A query with an
+/// escape in it (few are), or too long for the ranges, is walked again
+/// when read, with what it has decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ParamRanges {
+    /// The value of each parameter found, by index (`EIO`...).
+    values: [(u32, u32); 5],
+    /// A bit per parameter found, by index.
+    found: u8,
+    /// The query is read by walking it again.
+    walk: bool,
+}
+
+impl ParamRanges {
+    fn find(query: &str) -> ParamRanges {
+        let bytes = query.as_bytes();
+        let mut ranges = ParamRanges::default();
+        if has_escape(bytes) || u32::try_from(bytes.len()).is_err() {
+            ranges.walk = true;
+            return ranges;
+        }
+        let mut from = 0;
+        loop {
+            let end = pair_end(bytes, from);
+            let pair = &bytes[from..end];
+            let eq = key_len(pair);
+            if let Some(at) = engine_index(&pair[..eq])
+                && ranges.found & 1 << at == 0
+            {
+                ranges.found |= 1 << at;
+                // Within the query, whose length fits in a u32.
+                let start = (from + eq + 1).min(end) as u32;
+                ranges.values[at] = (start, end as u32);
+            }
+            if end == bytes.len() {
+                return ranges;
+            }
+            from = end + 1;
+        }
+    }
+
+    /// The parameters of `query`, the query these ranges were found in.
+    fn read(self, query: &str) -> EngineParams<'_> {
+        if self.walk {
+            return walk_engine_params(query);
+        }
+        let value = |at: usize| {
+            let (start, end) = self.values[at];
+            (self.found & 1 << at != 0)
+                .then(|| Cow::Borrowed(query.get(start as usize..end as usize).unwrap_or_default()))
+        };
+        EngineParams {
+            eio: value(EIO),
+            transport: value(TRANSPORT),
+            sid: value(SID),
+            j: value(J),
+            b64: value(B64),
+        }
+    }
+}
+
+/// The index in [`ParamRanges`] of the parameter named `key`, if
+/// Engine.IO reads it.
+fn engine_index(key: &[u8]) -> Option<usize> {
+    match key {
+        b"EIO" => Some(EIO),
+        b"transport" => Some(TRANSPORT),
+        b"sid" => Some(SID),
+        b"j" => Some(J),
+        b"b64" => Some(B64),
+        _ => None,
+    }
+}
+
+/// The Engine.IO parameters of a query with escapes, decoded: pair by
+/// pair, each key decoded before it is compared.
+fn walk_engine_params(query: &str) -> EngineParams<'_> {
     let mut params = EngineParams::default();
     for pair in raw_pairs(query) {
         let key = match pair.key_escaped {
             true => Cow::Owned(percent_decode(pair.key)),
             false => Cow::Borrowed(pair.key),
         };
-        let slot = match &*key {
-            "EIO" => &mut params.eio,
-            "transport" => &mut params.transport,
-            "sid" => &mut params.sid,
-            "j" => &mut params.j,
-            "b64" => &mut params.b64,
-            _ => continue,
+        let slot = match engine_index(key.as_bytes()) {
+            Some(EIO) => &mut params.eio,
+            Some(TRANSPORT) => &mut params.transport,
+            Some(SID) => &mut params.sid,
+            Some(J) => &mut params.j,
+            Some(_) => &mut params.b64,
+            None => continue,
         };
         if slot.is_none() {
             *slot = Some(pair.value());
         }
     }
     params
+}
+
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+const HIGHS: u64 = ONES << 7;
+
+/// The high bit of each byte of `word` that is `b`, and of some bytes
+/// after such a byte: only the lowest bit set counts.
+fn bytes_of(word: u64, b: u8) -> u64 {
+    let x = word ^ (ONES * u64::from(b));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// The index of the first `&` in `bytes` from `i` on, or the length:
+/// eight bytes at a time, then one at a time.
+fn pair_end(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(Ok(chunk)) = bytes.get(i..i + 8).map(<[u8; 8]>::try_from) {
+        let found = bytes_of(u64::from_le_bytes(chunk), b'&');
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && bytes[i] != b'&' {
+        i += 1;
+    }
+    i
+}
+
+/// The length of a pair's key: up to its first `=`.
+fn key_len(pair: &[u8]) -> usize {
+    pair.iter().position(|b| *b == b'=').unwrap_or(pair.len())
+}
+
+/// Whether `bytes` has a `%` or a `+` to decode: eight bytes at a time.
+fn has_escape(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    let found = words.by_ref().any(|chunk| {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        bytes_of(word, b'%') | bytes_of(word, b'+') != 0
+    });
+    found || words.remainder().iter().any(|b| matches!(b, b'%' | b'+'))
+}
+
+/// Whether two slices of one length are equal, byte by byte: a name is a
+/// few bytes, fewer than a call to `memcmp` costs.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// One `key=value` pair of a query, as written.
@@ -245,18 +403,12 @@ const SPECIAL: [bool; 256] = {
 /// The index of the first of `&`, `=`, `%` and `+` in `bytes` from `i`
 /// on, or the length: eight bytes at a time, then one at a time.
 fn skip_plain(bytes: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGHS: u64 = ONES << 7;
-    // The high bit of each byte of `word` that is `b`; and of some bytes
-    // after such a byte, so that only the lowest bit set counts.
-    let matches = |word: u64, b: u8| {
-        let x = word ^ (ONES * u64::from(b));
-        x.wrapping_sub(ONES) & !x & HIGHS
-    };
     while let Some(Ok(chunk)) = bytes.get(i..i + 8).map(<[u8; 8]>::try_from) {
         let word = u64::from_le_bytes(chunk);
-        let found =
-            matches(word, b'&') | matches(word, b'=') | matches(word, b'%') | matches(word, b'+');
+        let found = bytes_of(word, b'&')
+            | bytes_of(word, b'=')
+            | bytes_of(word, b'%')
+            | bytes_of(word, b'+');
         if found != 0 {
             return i + (found.trailing_zeros() / 8) as usize;
         }
@@ -311,15 +463,10 @@ fn raw_pairs(query: &str) -> impl Iterator<Item = RawPair<'_>> {
     })
 }
 
-/// Whether `s` has a `%` or a `+` to decode.
-fn has_escapes(s: &str) -> bool {
-    s.bytes().any(|b| b == b'%' || b == b'+')
-}
-
 /// Decodes `%XX` escapes and `+` as in `application/x-www-form-urlencoded`.
 /// Invalid escapes are kept as they are; invalid UTF-8 is replaced.
 pub fn percent_decode(s: &str) -> String {
-    if !has_escapes(s) {
+    if !has_escape(s.as_bytes()) {
         return s.to_owned();
     }
     let bytes = s.as_bytes();
@@ -574,6 +721,15 @@ mod tests {
                 );
             }
         }
+        assert!(!Request::get("/socket.io/").names_session());
+        assert!(Request::get("/socket.io/?sid").names_session());
+        assert_eq!(
+            Request::get("/socket.io/?sid")
+                .engine_params()
+                .sid
+                .as_deref(),
+            Some("")
+        );
         assert!(has_query_param("EIO=4&transport=polling&sid=abc", "sid"));
         assert!(!has_query_param("EIO=4&transport=polling&xsid=abc", "sid"));
         assert!(has_query_param("sid", "sid"));
@@ -601,6 +757,69 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_pair_ends_at_the_first_ampersand() {
+        let alphabet = b"ab&=%+\x01\x7f\x80\xff0";
+        let mut seed = 0x1d6f_4f91_2545_dd1d_u64;
+        for len in 0..40 {
+            for _ in 0..50 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| alphabet[(xorshift(&mut seed) % alphabet.len() as u64) as usize])
+                    .collect();
+                for from in 0..=len {
+                    let naive = (from..len).find(|&i| bytes[i] == b'&').unwrap_or(len);
+                    assert_eq!(pair_end(&bytes, from), naive, "{bytes:?} {from}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn engine_params_of_long_queries_agree_with_query_value() {
+        let parts = [
+            "EIO=4",
+            "transport=polling",
+            "t=PZx1a2Bc",
+            "sid=AAAAAAAAAAAAAAAAAAAA",
+            "sid=a%62c",
+            "j=0",
+            "b64=1",
+            "%73id=x",
+            "EI%4F=3",
+            "tr+ansport=y",
+            "x=1&&y",
+            "transport=web%73ocket",
+            "=",
+            "",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..5_000 {
+            let n = 1 + xorshift(&mut seed) % 7;
+            let query = (0..n)
+                .map(|_| parts[(xorshift(&mut seed) % parts.len() as u64) as usize])
+                .collect::<Vec<_>>()
+                .join("&");
+            let p = engine_params(&query);
+            let get = |name| query_value(&query, name);
+            assert_eq!(p.eio, get("EIO"), "{query}");
+            assert_eq!(p.transport, get("transport"), "{query}");
+            assert_eq!(p.sid, get("sid"), "{query}");
+            assert_eq!(p.j, get("j"), "{query}");
+            assert_eq!(p.b64, get("b64"), "{query}");
+            for name in ["sid", "EIO", "t", "x"] {
+                assert_eq!(
+                    has_query_param(&query, name),
+                    get(name).is_some(),
+                    "{query} {name}"
+                );
+            }
+            // A request reads them from where it found them when made.
+            let request = Request::get(&format!("/socket.io/?{query}"));
+            assert_eq!(request.engine_params(), p, "{query}");
+            assert_eq!(request.names_session(), p.sid.is_some(), "{query}");
         }
     }
 

@@ -540,25 +540,31 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
     };
     let polling = match websocket {
         true => None,
-        false => Head::polling(method, target, content_type.flatten(), origin, accept),
+        false => Some(Head::polling(
+            method,
+            target,
+            content_type.flatten(),
+            origin,
+            accept,
+        )),
     };
     let head = match polling {
-        Some(head) => head,
+        Some(Ok(head)) => head,
         // A long-polling handshake that no hook reads the head of: the
         // session's copy of the head, made from it as read.
-        None if method == Method::Get
-            && !websocket
-            && Head::handshake_without_parts(shared)
-            && origin_form_target(target) =>
+        Some(Err(request))
+            if method == Method::Get
+                && Head::handshake_without_parts(shared)
+                && origin_form_target(target) =>
         {
             let copied = RequestHead::from_raw(target, req.headers);
-            match Head::handshake(target, origin, accept, copied) {
+            match Head::handshake(request, origin, accept, copied) {
                 Some(head) => head,
                 None => return Parsed::Other,
             }
         }
         // Another handshake or an upgrade: its head as `http` parts.
-        None => match parts(&bytes[..len], method_name, target, req.headers) {
+        _ => match parts(&bytes[..len], method_name, target, req.headers) {
             Some(parts) => Head::new(parts).upgraded_here(),
             None => return Parsed::Other,
         },

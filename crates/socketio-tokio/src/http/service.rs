@@ -311,7 +311,7 @@ impl Head {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let has_sid = socketio_proto::http::has_query_param(request.query(), "sid");
+        let has_sid = request.names_session();
         let keep = method == Method::Options || request.websocket || !has_sid;
         let origin = parts.headers.get(header::ORIGIN).map(|v| match keep {
             true => v.clone(),
@@ -345,15 +345,16 @@ impl Head {
     /// session), for a server where [`Head::handshake_without_parts`]:
     /// what the new session keeps of it is copied from the head as read,
     /// with no `http` parts made.
+    /// `request` is the `GET` as [`Head::polling`] gave it back.
     pub(crate) fn handshake(
-        path_and_query: &str,
+        request: Box<Request>,
         origin: Option<&[u8]>,
         accept: Option<Coding>,
         copied: RequestHead,
     ) -> Option<Head> {
         let origin = origin_value(origin)?;
         Some(Head {
-            request: Box::new(Request::new(Method::Get, path_and_query, Bytes::new())),
+            request,
             has_sid: false,
             origin,
             accept,
@@ -371,25 +372,25 @@ impl Head {
     }
 
     /// The head of a session's polling request (its query names a
-    /// `sid`), from what of it the session needs; `None` when the query
-    /// names no session, or `origin` is no header value.
+    /// `sid`), from what of it the session needs; else, when the query
+    /// names no session or `origin` is no header value, the request made,
+    /// for a handshake's head ([`Head::handshake`]).
     pub(crate) fn polling(
         method: Method,
         path_and_query: &str,
         content_type: Option<&str>,
         origin: Option<&[u8]>,
         accept: Option<Coding>,
-    ) -> Option<Head> {
-        // The query looked at before the request is made: a handshake's
-        // (no `sid`) is made from its whole head instead.
-        let query = socketio_proto::http::query_of(path_and_query);
-        if !socketio_proto::http::has_query_param(query, "sid") {
-            return None;
-        }
+    ) -> Result<Head, Box<Request>> {
         let mut request = Box::new(Request::new(method, path_and_query, Bytes::new()));
-        let origin = origin_value(origin)?;
+        if !request.names_session() {
+            return Err(request);
+        }
+        let Some(origin) = origin_value(origin) else {
+            return Err(request);
+        };
         request.content_type = content_type.map(str::to_owned);
-        Some(Head {
+        Ok(Head {
             request,
             has_sid: true,
             origin,
