@@ -38,23 +38,18 @@ impl Handshake {
 
     /// Appends the JSON text to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        let mut num = itoa::Buffer::new();
-        out.extend_from_slice(b"{\"sid\":");
-        write_json_str(out, &self.sid);
-        out.extend_from_slice(b",\"upgrades\":[");
-        for (i, upgrade) in self.upgrades.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_json_str(out, upgrade);
+        self.fields().write_json(out);
+    }
+
+    /// The same fields, borrowed.
+    pub(crate) fn fields(&self) -> HandshakeRef<'_, String> {
+        HandshakeRef {
+            sid: &self.sid,
+            upgrades: &self.upgrades,
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            max_payload: self.max_payload,
         }
-        out.extend_from_slice(b"],\"pingInterval\":");
-        out.extend_from_slice(num.format(self.ping_interval).as_bytes());
-        out.extend_from_slice(b",\"pingTimeout\":");
-        out.extend_from_slice(num.format(self.ping_timeout).as_bytes());
-        out.extend_from_slice(b",\"maxPayload\":");
-        out.extend_from_slice(num.format(self.max_payload).as_bytes());
-        out.push(b'}');
     }
 
     /// Parses the JSON text of an open packet.
@@ -73,16 +68,71 @@ impl Handshake {
 
     /// The length in bytes of the JSON text.
     pub fn json_len(&self) -> usize {
+        self.fields().json_len()
+    }
+}
+
+/// The fields of a [`Handshake`], borrowed: the open packet's JSON text
+/// measured and written as [`Handshake`] writes it, with no `Handshake`
+/// made (no `String` for the id, no list of upgrades). `U` is how an
+/// upgrade's name is held: `&str` (a server's `&["websocket"]`) or
+/// `String` (a [`Handshake`]'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandshakeRef<'a, U = &'a str> {
+    /// The session id.
+    pub sid: &'a str,
+    /// The transports the client may upgrade to.
+    pub upgrades: &'a [U],
+    /// Milliseconds between two heartbeats.
+    pub ping_interval: u64,
+    /// Milliseconds the other side waits for the heartbeat's answer.
+    pub ping_timeout: u64,
+    /// The largest HTTP body the server accepts, in bytes.
+    pub max_payload: u64,
+}
+
+impl<U: AsRef<str>> HandshakeRef<'_, U> {
+    /// The length in bytes of the JSON text.
+    pub fn json_len(&self) -> usize {
         // `{"sid":`, `,"upgrades":[`, `],"pingInterval":`, `,"pingTimeout":`, `,"maxPayload":`, `}`.
         const PUNCTUATION: usize = 7 + 13 + 17 + 15 + 14 + 1;
-        let upgrades: usize = self.upgrades.iter().map(|u| json_str_len(u)).sum();
+        let upgrades: usize = self.upgrades.iter().map(|u| json_str_len(u.as_ref())).sum();
         PUNCTUATION
-            + json_str_len(&self.sid)
+            + json_str_len(self.sid)
             + upgrades
             + self.upgrades.len().saturating_sub(1)
             + digits(self.ping_interval)
             + digits(self.ping_timeout)
             + digits(self.max_payload)
+    }
+
+    /// Appends the JSON text to `out`, byte for byte what the reference
+    /// server writes.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut num = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"sid\":");
+        write_json_str(out, self.sid);
+        out.extend_from_slice(b",\"upgrades\":[");
+        for (i, upgrade) in self.upgrades.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(out, upgrade.as_ref());
+        }
+        out.extend_from_slice(b"],\"pingInterval\":");
+        out.extend_from_slice(num.format(self.ping_interval).as_bytes());
+        out.extend_from_slice(b",\"pingTimeout\":");
+        out.extend_from_slice(num.format(self.ping_timeout).as_bytes());
+        out.extend_from_slice(b",\"maxPayload\":");
+        out.extend_from_slice(num.format(self.max_payload).as_bytes());
+        out.push(b'}');
+    }
+
+    /// Appends the open packet's text to `out`: `0`, then the JSON text.
+    pub fn write_packet(&self, out: &mut Vec<u8>) {
+        crate::packet::reserve(out, 1 + self.json_len());
+        out.push(b'0');
+        self.write_json(out);
     }
 }
 
@@ -232,6 +282,33 @@ mod tests {
             assert_eq!(json_str_len(&s), out.len(), "{c:?}");
             let parsed: String = serde_json::from_slice(&out).unwrap_or_default();
             assert_eq!(parsed, s);
+        }
+    }
+
+    #[test]
+    fn borrowed_fields_write_what_a_handshake_writes() {
+        for upgrades in [&["websocket"][..], &[], &["a", "b\"c"]] {
+            let borrowed = HandshakeRef {
+                sid: "ab\"c\u{1}d",
+                upgrades,
+                ping_interval: 25_000,
+                ping_timeout: 0,
+                max_payload: 1_000_000,
+            };
+            let owned = Handshake {
+                sid: borrowed.sid.to_owned(),
+                upgrades: upgrades.iter().map(|u| u.to_string()).collect(),
+                ping_interval: 25_000,
+                ping_timeout: 0,
+                max_payload: 1_000_000,
+            };
+            let mut packet = Vec::new();
+            borrowed.write_packet(&mut packet);
+            let encoded =
+                crate::Packet::Open(owned.clone()).encode_text(crate::ProtocolVersion::V4);
+            assert_eq!(packet, encoded.as_bytes());
+            assert_eq!(packet.len(), 1 + borrowed.json_len());
+            assert_eq!(&packet[1..], owned.to_json().as_bytes());
         }
     }
 

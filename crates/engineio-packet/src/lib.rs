@@ -53,7 +53,7 @@ mod str;
 mod version;
 
 pub use crate::error::DecodeError;
-pub use crate::handshake::Handshake;
+pub use crate::handshake::{Handshake, HandshakeRef};
 pub use crate::packet::{Data, Packet, PacketType};
 pub use crate::str::Str;
 pub use crate::version::{ProtocolVersion, UnsupportedVersion};

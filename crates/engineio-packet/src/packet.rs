@@ -287,11 +287,7 @@ impl Packet {
     /// a binary message as `b<base64>` (revision 4) or `b4<base64>` (revision 3).
     pub fn encode_text_into(&self, version: ProtocolVersion, out: &mut Vec<u8>) {
         match self {
-            Packet::Open(handshake) => {
-                reserve(out, 1 + handshake.json_len());
-                out.push(b'0');
-                handshake.write_json(out);
-            }
+            Packet::Open(handshake) => handshake.fields().write_packet(out),
             Packet::Ping(data) | Packet::Pong(data) | Packet::Message(Data::Text(data)) => {
                 let data = data.as_bytes();
                 reserve(out, 1 + data.len());

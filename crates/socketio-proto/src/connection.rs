@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use engineio_packet::{Data, Handshake, Packet as EioPacket, ProtocolVersion as EioVersion, Str};
+use engineio_packet::{
+    Data, Handshake, HandshakeRef, Packet as EioPacket, ProtocolVersion as EioVersion, Str,
+};
 use socketio_packet::{Decoder, Packet, PacketKind, Payload, ProtocolVersion};
 
 use crate::config::{Config, Parser};
@@ -25,7 +27,10 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// One packet waiting in the send buffer.
 #[derive(Debug, Clone)]
 enum Out {
-    /// A control packet (ping, pong, noop, close, open).
+    /// The open packet, written from the connection's id and settings
+    /// ([`Connection::open_fields`]) as it goes out.
+    Open,
+    /// A control packet (ping, pong, noop, close).
     Control(EioPacket),
     /// A text message, with its leading `4`, and whether it may be compressed.
     Text(Str, bool),
@@ -144,26 +149,25 @@ fn connect_answer(nsp: &str, sid: &str, pid: Option<&str>) -> Option<Encoded> {
     })
 }
 
-/// The length of `out` in a v4 polling payload.
-fn v4_len(out: &Out) -> usize {
-    match out {
-        Out::Text(s, _) => s.len(),
-        Out::Binary(b, _) => 1 + base64::encoded_len(b.len(), true).unwrap_or(0),
-        Out::Control(p) => p.text_len(EioVersion::V4),
-    }
-}
-
 impl Out {
     fn size(&self) -> usize {
         match self {
-            Out::Control(_) => 1,
+            Out::Open | Out::Control(_) => 1,
             Out::Text(s, _) => s.len(),
             Out::Binary(b, _) => b.len(),
         }
     }
 
-    fn into_packet(self) -> EioPacket {
+    /// The packet, for a connection whose open packet's fields are `open`.
+    fn into_packet(self, open: HandshakeRef<'_>) -> EioPacket {
         match self {
+            Out::Open => EioPacket::Open(Handshake {
+                sid: open.sid.to_owned(),
+                upgrades: open.upgrades.iter().map(|u| u.to_string()).collect(),
+                ping_interval: open.ping_interval,
+                ping_timeout: open.ping_timeout,
+                max_payload: open.max_payload,
+            }),
             Out::Control(p) => p,
             Out::Text(s, _) => EioPacket::Message(Data::Text(s.slice_ref(&s[1..]))),
             Out::Binary(b, _) => EioPacket::Message(Data::Binary(b)),
@@ -381,20 +385,7 @@ impl Connection {
         if !conn.config.engine_only {
             conn.rare().connect_deadline = Some(now + conn.config.connect_timeout);
         }
-        let upgrades = match first_request {
-            Some(_) if conn.config.allow_upgrades && conn.config.transports.websocket => {
-                vec!["websocket".to_owned()]
-            }
-            _ => Vec::new(),
-        };
-        let handshake = Handshake {
-            sid: conn.sid.to_string(),
-            upgrades,
-            ping_interval: conn.config.ping_interval.as_millis() as u64,
-            ping_timeout: conn.config.ping_timeout.as_millis() as u64,
-            max_payload: conn.config.max_payload as u64,
-        };
-        push_back(&mut conn.buffer, Out::Control(EioPacket::Open(handshake)));
+        push_back(&mut conn.buffer, Out::Open);
         match eio {
             // v4: the server pings, first one interval after the handshake.
             EioVersion::V4 => conn.set_next_ping(now + conn.config.ping_interval),
@@ -997,7 +988,8 @@ impl Connection {
             EioVersion::V4 => {
                 // Exactly sized: a `Bytes` made from a full `Vec` shares it
                 // without an allocation of its own.
-                let len = outs.iter().map(v4_len).sum::<usize>() + outs.len().saturating_sub(1);
+                let len = outs.iter().map(|out| self.v4_len(out)).sum::<usize>()
+                    + outs.len().saturating_sub(1);
                 let mut body = Vec::with_capacity(len);
                 for (i, out) in outs.iter().enumerate() {
                     if i > 0 {
@@ -1016,6 +1008,7 @@ impl Connection {
                             body.truncate(start + written);
                         }
                         Out::Control(p) => p.encode_text_into(EioVersion::V4, &mut body),
+                        Out::Open => self.open_fields().write_packet(&mut body),
                     }
                 }
                 debug_assert_eq!(body.len(), len, "a v4 payload's length, computed ahead");
@@ -1025,7 +1018,10 @@ impl Connection {
                 let mut body =
                     Vec::with_capacity(outs.iter().map(Out::size).sum::<usize>() + outs.len() * 4);
                 let binary = matches!(self.transport, Transport::Polling { binary: true, .. });
-                let packets: Vec<EioPacket> = outs.iter().cloned().map(Out::into_packet).collect();
+                let packets: Vec<EioPacket> = outs
+                    .iter()
+                    .map(|out| out.clone().into_packet(self.open_fields()))
+                    .collect();
                 if binary && engineio_packet::payload::v3::has_binary(&packets) {
                     engineio_packet::payload::v3::encode_binary(&packets, &mut body);
                     Response {
@@ -1104,6 +1100,39 @@ impl Connection {
         self.rare().endpoint_events.push_back(EndpointEvent::Closed);
     }
 
+    /// The length of `out` in a v4 polling payload.
+    fn v4_len(&self, out: &Out) -> usize {
+        match out {
+            Out::Text(s, _) => s.len(),
+            Out::Binary(b, _) => 1 + base64::encoded_len(b.len(), true).unwrap_or(0),
+            Out::Control(p) => p.text_len(EioVersion::V4),
+            Out::Open => 1 + self.open_fields().json_len(),
+        }
+    }
+
+    /// The open packet's fields: the session's id, the heartbeat's and
+    /// the payload's settings, and on long-polling the upgrade to a
+    /// WebSocket where the server allows it. The open packet is the first
+    /// that goes out, on the transport the session opened with.
+    fn open_fields(&self) -> HandshakeRef<'_> {
+        const WEBSOCKET: &[&str] = &["websocket"];
+        let upgrades = match self.transport {
+            Transport::Polling { .. }
+                if self.config.allow_upgrades && self.config.transports.websocket =>
+            {
+                WEBSOCKET
+            }
+            _ => &[],
+        };
+        HandshakeRef {
+            sid: &self.sid,
+            upgrades,
+            ping_interval: self.config.ping_interval.as_millis() as u64,
+            ping_timeout: self.config.ping_timeout.as_millis() as u64,
+            max_payload: self.config.max_payload as u64,
+        }
+    }
+
     /// A WebSocket frame's data, and whether it may be compressed.
     fn ws_frame(&self, out: Out) -> (Data, bool) {
         let compress = !matches!(out, Out::Text(_, false) | Out::Binary(_, false));
@@ -1119,6 +1148,12 @@ impl Connection {
                 }
             },
             Out::Control(p) => p.to_ws_frame(self.eio),
+            Out::Open => {
+                let mut text = Vec::new();
+                self.open_fields().write_packet(&mut text);
+                // The open packet is ASCII around the id, a `Str`.
+                Data::Text(Str::from_utf8(Bytes::from(text)).unwrap_or_default())
+            }
         };
         (data, compress)
     }
