@@ -57,6 +57,16 @@ proptest! {
     }
 
     #[test]
+    fn a_single_packet_decodes_as_in_a_list_of_one(input in arb_bytes(), max in 0usize..3) {
+        let body = Bytes::from(input);
+        let all = payload::v4::decode(body.clone(), max);
+        match payload::v4::decode_single(&body, max) {
+            Some(one) => prop_assert_eq!(one.map(|p| vec![p]), all),
+            None => prop_assert!(max == 0 || body.contains(&payload::v4::SEPARATOR)),
+        }
+    }
+
+    #[test]
     fn v4_payloads(input in arb_bytes()) {
         if let Ok(packets) = payload::v4::decode(Bytes::from(input), usize::MAX) {
             prop_assert!(!packets.is_empty());

@@ -550,14 +550,24 @@ impl Connection {
                 self.close_now(DisconnectReason::TransportError, true);
                 return;
             }
-            (EioVersion::V4, false) => engineio_packet::payload::v4::decode(body, max),
-            (EioVersion::V3, false) => engineio_packet::payload::v3::decode_text(body, max),
-            (EioVersion::V3, true) => engineio_packet::payload::v3::decode_binary(body, max),
+            // A body of one packet, as most are, decoded with no list.
+            (EioVersion::V4, false) => {
+                match engineio_packet::payload::v4::decode_single(&body, max) {
+                    Some(one) => one.map(|packet| (Some(packet), Vec::new())),
+                    None => engineio_packet::payload::v4::decode(body, max).map(|all| (None, all)),
+                }
+            }
+            (EioVersion::V3, false) => {
+                engineio_packet::payload::v3::decode_text(body, max).map(|all| (None, all))
+            }
+            (EioVersion::V3, true) => {
+                engineio_packet::payload::v3::decode_binary(body, max).map(|all| (None, all))
+            }
         };
         match decoded {
-            Ok(packets) => {
+            Ok((one, all)) => {
                 self.respond(id, Response::ok());
-                for packet in packets {
+                for packet in one.into_iter().chain(all) {
                     if self.state != State::Open {
                         break;
                     }

@@ -23,6 +23,22 @@ pub fn decode(body: Bytes, max_packets: usize) -> Result<Vec<Packet>, DecodeErro
     super::collect(iter(&body), max_packets)
 }
 
+/// Decodes a polling body of one packet (no `\x1e` in it, as most are)
+/// as [`decode`] does, without a list for it: `None` when the body holds
+/// several packets, or `max_packets` is 0; [`decode`] takes those.
+///
+/// # Errors
+/// As [`decode`]'s.
+pub fn decode_single(body: &Bytes, max_packets: usize) -> Option<Result<Packet, DecodeError>> {
+    if max_packets == 0 || memchr::memchr(SEPARATOR, body).is_some() {
+        return None;
+    }
+    Some(match Str::from_utf8(body.clone()) {
+        Ok(text) => Packet::decode_text(text, ProtocolVersion::V4),
+        Err(_) => Err(DecodeError::InvalidUtf8),
+    })
+}
+
 /// The packets of a polling body, in order, up to and including the first error.
 pub fn iter(body: &Str) -> Iter {
     Iter {
