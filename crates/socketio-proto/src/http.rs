@@ -138,6 +138,13 @@ fn path_len(path_and_query: &str) -> usize {
         .unwrap_or(path_and_query.len())
 }
 
+/// The path of a request's path and query: up to its first `?`.
+pub fn path_of(path_and_query: &str) -> &str {
+    path_and_query
+        .get(..path_len(path_and_query))
+        .unwrap_or_default()
+}
+
 /// The query of a request's path and query: what follows its first `?`.
 pub fn query_of(path_and_query: &str) -> &str {
     path_and_query
@@ -664,6 +671,7 @@ mod tests {
             let req = Request::get(target);
             assert_eq!((req.path(), req.query()), (path, query), "{target}");
             assert_eq!(query_of(target), query, "{target}");
+            assert_eq!(path_of(target), path, "{target}");
         }
     }
 

@@ -470,7 +470,7 @@ fn parse(bytes: &[u8], shared: &Shared, max_headers: usize) -> Parsed {
         "POST" => Method::Post,
         _ => return Parsed::Other,
     };
-    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let path = socketio_proto::http::path_of(target);
     if !shared.config.matches_path(path)
         || (shared.options.client_files.is_some()
             && client::file_name(path, &shared.config.path).is_some())
