@@ -292,8 +292,10 @@ pub(crate) struct Head {
     /// request of a session lets them go before that.
     parts: Option<Box<http::request::Parts>>,
     /// A handshake's head copied as it was read, for a server with no hook
-    /// that reads the head as `http` parts ([`Head::handshake`]).
-    copied: Option<RequestHead>,
+    /// that reads the head as `http` parts ([`Head::handshake`]). Boxed:
+    /// inline it made every head, most of which are a session's polling
+    /// requests, too large to move without a call to `memcpy`.
+    copied: Option<Box<RequestHead>>,
     /// A WebSocket upgrade is made by the server that read the head
     /// ([`Reply::Upgrade`]), not by hyper.
     upgrade_here: bool,
@@ -359,7 +361,7 @@ impl Head {
             origin,
             accept,
             parts: None,
-            copied: Some(copied),
+            copied: Some(Box::new(copied)),
             upgrade_here: false,
         })
     }
@@ -617,7 +619,7 @@ pub(crate) async fn handle<B: RequestBody>(
                         let kept = kept_extensions(p, &shared.options.keep_extensions);
                         RequestHead::new(&p.uri, &p.headers).with_extensions(kept)
                     })
-                    .or(copied)
+                    .or(copied.map(|copied| *copied))
                     .unwrap_or_else(|| RequestHead::new(&http::Uri::default(), &HeaderMap::new())),
                 remote_addr,
                 time: SystemTime::now(),
