@@ -229,12 +229,14 @@ const B64: usize = 4;
 /// Where the first value of each Engine.IO parameter is in a query, as
 /// byte ranges: found in one walk from `&` to `&`, eight bytes at a time,
 /// with a look at each key only, and read with no walk. A query with an
-/// escape in it (few are), or too long for the ranges, is walked again
-/// when read, with what it has decoded.
+/// escape in it (few are), or too long for the ranges (64 KiB), is walked
+/// again when read, with what it has decoded. The ranges are 16 bits each
+/// so that a [`Request`] stays small enough to move without a call to
+/// `memcpy`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct ParamRanges {
     /// The value of each parameter found, by index (`EIO`...).
-    values: [(u32, u32); 5],
+    values: [(u16, u16); 5],
     /// A bit per parameter found, by index.
     found: u8,
     /// The query is read by walking it again.
@@ -245,7 +247,7 @@ impl ParamRanges {
     fn find(query: &str) -> ParamRanges {
         let bytes = query.as_bytes();
         let mut ranges = ParamRanges::default();
-        if has_escape(bytes) || u32::try_from(bytes.len()).is_err() {
+        if has_escape(bytes) || u16::try_from(bytes.len()).is_err() {
             ranges.walk = true;
             return ranges;
         }
@@ -258,9 +260,9 @@ impl ParamRanges {
                 && ranges.found & 1 << at == 0
             {
                 ranges.found |= 1 << at;
-                // Within the query, whose length fits in a u32.
-                let start = (from + eq + 1).min(end) as u32;
-                ranges.values[at] = (start, end as u32);
+                // Within the query, whose length fits in a u16.
+                let start = (from + eq + 1).min(end) as u16;
+                ranges.values[at] = (start, end as u16);
             }
             if end == bytes.len() {
                 return ranges;
@@ -728,6 +730,15 @@ mod tests {
                     "{query:?} {name:?}"
                 );
             }
+        }
+        // Queries too long for 16-bit ranges are walked when read.
+        for len in [65_530, 65_535, 65_536, 70_000] {
+            let query = format!("t={}&sid=abc", "x".repeat(len - 10));
+            assert_eq!(query.len(), len);
+            let request = Request::get(&format!("/socket.io/?{query}"));
+            assert_eq!(request.engine_params(), engine_params(&query));
+            assert_eq!(request.engine_params().sid.as_deref(), Some("abc"), "{len}");
+            assert!(request.names_session());
         }
         assert!(!Request::get("/socket.io/").names_session());
         assert!(Request::get("/socket.io/?sid").names_session());
