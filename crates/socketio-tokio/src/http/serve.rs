@@ -410,7 +410,10 @@ impl HttpServer {
                 shutdown_timeout: self.shutdown_timeout,
                 polling: polling.map(|io| (io.clone(), remote, limits)),
             };
-            tokio::spawn(conn.serve(make(remote), builders.clone()));
+            // Boxed: the runtime moves a task's future as it spawns and
+            // ends the task, a copy each time for a future of a kilobyte,
+            // none for a box.
+            tokio::spawn(Box::pin(conn.serve(make(remote), builders.clone())));
         }
         drop(listener);
         // Let the connections answer their last requests: each finishes, or
