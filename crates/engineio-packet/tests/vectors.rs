@@ -794,3 +794,29 @@ fn error_messages_are_lowercase() {
         "unknown packet type 0x78"
     );
 }
+
+#[test]
+fn an_open_packet_from_borrowed_fields_is_what_a_handshake_writes() {
+    for upgrades in [&["websocket"][..], &[], &["a", "b\"c"]] {
+        let borrowed = engineio_packet::HandshakeRef {
+            sid: "ab\"c\u{1}d",
+            upgrades,
+            ping_interval: 25_000,
+            ping_timeout: 0,
+            max_payload: 1_000_000,
+        };
+        let owned = Handshake {
+            sid: borrowed.sid.to_owned(),
+            upgrades: upgrades.iter().map(|u| u.to_string()).collect(),
+            ping_interval: 25_000,
+            ping_timeout: 0,
+            max_payload: 1_000_000,
+        };
+        let mut packet = Vec::new();
+        borrowed.write_packet(&mut packet);
+        let encoded = Packet::Open(owned.clone()).encode_text(V4);
+        assert_eq!(packet, encoded.as_bytes());
+        assert_eq!(packet.len(), 1 + borrowed.json_len());
+        assert_eq!(&packet[1..], owned.to_json().as_bytes());
+    }
+}
