@@ -165,7 +165,7 @@ pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
 
 /// Whether a raw query string names `name`, as
 /// [`query_value`]`(query, name).is_some()` says: in one look at each pair's
-/// start, when no key before the name is escaped.
+/// start, when nothing in the query is escaped.
 pub fn has_query_param(query: &str, name: &str) -> bool {
     let (bytes, name) = (query.as_bytes(), name.as_bytes());
     if name.is_empty() || name.iter().any(|b| SPECIAL[usize::from(*b)]) {

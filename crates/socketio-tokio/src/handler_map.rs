@@ -443,7 +443,8 @@ mod tests {
 
     /// Adds each value to `m` as a socket adds its handlers: each taken
     /// from `template` while it is the next of its list (the rank taken up
-    /// to kept in `upto`), else added after the map settles; then settles it.
+    /// to kept in `upto`), else added after the map settles. Gives the
+    /// rank taken up to, or `u64::MAX` once the map has a list of its own.
     fn add_all(
         m: &mut HandlerMap<i32>,
         template: &HandlerMap<i32>,
