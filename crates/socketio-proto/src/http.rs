@@ -163,38 +163,10 @@ pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
     raw_pairs(query).find_map(|pair| pair.key_is(name).then(|| pair.value()))
 }
 
-/// Whether a raw query string names `name`, as
-/// [`query_value`]`(query, name).is_some()` says: in one look at each pair's
-/// start, when nothing in the query is escaped.
+/// Whether a raw query string names `name`: a key that decodes to it,
+/// with or without a value.
 pub fn has_query_param(query: &str, name: &str) -> bool {
-    let (bytes, name) = (query.as_bytes(), name.as_bytes());
-    if name.is_empty() || name.iter().any(|b| SPECIAL[usize::from(*b)]) {
-        return query_value(query, name_str(name)).is_some();
-    }
-    // An escaped key may spell the name: as `query_value` decodes.
-    if has_escape(bytes) {
-        return query_value(query, name_str(name)).is_some();
-    }
-    let mut from = 0;
-    loop {
-        let end = pair_end(bytes, from);
-        let pair = &bytes[from..end];
-        if pair.len() >= name.len()
-            && same_bytes(&pair[..name.len()], name)
-            && matches!(pair.get(name.len()), None | Some(b'='))
-        {
-            return true;
-        }
-        if end == bytes.len() {
-            return false;
-        }
-        from = end + 1;
-    }
-}
-
-/// `name` again as the `&str` it was.
-fn name_str(name: &[u8]) -> &str {
-    std::str::from_utf8(name).unwrap_or_default()
+    query_value(query, name).is_some()
 }
 
 /// The query parameters Engine.IO reads, found in one walk over the query
@@ -367,12 +339,6 @@ fn has_escape(bytes: &[u8]) -> bool {
         bytes_of(word, b'%') | bytes_of(word, b'+') != 0
     });
     found || words.remainder().iter().any(|b| matches!(b, b'%' | b'+'))
-}
-
-/// Whether two slices of one length are equal, byte by byte: a name is a
-/// few bytes, fewer than a call to `memcmp` costs.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// One `key=value` pair of a query, as written.
