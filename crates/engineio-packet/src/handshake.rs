@@ -91,6 +91,23 @@ pub struct HandshakeRef<'a, U = &'a str> {
     pub max_payload: u64,
 }
 
+impl<U: AsRef<str>> From<HandshakeRef<'_, U>> for Handshake {
+    /// The same fields, owned.
+    fn from(fields: HandshakeRef<'_, U>) -> Handshake {
+        Handshake {
+            sid: fields.sid.to_owned(),
+            upgrades: fields
+                .upgrades
+                .iter()
+                .map(|u| u.as_ref().to_owned())
+                .collect(),
+            ping_interval: fields.ping_interval,
+            ping_timeout: fields.ping_timeout,
+            max_payload: fields.max_payload,
+        }
+    }
+}
+
 impl<U: AsRef<str>> HandshakeRef<'_, U> {
     /// The length in bytes of the JSON text.
     pub fn json_len(&self) -> usize {

@@ -818,5 +818,6 @@ fn an_open_packet_from_borrowed_fields_is_what_a_handshake_writes() {
         assert_eq!(packet, encoded.as_bytes());
         assert_eq!(packet.len(), 1 + borrowed.json_len());
         assert_eq!(&packet[1..], owned.to_json().as_bytes());
+        assert_eq!(Handshake::from(borrowed), owned);
     }
 }

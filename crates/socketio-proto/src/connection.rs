@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use engineio_packet::{
-    Data, Handshake, HandshakeRef, Packet as EioPacket, ProtocolVersion as EioVersion, Str,
+    Data, HandshakeRef, Packet as EioPacket, ProtocolVersion as EioVersion, Str,
 };
 use socketio_packet::{Decoder, Packet, PacketKind, Payload, ProtocolVersion};
 
@@ -161,13 +161,7 @@ impl Out {
     /// The packet, for a connection whose open packet's fields are `open`.
     fn into_packet(self, open: HandshakeRef<'_>) -> EioPacket {
         match self {
-            Out::Open => EioPacket::Open(Handshake {
-                sid: open.sid.to_owned(),
-                upgrades: open.upgrades.iter().map(|u| u.to_string()).collect(),
-                ping_interval: open.ping_interval,
-                ping_timeout: open.ping_timeout,
-                max_payload: open.max_payload,
-            }),
+            Out::Open => EioPacket::Open(open.into()),
             Out::Control(p) => p,
             Out::Text(s, _) => EioPacket::Message(Data::Text(s.slice_ref(&s[1..]))),
             Out::Binary(b, _) => EioPacket::Message(Data::Binary(b)),
